@@ -1,0 +1,142 @@
+# mcp-guard - build, test and lint. See README.md and docs/dev/building.md.
+#
+#   make              build build/mcp-guard (and the test tools)
+#   make run          install what is missing, build, start in front of server-everything
+#   make test         the whole gate CI runs: deps, lint, unit, toml-test, e2e, ASan suite
+#   make check        unit + toml-test + e2e on the normal build (fast loop)
+#   make check-asan   unit + e2e under AddressSanitizer + UBSan
+#   make lint         clang-format check, cppcheck, banned functions
+#   make fuzz         build libFuzzer targets (clang); make fuzz-run FUZZ_SECONDS=60
+
+BUILD    ?= build
+CC       ?= cc
+PKGS     := libevent libevent_openssl libevent_pthreads libcurl openssl jansson hiredis yaml-0.1
+VERSION  := $(shell cat VERSION)
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+CMOCKA_LIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+
+V        ?= 0
+Q        := $(if $(filter 1,$(V)),,@)
+OPT      ?= -O2 -g
+SAN      ?=
+WARN     := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
+            -Wmissing-prototypes -Wformat=2 -Wno-format-nonliteral
+CFLAGS   ?=
+CFLAGS   += -std=c17 $(OPT) $(WARN) $(SAN) -D_GNU_SOURCE -Isrc -I$(BUILD)/gen $(PKG_CFLAGS) \
+            -MMD -MP -fno-strict-aliasing
+LDFLAGS  += $(SAN)
+LDLIBS   += $(PKG_LIBS) -lpthread -lm
+
+LIB_SRC  := $(sort $(wildcard src/*/*.c src/*/*/*.c))
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+MAIN_OBJ := $(BUILD)/obj/src/main.o
+UNIT_SRC := $(sort $(wildcard tests/unit/*.c tests/unit/*/*.c))
+UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(filter-out tests/unit/support%,$(UNIT_SRC)))
+TOOL_BIN := $(BUILD)/toml-decoder $(BUILD)/yaml-decoder
+
+.PHONY: all run test check unit toml-test e2e check-asan lint fuzz fuzz-run deps deps-test \
+        clean bench docs-check format
+.DEFAULT_GOAL := all
+
+all: $(BUILD)/mcp-guard $(TOOL_BIN)
+
+$(BUILD)/gen/build-info.h: FORCE
+	@sh scripts/build-info.sh "$@" "$(CC)" "$(VERSION)"
+
+FORCE:
+
+$(BUILD)/obj/%.o: %.c | $(BUILD)/gen/build-info.h
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/libmg.a: $(LIB_OBJ)
+	@rm -f $@
+	@$(if $(Q),echo "  AR      $@")
+	$(Q)ar rcs $@ $^
+
+$(BUILD)/mcp-guard: $(MAIN_OBJ) $(BUILD)/libmg.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/toml-decoder: $(BUILD)/obj/tests/toml/decoder.o $(BUILD)/libmg.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/yaml-decoder: $(BUILD)/obj/tests/toml/yaml-decoder.o $(BUILD)/libmg.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/unit/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libmg.a
+	@mkdir -p $(dir $@)
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+
+# ---- dependencies -----------------------------------------------------------
+deps:
+	@sh scripts/deps.sh run
+
+deps-test:
+	@sh scripts/deps.sh test
+
+# ---- run --------------------------------------------------------------------
+run: deps
+	@$(MAKE) --no-print-directory all
+	@sh scripts/run.sh
+
+# ---- tests ------------------------------------------------------------------
+unit: $(UNIT_BIN)
+	@sh scripts/run-unit.sh $(UNIT_BIN)
+
+toml-test: $(BUILD)/toml-decoder
+	@sh scripts/toml-test.sh $(BUILD)/toml-decoder
+
+e2e: $(BUILD)/mcp-guard
+	@MCP_GUARD_BIN=$(abspath $(BUILD)/mcp-guard) sh scripts/e2e.sh
+
+check: all unit toml-test e2e
+
+check-asan:
+	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
+	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" all check
+
+docs-check: $(BUILD)/mcp-guard
+	@MCP_GUARD_BIN=$(abspath $(BUILD)/mcp-guard) sh scripts/docs-check.sh
+
+test: deps-test
+	@$(MAKE) --no-print-directory lint
+	@$(MAKE) --no-print-directory check docs-check
+	@$(MAKE) --no-print-directory check-asan
+
+lint:
+	@sh scripts/lint.sh
+
+format:
+	@clang-format -i $$(git ls-files '*.c' '*.h')
+
+# ---- fuzzing (clang + libFuzzer) -------------------------------------------
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
+FUZZ_SECONDS ?= 30
+
+fuzz:
+	@$(MAKE) --no-print-directory BUILD=build-fuzz CC=clang OPT="-O1 -g" \
+	  SAN="-fsanitize=fuzzer-no-link,address,undefined" build-fuzz/libmg.a
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c build-fuzz/libmg.a
+	clang -std=c17 -O1 -g -D_GNU_SOURCE -Isrc -Ibuild-fuzz/gen $(PKG_CFLAGS) \
+	  -fsanitize=fuzzer,address,undefined -o $@ $< build-fuzz/libmg.a $(LDLIBS)
+
+fuzz-run: fuzz
+	@sh scripts/fuzz-run.sh $(FUZZ_SECONDS) $(FUZZ_BIN)
+
+bench: all
+	@sh bench/run.sh
+
+clean:
+	rm -rf build build-asan build-fuzz

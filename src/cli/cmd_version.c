@@ -1,0 +1,60 @@
+/*
+ * cmd_version.c - `version`: what was built, from what, with what.
+ */
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+#include <jansson.h>
+#include <openssl/crypto.h>
+#include <stdio.h>
+#include <yaml.h>
+
+#include "build-info.h"
+#include "cli/cli.h"
+
+/* What this build can do. Keep in step with the code as features land. */
+static const char *const features[] = {
+	"config:toml",
+	"config:yaml",
+	"config:env-overrides",
+	"keys:api-key-hash",
+};
+
+int mg_cmd_version(struct mg_cli *cli)
+{
+	char hiredis[32];
+	snprintf(hiredis, sizeof hiredis, "%d.%d.%d", HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH);
+	const char *curl = curl_version_info(CURLVERSION_NOW)->version;
+	const char *libevent = event_get_version();
+	const char *openssl = OpenSSL_version(OPENSSL_VERSION);
+	const char *yaml = yaml_get_version_string();
+	size_t nf = sizeof features / sizeof features[0];
+
+	if (mg_cli_flag(cli, "json")) {
+		json_t *f = json_array();
+		for (size_t i = 0; i < nf; i++)
+			json_array_append_new(f, json_string(features[i]));
+		json_t *o = json_pack(
+		    "{s:s,s:s,s:s,s:s,s:{s:s,s:s,s:s,s:s,s:s,s:s},s:o}", "version", MG_VERSION,
+		    "commit", MG_GIT_COMMIT, "built", MG_BUILD_DATE, "compiler", MG_COMPILER,
+		    "libraries", "libevent", libevent, "openssl", openssl, "libcurl", curl,
+		    "jansson", JANSSON_VERSION, "hiredis", hiredis, "libyaml", yaml, "features", f);
+		char *s = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
+		if (s)
+			printf("%s\n", s);
+		free(s);
+		json_decref(o);
+		return s ? MG_EXIT_OK : MG_EXIT_RUNTIME;
+	}
+	printf("mcp-guard %s\n", MG_VERSION);
+	printf("commit:    %s\n", MG_GIT_COMMIT);
+	printf("built:     %s\n", MG_BUILD_DATE);
+	printf("compiler:  %s\n", MG_COMPILER);
+	printf("libraries: libevent %s, %s, libcurl %s, jansson %s, hiredis %s, libyaml %s\n",
+	       libevent, openssl, curl, JANSSON_VERSION, hiredis, yaml);
+	printf("features: ");
+	for (size_t i = 0; i < nf; i++)
+		printf(" %s", features[i]);
+	printf("\n");
+	return MG_EXIT_OK;
+}

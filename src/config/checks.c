@@ -1,0 +1,517 @@
+/*
+ * checks.c - rules that involve more than one key (see checks.h).
+ *
+ * Each check receives the decoded struct and the section's tree node so it
+ * can point at the exact key in its message. Checks report and continue.
+ */
+#include "config/checks.h"
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config/decode.h"
+#include "util/crypto.h"
+#include "util/str.h"
+
+#define JWT_MIN_SECRET 32
+
+static const struct mg_cnode *key_node(struct mg_decode *dc, const struct mg_cnode *table,
+                                       const char *key)
+{
+	const struct mg_cnode *n = table ? mg_cnode_getz(dc->doc, table, key) : NULL;
+	return n ? n : table;
+}
+
+/* The node that supplied a secret: <key>, <key>_env or <key>_file. */
+static const struct mg_cnode *secret_node(struct mg_decode *dc, const struct mg_cnode *table,
+                                          const char *key)
+{
+	char k[96];
+	const struct mg_cnode *n = table ? mg_cnode_getz(dc->doc, table, key) : NULL;
+	snprintf(k, sizeof k, "%s_env", key);
+	if (!n && table)
+		n = mg_cnode_getz(dc->doc, table, k);
+	snprintf(k, sizeof k, "%s_file", key);
+	if (!n && table)
+		n = mg_cnode_getz(dc->doc, table, k);
+	return n ? n : table;
+}
+
+/* The i-th item of the array `key` in `table`, else the best node there is. */
+static const struct mg_cnode *item_node(struct mg_decode *dc, const struct mg_cnode *table,
+                                        const char *key, size_t i)
+{
+	const struct mg_cnode *arr = key_node(dc, table, key);
+	if (!arr || arr->type != MG_CNODE_ARRAY)
+		return arr;
+	const struct mg_cnode *c = arr->first;
+	for (size_t k = 0; c && k < i; k++)
+		c = c->next;
+	return c ? c : arr;
+}
+
+static char *kpath(const char *path, const char *key)
+{
+	return mg_decode_join(path, key);
+}
+
+static void require(struct mg_decode *dc, const void *value, const struct mg_cnode *node,
+                    const char *path, const char *key, const char *why)
+{
+	if (value)
+		return;
+	char *p = kpath(path, key);
+	mg_schema_error(dc, node, p, "missing required key \"%s\" %s", key, why);
+	free(p);
+}
+
+static void check_readable(struct mg_decode *dc, const char *file, const struct mg_cnode *table,
+                           const char *path, const char *key)
+{
+	if (!file || access(file, R_OK) == 0)
+		return;
+	char *p = kpath(path, key);
+	mg_schema_error(dc, key_node(dc, table, key), p, "cannot read file \"%s\"", file);
+	free(p);
+}
+
+bool mg_check_cidr_ok(const char *s)
+{
+	char addr[64];
+	const char *slash = strchr(s, '/');
+	size_t len = slash ? (size_t)(slash - s) : strlen(s);
+	if (len == 0 || len >= sizeof addr)
+		return false;
+	memcpy(addr, s, len);
+	addr[len] = '\0';
+	unsigned char buf[16];
+	int max_bits;
+	if (inet_pton(AF_INET, addr, buf) == 1)
+		max_bits = 32;
+	else if (inet_pton(AF_INET6, addr, buf) == 1)
+		max_bits = 128;
+	else
+		return false;
+	if (!slash)
+		return true;
+	int64_t bits;
+	return slash[1] >= '0' && slash[1] <= '9' &&
+	       mg_parse_i64(slash + 1, 0, max_bits, &bits) == 0;
+}
+
+bool mg_host_is_loopback(const char *host)
+{
+	if (!host)
+		return false;
+	if (strcmp(host, "localhost") == 0 || strcmp(host, "::1") == 0 ||
+	    strcmp(host, "[::1]") == 0)
+		return true;
+	struct in_addr a;
+	if (inet_pton(AF_INET, host, &a) == 1)
+		return (ntohl(a.s_addr) >> 24) == 127;
+	return false;
+}
+
+static bool host_ok(const char *h)
+{
+	unsigned char buf[16];
+	if (inet_pton(AF_INET, h, buf) == 1 || inet_pton(AF_INET6, h, buf) == 1)
+		return true;
+	size_t n = strlen(h);
+	if (n == 0 || n > 253)
+		return false;
+	for (const char *p = h; *p; p++) {
+		char c = *p;
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '-' || c == '.'))
+			return false;
+	}
+	return h[0] != '-' && h[0] != '.';
+}
+
+/* An Origin is scheme "://" host [":" port], nothing more. */
+static bool origin_ok(const char *o)
+{
+	const char *why;
+	if (!mg_decode_url_ok(o, &why))
+		return false;
+	const char *rest = strstr(o, "://") + 3;
+	return strcspn(rest, "/?#") == strlen(rest);
+}
+
+void mg_check_tls(struct mg_decode *dc, void *obj, const struct mg_cnode *node, const char *path)
+{
+	struct mg_tls_config *t = obj;
+	if (!t->enabled)
+		return;
+	require(dc, t->cert_path, node, path, "cert_path", "when TLS is enabled");
+	require(dc, t->key_path, node, path, "key_path", "when TLS is enabled");
+	check_readable(dc, t->cert_path, node, path, "cert_path");
+	check_readable(dc, t->key_path, node, path, "key_path");
+	check_readable(dc, t->client_ca_path, node, path, "client_ca_path");
+}
+
+void mg_check_server(struct mg_decode *dc, void *obj, const struct mg_cnode *node, const char *path)
+{
+	struct mg_server_config *s = obj;
+	if (s->host && !host_ok(s->host)) {
+		char *p = kpath(path, "host");
+		mg_schema_error(dc, key_node(dc, node, "host"), p,
+		                "expected an IP address or host name, found \"%s\"", s->host);
+		free(p);
+	}
+	for (size_t i = 0; i < s->allowed_origins.n; i++) {
+		if (origin_ok(s->allowed_origins.v[i]))
+			continue;
+		char p[128];
+		snprintf(p, sizeof p, "%s.allowed_origins[%zu]", path, i);
+		mg_schema_error(
+		    dc, item_node(dc, node, "allowed_origins", i), p,
+		    "expected an origin like \"https://app.example.com\" (scheme, host, "
+		    "optional port, no path), found \"%s\"",
+		    s->allowed_origins.v[i]);
+	}
+	if (s->public_url && s->public_url[strlen(s->public_url) - 1] == '/') {
+		char *p = kpath(path, "public_url");
+		mg_schema_warning(dc, key_node(dc, node, "public_url"), p,
+		                  "trailing '/' is ignored");
+		s->public_url[strlen(s->public_url) - 1] = '\0';
+		free(p);
+	}
+}
+
+void mg_check_auth(struct mg_decode *dc, void *obj, const struct mg_cnode *node, const char *path)
+{
+	struct mg_auth_config *a = obj;
+	const struct mg_cnode *keys = node ? mg_cnode_getz(dc->doc, node, "api_keys") : NULL;
+	const struct mg_cnode *item = keys && keys->type == MG_CNODE_ARRAY ? keys->first : NULL;
+	for (size_t i = 0; i < a->n_api_keys; i++, item = item ? item->next : NULL) {
+		struct mg_api_key_config *k = &a->api_keys[i];
+		char p[96];
+		snprintf(p, sizeof p, "%s.api_keys[%zu].key_hash", path, i);
+		if (k->key_hash) {
+			uint8_t raw[64];
+			long n =
+			    mg_base64_decode(k->key_hash, strlen(k->key_hash), raw, sizeof raw);
+			if (n != MG_SHA256_LEN)
+				mg_schema_error(
+				    dc, key_node(dc, item, "key_hash"), p,
+				    "expected the base64 SHA-256 of a key (44 characters, "
+				    "from `mcp-guard hash-key`), found \"%.60s\"",
+				    k->key_hash);
+		}
+		const struct mg_cnode *prev =
+		    keys && keys->type == MG_CNODE_ARRAY ? keys->first : NULL;
+		for (size_t j = 0; j < i; j++, prev = prev ? prev->next : NULL) {
+			struct mg_api_key_config *o = &a->api_keys[j];
+			if (k->id && o->id && strcmp(k->id, o->id) == 0) {
+				snprintf(p, sizeof p, "%s.api_keys[%zu].id", path, i);
+				const struct mg_cnode *first = key_node(dc, prev, "id");
+				mg_schema_error(dc, key_node(dc, item, "id"), p,
+				                "duplicate API key id \"%s\" (first at line %u)",
+				                k->id, first ? first->loc.line : 0);
+			}
+			if (k->key_hash && o->key_hash && strcmp(k->key_hash, o->key_hash) == 0) {
+				snprintf(p, sizeof p, "%s.api_keys[%zu].key_hash", path, i);
+				mg_schema_error(dc, key_node(dc, item, "key_hash"), p,
+				                "the same key hash is already used by \"%s\"",
+				                o->id ? o->id : "?");
+			}
+		}
+	}
+}
+
+static bool is_hmac(const char *alg)
+{
+	return alg[0] == 'H' && alg[1] == 'S';
+}
+
+static void set_strv(struct mg_strv *v, const char *const *items)
+{
+	size_t n = 0;
+	while (items[n])
+		n++;
+	v->v = calloc(n, sizeof(char *));
+	if (!v->v)
+		return;
+	for (size_t i = 0; i < n; i++)
+		v->v[i] = mg_strdup(items[i]);
+	v->n = n;
+	v->set = true;
+}
+
+void mg_check_jwt(struct mg_decode *dc, void *obj, const struct mg_cnode *node, const char *path)
+{
+	struct mg_jwt_config *j = obj;
+	if (!j->present)
+		return;
+	bool simple = j->mode == MG_JWT_SIMPLE;
+	if (simple) {
+		require(dc, j->secret, node, path, "secret",
+		        "(or secret_env / secret_file) when mode = \"simple\"");
+		if (j->secret && strlen(j->secret) < JWT_MIN_SECRET) {
+			char *p = kpath(path, "secret");
+			mg_schema_error(dc, secret_node(dc, node, "secret"), p,
+			                "expected a secret of at least %d bytes, found %zu bytes",
+			                JWT_MIN_SECRET, strlen(j->secret));
+			free(p);
+		}
+		if (j->jwks_url) {
+			char *p = kpath(path, "jwks_url");
+			mg_schema_error(dc, key_node(dc, node, "jwks_url"), p,
+			                "jwks_url is only used with mode = \"jwks\"");
+			free(p);
+		}
+	} else {
+		require(dc, j->jwks_url, node, path, "jwks_url", "when mode = \"jwks\"");
+		if (j->secret) {
+			char *p = kpath(path, "secret");
+			mg_schema_error(dc, secret_node(dc, node, "secret"), p,
+			                "a secret is only used with mode = \"simple\"; mixing HMAC "
+			                "and public keys enables algorithm confusion");
+			free(p);
+		}
+	}
+	if (!j->algorithms.set) {
+		static const char *const hs[] = { "HS256", NULL };
+		static const char *const pk[] = { "RS256", "ES256", "EdDSA", NULL };
+		set_strv(&j->algorithms, simple ? hs : pk);
+	} else if (j->algorithms.n == 0) {
+		char *p = kpath(path, "algorithms");
+		mg_schema_error(dc, key_node(dc, node, "algorithms"), p,
+		                "expected at least one algorithm");
+		free(p);
+	}
+	for (size_t i = 0; i < j->algorithms.n; i++) {
+		if (is_hmac(j->algorithms.v[i]) == simple)
+			continue;
+		char p[96];
+		snprintf(p, sizeof p, "%s.algorithms[%zu]", path, i);
+		mg_schema_error(dc, item_node(dc, node, "algorithms", i), p,
+		                "algorithm %s cannot be used with mode = \"%s\" (%s)",
+		                j->algorithms.v[i], simple ? "simple" : "jwks",
+		                simple ? "simple takes HS256, HS384, HS512"
+		                       : "jwks takes RS*, PS*, ES256, ES384, EdDSA");
+	}
+	if (!j->audience.set)
+		mg_schema_warning(dc, node, path,
+		                  "no audience set: tokens issued for any audience are accepted; "
+		                  "set audience to this gateway's public URL");
+}
+
+void mg_check_oauth(struct mg_decode *dc, void *obj, const struct mg_cnode *node, const char *path)
+{
+	struct mg_oauth_config *o = obj;
+	if (!o->present)
+		return;
+	require(dc, o->client_id, node, path, "client_id", "in [auth.oauth]");
+	if (o->provider == MG_OAUTH_CUSTOM) {
+		require(dc, o->authorization_url, node, path, "authorization_url",
+		        "when provider = \"custom\"");
+		require(dc, o->token_url, node, path, "token_url", "when provider = \"custom\"");
+		if (!o->introspection_url && !o->userinfo_url)
+			mg_schema_error(dc, node, path,
+			                "provider = \"custom\" needs introspection_url or "
+			                "userinfo_url to check tokens");
+	}
+	if (o->provider == MG_OAUTH_OKTA && !o->authorization_url)
+		mg_schema_error(dc, node, path,
+		                "provider = \"okta\" needs authorization_url, token_url and "
+		                "introspection_url of your Okta org");
+}
+
+void mg_check_mtls(struct mg_decode *dc, void *obj, const struct mg_cnode *node, const char *path)
+{
+	struct mg_mtls_config *m = obj;
+	for (size_t i = 0; i < m->trusted_proxies.n; i++) {
+		if (mg_check_cidr_ok(m->trusted_proxies.v[i]))
+			continue;
+		char p[96];
+		snprintf(p, sizeof p, "%s.trusted_proxies[%zu]", path, i);
+		mg_schema_error(dc, item_node(dc, node, "trusted_proxies", i), p,
+		                "expected an IP address or CIDR block like \"10.0.0.0/8\", found "
+		                "\"%s\"",
+		                m->trusted_proxies.v[i]);
+	}
+}
+
+void mg_check_rate_limit(struct mg_decode *dc, void *obj, const struct mg_cnode *node,
+                         const char *path)
+{
+	struct mg_rate_limit_config *r = obj;
+	if (!r->redis_url)
+		return;
+	const char *u = r->redis_url;
+	bool ok = false;
+	if (mg_str_starts_with(u, "redis://") || mg_str_starts_with(u, "rediss://")) {
+		const char *rest = strstr(u, "://") + 3;
+		const char *at = strrchr(rest, '@');
+		const char *host = at ? at + 1 : rest;
+		ok = host[0] && host[0] != '/' && host[0] != ':';
+	} else if (mg_str_starts_with(u, "unix:///")) {
+		ok = true;
+	}
+	if (!ok) {
+		char *p = kpath(path, "redis_url");
+		const struct mg_cnode *n = key_node(dc, node, "redis_url");
+		mg_schema_error(dc, n, p,
+		                "expected redis://[user:password@]host[:port][/db], rediss://… or "
+		                "unix:///path");
+		free(p);
+	}
+}
+
+void mg_check_audit(struct mg_decode *dc, void *obj, const struct mg_cnode *node, const char *path)
+{
+	struct mg_audit_config *a = obj;
+	if (a->enabled && !a->stdout_enabled && !a->file && !a->export_url && node)
+		mg_schema_warning(dc, node, path,
+		                  "audit is enabled but has no destination (stdout, file or "
+		                  "export_url): events are only counted");
+}
+
+void mg_check_tracing(struct mg_decode *dc, void *obj, const struct mg_cnode *node,
+                      const char *path)
+{
+	struct mg_tracing_config *t = obj;
+	if (t->enabled)
+		require(dc, t->otlp_endpoint, node, path, "otlp_endpoint",
+		        "when tracing is enabled");
+}
+
+static void check_transport(struct mg_decode *dc, struct mg_upstream_config *u,
+                            const struct mg_cnode *node, const char *path)
+{
+	const char *tname = mg_transport_name(u->transport);
+	if (u->transport == MG_TRANSPORT_STDIO) {
+		require(dc, u->command, node, path, "command", "when transport = \"stdio\"");
+		if (u->url) {
+			char *p = kpath(path, "url");
+			mg_schema_error(
+			    dc, key_node(dc, node, "url"), p,
+			    "url is for transport = \"http\" or \"sse\", not \"stdio\"");
+			free(p);
+		}
+	} else {
+		require(dc, u->url, node, path, "url",
+		        tname[0] == 'h' ? "when transport = \"http\"" : "when transport = \"sse\"");
+		if (u->command) {
+			char *p = kpath(path, "command");
+			mg_schema_error(dc, key_node(dc, node, "command"), p,
+			                "command is for transport = \"stdio\", not \"%s\"", tname);
+			free(p);
+		}
+	}
+}
+
+void mg_check_upstream_entry(struct mg_decode *dc, void *obj, const struct mg_cnode *node,
+                             const char *path)
+{
+	struct mg_upstream_config *u = obj;
+	if (!node)
+		return;
+	check_transport(dc, u, node, path);
+	if (u->name) {
+		for (const char *c = u->name; *c; c++) {
+			if ((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+			    (*c >= '0' && *c <= '9') || *c == '-' || *c == '_')
+				continue;
+			char *p = kpath(path, "name");
+			mg_schema_error(dc, key_node(dc, node, "name"), p,
+			                "expected letters, digits, '-' and '_' only, found \"%s\"",
+			                u->name);
+			free(p);
+			break;
+		}
+	}
+	if (u->path_prefix && strlen(u->path_prefix) > 1 &&
+	    u->path_prefix[strlen(u->path_prefix) - 1] == '/')
+		u->path_prefix[strlen(u->path_prefix) - 1] = '\0';
+}
+
+void mg_check_upstream(struct mg_decode *dc, void *obj, const struct mg_cnode *node,
+                       const char *path)
+{
+	struct mg_upstream_section *s = obj;
+	if (!node) {
+		mg_schema_error(dc, NULL, "upstream",
+		                "no upstream configured: add an [upstream] section (see "
+		                "`mcp-guard init`)");
+		return;
+	}
+	for (const struct mg_cnode *c = node->first; c; c = c->next) {
+		if (!(c->key_len == 7 && memcmp(c->key, "servers", 7) == 0))
+			s->single_present = true;
+	}
+	if (s->single_present && s->n_servers) {
+		mg_schema_error(dc, node, path,
+		                "use either the transport keys directly in [upstream] or "
+		                "[[upstream.servers]] entries, not both");
+		return;
+	}
+	if (!s->single_present && !s->n_servers) {
+		mg_schema_error(dc, node, path,
+		                "no upstream configured: set transport and command (or url) in "
+		                "[upstream], or add [[upstream.servers]]");
+		return;
+	}
+	if (s->single_present) {
+		check_transport(dc, &s->single, node, path);
+		free(s->single.name);
+		s->single.name = mg_strdup("default");
+		free(s->single.path_prefix);
+		s->single.path_prefix = mg_strdup("/");
+		return;
+	}
+	const struct mg_cnode *arr = mg_cnode_getz(dc->doc, node, "servers");
+	const struct mg_cnode *item = arr ? arr->first : NULL;
+	for (size_t i = 0; i < s->n_servers; i++, item = item ? item->next : NULL) {
+		const struct mg_cnode *prev = arr ? arr->first : NULL;
+		for (size_t j = 0; j < i; j++, prev = prev ? prev->next : NULL) {
+			struct mg_upstream_config *a = &s->servers[i], *b = &s->servers[j];
+			char p[96];
+			if (a->name && b->name && strcmp(a->name, b->name) == 0) {
+				snprintf(p, sizeof p, "%s.servers[%zu].name", path, i);
+				const struct mg_cnode *first = key_node(dc, prev, "name");
+				mg_schema_error(dc, key_node(dc, item, "name"), p,
+				                "duplicate upstream name \"%s\" (first at line %u)",
+				                a->name, first ? first->loc.line : 0);
+			}
+			if (a->path_prefix && b->path_prefix &&
+			    strcmp(a->path_prefix, b->path_prefix) == 0) {
+				snprintf(p, sizeof p, "%s.servers[%zu].path_prefix", path, i);
+				const struct mg_cnode *first = key_node(dc, prev, "path_prefix");
+				mg_schema_error(dc, key_node(dc, item, "path_prefix"), p,
+				                "duplicate path_prefix \"%s\" (first at line %u)",
+				                a->path_prefix, first ? first->loc.line : 0);
+			}
+		}
+	}
+}
+
+void mg_check_root(struct mg_decode *dc, void *obj, const struct mg_cnode *node, const char *path)
+{
+	struct mg_config *c = obj;
+	(void)path;
+	const struct mg_cnode *auth = node ? mg_cnode_getz(dc->doc, node, "auth") : NULL;
+	const struct mg_cnode *mtls = auth ? mg_cnode_getz(dc->doc, auth, "mtls") : NULL;
+	if (c->auth.mtls.enabled && !c->server.tls.client_ca_path &&
+	    !c->auth.mtls.trusted_proxies.n)
+		mg_schema_error(dc, mtls, "auth.mtls",
+		                "mTLS is enabled but no certificate can reach the gateway: set "
+		                "server.tls.client_ca_path (direct TLS) or trusted_proxies (a "
+		                "TLS-terminating proxy)");
+	bool any_auth = c->auth.n_api_keys || c->auth.jwt.present || c->auth.oauth.present ||
+	                c->auth.mtls.enabled;
+	if (!any_auth && c->server.host && !mg_host_is_loopback(c->server.host)) {
+		const struct mg_cnode *srv = node ? mg_cnode_getz(dc->doc, node, "server") : NULL;
+		mg_schema_error(dc, key_node(dc, srv, "host"), "server.host",
+		                "no authentication is configured, so the gateway may only listen "
+		                "on a loopback address, not \"%s\"; add [[auth.api_keys]] (see "
+		                "`mcp-guard keygen`) or another provider",
+		                c->server.host);
+	}
+}

@@ -1,0 +1,257 @@
+/*
+ * config.h - the gateway's configuration: `struct mg_config` and loading it.
+ *
+ * A configuration file (TOML or YAML) is parsed into a tree (tree.h), the
+ * environment overrides are applied to that tree, and the schema table
+ * (schema.h) decodes it into the structs below, filling defaults and
+ * checking types, ranges, enums, URLs, unknown keys and cross-field rules.
+ * Every problem found is reported with file:line:column and key path; all
+ * of them are reported, not only the first.
+ *
+ * Ownership: a loaded `struct mg_config` owns every string and array in it;
+ * release it with mg_config_free(). Optional sections start with
+ * `bool present` (true when the section was written in the file).
+ */
+#ifndef MG_CONFIG_CONFIG_H
+#define MG_CONFIG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* A list of strings. `set` distinguishes "absent" from "present but empty"
+ * (for allowed_tools: absent = everything allowed, empty = nothing). */
+struct mg_strv {
+	char **v;
+	size_t n;
+	bool set;
+};
+
+/* String → string map, in file order. */
+struct mg_kv {
+	char *key;
+	char *value;
+};
+struct mg_kvv {
+	struct mg_kv *v;
+	size_t n;
+};
+
+/* String → list of strings map (scope → tools). */
+struct mg_kstrv {
+	char *key;
+	struct mg_strv value;
+};
+struct mg_kstrvv {
+	struct mg_kstrv *v;
+	size_t n;
+};
+
+struct mg_tls_config {
+	bool enabled;
+	char *cert_path;
+	char *key_path;
+	char *client_ca_path;
+};
+
+struct mg_server_config {
+	char *host;
+	int64_t port;
+	char *mcp_path;
+	char *public_url;
+	struct mg_strv allowed_origins;
+	int64_t max_connections;
+	int64_t max_sessions;
+	int64_t max_header_bytes;
+	int64_t max_body_bytes;
+	int64_t max_json_depth;
+	int64_t idle_timeout_secs;
+	int64_t request_timeout_secs;
+	int64_t session_idle_timeout_secs;
+	int64_t sse_keepalive_secs;
+	int64_t sse_replay_events;
+	int64_t shutdown_grace_secs;
+	int64_t log_level; /* enum mg_log_level order: error, warn, info, debug */
+	struct mg_tls_config tls;
+};
+
+struct mg_api_key_config {
+	char *id;
+	char *key_hash;
+	struct mg_strv allowed_tools;
+	struct mg_strv allowed_resources;
+	struct mg_strv allowed_prompts;
+	int64_t rate_limit; /* requests per second; 0 = the global default */
+};
+
+enum mg_jwt_mode { MG_JWT_SIMPLE, MG_JWT_JWKS };
+
+struct mg_jwt_config {
+	bool present;
+	int64_t mode; /* enum mg_jwt_mode */
+	char *secret;
+	char *jwks_url;
+	struct mg_strv algorithms;
+	int64_t cache_duration_secs;
+	char *issuer;
+	struct mg_strv audience;
+	char *user_id_claim;
+	char *scopes_claim;
+	int64_t leeway_secs;
+	struct mg_kstrvv scope_tool_mapping;
+};
+
+enum mg_oauth_provider { MG_OAUTH_GITHUB, MG_OAUTH_GOOGLE, MG_OAUTH_OKTA, MG_OAUTH_CUSTOM };
+
+struct mg_oauth_config {
+	bool present;
+	int64_t provider; /* enum mg_oauth_provider */
+	char *client_id;
+	char *client_secret;
+	char *redirect_uri;
+	struct mg_strv scopes;
+	char *authorization_url;
+	char *token_url;
+	char *introspection_url;
+	char *userinfo_url;
+	char *user_id_claim;
+	struct mg_kstrvv scope_tool_mapping;
+};
+
+enum mg_mtls_identity { MG_MTLS_CN, MG_MTLS_SAN_DNS, MG_MTLS_SAN_EMAIL };
+
+struct mg_mtls_config {
+	bool present;
+	bool enabled;
+	int64_t identity_source; /* enum mg_mtls_identity */
+	struct mg_strv allowed_tools;
+	int64_t rate_limit;
+	struct mg_strv trusted_proxies;
+};
+
+struct mg_auth_config {
+	struct mg_api_key_config *api_keys;
+	size_t n_api_keys;
+	struct mg_jwt_config jwt;
+	struct mg_oauth_config oauth;
+	struct mg_mtls_config mtls;
+};
+
+struct mg_rate_limit_config {
+	bool enabled;
+	double requests_per_second;
+	int64_t burst_size;
+	char *redis_url;
+	int64_t redis_timeout_ms;
+	int64_t expected_instances;
+	int64_t idle_eviction_secs;
+	int64_t max_entries;
+};
+
+struct mg_audit_config {
+	bool enabled;
+	bool stdout_enabled;
+	char *file;
+	char *export_url;
+	int64_t export_batch_size;
+	int64_t export_interval_secs;
+	struct mg_kvv export_headers;
+	int64_t queue_size;
+};
+
+struct mg_tracing_config {
+	bool enabled;
+	char *service_name;
+	char *otlp_endpoint;
+	double sample_rate;
+	bool propagate_context;
+};
+
+enum mg_transport { MG_TRANSPORT_STDIO, MG_TRANSPORT_HTTP, MG_TRANSPORT_SSE };
+enum mg_stdio_mode { MG_STDIO_SHARED, MG_STDIO_PER_SESSION };
+
+/* One upstream MCP server. The single `[upstream]` form and each
+ * `[[upstream.servers]]` entry decode into this. */
+struct mg_upstream_config {
+	char *name;
+	char *path_prefix;
+	bool strip_prefix;
+	int64_t transport; /* enum mg_transport */
+	char *command;
+	struct mg_strv args;
+	struct mg_kvv env;
+	char *cwd;
+	char *url;
+	struct mg_kvv headers;
+	int64_t mode; /* enum mg_stdio_mode */
+	int64_t max_processes;
+	int64_t idle_timeout_secs;
+	int64_t request_timeout_secs;
+	int64_t max_message_bytes;
+	int64_t restart_max_backoff_secs;
+};
+
+struct mg_upstream_section {
+	struct mg_upstream_config single; /* valid when n_servers == 0 */
+	bool single_present;              /* transport fields written in [upstream] */
+	struct mg_upstream_config *servers;
+	size_t n_servers;
+};
+
+struct mg_config {
+	char *source; /* the file it was loaded from */
+	struct mg_server_config server;
+	struct mg_auth_config auth;
+	struct mg_rate_limit_config rate_limit;
+	struct mg_audit_config audit;
+	struct mg_tracing_config tracing;
+	struct mg_upstream_section upstream;
+};
+
+/* One problem found while loading. */
+struct mg_diag_entry {
+	char *file;
+	uint32_t line, col;
+	char *path; /* key path, e.g. "server.port" (may be empty) */
+	char *msg;
+	bool warning;
+};
+
+struct mg_diag {
+	struct mg_diag_entry *v;
+	size_t n;
+	size_t errors;
+};
+
+/* Releases the entries. */
+void mg_diag_free(struct mg_diag *d);
+
+/* Writes every entry as "file:line:col: error: path: message" lines. */
+void mg_diag_print(const struct mg_diag *d, void *file /* FILE* */);
+
+enum mg_config_format { MG_CONFIG_AUTO, MG_CONFIG_TOML, MG_CONFIG_YAML };
+
+/* Loads and validates `path` (format from the extension unless given),
+ * applying MCP_GUARD_* environment overrides from `envp` (NULL: none).
+ * Returns a config (caller frees), or NULL when any error was found; every
+ * problem (errors and warnings) is appended to `diag`. */
+struct mg_config *mg_config_load(const char *path, enum mg_config_format format, char *const *envp,
+                                 struct mg_diag *diag);
+
+/* Same from memory; `name` is used in messages. */
+struct mg_config *mg_config_load_buffer(const char *text, size_t len, const char *name,
+                                        enum mg_config_format format, char *const *envp,
+                                        struct mg_diag *diag);
+
+/* Releases everything the config owns. NULL is fine. */
+void mg_config_free(struct mg_config *cfg);
+
+/* The upstreams as a list: the single [upstream] (named "default", prefix
+ * "/") or the [[upstream.servers]] entries. */
+size_t mg_config_upstreams(const struct mg_config *cfg, const struct mg_upstream_config **out);
+
+/* Names of enum values, for messages and output. */
+const char *mg_transport_name(int64_t t);
+const char *mg_stdio_mode_name(int64_t m);
+
+#endif

@@ -1,0 +1,463 @@
+/*
+ * schema.c - the table of every configuration key (see schema.h).
+ *
+ * To add a key: add a member to the struct in config.h and one line here
+ * with its type, default, range and help. Decoding, validation, `init`
+ * templates, the reference in docs/configuration.md and environment
+ * overrides all follow from this table. Cross-field rules (a JWT secret
+ * when mode = "simple", unique upstream names, ...) live in the section's
+ * check function in checks.c.
+ */
+#include "config/schema.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "config/checks.h"
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+#define BOOL(S, M, N, D, H)                                                                        \
+	{                                                                                          \
+		.name = N, .type = MG_F_BOOL, .off = offsetof(S, M), .def = D, .help = H           \
+	}
+#define INT(S, M, N, D, LO, HI, H)                                                                 \
+	{                                                                                          \
+		.name = N, .type = MG_F_INT, .off = offsetof(S, M), .def = D, .min = LO,           \
+		.max = HI, .help = H                                                               \
+	}
+#define DBL(S, M, N, D, LO, HI, H)                                                                 \
+	{                                                                                          \
+		.name = N, .type = MG_F_DOUBLE, .off = offsetof(S, M), .def = D, .dmin = LO,       \
+		.dmax = HI, .help = H                                                              \
+	}
+#define STR(S, M, N, D, FL, EX, H)                                                                 \
+	{                                                                                          \
+		.name = N, .type = MG_F_STRING, .off = offsetof(S, M), .def = D, .flags = FL,      \
+		.example = EX, .help = H                                                           \
+	}
+#define ENUM(S, M, N, D, E, H)                                                                     \
+	{                                                                                          \
+		.name = N, .type = MG_F_ENUM, .off = offsetof(S, M), .def = D, .enums = E,         \
+		.help = H                                                                          \
+	}
+#define STRS(S, M, N, FL, EX, H)                                                                   \
+	{                                                                                          \
+		.name = N, .type = MG_F_STRINGS, .off = offsetof(S, M), .flags = FL,               \
+		.example = EX, .help = H                                                           \
+	}
+#define MAP(S, M, N, EX, H)                                                                        \
+	{                                                                                          \
+		.name = N, .type = MG_F_MAP, .off = offsetof(S, M), .example = EX, .help = H       \
+	}
+#define MAPS(S, M, N, EX, H)                                                                       \
+	{                                                                                          \
+		.name = N, .type = MG_F_MAP_STRINGS, .off = offsetof(S, M), .example = EX,         \
+		.help = H                                                                          \
+	}
+#define TABLE(S, M, N, SUB)                                                                        \
+	{                                                                                          \
+		.name = N, .type = MG_F_TABLE, .off = offsetof(S, M), .sub = &SUB,                 \
+		.help = SUB.help                                                                   \
+	}
+#define TABLES(S, M, C, N, SUB)                                                                    \
+	{                                                                                          \
+		.name = N, .type = MG_F_TABLE_ARRAY, .off = offsetof(S, M),                        \
+		.count_off = offsetof(S, C), .sub = &SUB, .help = SUB.help                         \
+	}
+
+#define SECTION(N, S, F, PRESENT, H, CHECK)                                                        \
+	{                                                                                          \
+		.name = N, .size = sizeof(S), .present_off = PRESENT, .fields = F,                 \
+		.n_fields = COUNT(F), .help = H, .check = CHECK                                    \
+	}
+
+static const char *const jwt_modes[] = { "simple", "jwks", NULL };
+static const char *const jwt_algs[] = { "HS256", "HS384", "HS512", "RS256", "RS384",
+	                                "RS512", "PS256", "PS384", "PS512", "ES256",
+	                                "ES384", "EdDSA", NULL };
+static const char *const oauth_providers[] = { "github", "google", "okta", "custom", NULL };
+static const char *const mtls_sources[] = { "cn", "san_dns", "san_email", NULL };
+static const char *const transports[] = { "stdio", "http", "sse", NULL };
+static const char *const stdio_modes[] = { "shared", "per_session", NULL };
+static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
+
+/* ---- [server] -------------------------------------------------------------------------- */
+
+#define S struct mg_tls_config
+static const struct mg_field tls_fields[] = {
+	BOOL(S, enabled, "enabled", "false", "Serve HTTPS instead of plain HTTP."),
+	STR(S, cert_path, "cert_path", NULL, MG_FF_FILE, "/etc/mcp-guard/server.crt",
+	    "PEM certificate chain presented to clients."),
+	STR(S, key_path, "key_path", NULL, MG_FF_FILE, "/etc/mcp-guard/server.key",
+	    "PEM private key of the certificate."),
+	STR(S, client_ca_path, "client_ca_path", NULL, MG_FF_FILE, "/etc/mcp-guard/clients-ca.crt",
+	    "PEM CA bundle; when set, clients must present a certificate it signed (mTLS)."),
+};
+#undef S
+static const struct mg_section tls_section =
+    SECTION("server.tls", struct mg_tls_config, tls_fields, SIZE_MAX,
+            "TLS for the client-facing listener.", mg_check_tls);
+
+#define S struct mg_server_config
+static const struct mg_field server_fields[] = {
+	STR(S, host, "host", "127.0.0.1", 0, NULL,
+	    "Address to listen on. Anything but a loopback address requires authentication."),
+	INT(S, port, "port", "3000", 1, 65535, "TCP port to listen on."),
+	STR(S, mcp_path, "mcp_path", "/mcp", MG_FF_PATH, NULL, "Path of the MCP endpoint."),
+	STR(S, public_url, "public_url", NULL, MG_FF_URL, "https://mcp.example.com",
+	    "URL clients use to reach the gateway (OAuth resource metadata, audience). "
+	    "Defaults to http(s)://host:port."),
+	STRS(S, allowed_origins, "allowed_origins", 0, "[\"https://app.example.com\"]",
+	     "Origins allowed to call the endpoint from a browser; requests with any other "
+	     "Origin get 403. Loopback origins are always allowed on a loopback listener."),
+	INT(S, max_connections, "max_connections", "1024", 1, 1000000,
+	    "Open client connections at most; further connections are refused."),
+	INT(S, max_sessions, "max_sessions", "10000", 1, 10000000,
+	    "Live MCP sessions at most; initialize beyond it is answered 503."),
+	INT(S, max_header_bytes, "max_header_bytes", "16384", 1024, 1048576,
+	    "Largest request header block accepted (431 beyond)."),
+	INT(S, max_body_bytes, "max_body_bytes", "4194304", 1024, 268435456,
+	    "Largest request body accepted (413 with a JSON-RPC error beyond)."),
+	INT(S, max_json_depth, "max_json_depth", "64", 8, 1024,
+	    "Deepest JSON nesting accepted in a message."),
+	INT(S, idle_timeout_secs, "idle_timeout_secs", "60", 1, 86400,
+	    "Seconds a keep-alive connection may stay idle, or a client may take to send a "
+	    "request."),
+	INT(S, request_timeout_secs, "request_timeout_secs", "120", 1, 86400,
+	    "Seconds an upstream may take to answer a request before it is cancelled."),
+	INT(S, session_idle_timeout_secs, "session_idle_timeout_secs", "1800", 10, 604800,
+	    "Seconds a session may stay unused before it is ended."),
+	INT(S, sse_keepalive_secs, "sse_keepalive_secs", "20", 1, 300,
+	    "Seconds between keep-alive comments on idle SSE streams."),
+	INT(S, sse_replay_events, "sse_replay_events", "128", 0, 100000,
+	    "Events kept per stream for Last-Event-ID resumption."),
+	INT(S, shutdown_grace_secs, "shutdown_grace_secs", "10", 0, 3600,
+	    "Seconds in-flight requests get to finish on SIGTERM/SIGINT."),
+	ENUM(S, log_level, "log_level", "info", log_levels, "Diagnostic log level."),
+	TABLE(S, tls, "tls", tls_section),
+};
+#undef S
+static const struct mg_section server_section =
+    SECTION("server", struct mg_server_config, server_fields, SIZE_MAX,
+            "The client-facing listener.", mg_check_server);
+
+/* ---- [auth] ---------------------------------------------------------------------------- */
+
+#define S struct mg_api_key_config
+static const struct mg_field api_key_fields[] = {
+	STR(S, id, "id", NULL, MG_FF_REQUIRED, "\"alice\"",
+	    "Identity of the key's holder (audit logs, rate limits)."),
+	STR(S, key_hash, "key_hash", NULL, MG_FF_REQUIRED, "\"<output of mcp-guard hash-key>\"",
+	    "Base64 SHA-256 of the key, from `mcp-guard keygen` or `hash-key`. The key itself "
+	    "is never stored."),
+	STRS(S, allowed_tools, "allowed_tools", 0, "[\"echo\", \"get_*\"]",
+	     "Tools this key may call (globs allowed). Absent: all tools; empty: none."),
+	STRS(S, allowed_resources, "allowed_resources", 0, "[\"file:///docs/*\"]",
+	     "Resource URIs this key may read (globs). Absent: all; empty: none."),
+	STRS(S, allowed_prompts, "allowed_prompts", 0, "[\"summarize\"]",
+	     "Prompts this key may get (globs). Absent: all; empty: none."),
+	{ .name = "rate_limit",
+	  .type = MG_F_INT,
+	  .off = offsetof(S, rate_limit),
+	  .min = 1,
+	  .max = 1000000,
+	  .example = "10",
+	  .help = "Requests per second for this key; overrides rate_limit.requests_per_second." },
+};
+#undef S
+static const struct mg_section api_key_section =
+    SECTION("auth.api_keys", struct mg_api_key_config, api_key_fields, SIZE_MAX,
+            "API keys: clients send `Authorization: Bearer mcp_…` or `X-API-Key`.", NULL);
+
+#define S struct mg_jwt_config
+static const struct mg_field jwt_fields[] = {
+	ENUM(S, mode, "mode", "simple", jwt_modes,
+	     "simple: HMAC shared secret (HS*); jwks: public keys from jwks_url."),
+	STR(S, secret, "secret", NULL, MG_FF_SECRET, "\"<at least 32 bytes>\"",
+	    "HMAC secret for mode = \"simple\" (or secret_env / secret_file)."),
+	STR(S, jwks_url, "jwks_url", NULL, MG_FF_URL,
+	    "\"https://idp.example.com/.well-known/jwks.json\"",
+	    "JWKS endpoint for mode = \"jwks\"."),
+	{ .name = "algorithms",
+	  .type = MG_F_STRINGS,
+	  .off = offsetof(S, algorithms),
+	  .flags = MG_FF_LIST_ENUM,
+	  .enums = jwt_algs,
+	  .example = "[\"RS256\"]",
+	  .help = "Accepted algorithms. Default: HS256 for simple; RS256, ES256 and EdDSA for "
+	          "jwks. The token's own alg header never widens this list." },
+	INT(S, cache_duration_secs, "cache_duration_secs", "3600", 10, 604800,
+	    "Seconds the JWKS is cached before it is fetched again."),
+	STR(S, issuer, "issuer", NULL, 0, "\"https://idp.example.com/\"", "Required `iss` claim."),
+	STRS(S, audience, "audience", 0, "\"https://mcp.example.com\"",
+	     "Accepted `aud` values (this gateway's resource URL)."),
+	STR(S, user_id_claim, "user_id_claim", "sub", 0, NULL, "Claim that names the identity."),
+	STR(S, scopes_claim, "scopes_claim", "scope", 0, NULL,
+	    "Claim holding scopes (space-separated string or array)."),
+	INT(S, leeway_secs, "leeway_secs", "60", 0, 600,
+	    "Clock skew tolerated on exp, nbf and iat."),
+	MAPS(S, scope_tool_mapping, "scope_tool_mapping",
+	     "{ \"mcp:read\" = [\"get_*\"], \"mcp:admin\" = [\"*\"] }",
+	     "Scope → tools it grants (globs)."),
+};
+#undef S
+static const struct mg_section jwt_section = {
+	.name = "auth.jwt",
+	.size = sizeof(struct mg_jwt_config),
+	.present_off = offsetof(struct mg_jwt_config, present),
+	.fields = jwt_fields,
+	.n_fields = COUNT(jwt_fields),
+	.help = "JWT bearer tokens (HMAC or JWKS).",
+	.check = mg_check_jwt,
+	.template_hidden = true,
+};
+
+#define S struct mg_oauth_config
+static const struct mg_field oauth_fields[] = {
+	ENUM(S, provider, "provider", "custom", oauth_providers, "OAuth 2.1 authorization server."),
+	STR(S, client_id, "client_id", NULL, 0, "\"mcp-guard\"", "OAuth client id."),
+	STR(S, client_secret, "client_secret", NULL, MG_FF_SECRET, "\"<secret>\"",
+	    "OAuth client secret (or client_secret_env / client_secret_file)."),
+	STR(S, redirect_uri, "redirect_uri", NULL, MG_FF_URL,
+	    "\"https://mcp.example.com/oauth/callback\"",
+	    "Redirect URI registered for the client."),
+	STRS(S, scopes, "scopes", 0, "[\"openid\", \"profile\"]", "Scopes requested."),
+	STR(S, authorization_url, "authorization_url", NULL, MG_FF_URL,
+	    "\"https://idp.example.com/authorize\"", "Authorization endpoint (custom provider)."),
+	STR(S, token_url, "token_url", NULL, MG_FF_URL, "\"https://idp.example.com/token\"",
+	    "Token endpoint (custom provider)."),
+	STR(S, introspection_url, "introspection_url", NULL, MG_FF_URL,
+	    "\"https://idp.example.com/introspect\"", "RFC 7662 token introspection endpoint."),
+	STR(S, userinfo_url, "userinfo_url", NULL, MG_FF_URL,
+	    "\"https://idp.example.com/userinfo\"", "OpenID Connect userinfo endpoint."),
+	STR(S, user_id_claim, "user_id_claim", "sub", 0, NULL, "Claim that names the identity."),
+	MAPS(S, scope_tool_mapping, "scope_tool_mapping", "{ \"mcp:read\" = [\"get_*\"] }",
+	     "Scope → tools it grants (globs)."),
+};
+#undef S
+static const struct mg_section oauth_section = {
+	.name = "auth.oauth",
+	.size = sizeof(struct mg_oauth_config),
+	.present_off = offsetof(struct mg_oauth_config, present),
+	.fields = oauth_fields,
+	.n_fields = COUNT(oauth_fields),
+	.help = "OAuth 2.1 (opaque tokens checked by introspection or userinfo).",
+	.check = mg_check_oauth,
+	.template_hidden = true,
+};
+
+#define S struct mg_mtls_config
+static const struct mg_field mtls_fields[] = {
+	BOOL(S, enabled, "enabled", "false", "Authenticate clients by their TLS certificate."),
+	ENUM(S, identity_source, "identity_source", "cn", mtls_sources,
+	     "Certificate field that names the identity."),
+	STRS(S, allowed_tools, "allowed_tools", 0, "[\"*\"]",
+	     "Tools certificate holders may call. Absent: all; empty: none."),
+	{ .name = "rate_limit",
+	  .type = MG_F_INT,
+	  .off = offsetof(S, rate_limit),
+	  .min = 1,
+	  .max = 1000000,
+	  .example = "10",
+	  .help = "Requests per second per certificate identity." },
+	STRS(S, trusted_proxies, "trusted_proxies", 0, "[\"10.0.0.0/8\"]",
+	     "Addresses (IP or CIDR) whose X-Client-Cert-* headers are believed; stripped from "
+	     "everyone else."),
+};
+#undef S
+static const struct mg_section mtls_section = {
+	.name = "auth.mtls",
+	.size = sizeof(struct mg_mtls_config),
+	.present_off = offsetof(struct mg_mtls_config, present),
+	.fields = mtls_fields,
+	.n_fields = COUNT(mtls_fields),
+	.help = "Mutual TLS client certificates.",
+	.check = mg_check_mtls,
+	.template_hidden = true,
+};
+
+#define S struct mg_auth_config
+static const struct mg_field auth_fields[] = {
+	TABLES(S, api_keys, n_api_keys, "api_keys", api_key_section),
+	TABLE(S, jwt, "jwt", jwt_section),
+	TABLE(S, oauth, "oauth", oauth_section),
+	TABLE(S, mtls, "mtls", mtls_section),
+};
+#undef S
+static const struct mg_section auth_section =
+    SECTION("auth", struct mg_auth_config, auth_fields, SIZE_MAX,
+            "Authentication providers, tried in order: mTLS, API keys, JWT, OAuth.", mg_check_auth);
+
+/* ---- [rate_limit], [audit], [tracing] -------------------------------------------------- */
+
+#define S struct mg_rate_limit_config
+static const struct mg_field rate_limit_fields[] = {
+	BOOL(S, enabled, "enabled", "true", "Rate-limit every identity."),
+	DBL(S, requests_per_second, "requests_per_second", "100", 0.001, 1e6,
+	    "Sustained requests per second per identity."),
+	INT(S, burst_size, "burst_size", "50", 1, 1000000,
+	    "Requests an identity may send at once above the sustained rate."),
+	STR(S, redis_url, "redis_url", NULL, MG_FF_SECRET, "\"redis://127.0.0.1:6379/0\"",
+	    "Share limits between instances through Redis (redis:// or rediss:// or "
+	    "unix:///path)."),
+	INT(S, redis_timeout_ms, "redis_timeout_ms", "50", 1, 10000,
+	    "Milliseconds a Redis check may take before the in-memory limiter answers."),
+	INT(S, expected_instances, "expected_instances", "1", 1, 1000,
+	    "Instances sharing Redis; each allows its share when Redis is down."),
+	INT(S, idle_eviction_secs, "idle_eviction_secs", "3600", 1, 604800,
+	    "Seconds an idle identity's limiter state is kept."),
+	INT(S, max_entries, "max_entries", "100000", 16, 100000000,
+	    "Identities tracked in memory at most."),
+};
+#undef S
+static const struct mg_section rate_limit_section =
+    SECTION("rate_limit", struct mg_rate_limit_config, rate_limit_fields, SIZE_MAX,
+            "Per-identity rate limiting (GCRA).", mg_check_rate_limit);
+
+#define S struct mg_audit_config
+static const struct mg_field audit_fields[] = {
+	BOOL(S, enabled, "enabled", "true", "Record an audit event for every MCP request."),
+	BOOL(S, stdout_enabled, "stdout", "true",
+	     "Write audit events to standard output (JSON lines; diagnostics go to stderr)."),
+	STR(S, file, "file", NULL, 0, "\"/var/log/mcp-guard/audit.jsonl\"",
+	    "Append audit events (JSON lines) to this file."),
+	STR(S, export_url, "export_url", NULL, MG_FF_URL, "\"https://siem.example.com/ingest\"",
+	    "POST batches of audit events to this URL."),
+	INT(S, export_batch_size, "export_batch_size", "100", 1, 10000, "Events per export batch."),
+	INT(S, export_interval_secs, "export_interval_secs", "30", 1, 3600,
+	    "Seconds between exports of a partial batch."),
+	MAP(S, export_headers, "export_headers", "{ Authorization = \"Bearer <token>\" }",
+	    "Extra headers sent with each export."),
+	INT(S, queue_size, "queue_size", "10000", 16, 10000000,
+	    "Events buffered for the writer thread; beyond it events are dropped and counted."),
+};
+#undef S
+static const struct mg_section audit_section = SECTION(
+    "audit", struct mg_audit_config, audit_fields, SIZE_MAX, "Audit events.", mg_check_audit);
+
+#define S struct mg_tracing_config
+static const struct mg_field tracing_fields[] = {
+	BOOL(S, enabled, "enabled", "false", "Export OpenTelemetry traces."),
+	STR(S, service_name, "service_name", "mcp-guard", 0, NULL,
+	    "service.name resource attribute."),
+	STR(S, otlp_endpoint, "otlp_endpoint", NULL, MG_FF_URL, "\"http://127.0.0.1:4318\"",
+	    "OTLP/HTTP collector base URL."),
+	DBL(S, sample_rate, "sample_rate", "1.0", 0.0, 1.0, "Fraction of traces sampled (0 to 1)."),
+	BOOL(S, propagate_context, "propagate_context", "true",
+	     "Forward W3C traceparent to HTTP upstreams."),
+};
+#undef S
+static const struct mg_section tracing_section =
+    SECTION("tracing", struct mg_tracing_config, tracing_fields, SIZE_MAX, "OpenTelemetry tracing.",
+            mg_check_tracing);
+
+/* ---- [upstream] ------------------------------------------------------------------------ */
+
+#define S struct mg_upstream_config
+#define UPSTREAM_TRANSPORT_FIELDS                                                                  \
+	ENUM(S, transport, "transport", "stdio", transports,                                       \
+	     "stdio: a child process; http: a Streamable HTTP server; sse: a legacy HTTP+SSE "     \
+	     "server."),                                                                           \
+	    STR(S, command, "command", NULL, MG_FF_TEMPLATE, "\"npx\"",                            \
+	        "Program to start (stdio)."),                                                      \
+	    STRS(S, args, "args", MG_FF_TEMPLATE,                                                  \
+	         "[\"-y\", \"@modelcontextprotocol/server-everything\"]",                          \
+	         "Arguments of the program (stdio)."),                                             \
+	    MAP(S, env, "env", "{ LOG_LEVEL = \"info\" }",                                         \
+	        "Environment of the program (stdio); the gateway's own is not inherited except "   \
+	        "PATH, HOME, LANG and TZ."),                                                       \
+	    STR(S, cwd, "cwd", NULL, 0, "\"/srv/mcp\"",                                            \
+	        "Working directory of the program (stdio)."),                                      \
+	    STR(S, url, "url", NULL, MG_FF_URL, "\"http://127.0.0.1:8080/mcp\"",                   \
+	        "Upstream endpoint (http, sse)."),                                                 \
+	    MAP(S, headers, "headers", "{ Authorization = \"Bearer <upstream token>\" }",          \
+	        "Extra headers sent to the upstream (http, sse)."),                                \
+	    ENUM(S, mode, "mode", "shared", stdio_modes,                                           \
+	         "shared: one process for all sessions; per_session: one process per client "      \
+	         "session (stdio)."),                                                              \
+	    INT(S, max_processes, "max_processes", "32", 1, 10000,                                 \
+	        "Processes at most in per_session mode."),                                         \
+	    INT(S, idle_timeout_secs, "idle_timeout_secs", "300", 1, 604800,                       \
+	        "Seconds an idle per-session process is kept."),                                   \
+	    { .name = "request_timeout_secs",                                                      \
+	      .type = MG_F_INT,                                                                    \
+	      .off = offsetof(S, request_timeout_secs),                                            \
+	      .min = 1,                                                                            \
+	      .max = 86400,                                                                        \
+	      .example = "60",                                                                     \
+	      .help = "Per-upstream request timeout; defaults to "                                 \
+		      "server.request_timeout_secs." },                                            \
+	    INT(S, max_message_bytes, "max_message_bytes", "16777216", 1024, 1073741824,           \
+	        "Largest message accepted from the upstream."),                                    \
+	    INT(S, restart_max_backoff_secs, "restart_max_backoff_secs", "30", 1, 3600,            \
+	        "Longest wait between restarts of a crashed process.")
+
+static const struct mg_field server_entry_fields[] = {
+	STR(S, name, "name", NULL, MG_FF_REQUIRED, "\"files\"",
+	    "Unique name (logs, metrics, health, federated tool prefix)."),
+	STR(S, path_prefix, "path_prefix", NULL, MG_FF_REQUIRED | MG_FF_PATH, "\"/files\"",
+	    "Requests under this path go to this upstream."),
+	BOOL(S, strip_prefix, "strip_prefix", "false",
+	     "Remove path_prefix before forwarding (http, sse)."),
+	UPSTREAM_TRANSPORT_FIELDS,
+};
+static const struct mg_section server_entry_section =
+    SECTION("upstream.servers", struct mg_upstream_config, server_entry_fields, SIZE_MAX,
+            "Several upstreams, routed by path prefix.", mg_check_upstream_entry);
+#undef S
+
+/* The single-upstream form: the transport fields directly in [upstream],
+ * plus the `servers` array. They decode into struct mg_upstream_section,
+ * whose first member is the single upstream. */
+#define S struct mg_upstream_config
+static const struct mg_field upstream_fields[] = {
+	UPSTREAM_TRANSPORT_FIELDS,
+	{ .name = "servers",
+	  .type = MG_F_TABLE_ARRAY,
+	  .off = offsetof(struct mg_upstream_section, servers),
+	  .count_off = offsetof(struct mg_upstream_section, n_servers),
+	  .sub = &server_entry_section,
+	  .help = "Several upstreams, routed by path prefix." },
+};
+#undef S
+_Static_assert(offsetof(struct mg_upstream_section, single) == 0,
+               "upstream fields decode relative to the single upstream");
+static const struct mg_section upstream_section =
+    SECTION("upstream", struct mg_upstream_section, upstream_fields, SIZE_MAX,
+            "The MCP server(s) behind the gateway.", mg_check_upstream);
+
+/* ---- root ------------------------------------------------------------------------------ */
+
+#define S struct mg_config
+static const struct mg_field root_fields[] = {
+	TABLE(S, server, "server", server_section),
+	TABLE(S, auth, "auth", auth_section),
+	TABLE(S, rate_limit, "rate_limit", rate_limit_section),
+	TABLE(S, audit, "audit", audit_section),
+	TABLE(S, tracing, "tracing", tracing_section),
+	TABLE(S, upstream, "upstream", upstream_section),
+};
+#undef S
+const struct mg_section mg_schema_root =
+    SECTION("", struct mg_config, root_fields, SIZE_MAX, "", mg_check_root);
+
+const struct mg_field *mg_schema_field(const struct mg_section *sec, const char *name)
+{
+	for (size_t i = 0; i < sec->n_fields; i++) {
+		if (strcmp(sec->fields[i].name, name) == 0)
+			return &sec->fields[i];
+	}
+	return NULL;
+}
+
+const char *mg_transport_name(int64_t t)
+{
+	return t >= 0 && t < 3 ? transports[t] : "?";
+}
+
+const char *mg_stdio_mode_name(int64_t m)
+{
+	return m >= 0 && m < 2 ? stdio_modes[m] : "?";
+}

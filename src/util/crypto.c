@@ -1,0 +1,135 @@
+/*
+ * crypto.c - randomness, hashing, base64 and constant-time compare.
+ */
+#include "util/crypto.h"
+
+#include <errno.h>
+#include <openssl/evp.h>
+#include <sys/random.h>
+
+int mg_random_bytes(void *buf, size_t n)
+{
+	unsigned char *p = buf;
+	while (n > 0) {
+		ssize_t r = getrandom(p, n, 0);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+void mg_sha256(const void *data, size_t n, uint8_t out[MG_SHA256_LEN])
+{
+	unsigned int len = MG_SHA256_LEN;
+	EVP_Digest(data, n, out, &len, EVP_sha256(), NULL);
+}
+
+static const char b64_std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char b64_url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+size_t mg_base64_encoded_len(size_t n, bool url)
+{
+	if (!url)
+		return (n + 2) / 3 * 4;
+	return n / 3 * 4 + (n % 3 ? n % 3 + 1 : 0);
+}
+
+size_t mg_base64_encode(const void *data, size_t n, char *out, size_t out_size, bool url)
+{
+	const unsigned char *s = data;
+	const char *abc = url ? b64_url : b64_std;
+	size_t need = mg_base64_encoded_len(n, url);
+	if (out_size < need + 1) {
+		if (out_size)
+			out[0] = '\0';
+		return 0;
+	}
+	size_t o = 0, i = 0;
+	for (; i + 2 < n; i += 3) {
+		unsigned v = (unsigned)s[i] << 16 | (unsigned)s[i + 1] << 8 | s[i + 2];
+		out[o++] = abc[v >> 18 & 63];
+		out[o++] = abc[v >> 12 & 63];
+		out[o++] = abc[v >> 6 & 63];
+		out[o++] = abc[v & 63];
+	}
+	if (n - i == 1) {
+		unsigned v = (unsigned)s[i] << 16;
+		out[o++] = abc[v >> 18 & 63];
+		out[o++] = abc[v >> 12 & 63];
+		if (!url) {
+			out[o++] = '=';
+			out[o++] = '=';
+		}
+	} else if (n - i == 2) {
+		unsigned v = (unsigned)s[i] << 16 | (unsigned)s[i + 1] << 8;
+		out[o++] = abc[v >> 18 & 63];
+		out[o++] = abc[v >> 12 & 63];
+		out[o++] = abc[v >> 6 & 63];
+		if (!url)
+			out[o++] = '=';
+	}
+	out[o] = '\0';
+	return o;
+}
+
+static int b64_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '+' || c == '-')
+		return 62;
+	if (c == '/' || c == '_')
+		return 63;
+	return -1;
+}
+
+long mg_base64_decode(const char *s, size_t n, void *out, size_t out_size)
+{
+	unsigned char *o = out;
+	size_t pad = 0;
+	while (pad < 2 && n > 0 && s[n - 1] == '=') {
+		n--;
+		pad++;
+	}
+	if (n % 4 == 1 || (pad && (n + pad) % 4 != 0))
+		return -1;
+	size_t need = n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0);
+	if (need > out_size)
+		return -1;
+	size_t k = 0;
+	unsigned acc = 0;
+	int bits = 0;
+	for (size_t i = 0; i < n; i++) {
+		int v = b64_value((unsigned char)s[i]);
+		if (v < 0)
+			return -1;
+		acc = (acc << 6) | (unsigned)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			o[k++] = (unsigned char)(acc >> bits & 0xFF);
+		}
+	}
+	/* Leftover bits must be zero, or two encodings would decode the same. */
+	if (bits && (acc & ((1u << bits) - 1)))
+		return -1;
+	return (long)k;
+}
+
+bool mg_ct_equal(const void *a, const void *b, size_t n)
+{
+	const volatile unsigned char *x = a, *y = b;
+	unsigned char d = 0;
+	for (size_t i = 0; i < n; i++)
+		d |= (unsigned char)(x[i] ^ y[i]);
+	return d == 0;
+}

@@ -1,0 +1,38 @@
+/*
+ * crypto.h - the few primitives every module needs: randomness, SHA-256,
+ * base64 and a constant-time comparison. Backed by getrandom(2) and
+ * OpenSSL 3 EVP.
+ */
+#ifndef MG_UTIL_CRYPTO_H
+#define MG_UTIL_CRYPTO_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MG_SHA256_LEN 32
+
+/* Fills `buf` with `n` bytes from the kernel CSPRNG. Returns 0 or -1. */
+int mg_random_bytes(void *buf, size_t n);
+
+/* SHA-256 of `n` bytes into `out`. */
+void mg_sha256(const void *data, size_t n, uint8_t out[MG_SHA256_LEN]);
+
+/* Encodes `n` bytes as base64 into `out` (NUL-terminated). With `url` the
+ * URL-safe alphabet is used and padding is omitted. `out_size` must be at
+ * least mg_base64_encoded_len(n) + 1. Returns the length written. */
+size_t mg_base64_encode(const void *data, size_t n, char *out, size_t out_size, bool url);
+
+/* Length of the encoding of `n` bytes (padded for standard, unpadded for url). */
+size_t mg_base64_encoded_len(size_t n, bool url);
+
+/* Decodes base64 (standard or URL alphabet, padding optional but must be
+ * correct when present, no whitespace) into `out` (capacity `out_size`).
+ * Returns the decoded length, or -1 when malformed or too long. */
+long mg_base64_decode(const char *s, size_t n, void *out, size_t out_size);
+
+/* Compares two equal-length byte strings in time independent of their
+ * contents. Returns true when equal. */
+bool mg_ct_equal(const void *a, const void *b, size_t n);
+
+#endif

@@ -1,0 +1,36 @@
+/*
+ * str.h - small string helpers with explicit lengths and bounds.
+ */
+#ifndef MG_UTIL_STR_H
+#define MG_UTIL_STR_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* malloc'd copy of `n` bytes plus a terminator; NULL on allocation failure. */
+char *mg_strndup(const char *s, size_t n);
+
+/* malloc'd copy of a NUL-terminated string (NULL in, NULL out). */
+char *mg_strdup(const char *s);
+
+/* Parses a whole decimal integer (optional sign, no spaces, no trailing bytes)
+ * within [min, max]. Returns 0, or -1 when malformed or out of range. */
+int mg_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
+
+/* Parses a whole finite decimal number. Returns 0 or -1. */
+int mg_parse_double(const char *s, double *out);
+
+/* true when `s` starts with `prefix`. */
+bool mg_str_starts_with(const char *s, const char *prefix);
+
+/* Case-insensitive ASCII equality. */
+bool mg_str_eq_ci(const char *a, const char *b);
+
+/* Levenshtein distance, capped at `cap` (cheap for "did you mean"). */
+size_t mg_str_distance(const char *a, const char *b, size_t cap);
+
+/* true when the `n` bytes are valid UTF-8 (no overlongs, no surrogates). */
+bool mg_utf8_valid(const char *s, size_t n);
+
+#endif

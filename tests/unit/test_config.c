@@ -1,0 +1,332 @@
+/*
+ * test_config.c - schema decoding, validation messages, templates,
+ * environment overrides and secrets.
+ */
+#include "support.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config/config.h"
+#include "config/schema.h"
+
+static const char *minimal = "[upstream]\ncommand = \"node\"\n";
+
+static struct mg_config *load(const char *text, enum mg_config_format fmt, char *const *envp,
+                              struct mg_diag *diag)
+{
+	return mg_config_load_buffer(text, strlen(text),
+	                             fmt == MG_CONFIG_YAML ? "t.yaml" : "t.toml", fmt, envp, diag);
+}
+
+/* Asserts that some error is at line:col and its message contains `needle`. */
+static void assert_diag(const struct mg_diag *d, uint32_t line, uint32_t col, const char *path,
+                        const char *needle)
+{
+	for (size_t i = 0; i < d->n; i++) {
+		const struct mg_diag_entry *e = &d->v[i];
+		if (e->line == line && e->col == col && strcmp(e->path, path) == 0 &&
+		    strstr(e->msg, needle))
+			return;
+	}
+	mg_diag_print(d, stderr);
+	fail_msg("no diagnostic at %u:%u %s containing \"%s\"", line, col, path, needle);
+}
+
+static void test_defaults(void **state)
+{
+	(void)state;
+	struct mg_diag d = { 0 };
+	struct mg_config *c = load(minimal, MG_CONFIG_TOML, NULL, &d);
+	assert_non_null(c);
+	assert_int_equal(d.errors, 0);
+	assert_string_equal(c->server.host, "127.0.0.1");
+	assert_int_equal(c->server.port, 3000);
+	assert_string_equal(c->server.mcp_path, "/mcp");
+	assert_true(c->rate_limit.enabled);
+	assert_true(c->rate_limit.requests_per_second == 100.0);
+	assert_int_equal(c->rate_limit.burst_size, 50);
+	assert_int_equal(c->audit.export_batch_size, 100);
+	assert_false(c->auth.jwt.present);
+	const struct mg_upstream_config *u;
+	assert_int_equal(mg_config_upstreams(c, &u), 1);
+	assert_string_equal(u->name, "default");
+	assert_string_equal(u->command, "node");
+	assert_int_equal(u->transport, MG_TRANSPORT_STDIO);
+	assert_int_equal(u->mode, MG_STDIO_SHARED);
+	mg_config_free(c);
+	mg_diag_free(&d);
+}
+
+static void test_templates_validate(void **state)
+{
+	(void)state;
+	enum mg_config_format fmts[] = { MG_CONFIG_TOML, MG_CONFIG_YAML };
+	for (int i = 0; i < 2; i++) {
+		char *t = mg_schema_template(fmts[i]);
+		struct mg_diag d = { 0 };
+		struct mg_config *c = load(t, fmts[i], NULL, &d);
+		if (!c) {
+			mg_diag_print(&d, stderr);
+			fprintf(stderr, "%s\n", t);
+		}
+		assert_non_null(c);
+		assert_string_equal(c->upstream.single.command, "npx");
+		assert_int_equal(c->upstream.single.args.n, 2);
+		mg_config_free(c);
+		mg_diag_free(&d);
+		free(t);
+	}
+}
+
+/* Every key must have a default or an example, or `init` writes nonsense. */
+static void check_section_examples(const struct mg_section *sec)
+{
+	for (size_t i = 0; i < sec->n_fields; i++) {
+		const struct mg_field *f = &sec->fields[i];
+		if (f->type == MG_F_TABLE || f->type == MG_F_TABLE_ARRAY) {
+			check_section_examples(f->sub);
+			continue;
+		}
+		if (!f->def && !f->example)
+			fail_msg("%s.%s has neither default nor example", sec->name, f->name);
+		if (!f->help || !f->help[0])
+			fail_msg("%s.%s has no help text", sec->name, f->name);
+	}
+}
+
+static void test_schema_complete(void **state)
+{
+	(void)state;
+	check_section_examples(&mg_schema_root);
+}
+
+static void test_all_errors_located(void **state)
+{
+	(void)state;
+	const char *text = "[server]\n"
+	                   "port = 70000\n"
+	                   "hots = \"x\"\n"
+	                   "log_level = \"verbose\"\n"
+	                   "[rate_limit]\n"
+	                   "burst_size = \"ten\"\n"
+	                   "[tracing]\n"
+	                   "sample_rate = 1.5\n"
+	                   "[upstream]\n"
+	                   "transport = \"htttp\"\n"
+	                   "url = \"ftp://x\"\n";
+	struct mg_diag d = { 0 };
+	struct mg_config *c = load(text, MG_CONFIG_TOML, NULL, &d);
+	assert_null(c);
+	assert_diag(&d, 2, 8, "server.port",
+	            "expected an integer from 1 to 65535, found integer 70000");
+	assert_diag(&d, 3, 1, "server.hots", "did you mean \"host\"");
+	assert_diag(&d, 4, 13, "server.log_level", "expected one of");
+	assert_diag(&d, 6, 14, "rate_limit.burst_size", "found string \"ten\"");
+	assert_diag(&d, 8, 15, "tracing.sample_rate", "from 0 to 1");
+	assert_diag(&d, 10, 13, "upstream.transport", "did you mean \"http\"");
+	assert_diag(&d, 11, 7, "upstream.url", "must start with http:// or https://");
+	assert_true(d.errors >= 7);
+	mg_diag_free(&d);
+}
+
+static void test_yaml_locations(void **state)
+{
+	(void)state;
+	const char *text = "server:\n"
+	                   "  port: 0\n"
+	                   "upstream:\n"
+	                   "  command: node\n"
+	                   "  mode: per-session\n";
+	struct mg_diag d = { 0 };
+	assert_null(load(text, MG_CONFIG_YAML, NULL, &d));
+	assert_diag(&d, 2, 9, "server.port", "found integer 0");
+	assert_diag(&d, 5, 9, "upstream.mode", "did you mean \"per_session\"");
+	mg_diag_free(&d);
+}
+
+static void test_syntax_error_located(void **state)
+{
+	(void)state;
+	struct mg_diag d = { 0 };
+	assert_null(load("[server]\nport = = 3\n", MG_CONFIG_TOML, NULL, &d));
+	assert_int_equal(d.errors, 1);
+	assert_int_equal(d.v[0].line, 2);
+	assert_true(d.v[0].col > 0);
+	mg_diag_free(&d);
+}
+
+static void test_env_overrides(void **state)
+{
+	(void)state;
+	char *env[] = { "MCP_GUARD_SERVER__PORT=8080",
+		        "MCP_GUARD_SERVER__HOST=::1",
+		        "MCP_GUARD_UPSTREAM__ARGS=a, b,c",
+		        "MCP_GUARD_RATE_LIMIT__ENABLED=false",
+		        "MCP_GUARD_CONFIG=ignored.toml",
+		        "OTHER=1",
+		        NULL };
+	struct mg_diag d = { 0 };
+	struct mg_config *c = load(minimal, MG_CONFIG_TOML, env, &d);
+	assert_non_null(c);
+	assert_int_equal(c->server.port, 8080);
+	assert_string_equal(c->server.host, "::1");
+	assert_int_equal(c->upstream.single.args.n, 3);
+	assert_string_equal(c->upstream.single.args.v[1], "b");
+	assert_false(c->rate_limit.enabled);
+	mg_config_free(c);
+	mg_diag_free(&d);
+
+	char *bad[] = { "MCP_GUARD_SERVER__PROT=1", "MCP_GUARD_SERVER__PORT=abc", NULL };
+	assert_null(load(minimal, MG_CONFIG_TOML, bad, &d));
+	assert_int_equal(d.errors, 2);
+	assert_string_equal(d.v[0].file, "env MCP_GUARD_SERVER__PROT");
+	assert_non_null(strstr(d.v[0].msg, "did you mean \"port\""));
+	assert_string_equal(d.v[1].file, "env MCP_GUARD_SERVER__PORT");
+	mg_diag_free(&d);
+}
+
+static void test_secrets(void **state)
+{
+	(void)state;
+	const char *text = "[auth.jwt]\nmode = \"simple\"\nsecret_env = \"MY_SECRET\"\n"
+	                   "audience = \"http://x\"\n[upstream]\ncommand = \"node\"\n";
+	char *env[] = { "MY_SECRET=0123456789abcdef0123456789abcdef", NULL };
+	struct mg_diag d = { 0 };
+	struct mg_config *c = load(text, MG_CONFIG_TOML, env, &d);
+	assert_non_null(c);
+	assert_string_equal(c->auth.jwt.secret, "0123456789abcdef0123456789abcdef");
+	assert_int_equal(c->auth.jwt.algorithms.n, 1);
+	assert_string_equal(c->auth.jwt.algorithms.v[0], "HS256");
+	mg_config_free(c);
+	mg_diag_free(&d);
+
+	/* Unset variable, then a secret too short, then two sources at once. */
+	assert_null(load(text, MG_CONFIG_TOML, NULL, &d));
+	assert_diag(&d, 3, 14, "auth.jwt.secret_env", "MY_SECRET is not set");
+	mg_diag_free(&d);
+	char *shortenv[] = { "MY_SECRET=short", NULL };
+	assert_null(load(text, MG_CONFIG_TOML, shortenv, &d));
+	assert_diag(&d, 3, 14, "auth.jwt.secret", "at least 32 bytes, found 5");
+	mg_diag_free(&d);
+	const char *both = "[auth.jwt]\nsecret = \"0123456789abcdef0123456789abcdef\"\n"
+	                   "secret_file = \"/nonexistent\"\n[upstream]\ncommand = \"node\"\n";
+	assert_null(load(both, MG_CONFIG_TOML, NULL, &d));
+	assert_diag(&d, 3, 1, "auth.jwt.secret", "set only one of");
+	mg_diag_free(&d);
+}
+
+static void test_jwt_algorithm_rules(void **state)
+{
+	(void)state;
+	const char *text = "[auth.jwt]\nmode = \"jwks\"\njwks_url = \"https://idp/jwks\"\n"
+	                   "algorithms = [\"RS256\", \"HS256\", \"none\"]\n"
+	                   "[upstream]\ncommand = \"node\"\n";
+	struct mg_diag d = { 0 };
+	assert_null(load(text, MG_CONFIG_TOML, NULL, &d));
+	assert_diag(&d, 4, 24, "auth.jwt.algorithms[1]", "cannot be used with mode = \"jwks\"");
+	assert_diag(&d, 4, 33, "auth.jwt.algorithms[2]", "expected one of");
+	mg_diag_free(&d);
+}
+
+static void test_api_keys(void **state)
+{
+	(void)state;
+	const char *text =
+	    "[[auth.api_keys]]\nid = \"a\"\nkey_hash = \"nothash\"\n"
+	    "[[auth.api_keys]]\nid = \"a\"\n"
+	    "key_hash = \"47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\"\n"
+	    "allowed_tools = []\n"
+	    "[[auth.api_keys]]\nkey_hash = \"47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\"\n"
+	    "[upstream]\ncommand = \"node\"\n";
+	struct mg_diag d = { 0 };
+	assert_null(load(text, MG_CONFIG_TOML, NULL, &d));
+	assert_diag(&d, 3, 12, "auth.api_keys[0].key_hash", "expected the base64 SHA-256");
+	assert_diag(&d, 5, 6, "auth.api_keys[1].id",
+	            "duplicate API key id \"a\" (first at line 2)");
+	assert_diag(&d, 8, 1, "auth.api_keys[2]", "missing required key \"id\"");
+	assert_diag(&d, 9, 12, "auth.api_keys[2].key_hash", "already used by \"a\"");
+	mg_diag_free(&d);
+
+	const char *ok = "[[auth.api_keys]]\nid = \"a\"\n"
+	                 "key_hash = \"47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\"\n"
+	                 "allowed_tools = []\n[upstream]\ncommand = \"node\"\n";
+	struct mg_config *c = load(ok, MG_CONFIG_TOML, NULL, &d);
+	assert_non_null(c);
+	assert_true(c->auth.api_keys[0].allowed_tools.set);
+	assert_int_equal(c->auth.api_keys[0].allowed_tools.n, 0);
+	assert_false(c->auth.api_keys[0].allowed_prompts.set);
+	mg_config_free(c);
+	mg_diag_free(&d);
+}
+
+static void test_upstream_servers(void **state)
+{
+	(void)state;
+	const char *text = "[[upstream.servers]]\nname = \"a\"\npath_prefix = \"/a/\"\n"
+	                   "command = \"node\"\n"
+	                   "[[upstream.servers]]\nname = \"a\"\npath_prefix = \"/a\"\n"
+	                   "transport = \"http\"\nurl = \"http://127.0.0.1:1/mcp\"\n"
+	                   "[[upstream.servers]]\nname = \"b c\"\npath_prefix = \"b\"\n"
+	                   "transport = \"sse\"\n";
+	struct mg_diag d = { 0 };
+	assert_null(load(text, MG_CONFIG_TOML, NULL, &d));
+	assert_diag(&d, 6, 8, "upstream.servers[1].name", "duplicate upstream name \"a\"");
+	assert_diag(&d, 7, 15, "upstream.servers[1].path_prefix", "duplicate path_prefix \"/a\"");
+	assert_diag(&d, 11, 8, "upstream.servers[2].name", "letters, digits");
+	assert_diag(&d, 12, 15, "upstream.servers[2].path_prefix", "starting with '/'");
+	assert_diag(&d, 10, 1, "upstream.servers[2].url", "when transport = \"sse\"");
+	mg_diag_free(&d);
+
+	struct mg_config *c = load("[upstream]\n", MG_CONFIG_TOML, NULL, &d);
+	assert_null(c);
+	assert_non_null(strstr(d.v[0].msg, "no upstream configured"));
+	mg_diag_free(&d);
+}
+
+static void test_exposure_requires_auth(void **state)
+{
+	(void)state;
+	const char *text = "[server]\nhost = \"0.0.0.0\"\n[upstream]\ncommand = \"node\"\n";
+	struct mg_diag d = { 0 };
+	assert_null(load(text, MG_CONFIG_TOML, NULL, &d));
+	assert_diag(&d, 2, 8, "server.host", "only listen on a loopback address");
+	mg_diag_free(&d);
+}
+
+static void test_hostile_values(void **state)
+{
+	(void)state;
+	/* NUL inside a string value and a key; a huge array; wrong container types. */
+	const char *text =
+	    "[server]\nhost = \"a\\u0000b\"\nallowed_origins = \"https://x.example\"\n"
+	    "[audit]\nexport_headers = [1]\n[upstream]\ncommand = \"node\"\n"
+	    "env = { \"A\" = 1 }\n";
+	struct mg_diag d = { 0 };
+	assert_null(load(text, MG_CONFIG_TOML, NULL, &d));
+	assert_diag(&d, 2, 8, "server.host", "without NUL");
+	assert_diag(&d, 5, 18, "audit.export_headers", "expected a table of strings");
+	assert_diag(&d, 8, 15, "upstream.env.A", "expected a string");
+	mg_diag_free(&d);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_templates_validate),
+		cmocka_unit_test(test_schema_complete),
+		cmocka_unit_test(test_all_errors_located),
+		cmocka_unit_test(test_yaml_locations),
+		cmocka_unit_test(test_syntax_error_located),
+		cmocka_unit_test(test_env_overrides),
+		cmocka_unit_test(test_secrets),
+		cmocka_unit_test(test_jwt_algorithm_rules),
+		cmocka_unit_test(test_api_keys),
+		cmocka_unit_test(test_upstream_servers),
+		cmocka_unit_test(test_exposure_requires_auth),
+		cmocka_unit_test(test_hostile_values),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,107 @@
+/*
+ * test_util.c - buffers, base64, hashing, constant-time compare, UTF-8,
+ * number parsing.
+ */
+#include "support.h"
+
+#include <string.h>
+
+#include "util/buf.h"
+#include "util/crypto.h"
+#include "util/str.h"
+
+static void test_buf_limit(void **state)
+{
+	(void)state;
+	struct mg_buf b;
+	mg_buf_init(&b, 8);
+	assert_int_equal(mg_buf_puts(&b, "12345678"), 0);
+	assert_int_equal(mg_buf_putc(&b, '9'), -1);
+	assert_int_equal(b.len, 8);
+	assert_string_equal(b.data, "12345678");
+	mg_buf_consume(&b, 3);
+	assert_string_equal(b.data, "45678");
+	assert_int_equal(mg_buf_printf(&b, "%d", 123), 0);
+	assert_int_equal(mg_buf_printf(&b, "%d", 4), -1);
+	mg_buf_free(&b);
+}
+
+static void test_base64(void **state)
+{
+	(void)state;
+	char out[64];
+	uint8_t raw[64];
+	mg_base64_encode("foobar", 6, out, sizeof out, false);
+	assert_string_equal(out, "Zm9vYmFy");
+	mg_base64_encode("fooba", 5, out, sizeof out, false);
+	assert_string_equal(out, "Zm9vYmE=");
+	mg_base64_encode("foob", 4, out, sizeof out, true);
+	assert_string_equal(out, "Zm9vYg");
+	const uint8_t bin[] = { 0xfb, 0xff };
+	mg_base64_encode(bin, 2, out, sizeof out, true);
+	assert_string_equal(out, "-_8");
+	assert_int_equal(mg_base64_decode("-_8", 3, raw, sizeof raw), 2);
+	assert_memory_equal(raw, bin, 2);
+	assert_int_equal(mg_base64_decode("Zm9vYmE=", 8, raw, sizeof raw), 5);
+	assert_int_equal(mg_base64_decode("Zm9vYmE", 7, raw, sizeof raw), 5);
+	/* Non-canonical trailing bits, bad characters, bad length. */
+	assert_int_equal(mg_base64_decode("Zm9vYmF=", 8, raw, sizeof raw), -1);
+	assert_int_equal(mg_base64_decode("Zm9v YmE", 8, raw, sizeof raw), -1);
+	assert_int_equal(mg_base64_decode("Z", 1, raw, sizeof raw), -1);
+	assert_int_equal(mg_base64_decode("Zm9vYmFy", 8, raw, 5), -1);
+}
+
+static void test_sha256_and_ct(void **state)
+{
+	(void)state;
+	uint8_t d[MG_SHA256_LEN];
+	char b64[64];
+	mg_sha256("", 0, d);
+	mg_base64_encode(d, sizeof d, b64, sizeof b64, false);
+	assert_string_equal(b64, "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");
+	assert_true(mg_ct_equal("abc", "abc", 3));
+	assert_false(mg_ct_equal("abc", "abd", 3));
+	uint8_t r1[16], r2[16];
+	assert_int_equal(mg_random_bytes(r1, 16), 0);
+	assert_int_equal(mg_random_bytes(r2, 16), 0);
+	assert_false(mg_ct_equal(r1, r2, 16));
+}
+
+static void test_utf8(void **state)
+{
+	(void)state;
+	assert_true(mg_utf8_valid("héllo €𝄞", strlen("héllo €𝄞")));
+	assert_false(mg_utf8_valid("\xc0\xaf", 2));         /* overlong */
+	assert_false(mg_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
+	assert_false(mg_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
+	assert_false(mg_utf8_valid("\xe2\x82", 2));         /* truncated */
+}
+
+static void test_parse(void **state)
+{
+	(void)state;
+	int64_t v;
+	double f;
+	assert_int_equal(mg_parse_i64("42", 0, 100, &v), 0);
+	assert_int_equal(v, 42);
+	assert_int_equal(mg_parse_i64("101", 0, 100, &v), -1);
+	assert_int_equal(mg_parse_i64("4x", 0, 100, &v), -1);
+	assert_int_equal(mg_parse_i64(" 4", 0, 100, &v), -1);
+	assert_int_equal(mg_parse_i64("", 0, 100, &v), -1);
+	assert_int_equal(mg_parse_i64("99999999999999999999", INT64_MIN, INT64_MAX, &v), -1);
+	assert_int_equal(mg_parse_double("0.5", &f), 0);
+	assert_int_equal(mg_parse_double("inf", &f), -1);
+	assert_int_equal(mg_str_distance("hots", "host", 8), 1);
+	assert_int_equal(mg_str_distance("kitten", "sitting", 8), 3);
+	assert_true(mg_str_eq_ci("Content-Type", "content-type"));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_buf_limit),     cmocka_unit_test(test_base64),
+		cmocka_unit_test(test_sha256_and_ct), cmocka_unit_test(test_utf8),
+		cmocka_unit_test(test_parse),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
