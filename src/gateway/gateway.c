@@ -1,0 +1,519 @@
+/*
+ * gateway.c - process lifecycle, routing and health endpoints.
+ *
+ * One event_base runs everything. Startup: upstream first (its command is
+ * checked before we listen), then the listener. SIGTERM/SIGINT begin a
+ * graceful shutdown: stop accepting, end idle connections and GET/listen
+ * streams, let in-flight requests finish for server.shutdown_grace_secs,
+ * answer what is left with an error, stop the upstream processes (stdin
+ * close, SIGTERM, SIGKILL) and leave the loop once they are reaped. A
+ * second signal skips the grace period.
+ */
+#include "gateway/gateway.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "build-info.h"
+#include "config/checks.h"
+#include "gateway/internal.h"
+#include "upstream/process.h"
+#include "util/log.h"
+
+#define STOP_WAIT_SECS 8
+
+void mg_reply_json(struct mg_http_req *req, int status, json_t *body,
+		   const struct mg_http_hdr *hdrs, size_t n)
+{
+	size_t len = 0;
+	char *text = body ? mg_json_dump(body, &len) : NULL;
+	mg_http_reply(req, status, "application/json", hdrs, n, text ? text : "", len);
+	free(text);
+}
+
+void mg_reply_rpc_error(struct mg_http_req *req, int status, json_t *id, int code,
+			const char *message, json_t *data)
+{
+	json_t *e = mg_rpc_error_new(id, code, message, data);
+	mg_reply_json(req, status, e, NULL, 0);
+	json_decref(e);
+}
+
+/* Bodies for errors the HTTP layer answers by itself. */
+static void error_body(int status, const char *reason, struct mg_buf *out, const char **ctype)
+{
+	char msg[200];
+	snprintf(msg, sizeof msg, "%s", reason);
+	if (msg[0] >= 'a' && msg[0] <= 'z')
+		msg[0] = (char)(msg[0] - 32);
+	json_t *e = mg_rpc_error_new(NULL, status >= 500 ? MG_RPC_INTERNAL_ERROR
+							 : MG_RPC_INVALID_REQUEST,
+				     msg, json_pack("{s:i}", "httpStatus", status));
+	size_t len;
+	char *text = mg_json_dump(e, &len);
+	json_decref(e);
+	if (text)
+		mg_buf_append(out, text, len);
+	free(text);
+	*ctype = "application/json";
+}
+
+/* ---- health -------------------------------------------------------------------------- */
+
+static json_t *upstreams_json(struct mg_gateway *gw)
+{
+	json_t *a = json_array();
+	if (gw->up)
+		json_array_append_new(a, mg_upstream_health(gw->up));
+	return a;
+}
+
+static void handle_health(struct mg_gateway *gw, struct mg_http_req *req)
+{
+	const char *status = gw->draining		? "draining"
+			     : !gw->up->ever_ready	? "starting"
+			     : gw->up->ready		? "ok"
+							: "degraded";
+	json_t *o = json_pack("{s:s,s:s,s:I,s:o,s:I,s:I,s:I}", "status", status, "version",
+			      MG_VERSION, "uptime_secs", (json_int_t)(time(NULL) - gw->started),
+			      "upstreams", upstreams_json(gw), "sessions",
+			      (json_int_t)gw->nsessions, "connections",
+			      (json_int_t)mg_http_server_connections(gw->http), "requests_in_flight",
+			      (json_int_t)mg_mcp_inflight(gw));
+	struct mg_http_hdr h[] = { { "Cache-Control", "no-store" } };
+	mg_reply_json(req, 200, o, h, 1);
+	json_decref(o);
+}
+
+static void handle_ready(struct mg_gateway *gw, struct mg_http_req *req)
+{
+	bool ready = !gw->draining && gw->up->ready;
+	json_t *o;
+	if (ready)
+		o = json_pack("{s:s}", "status", "ready");
+	else
+		o = json_pack("{s:s,s:s}", "status", "not ready", "reason",
+			      gw->draining	 ? "shutting down"
+			      : gw->up->last_error[0] ? gw->up->last_error
+						      : "upstream not initialized yet");
+	struct mg_http_hdr h[] = { { "Cache-Control", "no-store" } };
+	mg_reply_json(req, ready ? 200 : 503, o, h, 1);
+	json_decref(o);
+}
+
+static void on_request(struct mg_http_req *req, void *arg)
+{
+	struct mg_gateway *gw = arg;
+	const char *path = mg_http_req_path(req);
+	const char *method = mg_http_req_method(req);
+	bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+	if (strcmp(path, gw->cfg->server.mcp_path) == 0) {
+		mg_mcp_handle(gw, req);
+		return;
+	}
+	if (get && strcmp(path, "/health") == 0) {
+		handle_health(gw, req);
+		return;
+	}
+	if (get && strcmp(path, "/live") == 0) {
+		json_t *o = json_pack("{s:s}", "status", "live");
+		mg_reply_json(req, 200, o, NULL, 0);
+		json_decref(o);
+		return;
+	}
+	if (get && strcmp(path, "/ready") == 0) {
+		handle_ready(gw, req);
+		return;
+	}
+	if (strcmp(path, "/health") == 0 || strcmp(path, "/live") == 0 ||
+	    strcmp(path, "/ready") == 0) {
+		struct mg_http_hdr h[] = { { "Allow", "GET, HEAD" } };
+		json_t *e = mg_rpc_error_new(NULL, MG_RPC_INVALID_REQUEST, "Method Not Allowed",
+					     NULL);
+		mg_reply_json(req, 405, e, h, 1);
+		json_decref(e);
+		return;
+	}
+	char m[200];
+	snprintf(m, sizeof m, "Not Found: the MCP endpoint is %s", gw->cfg->server.mcp_path);
+	mg_reply_rpc_error(req, 404, NULL, MG_RPC_INVALID_REQUEST, m, NULL);
+}
+
+/* ---- upstream hooks ------------------------------------------------------------------- */
+
+static void on_upstream_state(struct mg_upstream *up, void *arg)
+{
+	if (up->ready)
+		mg_mcp_upstream_ready(arg);
+}
+
+static void on_upstream_notification(struct mg_upstream *up, json_t *msg, void *arg)
+{
+	(void)up;
+	mg_mcp_upstream_notification(arg, msg);
+}
+
+/* ---- shutdown ------------------------------------------------------------------------- */
+
+static void shutdown_step(evutil_socket_t fd, short what, void *arg);
+
+static void schedule_step(struct mg_gateway *gw, long ms)
+{
+	struct timeval tv = { .tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000 };
+	evtimer_add(gw->shutdown_timer, &tv);
+}
+
+static long phase_elapsed_ms(struct mg_gateway *gw)
+{
+	return (long)((mg_now_us() - gw->phase_start_us) / 1000);
+}
+
+/* Phase 1: wait for in-flight requests (polling every 50 ms) until the
+ * grace period ends; phase 2: stop upstreams and wait for them to exit. */
+static void shutdown_step(evutil_socket_t fd, short what, void *arg)
+{
+	struct mg_gateway *gw = arg;
+	static const long tick = 50;
+	(void)fd;
+	(void)what;
+	if (gw->shutdown_phase == 1) {
+		long grace_ms = (long)gw->cfg->server.shutdown_grace_secs * 1000;
+		if (mg_mcp_inflight(gw) > 0 && phase_elapsed_ms(gw) < grace_ms) {
+			schedule_step(gw, tick);
+			return;
+		}
+		if (mg_mcp_inflight(gw) > 0) {
+			mg_log_warn("shutdown: %zu request(s) still in flight after %lld s; "
+				    "answering them with an error",
+				    mg_mcp_inflight(gw),
+				    (long long)gw->cfg->server.shutdown_grace_secs);
+			mg_mcp_abort_all(gw, "the gateway is shutting down");
+		}
+		/* End remaining sessions (their dedicated processes stop too). */
+		for (size_t i = 0; i < gw->nbuckets; i++) {
+			while (gw->buckets[i])
+				mg_session_end(gw->buckets[i], "gateway shutdown");
+		}
+		gw->up->ops->stop(gw->up);
+		gw->shutdown_phase = 2;
+		gw->phase_start_us = mg_now_us();
+		schedule_step(gw, tick);
+		return;
+	}
+	if (!gw->up->ops->idle(gw->up) && phase_elapsed_ms(gw) < STOP_WAIT_SECS * 1000) {
+		schedule_step(gw, tick);
+		return;
+	}
+	if (!gw->up->ops->idle(gw->up)) {
+		mg_log_warn("shutdown: upstream processes did not exit; killing them");
+		mg_process_kill_all();
+	}
+	/* Let queued responses flush, then leave the loop. */
+	struct timeval tv = { 0, 100000 };
+	event_base_loopexit(gw->base, &tv);
+}
+
+static void begin_shutdown(struct mg_gateway *gw, const char *why)
+{
+	if (gw->draining) {
+		mg_log_warn("second %s: stopping now", why);
+		mg_mcp_abort_all(gw, "the gateway is shutting down");
+		mg_process_kill_all();
+		event_base_loopexit(gw->base, NULL);
+		return;
+	}
+	mg_log_info("%s: shutting down (grace %lld s, %zu request(s) in flight)", why,
+		    (long long)gw->cfg->server.shutdown_grace_secs, mg_mcp_inflight(gw));
+	gw->draining = true;
+	mg_http_server_drain(gw->http);
+	mg_mcp_close_streams(gw);
+	gw->shutdown_phase = 1;
+	gw->phase_start_us = mg_now_us();
+	schedule_step(gw, 0);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+	struct mg_gateway *gw = arg;
+	(void)what;
+	if (sig == SIGCHLD) {
+		mg_process_reap();
+		return;
+	}
+	if (sig == SIGHUP) {
+		mg_log_warn("SIGHUP: configuration reload is not available in this build; "
+			    "restart to apply changes");
+		return;
+	}
+	begin_shutdown(gw, sig == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+
+/* ---- run ------------------------------------------------------------------------------ */
+
+static int setup_signals(struct mg_gateway *gw)
+{
+	signal(SIGPIPE, SIG_IGN);
+	gw->sig_term = evsignal_new(gw->base, SIGTERM, on_signal, gw);
+	gw->sig_int = evsignal_new(gw->base, SIGINT, on_signal, gw);
+	gw->sig_hup = evsignal_new(gw->base, SIGHUP, on_signal, gw);
+	gw->sig_chld = evsignal_new(gw->base, SIGCHLD, on_signal, gw);
+	if (!gw->sig_term || !gw->sig_int || !gw->sig_hup || !gw->sig_chld)
+		return -1;
+	evsignal_add(gw->sig_term, NULL);
+	evsignal_add(gw->sig_int, NULL);
+	evsignal_add(gw->sig_hup, NULL);
+	evsignal_add(gw->sig_chld, NULL);
+	return 0;
+}
+
+static void teardown(struct mg_gateway *gw)
+{
+	for (size_t i = 0; i < gw->nbuckets; i++) {
+		while (gw->buckets[i])
+			mg_session_end(gw->buckets[i], "gateway exit");
+	}
+	while (gw->listeners)
+		mg_listener_free(gw->listeners);
+	if (gw->http)
+		mg_http_server_free(gw->http);
+	if (gw->up) {
+		/* Reap what exited during the last loop turn, then free. */
+		mg_process_reap();
+		gw->up->ops->free(gw->up);
+	}
+	struct event *sigs[] = { gw->sig_term, gw->sig_int, gw->sig_hup, gw->sig_chld,
+				 gw->shutdown_timer };
+	for (size_t i = 0; i < 5; i++) {
+		if (sigs[i])
+			event_free(sigs[i]);
+	}
+	json_decref(gw->resource_refs);
+	free(gw->buckets);
+	if (gw->base)
+		event_base_free(gw->base);
+}
+
+int mg_gateway_run(const struct mg_config *cfg)
+{
+	struct mg_gateway gw = { .cfg = cfg, .started = time(NULL) };
+	int rc = 3;
+	enum mg_log_level lvl = (enum mg_log_level)cfg->server.log_level;
+	if (mg_log_get_level() < lvl)
+		mg_log_set_level(lvl);
+	bool any_auth = cfg->auth.n_api_keys || cfg->auth.jwt.present || cfg->auth.oauth.present ||
+			cfg->auth.mtls.enabled;
+	if (any_auth) {
+		mg_log_error("authentication is configured, but this build cannot enforce it yet "
+			     "([auth] providers land with the authentication issue); refusing to "
+			     "start rather than run unprotected");
+		return 3;
+	}
+	if (!mg_host_is_loopback(cfg->server.host)) {
+		mg_log_error("no authentication is configured: refusing to listen on %s (only "
+			     "loopback addresses may run without authentication)",
+			     cfg->server.host);
+		return 3;
+	}
+	mg_log_warn("no authentication is configured: anyone who can reach %s:%lld can use "
+		    "the upstream; this is allowed only on loopback",
+		    cfg->server.host, (long long)cfg->server.port);
+	gw.loopback = true;
+	gw.base = event_base_new();
+	gw.resource_refs = json_object();
+	if (!gw.base || setup_signals(&gw) < 0) {
+		mg_log_error("cannot set up the event loop");
+		goto out;
+	}
+	gw.shutdown_timer = evtimer_new(gw.base, shutdown_step, &gw);
+	const struct mg_upstream_config *ups;
+	size_t nups = mg_config_upstreams(cfg, &ups);
+	if (nups != 1) {
+		mg_log_error("this build serves exactly one upstream ([upstream]); %zu configured",
+			     nups);
+		goto out;
+	}
+	if (ups[0].transport != MG_TRANSPORT_STDIO) {
+		mg_log_error("upstream %s: transport \"%s\" is not available in this build (stdio "
+			     "is)",
+			     ups[0].name, mg_transport_name(ups[0].transport));
+		goto out;
+	}
+	struct mg_upstream_hooks hooks = { .on_state = on_upstream_state,
+					   .on_notification = on_upstream_notification,
+					   .arg = &gw };
+	gw.up = mg_upstream_stdio_new(gw.base, &ups[0], &hooks,
+				      (size_t)cfg->server.max_json_depth);
+	char err[400];
+	if (!gw.up || gw.up->ops->start(gw.up, err, sizeof err) < 0) {
+		mg_log_error("upstream %s: %s", ups[0].name, gw.up ? err : "out of memory");
+		goto out;
+	}
+	struct mg_http_server_opts o = {
+		.host = cfg->server.host,
+		.port = (int)cfg->server.port,
+		.max_connections = (size_t)cfg->server.max_connections,
+		.max_header_bytes = (size_t)cfg->server.max_header_bytes,
+		.max_body_bytes = (size_t)cfg->server.max_body_bytes,
+		.idle_timeout_secs = (int)cfg->server.idle_timeout_secs,
+		.max_output_bytes = MG_MAX_CLIENT_OUTPUT,
+		.on_request = on_request,
+		.error_body = error_body,
+		.arg = &gw,
+	};
+	gw.http = mg_http_server_new(gw.base, &o, err, sizeof err);
+	if (!gw.http) {
+		mg_log_error("%s", err);
+		goto out;
+	}
+	mg_log_info("mcp-guard %s listening on http://%s%s%s:%d%s (upstream %s: %s)", MG_VERSION,
+		    strchr(cfg->server.host, ':') ? "[" : "", cfg->server.host,
+		    strchr(cfg->server.host, ':') ? "]" : "", mg_http_server_port(gw.http),
+		    cfg->server.mcp_path, ups[0].name, mg_stdio_mode_name(ups[0].mode));
+	event_base_dispatch(gw.base);
+	mg_log_info("stopped");
+	rc = 0;
+out:
+	if (rc != 0 && gw.up && gw.base) {
+		gw.up->ops->stop(gw.up);
+		mg_process_kill_all();
+	}
+	teardown(&gw);
+	return rc;
+}
+
+/* ---- check-upstream ------------------------------------------------------------------- */
+
+struct check {
+	struct mg_gateway *gw;
+	struct mg_upstream *up;
+	struct mg_call call;
+	int tools;
+	bool done, ok;
+	char detail[400];
+};
+
+static void on_check_tools(struct mg_call *call, json_t *msg, void *arg)
+{
+	struct check *c = arg;
+	(void)call;
+	json_t *tools = json_object_get(json_object_get(msg, "result"), "tools");
+	c->tools = json_is_array(tools) ? (int)json_array_size(tools) : -1;
+	c->done = true;
+	c->ok = true;
+	event_base_loopbreak(c->gw->base);
+}
+
+static void on_check_state(struct mg_upstream *up, void *arg)
+{
+	struct check *c = arg;
+	if (!up->ready)
+		return;
+	json_t *caps = json_object_get(up->shared->init_result, "capabilities");
+	if (!json_object_get(caps, "tools")) {
+		c->tools = -1;
+		c->done = c->ok = true;
+		event_base_loopbreak(c->gw->base);
+		return;
+	}
+	json_t *msg = json_pack("{s:s,s:i,s:s,s:{}}", "jsonrpc", "2.0", "id", 0, "method",
+				"tools/list", "params");
+	c->call.on_reply = on_check_tools;
+	c->call.arg = c;
+	if (mg_channel_request(up->shared, &c->call, msg) < 0) {
+		snprintf(c->detail, sizeof c->detail, "cannot send tools/list");
+		c->done = true;
+		event_base_loopbreak(c->gw->base);
+	}
+	json_decref(msg);
+}
+
+static void on_check_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct check *c = arg;
+	(void)fd;
+	(void)what;
+	c->done = true;
+	event_base_loopbreak(c->gw->base);
+}
+
+static void on_check_sigchld(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	(void)arg;
+	mg_process_reap();
+}
+
+int mg_gateway_check_upstreams(const struct mg_config *cfg, int timeout_secs)
+{
+	const struct mg_upstream_config *ups;
+	size_t n = mg_config_upstreams(cfg, &ups);
+	int failures = 0;
+	signal(SIGPIPE, SIG_IGN);
+	for (size_t i = 0; i < n; i++) {
+		const struct mg_upstream_config *u = &ups[i];
+		struct mg_gateway gw = { .cfg = cfg };
+		struct check c = { .gw = &gw };
+		gw.base = event_base_new();
+		struct event *chld = evsignal_new(gw.base, SIGCHLD, on_check_sigchld, NULL);
+		evsignal_add(chld, NULL);
+		struct event *timer = evtimer_new(gw.base, on_check_timeout, &c);
+		struct timeval tv = { .tv_sec = timeout_secs, .tv_usec = 0 };
+		evtimer_add(timer, &tv);
+		if (u->transport != MG_TRANSPORT_STDIO) {
+			printf("%s: FAILED: transport \"%s\" is not available in this build\n",
+			       u->name, mg_transport_name(u->transport));
+			failures++;
+			goto next;
+		}
+		struct mg_upstream_hooks hooks = { .on_state = on_check_state, .arg = &c };
+		c.up = mg_upstream_stdio_new(gw.base, u, &hooks, (size_t)cfg->server.max_json_depth);
+		char err[400];
+		if (!c.up || c.up->ops->start(c.up, err, sizeof err) < 0) {
+			printf("%s: FAILED: %s\n", u->name, c.up ? err : "out of memory");
+			failures++;
+			goto next;
+		}
+		event_base_dispatch(gw.base);
+		if (c.ok) {
+			json_t *r = c.up->shared->init_result;
+			json_t *info = json_object_get(r, "serverInfo");
+			printf("%s: OK: %s %s, protocol %s, ", u->name,
+			       json_string_value(json_object_get(info, "name")) ?: "?",
+			       json_string_value(json_object_get(info, "version")) ?: "?",
+			       json_string_value(json_object_get(r, "protocolVersion")) ?: "?");
+			if (c.tools >= 0)
+				printf("%d tool%s\n", c.tools, c.tools == 1 ? "" : "s");
+			else
+				printf("no tools capability\n");
+		} else {
+			printf("%s: FAILED: %s\n", u->name,
+			       c.up->last_error[0] ? c.up->last_error
+			       : c.detail[0]	   ? c.detail
+						   : "no answer to initialize within the timeout");
+			failures++;
+		}
+	next:
+		mg_channel_cancel(&c.call, "check done");
+		if (c.up) {
+			c.up->ops->stop(c.up);
+			struct timeval step = { 0, 50000 };
+			for (int k = 0; k < 100 && !c.up->ops->idle(c.up); k++) {
+				event_base_loopexit(gw.base, &step);
+				event_base_dispatch(gw.base);
+			}
+			if (!c.up->ops->idle(c.up))
+				mg_process_kill_all();
+			mg_process_reap();
+			c.up->ops->free(c.up);
+		}
+		event_free(timer);
+		event_free(chld);
+		event_base_free(gw.base);
+	}
+	return failures ? 1 : 0;
+}

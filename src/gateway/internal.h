@@ -1,0 +1,183 @@
+/*
+ * internal.h - types shared by the gateway's own files (gateway.c,
+ * session.c, mcp.c). Nothing outside src/gateway includes this.
+ *
+ * Ownership in one paragraph: the gateway owns sessions, upstreams and the
+ * HTTP server. A session owns its GET streams and the list of its
+ * exchanges (in-flight requests). An exchange owns its client-side state
+ * (the original id and progress token) and its `struct mg_call`; it holds
+ * the HTTP request until it answers, and is freed when the answer is sent,
+ * the client leaves, or it times out - exactly one of the three, and each
+ * path first detaches the others (cancel the call, clear the close
+ * callback, delete the timer).
+ */
+#ifndef MG_GATEWAY_INTERNAL_H
+#define MG_GATEWAY_INTERNAL_H
+
+#include <event2/event.h>
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "config/config.h"
+#include "http/server.h"
+#include "mcp/jsonrpc.h"
+#include "mcp/protocol.h"
+#include "upstream/upstream.h"
+#include "util/buf.h"
+
+#define MG_SESSION_ID_LEN     32 /* hex of 128 random bits */
+#define MG_MAX_CLIENT_OUTPUT  (32u * 1024 * 1024)
+#define MG_METHOD_MAX         128
+
+struct mg_gateway;
+struct mg_session;
+
+/* One SSE response stream (a GET stream, a request's stream, or a
+ * subscriptions/listen stream). */
+struct mg_stream {
+	struct mg_gateway *gw;
+	struct mg_http_req *req; /* NULL once the client is gone or the stream ended */
+	struct event *keepalive;
+	uint64_t number; /* within the session, for event ids; 0 = no ids */
+	uint64_t seq;
+};
+
+/* One client request in flight to an upstream. */
+struct mg_exchange {
+	struct mg_gateway *gw;
+	struct mg_http_req *req;
+	struct mg_session *session; /* legacy; NULL for modern requests */
+	struct mg_exchange *prev, *next; /* in the session, or the gateway's modern list */
+	struct mg_call call;
+	struct mg_channel *ch;
+	json_t *orig_id;
+	json_t *orig_token; /* the client's progressToken, or NULL */
+	bool modern;
+	bool accept_sse;
+	bool sse; /* answering with an SSE stream */
+	struct mg_stream stream;
+	struct event *timeout;
+	char method[MG_METHOD_MAX];
+	uint64_t start_us;
+};
+
+/* A subscriptions/listen stream (modern). */
+struct mg_listener {
+	struct mg_gateway *gw;
+	struct mg_listener *prev, *next;
+	struct mg_stream stream;
+	json_t *sub_id; /* the listen request's id */
+	bool tools, prompts, resources;
+	json_t *uris; /* array of subscribed resource URIs, or NULL */
+};
+
+/* A legacy (2025-xx) session. */
+struct mg_session {
+	struct mg_gateway *gw;
+	struct mg_session *prev, *next; /* in the hash bucket chain order-less list */
+	char id[MG_SESSION_ID_LEN + 1];
+	char *identity;
+	char protocol_version[16];
+	struct mg_upstream *up;
+	struct mg_channel *ch;      /* dedicated channel (per_session), else NULL */
+	struct mg_http_req *init_req; /* initialize waiting for a dedicated channel */
+	json_t *init_id;
+	struct mg_stream get;       /* the GET stream (req NULL when none) */
+	struct mg_exchange *exchanges;
+	size_t n_exchanges;
+	uint64_t next_stream;
+	struct event *idle;
+	int log_level; /* shared mode: -1 = not set; index in syslog order 0..7 */
+	json_t *subscriptions; /* array of resource URIs (shared mode) */
+	/* replay ring for the GET stream */
+	struct mg_replay {
+		uint64_t seq;
+		char *text;
+		size_t len;
+	} *ring;
+	size_t ring_cap, ring_head, ring_len;
+	bool initialized;
+	bool ended;
+};
+
+struct mg_gateway {
+	struct event_base *base;
+	const struct mg_config *cfg;
+	struct mg_http_server *http;
+	struct mg_upstream *up; /* the (single) upstream of this build */
+	struct mg_session **buckets;
+	size_t nbuckets, nsessions;
+	struct mg_exchange *modern; /* modern exchanges in flight */
+	struct mg_listener *listeners;
+	json_t *resource_refs; /* shared-mode subscription refcounts: uri -> count */
+	time_t started;
+	bool draining;
+	bool loopback;
+	struct event *sig_term, *sig_int, *sig_hup, *sig_chld;
+	struct event *shutdown_timer;
+	int shutdown_phase;
+	uint64_t phase_start_us;
+	uint64_t requests_total, errors_total;
+};
+
+/* ---- session.c ------------------------------------------------------------------- */
+
+/* Creates a session bound to `identity`; NULL when max_sessions reached. */
+struct mg_session *mg_session_new(struct mg_gateway *gw, const char *identity);
+struct mg_session *mg_session_find(struct mg_gateway *gw, const char *id);
+/* Ends a session: exchanges cancelled and answered, streams closed,
+ * dedicated channel closed, memory freed. */
+void mg_session_end(struct mg_session *s, const char *why);
+void mg_session_touch(struct mg_session *s);
+/* Delivers a server→client message to the session: the GET stream, else
+ * the replay ring. */
+void mg_session_deliver(struct mg_session *s, const char *json, size_t len);
+/* Opens the GET stream (replaying after `last_event_id` when given). */
+void mg_session_open_get(struct mg_session *s, struct mg_http_req *req,
+			 const char *last_event_id);
+
+/* A dedicated channel is starting for this session's initialize: answer
+ * the client if it leaves, bound the wait by the request timeout. */
+void mg_session_init_wait(struct mg_session *s, struct mg_http_req *req);
+
+/* Starts an SSE response on `req` with the usual headers. */
+void mg_stream_begin(struct mg_stream *st, struct mg_gateway *gw, struct mg_http_req *req,
+		     uint64_t number, const struct mg_http_hdr *extra, size_t n_extra);
+/* Sends one event. Returns 0, or -1 when the client is gone (the stream is
+ * then detached: st->req is NULL and its close callback will not fire). */
+int mg_stream_send(struct mg_stream *st, const char *json, size_t len);
+/* Ends the stream (no-op when detached). */
+void mg_stream_end(struct mg_stream *st);
+/* Detaches without touching the request (the client is already gone). */
+void mg_stream_detach(struct mg_stream *st);
+
+/* ---- mcp.c ---------------------------------------------------------------------- */
+
+void mg_mcp_handle(struct mg_gateway *gw, struct mg_http_req *req);
+/* The shared channel is (again) ready: renew upstream subscriptions. */
+void mg_mcp_upstream_ready(struct mg_gateway *gw);
+/* A notification from the shared channel: fan out. */
+void mg_mcp_upstream_notification(struct mg_gateway *gw, json_t *msg);
+/* Ends every exchange and stream (shutdown deadline). */
+void mg_mcp_abort_all(struct mg_gateway *gw, const char *why);
+/* Ends GET and listen streams cleanly (start of shutdown). */
+void mg_mcp_close_streams(struct mg_gateway *gw);
+size_t mg_mcp_inflight(struct mg_gateway *gw);
+/* Answers the client with an error, cancels the upstream call, frees. */
+void mg_exchange_abort(struct mg_exchange *x, int code, const char *why);
+/* Frees a subscriptions/listen stream's state (the stream is detached). */
+void mg_listener_free(struct mg_listener *l);
+/* A session is ending: drop what the endpoint keeps for it. */
+void mg_mcp_session_ended(struct mg_session *s);
+
+/* ---- gateway.c ------------------------------------------------------------------ */
+
+/* Sends a JSON body with `status`. */
+void mg_reply_json(struct mg_http_req *req, int status, json_t *body,
+		   const struct mg_http_hdr *hdrs, size_t n);
+/* Sends a JSON-RPC error (id may be NULL) with `status`. */
+void mg_reply_rpc_error(struct mg_http_req *req, int status, json_t *id, int code,
+			const char *message, json_t *data);
+
+#endif

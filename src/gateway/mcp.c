@@ -1,0 +1,1307 @@
+/*
+ * mcp.c - the MCP endpoint: one pipeline for both protocol eras.
+ *
+ *   request → Origin/Host checks → authenticate (ACCESS) → parse JSON-RPC
+ *   (duplicate keys rejected, depth limited) → era → modern header checks
+ *   → session (legacy) → exchange → channel → upstream
+ *   reply ← id and progress token restored ← channel
+ *
+ * An exchange answers with JSON unless something must be streamed before
+ * the response (progress, a server→client request, a log message while it
+ * is the only request in flight): then it switches to SSE. Closing the
+ * response (or the connection) cancels the request upstream. Every request
+ * has a deadline (upstream.request_timeout_secs or server.request_timeout_secs)
+ * after which it is cancelled upstream and answered with an error.
+ *
+ * In shared mode the gateway answers initialize itself from the upstream's
+ * own initialize result, handles logging/setLevel per session and
+ * refcounts resource subscriptions; in per_session mode the client talks to
+ * its own process and everything is forwarded.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "gateway/internal.h"
+#include "util/log.h"
+#include "util/str.h"
+
+static const char *const log_levels[] = { "emergency", "alert",  "critical", "error",
+					  "warning",   "notice", "info",     "debug" };
+
+static int log_level_index(const char *s)
+{
+	for (int i = 0; s && i < 8; i++) {
+		if (strcmp(s, log_levels[i]) == 0)
+			return i;
+	}
+	return -1;
+}
+
+static const char *hdr(struct mg_http_req *req, const char *name)
+{
+	return mg_http_req_header(req, name);
+}
+
+/* true when a media-type list (Accept) contains `type` or a wildcard. */
+static bool accepts(const char *accept, const char *type)
+{
+	if (!accept)
+		return true;
+	size_t tl = strlen(type);
+	const char *p = accept;
+	while (*p) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		size_t len = strcspn(p, ",;");
+		const char *e = p + len;
+		while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
+			e--;
+		size_t n = (size_t)(e - p);
+		if ((n == tl && strncasecmp(p, type, tl) == 0) || (n == 3 && memcmp(p, "*/*", 3) == 0))
+			return true;
+		const char *slash = memchr(p, '/', n);
+		if (slash && (size_t)(e - slash) == 2 && slash[1] == '*' &&
+		    strncasecmp(p, type, (size_t)(slash - p) + 1) == 0)
+			return true;
+		p += strcspn(p, ",");
+	}
+	return false;
+}
+
+/* Accept that names text/event-stream explicitly (wildcards do not count:
+ * a client must say it can read a stream). */
+static bool accepts_sse(const char *accept)
+{
+	return accept && strcasestr(accept, "text/event-stream") != NULL;
+}
+
+static bool is_json_ctype(const char *ct)
+{
+	if (!ct)
+		return false;
+	size_t n = strcspn(ct, "; \t");
+	return n == 16 && strncasecmp(ct, "application/json", 16) == 0;
+}
+
+/* ---- Origin and Host (DNS rebinding) -------------------------------------------------- */
+
+static bool loopback_name(const char *host, size_t n)
+{
+	static const char *const names[] = { "localhost", "127.0.0.1", "[::1]", "::1" };
+	for (size_t i = 0; i < 4; i++) {
+		if (strlen(names[i]) == n && strncasecmp(host, names[i], n) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Length of the host part of "host[:port]" / "[v6]:port". */
+static size_t host_part(const char *s)
+{
+	if (s[0] == '[') {
+		const char *e = strchr(s, ']');
+		return e ? (size_t)(e - s) + 1 : strlen(s);
+	}
+	return strcspn(s, ":/");
+}
+
+static bool public_host(struct mg_gateway *gw, const char *host, size_t n)
+{
+	const char *pu = gw->cfg->server.public_url;
+	if (!pu)
+		return false;
+	const char *h = strstr(pu, "://");
+	if (!h)
+		return false;
+	h += 3;
+	size_t hl = host_part(h);
+	return hl == n && strncasecmp(h, host, n) == 0;
+}
+
+static bool origin_allowed(struct mg_gateway *gw, const char *origin)
+{
+	const struct mg_strv *allow = &gw->cfg->server.allowed_origins;
+	for (size_t i = 0; i < allow->n; i++) {
+		if (strcasecmp(allow->v[i], origin) == 0)
+			return true;
+	}
+	const char *h = strstr(origin, "://");
+	if (!h)
+		return false;
+	if (!(strncasecmp(origin, "http://", 7) == 0 || strncasecmp(origin, "https://", 8) == 0))
+		return false;
+	h += 3;
+	size_t n = host_part(h);
+	if (gw->loopback && loopback_name(h, n))
+		return true;
+	return public_host(gw, h, n);
+}
+
+static bool host_allowed(struct mg_gateway *gw, const char *host)
+{
+	if (!host)
+		return false;
+	size_t n = host_part(host);
+	if (public_host(gw, host, n))
+		return true;
+	if (gw->loopback)
+		return loopback_name(host, n);
+	return true;
+}
+
+/* Returns false after answering 403. */
+static bool check_origin_or_reply(struct mg_gateway *gw, struct mg_http_req *req)
+{
+	const char *origin = hdr(req, "Origin");
+	if (origin && !origin_allowed(gw, origin)) {
+		mg_log_warn("refused a request from origin \"%.100s\" (%s)", origin,
+			    mg_http_req_peer(req));
+		mg_reply_rpc_error(req, 403, NULL, MG_RPC_INVALID_REQUEST,
+				   "Forbidden: origin not allowed (server.allowed_origins)", NULL);
+		return false;
+	}
+	const char *host = hdr(req, "Host");
+	if (host && !host_allowed(gw, host)) {
+		mg_log_warn("refused a request for host \"%.100s\" (%s): possible DNS rebinding",
+			    host, mg_http_req_peer(req));
+		mg_reply_rpc_error(req, 403, NULL, MG_RPC_INVALID_REQUEST,
+				   "Forbidden: unexpected Host header", NULL);
+		return false;
+	}
+	return true;
+}
+
+static void cors_headers(struct mg_gateway *gw, struct mg_http_req *req, struct mg_http_hdr *h,
+			 size_t *n)
+{
+	const char *origin = hdr(req, "Origin");
+	if (!origin || !origin_allowed(gw, origin))
+		return;
+	h[(*n)++] = (struct mg_http_hdr){ "Access-Control-Allow-Origin", origin };
+	h[(*n)++] = (struct mg_http_hdr){ "Vary", "Origin" };
+	h[(*n)++] = (struct mg_http_hdr){ "Access-Control-Expose-Headers",
+					  "Mcp-Session-Id, WWW-Authenticate, Retry-After" };
+}
+
+/* ACCESS phase. Until authentication providers exist every caller is the
+ * same local identity; `run` refuses non-loopback listeners without auth. */
+static const char *authenticate_or_reply(struct mg_gateway *gw, struct mg_http_req *req)
+{
+	(void)gw;
+	(void)req;
+	return "anonymous";
+}
+
+/* ---- exchanges --------------------------------------------------------------------- */
+
+static void exchange_free(struct mg_exchange *x)
+{
+	struct mg_gateway *gw = x->gw;
+	if (x->session) {
+		if (x->prev)
+			x->prev->next = x->next;
+		else
+			x->session->exchanges = x->next;
+		if (x->next)
+			x->next->prev = x->prev;
+		x->session->n_exchanges--;
+		mg_session_touch(x->session);
+	} else {
+		if (x->prev)
+			x->prev->next = x->next;
+		else
+			gw->modern = x->next;
+		if (x->next)
+			x->next->prev = x->prev;
+	}
+	if (x->timeout)
+		event_free(x->timeout);
+	mg_stream_detach(&x->stream);
+	json_decref(x->orig_id);
+	json_decref(x->orig_token);
+	free(x);
+}
+
+/* Sends `msg` (id already restored) as the final answer and frees. */
+static void exchange_finish(struct mg_exchange *x, json_t *msg)
+{
+	size_t len;
+	char *text = mg_json_dump(msg, &len);
+	struct mg_http_req *req = x->req;
+	x->req = NULL;
+	if (req) {
+		mg_http_req_on_close(req, NULL, NULL);
+		if (x->sse) {
+			if (text && mg_stream_send(&x->stream, text, len) == 0)
+				mg_stream_end(&x->stream);
+		} else if (text) {
+			mg_http_reply(req, 200, "application/json", NULL, 0, text, len);
+		} else {
+			mg_reply_rpc_error(req, 500, x->orig_id, MG_RPC_INTERNAL_ERROR,
+					   "cannot encode the response", NULL);
+		}
+	}
+	free(text);
+	exchange_free(x);
+}
+
+static void exchange_error(struct mg_exchange *x, int code, const char *message, json_t *data)
+{
+	json_t *e = mg_rpc_error_new(x->orig_id, code, message, data);
+	exchange_finish(x, e);
+	json_decref(e);
+}
+
+void mg_exchange_abort(struct mg_exchange *x, int code, const char *why)
+{
+	mg_channel_cancel(&x->call, why);
+	exchange_error(x, code, why, json_pack("{s:s}", "mcpGuard", "aborted"));
+}
+
+/* Switches the answer to an SSE stream. false when the client cannot read one. */
+static bool exchange_sse(struct mg_exchange *x)
+{
+	if (x->sse)
+		return true;
+	if (!x->accept_sse || !x->req)
+		return false;
+	uint64_t number = x->session ? x->session->next_stream++ : 0;
+	mg_stream_begin(&x->stream, x->gw, x->req, number, NULL, 0);
+	x->sse = true;
+	return true;
+}
+
+/* Sends an intermediate message on the exchange's stream. */
+static bool exchange_push(struct mg_exchange *x, json_t *msg)
+{
+	if (!exchange_sse(x))
+		return false;
+	size_t len;
+	char *text = mg_json_dump(msg, &len);
+	if (!text)
+		return false;
+	int rc = mg_stream_send(&x->stream, text, len);
+	free(text);
+	if (rc < 0) {
+		/* The client stopped reading: treat as gone. */
+		x->req = NULL;
+		mg_channel_cancel(&x->call, "client stopped reading");
+		exchange_free(x);
+		return true;
+	}
+	return true;
+}
+
+static void on_reply(struct mg_call *call, json_t *msg, void *arg)
+{
+	struct mg_exchange *x = arg;
+	(void)call;
+	json_object_set(msg, "id", x->orig_id);
+	json_t *result = json_object_get(msg, "result");
+	if (x->modern && json_is_object(result) && !json_object_get(result, "resultType"))
+		json_object_set_new(result, "resultType", json_string("complete"));
+	exchange_finish(x, msg);
+}
+
+static void on_progress(struct mg_call *call, json_t *msg, void *arg)
+{
+	struct mg_exchange *x = arg;
+	(void)call;
+	json_t *params = json_object_get(msg, "params");
+	if (!x->orig_token || !json_is_object(params))
+		return;
+	json_object_set(params, "progressToken", x->orig_token);
+	exchange_push(x, msg);
+}
+
+static long request_timeout(struct mg_gateway *gw)
+{
+	const struct mg_upstream_config *u = gw->up->cfg;
+	return u->request_timeout_secs ? (long)u->request_timeout_secs
+				       : (long)gw->cfg->server.request_timeout_secs;
+}
+
+static void on_exchange_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct mg_exchange *x = arg;
+	(void)fd;
+	(void)what;
+	char m[256];
+	snprintf(m, sizeof m, "the upstream did not answer %s within %ld s; request cancelled",
+		 x->method, request_timeout(x->gw));
+	mg_channel_cancel(&x->call, "request timed out at the gateway");
+	exchange_error(x, MG_RPC_INTERNAL_ERROR, m, json_pack("{s:s}", "mcpGuard", "timeout"));
+}
+
+static void on_exchange_client_close(struct mg_http_req *req, void *arg)
+{
+	struct mg_exchange *x = arg;
+	(void)req;
+	x->req = NULL;
+	mg_stream_detach(&x->stream);
+	mg_channel_cancel(&x->call, "client disconnected");
+	exchange_free(x);
+}
+
+/* Removes the io.modelcontextprotocol/ keys a legacy upstream does not know. */
+static void strip_modern_meta(json_t *params)
+{
+	json_t *meta = json_object_get(params, "_meta");
+	if (!json_is_object(meta))
+		return;
+	const char *k;
+	json_t *v;
+	void *tmp;
+	json_object_foreach_safe(meta, tmp, k, v)
+	{
+		(void)v;
+		if (strncmp(k, "io.modelcontextprotocol/", 24) == 0)
+			json_object_del(meta, k);
+	}
+	if (json_object_size(meta) == 0)
+		json_object_del(params, "_meta");
+}
+
+/* Forwards a request. Answers the client itself on failure. */
+static void exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struct mg_session *s,
+			   struct mg_channel *ch, struct mg_rpc_msg *msg, bool modern)
+{
+	struct mg_exchange *x = calloc(1, sizeof *x);
+	if (!x) {
+		mg_reply_rpc_error(req, 503, msg->id, MG_RPC_INTERNAL_ERROR, "out of memory", NULL);
+		return;
+	}
+	x->gw = gw;
+	x->req = req;
+	x->session = s;
+	x->ch = ch;
+	x->modern = modern;
+	x->orig_id = json_incref(msg->id);
+	json_t *tok = mg_rpc_progress_token(msg);
+	x->orig_token = tok ? json_incref(tok) : NULL;
+	x->accept_sse = accepts_sse(hdr(req, "Accept"));
+	x->start_us = mg_http_req_start_us(req);
+	snprintf(x->method, sizeof x->method, "%s", msg->method);
+	x->call.on_reply = on_reply;
+	x->call.on_progress = on_progress;
+	x->call.arg = x;
+	if (s) {
+		x->next = s->exchanges;
+		if (s->exchanges)
+			s->exchanges->prev = x;
+		s->exchanges = x;
+		s->n_exchanges++;
+	} else {
+		x->next = gw->modern;
+		if (gw->modern)
+			gw->modern->prev = x;
+		gw->modern = x;
+	}
+	if (modern && msg->params)
+		strip_modern_meta(msg->params);
+	if (!ch || mg_channel_request(ch, &x->call, msg->root) < 0) {
+		x->req = NULL;
+		mg_reply_rpc_error(req, 503, x->orig_id, MG_RPC_INTERNAL_ERROR,
+				   "the upstream is not available", NULL);
+		exchange_free(x);
+		return;
+	}
+	x->timeout = evtimer_new(gw->base, on_exchange_timeout, x);
+	struct timeval tv = { .tv_sec = request_timeout(gw), .tv_usec = 0 };
+	evtimer_add(x->timeout, &tv);
+	mg_http_req_on_close(req, on_exchange_client_close, x);
+	gw->requests_total++;
+}
+
+/* The exchange a request-related message should ride on: the only request
+ * in flight for this session (or, shared-mode, on the whole upstream). */
+static struct mg_exchange *sole_exchange(struct mg_gateway *gw, struct mg_session *s)
+{
+	if (s)
+		return s->n_exchanges == 1 ? s->exchanges : NULL;
+	size_t n = 0;
+	struct mg_exchange *only = NULL;
+	for (size_t i = 0; i < gw->nbuckets && n < 2; i++) {
+		for (struct mg_session *t = gw->buckets[i]; t && n < 2; t = t->next) {
+			n += t->n_exchanges;
+			if (t->n_exchanges)
+				only = t->exchanges;
+		}
+	}
+	for (struct mg_exchange *x = gw->modern; x && n < 2; x = x->next) {
+		n++;
+		only = x;
+	}
+	return n == 1 ? only : NULL;
+}
+
+/* ---- shared-mode resource subscriptions ------------------------------------------------ */
+
+struct fire_call {
+	struct mg_call call;
+};
+
+static void on_fire_reply(struct mg_call *call, json_t *msg, void *arg)
+{
+	(void)msg;
+	(void)arg;
+	free(call);
+}
+
+/* Sends a request on behalf of the gateway itself; the answer is ignored. */
+static void fire_and_forget(struct mg_channel *ch, const char *method, json_t *params)
+{
+	struct fire_call *f = calloc(1, sizeof *f);
+	json_t *msg = json_pack("{s:s,s:i,s:s,s:o}", "jsonrpc", "2.0", "id", 0, "method", method,
+				"params", params);
+	if (!f || !msg || !ch || mg_channel_request(ch, &f->call, msg) < 0) {
+		free(f);
+		json_decref(msg);
+		return;
+	}
+	f->call.on_reply = on_fire_reply;
+	json_decref(msg);
+}
+
+static void resource_ref(struct mg_gateway *gw, const char *uri, int delta)
+{
+	json_t *n = json_object_get(gw->resource_refs, uri);
+	json_int_t count = (n ? json_integer_value(n) : 0) + delta;
+	if (count < 0)
+		count = 0;
+	if (count == 0)
+		json_object_del(gw->resource_refs, uri);
+	else
+		json_object_set_new(gw->resource_refs, uri, json_integer(count));
+	if ((delta > 0 && count == 1) || (delta < 0 && count == 0))
+		fire_and_forget(gw->up->shared,
+				delta > 0 ? "resources/subscribe" : "resources/unsubscribe",
+				json_pack("{s:s}", "uri", uri));
+}
+
+void mg_mcp_upstream_ready(struct mg_gateway *gw)
+{
+	/* A restarted process lost its subscriptions: renew them. */
+	const char *uri;
+	json_t *v;
+	json_object_foreach(gw->resource_refs, uri, v)
+	{
+		(void)v;
+		fire_and_forget(gw->up->shared, "resources/subscribe", json_pack("{s:s}", "uri", uri));
+	}
+}
+
+static bool session_subscribed(struct mg_session *s, const char *uri)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(s->subscriptions, i, v)
+	{
+		if (strcmp(json_string_value(v), uri) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* ---- upstream → clients ------------------------------------------------------------- */
+
+static void deliver_json(struct mg_session *s, json_t *msg)
+{
+	size_t len;
+	char *text = mg_json_dump(msg, &len);
+	if (text)
+		mg_session_deliver(s, text, len);
+	free(text);
+}
+
+static void listeners_notify(struct mg_gateway *gw, const char *method, json_t *msg)
+{
+	const char *uri = json_string_value(json_object_get(json_object_get(msg, "params"), "uri"));
+	for (struct mg_listener *l = gw->listeners, *next; l; l = next) {
+		next = l->next;
+		bool want = (l->tools && strcmp(method, "notifications/tools/list_changed") == 0) ||
+			    (l->prompts && strcmp(method, "notifications/prompts/list_changed") == 0) ||
+			    (l->resources &&
+			     strcmp(method, "notifications/resources/list_changed") == 0);
+		if (!want && uri && l->uris && strcmp(method, "notifications/resources/updated") == 0) {
+			size_t i;
+			json_t *v;
+			json_array_foreach(l->uris, i, v)
+			{
+				if (strcmp(json_string_value(v), uri) == 0)
+					want = true;
+			}
+		}
+		if (!want)
+			continue;
+		json_t *copy = json_deep_copy(msg);
+		json_t *params = json_object_get(copy, "params");
+		if (!json_is_object(params)) {
+			params = json_object();
+			json_object_set_new(copy, "params", params);
+		}
+		json_t *meta = json_object_get(params, "_meta");
+		if (!json_is_object(meta)) {
+			meta = json_object();
+			json_object_set_new(params, "_meta", meta);
+		}
+		json_object_set(meta, MG_MCP_META_SUBSCRIPTION, l->sub_id);
+		size_t len;
+		char *text = mg_json_dump(copy, &len);
+		json_decref(copy);
+		if (text && mg_stream_send(&l->stream, text, len) < 0) {
+			/* The client stopped reading; on_listener_close will not run. */
+			mg_listener_free(l);
+		}
+		free(text);
+	}
+}
+
+void mg_mcp_upstream_notification(struct mg_gateway *gw, json_t *msg)
+{
+	const char *method = json_string_value(json_object_get(msg, "method"));
+	if (!method)
+		return;
+	json_t *params = json_object_get(msg, "params");
+	if (strcmp(method, "notifications/message") == 0) {
+		struct mg_exchange *x = sole_exchange(gw, NULL);
+		if (x && exchange_push(x, msg))
+			return;
+		int lvl = log_level_index(json_string_value(json_object_get(params, "level")));
+		for (size_t i = 0; i < gw->nbuckets; i++) {
+			for (struct mg_session *s = gw->buckets[i]; s; s = s->next) {
+				if (s->log_level >= 0 && lvl >= 0 && lvl <= s->log_level)
+					deliver_json(s, msg);
+			}
+		}
+		return;
+	}
+	bool list = strstr(method, "/list_changed") != NULL;
+	bool updated = strcmp(method, "notifications/resources/updated") == 0;
+	if (!list && !updated) {
+		mg_log_debug("upstream notification %s not forwarded in shared mode", method);
+		return;
+	}
+	const char *uri = json_string_value(json_object_get(params, "uri"));
+	for (size_t i = 0; i < gw->nbuckets; i++) {
+		for (struct mg_session *s = gw->buckets[i]; s; s = s->next) {
+			if (!s->initialized)
+				continue;
+			if (list || (uri && session_subscribed(s, uri)))
+				deliver_json(s, msg);
+		}
+	}
+	listeners_notify(gw, method, msg);
+}
+
+/* Per-session (dedicated channel) hooks. */
+static void session_ready(struct mg_channel *ch, json_t *result, void *arg)
+{
+	struct mg_session *s = arg;
+	(void)ch;
+	if (!s->init_req)
+		return; /* a restart replayed the handshake */
+	struct mg_http_req *req = s->init_req;
+	s->init_req = NULL;
+	mg_http_req_on_close(req, NULL, NULL);
+	const char *pv = json_string_value(json_object_get(result, "protocolVersion"));
+	snprintf(s->protocol_version, sizeof s->protocol_version, "%s", pv ? pv : "");
+	json_t *resp = json_pack("{s:s,s:O,s:O}", "jsonrpc", "2.0", "id", s->init_id, "result",
+				 result);
+	struct mg_http_hdr h[4];
+	size_t n = 0;
+	h[n++] = (struct mg_http_hdr){ "Mcp-Session-Id", s->id };
+	cors_headers(s->gw, req, h, &n);
+	mg_reply_json(req, 200, resp, h, n);
+	json_decref(resp);
+	mg_session_touch(s);
+}
+
+static void session_down(struct mg_channel *ch, const char *reason, void *arg)
+{
+	struct mg_session *s = arg;
+	(void)ch;
+	if (!s->init_req)
+		return; /* pending calls already failed; the process restarts */
+	struct mg_http_req *req = s->init_req;
+	s->init_req = NULL;
+	mg_http_req_on_close(req, NULL, NULL);
+	char m[400];
+	snprintf(m, sizeof m, "the upstream could not be started: %.300s", reason);
+	mg_reply_rpc_error(req, 502, s->init_id, MG_RPC_INTERNAL_ERROR, m, NULL);
+	/* Do not end the session from inside the channel's callback: let the
+	 * idle timer do it on the next loop turn. */
+	s->initialized = false;
+	struct timeval now = { 0, 0 };
+	evtimer_add(s->idle, &now);
+}
+
+static void session_notification(struct mg_channel *ch, json_t *msg, void *arg)
+{
+	struct mg_session *s = arg;
+	(void)ch;
+	const char *method = json_string_value(json_object_get(msg, "method"));
+	if (method && strcmp(method, "notifications/message") == 0) {
+		struct mg_exchange *x = sole_exchange(s->gw, s);
+		if (x && exchange_push(x, msg))
+			return;
+	}
+	deliver_json(s, msg);
+}
+
+static void session_request(struct mg_channel *ch, json_t *msg, void *arg)
+{
+	struct mg_session *s = arg;
+	(void)ch;
+	struct mg_exchange *x = sole_exchange(s->gw, s);
+	if (x && exchange_push(x, msg))
+		return;
+	deliver_json(s, msg);
+}
+
+/* ---- legacy era ---------------------------------------------------------------------- */
+
+static void reply_accepted(struct mg_gateway *gw, struct mg_http_req *req)
+{
+	struct mg_http_hdr h[4];
+	size_t n = 0;
+	cors_headers(gw, req, h, &n);
+	mg_http_reply(req, 202, NULL, h, n, NULL, 0);
+}
+
+static void reply_result(struct mg_gateway *gw, struct mg_http_req *req, json_t *id,
+			 json_t *result, bool modern)
+{
+	if (modern && !json_object_get(result, "resultType"))
+		json_object_set_new(result, "resultType", json_string("complete"));
+	json_t *resp = json_pack("{s:s,s:O,s:o}", "jsonrpc", "2.0", "id", id, "result", result);
+	struct mg_http_hdr h[4];
+	size_t n = 0;
+	cors_headers(gw, req, h, &n);
+	mg_reply_json(req, 200, resp, h, n);
+	json_decref(resp);
+}
+
+static void legacy_initialize(struct mg_gateway *gw, struct mg_http_req *req,
+			      struct mg_rpc_msg *msg, const char *identity)
+{
+	if (hdr(req, "Mcp-Session-Id")) {
+		mg_reply_rpc_error(req, 400, msg->id, MG_RPC_INVALID_REQUEST,
+				   "initialize must not carry an Mcp-Session-Id header", NULL);
+		return;
+	}
+	json_t *pv = msg->params ? json_object_get(msg->params, "protocolVersion") : NULL;
+	if (!json_is_string(pv)) {
+		mg_reply_rpc_error(req, 400, msg->id, MG_RPC_INVALID_PARAMS,
+				   "initialize needs params.protocolVersion (a string)", NULL);
+		return;
+	}
+	const char *version = mg_mcp_legacy_supported(json_string_value(pv))
+				      ? json_string_value(pv)
+				      : MG_MCP_LATEST_LEGACY;
+	struct mg_upstream *up = gw->up;
+	if (up->cfg->mode == MG_STDIO_SHARED && (!up->ready || !up->shared->init_result)) {
+		struct mg_http_hdr h[] = { { "Retry-After", "1" } };
+		json_t *e = mg_rpc_error_new(msg->id, MG_RPC_INTERNAL_ERROR,
+					     "the upstream is not ready yet; retry shortly",
+					     json_pack("{s:s}", "mcpGuard", "upstream_not_ready"));
+		mg_reply_json(req, 503, e, h, 1);
+		json_decref(e);
+		return;
+	}
+	struct mg_session *s = mg_session_new(gw, identity);
+	if (!s) {
+		struct mg_http_hdr h[] = { { "Retry-After", "5" } };
+		json_t *e = mg_rpc_error_new(msg->id, MG_RPC_INTERNAL_ERROR,
+					     "too many sessions (server.max_sessions)", NULL);
+		mg_reply_json(req, 503, e, h, 1);
+		json_decref(e);
+		return;
+	}
+	s->up = up;
+	snprintf(s->protocol_version, sizeof s->protocol_version, "%s", version);
+	if (up->cfg->mode == MG_STDIO_SHARED) {
+		json_t *ur = up->shared->init_result;
+		json_t *result = json_pack("{s:s,s:O,s:O}", "protocolVersion", version,
+					   "capabilities",
+					   json_object_get(ur, "capabilities") ?: json_object(),
+					   "serverInfo", json_object_get(ur, "serverInfo") ?: json_object());
+		json_t *instr = json_object_get(ur, "instructions");
+		if (json_is_string(instr))
+			json_object_set(result, "instructions", instr);
+		json_t *resp = json_pack("{s:s,s:O,s:o}", "jsonrpc", "2.0", "id", msg->id, "result",
+					 result);
+		struct mg_http_hdr h[4];
+		size_t n = 0;
+		h[n++] = (struct mg_http_hdr){ "Mcp-Session-Id", s->id };
+		cors_headers(gw, req, h, &n);
+		mg_reply_json(req, 200, resp, h, n);
+		json_decref(resp);
+		return;
+	}
+	/* per_session: the client's own initialize goes to its own process. */
+	json_t *params = json_deep_copy(msg->params);
+	json_object_set_new(params, "protocolVersion", json_string(version));
+	struct mg_channel_hooks hooks = { .on_ready = session_ready,
+					  .on_down = session_down,
+					  .on_notification = session_notification,
+					  .on_request = session_request,
+					  .arg = s };
+	char err[400];
+	s->ch = up->ops->open(up, params, &hooks, err, sizeof err);
+	if (!s->ch) {
+		mg_session_end(s, err);
+		struct mg_http_hdr h[] = { { "Retry-After", "5" } };
+		json_t *e = mg_rpc_error_new(msg->id, MG_RPC_INTERNAL_ERROR, err, NULL);
+		mg_reply_json(req, 503, e, h, 1);
+		json_decref(e);
+		return;
+	}
+	s->init_req = req;
+	s->init_id = json_incref(msg->id);
+	mg_session_init_wait(s, req);
+}
+
+static void legacy_notification(struct mg_gateway *gw, struct mg_http_req *req,
+				struct mg_session *s, struct mg_rpc_msg *msg)
+{
+	if (strcmp(msg->method, "notifications/initialized") == 0) {
+		/* The gateway already completed the upstream's handshake. */
+		s->initialized = true;
+	} else if (strcmp(msg->method, "notifications/cancelled") == 0) {
+		json_t *rid = msg->params ? json_object_get(msg->params, "requestId") : NULL;
+		for (struct mg_exchange *x = s->exchanges; x; x = x->next) {
+			if (!mg_rpc_id_equal(x->orig_id, rid))
+				continue;
+			json_t *reason = json_object_get(msg->params, "reason");
+			mg_channel_cancel(&x->call, json_is_string(reason)
+							    ? json_string_value(reason)
+							    : "cancelled by the client");
+			/* The client will not read an answer; end the HTTP exchange. */
+			struct mg_http_req *xr = x->req;
+			x->req = NULL;
+			if (xr) {
+				mg_http_req_on_close(xr, NULL, NULL);
+				if (x->sse)
+					mg_stream_end(&x->stream);
+				else
+					mg_reply_rpc_error(xr, 200, x->orig_id, MG_RPC_INTERNAL_ERROR,
+							   "request cancelled by the client", NULL);
+			}
+			exchange_free(x);
+			break;
+		}
+	} else if (s->ch) {
+		mg_channel_send(s->ch, msg->root);
+	}
+	s->initialized = true;
+	reply_accepted(gw, req);
+}
+
+static void legacy_request(struct mg_gateway *gw, struct mg_http_req *req, struct mg_session *s,
+			   struct mg_rpc_msg *msg)
+{
+	const char *m = msg->method;
+	if (strcmp(m, "initialize") == 0) {
+		mg_reply_rpc_error(req, 400, msg->id, MG_RPC_INVALID_REQUEST,
+				   "the session is already initialized", NULL);
+		return;
+	}
+	if (strcmp(m, "ping") == 0) {
+		reply_result(gw, req, msg->id, json_object(), false);
+		return;
+	}
+	if (!s->ch) {
+		/* Shared mode: per-session state the shared process cannot keep. */
+		if (strcmp(m, "logging/setLevel") == 0) {
+			json_t *lv = msg->params ? json_object_get(msg->params, "level") : NULL;
+			int idx = log_level_index(json_string_value(lv));
+			if (idx < 0) {
+				mg_reply_rpc_error(req, 200, msg->id, MG_RPC_INVALID_PARAMS,
+						   "params.level must be a syslog level name", NULL);
+				return;
+			}
+			s->log_level = idx;
+			reply_result(gw, req, msg->id, json_object(), false);
+			return;
+		}
+		bool sub = strcmp(m, "resources/subscribe") == 0;
+		if (sub || strcmp(m, "resources/unsubscribe") == 0) {
+			json_t *uri = msg->params ? json_object_get(msg->params, "uri") : NULL;
+			if (!json_is_string(uri)) {
+				mg_reply_rpc_error(req, 200, msg->id, MG_RPC_INVALID_PARAMS,
+						   "params.uri must be a string", NULL);
+				return;
+			}
+			const char *u = json_string_value(uri);
+			bool had = s->subscriptions && session_subscribed(s, u);
+			if (sub && !had) {
+				if (!s->subscriptions)
+					s->subscriptions = json_array();
+				json_array_append(s->subscriptions, uri);
+				resource_ref(gw, u, +1);
+			} else if (!sub && had) {
+				size_t i;
+				json_t *v;
+				json_array_foreach(s->subscriptions, i, v)
+				{
+					if (strcmp(json_string_value(v), u) == 0) {
+						json_array_remove(s->subscriptions, i);
+						break;
+					}
+				}
+				resource_ref(gw, u, -1);
+			}
+			reply_result(gw, req, msg->id, json_object(), false);
+			return;
+		}
+	}
+	exchange_start(gw, req, s, s->ch ? s->ch : gw->up->shared, msg, false);
+}
+
+static void handle_legacy(struct mg_gateway *gw, struct mg_http_req *req, struct mg_rpc_msg *msg,
+			  const char *identity)
+{
+	if (msg->kind == MG_RPC_BATCH) {
+		mg_reply_rpc_error(req, 400, NULL, MG_RPC_INVALID_REQUEST,
+				   "JSON-RPC batches are not supported by this gateway", NULL);
+		return;
+	}
+	if (msg->kind == MG_RPC_REQUEST && strcmp(msg->method, "initialize") == 0) {
+		legacy_initialize(gw, req, msg, identity);
+		return;
+	}
+	const char *sid = hdr(req, "Mcp-Session-Id");
+	if (!sid) {
+		mg_reply_rpc_error(req, 400, msg->id, MG_RPC_INVALID_REQUEST,
+				   "Bad Request: Mcp-Session-Id header is required (send initialize "
+				   "first)",
+				   NULL);
+		return;
+	}
+	struct mg_session *s = mg_session_find(gw, sid);
+	/* A session belongs to the identity that created it; to anyone else it
+	 * does not exist. */
+	if (!s || strcmp(s->identity, identity) != 0) {
+		mg_reply_rpc_error(req, 404, msg->id, MG_RPC_INVALID_REQUEST,
+				   "Session not found (it ended or never existed); initialize again",
+				   NULL);
+		return;
+	}
+	const char *pv = hdr(req, "MCP-Protocol-Version");
+	if (pv && !mg_mcp_legacy_supported(pv)) {
+		char m[160];
+		snprintf(m, sizeof m, "Bad Request: unsupported MCP-Protocol-Version \"%.40s\"", pv);
+		mg_reply_rpc_error(req, 400, msg->id, MG_RPC_INVALID_REQUEST, m,
+				   json_pack("{s:o}", "supported", mg_mcp_versions_json()));
+		return;
+	}
+	if (s->init_req) {
+		mg_reply_rpc_error(req, 409, msg->id, MG_RPC_INVALID_REQUEST,
+				   "the session is still initializing", NULL);
+		return;
+	}
+	mg_session_touch(s);
+	switch (msg->kind) {
+	case MG_RPC_NOTIFICATION:
+		legacy_notification(gw, req, s, msg);
+		break;
+	case MG_RPC_RESPONSE:
+	case MG_RPC_ERROR:
+		/* An answer to a server→client request (per_session only). */
+		if (s->ch)
+			mg_channel_send(s->ch, msg->root);
+		reply_accepted(gw, req);
+		break;
+	case MG_RPC_REQUEST:
+		legacy_request(gw, req, s, msg);
+		break;
+	case MG_RPC_BATCH:
+		break;
+	}
+}
+
+/* ---- modern era ----------------------------------------------------------------------- */
+
+static void modern_discover(struct mg_gateway *gw, struct mg_http_req *req, struct mg_rpc_msg *msg)
+{
+	struct mg_upstream *up = gw->up;
+	if (!up->ready || !up->shared || !up->shared->init_result) {
+		struct mg_http_hdr h[] = { { "Retry-After", "1" } };
+		json_t *e = mg_rpc_error_new(msg->id, MG_RPC_INTERNAL_ERROR,
+					     "the upstream is not ready yet; retry shortly", NULL);
+		mg_reply_json(req, 503, e, h, 1);
+		json_decref(e);
+		return;
+	}
+	json_t *ur = up->shared->init_result;
+	json_t *caps = json_deep_copy(json_object_get(ur, "capabilities"));
+	if (!json_is_object(caps)) {
+		json_decref(caps);
+		caps = json_object();
+	}
+	json_t *result = json_pack("{s:s,s:o,s:o,s:{s:O}}", "resultType", "complete",
+				   "supportedVersions", mg_mcp_versions_json(), "capabilities", caps,
+				   "_meta", MG_MCP_META_SERVERINFO,
+				   json_object_get(ur, "serverInfo") ?: json_object());
+	json_t *instr = json_object_get(ur, "instructions");
+	if (json_is_string(instr))
+		json_object_set(result, "instructions", instr);
+	reply_result(gw, req, msg->id, result, true);
+}
+
+void mg_listener_free(struct mg_listener *l)
+{
+	struct mg_gateway *gw = l->gw;
+	if (l->prev)
+		l->prev->next = l->next;
+	else
+		gw->listeners = l->next;
+	if (l->next)
+		l->next->prev = l->prev;
+	size_t i;
+	json_t *v;
+	json_array_foreach(l->uris, i, v)
+	{
+		resource_ref(gw, json_string_value(v), -1);
+	}
+	mg_stream_detach(&l->stream);
+	json_decref(l->uris);
+	json_decref(l->sub_id);
+	free(l);
+}
+
+static void on_listener_close(struct mg_http_req *req, void *arg)
+{
+	struct mg_listener *l = arg;
+	(void)req;
+	mg_listener_free(l);
+}
+
+static void modern_listen(struct mg_gateway *gw, struct mg_http_req *req, struct mg_rpc_msg *msg)
+{
+	struct mg_upstream *up = gw->up;
+	if (!accepts_sse(hdr(req, "Accept"))) {
+		mg_reply_rpc_error(req, 406, msg->id, MG_RPC_INVALID_REQUEST,
+				   "subscriptions/listen answers with a stream: Accept must "
+				   "include text/event-stream",
+				   NULL);
+		return;
+	}
+	json_t *want = msg->params ? json_object_get(msg->params, "notifications") : NULL;
+	json_t *caps = up->shared && up->shared->init_result
+			       ? json_object_get(up->shared->init_result, "capabilities")
+			       : NULL;
+	struct mg_listener *l = calloc(1, sizeof *l);
+	if (!l) {
+		mg_reply_rpc_error(req, 503, msg->id, MG_RPC_INTERNAL_ERROR, "out of memory", NULL);
+		return;
+	}
+	l->gw = gw;
+	l->sub_id = json_incref(msg->id);
+	json_t *ack = json_object();
+	/* Acknowledge only what the upstream can actually produce. */
+	struct {
+		const char *field, *cap;
+		bool *flag;
+	} kinds[] = { { "toolsListChanged", "tools", &l->tools },
+		      { "promptsListChanged", "prompts", &l->prompts },
+		      { "resourcesListChanged", "resources", &l->resources } };
+	for (size_t i = 0; i < 3; i++) {
+		bool asked = json_is_true(json_object_get(want, kinds[i].field));
+		bool can = json_is_true(
+			json_object_get(json_object_get(caps, kinds[i].cap), "listChanged"));
+		if (asked && can) {
+			*kinds[i].flag = true;
+			json_object_set_new(ack, kinds[i].field, json_true());
+		}
+	}
+	json_t *uris = json_object_get(want, "resourceSubscriptions");
+	bool can_sub = json_is_true(json_object_get(json_object_get(caps, "resources"), "subscribe"));
+	if (json_is_array(uris) && can_sub) {
+		l->uris = json_array();
+		size_t i;
+		json_t *v;
+		json_array_foreach(uris, i, v)
+		{
+			if (!json_is_string(v))
+				continue;
+			json_array_append(l->uris, v);
+			resource_ref(gw, json_string_value(v), +1);
+		}
+		json_object_set(ack, "resourceSubscriptions", l->uris);
+	}
+	l->next = gw->listeners;
+	if (gw->listeners)
+		gw->listeners->prev = l;
+	gw->listeners = l;
+	mg_stream_begin(&l->stream, gw, req, 0, NULL, 0);
+	mg_http_req_on_close(req, on_listener_close, l);
+	json_t *n = json_pack("{s:s,s:s,s:{s:{s:O},s:o}}", "jsonrpc", "2.0", "method",
+			      "notifications/subscriptions/acknowledged", "params", "_meta",
+			      MG_MCP_META_SUBSCRIPTION, l->sub_id, "notifications", ack);
+	size_t len;
+	char *text = mg_json_dump(n, &len);
+	json_decref(n);
+	if (text && mg_stream_send(&l->stream, text, len) < 0)
+		mg_listener_free(l);
+	free(text);
+}
+
+static void handle_modern(struct mg_gateway *gw, struct mg_http_req *req, struct mg_rpc_msg *msg)
+{
+	struct mg_mcp_headers h = {
+		.protocol_version = hdr(req, "MCP-Protocol-Version"),
+		.method = hdr(req, "Mcp-Method"),
+		.name = hdr(req, "Mcp-Name"),
+		.session_id = hdr(req, "Mcp-Session-Id") != NULL,
+	};
+	if (msg->kind == MG_RPC_BATCH) {
+		mg_reply_rpc_error(req, 400, NULL, MG_RPC_INVALID_REQUEST,
+				   "batches are not part of protocol version " MG_MCP_MODERN_VERSION,
+				   NULL);
+		return;
+	}
+	if (msg->kind == MG_RPC_RESPONSE || msg->kind == MG_RPC_ERROR) {
+		mg_reply_rpc_error(req, 400, NULL, MG_RPC_INVALID_REQUEST,
+				   "clients do not send responses in protocol version " MG_MCP_MODERN_VERSION,
+				   NULL);
+		return;
+	}
+	struct mg_mcp_reject rej;
+	if (mg_mcp_check_modern(msg, &h, &rej) < 0) {
+		mg_reply_rpc_error(req, rej.http_status, msg->id, rej.code, rej.message, rej.data);
+		return;
+	}
+	if (msg->kind == MG_RPC_NOTIFICATION) {
+		reply_accepted(gw, req);
+		return;
+	}
+	if (strcmp(msg->method, "server/discover") == 0) {
+		modern_discover(gw, req, msg);
+		return;
+	}
+	if (strcmp(msg->method, "subscriptions/listen") == 0) {
+		modern_listen(gw, req, msg);
+		return;
+	}
+	exchange_start(gw, req, NULL, gw->up->shared, msg, true);
+}
+
+/* ---- HTTP methods --------------------------------------------------------------------- */
+
+static void handle_post(struct mg_gateway *gw, struct mg_http_req *req, const char *identity)
+{
+	if (!is_json_ctype(hdr(req, "Content-Type"))) {
+		mg_reply_rpc_error(req, 415, NULL, MG_RPC_INVALID_REQUEST,
+				   "Unsupported Media Type: Content-Type must be application/json",
+				   NULL);
+		return;
+	}
+	const char *accept = hdr(req, "Accept");
+	if (accept && !accepts(accept, "application/json") && !accepts_sse(accept)) {
+		mg_reply_rpc_error(req, 406, NULL, MG_RPC_INVALID_REQUEST,
+				   "Not Acceptable: Accept must include application/json and "
+				   "text/event-stream",
+				   NULL);
+		return;
+	}
+	size_t len;
+	const char *body = mg_http_req_body(req, &len);
+	struct mg_rpc_msg msg;
+	struct mg_rpc_fail fail;
+	if (mg_rpc_parse(body, len, (size_t)gw->cfg->server.max_json_depth, true, &msg, &fail) <
+	    0) {
+		gw->errors_total++;
+		mg_reply_rpc_error(req, 400, fail.id, fail.code, fail.message, NULL);
+		json_decref(fail.id);
+		return;
+	}
+	if (mg_mcp_era(&msg, hdr(req, "MCP-Protocol-Version")) == MG_ERA_MODERN)
+		handle_modern(gw, req, &msg);
+	else
+		handle_legacy(gw, req, &msg, identity);
+	mg_rpc_msg_free(&msg);
+}
+
+static void handle_get(struct mg_gateway *gw, struct mg_http_req *req, const char *identity)
+{
+	const char *sid = hdr(req, "Mcp-Session-Id");
+	if (!sid) {
+		struct mg_http_hdr h[] = { { "Allow", "POST, DELETE" } };
+		json_t *e = mg_rpc_error_new(NULL, MG_RPC_INVALID_REQUEST,
+					     "Method Not Allowed: GET needs an Mcp-Session-Id "
+					     "(legacy sessions); protocol " MG_MCP_MODERN_VERSION
+					     " uses subscriptions/listen",
+					     NULL);
+		mg_reply_json(req, 405, e, h, 1);
+		json_decref(e);
+		return;
+	}
+	if (!accepts_sse(hdr(req, "Accept"))) {
+		mg_reply_rpc_error(req, 406, NULL, MG_RPC_INVALID_REQUEST,
+				   "Not Acceptable: Accept must include text/event-stream", NULL);
+		return;
+	}
+	struct mg_session *s = mg_session_find(gw, sid);
+	if (!s || strcmp(s->identity, identity) != 0) {
+		mg_reply_rpc_error(req, 404, NULL, MG_RPC_INVALID_REQUEST, "Session not found", NULL);
+		return;
+	}
+	const char *pv = hdr(req, "MCP-Protocol-Version");
+	if (pv && !mg_mcp_legacy_supported(pv)) {
+		mg_reply_rpc_error(req, 400, NULL, MG_RPC_INVALID_REQUEST,
+				   "Bad Request: unsupported MCP-Protocol-Version", NULL);
+		return;
+	}
+	mg_session_touch(s);
+	mg_session_open_get(s, req, hdr(req, "Last-Event-ID"));
+}
+
+static void handle_delete(struct mg_gateway *gw, struct mg_http_req *req, const char *identity)
+{
+	const char *sid = hdr(req, "Mcp-Session-Id");
+	if (!sid) {
+		struct mg_http_hdr h[] = { { "Allow", "POST" } };
+		json_t *e = mg_rpc_error_new(NULL, MG_RPC_INVALID_REQUEST,
+					     "Method Not Allowed: DELETE needs an Mcp-Session-Id",
+					     NULL);
+		mg_reply_json(req, 405, e, h, 1);
+		json_decref(e);
+		return;
+	}
+	struct mg_session *s = mg_session_find(gw, sid);
+	if (!s || strcmp(s->identity, identity) != 0) {
+		mg_reply_rpc_error(req, 404, NULL, MG_RPC_INVALID_REQUEST, "Session not found", NULL);
+		return;
+	}
+	mg_session_end(s, "deleted by the client");
+	struct mg_http_hdr h[4];
+	size_t n = 0;
+	cors_headers(gw, req, h, &n);
+	mg_http_reply(req, 204, NULL, h, n, NULL, 0);
+}
+
+static void handle_options(struct mg_gateway *gw, struct mg_http_req *req)
+{
+	struct mg_http_hdr h[8];
+	size_t n = 0;
+	cors_headers(gw, req, h, &n);
+	h[n++] = (struct mg_http_hdr){ "Allow", "GET, POST, DELETE, OPTIONS" };
+	if (hdr(req, "Origin") && origin_allowed(gw, hdr(req, "Origin"))) {
+		h[n++] = (struct mg_http_hdr){ "Access-Control-Allow-Methods",
+					       "GET, POST, DELETE, OPTIONS" };
+		h[n++] = (struct mg_http_hdr){
+			"Access-Control-Allow-Headers",
+			"Content-Type, Accept, Authorization, X-API-Key, Mcp-Session-Id, "
+			"MCP-Protocol-Version, Mcp-Method, Mcp-Name, Last-Event-ID"
+		};
+		h[n++] = (struct mg_http_hdr){ "Access-Control-Max-Age", "600" };
+	}
+	mg_http_reply(req, 204, NULL, h, n, NULL, 0);
+}
+
+void mg_mcp_handle(struct mg_gateway *gw, struct mg_http_req *req)
+{
+	if (!check_origin_or_reply(gw, req))
+		return;
+	const char *method = mg_http_req_method(req);
+	if (strcmp(method, "OPTIONS") == 0) {
+		handle_options(gw, req);
+		return;
+	}
+	if (gw->draining) {
+		struct mg_http_hdr h[] = { { "Retry-After", "1" }, { "Connection", "close" } };
+		json_t *e = mg_rpc_error_new(NULL, MG_RPC_INTERNAL_ERROR,
+					     "the gateway is shutting down", NULL);
+		mg_reply_json(req, 503, e, h, 1);
+		json_decref(e);
+		return;
+	}
+	const char *identity = authenticate_or_reply(gw, req);
+	if (!identity)
+		return;
+	if (strcmp(method, "POST") == 0)
+		handle_post(gw, req, identity);
+	else if (strcmp(method, "GET") == 0)
+		handle_get(gw, req, identity);
+	else if (strcmp(method, "DELETE") == 0)
+		handle_delete(gw, req, identity);
+	else {
+		struct mg_http_hdr h[] = { { "Allow", "GET, POST, DELETE, OPTIONS" } };
+		json_t *e = mg_rpc_error_new(NULL, MG_RPC_INVALID_REQUEST, "Method Not Allowed",
+					     NULL);
+		mg_reply_json(req, 405, e, h, 1);
+		json_decref(e);
+	}
+}
+
+/* ---- lifecycle ------------------------------------------------------------------------ */
+
+void mg_mcp_session_ended(struct mg_session *s)
+{
+	size_t i;
+	json_t *v;
+	if (!s->ch) {
+		json_array_foreach(s->subscriptions, i, v)
+		{
+			resource_ref(s->gw, json_string_value(v), -1);
+		}
+	}
+}
+
+size_t mg_mcp_inflight(struct mg_gateway *gw)
+{
+	size_t n = 0;
+	for (struct mg_exchange *x = gw->modern; x; x = x->next)
+		n++;
+	for (size_t i = 0; i < gw->nbuckets; i++) {
+		for (struct mg_session *s = gw->buckets[i]; s; s = s->next)
+			n += s->n_exchanges + (s->init_req ? 1 : 0);
+	}
+	return n;
+}
+
+void mg_mcp_close_streams(struct mg_gateway *gw)
+{
+	for (size_t i = 0; i < gw->nbuckets; i++) {
+		for (struct mg_session *s = gw->buckets[i]; s; s = s->next) {
+			if (s->get.req) {
+				mg_http_req_on_close(s->get.req, NULL, NULL);
+				mg_stream_end(&s->get);
+			}
+		}
+	}
+	while (gw->listeners) {
+		struct mg_listener *l = gw->listeners;
+		/* A graceful end of a subscription is its (empty) result. */
+		json_t *done = json_pack("{s:s,s:O,s:{s:s}}", "jsonrpc", "2.0", "id", l->sub_id,
+					 "result", "resultType", "complete");
+		size_t len;
+		char *text = mg_json_dump(done, &len);
+		json_decref(done);
+		struct mg_http_req *req = l->stream.req;
+		if (req) {
+			mg_http_req_on_close(req, NULL, NULL);
+			if (!text || mg_stream_send(&l->stream, text, len) == 0)
+				mg_stream_end(&l->stream);
+		}
+		free(text);
+		mg_listener_free(l);
+	}
+}
+
+void mg_mcp_abort_all(struct mg_gateway *gw, const char *why)
+{
+	while (gw->modern)
+		mg_exchange_abort(gw->modern, MG_RPC_INTERNAL_ERROR, why);
+	for (size_t i = 0; i < gw->nbuckets; i++) {
+		for (struct mg_session *s = gw->buckets[i]; s; s = s->next) {
+			while (s->exchanges)
+				mg_exchange_abort(s->exchanges, MG_RPC_INTERNAL_ERROR, why);
+		}
+	}
+	mg_mcp_close_streams(gw);
+}

@@ -1,0 +1,695 @@
+/*
+ * server.c - HTTP/1.1 connections on libevent bufferevents (see server.h).
+ *
+ * A connection is READING (parser fed from the input buffer), HANDLING (the
+ * request is with the handler; input is held, EOF means the client left),
+ * or CLOSING (flushing a final response before closing). Timers: one per
+ * connection, armed while READING (idle keep-alive and slow requests) and
+ * while output is pending (slow readers). Nothing here blocks.
+ */
+#include "http/server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/listener.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util/log.h"
+
+enum conn_state { CONN_READING, CONN_HANDLING, CONN_CLOSING };
+
+struct mg_http_req {
+	struct mg_http_conn *conn;
+	bool active;    /* with the handler */
+	bool responded; /* head sent */
+	bool streaming;
+	bool chunked;
+	bool head_only;
+	void (*close_cb)(struct mg_http_req *, void *);
+	void *close_arg;
+	void *data;
+	uint64_t start_us;
+};
+
+struct mg_http_conn {
+	struct mg_http_server *srv;
+	struct mg_http_conn *prev, *next;
+	struct bufferevent *bev;
+	struct event *timer;
+	struct mg_http_parser parser;
+	struct mg_http_req req;
+	enum conn_state state;
+	bool keep_alive;
+	bool got_bytes;  /* any byte of the current request received */
+	bool in_process; /* inside process_input: free and re-entry are deferred */
+	bool dead;       /* closed while in_process; freed when it returns */
+	char peer[INET6_ADDRSTRLEN];
+	struct sockaddr_storage addr;
+};
+
+struct mg_http_server {
+	struct event_base *base;
+	struct mg_http_server_opts o;
+	struct evconnlistener *lis;
+	struct mg_http_conn *conns;
+	size_t n_conns;
+	size_t n_busy;
+	bool draining;
+	int port;
+	time_t date_sec;
+	char date[64];
+};
+
+uint64_t mg_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static const char *reason_phrase(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 200: return "OK";
+	case 202: return "Accepted";
+	case 204: return "No Content";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 406: return "Not Acceptable";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 415: return "Unsupported Media Type";
+	case 417: return "Expectation Failed";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
+	default: return "Unknown";
+	}
+}
+
+static const char *http_date(struct mg_http_server *srv)
+{
+	time_t now = time(NULL);
+	if (now != srv->date_sec) {
+		struct tm tm;
+		gmtime_r(&now, &tm);
+		strftime(srv->date, sizeof srv->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+		srv->date_sec = now;
+	}
+	return srv->date;
+}
+
+/* ---- connection lifetime ------------------------------------------------------------- */
+
+static void conn_free(struct mg_http_conn *c, bool notify)
+{
+	struct mg_http_server *srv = c->srv;
+	if (c->dead)
+		return;
+	if (c->req.active) {
+		c->req.active = false;
+		srv->n_busy--;
+		if (notify && c->req.close_cb)
+			c->req.close_cb(&c->req, c->req.close_arg);
+	}
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		srv->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	srv->n_conns--;
+	if (c->bev) {
+		SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
+		if (ssl)
+			SSL_set_shutdown(ssl, SSL_RECEIVED_SHUTDOWN);
+		bufferevent_free(c->bev);
+		c->bev = NULL;
+	}
+	if (c->timer) {
+		event_free(c->timer);
+		c->timer = NULL;
+	}
+	if (c->in_process) {
+		/* process_input is on the stack: it frees the rest when it unwinds. */
+		c->dead = true;
+		return;
+	}
+	mg_http_parser_free(&c->parser);
+	free(c);
+}
+
+static void arm_timer(struct mg_http_conn *c)
+{
+	struct timeval tv = { .tv_sec = c->srv->o.idle_timeout_secs, .tv_usec = 0 };
+	evtimer_add(c->timer, &tv);
+}
+
+/* Closes once everything queued has been written. */
+static void conn_close_after_flush(struct mg_http_conn *c)
+{
+	c->state = CONN_CLOSING;
+	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+		conn_free(c, true);
+		return;
+	}
+	bufferevent_disable(c->bev, EV_READ);
+	arm_timer(c);
+}
+
+static void write_head(struct mg_http_conn *c, int status, const char *ctype,
+		       const struct mg_http_hdr *hdrs, size_t n, long long content_length,
+		       bool chunked)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	int minor = c->parser.version_minor;
+	evbuffer_add_printf(out, "HTTP/1.%d %d %s\r\nDate: %s\r\n", minor, status,
+			    reason_phrase(status), http_date(c->srv));
+	if (ctype)
+		evbuffer_add_printf(out, "Content-Type: %s\r\n", ctype);
+	for (size_t i = 0; i < n; i++)
+		evbuffer_add_printf(out, "%s: %s\r\n", hdrs[i].name, hdrs[i].value);
+	if (chunked)
+		evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
+	else if (content_length >= 0)
+		evbuffer_add_printf(out, "Content-Length: %lld\r\n", content_length);
+	if (!c->keep_alive)
+		evbuffer_add(out, "Connection: close\r\n", 19);
+	else if (minor == 0)
+		evbuffer_add(out, "Connection: keep-alive\r\n", 24);
+	evbuffer_add(out, "\r\n", 2);
+}
+
+static void process_input(struct mg_http_conn *c);
+
+/* The current request is complete: keep the connection or close it. */
+static void finish_request(struct mg_http_conn *c)
+{
+	struct mg_http_req *req = &c->req;
+	if (req->active) {
+		req->active = false;
+		c->srv->n_busy--;
+	}
+	memset(req, 0, sizeof *req);
+	req->conn = c;
+	if (!c->keep_alive || c->srv->draining) {
+		conn_close_after_flush(c);
+		return;
+	}
+	mg_http_parser_reset(&c->parser);
+	c->state = CONN_READING;
+	c->got_bytes = false;
+	bufferevent_enable(c->bev, EV_READ);
+	arm_timer(c);
+	/* A pipelined request may already be waiting; when process_input is on
+	 * the stack its loop picks it up, so no recursion. */
+	if (!c->in_process && evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+		process_input(c);
+}
+
+static void send_error_and_close(struct mg_http_conn *c, int status, const char *reason)
+{
+	struct mg_buf body;
+	const char *ctype = "text/plain";
+	mg_buf_init(&body, 4096);
+	if (c->srv->o.error_body)
+		c->srv->o.error_body(status, reason, &body, &ctype);
+	else
+		mg_buf_puts(&body, reason);
+	c->keep_alive = false;
+	if (c->parser.version_minor != 0 && c->parser.version_minor != 1)
+		c->parser.version_minor = 1;
+	write_head(c, status, ctype, NULL, 0, (long long)body.len, false);
+	evbuffer_add(bufferevent_get_output(c->bev), body.data ? body.data : "", body.len);
+	mg_buf_free(&body);
+	conn_close_after_flush(c);
+}
+
+static void dispatch(struct mg_http_conn *c)
+{
+	struct mg_http_server *srv = c->srv;
+	c->state = CONN_HANDLING;
+	evtimer_del(c->timer);
+	memset(&c->req, 0, sizeof c->req);
+	c->req.conn = c;
+	c->req.active = true;
+	c->req.start_us = mg_now_us();
+	c->req.head_only = strcmp(c->parser.method, "HEAD") == 0;
+	c->keep_alive = c->parser.keep_alive && !srv->draining;
+	srv->n_busy++;
+	srv->o.on_request(&c->req, srv->o.arg);
+}
+
+static void process_input(struct mg_http_conn *c)
+{
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	c->in_process = true;
+	while (!c->dead && c->state == CONN_READING) {
+		size_t avail = evbuffer_get_length(in);
+		struct evbuffer_iovec v = { .iov_base = NULL, .iov_len = 0 };
+		if (avail > 0) {
+			evbuffer_peek(in, -1, NULL, &v, 1);
+			c->got_bytes = true;
+		}
+		size_t used = 0;
+		bool had_head = c->parser.method != NULL;
+		enum mg_http_parse_status st =
+			mg_http_parse(&c->parser, v.iov_base, v.iov_len, &used);
+		if (used)
+			evbuffer_drain(in, used);
+		if (st == MG_HTTP_PARSE_ERROR) {
+			send_error_and_close(c, c->parser.error_status, c->parser.error);
+			break;
+		}
+		if (st == MG_HTTP_PARSE_HEAD) {
+			if (c->parser.expect_continue && !had_head)
+				evbuffer_add(bufferevent_get_output(c->bev),
+					     "HTTP/1.1 100 Continue\r\n\r\n", 25);
+			continue;
+		}
+		if (st == MG_HTTP_PARSE_DONE) {
+			/* The handler may answer at once (the loop then goes on with a
+			 * pipelined request) or later. */
+			dispatch(c);
+			continue;
+		}
+		if (used == 0)
+			break; /* MORE and nothing buffered: wait for the network */
+	}
+	c->in_process = false;
+	if (c->dead) {
+		mg_http_parser_free(&c->parser);
+		free(c);
+	}
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+	struct mg_http_conn *c = arg;
+	(void)bev;
+	if (c->state == CONN_READING) {
+		process_input(c);
+		return;
+	}
+	/* Held input while handling: bound it, the next request waits. */
+	if (evbuffer_get_length(bufferevent_get_input(c->bev)) >
+	    c->srv->o.max_header_bytes + c->srv->o.max_body_bytes)
+		bufferevent_disable(c->bev, EV_READ);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+	struct mg_http_conn *c = arg;
+	(void)bev;
+	if (c->state == CONN_CLOSING)
+		conn_free(c, true);
+	else if (c->state == CONN_HANDLING)
+		evtimer_del(c->timer);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct mg_http_conn *c = arg;
+	(void)bev;
+	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
+		conn_free(c, true);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct mg_http_conn *c = arg;
+	(void)fd;
+	(void)what;
+	if (c->state == CONN_READING && c->got_bytes) {
+		send_error_and_close(c, 408, "request not received in time");
+		return;
+	}
+	if (c->state == CONN_HANDLING) {
+		/* Output has not drained for a whole timeout: the client is not reading. */
+		mg_log_debug("http: %s not reading its response; closing", c->peer);
+	}
+	conn_free(c, true);
+}
+
+/* ---- accept ---------------------------------------------------------------------- */
+
+static void refuse(struct mg_http_server *srv, evutil_socket_t fd)
+{
+	struct mg_buf body;
+	const char *ctype = "text/plain";
+	char head[256];
+	mg_buf_init(&body, 1024);
+	if (srv->o.error_body)
+		srv->o.error_body(503, "too many connections", &body, &ctype);
+	int n = snprintf(head, sizeof head,
+			 "HTTP/1.1 503 Service Unavailable\r\nContent-Type: %s\r\n"
+			 "Content-Length: %zu\r\nRetry-After: 1\r\nConnection: close\r\n\r\n",
+			 ctype, body.len);
+	/* Best effort on a fresh socket: the response fits the socket buffer. */
+	ssize_t w = send(fd, head, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	if (w == n && body.len)
+		w = send(fd, body.data, body.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)w;
+	mg_buf_free(&body);
+	evutil_closesocket(fd);
+}
+
+static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
+		      int salen, void *arg)
+{
+	struct mg_http_server *srv = arg;
+	(void)lis;
+	if (srv->draining || srv->n_conns >= srv->o.max_connections) {
+		refuse(srv, fd);
+		return;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	struct mg_http_conn *c = calloc(1, sizeof *c);
+	if (!c) {
+		evutil_closesocket(fd);
+		return;
+	}
+	c->srv = srv;
+	c->req.conn = c;
+	if ((size_t)salen <= sizeof c->addr)
+		memcpy(&c->addr, sa, (size_t)salen);
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, c->peer, sizeof c->peer);
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, c->peer,
+			  sizeof c->peer);
+	mg_http_parser_init(&c->parser, srv->o.max_header_bytes, srv->o.max_body_bytes);
+	if (srv->o.tls) {
+		SSL *ssl = SSL_new(srv->o.tls);
+		c->bev = ssl ? bufferevent_openssl_socket_new(srv->base, fd, ssl,
+							      BUFFEREVENT_SSL_ACCEPTING,
+							      BEV_OPT_CLOSE_ON_FREE)
+			     : NULL;
+		if (!c->bev && ssl)
+			SSL_free(ssl);
+	} else {
+		c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+	}
+	c->timer = evtimer_new(srv->base, on_timer, c);
+	if (!c->bev || !c->timer) {
+		if (!c->bev)
+			evutil_closesocket(fd);
+		if (c->bev)
+			bufferevent_free(c->bev);
+		if (c->timer)
+			event_free(c->timer);
+		mg_http_parser_free(&c->parser);
+		free(c);
+		return;
+	}
+	c->next = srv->conns;
+	if (srv->conns)
+		srv->conns->prev = c;
+	srv->conns = c;
+	srv->n_conns++;
+	c->state = CONN_READING;
+	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+	struct timeval wt = { .tv_sec = srv->o.idle_timeout_secs, .tv_usec = 0 };
+	bufferevent_set_timeouts(c->bev, NULL, &wt);
+	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	arm_timer(c);
+}
+
+static void on_accept_error(struct evconnlistener *lis, void *arg)
+{
+	(void)lis;
+	(void)arg;
+	int e = EVUTIL_SOCKET_ERROR();
+	/* EMFILE and friends: log and keep going; the listener retries. */
+	mg_log_warn("http: accept failed: %s", evutil_socket_error_to_string(e));
+}
+
+struct mg_http_server *mg_http_server_new(struct event_base *base,
+					  const struct mg_http_server_opts *opts, char *err,
+					  size_t err_size)
+{
+	struct addrinfo hints = { .ai_family = AF_UNSPEC,
+				  .ai_socktype = SOCK_STREAM,
+				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+	struct addrinfo *res = NULL;
+	char port[16];
+	snprintf(port, sizeof port, "%d", opts->port);
+	const char *host = opts->host;
+	if (host && host[0] == '[') {
+		/* "[::1]" as written in URLs */
+		static char bare[64];
+		snprintf(bare, sizeof bare, "%.*s", (int)strcspn(host + 1, "]"), host + 1);
+		host = bare;
+	}
+	int rc = getaddrinfo(host, port, &hints, &res);
+	if (rc != 0) {
+		snprintf(err, err_size, "cannot resolve listen address %s: %s", opts->host,
+			 gai_strerror(rc));
+		return NULL;
+	}
+	struct mg_http_server *srv = calloc(1, sizeof *srv);
+	if (!srv) {
+		freeaddrinfo(res);
+		snprintf(err, err_size, "out of memory");
+		return NULL;
+	}
+	srv->base = base;
+	srv->o = *opts;
+	if (srv->o.tls)
+		SSL_CTX_up_ref(srv->o.tls);
+	srv->lis = evconnlistener_new_bind(base, on_accept, srv,
+					   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
+						   LEV_OPT_CLOSE_ON_EXEC,
+					   1024, res->ai_addr, (int)res->ai_addrlen);
+	if (!srv->lis) {
+		snprintf(err, err_size, "cannot listen on %s:%d: %s", opts->host, opts->port,
+			 strerror(errno));
+		freeaddrinfo(res);
+		if (srv->o.tls)
+			SSL_CTX_free(srv->o.tls);
+		free(srv);
+		return NULL;
+	}
+	freeaddrinfo(res);
+	evconnlistener_set_error_cb(srv->lis, on_accept_error);
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	evutil_socket_t lfd = evconnlistener_get_fd(srv->lis);
+	if (getsockname(lfd, (struct sockaddr *)&ss, &sl) == 0)
+		srv->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+							   : ((struct sockaddr_in *)&ss)->sin_port);
+	return srv;
+}
+
+int mg_http_server_port(const struct mg_http_server *srv)
+{
+	return srv->port;
+}
+
+void mg_http_server_drain(struct mg_http_server *srv)
+{
+	if (srv->draining)
+		return;
+	srv->draining = true;
+	if (srv->lis) {
+		evconnlistener_free(srv->lis);
+		srv->lis = NULL;
+	}
+	struct mg_http_conn *c = srv->conns, *next;
+	for (; c; c = next) {
+		next = c->next;
+		if (c->state == CONN_READING && !c->got_bytes)
+			conn_free(c, true);
+		else if (c->state == CONN_HANDLING)
+			c->keep_alive = false;
+	}
+}
+
+size_t mg_http_server_connections(const struct mg_http_server *srv)
+{
+	return srv->n_conns;
+}
+
+size_t mg_http_server_busy(const struct mg_http_server *srv)
+{
+	return srv->n_busy;
+}
+
+void mg_http_server_free(struct mg_http_server *srv)
+{
+	if (!srv)
+		return;
+	if (srv->lis)
+		evconnlistener_free(srv->lis);
+	while (srv->conns)
+		conn_free(srv->conns, true);
+	if (srv->o.tls)
+		SSL_CTX_free(srv->o.tls);
+	free(srv);
+}
+
+/* ---- request accessors ------------------------------------------------------------ */
+
+const char *mg_http_req_method(const struct mg_http_req *req)
+{
+	return req->conn->parser.method;
+}
+
+const char *mg_http_req_path(const struct mg_http_req *req)
+{
+	return req->conn->parser.path;
+}
+
+const char *mg_http_req_query(const struct mg_http_req *req)
+{
+	return req->conn->parser.query;
+}
+
+const char *mg_http_req_header(const struct mg_http_req *req, const char *name)
+{
+	const struct mg_http_header *h = mg_http_header_get(&req->conn->parser, name);
+	return h ? h->value : NULL;
+}
+
+size_t mg_http_req_header_count(const struct mg_http_req *req, const char *name)
+{
+	return mg_http_header_count(&req->conn->parser, name);
+}
+
+const struct mg_http_parser *mg_http_req_parser(const struct mg_http_req *req)
+{
+	return &req->conn->parser;
+}
+
+const char *mg_http_req_body(const struct mg_http_req *req, size_t *len)
+{
+	const struct mg_buf *b = &req->conn->parser.body;
+	*len = b->len;
+	return b->data ? b->data : "";
+}
+
+const char *mg_http_req_peer(const struct mg_http_req *req)
+{
+	return req->conn->peer;
+}
+
+const struct sockaddr *mg_http_req_peer_addr(const struct mg_http_req *req)
+{
+	return (const struct sockaddr *)&req->conn->addr;
+}
+
+SSL *mg_http_req_ssl(const struct mg_http_req *req)
+{
+	return bufferevent_openssl_get_ssl(req->conn->bev);
+}
+
+uint64_t mg_http_req_start_us(const struct mg_http_req *req)
+{
+	return req->start_us;
+}
+
+void mg_http_req_set_data(struct mg_http_req *req, void *data)
+{
+	req->data = data;
+}
+
+void *mg_http_req_data(const struct mg_http_req *req)
+{
+	return req->data;
+}
+
+void mg_http_req_on_close(struct mg_http_req *req, void (*cb)(struct mg_http_req *, void *),
+			  void *arg)
+{
+	req->close_cb = cb;
+	req->close_arg = arg;
+}
+
+bool mg_http_req_responded(const struct mg_http_req *req)
+{
+	return req->responded;
+}
+
+size_t mg_http_req_pending_output(const struct mg_http_req *req)
+{
+	return evbuffer_get_length(bufferevent_get_output(req->conn->bev));
+}
+
+/* ---- responses ------------------------------------------------------------------- */
+
+void mg_http_reply(struct mg_http_req *req, int status, const char *content_type,
+		   const struct mg_http_hdr *hdrs, size_t n_hdrs, const void *body, size_t len)
+{
+	struct mg_http_conn *c = req->conn;
+	req->responded = true;
+	write_head(c, status, content_type, hdrs, n_hdrs, (long long)len, false);
+	if (len && !req->head_only)
+		evbuffer_add(bufferevent_get_output(c->bev), body, len);
+	finish_request(c);
+}
+
+void mg_http_stream_begin(struct mg_http_req *req, int status, const char *content_type,
+			  const struct mg_http_hdr *hdrs, size_t n_hdrs)
+{
+	struct mg_http_conn *c = req->conn;
+	req->responded = true;
+	req->streaming = true;
+	req->chunked = c->parser.version_minor == 1;
+	if (!req->chunked)
+		c->keep_alive = false; /* HTTP/1.0: the end of the body is the close */
+	write_head(c, status, content_type, hdrs, n_hdrs, -1, req->chunked);
+	bufferevent_flush(c->bev, EV_WRITE, BEV_FLUSH);
+}
+
+int mg_http_stream_send(struct mg_http_req *req, const void *data, size_t len)
+{
+	struct mg_http_conn *c = req->conn;
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	if (evbuffer_get_length(out) + len > c->srv->o.max_output_bytes) {
+		mg_log_warn("http: client %s is not reading (%zu bytes unsent); cut off", c->peer,
+			    evbuffer_get_length(out));
+		conn_free(c, false);
+		return -1;
+	}
+	if (len == 0)
+		return 0;
+	if (req->chunked)
+		evbuffer_add_printf(out, "%zx\r\n", len);
+	evbuffer_add(out, data, len);
+	if (req->chunked)
+		evbuffer_add(out, "\r\n", 2);
+	/* Output pending: the timer now watches for a client that stops reading. */
+	if (!evtimer_pending(c->timer, NULL))
+		arm_timer(c);
+	return 0;
+}
+
+void mg_http_stream_end(struct mg_http_req *req)
+{
+	struct mg_http_conn *c = req->conn;
+	if (req->chunked)
+		evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
+	finish_request(c);
+}

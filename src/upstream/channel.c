@@ -1,0 +1,394 @@
+/*
+ * channel.c - id minting, pending calls, handshake and routing for one
+ * upstream conversation (see channel.h).
+ */
+#include "upstream/channel.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mcp/jsonrpc.h"
+#include "util/log.h"
+
+#define MIN_BUCKETS 64
+
+static size_t bucket_of(const struct mg_channel *ch, int64_t id)
+{
+	uint64_t h = (uint64_t)id * 0x9E3779B97F4A7C15ull;
+	return (size_t)(h >> 32) & (ch->nbuckets - 1);
+}
+
+static int grow(struct mg_channel *ch)
+{
+	size_t n = ch->nbuckets ? ch->nbuckets * 2 : MIN_BUCKETS;
+	struct mg_call **b = calloc(n, sizeof *b);
+	if (!b)
+		return -1;
+	struct mg_call **old = ch->buckets;
+	size_t oldn = ch->nbuckets;
+	ch->buckets = b;
+	ch->nbuckets = n;
+	for (size_t i = 0; i < oldn; i++) {
+		struct mg_call *c = old[i], *next;
+		for (; c; c = next) {
+			next = c->hnext;
+			size_t k = bucket_of(ch, c->up_id);
+			c->hnext = b[k];
+			b[k] = c;
+		}
+	}
+	free(old);
+	return 0;
+}
+
+static int reg(struct mg_channel *ch, struct mg_call *c)
+{
+	if (ch->ncalls + 1 > ch->nbuckets && grow(ch) < 0)
+		return -1;
+	size_t k = bucket_of(ch, c->up_id);
+	c->hnext = ch->buckets[k];
+	ch->buckets[k] = c;
+	ch->ncalls++;
+	c->registered = true;
+	return 0;
+}
+
+static void unreg(struct mg_channel *ch, struct mg_call *c)
+{
+	if (!c->registered)
+		return;
+	struct mg_call **pp = &ch->buckets[bucket_of(ch, c->up_id)];
+	while (*pp && *pp != c)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = c->hnext;
+	c->hnext = NULL;
+	c->registered = false;
+	ch->ncalls--;
+}
+
+struct mg_call *mg_channel_find(struct mg_channel *ch, int64_t up_id)
+{
+	if (!ch->nbuckets)
+		return NULL;
+	for (struct mg_call *c = ch->buckets[bucket_of(ch, up_id)]; c; c = c->hnext) {
+		if (c->up_id == up_id)
+			return c;
+	}
+	return NULL;
+}
+
+static void on_init_reply(struct mg_call *call, json_t *msg, void *arg);
+
+void mg_channel_init(struct mg_channel *ch, const struct mg_channel_ops *ops,
+		     const struct mg_channel_hooks *hooks, json_t *init_params, size_t max_depth,
+		     size_t max_queue)
+{
+	memset(ch, 0, sizeof *ch);
+	ch->ops = ops;
+	ch->hooks = *hooks;
+	ch->state = MG_CH_DOWN;
+	ch->next_id = 1;
+	ch->init_params = init_params;
+	ch->max_depth = max_depth;
+	ch->max_queue = max_queue;
+	snprintf(ch->name, sizeof ch->name, "upstream");
+}
+
+static json_t *error_reply(int64_t id, const char *reason)
+{
+	json_t *jid = json_integer(id);
+	json_t *e = mg_rpc_error_new(jid, MG_RPC_INTERNAL_ERROR, reason,
+				     json_pack("{s:s}", "mcpGuard", "upstream_unavailable"));
+	json_decref(jid);
+	return e;
+}
+
+/* Fails every registered and queued call with `reason`. */
+static void fail_all(struct mg_channel *ch, const char *reason)
+{
+	/* Collect first: reply callbacks may register new calls. */
+	struct mg_call *list = NULL;
+	for (size_t i = 0; i < ch->nbuckets; i++) {
+		struct mg_call *c = ch->buckets[i], *next;
+		for (; c; c = next) {
+			next = c->hnext;
+			c->hnext = NULL;
+			c->registered = false;
+			c->qnext = list;
+			list = c;
+		}
+		ch->buckets[i] = NULL;
+	}
+	ch->ncalls = 0;
+	for (struct mg_call *c = ch->qhead; c; c = c->qnext) {
+		/* queued calls are also registered and were collected above */
+		free(c->queued_text);
+		c->queued_text = NULL;
+	}
+	ch->qhead = ch->qtail = NULL;
+	ch->qlen = 0;
+	while (list) {
+		struct mg_call *c = list;
+		list = c->qnext;
+		c->qnext = NULL;
+		json_t *e = error_reply(c->up_id, reason);
+		if (c->on_reply)
+			c->on_reply(c, e, c->arg);
+		json_decref(e);
+	}
+}
+
+void mg_channel_deinit(struct mg_channel *ch)
+{
+	unreg(ch, &ch->init_call);
+	fail_all(ch, "upstream closed");
+	free(ch->buckets);
+	ch->buckets = NULL;
+	ch->nbuckets = 0;
+	json_decref(ch->init_params);
+	json_decref(ch->init_result);
+	ch->init_params = ch->init_result = NULL;
+}
+
+static int transmit(struct mg_channel *ch, json_t *msg)
+{
+	size_t len;
+	char *text = mg_json_dump(msg, &len);
+	if (!text)
+		return -1;
+	int rc = ch->ops->send(ch, text, len);
+	free(text);
+	return rc;
+}
+
+void mg_channel_connected(struct mg_channel *ch)
+{
+	ch->state = MG_CH_INITIALIZING;
+	memset(&ch->init_call, 0, sizeof ch->init_call);
+	ch->init_call.on_reply = on_init_reply;
+	ch->init_call.arg = ch;
+	ch->init_call.ch = ch;
+	ch->init_call.up_id = ch->next_id++;
+	json_t *req = json_pack("{s:s,s:I,s:s,s:O}", "jsonrpc", "2.0", "id",
+				(json_int_t)ch->init_call.up_id, "method", "initialize", "params",
+				ch->init_params ? ch->init_params : json_object());
+	if (!req || reg(ch, &ch->init_call) < 0 || transmit(ch, req) < 0) {
+		json_decref(req);
+		unreg(ch, &ch->init_call);
+		mg_channel_lost(ch, "cannot send initialize", false);
+		return;
+	}
+	ch->init_call.sent = true;
+	json_decref(req);
+}
+
+static void flush_queue(struct mg_channel *ch)
+{
+	while (ch->qhead && ch->state == MG_CH_READY) {
+		struct mg_call *c = ch->qhead;
+		ch->qhead = c->qnext;
+		if (!ch->qhead)
+			ch->qtail = NULL;
+		ch->qlen--;
+		c->qnext = NULL;
+		int rc = ch->ops->send(ch, c->queued_text, c->queued_len);
+		free(c->queued_text);
+		c->queued_text = NULL;
+		if (rc < 0) {
+			unreg(ch, c);
+			json_t *e = error_reply(c->up_id, "upstream is not accepting messages");
+			if (c->on_reply)
+				c->on_reply(c, e, c->arg);
+			json_decref(e);
+			continue;
+		}
+		c->sent = true;
+	}
+}
+
+static void on_init_reply(struct mg_call *call, json_t *msg, void *arg)
+{
+	struct mg_channel *ch = arg;
+	(void)call;
+	json_t *result = json_object_get(msg, "result");
+	if (!json_is_object(result) || !json_is_string(json_object_get(result, "protocolVersion"))) {
+		json_t *err = json_object_get(msg, "error");
+		const char *m = json_string_value(json_object_get(err, "message"));
+		char reason[300];
+		snprintf(reason, sizeof reason, "initialize failed: %s",
+			 m ? m : "no valid result");
+		mg_log_error("%s: %s", ch->name, reason);
+		if (ch->state != MG_CH_CLOSED) {
+			ch->state = MG_CH_DOWN;
+			if (ch->hooks.on_down)
+				ch->hooks.on_down(ch, reason, ch->hooks.arg);
+		}
+		return;
+	}
+	json_decref(ch->init_result);
+	ch->init_result = json_incref(result);
+	json_t *n = json_pack("{s:s,s:s}", "jsonrpc", "2.0", "method",
+			      "notifications/initialized");
+	transmit(ch, n);
+	json_decref(n);
+	ch->state = MG_CH_READY;
+	if (ch->hooks.on_ready)
+		ch->hooks.on_ready(ch, result, ch->hooks.arg);
+	flush_queue(ch);
+}
+
+void mg_channel_lost(struct mg_channel *ch, const char *reason, bool final)
+{
+	/* The handshake's own call must not report a second "down". */
+	unreg(ch, &ch->init_call);
+	ch->state = final ? MG_CH_CLOSED : MG_CH_DOWN;
+	fail_all(ch, reason);
+	if (ch->hooks.on_down)
+		ch->hooks.on_down(ch, reason, ch->hooks.arg);
+}
+
+int mg_channel_request(struct mg_channel *ch, struct mg_call *call, json_t *msg)
+{
+	if (ch->state == MG_CH_CLOSED)
+		return -1;
+	if (ch->state != MG_CH_READY && ch->qlen >= ch->max_queue)
+		return -1;
+	call->ch = ch;
+	call->up_id = ch->next_id++;
+	call->sent = false;
+	call->qnext = NULL;
+	call->hnext = NULL;
+	json_object_set_new(msg, "id", json_integer(call->up_id));
+	json_t *params = json_object_get(msg, "params");
+	json_t *meta = json_is_object(params) ? json_object_get(params, "_meta") : NULL;
+	json_t *tok = json_is_object(meta) ? json_object_get(meta, "progressToken") : NULL;
+	call->progress = tok != NULL;
+	if (tok)
+		json_object_set_new(meta, "progressToken", json_integer(call->up_id));
+	size_t len;
+	char *text = mg_json_dump(msg, &len);
+	if (!text || reg(ch, call) < 0) {
+		free(text);
+		return -1;
+	}
+	ch->requests++;
+	if (ch->state == MG_CH_READY) {
+		int rc = ch->ops->send(ch, text, len);
+		free(text);
+		if (rc < 0) {
+			unreg(ch, call);
+			return -1;
+		}
+		call->sent = true;
+		return 0;
+	}
+	call->queued_text = text;
+	call->queued_len = len;
+	if (ch->qtail)
+		ch->qtail->qnext = call;
+	else
+		ch->qhead = call;
+	ch->qtail = call;
+	ch->qlen++;
+	return 0;
+}
+
+void mg_channel_cancel(struct mg_call *call, const char *reason)
+{
+	struct mg_channel *ch = call->ch;
+	if (!ch || !call->registered)
+		return;
+	unreg(ch, call);
+	if (call->queued_text) {
+		struct mg_call **pp = &ch->qhead, *prev = NULL;
+		while (*pp && *pp != call) {
+			prev = *pp;
+			pp = &(*pp)->qnext;
+		}
+		if (*pp) {
+			*pp = call->qnext;
+			if (ch->qtail == call)
+				ch->qtail = prev;
+			ch->qlen--;
+		}
+		free(call->queued_text);
+		call->queued_text = NULL;
+		call->qnext = NULL;
+		return;
+	}
+	if (call->sent && ch->state == MG_CH_READY) {
+		json_t *n = json_pack("{s:s,s:s,s:{s:I,s:s}}", "jsonrpc", "2.0", "method",
+				      "notifications/cancelled", "params", "requestId",
+				      (json_int_t)call->up_id, "reason", reason ? reason : "cancelled");
+		transmit(ch, n);
+		json_decref(n);
+	}
+}
+
+int mg_channel_send(struct mg_channel *ch, json_t *msg)
+{
+	if (ch->state != MG_CH_READY)
+		return -1;
+	return transmit(ch, msg);
+}
+
+static void answer_ping(struct mg_channel *ch, json_t *id)
+{
+	json_t *r = json_pack("{s:s,s:O,s:{}}", "jsonrpc", "2.0", "id", id, "result");
+	transmit(ch, r);
+	json_decref(r);
+}
+
+void mg_channel_receive(struct mg_channel *ch, const char *text, size_t len)
+{
+	struct mg_rpc_msg msg;
+	struct mg_rpc_fail fail;
+	if (mg_rpc_parse(text, len, ch->max_depth, false, &msg, &fail) < 0) {
+		ch->errors++;
+		mg_log_warn("%s: dropped an invalid message from the upstream: %s", ch->name,
+			    fail.message);
+		json_decref(fail.id);
+		return;
+	}
+	switch (msg.kind) {
+	case MG_RPC_RESPONSE:
+	case MG_RPC_ERROR: {
+		struct mg_call *c = json_is_integer(msg.id)
+					    ? mg_channel_find(ch, json_integer_value(msg.id))
+					    : NULL;
+		if (!c) {
+			/* A late reply to a cancelled or timed-out request. */
+			mg_log_debug("%s: reply for unknown id dropped", ch->name);
+			break;
+		}
+		unreg(ch, c);
+		if (c->on_reply)
+			c->on_reply(c, msg.root, c->arg);
+		break;
+	}
+	case MG_RPC_NOTIFICATION:
+		if (strcmp(msg.method, "notifications/progress") == 0) {
+			json_t *tok = json_object_get(msg.params, "progressToken");
+			struct mg_call *c = json_is_integer(tok)
+						    ? mg_channel_find(ch, json_integer_value(tok))
+						    : NULL;
+			if (c && c->progress && c->on_progress)
+				c->on_progress(c, msg.root, c->arg);
+			break;
+		}
+		if (ch->hooks.on_notification)
+			ch->hooks.on_notification(ch, msg.root, ch->hooks.arg);
+		break;
+	case MG_RPC_REQUEST:
+		if (strcmp(msg.method, "ping") == 0)
+			answer_ping(ch, msg.id);
+		else if (ch->hooks.on_request)
+			ch->hooks.on_request(ch, msg.root, ch->hooks.arg);
+		break;
+	case MG_RPC_BATCH:
+		break;
+	}
+	mg_rpc_msg_free(&msg);
+}

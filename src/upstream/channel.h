@@ -1,0 +1,136 @@
+/*
+ * channel.h - one JSON-RPC conversation with an upstream MCP server.
+ *
+ * A channel owns an id space: every request sent through it gets an id the
+ * channel mints (1, 2, 3, ...), so any number of client sessions can share
+ * it; the caller keeps the client's original id and restores it. A
+ * request's progressToken is replaced by the minted id, so progress
+ * notifications find their request without another table. The channel
+ * performs the MCP initialize handshake itself, queues requests (bounded)
+ * until the upstream is ready, answers the upstream's pings, and hands
+ * other notifications and server→client requests to its owner.
+ *
+ * The channel outlives its transport: when a stdio child crashes, every
+ * pending call is answered with an error, and when the transport is back
+ * the handshake runs again. Transports (stdio.c, later HTTP) embed the
+ * channel as their first member and fill `ops`.
+ */
+#ifndef MG_UPSTREAM_CHANNEL_H
+#define MG_UPSTREAM_CHANNEL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct mg_channel;
+struct mg_call;
+
+/* The reply (a whole response or error object, borrowed). The call is
+ * already unregistered when this runs. */
+typedef void (*mg_call_reply_fn)(struct mg_call *call, json_t *msg, void *arg);
+/* A notifications/progress message for the call (params still carry the
+ * minted token; the owner restores its own). */
+typedef void (*mg_call_progress_fn)(struct mg_call *call, json_t *msg, void *arg);
+
+/* One request in flight. Allocated by the caller (usually embedded in its
+ * exchange), registered by mg_channel_request. */
+struct mg_call {
+	mg_call_reply_fn on_reply;
+	mg_call_progress_fn on_progress;
+	void *arg;
+	/* channel-owned */
+	struct mg_channel *ch;
+	int64_t up_id;
+	bool registered;
+	bool sent; /* written to the transport (not just queued) */
+	bool progress;
+	struct mg_call *hnext;
+	struct mg_call *qnext;
+	char *queued_text;
+	size_t queued_len;
+};
+
+enum mg_channel_state {
+	MG_CH_DOWN,         /* no transport (starting, restarting or stopped) */
+	MG_CH_INITIALIZING, /* transport up, handshake in progress */
+	MG_CH_READY,
+	MG_CH_CLOSED, /* stopped for good */
+};
+
+struct mg_channel_ops {
+	/* Writes one serialized message (no newline). Returns 0, or -1 when
+	 * the transport cannot take it (gone, or its backlog is full). */
+	int (*send)(struct mg_channel *ch, const char *data, size_t len);
+};
+
+struct mg_channel_hooks {
+	/* Handshake done; `result` is the initialize result (borrowed). */
+	void (*on_ready)(struct mg_channel *ch, json_t *result, void *arg);
+	/* Transport lost or handshake failed. */
+	void (*on_down)(struct mg_channel *ch, const char *reason, void *arg);
+	/* A notification other than progress for a known call (borrowed). */
+	void (*on_notification)(struct mg_channel *ch, json_t *msg, void *arg);
+	/* A server→client request other than ping (borrowed); the owner must
+	 * answer it with mg_channel_send. */
+	void (*on_request)(struct mg_channel *ch, json_t *msg, void *arg);
+	void *arg;
+};
+
+struct mg_channel {
+	const struct mg_channel_ops *ops;
+	struct mg_channel_hooks hooks;
+	char name[96]; /* for logs: "<upstream> (pid N)" */
+	enum mg_channel_state state;
+	int64_t next_id;
+	struct mg_call **buckets;
+	size_t nbuckets;
+	size_t ncalls;
+	struct mg_call *qhead, *qtail; /* waiting for READY */
+	size_t qlen;
+	size_t max_queue;
+	size_t max_depth;
+	json_t *init_params; /* what the handshake sends (owned) */
+	json_t *init_result; /* last successful initialize result (owned) */
+	struct mg_call init_call;
+	uint64_t requests, errors; /* counters for health and metrics */
+};
+
+/* Prepares a channel in state DOWN. `init_params` (stolen) is the
+ * initialize request's params. */
+void mg_channel_init(struct mg_channel *ch, const struct mg_channel_ops *ops,
+		     const struct mg_channel_hooks *hooks, json_t *init_params, size_t max_depth,
+		     size_t max_queue);
+
+/* Fails every call and releases memory (the transport is already gone). */
+void mg_channel_deinit(struct mg_channel *ch);
+
+/* The transport is connected: send initialize. */
+void mg_channel_connected(struct mg_channel *ch);
+
+/* The transport is gone: every registered or queued call gets an error
+ * reply (-32603, `reason`), state becomes DOWN (or CLOSED when `final`). */
+void mg_channel_lost(struct mg_channel *ch, const char *reason, bool final);
+
+/* Sends a request for `call`. `msg` is a complete request object owned by
+ * the caller; its "id" (and params._meta.progressToken, if any) are
+ * replaced with the minted id. Queued while the channel is initializing or
+ * restarting. Returns 0, or -1 when the channel is closed or the queue is
+ * full (nothing was registered then). */
+int mg_channel_request(struct mg_channel *ch, struct mg_call *call, json_t *msg);
+
+/* Withdraws a call. If it reached the upstream, notifications/cancelled is
+ * sent with `reason`. No reply callback follows. Safe on a finished call. */
+void mg_channel_cancel(struct mg_call *call, const char *reason);
+
+/* Sends a notification or a response as is (no id rewriting). Returns 0
+ * or -1 when the channel is not ready. */
+int mg_channel_send(struct mg_channel *ch, json_t *msg);
+
+/* Feeds one message received from the transport. */
+void mg_channel_receive(struct mg_channel *ch, const char *text, size_t len);
+
+/* Finds a registered call by minted id (NULL when none). */
+struct mg_call *mg_channel_find(struct mg_channel *ch, int64_t up_id);
+
+#endif

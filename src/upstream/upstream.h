@@ -1,0 +1,78 @@
+/*
+ * upstream.h - an upstream MCP server as the gateway sees it.
+ *
+ * Every transport (stdio today; Streamable HTTP and legacy SSE later) fills
+ * `struct mg_upstream_ops`. An upstream always has one *shared* channel,
+ * initialized by the gateway itself: it serves every session in `shared`
+ * mode, and stateless (2026-07-28) requests in every mode. In
+ * `per_session` mode each client session also gets a *dedicated* channel
+ * (its own process), initialized with the client's own initialize params so
+ * sampling, elicitation, roots and logging reach that client.
+ */
+#ifndef MG_UPSTREAM_UPSTREAM_H
+#define MG_UPSTREAM_UPSTREAM_H
+
+#include <event2/event.h>
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "config/config.h"
+#include "upstream/channel.h"
+
+struct mg_upstream;
+
+struct mg_upstream_hooks {
+	/* The shared channel became ready or went down. */
+	void (*on_state)(struct mg_upstream *up, void *arg);
+	/* A notification from the shared channel (list_changed, message, ...). */
+	void (*on_notification)(struct mg_upstream *up, json_t *msg, void *arg);
+	void *arg;
+};
+
+struct mg_upstream_ops {
+	/* Starts the shared channel. Returns 0, or -1 with `err` (e.g. the
+	 * command does not exist). */
+	int (*start)(struct mg_upstream *up, char *err, size_t err_size);
+	/* Opens a dedicated channel initialized with `init_params` (stolen),
+	 * reporting to `hooks`. NULL with `err` when it cannot (limit reached,
+	 * spawn failed). */
+	struct mg_channel *(*open)(struct mg_upstream *up, json_t *init_params,
+				   const struct mg_channel_hooks *hooks, char *err, size_t err_size);
+	/* Closes a dedicated channel: pending calls fail, hooks are no longer
+	 * called, the process is stopped and freed in the background. */
+	void (*close)(struct mg_upstream *up, struct mg_channel *ch);
+	/* Adds transport details to a health object. */
+	void (*health)(struct mg_upstream *up, json_t *out);
+	/* Stops everything (shutdown). Completion: mg_upstream_idle(). */
+	void (*stop)(struct mg_upstream *up);
+	/* true when no process or connection is left. */
+	bool (*idle)(struct mg_upstream *up);
+	void (*free)(struct mg_upstream *up);
+};
+
+struct mg_upstream {
+	const struct mg_upstream_ops *ops;
+	const struct mg_upstream_config *cfg; /* borrowed; outlives the upstream */
+	struct event_base *base;
+	struct mg_upstream_hooks hooks;
+	struct mg_channel *shared;
+	bool ready; /* the shared channel completed its handshake and is up */
+	bool ever_ready;
+	char last_error[320];
+	size_t max_depth;
+	size_t dedicated; /* open dedicated channels */
+	uint64_t restarts;
+};
+
+/* Creates a stdio upstream for `cfg` (not started). */
+struct mg_upstream *mg_upstream_stdio_new(struct event_base *base,
+					  const struct mg_upstream_config *cfg,
+					  const struct mg_upstream_hooks *hooks, size_t max_depth);
+
+/* The initialize params the gateway sends for its own (shared) channels. */
+json_t *mg_upstream_gateway_init_params(void);
+
+/* Health of one upstream: {"name","transport","mode","status","error",...}. */
+json_t *mg_upstream_health(struct mg_upstream *up);
+
+#endif
