@@ -37,7 +37,7 @@ UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(filter-out tests/unit/su
 TOOL_BIN := $(BUILD)/toml-decoder $(BUILD)/yaml-decoder
 
 .PHONY: all run test check unit toml-test e2e check-asan lint fuzz fuzz-run deps deps-test \
-        clean bench docs-check format
+        clean bench docs-check docs-reference format
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/mcp-guard $(TOOL_BIN)
@@ -103,6 +103,10 @@ check: all unit toml-test e2e
 check-asan:
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
 	  SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" all check
+
+# Regenerates the reference tables embedded in docs/configuration.md.
+docs-reference: $(BUILD)/mcp-guard
+	@node -e 'const fs=require("fs"),cp=require("child_process");const f="docs/configuration.md";let t=fs.readFileSync(f,"utf8");const b="<!-- BEGIN GENERATED REFERENCE -->\n",e="<!-- END GENERATED REFERENCE -->";const r=cp.execFileSync(process.argv[1],["config-reference"],{encoding:"utf8"});t=t.slice(0,t.indexOf(b)+b.length)+r+t.slice(t.indexOf(e));fs.writeFileSync(f,t)' $(BUILD)/mcp-guard
 
 docs-check: $(BUILD)/mcp-guard
 	@MCP_GUARD_BIN=$(abspath $(BUILD)/mcp-guard) sh scripts/docs-check.sh

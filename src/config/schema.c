@@ -58,13 +58,12 @@
 	}
 #define TABLE(S, M, N, SUB)                                                                        \
 	{                                                                                          \
-		.name = N, .type = MG_F_TABLE, .off = offsetof(S, M), .sub = &SUB,                 \
-		.help = SUB.help                                                                   \
+		.name = N, .type = MG_F_TABLE, .off = offsetof(S, M), .sub = &SUB                  \
 	}
 #define TABLES(S, M, C, N, SUB)                                                                    \
 	{                                                                                          \
 		.name = N, .type = MG_F_TABLE_ARRAY, .off = offsetof(S, M),                        \
-		.count_off = offsetof(S, C), .sub = &SUB, .help = SUB.help                         \
+		.count_off = offsetof(S, C), .sub = &SUB                                           \
 	}
 
 #define SECTION(N, S, F, PRESENT, H, CHECK)                                                        \
@@ -418,8 +417,7 @@ static const struct mg_field upstream_fields[] = {
 	  .type = MG_F_TABLE_ARRAY,
 	  .off = offsetof(struct mg_upstream_section, servers),
 	  .count_off = offsetof(struct mg_upstream_section, n_servers),
-	  .sub = &server_entry_section,
-	  .help = "Several upstreams, routed by path prefix." },
+	  .sub = &server_entry_section },
 };
 #undef S
 _Static_assert(offsetof(struct mg_upstream_section, single) == 0,

@@ -146,7 +146,7 @@ int mg_rpc_parse(const char *text, size_t len, size_t max_depth, bool allow_batc
 		return -1;
 	}
 	json_error_t jerr;
-	json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+	json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
 	if (!root) {
 		char m[160];
 		snprintf(m, sizeof m, "parse error at byte %d: %.100s", jerr.position, jerr.text);
