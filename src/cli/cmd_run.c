@@ -57,7 +57,7 @@ int mg_cmd_check_upstream(struct mg_cli *cli)
 	int64_t timeout = 10;
 	if (t && mg_parse_i64(t, 1, 3600, &timeout) < 0) {
 		fprintf(stderr, "mcp-guard: --timeout must be from 1 to 3600 seconds, not \"%s\"\n",
-			t);
+		        t);
 		mg_config_free(cfg);
 		return MG_EXIT_USAGE;
 	}

@@ -27,7 +27,7 @@
 #define STOP_WAIT_SECS 8
 
 void mg_reply_json(struct mg_http_req *req, int status, json_t *body,
-		   const struct mg_http_hdr *hdrs, size_t n)
+                   const struct mg_http_hdr *hdrs, size_t n)
 {
 	size_t len = 0;
 	char *text = body ? mg_json_dump(body, &len) : NULL;
@@ -36,7 +36,7 @@ void mg_reply_json(struct mg_http_req *req, int status, json_t *body,
 }
 
 void mg_reply_rpc_error(struct mg_http_req *req, int status, json_t *id, int code,
-			const char *message, json_t *data)
+                        const char *message, json_t *data)
 {
 	json_t *e = mg_rpc_error_new(id, code, message, data);
 	mg_reply_json(req, status, e, NULL, 0);
@@ -50,9 +50,9 @@ static void error_body(int status, const char *reason, struct mg_buf *out, const
 	snprintf(msg, sizeof msg, "%s", reason);
 	if (msg[0] >= 'a' && msg[0] <= 'z')
 		msg[0] = (char)(msg[0] - 32);
-	json_t *e = mg_rpc_error_new(NULL, status >= 500 ? MG_RPC_INTERNAL_ERROR
-							 : MG_RPC_INVALID_REQUEST,
-				     msg, json_pack("{s:i}", "httpStatus", status));
+	json_t *e =
+	    mg_rpc_error_new(NULL, status >= 500 ? MG_RPC_INTERNAL_ERROR : MG_RPC_INVALID_REQUEST,
+	                     msg, json_pack("{s:i}", "httpStatus", status));
 	size_t len;
 	char *text = mg_json_dump(e, &len);
 	json_decref(e);
@@ -74,16 +74,16 @@ static json_t *upstreams_json(struct mg_gateway *gw)
 
 static void handle_health(struct mg_gateway *gw, struct mg_http_req *req)
 {
-	const char *status = gw->draining		? "draining"
-			     : !gw->up->ever_ready	? "starting"
-			     : gw->up->ready		? "ok"
-							: "degraded";
-	json_t *o = json_pack("{s:s,s:s,s:I,s:o,s:I,s:I,s:I}", "status", status, "version",
-			      MG_VERSION, "uptime_secs", (json_int_t)(time(NULL) - gw->started),
-			      "upstreams", upstreams_json(gw), "sessions",
-			      (json_int_t)gw->nsessions, "connections",
-			      (json_int_t)mg_http_server_connections(gw->http), "requests_in_flight",
-			      (json_int_t)mg_mcp_inflight(gw));
+	const char *status = gw->draining          ? "draining"
+	                     : !gw->up->ever_ready ? "starting"
+	                     : gw->up->ready       ? "ok"
+	                                           : "degraded";
+	json_t *o =
+	    json_pack("{s:s,s:s,s:I,s:o,s:I,s:I,s:I}", "status", status, "version", MG_VERSION,
+	              "uptime_secs", (json_int_t)(time(NULL) - gw->started), "upstreams",
+	              upstreams_json(gw), "sessions", (json_int_t)gw->nsessions, "connections",
+	              (json_int_t)mg_http_server_connections(gw->http), "requests_in_flight",
+	              (json_int_t)mg_mcp_inflight(gw));
 	struct mg_http_hdr h[] = { { "Cache-Control", "no-store" } };
 	mg_reply_json(req, 200, o, h, 1);
 	json_decref(o);
@@ -97,9 +97,9 @@ static void handle_ready(struct mg_gateway *gw, struct mg_http_req *req)
 		o = json_pack("{s:s}", "status", "ready");
 	else
 		o = json_pack("{s:s,s:s}", "status", "not ready", "reason",
-			      gw->draining	 ? "shutting down"
-			      : gw->up->last_error[0] ? gw->up->last_error
-						      : "upstream not initialized yet");
+		              gw->draining            ? "shutting down"
+		              : gw->up->last_error[0] ? gw->up->last_error
+		                                      : "upstream not initialized yet");
 	struct mg_http_hdr h[] = { { "Cache-Control", "no-store" } };
 	mg_reply_json(req, ready ? 200 : 503, o, h, 1);
 	json_decref(o);
@@ -132,8 +132,8 @@ static void on_request(struct mg_http_req *req, void *arg)
 	if (strcmp(path, "/health") == 0 || strcmp(path, "/live") == 0 ||
 	    strcmp(path, "/ready") == 0) {
 		struct mg_http_hdr h[] = { { "Allow", "GET, HEAD" } };
-		json_t *e = mg_rpc_error_new(NULL, MG_RPC_INVALID_REQUEST, "Method Not Allowed",
-					     NULL);
+		json_t *e =
+		    mg_rpc_error_new(NULL, MG_RPC_INVALID_REQUEST, "Method Not Allowed", NULL);
 		mg_reply_json(req, 405, e, h, 1);
 		json_decref(e);
 		return;
@@ -188,9 +188,9 @@ static void shutdown_step(evutil_socket_t fd, short what, void *arg)
 		}
 		if (mg_mcp_inflight(gw) > 0) {
 			mg_log_warn("shutdown: %zu request(s) still in flight after %lld s; "
-				    "answering them with an error",
-				    mg_mcp_inflight(gw),
-				    (long long)gw->cfg->server.shutdown_grace_secs);
+			            "answering them with an error",
+			            mg_mcp_inflight(gw),
+			            (long long)gw->cfg->server.shutdown_grace_secs);
 			mg_mcp_abort_all(gw, "the gateway is shutting down");
 		}
 		/* End remaining sessions (their dedicated processes stop too). */
@@ -227,7 +227,7 @@ static void begin_shutdown(struct mg_gateway *gw, const char *why)
 		return;
 	}
 	mg_log_info("%s: shutting down (grace %lld s, %zu request(s) in flight)", why,
-		    (long long)gw->cfg->server.shutdown_grace_secs, mg_mcp_inflight(gw));
+	            (long long)gw->cfg->server.shutdown_grace_secs, mg_mcp_inflight(gw));
 	gw->draining = true;
 	mg_http_server_drain(gw->http);
 	mg_mcp_close_streams(gw);
@@ -246,7 +246,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	}
 	if (sig == SIGHUP) {
 		mg_log_warn("SIGHUP: configuration reload is not available in this build; "
-			    "restart to apply changes");
+		            "restart to apply changes");
 		return;
 	}
 	begin_shutdown(gw, sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -286,7 +286,7 @@ static void teardown(struct mg_gateway *gw)
 		gw->up->ops->free(gw->up);
 	}
 	struct event *sigs[] = { gw->sig_term, gw->sig_int, gw->sig_hup, gw->sig_chld,
-				 gw->shutdown_timer };
+		                 gw->shutdown_timer };
 	for (size_t i = 0; i < 5; i++) {
 		if (sigs[i])
 			event_free(sigs[i]);
@@ -305,22 +305,22 @@ int mg_gateway_run(const struct mg_config *cfg)
 	if (mg_log_get_level() < lvl)
 		mg_log_set_level(lvl);
 	bool any_auth = cfg->auth.n_api_keys || cfg->auth.jwt.present || cfg->auth.oauth.present ||
-			cfg->auth.mtls.enabled;
+	                cfg->auth.mtls.enabled;
 	if (any_auth) {
 		mg_log_error("authentication is configured, but this build cannot enforce it yet "
-			     "([auth] providers land with the authentication issue); refusing to "
-			     "start rather than run unprotected");
+		             "([auth] providers land with the authentication issue); refusing to "
+		             "start rather than run unprotected");
 		return 3;
 	}
 	if (!mg_host_is_loopback(cfg->server.host)) {
 		mg_log_error("no authentication is configured: refusing to listen on %s (only "
-			     "loopback addresses may run without authentication)",
-			     cfg->server.host);
+		             "loopback addresses may run without authentication)",
+		             cfg->server.host);
 		return 3;
 	}
 	mg_log_warn("no authentication is configured: anyone who can reach %s:%lld can use "
-		    "the upstream; this is allowed only on loopback",
-		    cfg->server.host, (long long)cfg->server.port);
+	            "the upstream; this is allowed only on loopback",
+	            cfg->server.host, (long long)cfg->server.port);
 	gw.loopback = true;
 	gw.base = event_base_new();
 	gw.resource_refs = json_object();
@@ -333,20 +333,19 @@ int mg_gateway_run(const struct mg_config *cfg)
 	size_t nups = mg_config_upstreams(cfg, &ups);
 	if (nups != 1) {
 		mg_log_error("this build serves exactly one upstream ([upstream]); %zu configured",
-			     nups);
+		             nups);
 		goto out;
 	}
 	if (ups[0].transport != MG_TRANSPORT_STDIO) {
 		mg_log_error("upstream %s: transport \"%s\" is not available in this build (stdio "
-			     "is)",
-			     ups[0].name, mg_transport_name(ups[0].transport));
+		             "is)",
+		             ups[0].name, mg_transport_name(ups[0].transport));
 		goto out;
 	}
 	struct mg_upstream_hooks hooks = { .on_state = on_upstream_state,
-					   .on_notification = on_upstream_notification,
-					   .arg = &gw };
-	gw.up = mg_upstream_stdio_new(gw.base, &ups[0], &hooks,
-				      (size_t)cfg->server.max_json_depth);
+		                           .on_notification = on_upstream_notification,
+		                           .arg = &gw };
+	gw.up = mg_upstream_stdio_new(gw.base, &ups[0], &hooks, (size_t)cfg->server.max_json_depth);
 	char err[400];
 	if (!gw.up || gw.up->ops->start(gw.up, err, sizeof err) < 0) {
 		mg_log_error("upstream %s: %s", ups[0].name, gw.up ? err : "out of memory");
@@ -370,9 +369,9 @@ int mg_gateway_run(const struct mg_config *cfg)
 		goto out;
 	}
 	mg_log_info("mcp-guard %s listening on http://%s%s%s:%d%s (upstream %s: %s)", MG_VERSION,
-		    strchr(cfg->server.host, ':') ? "[" : "", cfg->server.host,
-		    strchr(cfg->server.host, ':') ? "]" : "", mg_http_server_port(gw.http),
-		    cfg->server.mcp_path, ups[0].name, mg_stdio_mode_name(ups[0].mode));
+	            strchr(cfg->server.host, ':') ? "[" : "", cfg->server.host,
+	            strchr(cfg->server.host, ':') ? "]" : "", mg_http_server_port(gw.http),
+	            cfg->server.mcp_path, ups[0].name, mg_stdio_mode_name(ups[0].mode));
 	event_base_dispatch(gw.base);
 	mg_log_info("stopped");
 	rc = 0;
@@ -420,7 +419,7 @@ static void on_check_state(struct mg_upstream *up, void *arg)
 		return;
 	}
 	json_t *msg = json_pack("{s:s,s:i,s:s,s:{}}", "jsonrpc", "2.0", "id", 0, "method",
-				"tools/list", "params");
+	                        "tools/list", "params");
 	c->call.on_reply = on_check_tools;
 	c->call.arg = c;
 	if (mg_channel_request(up->shared, &c->call, msg) < 0) {
@@ -471,7 +470,8 @@ int mg_gateway_check_upstreams(const struct mg_config *cfg, int timeout_secs)
 			goto next;
 		}
 		struct mg_upstream_hooks hooks = { .on_state = on_check_state, .arg = &c };
-		c.up = mg_upstream_stdio_new(gw.base, u, &hooks, (size_t)cfg->server.max_json_depth);
+		c.up =
+		    mg_upstream_stdio_new(gw.base, u, &hooks, (size_t)cfg->server.max_json_depth);
 		char err[400];
 		if (!c.up || c.up->ops->start(c.up, err, sizeof err) < 0) {
 			printf("%s: FAILED: %s\n", u->name, c.up ? err : "out of memory");
@@ -493,8 +493,8 @@ int mg_gateway_check_upstreams(const struct mg_config *cfg, int timeout_secs)
 		} else {
 			printf("%s: FAILED: %s\n", u->name,
 			       c.up->last_error[0] ? c.up->last_error
-			       : c.detail[0]	   ? c.detail
-						   : "no answer to initialize within the timeout");
+			       : c.detail[0]       ? c.detail
+			                           : "no answer to initialize within the timeout");
 			failures++;
 		}
 	next:

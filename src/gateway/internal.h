@@ -26,9 +26,9 @@
 #include "upstream/upstream.h"
 #include "util/buf.h"
 
-#define MG_SESSION_ID_LEN     32 /* hex of 128 random bits */
-#define MG_MAX_CLIENT_OUTPUT  (32u * 1024 * 1024)
-#define MG_METHOD_MAX         128
+#define MG_SESSION_ID_LEN    32 /* hex of 128 random bits */
+#define MG_MAX_CLIENT_OUTPUT (32u * 1024 * 1024)
+#define MG_METHOD_MAX        128
 
 struct mg_gateway;
 struct mg_session;
@@ -47,7 +47,7 @@ struct mg_stream {
 struct mg_exchange {
 	struct mg_gateway *gw;
 	struct mg_http_req *req;
-	struct mg_session *session; /* legacy; NULL for modern requests */
+	struct mg_session *session;      /* legacy; NULL for modern requests */
 	struct mg_exchange *prev, *next; /* in the session, or the gateway's modern list */
 	struct mg_call call;
 	struct mg_channel *ch;
@@ -80,22 +80,22 @@ struct mg_session {
 	char *identity;
 	char protocol_version[16];
 	struct mg_upstream *up;
-	struct mg_channel *ch;      /* dedicated channel (per_session), else NULL */
+	struct mg_channel *ch;        /* dedicated channel (per_session), else NULL */
 	struct mg_http_req *init_req; /* initialize waiting for a dedicated channel */
 	json_t *init_id;
-	struct mg_stream get;       /* the GET stream (req NULL when none) */
+	struct mg_stream get; /* the GET stream (req NULL when none) */
 	struct mg_exchange *exchanges;
 	size_t n_exchanges;
 	uint64_t next_stream;
 	struct event *idle;
-	int log_level; /* shared mode: -1 = not set; index in syslog order 0..7 */
+	int log_level;         /* shared mode: -1 = not set; index in syslog order 0..7 */
 	json_t *subscriptions; /* array of resource URIs (shared mode) */
 	/* replay ring for the GET stream */
 	struct mg_replay {
 		uint64_t seq;
 		char *text;
 		size_t len;
-	} *ring;
+	} * ring;
 	size_t ring_cap, ring_head, ring_len;
 	bool initialized;
 	bool ended;
@@ -134,8 +134,7 @@ void mg_session_touch(struct mg_session *s);
  * the replay ring. */
 void mg_session_deliver(struct mg_session *s, const char *json, size_t len);
 /* Opens the GET stream (replaying after `last_event_id` when given). */
-void mg_session_open_get(struct mg_session *s, struct mg_http_req *req,
-			 const char *last_event_id);
+void mg_session_open_get(struct mg_session *s, struct mg_http_req *req, const char *last_event_id);
 
 /* A dedicated channel is starting for this session's initialize: answer
  * the client if it leaves, bound the wait by the request timeout. */
@@ -143,7 +142,7 @@ void mg_session_init_wait(struct mg_session *s, struct mg_http_req *req);
 
 /* Starts an SSE response on `req` with the usual headers. */
 void mg_stream_begin(struct mg_stream *st, struct mg_gateway *gw, struct mg_http_req *req,
-		     uint64_t number, const struct mg_http_hdr *extra, size_t n_extra);
+                     uint64_t number, const struct mg_http_hdr *extra, size_t n_extra);
 /* Sends one event. Returns 0, or -1 when the client is gone (the stream is
  * then detached: st->req is NULL and its close callback will not fire). */
 int mg_stream_send(struct mg_stream *st, const char *json, size_t len);
@@ -175,9 +174,9 @@ void mg_mcp_session_ended(struct mg_session *s);
 
 /* Sends a JSON body with `status`. */
 void mg_reply_json(struct mg_http_req *req, int status, json_t *body,
-		   const struct mg_http_hdr *hdrs, size_t n);
+                   const struct mg_http_hdr *hdrs, size_t n);
 /* Sends a JSON-RPC error (id may be NULL) with `status`. */
 void mg_reply_rpc_error(struct mg_http_req *req, int status, json_t *id, int code,
-			const char *message, json_t *data);
+                        const char *message, json_t *data);
 
 #endif

@@ -28,7 +28,7 @@
 #include "util/str.h"
 
 static const char *const log_levels[] = { "emergency", "alert",  "critical", "error",
-					  "warning",   "notice", "info",     "debug" };
+	                                  "warning",   "notice", "info",     "debug" };
 
 static int log_level_index(const char *s)
 {
@@ -59,7 +59,8 @@ static bool accepts(const char *accept, const char *type)
 		while (e > p && (e[-1] == ' ' || e[-1] == '\t'))
 			e--;
 		size_t n = (size_t)(e - p);
-		if ((n == tl && strncasecmp(p, type, tl) == 0) || (n == 3 && memcmp(p, "*/*", 3) == 0))
+		if ((n == tl && strncasecmp(p, type, tl) == 0) ||
+		    (n == 3 && memcmp(p, "*/*", 3) == 0))
 			return true;
 		const char *slash = memchr(p, '/', n);
 		if (slash && (size_t)(e - slash) == 2 && slash[1] == '*' &&
@@ -157,24 +158,24 @@ static bool check_origin_or_reply(struct mg_gateway *gw, struct mg_http_req *req
 	const char *origin = hdr(req, "Origin");
 	if (origin && !origin_allowed(gw, origin)) {
 		mg_log_warn("refused a request from origin \"%.100s\" (%s)", origin,
-			    mg_http_req_peer(req));
+		            mg_http_req_peer(req));
 		mg_reply_rpc_error(req, 403, NULL, MG_RPC_INVALID_REQUEST,
-				   "Forbidden: origin not allowed (server.allowed_origins)", NULL);
+		                   "Forbidden: origin not allowed (server.allowed_origins)", NULL);
 		return false;
 	}
 	const char *host = hdr(req, "Host");
 	if (host && !host_allowed(gw, host)) {
 		mg_log_warn("refused a request for host \"%.100s\" (%s): possible DNS rebinding",
-			    host, mg_http_req_peer(req));
+		            host, mg_http_req_peer(req));
 		mg_reply_rpc_error(req, 403, NULL, MG_RPC_INVALID_REQUEST,
-				   "Forbidden: unexpected Host header", NULL);
+		                   "Forbidden: unexpected Host header", NULL);
 		return false;
 	}
 	return true;
 }
 
 static void cors_headers(struct mg_gateway *gw, struct mg_http_req *req, struct mg_http_hdr *h,
-			 size_t *n)
+                         size_t *n)
 {
 	const char *origin = hdr(req, "Origin");
 	if (!origin || !origin_allowed(gw, origin))
@@ -182,7 +183,7 @@ static void cors_headers(struct mg_gateway *gw, struct mg_http_req *req, struct 
 	h[(*n)++] = (struct mg_http_hdr){ "Access-Control-Allow-Origin", origin };
 	h[(*n)++] = (struct mg_http_hdr){ "Vary", "Origin" };
 	h[(*n)++] = (struct mg_http_hdr){ "Access-Control-Expose-Headers",
-					  "Mcp-Session-Id, WWW-Authenticate, Retry-After" };
+		                          "Mcp-Session-Id, WWW-Authenticate, Retry-After" };
 }
 
 /* ACCESS phase. Until authentication providers exist every caller is the
@@ -240,7 +241,7 @@ static void exchange_finish(struct mg_exchange *x, json_t *msg)
 			mg_http_reply(req, 200, "application/json", NULL, 0, text, len);
 		} else {
 			mg_reply_rpc_error(req, 500, x->orig_id, MG_RPC_INTERNAL_ERROR,
-					   "cannot encode the response", NULL);
+			                   "cannot encode the response", NULL);
 		}
 	}
 	free(text);
@@ -320,7 +321,7 @@ static long request_timeout(struct mg_gateway *gw)
 {
 	const struct mg_upstream_config *u = gw->up->cfg;
 	return u->request_timeout_secs ? (long)u->request_timeout_secs
-				       : (long)gw->cfg->server.request_timeout_secs;
+	                               : (long)gw->cfg->server.request_timeout_secs;
 }
 
 static void on_exchange_timeout(evutil_socket_t fd, short what, void *arg)
@@ -330,7 +331,7 @@ static void on_exchange_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	char m[256];
 	snprintf(m, sizeof m, "the upstream did not answer %s within %ld s; request cancelled",
-		 x->method, request_timeout(x->gw));
+	         x->method, request_timeout(x->gw));
 	mg_channel_cancel(&x->call, "request timed out at the gateway");
 	exchange_error(x, MG_RPC_INTERNAL_ERROR, m, json_pack("{s:s}", "mcpGuard", "timeout"));
 }
@@ -366,7 +367,7 @@ static void strip_modern_meta(json_t *params)
 
 /* Forwards a request. Answers the client itself on failure. */
 static void exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struct mg_session *s,
-			   struct mg_channel *ch, struct mg_rpc_msg *msg, bool modern)
+                           struct mg_channel *ch, struct mg_rpc_msg *msg, bool modern)
 {
 	struct mg_exchange *x = calloc(1, sizeof *x);
 	if (!x) {
@@ -404,7 +405,7 @@ static void exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struc
 	if (!ch || mg_channel_request(ch, &x->call, msg->root) < 0) {
 		x->req = NULL;
 		mg_reply_rpc_error(req, 503, x->orig_id, MG_RPC_INTERNAL_ERROR,
-				   "the upstream is not available", NULL);
+		                   "the upstream is not available", NULL);
 		exchange_free(x);
 		return;
 	}
@@ -455,7 +456,7 @@ static void fire_and_forget(struct mg_channel *ch, const char *method, json_t *p
 {
 	struct fire_call *f = calloc(1, sizeof *f);
 	json_t *msg = json_pack("{s:s,s:i,s:s,s:o}", "jsonrpc", "2.0", "id", 0, "method", method,
-				"params", params);
+	                        "params", params);
 	if (!f || !msg || !ch || mg_channel_request(ch, &f->call, msg) < 0) {
 		free(f);
 		json_decref(msg);
@@ -477,8 +478,8 @@ static void resource_ref(struct mg_gateway *gw, const char *uri, int delta)
 		json_object_set_new(gw->resource_refs, uri, json_integer(count));
 	if ((delta > 0 && count == 1) || (delta < 0 && count == 0))
 		fire_and_forget(gw->up->shared,
-				delta > 0 ? "resources/subscribe" : "resources/unsubscribe",
-				json_pack("{s:s}", "uri", uri));
+		                delta > 0 ? "resources/subscribe" : "resources/unsubscribe",
+		                json_pack("{s:s}", "uri", uri));
 }
 
 void mg_mcp_upstream_ready(struct mg_gateway *gw)
@@ -489,7 +490,8 @@ void mg_mcp_upstream_ready(struct mg_gateway *gw)
 	json_object_foreach(gw->resource_refs, uri, v)
 	{
 		(void)v;
-		fire_and_forget(gw->up->shared, "resources/subscribe", json_pack("{s:s}", "uri", uri));
+		fire_and_forget(gw->up->shared, "resources/subscribe",
+		                json_pack("{s:s}", "uri", uri));
 	}
 }
 
@@ -521,11 +523,12 @@ static void listeners_notify(struct mg_gateway *gw, const char *method, json_t *
 	const char *uri = json_string_value(json_object_get(json_object_get(msg, "params"), "uri"));
 	for (struct mg_listener *l = gw->listeners, *next; l; l = next) {
 		next = l->next;
-		bool want = (l->tools && strcmp(method, "notifications/tools/list_changed") == 0) ||
-			    (l->prompts && strcmp(method, "notifications/prompts/list_changed") == 0) ||
-			    (l->resources &&
-			     strcmp(method, "notifications/resources/list_changed") == 0);
-		if (!want && uri && l->uris && strcmp(method, "notifications/resources/updated") == 0) {
+		bool want =
+		    (l->tools && strcmp(method, "notifications/tools/list_changed") == 0) ||
+		    (l->prompts && strcmp(method, "notifications/prompts/list_changed") == 0) ||
+		    (l->resources && strcmp(method, "notifications/resources/list_changed") == 0);
+		if (!want && uri && l->uris &&
+		    strcmp(method, "notifications/resources/updated") == 0) {
 			size_t i;
 			json_t *v;
 			json_array_foreach(l->uris, i, v)
@@ -608,8 +611,8 @@ static void session_ready(struct mg_channel *ch, json_t *result, void *arg)
 	mg_http_req_on_close(req, NULL, NULL);
 	const char *pv = json_string_value(json_object_get(result, "protocolVersion"));
 	snprintf(s->protocol_version, sizeof s->protocol_version, "%s", pv ? pv : "");
-	json_t *resp = json_pack("{s:s,s:O,s:O}", "jsonrpc", "2.0", "id", s->init_id, "result",
-				 result);
+	json_t *resp =
+	    json_pack("{s:s,s:O,s:O}", "jsonrpc", "2.0", "id", s->init_id, "result", result);
 	struct mg_http_hdr h[4];
 	size_t n = 0;
 	h[n++] = (struct mg_http_hdr){ "Mcp-Session-Id", s->id };
@@ -671,8 +674,8 @@ static void reply_accepted(struct mg_gateway *gw, struct mg_http_req *req)
 	mg_http_reply(req, 202, NULL, h, n, NULL, 0);
 }
 
-static void reply_result(struct mg_gateway *gw, struct mg_http_req *req, json_t *id,
-			 json_t *result, bool modern)
+static void reply_result(struct mg_gateway *gw, struct mg_http_req *req, json_t *id, json_t *result,
+                         bool modern)
 {
 	if (modern && !json_object_get(result, "resultType"))
 		json_object_set_new(result, "resultType", json_string("complete"));
@@ -685,28 +688,27 @@ static void reply_result(struct mg_gateway *gw, struct mg_http_req *req, json_t 
 }
 
 static void legacy_initialize(struct mg_gateway *gw, struct mg_http_req *req,
-			      struct mg_rpc_msg *msg, const char *identity)
+                              struct mg_rpc_msg *msg, const char *identity)
 {
 	if (hdr(req, "Mcp-Session-Id")) {
 		mg_reply_rpc_error(req, 400, msg->id, MG_RPC_INVALID_REQUEST,
-				   "initialize must not carry an Mcp-Session-Id header", NULL);
+		                   "initialize must not carry an Mcp-Session-Id header", NULL);
 		return;
 	}
 	json_t *pv = msg->params ? json_object_get(msg->params, "protocolVersion") : NULL;
 	if (!json_is_string(pv)) {
 		mg_reply_rpc_error(req, 400, msg->id, MG_RPC_INVALID_PARAMS,
-				   "initialize needs params.protocolVersion (a string)", NULL);
+		                   "initialize needs params.protocolVersion (a string)", NULL);
 		return;
 	}
-	const char *version = mg_mcp_legacy_supported(json_string_value(pv))
-				      ? json_string_value(pv)
-				      : MG_MCP_LATEST_LEGACY;
+	const char *version = mg_mcp_legacy_supported(json_string_value(pv)) ? json_string_value(pv)
+	                                                                     : MG_MCP_LATEST_LEGACY;
 	struct mg_upstream *up = gw->up;
 	if (up->cfg->mode == MG_STDIO_SHARED && (!up->ready || !up->shared->init_result)) {
 		struct mg_http_hdr h[] = { { "Retry-After", "1" } };
 		json_t *e = mg_rpc_error_new(msg->id, MG_RPC_INTERNAL_ERROR,
-					     "the upstream is not ready yet; retry shortly",
-					     json_pack("{s:s}", "mcpGuard", "upstream_not_ready"));
+		                             "the upstream is not ready yet; retry shortly",
+		                             json_pack("{s:s}", "mcpGuard", "upstream_not_ready"));
 		mg_reply_json(req, 503, e, h, 1);
 		json_decref(e);
 		return;
@@ -715,7 +717,7 @@ static void legacy_initialize(struct mg_gateway *gw, struct mg_http_req *req,
 	if (!s) {
 		struct mg_http_hdr h[] = { { "Retry-After", "5" } };
 		json_t *e = mg_rpc_error_new(msg->id, MG_RPC_INTERNAL_ERROR,
-					     "too many sessions (server.max_sessions)", NULL);
+		                             "too many sessions (server.max_sessions)", NULL);
 		mg_reply_json(req, 503, e, h, 1);
 		json_decref(e);
 		return;
@@ -724,15 +726,15 @@ static void legacy_initialize(struct mg_gateway *gw, struct mg_http_req *req,
 	snprintf(s->protocol_version, sizeof s->protocol_version, "%s", version);
 	if (up->cfg->mode == MG_STDIO_SHARED) {
 		json_t *ur = up->shared->init_result;
-		json_t *result = json_pack("{s:s,s:O,s:O}", "protocolVersion", version,
-					   "capabilities",
-					   json_object_get(ur, "capabilities") ?: json_object(),
-					   "serverInfo", json_object_get(ur, "serverInfo") ?: json_object());
+		json_t *result =
+		    json_pack("{s:s,s:O,s:O}", "protocolVersion", version, "capabilities",
+		              json_object_get(ur, "capabilities") ?: json_object(), "serverInfo",
+		              json_object_get(ur, "serverInfo") ?: json_object());
 		json_t *instr = json_object_get(ur, "instructions");
 		if (json_is_string(instr))
 			json_object_set(result, "instructions", instr);
-		json_t *resp = json_pack("{s:s,s:O,s:o}", "jsonrpc", "2.0", "id", msg->id, "result",
-					 result);
+		json_t *resp =
+		    json_pack("{s:s,s:O,s:o}", "jsonrpc", "2.0", "id", msg->id, "result", result);
 		struct mg_http_hdr h[4];
 		size_t n = 0;
 		h[n++] = (struct mg_http_hdr){ "Mcp-Session-Id", s->id };
@@ -745,10 +747,10 @@ static void legacy_initialize(struct mg_gateway *gw, struct mg_http_req *req,
 	json_t *params = json_deep_copy(msg->params);
 	json_object_set_new(params, "protocolVersion", json_string(version));
 	struct mg_channel_hooks hooks = { .on_ready = session_ready,
-					  .on_down = session_down,
-					  .on_notification = session_notification,
-					  .on_request = session_request,
-					  .arg = s };
+		                          .on_down = session_down,
+		                          .on_notification = session_notification,
+		                          .on_request = session_request,
+		                          .arg = s };
 	char err[400];
 	s->ch = up->ops->open(up, params, &hooks, err, sizeof err);
 	if (!s->ch) {
@@ -765,7 +767,7 @@ static void legacy_initialize(struct mg_gateway *gw, struct mg_http_req *req,
 }
 
 static void legacy_notification(struct mg_gateway *gw, struct mg_http_req *req,
-				struct mg_session *s, struct mg_rpc_msg *msg)
+                                struct mg_session *s, struct mg_rpc_msg *msg)
 {
 	if (strcmp(msg->method, "notifications/initialized") == 0) {
 		/* The gateway already completed the upstream's handshake. */
@@ -777,8 +779,8 @@ static void legacy_notification(struct mg_gateway *gw, struct mg_http_req *req,
 				continue;
 			json_t *reason = json_object_get(msg->params, "reason");
 			mg_channel_cancel(&x->call, json_is_string(reason)
-							    ? json_string_value(reason)
-							    : "cancelled by the client");
+			                                ? json_string_value(reason)
+			                                : "cancelled by the client");
 			/* The client will not read an answer; end the HTTP exchange. */
 			struct mg_http_req *xr = x->req;
 			x->req = NULL;
@@ -787,8 +789,9 @@ static void legacy_notification(struct mg_gateway *gw, struct mg_http_req *req,
 				if (x->sse)
 					mg_stream_end(&x->stream);
 				else
-					mg_reply_rpc_error(xr, 200, x->orig_id, MG_RPC_INTERNAL_ERROR,
-							   "request cancelled by the client", NULL);
+					mg_reply_rpc_error(xr, 200, x->orig_id,
+					                   MG_RPC_INTERNAL_ERROR,
+					                   "request cancelled by the client", NULL);
 			}
 			exchange_free(x);
 			break;
@@ -801,12 +804,12 @@ static void legacy_notification(struct mg_gateway *gw, struct mg_http_req *req,
 }
 
 static void legacy_request(struct mg_gateway *gw, struct mg_http_req *req, struct mg_session *s,
-			   struct mg_rpc_msg *msg)
+                           struct mg_rpc_msg *msg)
 {
 	const char *m = msg->method;
 	if (strcmp(m, "initialize") == 0) {
 		mg_reply_rpc_error(req, 400, msg->id, MG_RPC_INVALID_REQUEST,
-				   "the session is already initialized", NULL);
+		                   "the session is already initialized", NULL);
 		return;
 	}
 	if (strcmp(m, "ping") == 0) {
@@ -820,7 +823,8 @@ static void legacy_request(struct mg_gateway *gw, struct mg_http_req *req, struc
 			int idx = log_level_index(json_string_value(lv));
 			if (idx < 0) {
 				mg_reply_rpc_error(req, 200, msg->id, MG_RPC_INVALID_PARAMS,
-						   "params.level must be a syslog level name", NULL);
+				                   "params.level must be a syslog level name",
+				                   NULL);
 				return;
 			}
 			s->log_level = idx;
@@ -832,7 +836,7 @@ static void legacy_request(struct mg_gateway *gw, struct mg_http_req *req, struc
 			json_t *uri = msg->params ? json_object_get(msg->params, "uri") : NULL;
 			if (!json_is_string(uri)) {
 				mg_reply_rpc_error(req, 200, msg->id, MG_RPC_INVALID_PARAMS,
-						   "params.uri must be a string", NULL);
+				                   "params.uri must be a string", NULL);
 				return;
 			}
 			const char *u = json_string_value(uri);
@@ -862,11 +866,11 @@ static void legacy_request(struct mg_gateway *gw, struct mg_http_req *req, struc
 }
 
 static void handle_legacy(struct mg_gateway *gw, struct mg_http_req *req, struct mg_rpc_msg *msg,
-			  const char *identity)
+                          const char *identity)
 {
 	if (msg->kind == MG_RPC_BATCH) {
 		mg_reply_rpc_error(req, 400, NULL, MG_RPC_INVALID_REQUEST,
-				   "JSON-RPC batches are not supported by this gateway", NULL);
+		                   "JSON-RPC batches are not supported by this gateway", NULL);
 		return;
 	}
 	if (msg->kind == MG_RPC_REQUEST && strcmp(msg->method, "initialize") == 0) {
@@ -875,32 +879,34 @@ static void handle_legacy(struct mg_gateway *gw, struct mg_http_req *req, struct
 	}
 	const char *sid = hdr(req, "Mcp-Session-Id");
 	if (!sid) {
-		mg_reply_rpc_error(req, 400, msg->id, MG_RPC_INVALID_REQUEST,
-				   "Bad Request: Mcp-Session-Id header is required (send initialize "
-				   "first)",
-				   NULL);
+		mg_reply_rpc_error(
+		    req, 400, msg->id, MG_RPC_INVALID_REQUEST,
+		    "Bad Request: Mcp-Session-Id header is required (send initialize "
+		    "first)",
+		    NULL);
 		return;
 	}
 	struct mg_session *s = mg_session_find(gw, sid);
 	/* A session belongs to the identity that created it; to anyone else it
 	 * does not exist. */
 	if (!s || strcmp(s->identity, identity) != 0) {
-		mg_reply_rpc_error(req, 404, msg->id, MG_RPC_INVALID_REQUEST,
-				   "Session not found (it ended or never existed); initialize again",
-				   NULL);
+		mg_reply_rpc_error(
+		    req, 404, msg->id, MG_RPC_INVALID_REQUEST,
+		    "Session not found (it ended or never existed); initialize again", NULL);
 		return;
 	}
 	const char *pv = hdr(req, "MCP-Protocol-Version");
 	if (pv && !mg_mcp_legacy_supported(pv)) {
 		char m[160];
-		snprintf(m, sizeof m, "Bad Request: unsupported MCP-Protocol-Version \"%.40s\"", pv);
+		snprintf(m, sizeof m, "Bad Request: unsupported MCP-Protocol-Version \"%.40s\"",
+		         pv);
 		mg_reply_rpc_error(req, 400, msg->id, MG_RPC_INVALID_REQUEST, m,
-				   json_pack("{s:o}", "supported", mg_mcp_versions_json()));
+		                   json_pack("{s:o}", "supported", mg_mcp_versions_json()));
 		return;
 	}
 	if (s->init_req) {
 		mg_reply_rpc_error(req, 409, msg->id, MG_RPC_INVALID_REQUEST,
-				   "the session is still initializing", NULL);
+		                   "the session is still initializing", NULL);
 		return;
 	}
 	mg_session_touch(s);
@@ -931,7 +937,7 @@ static void modern_discover(struct mg_gateway *gw, struct mg_http_req *req, stru
 	if (!up->ready || !up->shared || !up->shared->init_result) {
 		struct mg_http_hdr h[] = { { "Retry-After", "1" } };
 		json_t *e = mg_rpc_error_new(msg->id, MG_RPC_INTERNAL_ERROR,
-					     "the upstream is not ready yet; retry shortly", NULL);
+		                             "the upstream is not ready yet; retry shortly", NULL);
 		mg_reply_json(req, 503, e, h, 1);
 		json_decref(e);
 		return;
@@ -942,10 +948,10 @@ static void modern_discover(struct mg_gateway *gw, struct mg_http_req *req, stru
 		json_decref(caps);
 		caps = json_object();
 	}
-	json_t *result = json_pack("{s:s,s:o,s:o,s:{s:O}}", "resultType", "complete",
-				   "supportedVersions", mg_mcp_versions_json(), "capabilities", caps,
-				   "_meta", MG_MCP_META_SERVERINFO,
-				   json_object_get(ur, "serverInfo") ?: json_object());
+	json_t *result =
+	    json_pack("{s:s,s:o,s:o,s:{s:O}}", "resultType", "complete", "supportedVersions",
+	              mg_mcp_versions_json(), "capabilities", caps, "_meta", MG_MCP_META_SERVERINFO,
+	              json_object_get(ur, "serverInfo") ?: json_object());
 	json_t *instr = json_object_get(ur, "instructions");
 	if (json_is_string(instr))
 		json_object_set(result, "instructions", instr);
@@ -985,15 +991,15 @@ static void modern_listen(struct mg_gateway *gw, struct mg_http_req *req, struct
 	struct mg_upstream *up = gw->up;
 	if (!accepts_sse(hdr(req, "Accept"))) {
 		mg_reply_rpc_error(req, 406, msg->id, MG_RPC_INVALID_REQUEST,
-				   "subscriptions/listen answers with a stream: Accept must "
-				   "include text/event-stream",
-				   NULL);
+		                   "subscriptions/listen answers with a stream: Accept must "
+		                   "include text/event-stream",
+		                   NULL);
 		return;
 	}
 	json_t *want = msg->params ? json_object_get(msg->params, "notifications") : NULL;
 	json_t *caps = up->shared && up->shared->init_result
-			       ? json_object_get(up->shared->init_result, "capabilities")
-			       : NULL;
+	                   ? json_object_get(up->shared->init_result, "capabilities")
+	                   : NULL;
 	struct mg_listener *l = calloc(1, sizeof *l);
 	if (!l) {
 		mg_reply_rpc_error(req, 503, msg->id, MG_RPC_INTERNAL_ERROR, "out of memory", NULL);
@@ -1012,14 +1018,15 @@ static void modern_listen(struct mg_gateway *gw, struct mg_http_req *req, struct
 	for (size_t i = 0; i < 3; i++) {
 		bool asked = json_is_true(json_object_get(want, kinds[i].field));
 		bool can = json_is_true(
-			json_object_get(json_object_get(caps, kinds[i].cap), "listChanged"));
+		    json_object_get(json_object_get(caps, kinds[i].cap), "listChanged"));
 		if (asked && can) {
 			*kinds[i].flag = true;
 			json_object_set_new(ack, kinds[i].field, json_true());
 		}
 	}
 	json_t *uris = json_object_get(want, "resourceSubscriptions");
-	bool can_sub = json_is_true(json_object_get(json_object_get(caps, "resources"), "subscribe"));
+	bool can_sub =
+	    json_is_true(json_object_get(json_object_get(caps, "resources"), "subscribe"));
 	if (json_is_array(uris) && can_sub) {
 		l->uris = json_array();
 		size_t i;
@@ -1040,8 +1047,8 @@ static void modern_listen(struct mg_gateway *gw, struct mg_http_req *req, struct
 	mg_stream_begin(&l->stream, gw, req, 0, NULL, 0);
 	mg_http_req_on_close(req, on_listener_close, l);
 	json_t *n = json_pack("{s:s,s:s,s:{s:{s:O},s:o}}", "jsonrpc", "2.0", "method",
-			      "notifications/subscriptions/acknowledged", "params", "_meta",
-			      MG_MCP_META_SUBSCRIPTION, l->sub_id, "notifications", ack);
+	                      "notifications/subscriptions/acknowledged", "params", "_meta",
+	                      MG_MCP_META_SUBSCRIPTION, l->sub_id, "notifications", ack);
 	size_t len;
 	char *text = mg_json_dump(n, &len);
 	json_decref(n);
@@ -1059,15 +1066,16 @@ static void handle_modern(struct mg_gateway *gw, struct mg_http_req *req, struct
 		.session_id = hdr(req, "Mcp-Session-Id") != NULL,
 	};
 	if (msg->kind == MG_RPC_BATCH) {
-		mg_reply_rpc_error(req, 400, NULL, MG_RPC_INVALID_REQUEST,
-				   "batches are not part of protocol version " MG_MCP_MODERN_VERSION,
-				   NULL);
+		mg_reply_rpc_error(
+		    req, 400, NULL, MG_RPC_INVALID_REQUEST,
+		    "batches are not part of protocol version " MG_MCP_MODERN_VERSION, NULL);
 		return;
 	}
 	if (msg->kind == MG_RPC_RESPONSE || msg->kind == MG_RPC_ERROR) {
-		mg_reply_rpc_error(req, 400, NULL, MG_RPC_INVALID_REQUEST,
-				   "clients do not send responses in protocol version " MG_MCP_MODERN_VERSION,
-				   NULL);
+		mg_reply_rpc_error(
+		    req, 400, NULL, MG_RPC_INVALID_REQUEST,
+		    "clients do not send responses in protocol version " MG_MCP_MODERN_VERSION,
+		    NULL);
 		return;
 	}
 	struct mg_mcp_reject rej;
@@ -1096,16 +1104,16 @@ static void handle_post(struct mg_gateway *gw, struct mg_http_req *req, const ch
 {
 	if (!is_json_ctype(hdr(req, "Content-Type"))) {
 		mg_reply_rpc_error(req, 415, NULL, MG_RPC_INVALID_REQUEST,
-				   "Unsupported Media Type: Content-Type must be application/json",
-				   NULL);
+		                   "Unsupported Media Type: Content-Type must be application/json",
+		                   NULL);
 		return;
 	}
 	const char *accept = hdr(req, "Accept");
 	if (accept && !accepts(accept, "application/json") && !accepts_sse(accept)) {
 		mg_reply_rpc_error(req, 406, NULL, MG_RPC_INVALID_REQUEST,
-				   "Not Acceptable: Accept must include application/json and "
-				   "text/event-stream",
-				   NULL);
+		                   "Not Acceptable: Accept must include application/json and "
+		                   "text/event-stream",
+		                   NULL);
 		return;
 	}
 	size_t len;
@@ -1132,28 +1140,29 @@ static void handle_get(struct mg_gateway *gw, struct mg_http_req *req, const cha
 	if (!sid) {
 		struct mg_http_hdr h[] = { { "Allow", "POST, DELETE" } };
 		json_t *e = mg_rpc_error_new(NULL, MG_RPC_INVALID_REQUEST,
-					     "Method Not Allowed: GET needs an Mcp-Session-Id "
-					     "(legacy sessions); protocol " MG_MCP_MODERN_VERSION
-					     " uses subscriptions/listen",
-					     NULL);
+		                             "Method Not Allowed: GET needs an Mcp-Session-Id "
+		                             "(legacy sessions); protocol " MG_MCP_MODERN_VERSION
+		                             " uses subscriptions/listen",
+		                             NULL);
 		mg_reply_json(req, 405, e, h, 1);
 		json_decref(e);
 		return;
 	}
 	if (!accepts_sse(hdr(req, "Accept"))) {
 		mg_reply_rpc_error(req, 406, NULL, MG_RPC_INVALID_REQUEST,
-				   "Not Acceptable: Accept must include text/event-stream", NULL);
+		                   "Not Acceptable: Accept must include text/event-stream", NULL);
 		return;
 	}
 	struct mg_session *s = mg_session_find(gw, sid);
 	if (!s || strcmp(s->identity, identity) != 0) {
-		mg_reply_rpc_error(req, 404, NULL, MG_RPC_INVALID_REQUEST, "Session not found", NULL);
+		mg_reply_rpc_error(req, 404, NULL, MG_RPC_INVALID_REQUEST, "Session not found",
+		                   NULL);
 		return;
 	}
 	const char *pv = hdr(req, "MCP-Protocol-Version");
 	if (pv && !mg_mcp_legacy_supported(pv)) {
 		mg_reply_rpc_error(req, 400, NULL, MG_RPC_INVALID_REQUEST,
-				   "Bad Request: unsupported MCP-Protocol-Version", NULL);
+		                   "Bad Request: unsupported MCP-Protocol-Version", NULL);
 		return;
 	}
 	mg_session_touch(s);
@@ -1165,16 +1174,17 @@ static void handle_delete(struct mg_gateway *gw, struct mg_http_req *req, const 
 	const char *sid = hdr(req, "Mcp-Session-Id");
 	if (!sid) {
 		struct mg_http_hdr h[] = { { "Allow", "POST" } };
-		json_t *e = mg_rpc_error_new(NULL, MG_RPC_INVALID_REQUEST,
-					     "Method Not Allowed: DELETE needs an Mcp-Session-Id",
-					     NULL);
+		json_t *e =
+		    mg_rpc_error_new(NULL, MG_RPC_INVALID_REQUEST,
+		                     "Method Not Allowed: DELETE needs an Mcp-Session-Id", NULL);
 		mg_reply_json(req, 405, e, h, 1);
 		json_decref(e);
 		return;
 	}
 	struct mg_session *s = mg_session_find(gw, sid);
 	if (!s || strcmp(s->identity, identity) != 0) {
-		mg_reply_rpc_error(req, 404, NULL, MG_RPC_INVALID_REQUEST, "Session not found", NULL);
+		mg_reply_rpc_error(req, 404, NULL, MG_RPC_INVALID_REQUEST, "Session not found",
+		                   NULL);
 		return;
 	}
 	mg_session_end(s, "deleted by the client");
@@ -1192,7 +1202,7 @@ static void handle_options(struct mg_gateway *gw, struct mg_http_req *req)
 	h[n++] = (struct mg_http_hdr){ "Allow", "GET, POST, DELETE, OPTIONS" };
 	if (hdr(req, "Origin") && origin_allowed(gw, hdr(req, "Origin"))) {
 		h[n++] = (struct mg_http_hdr){ "Access-Control-Allow-Methods",
-					       "GET, POST, DELETE, OPTIONS" };
+			                       "GET, POST, DELETE, OPTIONS" };
 		h[n++] = (struct mg_http_hdr){
 			"Access-Control-Allow-Headers",
 			"Content-Type, Accept, Authorization, X-API-Key, Mcp-Session-Id, "
@@ -1215,7 +1225,7 @@ void mg_mcp_handle(struct mg_gateway *gw, struct mg_http_req *req)
 	if (gw->draining) {
 		struct mg_http_hdr h[] = { { "Retry-After", "1" }, { "Connection", "close" } };
 		json_t *e = mg_rpc_error_new(NULL, MG_RPC_INTERNAL_ERROR,
-					     "the gateway is shutting down", NULL);
+		                             "the gateway is shutting down", NULL);
 		mg_reply_json(req, 503, e, h, 1);
 		json_decref(e);
 		return;
@@ -1231,8 +1241,8 @@ void mg_mcp_handle(struct mg_gateway *gw, struct mg_http_req *req)
 		handle_delete(gw, req, identity);
 	else {
 		struct mg_http_hdr h[] = { { "Allow", "GET, POST, DELETE, OPTIONS" } };
-		json_t *e = mg_rpc_error_new(NULL, MG_RPC_INVALID_REQUEST, "Method Not Allowed",
-					     NULL);
+		json_t *e =
+		    mg_rpc_error_new(NULL, MG_RPC_INVALID_REQUEST, "Method Not Allowed", NULL);
 		mg_reply_json(req, 405, e, h, 1);
 		json_decref(e);
 	}
@@ -1278,7 +1288,7 @@ void mg_mcp_close_streams(struct mg_gateway *gw)
 		struct mg_listener *l = gw->listeners;
 		/* A graceful end of a subscription is its (empty) result. */
 		json_t *done = json_pack("{s:s,s:O,s:{s:s}}", "jsonrpc", "2.0", "id", l->sub_id,
-					 "result", "resultType", "complete");
+		                         "result", "resultType", "complete");
 		size_t len;
 		char *text = mg_json_dump(done, &len);
 		json_decref(done);

@@ -60,8 +60,7 @@ static void on_idle(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	if (s->init_req) {
-		mg_log_warn("session %.8s…: the upstream did not finish initialize in time",
-			    s->id);
+		mg_log_warn("session %.8s…: the upstream did not finish initialize in time", s->id);
 		mg_session_end(s, "the upstream did not answer initialize in time");
 		return;
 	}
@@ -76,7 +75,7 @@ static void on_idle(evutil_socket_t fd, short what, void *arg)
 		return;
 	}
 	mg_log_info("session %.8s… idle for %llds; ended", s->id,
-		    (long long)s->gw->cfg->server.session_idle_timeout_secs);
+	            (long long)s->gw->cfg->server.session_idle_timeout_secs);
 	mg_session_end(s, "idle timeout");
 }
 
@@ -187,7 +186,8 @@ void mg_session_open_get(struct mg_session *s, struct mg_http_req *req, const ch
 		/* Our ids are "<stream>_<seq>"; only the GET stream (0) replays. */
 		unsigned long long stream, seq;
 		char tail;
-		if (sscanf(last_event_id, "%llu_%llu%c", &stream, &seq, &tail) == 2 && stream == 0) {
+		if (sscanf(last_event_id, "%llu_%llu%c", &stream, &seq, &tail) == 2 &&
+		    stream == 0) {
 			after = seq;
 			resume = true;
 		}
@@ -300,7 +300,7 @@ static void on_keepalive(evutil_socket_t fd, short what, void *arg)
 }
 
 void mg_stream_begin(struct mg_stream *st, struct mg_gateway *gw, struct mg_http_req *req,
-		     uint64_t number, const struct mg_http_hdr *extra, size_t n_extra)
+                     uint64_t number, const struct mg_http_hdr *extra, size_t n_extra)
 {
 	struct mg_http_hdr h[8];
 	size_t n = 0;
@@ -328,7 +328,7 @@ int mg_stream_send(struct mg_stream *st, const char *json, size_t len)
 	if (st->number) {
 		char id[48];
 		snprintf(id, sizeof id, "%llu_%llu", (unsigned long long)st->number,
-			 (unsigned long long)++st->seq);
+		         (unsigned long long)++st->seq);
 		mg_sse_encode(&b, id, NULL, json, len);
 	} else {
 		mg_sse_encode(&b, NULL, NULL, json, len);

@@ -80,31 +80,56 @@ uint64_t mg_now_us(void)
 static const char *reason_phrase(int status)
 {
 	switch (status) {
-	case 100: return "Continue";
-	case 200: return "OK";
-	case 202: return "Accepted";
-	case 204: return "No Content";
-	case 400: return "Bad Request";
-	case 401: return "Unauthorized";
-	case 403: return "Forbidden";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 406: return "Not Acceptable";
-	case 408: return "Request Timeout";
-	case 409: return "Conflict";
-	case 413: return "Content Too Large";
-	case 414: return "URI Too Long";
-	case 415: return "Unsupported Media Type";
-	case 417: return "Expectation Failed";
-	case 429: return "Too Many Requests";
-	case 431: return "Request Header Fields Too Large";
-	case 500: return "Internal Server Error";
-	case 501: return "Not Implemented";
-	case 502: return "Bad Gateway";
-	case 503: return "Service Unavailable";
-	case 504: return "Gateway Timeout";
-	case 505: return "HTTP Version Not Supported";
-	default: return "Unknown";
+	case 100:
+		return "Continue";
+	case 200:
+		return "OK";
+	case 202:
+		return "Accepted";
+	case 204:
+		return "No Content";
+	case 400:
+		return "Bad Request";
+	case 401:
+		return "Unauthorized";
+	case 403:
+		return "Forbidden";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 406:
+		return "Not Acceptable";
+	case 408:
+		return "Request Timeout";
+	case 409:
+		return "Conflict";
+	case 413:
+		return "Content Too Large";
+	case 414:
+		return "URI Too Long";
+	case 415:
+		return "Unsupported Media Type";
+	case 417:
+		return "Expectation Failed";
+	case 429:
+		return "Too Many Requests";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 500:
+		return "Internal Server Error";
+	case 501:
+		return "Not Implemented";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	case 504:
+		return "Gateway Timeout";
+	case 505:
+		return "HTTP Version Not Supported";
+	default:
+		return "Unknown";
 	}
 }
 
@@ -179,13 +204,13 @@ static void conn_close_after_flush(struct mg_http_conn *c)
 }
 
 static void write_head(struct mg_http_conn *c, int status, const char *ctype,
-		       const struct mg_http_hdr *hdrs, size_t n, long long content_length,
-		       bool chunked)
+                       const struct mg_http_hdr *hdrs, size_t n, long long content_length,
+                       bool chunked)
 {
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	int minor = c->parser.version_minor;
 	evbuffer_add_printf(out, "HTTP/1.%d %d %s\r\nDate: %s\r\n", minor, status,
-			    reason_phrase(status), http_date(c->srv));
+	                    reason_phrase(status), http_date(c->srv));
 	if (ctype)
 		evbuffer_add_printf(out, "Content-Type: %s\r\n", ctype);
 	for (size_t i = 0; i < n; i++)
@@ -275,7 +300,7 @@ static void process_input(struct mg_http_conn *c)
 		size_t used = 0;
 		bool had_head = c->parser.method != NULL;
 		enum mg_http_parse_status st =
-			mg_http_parse(&c->parser, v.iov_base, v.iov_len, &used);
+		    mg_http_parse(&c->parser, v.iov_base, v.iov_len, &used);
 		if (used)
 			evbuffer_drain(in, used);
 		if (st == MG_HTTP_PARSE_ERROR) {
@@ -285,7 +310,7 @@ static void process_input(struct mg_http_conn *c)
 		if (st == MG_HTTP_PARSE_HEAD) {
 			if (c->parser.expect_continue && !had_head)
 				evbuffer_add(bufferevent_get_output(c->bev),
-					     "HTTP/1.1 100 Continue\r\n\r\n", 25);
+				             "HTTP/1.1 100 Continue\r\n\r\n", 25);
 			continue;
 		}
 		if (st == MG_HTTP_PARSE_DONE) {
@@ -363,9 +388,9 @@ static void refuse(struct mg_http_server *srv, evutil_socket_t fd)
 	if (srv->o.error_body)
 		srv->o.error_body(503, "too many connections", &body, &ctype);
 	int n = snprintf(head, sizeof head,
-			 "HTTP/1.1 503 Service Unavailable\r\nContent-Type: %s\r\n"
-			 "Content-Length: %zu\r\nRetry-After: 1\r\nConnection: close\r\n\r\n",
-			 ctype, body.len);
+	                 "HTTP/1.1 503 Service Unavailable\r\nContent-Type: %s\r\n"
+	                 "Content-Length: %zu\r\nRetry-After: 1\r\nConnection: close\r\n\r\n",
+	                 ctype, body.len);
 	/* Best effort on a fresh socket: the response fits the socket buffer. */
 	ssize_t w = send(fd, head, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
 	if (w == n && body.len)
@@ -376,7 +401,7 @@ static void refuse(struct mg_http_server *srv, evutil_socket_t fd)
 }
 
 static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct sockaddr *sa,
-		      int salen, void *arg)
+                      int salen, void *arg)
 {
 	struct mg_http_server *srv = arg;
 	(void)lis;
@@ -399,14 +424,14 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct soc
 		inet_ntop(AF_INET, &((struct sockaddr_in *)sa)->sin_addr, c->peer, sizeof c->peer);
 	else if (sa->sa_family == AF_INET6)
 		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)sa)->sin6_addr, c->peer,
-			  sizeof c->peer);
+		          sizeof c->peer);
 	mg_http_parser_init(&c->parser, srv->o.max_header_bytes, srv->o.max_body_bytes);
 	if (srv->o.tls) {
 		SSL *ssl = SSL_new(srv->o.tls);
 		c->bev = ssl ? bufferevent_openssl_socket_new(srv->base, fd, ssl,
-							      BUFFEREVENT_SSL_ACCEPTING,
-							      BEV_OPT_CLOSE_ON_FREE)
-			     : NULL;
+		                                              BUFFEREVENT_SSL_ACCEPTING,
+		                                              BEV_OPT_CLOSE_ON_FREE)
+		             : NULL;
 		if (!c->bev && ssl)
 			SSL_free(ssl);
 	} else {
@@ -447,12 +472,12 @@ static void on_accept_error(struct evconnlistener *lis, void *arg)
 }
 
 struct mg_http_server *mg_http_server_new(struct event_base *base,
-					  const struct mg_http_server_opts *opts, char *err,
-					  size_t err_size)
+                                          const struct mg_http_server_opts *opts, char *err,
+                                          size_t err_size)
 {
 	struct addrinfo hints = { .ai_family = AF_UNSPEC,
-				  .ai_socktype = SOCK_STREAM,
-				  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+		                  .ai_socktype = SOCK_STREAM,
+		                  .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
 	struct addrinfo *res = NULL;
 	char port[16];
 	snprintf(port, sizeof port, "%d", opts->port);
@@ -466,7 +491,7 @@ struct mg_http_server *mg_http_server_new(struct event_base *base,
 	int rc = getaddrinfo(host, port, &hints, &res);
 	if (rc != 0) {
 		snprintf(err, err_size, "cannot resolve listen address %s: %s", opts->host,
-			 gai_strerror(rc));
+		         gai_strerror(rc));
 		return NULL;
 	}
 	struct mg_http_server *srv = calloc(1, sizeof *srv);
@@ -479,13 +504,12 @@ struct mg_http_server *mg_http_server_new(struct event_base *base,
 	srv->o = *opts;
 	if (srv->o.tls)
 		SSL_CTX_up_ref(srv->o.tls);
-	srv->lis = evconnlistener_new_bind(base, on_accept, srv,
-					   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE |
-						   LEV_OPT_CLOSE_ON_EXEC,
-					   1024, res->ai_addr, (int)res->ai_addrlen);
+	srv->lis = evconnlistener_new_bind(
+	    base, on_accept, srv, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+	    1024, res->ai_addr, (int)res->ai_addrlen);
 	if (!srv->lis) {
 		snprintf(err, err_size, "cannot listen on %s:%d: %s", opts->host, opts->port,
-			 strerror(errno));
+		         strerror(errno));
 		freeaddrinfo(res);
 		if (srv->o.tls)
 			SSL_CTX_free(srv->o.tls);
@@ -499,7 +523,7 @@ struct mg_http_server *mg_http_server_new(struct event_base *base,
 	evutil_socket_t lfd = evconnlistener_get_fd(srv->lis);
 	if (getsockname(lfd, (struct sockaddr *)&ss, &sl) == 0)
 		srv->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
-							   : ((struct sockaddr_in *)&ss)->sin_port);
+		                                           : ((struct sockaddr_in *)&ss)->sin_port);
 	return srv;
 }
 
@@ -621,7 +645,7 @@ void *mg_http_req_data(const struct mg_http_req *req)
 }
 
 void mg_http_req_on_close(struct mg_http_req *req, void (*cb)(struct mg_http_req *, void *),
-			  void *arg)
+                          void *arg)
 {
 	req->close_cb = cb;
 	req->close_arg = arg;
@@ -640,7 +664,7 @@ size_t mg_http_req_pending_output(const struct mg_http_req *req)
 /* ---- responses ------------------------------------------------------------------- */
 
 void mg_http_reply(struct mg_http_req *req, int status, const char *content_type,
-		   const struct mg_http_hdr *hdrs, size_t n_hdrs, const void *body, size_t len)
+                   const struct mg_http_hdr *hdrs, size_t n_hdrs, const void *body, size_t len)
 {
 	struct mg_http_conn *c = req->conn;
 	req->responded = true;
@@ -651,7 +675,7 @@ void mg_http_reply(struct mg_http_req *req, int status, const char *content_type
 }
 
 void mg_http_stream_begin(struct mg_http_req *req, int status, const char *content_type,
-			  const struct mg_http_hdr *hdrs, size_t n_hdrs)
+                          const struct mg_http_hdr *hdrs, size_t n_hdrs)
 {
 	struct mg_http_conn *c = req->conn;
 	req->responded = true;
@@ -669,7 +693,7 @@ int mg_http_stream_send(struct mg_http_req *req, const void *data, size_t len)
 	struct evbuffer *out = bufferevent_get_output(c->bev);
 	if (evbuffer_get_length(out) + len > c->srv->o.max_output_bytes) {
 		mg_log_warn("http: client %s is not reading (%zu bytes unsent); cut off", c->peer,
-			    evbuffer_get_length(out));
+		            evbuffer_get_length(out));
 		conn_free(c, false);
 		return -1;
 	}

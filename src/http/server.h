@@ -54,8 +54,8 @@ struct mg_http_server_opts {
 /* Binds and starts listening. Returns NULL with a message in `err`
  * (static storage is not used: err is filled into the caller's buffer). */
 struct mg_http_server *mg_http_server_new(struct event_base *base,
-					  const struct mg_http_server_opts *opts, char *err,
-					  size_t err_size);
+                                          const struct mg_http_server_opts *opts, char *err,
+                                          size_t err_size);
 
 /* The bound port (useful with port 0). */
 int mg_http_server_port(const struct mg_http_server *srv);
@@ -99,15 +99,15 @@ void *mg_http_req_data(const struct mg_http_req *req);
 /* Called if the client disconnects (or is cut off) before the response is
  * complete. After it returns the request must not be used. */
 void mg_http_req_on_close(struct mg_http_req *req, void (*cb)(struct mg_http_req *, void *),
-			  void *arg);
+                          void *arg);
 
 /* Sends a complete response and finishes the request. `hdrs` may be NULL. */
 void mg_http_reply(struct mg_http_req *req, int status, const char *content_type,
-		   const struct mg_http_hdr *hdrs, size_t n_hdrs, const void *body, size_t len);
+                   const struct mg_http_hdr *hdrs, size_t n_hdrs, const void *body, size_t len);
 
 /* Starts a streamed response (chunked on HTTP/1.1, close-delimited on 1.0). */
 void mg_http_stream_begin(struct mg_http_req *req, int status, const char *content_type,
-			  const struct mg_http_hdr *hdrs, size_t n_hdrs);
+                          const struct mg_http_hdr *hdrs, size_t n_hdrs);
 
 /* Sends a piece of a streamed response. Returns 0, or -1 when the client is
  * gone or has more than max_output_bytes unsent: the connection is then

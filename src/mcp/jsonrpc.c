@@ -56,7 +56,8 @@ int mg_rpc_classify(json_t *root, struct mg_rpc_msg *msg, struct mg_rpc_fail *fa
 	memset(msg, 0, sizeof *msg);
 	msg->root = root;
 	if (!json_is_object(root)) {
-		set_fail(fail, MG_RPC_INVALID_REQUEST, "a JSON-RPC message must be an object", NULL);
+		set_fail(fail, MG_RPC_INVALID_REQUEST, "a JSON-RPC message must be an object",
+		         NULL);
 		return -1;
 	}
 	json_t *id = json_object_get(root, "id");
@@ -74,23 +75,23 @@ int mg_rpc_classify(json_t *root, struct mg_rpc_msg *msg, struct mg_rpc_fail *fa
 	if (method) {
 		if (!json_is_string(method) || json_string_length(method) == 0 ||
 		    strlen(json_string_value(method)) != json_string_length(method)) {
-			set_fail(fail, MG_RPC_INVALID_REQUEST, "\"method\" must be a non-empty string",
-				 good_id);
+			set_fail(fail, MG_RPC_INVALID_REQUEST,
+			         "\"method\" must be a non-empty string", good_id);
 			return -1;
 		}
 		if (result || error) {
 			set_fail(fail, MG_RPC_INVALID_REQUEST,
-				 "a request cannot carry \"result\" or \"error\"", good_id);
+			         "a request cannot carry \"result\" or \"error\"", good_id);
 			return -1;
 		}
 		if (params && !json_is_object(params)) {
 			set_fail(fail, MG_RPC_INVALID_REQUEST,
-				 "\"params\" must be an object in MCP", good_id);
+			         "\"params\" must be an object in MCP", good_id);
 			return -1;
 		}
 		if (id && !good_id) {
 			set_fail(fail, MG_RPC_INVALID_REQUEST,
-				 "\"id\" must be a string or an integer", NULL);
+			         "\"id\" must be a string or an integer", NULL);
 			return -1;
 		}
 		msg->kind = id ? MG_RPC_REQUEST : MG_RPC_NOTIFICATION;
@@ -101,8 +102,8 @@ int mg_rpc_classify(json_t *root, struct mg_rpc_msg *msg, struct mg_rpc_fail *fa
 	}
 	if (!!result == !!error) {
 		set_fail(fail, MG_RPC_INVALID_REQUEST,
-			 "a message needs \"method\", or exactly one of \"result\" and \"error\"",
-			 good_id);
+		         "a message needs \"method\", or exactly one of \"result\" and \"error\"",
+		         good_id);
 		return -1;
 	}
 	if (error) {
@@ -110,14 +111,14 @@ int mg_rpc_classify(json_t *root, struct mg_rpc_msg *msg, struct mg_rpc_fail *fa
 		if (!json_is_object(error) || !json_is_integer(code) ||
 		    !json_is_string(json_object_get(error, "message"))) {
 			set_fail(fail, MG_RPC_INVALID_REQUEST,
-				 "\"error\" must be an object with integer \"code\" and string "
-				 "\"message\"",
-				 good_id);
+			         "\"error\" must be an object with integer \"code\" and string "
+			         "\"message\"",
+			         good_id);
 			return -1;
 		}
 		if (id && !json_is_null(id) && !good_id) {
 			set_fail(fail, MG_RPC_INVALID_REQUEST,
-				 "\"id\" must be a string, an integer or null", NULL);
+			         "\"id\" must be a string, an integer or null", NULL);
 			return -1;
 		}
 		msg->kind = MG_RPC_ERROR;
@@ -126,7 +127,7 @@ int mg_rpc_classify(json_t *root, struct mg_rpc_msg *msg, struct mg_rpc_fail *fa
 	}
 	if (!good_id) {
 		set_fail(fail, MG_RPC_INVALID_REQUEST,
-			 "a response needs an \"id\" that is a string or an integer", NULL);
+		         "a response needs an \"id\" that is a string or an integer", NULL);
 		return -1;
 	}
 	msg->kind = MG_RPC_RESPONSE;
@@ -135,7 +136,7 @@ int mg_rpc_classify(json_t *root, struct mg_rpc_msg *msg, struct mg_rpc_fail *fa
 }
 
 int mg_rpc_parse(const char *text, size_t len, size_t max_depth, bool allow_batch,
-		 struct mg_rpc_msg *msg, struct mg_rpc_fail *fail)
+                 struct mg_rpc_msg *msg, struct mg_rpc_fail *fail)
 {
 	memset(msg, 0, sizeof *msg);
 	memset(fail, 0, sizeof *fail);
@@ -146,7 +147,8 @@ int mg_rpc_parse(const char *text, size_t len, size_t max_depth, bool allow_batc
 		return -1;
 	}
 	json_error_t jerr;
-	json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
+	json_t *root =
+	    json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
 	if (!root) {
 		char m[160];
 		snprintf(m, sizeof m, "parse error at byte %d: %.100s", jerr.position, jerr.text);
@@ -157,7 +159,8 @@ int mg_rpc_parse(const char *text, size_t len, size_t max_depth, bool allow_batc
 		if (!allow_batch) {
 			json_decref(root);
 			set_fail(fail, MG_RPC_INVALID_REQUEST,
-				 "JSON-RPC batches are not supported by this protocol version", NULL);
+			         "JSON-RPC batches are not supported by this protocol version",
+			         NULL);
 			return -1;
 		}
 		if (json_array_size(root) == 0) {
@@ -213,7 +216,8 @@ bool mg_rpc_id_equal(const json_t *a, const json_t *b)
 		return json_integer_value(a) == json_integer_value(b);
 	if (json_is_string(a) && json_is_string(b))
 		return json_string_length(a) == json_string_length(b) &&
-		       memcmp(json_string_value(a), json_string_value(b), json_string_length(a)) == 0;
+		       memcmp(json_string_value(a), json_string_value(b), json_string_length(a)) ==
+		           0;
 	return false;
 }
 

@@ -16,13 +16,13 @@
 #include <stddef.h>
 
 /* Standard JSON-RPC and MCP error codes. */
-#define MG_RPC_PARSE_ERROR      -32700
-#define MG_RPC_INVALID_REQUEST  -32600
-#define MG_RPC_METHOD_NOT_FOUND -32601
-#define MG_RPC_INVALID_PARAMS   -32602
-#define MG_RPC_INTERNAL_ERROR   -32603
-#define MG_RPC_HEADER_MISMATCH  -32020 /* 2026-07-28 */
-#define MG_RPC_MISSING_CAPABILITY -32021
+#define MG_RPC_PARSE_ERROR         -32700
+#define MG_RPC_INVALID_REQUEST     -32600
+#define MG_RPC_METHOD_NOT_FOUND    -32601
+#define MG_RPC_INVALID_PARAMS      -32602
+#define MG_RPC_INTERNAL_ERROR      -32603
+#define MG_RPC_HEADER_MISMATCH     -32020 /* 2026-07-28 */
+#define MG_RPC_MISSING_CAPABILITY  -32021
 #define MG_RPC_UNSUPPORTED_VERSION -32022
 
 enum mg_rpc_kind {
@@ -59,7 +59,7 @@ size_t mg_json_depth(const char *text, size_t len, size_t limit);
 /* Parses and validates one message (or a batch when `allow_batch`).
  * Returns 0 with `msg` filled, or -1 with `fail` filled. */
 int mg_rpc_parse(const char *text, size_t len, size_t max_depth, bool allow_batch,
-		 struct mg_rpc_msg *msg, struct mg_rpc_fail *fail);
+                 struct mg_rpc_msg *msg, struct mg_rpc_fail *fail);
 
 /* Classifies an already-parsed JSON value (an element of a batch, or a
  * message built in memory). Borrows `root`; sets msg->root to it. */

@@ -12,12 +12,13 @@
 
 const char *const mg_mcp_legacy_versions[] = { "2025-11-25", "2025-06-18", "2025-03-26", NULL };
 const char *const mg_mcp_all_versions[] = { MG_MCP_MODERN_VERSION, "2025-11-25", "2025-06-18",
-					    "2025-03-26", NULL };
+	                                    "2025-03-26", NULL };
 
 /* Methods a 2026-07-28 request may no longer use. */
-static const char *const removed_methods[] = { "initialize", "ping", "logging/setLevel",
-					       "resources/subscribe", "resources/unsubscribe",
-					       NULL };
+static const char *const removed_methods[] = {
+	"initialize", "ping", "logging/setLevel", "resources/subscribe", "resources/unsubscribe",
+	NULL
+};
 
 bool mg_mcp_legacy_supported(const char *v)
 {
@@ -113,9 +114,9 @@ json_t *mg_mcp_name_source(const struct mg_rpc_msg *msg, bool *required)
 }
 
 static int reject(struct mg_mcp_reject *out, int status, int code, json_t *data, const char *fmt,
-		  ...) __attribute__((format(printf, 5, 6)));
+                  ...) __attribute__((format(printf, 5, 6)));
 static int reject(struct mg_mcp_reject *out, int status, int code, json_t *data, const char *fmt,
-		  ...)
+                  ...)
 {
 	va_list ap;
 	va_start(ap, fmt);
@@ -128,23 +129,23 @@ static int reject(struct mg_mcp_reject *out, int status, int code, json_t *data,
 }
 
 int mg_mcp_check_modern(const struct mg_rpc_msg *msg, const struct mg_mcp_headers *h,
-			struct mg_mcp_reject *out)
+                        struct mg_mcp_reject *out)
 {
 	memset(out, 0, sizeof *out);
 	const char *ver = mg_mcp_meta_version(msg);
 	if (h->session_id)
 		return reject(out, 400, MG_RPC_INVALID_REQUEST, NULL,
-			      "Mcp-Session-Id is not used with protocol version %s",
-			      ver ? ver : MG_MCP_MODERN_VERSION);
+		              "Mcp-Session-Id is not used with protocol version %s",
+		              ver ? ver : MG_MCP_MODERN_VERSION);
 	if (!ver)
 		return reject(out, 400, MG_RPC_INVALID_PARAMS, NULL,
-			      "params._meta[\"%s\"] is required (a string)", MG_MCP_META_VERSION);
+		              "params._meta[\"%s\"] is required (a string)", MG_MCP_META_VERSION);
 	if (!modern_supported(ver) && !mg_mcp_legacy_supported(ver)) {
 		json_t *data = json_object();
 		json_object_set_new(data, "supported", mg_mcp_versions_json());
 		json_object_set_new(data, "requested", json_string(ver));
 		return reject(out, 400, MG_RPC_UNSUPPORTED_VERSION, data,
-			      "Unsupported protocol version");
+		              "Unsupported protocol version");
 	}
 	if (!modern_supported(ver)) {
 		/* A legacy version in _meta: that era has no per-request metadata. */
@@ -152,52 +153,52 @@ int mg_mcp_check_modern(const struct mg_rpc_msg *msg, const struct mg_mcp_header
 		json_object_set_new(data, "supported", mg_mcp_versions_json());
 		json_object_set_new(data, "requested", json_string(ver));
 		return reject(out, 400, MG_RPC_UNSUPPORTED_VERSION, data,
-			      "Unsupported protocol version for per-request metadata (%s needs "
-			      "initialize)",
-			      ver);
+		              "Unsupported protocol version for per-request metadata (%s needs "
+		              "initialize)",
+		              ver);
 	}
 	if (!h->protocol_version)
 		return reject(out, 400, MG_RPC_HEADER_MISMATCH, NULL,
-			      "Header mismatch: MCP-Protocol-Version header is required");
+		              "Header mismatch: MCP-Protocol-Version header is required");
 	if (strcmp(h->protocol_version, ver) != 0)
 		return reject(out, 400, MG_RPC_HEADER_MISMATCH, NULL,
-			      "Header mismatch: MCP-Protocol-Version header value '%.40s' does "
-			      "not match body value '%.40s'",
-			      h->protocol_version, ver);
+		              "Header mismatch: MCP-Protocol-Version header value '%.40s' does "
+		              "not match body value '%.40s'",
+		              h->protocol_version, ver);
 	if (msg->kind != MG_RPC_REQUEST)
 		return 0;
 	if (!h->method)
 		return reject(out, 400, MG_RPC_HEADER_MISMATCH, NULL,
-			      "Header mismatch: Mcp-Method header is required");
+		              "Header mismatch: Mcp-Method header is required");
 	if (strcmp(h->method, msg->method) != 0)
 		return reject(out, 400, MG_RPC_HEADER_MISMATCH, NULL,
-			      "Header mismatch: Mcp-Method header value '%.60s' does not match "
-			      "body value '%.60s'",
-			      h->method, msg->method);
+		              "Header mismatch: Mcp-Method header value '%.60s' does not match "
+		              "body value '%.60s'",
+		              h->method, msg->method);
 	bool required;
 	json_t *src = mg_mcp_name_source(msg, &required);
 	if (required) {
 		char name[4096];
 		if (!h->name)
 			return reject(out, 400, MG_RPC_HEADER_MISMATCH, NULL,
-				      "Header mismatch: Mcp-Name header is required for %s",
-				      msg->method);
+			              "Header mismatch: Mcp-Name header is required for %s",
+			              msg->method);
 		long k = mg_mcp_header_decode(h->name, name, sizeof name);
 		if (k < 0)
 			return reject(out, 400, MG_RPC_HEADER_MISMATCH, NULL,
-				      "Header mismatch: Mcp-Name header value is malformed");
+			              "Header mismatch: Mcp-Name header value is malformed");
 		if (!json_is_string(src) || json_string_length(src) != (size_t)k ||
 		    memcmp(json_string_value(src), name, (size_t)k) != 0)
 			return reject(out, 400, MG_RPC_HEADER_MISMATCH, NULL,
-				      "Header mismatch: Mcp-Name header value '%.60s' does not "
-				      "match body value '%.60s'",
-				      name, json_is_string(src) ? json_string_value(src) : "");
+			              "Header mismatch: Mcp-Name header value '%.60s' does not "
+			              "match body value '%.60s'",
+			              name, json_is_string(src) ? json_string_value(src) : "");
 	}
 	for (size_t i = 0; removed_methods[i]; i++) {
 		if (strcmp(msg->method, removed_methods[i]) == 0)
 			return reject(out, 404, MG_RPC_METHOD_NOT_FOUND, NULL,
-				      "Method not found: %s is not part of protocol version %s",
-				      msg->method, ver);
+			              "Method not found: %s is not part of protocol version %s",
+			              msg->method, ver);
 	}
 	return 0;
 }

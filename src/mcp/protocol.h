@@ -13,13 +13,13 @@
 
 #include "mcp/jsonrpc.h"
 
-#define MG_MCP_MODERN_VERSION  "2026-07-28"
-#define MG_MCP_LATEST_LEGACY   "2025-11-25"
-#define MG_MCP_DEFAULT_LEGACY  "2025-03-26" /* assumed when the header is absent */
-#define MG_MCP_META_VERSION    "io.modelcontextprotocol/protocolVersion"
-#define MG_MCP_META_CLIENTINFO "io.modelcontextprotocol/clientInfo"
-#define MG_MCP_META_CLIENTCAPS "io.modelcontextprotocol/clientCapabilities"
-#define MG_MCP_META_SERVERINFO "io.modelcontextprotocol/serverInfo"
+#define MG_MCP_MODERN_VERSION    "2026-07-28"
+#define MG_MCP_LATEST_LEGACY     "2025-11-25"
+#define MG_MCP_DEFAULT_LEGACY    "2025-03-26" /* assumed when the header is absent */
+#define MG_MCP_META_VERSION      "io.modelcontextprotocol/protocolVersion"
+#define MG_MCP_META_CLIENTINFO   "io.modelcontextprotocol/clientInfo"
+#define MG_MCP_META_CLIENTCAPS   "io.modelcontextprotocol/clientCapabilities"
+#define MG_MCP_META_SERVERINFO   "io.modelcontextprotocol/serverInfo"
 #define MG_MCP_META_SUBSCRIPTION "io.modelcontextprotocol/subscriptionId"
 
 /* Legacy versions served on the Streamable HTTP endpoint, newest first,
@@ -67,7 +67,7 @@ struct mg_mcp_headers {
  * form first), and methods removed in 2026-07-28. Returns 0 when the
  * request may proceed, else -1 with `out` filled (caller frees out->data). */
 int mg_mcp_check_modern(const struct mg_rpc_msg *msg, const struct mg_mcp_headers *h,
-			struct mg_mcp_reject *out);
+                        struct mg_mcp_reject *out);
 
 /* Decodes a header value that may use the "=?base64?…?=" sentinel form into
  * `out` (capacity `size`, NUL-terminated). Returns the length, or -1 when

@@ -7,7 +7,7 @@
 #include <string.h>
 
 int mg_sse_encode(struct mg_buf *out, const char *id, const char *event, const char *data,
-		  size_t len)
+                  size_t len)
 {
 	size_t start = out->len;
 	if (id && mg_buf_printf(out, "id: %s\n", id) < 0)
@@ -21,8 +21,8 @@ int mg_sse_encode(struct mg_buf *out, const char *id, const char *event, const c
 		size_t j = i;
 		while (j < len && data[j] != '\n' && data[j] != '\r')
 			j++;
-		if (mg_buf_append(out, "data: ", 6) < 0 || mg_buf_append(out, data + i, j - i) < 0 ||
-		    mg_buf_putc(out, '\n') < 0)
+		if (mg_buf_append(out, "data: ", 6) < 0 ||
+		    mg_buf_append(out, data + i, j - i) < 0 || mg_buf_putc(out, '\n') < 0)
 			goto fail;
 		if (j >= len)
 			break;
@@ -46,7 +46,7 @@ int mg_sse_comment(struct mg_buf *out, const char *text)
 }
 
 void mg_sse_decoder_init(struct mg_sse_decoder *d, size_t max_event, mg_sse_event_fn on_event,
-			 void *arg)
+                         void *arg)
 {
 	memset(d, 0, sizeof *d);
 	d->max_event = max_event;

@@ -15,14 +15,14 @@
  * line breaks into "data:" lines, then a blank line. Returns 0 or -1 when
  * `out` would exceed its maximum. */
 int mg_sse_encode(struct mg_buf *out, const char *id, const char *event, const char *data,
-		  size_t len);
+                  size_t len);
 
 /* Appends a comment line (": text") and a blank line - used as keep-alive. */
 int mg_sse_comment(struct mg_buf *out, const char *text);
 
 /* One decoded event. Pointers are valid during the callback only. */
 struct mg_sse_event {
-	const char *id; /* last event id seen on the stream ("" when none) */
+	const char *id;    /* last event id seen on the stream ("" when none) */
 	const char *event; /* "message" when the stream named none */
 	const char *data;  /* joined with '\n', no trailing newline */
 	size_t data_len;
@@ -48,7 +48,7 @@ struct mg_sse_decoder {
 
 /* Prepares a decoder calling `on_event` for each complete event. */
 void mg_sse_decoder_init(struct mg_sse_decoder *d, size_t max_event, mg_sse_event_fn on_event,
-			 void *arg);
+                         void *arg);
 
 void mg_sse_decoder_free(struct mg_sse_decoder *d);
 

@@ -82,8 +82,8 @@ struct mg_call *mg_channel_find(struct mg_channel *ch, int64_t up_id)
 static void on_init_reply(struct mg_call *call, json_t *msg, void *arg);
 
 void mg_channel_init(struct mg_channel *ch, const struct mg_channel_ops *ops,
-		     const struct mg_channel_hooks *hooks, json_t *init_params, size_t max_depth,
-		     size_t max_queue)
+                     const struct mg_channel_hooks *hooks, json_t *init_params, size_t max_depth,
+                     size_t max_queue)
 {
 	memset(ch, 0, sizeof *ch);
 	ch->ops = ops;
@@ -100,7 +100,7 @@ static json_t *error_reply(int64_t id, const char *reason)
 {
 	json_t *jid = json_integer(id);
 	json_t *e = mg_rpc_error_new(jid, MG_RPC_INTERNAL_ERROR, reason,
-				     json_pack("{s:s}", "mcpGuard", "upstream_unavailable"));
+	                             json_pack("{s:s}", "mcpGuard", "upstream_unavailable"));
 	json_decref(jid);
 	return e;
 }
@@ -172,8 +172,8 @@ void mg_channel_connected(struct mg_channel *ch)
 	ch->init_call.ch = ch;
 	ch->init_call.up_id = ch->next_id++;
 	json_t *req = json_pack("{s:s,s:I,s:s,s:O}", "jsonrpc", "2.0", "id",
-				(json_int_t)ch->init_call.up_id, "method", "initialize", "params",
-				ch->init_params ? ch->init_params : json_object());
+	                        (json_int_t)ch->init_call.up_id, "method", "initialize", "params",
+	                        ch->init_params ? ch->init_params : json_object());
 	if (!req || reg(ch, &ch->init_call) < 0 || transmit(ch, req) < 0) {
 		json_decref(req);
 		unreg(ch, &ch->init_call);
@@ -213,12 +213,12 @@ static void on_init_reply(struct mg_call *call, json_t *msg, void *arg)
 	struct mg_channel *ch = arg;
 	(void)call;
 	json_t *result = json_object_get(msg, "result");
-	if (!json_is_object(result) || !json_is_string(json_object_get(result, "protocolVersion"))) {
+	if (!json_is_object(result) ||
+	    !json_is_string(json_object_get(result, "protocolVersion"))) {
 		json_t *err = json_object_get(msg, "error");
 		const char *m = json_string_value(json_object_get(err, "message"));
 		char reason[300];
-		snprintf(reason, sizeof reason, "initialize failed: %s",
-			 m ? m : "no valid result");
+		snprintf(reason, sizeof reason, "initialize failed: %s", m ? m : "no valid result");
 		mg_log_error("%s: %s", ch->name, reason);
 		if (ch->state != MG_CH_CLOSED) {
 			ch->state = MG_CH_DOWN;
@@ -229,8 +229,7 @@ static void on_init_reply(struct mg_call *call, json_t *msg, void *arg)
 	}
 	json_decref(ch->init_result);
 	ch->init_result = json_incref(result);
-	json_t *n = json_pack("{s:s,s:s}", "jsonrpc", "2.0", "method",
-			      "notifications/initialized");
+	json_t *n = json_pack("{s:s,s:s}", "jsonrpc", "2.0", "method", "notifications/initialized");
 	transmit(ch, n);
 	json_decref(n);
 	ch->state = MG_CH_READY;
@@ -319,9 +318,10 @@ void mg_channel_cancel(struct mg_call *call, const char *reason)
 		return;
 	}
 	if (call->sent && ch->state == MG_CH_READY) {
-		json_t *n = json_pack("{s:s,s:s,s:{s:I,s:s}}", "jsonrpc", "2.0", "method",
-				      "notifications/cancelled", "params", "requestId",
-				      (json_int_t)call->up_id, "reason", reason ? reason : "cancelled");
+		json_t *n =
+		    json_pack("{s:s,s:s,s:{s:I,s:s}}", "jsonrpc", "2.0", "method",
+		              "notifications/cancelled", "params", "requestId",
+		              (json_int_t)call->up_id, "reason", reason ? reason : "cancelled");
 		transmit(ch, n);
 		json_decref(n);
 	}
@@ -348,7 +348,7 @@ void mg_channel_receive(struct mg_channel *ch, const char *text, size_t len)
 	if (mg_rpc_parse(text, len, ch->max_depth, false, &msg, &fail) < 0) {
 		ch->errors++;
 		mg_log_warn("%s: dropped an invalid message from the upstream: %s", ch->name,
-			    fail.message);
+		            fail.message);
 		json_decref(fail.id);
 		return;
 	}
@@ -356,8 +356,8 @@ void mg_channel_receive(struct mg_channel *ch, const char *text, size_t len)
 	case MG_RPC_RESPONSE:
 	case MG_RPC_ERROR: {
 		struct mg_call *c = json_is_integer(msg.id)
-					    ? mg_channel_find(ch, json_integer_value(msg.id))
-					    : NULL;
+		                        ? mg_channel_find(ch, json_integer_value(msg.id))
+		                        : NULL;
 		if (!c) {
 			/* A late reply to a cancelled or timed-out request. */
 			mg_log_debug("%s: reply for unknown id dropped", ch->name);
@@ -372,8 +372,8 @@ void mg_channel_receive(struct mg_channel *ch, const char *text, size_t len)
 		if (strcmp(msg.method, "notifications/progress") == 0) {
 			json_t *tok = json_object_get(msg.params, "progressToken");
 			struct mg_call *c = json_is_integer(tok)
-						    ? mg_channel_find(ch, json_integer_value(tok))
-						    : NULL;
+			                        ? mg_channel_find(ch, json_integer_value(tok))
+			                        : NULL;
 			if (c && c->progress && c->on_progress)
 				c->on_progress(c, msg.root, c->arg);
 			break;

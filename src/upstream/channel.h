@@ -99,8 +99,8 @@ struct mg_channel {
 /* Prepares a channel in state DOWN. `init_params` (stolen) is the
  * initialize request's params. */
 void mg_channel_init(struct mg_channel *ch, const struct mg_channel_ops *ops,
-		     const struct mg_channel_hooks *hooks, json_t *init_params, size_t max_depth,
-		     size_t max_queue);
+                     const struct mg_channel_hooks *hooks, json_t *init_params, size_t max_depth,
+                     size_t max_queue);
 
 /* Fails every call and releases memory (the transport is already gone). */
 void mg_channel_deinit(struct mg_channel *ch);

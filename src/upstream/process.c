@@ -113,8 +113,8 @@ static char *resolve(const char *cmd, char **envp)
 }
 
 struct mg_process *mg_process_spawn(struct event_base *base, const struct mg_process_spec *spec,
-				    mg_process_exit_fn on_exit, void *arg, int *in_fd,
-				    int *out_fd, int *err_fd, char *err, size_t err_size)
+                                    mg_process_exit_fn on_exit, void *arg, int *in_fd, int *out_fd,
+                                    int *err_fd, char *err, size_t err_size)
 {
 	int pin[2] = { -1, -1 }, pout[2] = { -1, -1 }, perr[2] = { -1, -1 }, pexec[2] = { -1, -1 };
 	struct mg_process *p = NULL;
@@ -199,11 +199,11 @@ struct mg_process *mg_process_spawn(struct event_base *base, const struct mg_pro
 		int st;
 		waitpid(pid, &st, 0);
 		if (spec->cwd && child_errno)
-			snprintf(err, err_size, "cannot start \"%s\" (cwd \"%s\"): %s", spec->command,
-				 spec->cwd, strerror(child_errno));
+			snprintf(err, err_size, "cannot start \"%s\" (cwd \"%s\"): %s",
+			         spec->command, spec->cwd, strerror(child_errno));
 		else
 			snprintf(err, err_size, "cannot execute \"%s\": %s", path,
-				 strerror(child_errno));
+			         strerror(child_errno));
 		goto fail;
 	}
 	set_nonblock_cloexec(pin[1]);
@@ -258,7 +258,7 @@ static void on_stop_timer(evutil_socket_t fd, short what, void *arg)
 		kill(-p->pid, SIGTERM);
 		p->stop_stage = 2;
 		struct timeval tv = { .tv_sec = p->grace_ms / 1000,
-				      .tv_usec = (p->grace_ms % 1000) * 1000 };
+			              .tv_usec = (p->grace_ms % 1000) * 1000 };
 		evtimer_add(p->stop_timer, &tv);
 	} else {
 		mg_log_warn("upstream process %d ignored SIGTERM; killing its group", (int)p->pid);
@@ -275,7 +275,8 @@ void mg_process_stop(struct mg_process *p, int grace_ms)
 	if (!p->stop_timer)
 		p->stop_timer = evtimer_new(p->base, on_stop_timer, p);
 	if (p->stop_timer) {
-		struct timeval tv = { .tv_sec = grace_ms / 1000, .tv_usec = (grace_ms % 1000) * 1000 };
+		struct timeval tv = { .tv_sec = grace_ms / 1000,
+			              .tv_usec = (grace_ms % 1000) * 1000 };
 		evtimer_add(p->stop_timer, &tv);
 	} else {
 		kill(-p->pid, SIGTERM);
@@ -328,7 +329,7 @@ void mg_process_describe_status(int status, char *out, size_t size)
 		snprintf(out, size, "exited with status %d", WEXITSTATUS(status));
 	else if (WIFSIGNALED(status))
 		snprintf(out, size, "killed by signal %d (%s)", WTERMSIG(status),
-			 strsignal(WTERMSIG(status)));
+		         strsignal(WTERMSIG(status)));
 	else
 		snprintf(out, size, "ended (status %d)", status);
 }

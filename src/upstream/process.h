@@ -37,8 +37,8 @@ struct mg_process_spec {
  * (e.g. the program does not exist: exec errors are reported through a
  * close-on-exec pipe, not guessed). */
 struct mg_process *mg_process_spawn(struct event_base *base, const struct mg_process_spec *spec,
-				    mg_process_exit_fn on_exit, void *arg, int *in_fd,
-				    int *out_fd, int *err_fd, char *err, size_t err_size);
+                                    mg_process_exit_fn on_exit, void *arg, int *in_fd, int *out_fd,
+                                    int *err_fd, char *err, size_t err_size);
 
 pid_t mg_process_pid(const struct mg_process *p);
 

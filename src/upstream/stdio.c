@@ -43,7 +43,7 @@ struct stdio_chan {
 	unsigned restarts;
 	time_t started;
 	bool dedicated;
-	bool closing;   /* no restart; freed once the process is reaped */
+	bool closing;    /* no restart; freed once the process is reaped */
 	bool discarding; /* skipping the rest of an oversized line */
 	bool err_discarding;
 };
@@ -64,7 +64,7 @@ static struct stdio_upstream *sup(struct mg_upstream *up)
 json_t *mg_upstream_gateway_init_params(void)
 {
 	return json_pack("{s:s,s:{},s:{s:s,s:s}}", "protocolVersion", MG_MCP_LATEST_LEGACY,
-			 "capabilities", "clientInfo", "name", "mcp-guard", "version", MG_VERSION);
+	                 "capabilities", "clientInfo", "name", "mcp-guard", "version", MG_VERSION);
 }
 
 /* ---- transport ------------------------------------------------------------------- */
@@ -76,8 +76,8 @@ static int chan_send(struct mg_channel *ch, const char *data, size_t len)
 		return -1;
 	struct evbuffer *out = bufferevent_get_output(c->in);
 	if (evbuffer_get_length(out) + len > STDIN_BACKLOG_MAX) {
-		mg_log_warn("%s: not reading its input (%zu bytes queued); message refused", ch->name,
-			    evbuffer_get_length(out));
+		mg_log_warn("%s: not reading its input (%zu bytes queued); message refused",
+		            ch->name, evbuffer_get_length(out));
 		return -1;
 	}
 	if (evbuffer_add(out, data, len) < 0 || evbuffer_add(out, "\n", 1) < 0)
@@ -126,8 +126,8 @@ static void on_stdout(struct bufferevent *bev, void *arg)
 			if (have > max) {
 				if (!c->discarding)
 					mg_log_error("%s: message larger than %zu bytes "
-						     "(upstream.max_message_bytes); dropped",
-						     c->ch.name, max);
+					             "(upstream.max_message_bytes); dropped",
+					             c->ch.name, max);
 				c->discarding = true;
 				evbuffer_drain(in, have);
 			}
@@ -182,7 +182,7 @@ static void on_stderr(struct bufferevent *bev, void *arg)
 			c->err_discarding = false;
 		else if (len)
 			mg_log_info("upstream %s: %.*s", c->ch.name, (int)(len > 1000 ? 1000 : len),
-				    line);
+			            line);
 		free(line);
 	}
 }
@@ -278,8 +278,8 @@ static void chan_spawn(struct stdio_chan *c)
 	};
 	int in_fd, out_fd, err_fd;
 	char err[300];
-	c->proc = mg_process_spawn(u->base.base, &spec, on_process_exit, c, &in_fd, &out_fd, &err_fd, err,
-				   sizeof err);
+	c->proc = mg_process_spawn(u->base.base, &spec, on_process_exit, c, &in_fd, &out_fd,
+	                           &err_fd, err, sizeof err);
 	if (!c->proc) {
 		mg_log_error("upstream %s: %s", cfg->name, err);
 		snprintf(u->base.last_error, sizeof u->base.last_error, "%s", err);
@@ -297,7 +297,7 @@ static void chan_spawn(struct stdio_chan *c)
 	}
 	c->started = time(NULL);
 	snprintf(c->ch.name, sizeof c->ch.name, "%s (pid %d)", cfg->name,
-		 (int)mg_process_pid(c->proc));
+	         (int)mg_process_pid(c->proc));
 	c->in = bufferevent_socket_new(u->base.base, in_fd, BEV_OPT_CLOSE_ON_FREE);
 	c->out = bufferevent_socket_new(u->base.base, out_fd, BEV_OPT_CLOSE_ON_FREE);
 	c->err = bufferevent_socket_new(u->base.base, err_fd, BEV_OPT_CLOSE_ON_FREE);
@@ -316,7 +316,7 @@ static void chan_spawn(struct stdio_chan *c)
 }
 
 static struct stdio_chan *chan_new(struct stdio_upstream *u, json_t *init_params,
-				   const struct mg_channel_hooks *hooks, bool dedicated)
+                                   const struct mg_channel_hooks *hooks, bool dedicated)
 {
 	struct stdio_chan *c = calloc(1, sizeof *c);
 	if (!c) {
@@ -346,9 +346,9 @@ static void shared_ready(struct mg_channel *ch, json_t *result, void *arg)
 	(void)ch;
 	json_t *info = json_object_get(result, "serverInfo");
 	mg_log_info("upstream %s ready: %s %s, protocol %s", up->cfg->name,
-		    json_string_value(json_object_get(info, "name")) ?: "?",
-		    json_string_value(json_object_get(info, "version")) ?: "?",
-		    json_string_value(json_object_get(result, "protocolVersion")));
+	            json_string_value(json_object_get(info, "name")) ?: "?",
+	            json_string_value(json_object_get(info, "version")) ?: "?",
+	            json_string_value(json_object_get(result, "protocolVersion")));
 	up->ready = true;
 	up->ever_ready = true;
 	up->last_error[0] = '\0';
@@ -381,10 +381,11 @@ static void shared_notification(struct mg_channel *ch, json_t *msg, void *arg)
 static void shared_request(struct mg_channel *ch, json_t *msg, void *arg)
 {
 	(void)arg;
-	json_t *e = mg_rpc_error_new(json_object_get(msg, "id"), MG_RPC_METHOD_NOT_FOUND,
-				     "the gateway shares this server between clients and does not "
-				     "forward server-to-client requests (use mode = \"per_session\")",
-				     NULL);
+	json_t *e =
+	    mg_rpc_error_new(json_object_get(msg, "id"), MG_RPC_METHOD_NOT_FOUND,
+	                     "the gateway shares this server between clients and does not "
+	                     "forward server-to-client requests (use mode = \"per_session\")",
+	                     NULL);
 	mg_channel_send(ch, e);
 	json_decref(e);
 }
@@ -395,10 +396,10 @@ static int stdio_start(struct mg_upstream *up, char *err, size_t err_size)
 {
 	struct stdio_upstream *u = sup(up);
 	struct mg_channel_hooks h = { .on_ready = shared_ready,
-				      .on_down = shared_down,
-				      .on_notification = shared_notification,
-				      .on_request = shared_request,
-				      .arg = up };
+		                      .on_down = shared_down,
+		                      .on_notification = shared_notification,
+		                      .on_request = shared_request,
+		                      .arg = up };
 	struct stdio_chan *c = chan_new(u, mg_upstream_gateway_init_params(), &h, false);
 	if (!c) {
 		snprintf(err, err_size, "out of memory");
@@ -415,14 +416,14 @@ static int stdio_start(struct mg_upstream *up, char *err, size_t err_size)
 }
 
 static struct mg_channel *stdio_open(struct mg_upstream *up, json_t *init_params,
-				     const struct mg_channel_hooks *hooks, char *err,
-				     size_t err_size)
+                                     const struct mg_channel_hooks *hooks, char *err,
+                                     size_t err_size)
 {
 	struct stdio_upstream *u = sup(up);
 	if (up->dedicated >= (size_t)up->cfg->max_processes) {
 		json_decref(init_params);
 		snprintf(err, err_size, "upstream %s has reached max_processes (%lld)",
-			 up->cfg->name, (long long)up->cfg->max_processes);
+		         up->cfg->name, (long long)up->cfg->max_processes);
 		return NULL;
 	}
 	struct stdio_chan *c = chan_new(u, init_params, hooks, true);
@@ -520,8 +521,8 @@ static const struct mg_upstream_ops stdio_ops = {
 };
 
 struct mg_upstream *mg_upstream_stdio_new(struct event_base *base,
-					  const struct mg_upstream_config *cfg,
-					  const struct mg_upstream_hooks *hooks, size_t max_depth)
+                                          const struct mg_upstream_config *cfg,
+                                          const struct mg_upstream_hooks *hooks, size_t max_depth)
 {
 	struct stdio_upstream *u = calloc(1, sizeof *u);
 	if (!u)
@@ -538,15 +539,15 @@ json_t *mg_upstream_health(struct mg_upstream *up)
 {
 	const char *status = up->ready ? "up" : up->ever_ready ? "down" : "starting";
 	json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:I}", "name", up->cfg->name, "transport",
-			      mg_transport_name(up->cfg->transport), "mode",
-			      mg_stdio_mode_name(up->cfg->mode), "status", status, "restarts",
-			      (json_int_t)up->restarts);
+	                      mg_transport_name(up->cfg->transport), "mode",
+	                      mg_stdio_mode_name(up->cfg->mode), "status", status, "restarts",
+	                      (json_int_t)up->restarts);
 	if (up->shared && up->shared->init_result) {
 		json_t *info = json_object_get(up->shared->init_result, "serverInfo");
 		if (info)
 			json_object_set(o, "server", info);
 		json_object_set(o, "protocol_version",
-				json_object_get(up->shared->init_result, "protocolVersion"));
+		                json_object_get(up->shared->init_result, "protocolVersion"));
 	}
 	if (up->last_error[0])
 		json_object_set_new(o, "error", json_string(up->last_error));

@@ -37,7 +37,8 @@ struct mg_upstream_ops {
 	 * reporting to `hooks`. NULL with `err` when it cannot (limit reached,
 	 * spawn failed). */
 	struct mg_channel *(*open)(struct mg_upstream *up, json_t *init_params,
-				   const struct mg_channel_hooks *hooks, char *err, size_t err_size);
+	                           const struct mg_channel_hooks *hooks, char *err,
+	                           size_t err_size);
 	/* Closes a dedicated channel: pending calls fail, hooks are no longer
 	 * called, the process is stopped and freed in the background. */
 	void (*close)(struct mg_upstream *up, struct mg_channel *ch);
@@ -66,8 +67,8 @@ struct mg_upstream {
 
 /* Creates a stdio upstream for `cfg` (not started). */
 struct mg_upstream *mg_upstream_stdio_new(struct event_base *base,
-					  const struct mg_upstream_config *cfg,
-					  const struct mg_upstream_hooks *hooks, size_t max_depth);
+                                          const struct mg_upstream_config *cfg,
+                                          const struct mg_upstream_hooks *hooks, size_t max_depth);
 
 /* The initialize params the gateway sends for its own (shared) channels. */
 json_t *mg_upstream_gateway_init_params(void);

@@ -25,8 +25,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	if (m.kind != MG_RPC_BATCH) {
 		struct mg_mcp_headers h = { .protocol_version = "2026-07-28",
-					    .method = m.method,
-					    .name = "=?base64?ZWNobw==?=" };
+			                    .method = m.method,
+			                    .name = "=?base64?ZWNobw==?=" };
 		struct mg_mcp_reject r;
 		(void)mg_mcp_era(&m, "2026-07-28");
 		if (mg_mcp_check_modern(&m, &h, &r) < 0)

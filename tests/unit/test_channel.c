@@ -83,10 +83,10 @@ static void setup_fake(struct fake *f)
 {
 	memset(f, 0, sizeof *f);
 	struct mg_channel_hooks h = { .on_ready = on_ready,
-				      .on_down = on_down,
-				      .on_notification = on_note };
+		                      .on_down = on_down,
+		                      .on_notification = on_note };
 	mg_channel_init(&f->ch, &fake_ops, &h, json_pack("{s:s}", "protocolVersion", "2025-11-25"),
-			64, 2);
+	                64, 2);
 }
 
 static void feed(struct fake *f, const char *text)
@@ -102,12 +102,13 @@ static void handshake(struct fake *f)
 	snprintf(id, sizeof id, "\"id\":%lld", (long long)f->ch.init_call.up_id);
 	assert_non_null(strstr(f->sent[0], id));
 	snprintf(reply, sizeof reply,
-		 "{\"jsonrpc\":\"2.0\",%s,\"result\":{\"protocolVersion\":\"2025-11-25\","
-		 "\"capabilities\":{}}}",
-		 id);
+	         "{\"jsonrpc\":\"2.0\",%s,\"result\":{\"protocolVersion\":\"2025-11-25\","
+	         "\"capabilities\":{}}}",
+	         id);
 	feed(f, reply);
 	assert_int_equal(f->ready, 1);
-	assert_string_equal(f->sent[1], "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}");
+	assert_string_equal(f->sent[1],
+	                    "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}");
 }
 
 static void client_init(struct client *c)
@@ -135,9 +136,9 @@ static void test_remap_and_restore(void **state)
 	client_init(&b);
 	/* Two clients with the same id "7" and a progress token each. */
 	json_t *ma = json_pack("{s:s,s:s,s:s,s:{s:{s:s}}}", "jsonrpc", "2.0", "id", "7", "method",
-			       "tools/call", "params", "_meta", "progressToken", "tok-a");
+	                       "tools/call", "params", "_meta", "progressToken", "tok-a");
 	json_t *mb = json_pack("{s:s,s:i,s:s,s:{s:{s:i}}}", "jsonrpc", "2.0", "id", 7, "method",
-			       "tools/call", "params", "_meta", "progressToken", 99);
+	                       "tools/call", "params", "_meta", "progressToken", 99);
 	assert_int_equal(mg_channel_request(&f.ch, &a.call, ma), 0);
 	assert_int_equal(mg_channel_request(&f.ch, &b.call, mb), 0);
 	assert_int_equal(a.call.up_id, 2);
@@ -147,17 +148,17 @@ static void test_remap_and_restore(void **state)
 	assert_non_null(strstr(f.sent[3], "\"progressToken\":3"));
 	/* Progress for b, then replies out of order. */
 	feed(&f, "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":"
-		 "{\"progressToken\":3,\"progress\":1}}");
+	         "{\"progressToken\":3,\"progress\":1}}");
 	assert_non_null(b.progress);
 	assert_null(a.progress);
 	feed(&f, "{\"jsonrpc\":\"2.0\",\"id\":3,\"result\":{\"x\":\"b\"}}");
 	feed(&f, "{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{\"x\":\"a\"}}");
 	assert_int_equal(a.nreplies, 1);
 	assert_int_equal(b.nreplies, 1);
-	assert_string_equal(json_string_value(json_object_get(json_object_get(a.reply, "result"), "x")),
-			    "a");
-	assert_string_equal(json_string_value(json_object_get(json_object_get(b.reply, "result"), "x")),
-			    "b");
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(a.reply, "result"), "x")), "a");
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(b.reply, "result"), "x")), "b");
 	/* A duplicate or unknown reply is dropped. */
 	feed(&f, "{\"jsonrpc\":\"2.0\",\"id\":2,\"result\":{}}");
 	assert_int_equal(a.nreplies, 1);

@@ -21,25 +21,24 @@ static void test_classify(void **state)
 	(void)state;
 	struct mg_rpc_msg m;
 	struct mg_rpc_fail f;
-	assert_int_equal(parse("{\"jsonrpc\":\"2.0\",\"id\":\"a\",\"method\":\"x\",\"params\":{}}", &m,
-			       &f),
-			 0);
+	assert_int_equal(
+	    parse("{\"jsonrpc\":\"2.0\",\"id\":\"a\",\"method\":\"x\",\"params\":{}}", &m, &f), 0);
 	assert_int_equal(m.kind, MG_RPC_REQUEST);
 	assert_string_equal(json_string_value(m.id), "a");
 	mg_rpc_msg_free(&m);
 	assert_int_equal(parse("{\"jsonrpc\":\"2.0\",\"method\":\"n\"}", &m, &f), 0);
 	assert_int_equal(m.kind, MG_RPC_NOTIFICATION);
 	mg_rpc_msg_free(&m);
-	assert_int_equal(parse("{\"jsonrpc\":\"2.0\",\"id\":9007199254740993,\"result\":{}}", &m, &f),
-			 0);
+	assert_int_equal(
+	    parse("{\"jsonrpc\":\"2.0\",\"id\":9007199254740993,\"result\":{}}", &m, &f), 0);
 	assert_int_equal(m.kind, MG_RPC_RESPONSE);
 	/* 64-bit ids survive exactly (no double rounding). */
 	assert_true(json_integer_value(m.id) == 9007199254740993LL);
 	mg_rpc_msg_free(&m);
 	assert_int_equal(parse("{\"jsonrpc\":\"2.0\",\"id\":null,\"error\":{\"code\":-1,"
-			       "\"message\":\"m\"}}",
-			       &m, &f),
-			 0);
+	                       "\"message\":\"m\"}}",
+	                       &m, &f),
+	                 0);
 	assert_int_equal(m.kind, MG_RPC_ERROR);
 	mg_rpc_msg_free(&m);
 }
@@ -52,18 +51,23 @@ static void test_rejections(void **state)
 		int code;
 		bool has_id;
 	} cases[] = {
-		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"id\":2,\"method\":\"x\"}", MG_RPC_PARSE_ERROR, false },
-		{ "{\"jsonrpc\":\"2.0\",\"method\":\"x\",\"params\":{\"name\":\"a\",\"name\":\"b\"}}",
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"id\":2,\"method\":\"x\"}", MG_RPC_PARSE_ERROR,
+		  false },
+		{ "{\"jsonrpc\":\"2.0\",\"method\":\"x\",\"params\":{\"name\":\"a\",\"name\":\"b\"}"
+		  "}",
 		  MG_RPC_PARSE_ERROR, false },
 		{ "[1", MG_RPC_PARSE_ERROR, false },
 		{ "{\"jsonrpc\":\"2.0\",\"id\":1}", MG_RPC_INVALID_REQUEST, true },
 		{ "{\"jsonrpc\":\"1.0\",\"id\":1,\"method\":\"x\"}", MG_RPC_INVALID_REQUEST, true },
-		{ "{\"jsonrpc\":\"2.0\",\"id\":1.5,\"method\":\"x\"}", MG_RPC_INVALID_REQUEST, false },
-		{ "{\"jsonrpc\":\"2.0\",\"id\":null,\"method\":\"x\"}", MG_RPC_INVALID_REQUEST, false },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1.5,\"method\":\"x\"}", MG_RPC_INVALID_REQUEST,
+		  false },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":null,\"method\":\"x\"}", MG_RPC_INVALID_REQUEST,
+		  false },
 		{ "{\"jsonrpc\":\"2.0\",\"id\":\"q\",\"method\":\"x\",\"params\":[1]}",
 		  MG_RPC_INVALID_REQUEST, true },
 		{ "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"\"}", MG_RPC_INVALID_REQUEST, true },
-		{ "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"a\\u0000b\"}", MG_RPC_INVALID_REQUEST, true },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":3,\"method\":\"a\\u0000b\"}", MG_RPC_INVALID_REQUEST,
+		  true },
 		{ "[{\"jsonrpc\":\"2.0\",\"method\":\"x\"}]", MG_RPC_INVALID_REQUEST, false },
 		{ "\"just a string\"", MG_RPC_INVALID_REQUEST, false },
 		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"x\"} {}", MG_RPC_PARSE_ERROR, false },
@@ -108,7 +112,7 @@ static void test_error_object(void **state)
 	size_t len;
 	char *s = mg_json_dump(e, &len);
 	assert_string_equal(s, "{\"jsonrpc\":\"2.0\",\"id\":\"x\",\"error\":{\"code\":-32600,"
-			       "\"message\":\"bad\",\"data\":{\"k\":1}}}");
+	                       "\"message\":\"bad\",\"data\":{\"k\":1}}}");
 	free(s);
 	json_decref(e);
 	json_decref(id);
@@ -146,10 +150,11 @@ static void test_sse_roundtrip(void **state)
 	assert_int_equal(mg_sse_encode(&b, "1_1", NULL, "{\"a\":1}", 7), 0);
 	assert_int_equal(mg_sse_encode(&b, NULL, "message", "two\nlines\r\nand\rmore\n", 20), 0);
 	assert_int_equal(mg_sse_comment(&b, "keep-alive"), 0);
-	assert_string_equal(b.data, "id: 1_1\ndata: {\"a\":1}\n\n"
-				    "event: message\ndata: two\ndata: lines\ndata: and\ndata: more\n"
-				    "data: \n\n"
-				    ": keep-alive\n\n");
+	assert_string_equal(b.data,
+	                    "id: 1_1\ndata: {\"a\":1}\n\n"
+	                    "event: message\ndata: two\ndata: lines\ndata: and\ndata: more\n"
+	                    "data: \n\n"
+	                    ": keep-alive\n\n");
 	/* Decode it back, fed one byte at a time. */
 	struct mg_sse_decoder d;
 	struct collected c = { 0 };
@@ -172,11 +177,11 @@ static void test_sse_decoder_rules(void **state)
 	struct collected c = { 0 };
 	mg_sse_decoder_init(&d, 64, collect, &c);
 	const char *s = "\xEF\xBB\xBF"
-			"data:no-space\r\n\r\n"
-			": comment\n"
-			"event: custom\nid: 7\nretry: 100\ndata\n\n"
-			"id: x\n\n" /* no data: nothing dispatched */
-			"data: tail";  /* incomplete: not dispatched */
+	                "data:no-space\r\n\r\n"
+	                ": comment\n"
+	                "event: custom\nid: 7\nretry: 100\ndata\n\n"
+	                "id: x\n\n"   /* no data: nothing dispatched */
+	                "data: tail"; /* incomplete: not dispatched */
 	assert_int_equal(mg_sse_feed(&d, s, strlen(s)), 0);
 	assert_int_equal(c.n, 2);
 	assert_string_equal(c.data[0], "no-space");
@@ -193,10 +198,10 @@ static void test_sse_decoder_rules(void **state)
 }
 
 static json_t *modern_msg(const char *method, const char *name_key, const char *name,
-			  struct mg_rpc_msg *m)
+                          struct mg_rpc_msg *m)
 {
 	json_t *root = json_pack("{s:s,s:i,s:s,s:{s:{s:s}}}", "jsonrpc", "2.0", "id", 1, "method",
-				 method, "params", "_meta", MG_MCP_META_VERSION, "2026-07-28");
+	                         method, "params", "_meta", MG_MCP_META_VERSION, "2026-07-28");
 	if (name_key)
 		json_object_set_new(json_object_get(root, "params"), name_key, json_string(name));
 	struct mg_rpc_fail f;
@@ -212,8 +217,8 @@ static void test_modern_checks(void **state)
 	json_t *root = modern_msg("tools/call", "name", "get_weather", &m);
 	assert_int_equal(mg_mcp_era(&m, NULL), MG_ERA_MODERN);
 	struct mg_mcp_headers h = { .protocol_version = "2026-07-28",
-				    .method = "tools/call",
-				    .name = "get_weather" };
+		                    .method = "tools/call",
+		                    .name = "get_weather" };
 	assert_int_equal(mg_mcp_check_modern(&m, &h, &r), 0);
 	h.name = "=?base64?Z2V0X3dlYXRoZXI=?=";
 	assert_int_equal(mg_mcp_check_modern(&m, &h, &r), 0);
@@ -240,7 +245,7 @@ static void test_modern_checks(void **state)
 
 	/* Unsupported version, with the supported list. */
 	root = json_pack("{s:s,s:i,s:s,s:{s:{s:s}}}", "jsonrpc", "2.0", "id", 2, "method",
-			 "tools/list", "params", "_meta", MG_MCP_META_VERSION, "1900-01-01");
+	                 "tools/list", "params", "_meta", MG_MCP_META_VERSION, "1900-01-01");
 	struct mg_rpc_fail f;
 	mg_rpc_classify(root, &m, &f);
 	struct mg_mcp_headers h2 = { .protocol_version = "1900-01-01", .method = "tools/list" };
@@ -277,7 +282,7 @@ static void test_header_decode(void **state)
 	char out[64];
 	assert_int_equal(mg_mcp_header_decode("plain", out, sizeof out), 5);
 	assert_int_equal(mg_mcp_header_decode("=?base64?SGVsbG8sIOS4lueVjA==?=", out, sizeof out),
-			 13);
+	                 13);
 	assert_string_equal(out, "Hello, 世界");
 	assert_int_equal(mg_mcp_header_decode("=?base64?!!?=", out, sizeof out), -1);
 	assert_int_equal(mg_mcp_header_decode("bad\x01", out, sizeof out), -1);
