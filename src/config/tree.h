@@ -20,7 +20,7 @@
 
 /* Hard limits shared by both parsers. */
 #define MG_CDOC_MAX_BYTES (4u * 1024 * 1024) /* input size */
-#define MG_CDOC_MAX_DEPTH 64                 /* nesting of tables/arrays */
+#define MG_CDOC_MAX_DEPTH 64                 /* nested tables/arrays below the root */
 #define MG_CDOC_MAX_NODES 1000000            /* values of all kinds */
 
 enum mg_cnode_type {

@@ -3,9 +3,13 @@
  * tree (tree.h), built on libyaml's event parser.
  *
  * One document; mappings become tables, sequences arrays, plain scalars are
- * typed (null, bool, integer, float, else string), quoted scalars are
- * strings. Duplicate keys, non-scalar keys, aliases, multiple documents,
- * invalid UTF-8 and NUL bytes are errors with the exact location.
+ * typed by the YAML 1.2 core schema (null, bool, integer, float, else
+ * string: `yes`/`on` and `0644`-as-octal are YAML 1.1 and do not apply),
+ * quoted and block scalars are strings unless explicitly tagged with
+ * !!str/!!int/!!float/!!bool/!!null. Anchors are ignored; aliases, merge
+ * keys (<<), other tags, duplicate keys, non-scalar keys, multiple
+ * documents, invalid UTF-8 and NUL bytes are errors with the exact
+ * location.
  */
 #ifndef MG_CONFIG_YAML_H
 #define MG_CONFIG_YAML_H
