@@ -111,10 +111,14 @@ docs-reference: $(BUILD)/mcp-guard
 docs-check: $(BUILD)/mcp-guard
 	@MCP_GUARD_BIN=$(abspath $(BUILD)/mcp-guard) sh scripts/docs-check.sh
 
+# A short fuzz smoke run per parser in CI; long runs are `make fuzz-run`.
+FUZZ_SMOKE_SECONDS ?= 15
+
 test: deps-test
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) --no-print-directory check docs-check
 	@$(MAKE) --no-print-directory check-asan
+	@$(MAKE) --no-print-directory fuzz-run FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS)
 
 lint:
 	@sh scripts/lint.sh

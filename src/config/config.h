@@ -168,6 +168,7 @@ struct mg_tracing_config {
 };
 
 enum mg_transport { MG_TRANSPORT_STDIO, MG_TRANSPORT_HTTP, MG_TRANSPORT_SSE };
+enum mg_upstream_protocol { MG_PROTOCOL_AUTO, MG_PROTOCOL_LEGACY };
 enum mg_stdio_mode { MG_STDIO_SHARED, MG_STDIO_PER_SESSION };
 
 /* One upstream MCP server. The single `[upstream]` form and each
@@ -183,7 +184,8 @@ struct mg_upstream_config {
 	char *cwd;
 	char *url;
 	struct mg_kvv headers;
-	int64_t mode; /* enum mg_stdio_mode */
+	int64_t mode;     /* enum mg_stdio_mode */
+	int64_t protocol; /* enum mg_upstream_protocol */
 	int64_t max_processes;
 	int64_t idle_timeout_secs;
 	int64_t request_timeout_secs;

@@ -80,6 +80,7 @@ static const char *const oauth_providers[] = { "github", "google", "okta", "cust
 static const char *const mtls_sources[] = { "cn", "san_dns", "san_email", NULL };
 static const char *const transports[] = { "stdio", "http", "sse", NULL };
 static const char *const stdio_modes[] = { "shared", "per_session", NULL };
+static const char *const protocols[] = { "auto", "legacy", NULL };
 static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
 
 /* ---- [server] -------------------------------------------------------------------------- */
@@ -376,6 +377,9 @@ static const struct mg_section tracing_section =
 	    ENUM(S, mode, "mode", "shared", stdio_modes,                                           \
 	         "shared: one process for all sessions; per_session: one process per client "      \
 	         "session (stdio)."),                                                              \
+	    ENUM(S, protocol, "protocol", "auto", protocols,                                       \
+	         "auto: probe with server/discover first, as the spec's stdio rules say, and "     \
+	         "speak 2026-07-28 to servers that support it; legacy: always initialize."),       \
 	    INT(S, max_processes, "max_processes", "32", 1, 10000,                                 \
 	        "Processes at most in per_session mode."),                                         \
 	    INT(S, idle_timeout_secs, "idle_timeout_secs", "300", 1, 604800,                       \

@@ -151,10 +151,11 @@ static void on_upstream_state(struct mg_upstream *up, void *arg)
 		mg_mcp_upstream_ready(arg);
 }
 
-static void on_upstream_notification(struct mg_upstream *up, json_t *msg, void *arg)
+static void on_upstream_notification(struct mg_upstream *up, struct mg_channel *ch, json_t *msg,
+                                     void *arg)
 {
 	(void)up;
-	mg_mcp_upstream_notification(arg, msg);
+	mg_mcp_upstream_notification(arg, ch, msg);
 }
 
 /* ---- shutdown ------------------------------------------------------------------------- */
@@ -292,6 +293,7 @@ static void teardown(struct mg_gateway *gw)
 			event_free(sigs[i]);
 	}
 	json_decref(gw->resource_refs);
+	json_decref(gw->tool_params);
 	free(gw->buckets);
 	if (gw->base)
 		event_base_free(gw->base);
@@ -324,6 +326,7 @@ int mg_gateway_run(const struct mg_config *cfg)
 	gw.loopback = true;
 	gw.base = event_base_new();
 	gw.resource_refs = json_object();
+	gw.tool_params = json_object();
 	if (!gw.base || setup_signals(&gw) < 0) {
 		mg_log_error("cannot set up the event loop");
 		goto out;

@@ -29,6 +29,7 @@
 #define MG_SESSION_ID_LEN    32 /* hex of 128 random bits */
 #define MG_MAX_CLIENT_OUTPUT (32u * 1024 * 1024)
 #define MG_METHOD_MAX        128
+#define MG_SSE_RETRY_MS      1000 /* reconnection delay suggested to SSE clients */
 
 struct mg_gateway;
 struct mg_session;
@@ -43,6 +44,10 @@ struct mg_stream {
 	uint64_t seq;
 };
 
+/* How an exchange crosses eras: a modern client in front of a legacy
+ * upstream, or a legacy client in front of a modern-only one. */
+enum mg_bridge { MG_BRIDGE_NONE, MG_BRIDGE_TO_LEGACY, MG_BRIDGE_TO_MODERN };
+
 /* One client request in flight to an upstream. */
 struct mg_exchange {
 	struct mg_gateway *gw;
@@ -53,7 +58,10 @@ struct mg_exchange {
 	struct mg_channel *ch;
 	json_t *orig_id;
 	json_t *orig_token; /* the client's progressToken, or NULL */
-	bool modern;
+	bool modern;        /* the client speaks 2026-07-28 */
+	enum mg_bridge bridge;
+	int log_level; /* modern: _meta logLevel (syslog index), -1 = none */
+	bool listen;   /* a forwarded subscriptions/listen: no deadline */
 	bool accept_sse;
 	bool sse; /* answering with an SSE stream */
 	struct mg_stream stream;
@@ -99,6 +107,9 @@ struct mg_session {
 	size_t ring_cap, ring_head, ring_len;
 	bool initialized;
 	bool ended;
+	bool bridged;        /* served through a modern-only upstream */
+	json_t *client_info; /* from initialize, for bridged requests' _meta */
+	json_t *client_caps;
 };
 
 struct mg_gateway {
@@ -111,6 +122,7 @@ struct mg_gateway {
 	struct mg_exchange *modern; /* modern exchanges in flight */
 	struct mg_listener *listeners;
 	json_t *resource_refs; /* shared-mode subscription refcounts: uri -> count */
+	json_t *tool_params;   /* x-mcp-header annotations learned from tools/list */
 	time_t started;
 	bool draining;
 	bool loopback;
@@ -143,6 +155,8 @@ void mg_session_init_wait(struct mg_session *s, struct mg_http_req *req);
 /* Starts an SSE response on `req` with the usual headers. */
 void mg_stream_begin(struct mg_stream *st, struct mg_gateway *gw, struct mg_http_req *req,
                      uint64_t number, const struct mg_http_hdr *extra, size_t n_extra);
+/* Sends the priming event (id, retry, no data) of a resumable stream. */
+void mg_stream_prime(struct mg_stream *st);
 /* Sends one event. Returns 0, or -1 when the client is gone (the stream is
  * then detached: st->req is NULL and its close callback will not fire). */
 int mg_stream_send(struct mg_stream *st, const char *json, size_t len);
@@ -157,7 +171,7 @@ void mg_mcp_handle(struct mg_gateway *gw, struct mg_http_req *req);
 /* The shared channel is (again) ready: renew upstream subscriptions. */
 void mg_mcp_upstream_ready(struct mg_gateway *gw);
 /* A notification from the shared channel: fan out. */
-void mg_mcp_upstream_notification(struct mg_gateway *gw, json_t *msg);
+void mg_mcp_upstream_notification(struct mg_gateway *gw, struct mg_channel *ch, json_t *msg);
 /* Ends every exchange and stream (shutdown deadline). */
 void mg_mcp_abort_all(struct mg_gateway *gw, const char *why);
 /* Ends GET and listen streams cleanly (start of shutdown). */

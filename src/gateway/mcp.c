@@ -24,6 +24,7 @@
 #include <strings.h>
 
 #include "gateway/internal.h"
+#include "mcp/params.h"
 #include "util/log.h"
 #include "util/str.h"
 
@@ -42,6 +43,11 @@ static int log_level_index(const char *s)
 static const char *hdr(struct mg_http_req *req, const char *name)
 {
 	return mg_http_req_header(req, name);
+}
+
+static const char *req_header(void *ctx, const char *name)
+{
+	return mg_http_req_header(ctx, name);
 }
 
 /* true when a media-type list (Accept) contains `type` or a wildcard. */
@@ -225,8 +231,9 @@ static void exchange_free(struct mg_exchange *x)
 	free(x);
 }
 
-/* Sends `msg` (id already restored) as the final answer and frees. */
-static void exchange_finish(struct mg_exchange *x, json_t *msg)
+/* Sends `msg` (id already restored) as the final answer and frees. `status`
+ * applies when the answer is JSON (a stream has already sent its 200). */
+static void exchange_finish(struct mg_exchange *x, json_t *msg, int status)
 {
 	size_t len;
 	char *text = mg_json_dump(msg, &len);
@@ -238,7 +245,7 @@ static void exchange_finish(struct mg_exchange *x, json_t *msg)
 			if (text && mg_stream_send(&x->stream, text, len) == 0)
 				mg_stream_end(&x->stream);
 		} else if (text) {
-			mg_http_reply(req, 200, "application/json", NULL, 0, text, len);
+			mg_http_reply(req, status, "application/json", NULL, 0, text, len);
 		} else {
 			mg_reply_rpc_error(req, 500, x->orig_id, MG_RPC_INTERNAL_ERROR,
 			                   "cannot encode the response", NULL);
@@ -251,7 +258,7 @@ static void exchange_finish(struct mg_exchange *x, json_t *msg)
 static void exchange_error(struct mg_exchange *x, int code, const char *message, json_t *data)
 {
 	json_t *e = mg_rpc_error_new(x->orig_id, code, message, data);
-	exchange_finish(x, e);
+	exchange_finish(x, e, 200);
 	json_decref(e);
 }
 
@@ -271,6 +278,8 @@ static bool exchange_sse(struct mg_exchange *x)
 	uint64_t number = x->session ? x->session->next_stream++ : 0;
 	mg_stream_begin(&x->stream, x->gw, x->req, number, NULL, 0);
 	x->sse = true;
+	if (number)
+		mg_stream_prime(&x->stream);
 	return true;
 }
 
@@ -295,25 +304,96 @@ static bool exchange_push(struct mg_exchange *x, json_t *msg)
 	return true;
 }
 
+/* Results that 2026-07-28 defines as CacheableResult (ttlMs, cacheScope). */
+static bool cacheable_method(const char *m)
+{
+	return strcmp(m, "tools/list") == 0 || strcmp(m, "prompts/list") == 0 ||
+	       strcmp(m, "resources/list") == 0 || strcmp(m, "resources/templates/list") == 0 ||
+	       strcmp(m, "resources/read") == 0;
+}
+
+/* A modern answer's HTTP status follows its error (Streamable HTTP 2026-07-28). */
+static int modern_status(json_t *msg)
+{
+	json_t *err = json_object_get(msg, "error");
+	if (!err)
+		return 200;
+	switch (json_integer_value(json_object_get(err, "code"))) {
+	case MG_RPC_METHOD_NOT_FOUND:
+		return 404;
+	case MG_RPC_HEADER_MISMATCH:
+	case MG_RPC_MISSING_CAPABILITY:
+	case MG_RPC_UNSUPPORTED_VERSION:
+		return 400;
+	default:
+		return 200;
+	}
+}
+
+/* Makes a legacy result valid for a modern client. */
+static void bridge_result_to_modern(struct mg_exchange *x, json_t *result)
+{
+	if (!json_object_get(result, "resultType"))
+		json_object_set_new(result, "resultType", json_string("complete"));
+	if (cacheable_method(x->method) && !json_object_get(result, "ttlMs")) {
+		/* A legacy server says nothing about caching: do not cache, and
+		 * never share between users. */
+		json_object_set_new(result, "ttlMs", json_integer(0));
+		json_object_set_new(result, "cacheScope", json_string("private"));
+	}
+}
+
+/* Makes a modern result valid for a legacy client; false when it cannot be
+ * (a multi-round-trip request for input). */
+static bool bridge_result_to_legacy(json_t *result)
+{
+	const char *rt = json_string_value(json_object_get(result, "resultType"));
+	if (rt && strcmp(rt, "complete") != 0)
+		return false;
+	json_object_del(result, "resultType");
+	return true;
+}
+
 static void on_reply(struct mg_call *call, json_t *msg, void *arg)
 {
 	struct mg_exchange *x = arg;
 	(void)call;
 	json_object_set(msg, "id", x->orig_id);
 	json_t *result = json_object_get(msg, "result");
-	if (x->modern && json_is_object(result) && !json_object_get(result, "resultType"))
-		json_object_set_new(result, "resultType", json_string("complete"));
-	exchange_finish(x, msg);
+	if (strcmp(x->method, "tools/list") == 0 && json_is_object(result))
+		mg_mcp_params_learn(x->gw->tool_params, json_object_get(result, "tools"));
+	if (x->bridge == MG_BRIDGE_TO_LEGACY && json_is_object(result))
+		bridge_result_to_modern(x, result);
+	if (x->bridge == MG_BRIDGE_TO_MODERN && json_is_object(result) &&
+	    !bridge_result_to_legacy(result)) {
+		json_t *e = mg_rpc_error_new(x->orig_id, MG_RPC_INTERNAL_ERROR,
+		                             "the upstream asked for more input (2026-07-28 multi "
+		                             "round-trip), which a legacy client cannot answer",
+		                             json_pack("{s:s}", "mcpGuard", "input_required"));
+		exchange_finish(x, e, 200);
+		json_decref(e);
+		return;
+	}
+	exchange_finish(x, msg, x->modern ? modern_status(msg) : 200);
 }
 
+/* A notification for this exchange: progress for its token, or (modern
+ * upstream) a subscription notification naming it. */
 static void on_progress(struct mg_call *call, json_t *msg, void *arg)
 {
 	struct mg_exchange *x = arg;
 	(void)call;
 	json_t *params = json_object_get(msg, "params");
-	if (!x->orig_token || !json_is_object(params))
+	if (!json_is_object(params))
 		return;
-	json_object_set(params, "progressToken", x->orig_token);
+	json_t *meta = json_object_get(params, "_meta");
+	if (json_is_object(meta) && json_object_get(meta, MG_MCP_META_SUBSCRIPTION)) {
+		json_object_set(meta, MG_MCP_META_SUBSCRIPTION, x->orig_id);
+	} else {
+		if (!x->orig_token)
+			return;
+		json_object_set(params, "progressToken", x->orig_token);
+	}
 	exchange_push(x, msg);
 }
 
@@ -366,8 +446,39 @@ static void strip_modern_meta(json_t *params)
 }
 
 /* Forwards a request. Answers the client itself on failure. */
+/* 2026-07-28 _meta for a legacy session's request to a modern-only upstream. */
+static void add_modern_meta(struct mg_session *s, json_t *root)
+{
+	json_t *params = json_object_get(root, "params");
+	if (!json_is_object(params)) {
+		params = json_object();
+		json_object_set_new(root, "params", params);
+	}
+	json_t *meta = json_object_get(params, "_meta");
+	if (!json_is_object(meta)) {
+		meta = json_object();
+		json_object_set_new(params, "_meta", meta);
+	}
+	json_object_set_new(meta, MG_MCP_META_VERSION, json_string(MG_MCP_MODERN_VERSION));
+	json_object_set(meta, MG_MCP_META_CLIENTINFO,
+	                s->client_info
+	                    ? s->client_info
+	                    : json_pack("{s:s,s:s}", "name", "mcp-guard", "version", "1"));
+	json_object_set(meta, MG_MCP_META_CLIENTCAPS,
+	                s->client_caps ? s->client_caps : json_object());
+}
+
+/* The log level a modern request opted into with _meta, or -1. */
+static int meta_log_level(const struct mg_rpc_msg *msg)
+{
+	json_t *meta = msg->params ? json_object_get(msg->params, "_meta") : NULL;
+	json_t *lv = json_is_object(meta) ? json_object_get(meta, MG_MCP_META_LOGLEVEL) : NULL;
+	return json_is_string(lv) ? log_level_index(json_string_value(lv)) : -1;
+}
+
 static void exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struct mg_session *s,
-                           struct mg_channel *ch, struct mg_rpc_msg *msg, bool modern)
+                           struct mg_channel *ch, struct mg_rpc_msg *msg, bool modern,
+                           enum mg_bridge bridge)
 {
 	struct mg_exchange *x = calloc(1, sizeof *x);
 	if (!x) {
@@ -379,6 +490,9 @@ static void exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struc
 	x->session = s;
 	x->ch = ch;
 	x->modern = modern;
+	x->bridge = bridge;
+	x->log_level = modern ? meta_log_level(msg) : -1;
+	x->listen = modern && strcmp(msg->method, "subscriptions/listen") == 0;
 	x->orig_id = json_incref(msg->id);
 	json_t *tok = mg_rpc_progress_token(msg);
 	x->orig_token = tok ? json_incref(tok) : NULL;
@@ -400,8 +514,10 @@ static void exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struc
 			gw->modern->prev = x;
 		gw->modern = x;
 	}
-	if (modern && msg->params)
+	if (bridge == MG_BRIDGE_TO_LEGACY && msg->params)
 		strip_modern_meta(msg->params);
+	if (bridge == MG_BRIDGE_TO_MODERN)
+		add_modern_meta(s, msg->root);
 	if (!ch || mg_channel_request(ch, &x->call, msg->root) < 0) {
 		x->req = NULL;
 		mg_reply_rpc_error(req, 503, x->orig_id, MG_RPC_INTERNAL_ERROR,
@@ -409,9 +525,12 @@ static void exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struc
 		exchange_free(x);
 		return;
 	}
-	x->timeout = evtimer_new(gw->base, on_exchange_timeout, x);
-	struct timeval tv = { .tv_sec = request_timeout(gw), .tv_usec = 0 };
-	evtimer_add(x->timeout, &tv);
+	if (!x->listen) {
+		/* A listen stream lasts until the client or the gateway ends it. */
+		x->timeout = evtimer_new(gw->base, on_exchange_timeout, x);
+		struct timeval tv = { .tv_sec = request_timeout(gw), .tv_usec = 0 };
+		evtimer_add(x->timeout, &tv);
+	}
 	mg_http_req_on_close(req, on_exchange_client_close, x);
 	gw->requests_total++;
 }
@@ -562,17 +681,49 @@ static void listeners_notify(struct mg_gateway *gw, const char *method, json_t *
 	}
 }
 
-void mg_mcp_upstream_notification(struct mg_gateway *gw, json_t *msg)
+/* A log message may ride on a modern request only if that request asked for
+ * this level (2026-07-28: never without _meta logLevel). */
+static bool log_allowed(const struct mg_exchange *x, int lvl)
+{
+	return !x->modern || (x->log_level >= 0 && lvl >= 0 && lvl <= x->log_level);
+}
+
+/* The only modern exchange in flight on `ch`, or NULL. */
+static struct mg_exchange *sole_on_channel(struct mg_gateway *gw, struct mg_channel *ch)
+{
+	struct mg_exchange *only = NULL;
+	for (struct mg_exchange *x = gw->modern; x; x = x->next) {
+		if (x->ch != ch || x->listen)
+			continue;
+		if (only)
+			return NULL;
+		only = x;
+	}
+	return only;
+}
+
+void mg_mcp_upstream_notification(struct mg_gateway *gw, struct mg_channel *ch, json_t *msg)
 {
 	const char *method = json_string_value(json_object_get(msg, "method"));
 	if (!method)
 		return;
 	json_t *params = json_object_get(msg, "params");
+	int lvl = log_level_index(json_string_value(json_object_get(params, "level")));
+	if (ch && ch == gw->up->modern) {
+		/* A modern server relates log messages to a request only by
+		 * timing on stdio; subscription notifications were routed by
+		 * their subscriptionId already. */
+		struct mg_exchange *x = sole_on_channel(gw, ch);
+		if (strcmp(method, "notifications/message") == 0 && x && log_allowed(x, lvl))
+			exchange_push(x, msg);
+		else
+			mg_log_debug("modern upstream notification %s not forwarded", method);
+		return;
+	}
 	if (strcmp(method, "notifications/message") == 0) {
 		struct mg_exchange *x = sole_exchange(gw, NULL);
-		if (x && exchange_push(x, msg))
+		if (x && log_allowed(x, lvl) && exchange_push(x, msg))
 			return;
-		int lvl = log_level_index(json_string_value(json_object_get(params, "level")));
 		for (size_t i = 0; i < gw->nbuckets; i++) {
 			for (struct mg_session *s = gw->buckets[i]; s; s = s->next) {
 				if (s->log_level >= 0 && lvl >= 0 && lvl <= s->log_level)
@@ -704,7 +855,16 @@ static void legacy_initialize(struct mg_gateway *gw, struct mg_http_req *req,
 	const char *version = mg_mcp_legacy_supported(json_string_value(pv)) ? json_string_value(pv)
 	                                                                     : MG_MCP_LATEST_LEGACY;
 	struct mg_upstream *up = gw->up;
-	if (up->cfg->mode == MG_STDIO_SHARED && (!up->ready || !up->shared->init_result)) {
+	/* Shared mode, or a modern-only upstream (bridged): the gateway answers
+	 * from the upstream's own handshake (initialize or server/discover). */
+	bool bridge = up->legacy_unsupported;
+	bool answer_here = up->cfg->mode == MG_STDIO_SHARED || bridge;
+	json_t *ur = NULL, *dr = NULL;
+	if (bridge && up->modern && up->modern->state == MG_CH_READY)
+		dr = up->modern->discover_result;
+	else if (!bridge && up->shared && up->shared->state == MG_CH_READY)
+		ur = up->shared->init_result;
+	if (answer_here && !ur && !dr) {
 		struct mg_http_hdr h[] = { { "Retry-After", "1" } };
 		json_t *e = mg_rpc_error_new(msg->id, MG_RPC_INTERNAL_ERROR,
 		                             "the upstream is not ready yet; retry shortly",
@@ -724,15 +884,25 @@ static void legacy_initialize(struct mg_gateway *gw, struct mg_http_req *req,
 	}
 	s->up = up;
 	snprintf(s->protocol_version, sizeof s->protocol_version, "%s", version);
-	if (up->cfg->mode == MG_STDIO_SHARED) {
-		json_t *ur = up->shared->init_result;
+	if (answer_here) {
+		json_t *src = ur ? ur : dr;
+		json_t *info =
+		    ur ? json_object_get(ur, "serverInfo")
+		       : json_object_get(json_object_get(dr, "_meta"), MG_MCP_META_SERVERINFO);
 		json_t *result =
 		    json_pack("{s:s,s:O,s:O}", "protocolVersion", version, "capabilities",
-		              json_object_get(ur, "capabilities") ?: json_object(), "serverInfo",
-		              json_object_get(ur, "serverInfo") ?: json_object());
-		json_t *instr = json_object_get(ur, "instructions");
+		              json_object_get(src, "capabilities") ?: json_object(), "serverInfo",
+		              info ?: json_object());
+		json_t *instr = json_object_get(src, "instructions");
 		if (json_is_string(instr))
 			json_object_set(result, "instructions", instr);
+		if (bridge) {
+			s->bridged = true;
+			json_t *ci = json_object_get(msg->params, "clientInfo");
+			json_t *cc = json_object_get(msg->params, "capabilities");
+			s->client_info = json_is_object(ci) ? json_incref(ci) : NULL;
+			s->client_caps = json_is_object(cc) ? json_incref(cc) : NULL;
+		}
 		json_t *resp =
 		    json_pack("{s:s,s:O,s:o}", "jsonrpc", "2.0", "id", msg->id, "result", result);
 		struct mg_http_hdr h[4];
@@ -862,7 +1032,11 @@ static void legacy_request(struct mg_gateway *gw, struct mg_http_req *req, struc
 			return;
 		}
 	}
-	exchange_start(gw, req, s, s->ch ? s->ch : gw->up->shared, msg, false);
+	if (s->bridged)
+		exchange_start(gw, req, s, gw->up->modern, msg, false, MG_BRIDGE_TO_MODERN);
+	else
+		exchange_start(gw, req, s, s->ch ? s->ch : gw->up->shared, msg, false,
+		               MG_BRIDGE_NONE);
 }
 
 static void handle_legacy(struct mg_gateway *gw, struct mg_http_req *req, struct mg_rpc_msg *msg,
@@ -934,6 +1108,14 @@ static void handle_legacy(struct mg_gateway *gw, struct mg_http_req *req, struct
 static void modern_discover(struct mg_gateway *gw, struct mg_http_req *req, struct mg_rpc_msg *msg)
 {
 	struct mg_upstream *up = gw->up;
+	if (up->modern && up->modern->state == MG_CH_READY && up->modern->discover_result) {
+		/* The server's own answer; the versions are the gateway's, which
+		 * bridges legacy clients too. */
+		json_t *result = json_deep_copy(up->modern->discover_result);
+		json_object_set_new(result, "supportedVersions", mg_mcp_versions_json());
+		reply_result(gw, req, msg->id, result, true);
+		return;
+	}
 	if (!up->ready || !up->shared || !up->shared->init_result) {
 		struct mg_http_hdr h[] = { { "Retry-After", "1" } };
 		json_t *e = mg_rpc_error_new(msg->id, MG_RPC_INTERNAL_ERROR,
@@ -955,6 +1137,8 @@ static void modern_discover(struct mg_gateway *gw, struct mg_http_req *req, stru
 	json_t *instr = json_object_get(ur, "instructions");
 	if (json_is_string(instr))
 		json_object_set(result, "instructions", instr);
+	json_object_set_new(result, "ttlMs", json_integer(0));
+	json_object_set_new(result, "cacheScope", json_string("private"));
 	reply_result(gw, req, msg->id, result, true);
 }
 
@@ -1087,15 +1271,34 @@ static void handle_modern(struct mg_gateway *gw, struct mg_http_req *req, struct
 		reply_accepted(gw, req);
 		return;
 	}
+	if (strcmp(msg->method, "tools/call") == 0) {
+		/* Mcp-Param-* headers against the body, from the tool's x-mcp-header
+		 * annotations (learned from tools/list answers). */
+		json_t *name = json_object_get(msg->params, "name");
+		json_t *spec = json_is_string(name)
+		                   ? json_object_get(gw->tool_params, json_string_value(name))
+		                   : NULL;
+		if (spec && mg_mcp_params_check(spec, json_object_get(msg->params, "arguments"),
+		                                req_header, req, &rej) < 0) {
+			mg_reply_rpc_error(req, rej.http_status, msg->id, rej.code, rej.message,
+			                   NULL);
+			return;
+		}
+	}
 	if (strcmp(msg->method, "server/discover") == 0) {
 		modern_discover(gw, req, msg);
 		return;
 	}
-	if (strcmp(msg->method, "subscriptions/listen") == 0) {
+	struct mg_upstream *up = gw->up;
+	if (strcmp(msg->method, "subscriptions/listen") == 0 && !up->modern) {
+		/* The gateway holds the subscription for a legacy upstream. */
 		modern_listen(gw, req, msg);
 		return;
 	}
-	exchange_start(gw, req, NULL, gw->up->shared, msg, true);
+	if (up->modern)
+		exchange_start(gw, req, NULL, up->modern, msg, true, MG_BRIDGE_NONE);
+	else
+		exchange_start(gw, req, NULL, up->shared, msg, true, MG_BRIDGE_TO_LEGACY);
 }
 
 /* ---- HTTP methods --------------------------------------------------------------------- */

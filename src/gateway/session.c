@@ -201,6 +201,7 @@ void mg_session_open_get(struct mg_session *s, struct mg_http_req *req, const ch
 	uint64_t seq = s->get.seq;
 	mg_stream_begin(&s->get, s->gw, req, 0, NULL, 0);
 	s->get.seq = seq;
+	mg_stream_prime(&s->get);
 	mg_http_req_on_close(req, on_get_close, s);
 	if (!resume)
 		return;
@@ -236,6 +237,8 @@ static void free_session(struct mg_session *s)
 		event_free(s->idle);
 	json_decref(s->subscriptions);
 	json_decref(s->init_id);
+	json_decref(s->client_info);
+	json_decref(s->client_caps);
 	free(s->identity);
 	free(s);
 }
@@ -317,6 +320,21 @@ void mg_stream_begin(struct mg_stream *st, struct mg_gateway *gw, struct mg_http
 		st->keepalive = event_new(gw->base, -1, EV_PERSIST, on_keepalive, st);
 	struct timeval tv = { .tv_sec = gw->cfg->server.sse_keepalive_secs, .tv_usec = 0 };
 	event_add(st->keepalive, &tv);
+}
+
+void mg_stream_prime(struct mg_stream *st)
+{
+	/* An event with an id and empty data is not dispatched by SSE clients
+	 * but sets their Last-Event-ID, so even a stream cut before its first
+	 * message can be resumed (2025-11-25, SEP-1699). */
+	if (!st->req)
+		return;
+	char ev[96];
+	int n =
+	    snprintf(ev, sizeof ev, "id: %llu_%llu\nretry: %d\ndata: \n\n",
+	             (unsigned long long)st->number, (unsigned long long)st->seq, MG_SSE_RETRY_MS);
+	if (mg_http_stream_send(st->req, ev, (size_t)n) < 0)
+		mg_stream_detach(st);
 }
 
 int mg_stream_send(struct mg_stream *st, const char *json, size_t len)

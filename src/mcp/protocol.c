@@ -81,6 +81,9 @@ long mg_mcp_header_decode(const char *value, char *out, size_t size)
 	    memcmp(value + n - 2, suf, 2) == 0) {
 		const char *b = value + sizeof pre - 1;
 		size_t blen = n - (sizeof pre - 1) - 2;
+		/* Standard base64 with its padding, as the transport page shows. */
+		if (blen % 4 != 0)
+			return -1;
 		long k = mg_base64_decode(b, blen, out, size ? size - 1 : 0);
 		if (k < 0)
 			return -1;
@@ -140,23 +143,8 @@ int mg_mcp_check_modern(const struct mg_rpc_msg *msg, const struct mg_mcp_header
 	if (!ver)
 		return reject(out, 400, MG_RPC_INVALID_PARAMS, NULL,
 		              "params._meta[\"%s\"] is required (a string)", MG_MCP_META_VERSION);
-	if (!modern_supported(ver) && !mg_mcp_legacy_supported(ver)) {
-		json_t *data = json_object();
-		json_object_set_new(data, "supported", mg_mcp_versions_json());
-		json_object_set_new(data, "requested", json_string(ver));
-		return reject(out, 400, MG_RPC_UNSUPPORTED_VERSION, data,
-		              "Unsupported protocol version");
-	}
-	if (!modern_supported(ver)) {
-		/* A legacy version in _meta: that era has no per-request metadata. */
-		json_t *data = json_object();
-		json_object_set_new(data, "supported", mg_mcp_versions_json());
-		json_object_set_new(data, "requested", json_string(ver));
-		return reject(out, 400, MG_RPC_UNSUPPORTED_VERSION, data,
-		              "Unsupported protocol version for per-request metadata (%s needs "
-		              "initialize)",
-		              ver);
-	}
+	/* Header against body first: a mismatch is -32020 even when the body's
+	 * version is one we do not support. */
 	if (!h->protocol_version)
 		return reject(out, 400, MG_RPC_HEADER_MISMATCH, NULL,
 		              "Header mismatch: MCP-Protocol-Version header is required");
@@ -165,6 +153,23 @@ int mg_mcp_check_modern(const struct mg_rpc_msg *msg, const struct mg_mcp_header
 		              "Header mismatch: MCP-Protocol-Version header value '%.40s' does "
 		              "not match body value '%.40s'",
 		              h->protocol_version, ver);
+	if (!modern_supported(ver)) {
+		/* Unknown, or a legacy version: that era has no per-request metadata. */
+		json_t *data = json_object();
+		json_object_set_new(data, "supported", mg_mcp_versions_json());
+		json_object_set_new(data, "requested", json_string(ver));
+		return reject(out, 400, MG_RPC_UNSUPPORTED_VERSION, data,
+		              mg_mcp_legacy_supported(ver)
+		                  ? "Unsupported protocol version for per-request metadata (%s "
+		                    "needs initialize)"
+		                  : "Unsupported protocol version %s",
+		              ver);
+	}
+	json_t *meta = json_object_get(msg->params, "_meta");
+	if (!json_is_object(json_object_get(meta, MG_MCP_META_CLIENTCAPS)))
+		return reject(out, 400, MG_RPC_INVALID_PARAMS, NULL,
+		              "params._meta[\"%s\"] is required (an object)",
+		              MG_MCP_META_CLIENTCAPS);
 	if (msg->kind != MG_RPC_REQUEST)
 		return 0;
 	if (!h->method)

@@ -21,6 +21,7 @@
 #define MG_MCP_META_CLIENTCAPS   "io.modelcontextprotocol/clientCapabilities"
 #define MG_MCP_META_SERVERINFO   "io.modelcontextprotocol/serverInfo"
 #define MG_MCP_META_SUBSCRIPTION "io.modelcontextprotocol/subscriptionId"
+#define MG_MCP_META_LOGLEVEL     "io.modelcontextprotocol/logLevel"
 
 /* Legacy versions served on the Streamable HTTP endpoint, newest first,
  * NULL-terminated. */

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "mcp/jsonrpc.h"
+#include "mcp/protocol.h"
 #include "util/log.h"
 
 #define MIN_BUCKETS 64
@@ -80,6 +81,7 @@ struct mg_call *mg_channel_find(struct mg_channel *ch, int64_t up_id)
 }
 
 static void on_init_reply(struct mg_call *call, json_t *msg, void *arg);
+static void flush_queue(struct mg_channel *ch);
 
 void mg_channel_init(struct mg_channel *ch, const struct mg_channel_ops *ops,
                      const struct mg_channel_hooks *hooks, json_t *init_params, size_t max_depth,
@@ -149,7 +151,8 @@ void mg_channel_deinit(struct mg_channel *ch)
 	ch->nbuckets = 0;
 	json_decref(ch->init_params);
 	json_decref(ch->init_result);
-	ch->init_params = ch->init_result = NULL;
+	json_decref(ch->discover_result);
+	ch->init_params = ch->init_result = ch->discover_result = NULL;
 }
 
 static int transmit(struct mg_channel *ch, json_t *msg)
@@ -163,9 +166,9 @@ static int transmit(struct mg_channel *ch, json_t *msg)
 	return rc;
 }
 
-void mg_channel_connected(struct mg_channel *ch)
+static void send_initialize(struct mg_channel *ch)
 {
-	ch->state = MG_CH_INITIALIZING;
+	ch->probing = false;
 	memset(&ch->init_call, 0, sizeof ch->init_call);
 	ch->init_call.on_reply = on_init_reply;
 	ch->init_call.arg = ch;
@@ -182,6 +185,75 @@ void mg_channel_connected(struct mg_channel *ch)
 	}
 	ch->init_call.sent = true;
 	json_decref(req);
+}
+
+static void on_probe_reply(struct mg_call *call, json_t *msg, void *arg)
+{
+	struct mg_channel *ch = arg;
+	(void)call;
+	ch->probing = false;
+	json_t *result = json_object_get(msg, "result");
+	json_t *versions = json_object_get(result, "supportedVersions");
+	bool modern = false;
+	size_t i;
+	json_t *v;
+	json_array_foreach(versions, i, v)
+	{
+		if (json_is_string(v) && strcmp(json_string_value(v), MG_MCP_MODERN_VERSION) == 0)
+			modern = true;
+	}
+	if (!modern) {
+		/* Any error (or a discover without our version): a legacy server,
+		 * which the probe did not disturb. */
+		mg_log_debug("%s: server/discover failed; speaking the legacy protocol", ch->name);
+		send_initialize(ch);
+		return;
+	}
+	json_decref(ch->discover_result);
+	ch->discover_result = json_incref(result);
+	ch->modern = true;
+	ch->state = MG_CH_READY;
+	if (ch->hooks.on_ready)
+		ch->hooks.on_ready(ch, result, ch->hooks.arg);
+	flush_queue(ch);
+}
+
+void mg_channel_connected(struct mg_channel *ch)
+{
+	ch->state = MG_CH_INITIALIZING;
+	ch->modern = false;
+	if (!ch->probe) {
+		send_initialize(ch);
+		return;
+	}
+	memset(&ch->init_call, 0, sizeof ch->init_call);
+	ch->init_call.on_reply = on_probe_reply;
+	ch->init_call.arg = ch;
+	ch->init_call.ch = ch;
+	ch->init_call.up_id = ch->next_id++;
+	ch->probing = true;
+	json_t *req =
+	    json_pack("{s:s,s:I,s:s,s:{s:{s:s,s:{s:s,s:s},s:{}}}}", "jsonrpc", "2.0", "id",
+	              (json_int_t)ch->init_call.up_id, "method", "server/discover", "params",
+	              "_meta", MG_MCP_META_VERSION, MG_MCP_MODERN_VERSION, MG_MCP_META_CLIENTINFO,
+	              "name", "mcp-guard", "version", "probe", MG_MCP_META_CLIENTCAPS);
+	if (!req || reg(ch, &ch->init_call) < 0 || transmit(ch, req) < 0) {
+		json_decref(req);
+		unreg(ch, &ch->init_call);
+		mg_channel_lost(ch, "cannot send server/discover", false);
+		return;
+	}
+	ch->init_call.sent = true;
+	json_decref(req);
+}
+
+void mg_channel_probe_timeout(struct mg_channel *ch)
+{
+	if (!ch->probing || ch->state != MG_CH_INITIALIZING)
+		return;
+	mg_log_debug("%s: no answer to server/discover; speaking the legacy protocol", ch->name);
+	unreg(ch, &ch->init_call);
+	send_initialize(ch);
 }
 
 static void flush_queue(struct mg_channel *ch)
@@ -377,6 +449,20 @@ void mg_channel_receive(struct mg_channel *ch, const char *text, size_t len)
 			if (c && c->progress && c->on_progress)
 				c->on_progress(c, msg.root, c->arg);
 			break;
+		}
+		{
+			/* Modern: a subscription's notifications name the listen request. */
+			json_t *meta = json_object_get(msg.params, "_meta");
+			json_t *sub = json_is_object(meta)
+			                  ? json_object_get(meta, MG_MCP_META_SUBSCRIPTION)
+			                  : NULL;
+			struct mg_call *c = json_is_integer(sub)
+			                        ? mg_channel_find(ch, json_integer_value(sub))
+			                        : NULL;
+			if (c && c->on_progress) {
+				c->on_progress(c, msg.root, c->arg);
+				break;
+			}
 		}
 		if (ch->hooks.on_notification)
 			ch->hooks.on_notification(ch, msg.root, ch->hooks.arg);

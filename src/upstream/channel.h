@@ -29,8 +29,10 @@ struct mg_call;
 /* The reply (a whole response or error object, borrowed). The call is
  * already unregistered when this runs. */
 typedef void (*mg_call_reply_fn)(struct mg_call *call, json_t *msg, void *arg);
-/* A notifications/progress message for the call (params still carry the
- * minted token; the owner restores its own). */
+/* A notification that belongs to the call: notifications/progress for its
+ * token, or (modern upstreams) a notification whose
+ * _meta["io.modelcontextprotocol/subscriptionId"] is the call's id. The
+ * message still carries the minted value; the owner restores its own. */
 typedef void (*mg_call_progress_fn)(struct mg_call *call, json_t *msg, void *arg);
 
 /* One request in flight. Allocated by the caller (usually embedded in its
@@ -53,7 +55,7 @@ struct mg_call {
 
 enum mg_channel_state {
 	MG_CH_DOWN,         /* no transport (starting, restarting or stopped) */
-	MG_CH_INITIALIZING, /* transport up, handshake in progress */
+	MG_CH_INITIALIZING, /* transport up, probe or handshake in progress */
 	MG_CH_READY,
 	MG_CH_CLOSED, /* stopped for good */
 };
@@ -90,8 +92,12 @@ struct mg_channel {
 	size_t qlen;
 	size_t max_queue;
 	size_t max_depth;
-	json_t *init_params; /* what the handshake sends (owned) */
-	json_t *init_result; /* last successful initialize result (owned) */
+	json_t *init_params;     /* what the handshake sends (owned) */
+	json_t *init_result;     /* last successful initialize result (owned) */
+	bool probe;              /* start with server/discover (spec's stdio era probe) */
+	bool probing;            /* the probe is in flight */
+	bool modern;             /* the probe succeeded: this conversation is 2026-07-28 */
+	json_t *discover_result; /* the probe's DiscoverResult (owned) */
 	struct mg_call init_call;
 	uint64_t requests, errors; /* counters for health and metrics */
 };
@@ -105,8 +111,15 @@ void mg_channel_init(struct mg_channel *ch, const struct mg_channel_ops *ops,
 /* Fails every call and releases memory (the transport is already gone). */
 void mg_channel_deinit(struct mg_channel *ch);
 
-/* The transport is connected: send initialize. */
+/* The transport is connected: probe with server/discover when `probe` is
+ * set (a DiscoverResult supporting 2026-07-28 makes the channel modern and
+ * ready; any error means legacy and initialize follows on the same
+ * transport), else send initialize. */
 void mg_channel_connected(struct mg_channel *ch);
+
+/* The probe got no answer in time: treat the server as legacy and send
+ * initialize (the spec's "does not respond within a reasonable timeout"). */
+void mg_channel_probe_timeout(struct mg_channel *ch);
 
 /* The transport is gone: every registered or queued call gets an error
  * reply (-32603, `reason`), state becomes DOWN (or CLOSED when `final`). */

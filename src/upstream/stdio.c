@@ -30,6 +30,7 @@
 #define STOP_GRACE_MS     2000
 #define STABLE_SECS       30
 #define MAX_QUEUE         4096
+#define PROBE_TIMEOUT_MS  5000
 
 struct stdio_upstream;
 
@@ -40,6 +41,7 @@ struct stdio_chan {
 	struct mg_process *proc;
 	struct bufferevent *in, *out, *err;
 	struct event *restart_timer;
+	struct event *probe_timer;
 	unsigned restarts;
 	time_t started;
 	bool dedicated;
@@ -55,6 +57,7 @@ struct stdio_upstream {
 };
 
 static void chan_spawn(struct stdio_chan *c);
+static void chan_close(struct stdio_chan *c);
 
 static struct stdio_upstream *sup(struct mg_upstream *up)
 {
@@ -214,6 +217,8 @@ static void chan_free(struct stdio_chan *c)
 	close_pipes(c);
 	if (c->restart_timer)
 		event_free(c->restart_timer);
+	if (c->probe_timer)
+		event_free(c->probe_timer);
 	mg_channel_deinit(&c->ch);
 	if (c->prev)
 		c->prev->next = c->next;
@@ -226,6 +231,10 @@ static void chan_free(struct stdio_chan *c)
 		u->base.dedicated--;
 	if (u->base.shared == &c->ch)
 		u->base.shared = NULL;
+	if (u->base.modern == &c->ch)
+		u->base.modern = NULL;
+	if (u->base.primary == &c->ch)
+		u->base.primary = NULL;
 	free(c);
 }
 
@@ -234,6 +243,14 @@ static void on_restart_timer(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	chan_spawn(arg);
+}
+
+static void on_probe_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct stdio_chan *c = arg;
+	(void)fd;
+	(void)what;
+	mg_channel_probe_timeout(&c->ch);
 }
 
 static void on_process_exit(struct mg_process *p, int status, void *arg)
@@ -313,10 +330,15 @@ static void chan_spawn(struct stdio_chan *c)
 	bufferevent_enable(c->err, EV_READ);
 	mg_log_debug("%s: started", c->ch.name);
 	mg_channel_connected(&c->ch);
+	if (c->ch.probing && c->probe_timer) {
+		struct timeval tv = { .tv_sec = PROBE_TIMEOUT_MS / 1000,
+			              .tv_usec = (PROBE_TIMEOUT_MS % 1000) * 1000 };
+		evtimer_add(c->probe_timer, &tv);
+	}
 }
 
 static struct stdio_chan *chan_new(struct stdio_upstream *u, json_t *init_params,
-                                   const struct mg_channel_hooks *hooks, bool dedicated)
+                                   const struct mg_channel_hooks *hooks, bool dedicated, bool probe)
 {
 	struct stdio_chan *c = calloc(1, sizeof *c);
 	if (!c) {
@@ -328,6 +350,9 @@ static struct stdio_chan *chan_new(struct stdio_upstream *u, json_t *init_params
 	c->up = u;
 	c->dedicated = dedicated;
 	c->restart_timer = evtimer_new(u->base.base, on_restart_timer, c);
+	c->ch.probe = probe;
+	if (probe)
+		c->probe_timer = evtimer_new(u->base.base, on_probe_timer, c);
 	c->next = u->chans;
 	if (u->chans)
 		u->chans->prev = c;
@@ -338,47 +363,103 @@ static struct stdio_chan *chan_new(struct stdio_upstream *u, json_t *init_params
 	return c;
 }
 
-/* ---- the shared channel's hooks ------------------------------------------------- */
+/* ---- the upstream's own channels (primary, shared, modern) -------------------------- */
 
-static void shared_ready(struct mg_channel *ch, json_t *result, void *arg)
+static void update_ready(struct mg_upstream *up)
 {
-	struct mg_upstream *up = arg;
-	(void)ch;
-	json_t *info = json_object_get(result, "serverInfo");
-	mg_log_info("upstream %s ready: %s %s, protocol %s", up->cfg->name,
-	            json_string_value(json_object_get(info, "name")) ?: "?",
-	            json_string_value(json_object_get(info, "version")) ?: "?",
-	            json_string_value(json_object_get(result, "protocolVersion")));
-	up->ready = true;
-	up->ever_ready = true;
-	up->last_error[0] = '\0';
-	if (up->hooks.on_state)
+	bool was = up->ready;
+	up->ready = (up->shared && up->shared->state == MG_CH_READY) ||
+	            (up->modern && up->modern->state == MG_CH_READY);
+	if (up->ready) {
+		up->ever_ready = true;
+		up->last_error[0] = '\0';
+	}
+	if (was != up->ready && up->hooks.on_state)
 		up->hooks.on_state(up, up->hooks.arg);
 }
 
-static void shared_down(struct mg_channel *ch, const char *reason, void *arg)
+static void own_ready(struct mg_channel *ch, json_t *result, void *arg);
+static void own_down(struct mg_channel *ch, const char *reason, void *arg);
+static void own_notification(struct mg_channel *ch, json_t *msg, void *arg);
+static void own_request(struct mg_channel *ch, json_t *msg, void *arg);
+
+static struct stdio_chan *own_chan(struct mg_upstream *up, bool probe)
+{
+	struct mg_channel_hooks h = { .on_ready = own_ready,
+		                      .on_down = own_down,
+		                      .on_notification = own_notification,
+		                      .on_request = own_request,
+		                      .arg = up };
+	return chan_new(sup(up), mg_upstream_gateway_init_params(), &h, false, probe);
+}
+
+static void own_ready(struct mg_channel *ch, json_t *result, void *arg)
 {
 	struct mg_upstream *up = arg;
-	(void)ch;
+	struct stdio_chan *c = (struct stdio_chan *)ch;
+	if (c->probe_timer)
+		evtimer_del(c->probe_timer);
+	if (ch->modern) {
+		json_t *info =
+		    json_object_get(json_object_get(result, "_meta"), MG_MCP_META_SERVERINFO);
+		mg_log_info("upstream %s ready: %s %s, protocol %s", up->cfg->name,
+		            json_string_value(json_object_get(info, "name")) ?: "?",
+		            json_string_value(json_object_get(info, "version")) ?: "?",
+		            MG_MCP_MODERN_VERSION);
+		up->modern = ch;
+		if (up->shared == ch)
+			up->shared = NULL;
+		if (!up->shared && !up->legacy_unsupported) {
+			/* A dual-era server pins a process to the era of its first
+			 * message: legacy sessions need a process of their own. */
+			struct stdio_chan *l = own_chan(up, false);
+			if (l) {
+				up->shared = &l->ch;
+				chan_spawn(l);
+			}
+		}
+	} else {
+		json_t *info = json_object_get(result, "serverInfo");
+		mg_log_info("upstream %s ready: %s %s, protocol %s", up->cfg->name,
+		            json_string_value(json_object_get(info, "name")) ?: "?",
+		            json_string_value(json_object_get(info, "version")) ?: "?",
+		            json_string_value(json_object_get(result, "protocolVersion")));
+		up->shared = ch;
+	}
+	update_ready(up);
+}
+
+static void own_down(struct mg_channel *ch, const char *reason, void *arg)
+{
+	struct mg_upstream *up = arg;
+	struct stdio_chan *c = (struct stdio_chan *)ch;
 	if (reason && !up->last_error[0])
 		snprintf(up->last_error, sizeof up->last_error, "%s", reason);
-	bool was = up->ready;
-	up->ready = false;
-	if (was && up->hooks.on_state)
-		up->hooks.on_state(up, up->hooks.arg);
+	if (ch == up->shared && !ch->modern && c->in && up->modern && !c->closing) {
+		/* The process is alive but refused initialize while its sibling
+		 * speaks 2026-07-28: a modern-only server. Legacy clients are
+		 * then bridged through the modern channel. */
+		mg_log_info("upstream %s speaks only %s; legacy clients are bridged", up->cfg->name,
+		            MG_MCP_MODERN_VERSION);
+		up->legacy_unsupported = true;
+		up->shared = NULL;
+		up->last_error[0] = '\0';
+		chan_close(c);
+	}
+	update_ready(up);
 }
 
-static void shared_notification(struct mg_channel *ch, json_t *msg, void *arg)
+static void own_notification(struct mg_channel *ch, json_t *msg, void *arg)
 {
 	struct mg_upstream *up = arg;
-	(void)ch;
 	if (up->hooks.on_notification)
-		up->hooks.on_notification(up, msg, up->hooks.arg);
+		up->hooks.on_notification(up, ch, msg, up->hooks.arg);
 }
 
-/* Shared channels do not advertise client capabilities, so a server→client
- * request here cannot be delivered to anyone: answer it. */
-static void shared_request(struct mg_channel *ch, json_t *msg, void *arg)
+/* The upstream's own channels do not advertise client capabilities (and a
+ * modern server does not send requests at all), so a server→client request
+ * here cannot be delivered to anyone: answer it. */
+static void own_request(struct mg_channel *ch, json_t *msg, void *arg)
 {
 	(void)arg;
 	json_t *e =
@@ -394,18 +475,12 @@ static void shared_request(struct mg_channel *ch, json_t *msg, void *arg)
 
 static int stdio_start(struct mg_upstream *up, char *err, size_t err_size)
 {
-	struct stdio_upstream *u = sup(up);
-	struct mg_channel_hooks h = { .on_ready = shared_ready,
-		                      .on_down = shared_down,
-		                      .on_notification = shared_notification,
-		                      .on_request = shared_request,
-		                      .arg = up };
-	struct stdio_chan *c = chan_new(u, mg_upstream_gateway_init_params(), &h, false);
+	struct stdio_chan *c = own_chan(up, up->cfg->protocol == MG_PROTOCOL_AUTO);
 	if (!c) {
 		snprintf(err, err_size, "out of memory");
 		return -1;
 	}
-	up->shared = &c->ch;
+	up->primary = &c->ch;
 	chan_spawn(c);
 	if (!c->proc && c->restarts == 1) {
 		/* The first spawn failed outright: report it, keep retrying. */
@@ -426,7 +501,7 @@ static struct mg_channel *stdio_open(struct mg_upstream *up, json_t *init_params
 		         up->cfg->name, (long long)up->cfg->max_processes);
 		return NULL;
 	}
-	struct stdio_chan *c = chan_new(u, init_params, hooks, true);
+	struct stdio_chan *c = chan_new(u, init_params, hooks, true, false);
 	if (!c) {
 		snprintf(err, err_size, "out of memory");
 		return NULL;
@@ -473,10 +548,17 @@ static void stdio_health(struct mg_upstream *up, json_t *out)
 	struct stdio_upstream *u = sup(up);
 	json_object_set_new(out, "processes", json_integer((json_int_t)u->nchans));
 	json_object_set_new(out, "sessions_processes", json_integer((json_int_t)up->dedicated));
-	if (up->shared) {
-		struct stdio_chan *c = (struct stdio_chan *)up->shared;
+	struct mg_channel *main_ch = up->shared ? up->shared : up->primary;
+	if (main_ch) {
+		struct stdio_chan *c = (struct stdio_chan *)main_ch;
 		if (c->proc)
 			json_object_set_new(out, "pid", json_integer(mg_process_pid(c->proc)));
+	}
+	if (up->modern && up->modern != main_ch) {
+		struct stdio_chan *c = (struct stdio_chan *)up->modern;
+		if (c->proc)
+			json_object_set_new(out, "modern_pid",
+			                    json_integer(mg_process_pid(c->proc)));
 	}
 }
 
@@ -538,10 +620,21 @@ struct mg_upstream *mg_upstream_stdio_new(struct event_base *base,
 json_t *mg_upstream_health(struct mg_upstream *up)
 {
 	const char *status = up->ready ? "up" : up->ever_ready ? "down" : "starting";
-	json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:I}", "name", up->cfg->name, "transport",
+	const char *eras = up->modern && up->shared ? "dual"
+	                   : up->modern             ? "modern"
+	                   : up->shared             ? "legacy"
+	                                            : "unknown";
+	json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I}", "name", up->cfg->name, "transport",
 	                      mg_transport_name(up->cfg->transport), "mode",
-	                      mg_stdio_mode_name(up->cfg->mode), "status", status, "restarts",
-	                      (json_int_t)up->restarts);
+	                      mg_stdio_mode_name(up->cfg->mode), "status", status, "eras", eras,
+	                      "restarts", (json_int_t)up->restarts);
+	if (up->modern && up->modern->discover_result && !(up->shared && up->shared->init_result)) {
+		json_t *info = json_object_get(
+		    json_object_get(up->modern->discover_result, "_meta"), MG_MCP_META_SERVERINFO);
+		if (info)
+			json_object_set(o, "server", info);
+		json_object_set_new(o, "protocol_version", json_string(MG_MCP_MODERN_VERSION));
+	}
 	if (up->shared && up->shared->init_result) {
 		json_t *info = json_object_get(up->shared->init_result, "serverInfo");
 		if (info)

@@ -2,12 +2,17 @@
  * upstream.h - an upstream MCP server as the gateway sees it.
  *
  * Every transport (stdio today; Streamable HTTP and legacy SSE later) fills
- * `struct mg_upstream_ops`. An upstream always has one *shared* channel,
- * initialized by the gateway itself: it serves every session in `shared`
- * mode, and stateless (2026-07-28) requests in every mode. In
- * `per_session` mode each client session also gets a *dedicated* channel
- * (its own process), initialized with the client's own initialize params so
- * sampling, elicitation, roots and logging reach that client.
+ * `struct mg_upstream_ops`. An upstream's first channel is probed with
+ * server/discover (unless `protocol = "legacy"`): a legacy server answers
+ * with an error and is initialized on the same process, becoming the
+ * *shared* channel; a server that supports 2026-07-28 becomes the *modern*
+ * channel, and a second process is initialized for legacy sessions. The
+ * shared channel serves every session in `shared` mode; modern requests go
+ * to the modern channel when there is one and are bridged through the
+ * shared channel otherwise. In `per_session` mode each legacy session also
+ * gets a *dedicated* channel (its own process), initialized with the
+ * client's own initialize params so sampling, elicitation, roots and
+ * logging reach that client.
  */
 #ifndef MG_UPSTREAM_UPSTREAM_H
 #define MG_UPSTREAM_UPSTREAM_H
@@ -22,10 +27,12 @@
 struct mg_upstream;
 
 struct mg_upstream_hooks {
-	/* The shared channel became ready or went down. */
+	/* A channel of the upstream became ready or went down. */
 	void (*on_state)(struct mg_upstream *up, void *arg);
-	/* A notification from the shared channel (list_changed, message, ...). */
-	void (*on_notification)(struct mg_upstream *up, json_t *msg, void *arg);
+	/* A notification from the shared or the modern channel (`ch` says
+	 * which) that no call claimed: list_changed, message, ... */
+	void (*on_notification)(struct mg_upstream *up, struct mg_channel *ch, json_t *msg,
+	                        void *arg);
 	void *arg;
 };
 
@@ -56,8 +63,11 @@ struct mg_upstream {
 	const struct mg_upstream_config *cfg; /* borrowed; outlives the upstream */
 	struct event_base *base;
 	struct mg_upstream_hooks hooks;
-	struct mg_channel *shared;
-	bool ready; /* the shared channel completed its handshake and is up */
+	struct mg_channel *primary; /* the first channel, probed */
+	struct mg_channel *shared;  /* legacy conversation (initialize), or NULL */
+	struct mg_channel *modern;  /* 2026-07-28 conversation, or NULL */
+	bool legacy_unsupported;    /* the server refused initialize: modern only */
+	bool ready;                 /* a channel completed its handshake and is up */
 	bool ever_ready;
 	char last_error[320];
 	size_t max_depth;

@@ -200,8 +200,9 @@ static void test_sse_decoder_rules(void **state)
 static json_t *modern_msg(const char *method, const char *name_key, const char *name,
                           struct mg_rpc_msg *m)
 {
-	json_t *root = json_pack("{s:s,s:i,s:s,s:{s:{s:s}}}", "jsonrpc", "2.0", "id", 1, "method",
-	                         method, "params", "_meta", MG_MCP_META_VERSION, "2026-07-28");
+	json_t *root =
+	    json_pack("{s:s,s:i,s:s,s:{s:{s:s,s:{}}}}", "jsonrpc", "2.0", "id", 1, "method", method,
+	              "params", "_meta", MG_MCP_META_VERSION, "2026-07-28", MG_MCP_META_CLIENTCAPS);
 	if (name_key)
 		json_object_set_new(json_object_get(root, "params"), name_key, json_string(name));
 	struct mg_rpc_fail f;
