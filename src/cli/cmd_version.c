@@ -17,7 +17,20 @@ static const char *const features[] = {
 	"config:toml",
 	"config:yaml",
 	"config:env-overrides",
-	"keys:api-key-hash",
+	"mcp:2025-03-26",
+	"mcp:2025-06-18",
+	"mcp:2025-11-25",
+	"mcp:2026-07-28",
+	"mcp:era-bridging",
+	"client:streamable-http",
+	"upstream:stdio",
+	"upstream:per-session",
+	"auth:api-key",
+	"auth:jwt-hmac",
+	"auth:jwt-jwks",
+	"auth:mtls",
+	"tls",
+	"reload:sighup",
 };
 
 int mg_cmd_version(struct mg_cli *cli)

@@ -201,6 +201,9 @@ static const struct mg_field jwt_fields[] = {
 	MAPS(S, scope_tool_mapping, "scope_tool_mapping",
 	     "{ \"mcp:read\" = [\"get_*\"], \"mcp:admin\" = [\"*\"] }",
 	     "Scope → tools it grants (globs)."),
+	STRS(S, required_scopes, "required_scopes", 0, "[\"mcp:use\"]",
+	     "Scopes every token must carry; a valid token without them gets 403 "
+	     "insufficient_scope."),
 };
 #undef S
 static const struct mg_section jwt_section = {

@@ -18,9 +18,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "auth/auth.h"
 #include "build-info.h"
 #include "config/checks.h"
 #include "gateway/internal.h"
+#include "http/client.h"
 #include "upstream/process.h"
 #include "util/log.h"
 
@@ -105,6 +107,21 @@ static void handle_ready(struct mg_gateway *gw, struct mg_http_req *req)
 	json_decref(o);
 }
 
+/* RFC 9728 protected resource metadata (public: any origin may read it). */
+static void handle_resource_metadata(struct mg_gateway *gw, struct mg_http_req *req)
+{
+	json_t *m = mg_auth_resource_metadata(gw->auth);
+	if (!m) {
+		mg_reply_rpc_error(req, 404, NULL, MG_RPC_INVALID_REQUEST,
+		                   "Not Found: no OAuth-style authentication is configured", NULL);
+		return;
+	}
+	struct mg_http_hdr h[] = { { "Access-Control-Allow-Origin", "*" },
+		                   { "Cache-Control", "max-age=300" } };
+	mg_reply_json(req, 200, m, h, 2);
+	json_decref(m);
+}
+
 static void on_request(struct mg_http_req *req, void *arg)
 {
 	struct mg_gateway *gw = arg;
@@ -113,6 +130,11 @@ static void on_request(struct mg_http_req *req, void *arg)
 	bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
 	if (strcmp(path, gw->cfg->server.mcp_path) == 0) {
 		mg_mcp_handle(gw, req);
+		return;
+	}
+	if (get && strncmp(path, "/.well-known/oauth-protected-resource", 37) == 0 &&
+	    (path[37] == '\0' || strcmp(path + 37, gw->cfg->server.mcp_path) == 0)) {
+		handle_resource_metadata(gw, req);
 		return;
 	}
 	if (get && strcmp(path, "/health") == 0) {
@@ -237,6 +259,59 @@ static void begin_shutdown(struct mg_gateway *gw, const char *why)
 	schedule_step(gw, 0);
 }
 
+/* SIGHUP: re-read the file; swap in new authentication (keys, JWT settings)
+ * and TLS certificates atomically. Requests in flight keep the context they
+ * started with. A bad file changes nothing. Listener, upstream and limits
+ * need a restart. */
+static void reload(struct mg_gateway *gw)
+{
+	extern char **environ;
+	struct mg_diag diag = { 0 };
+	mg_log_info("SIGHUP: reloading %s", gw->cfg->source);
+	struct mg_config *cfg = mg_config_load(gw->cfg->source, MG_CONFIG_AUTO, environ, &diag);
+	for (size_t i = 0; i < diag.n; i++) {
+		const struct mg_diag_entry *e = &diag.v[i];
+		mg_log(e->warning ? MG_LOG_WARN : MG_LOG_ERROR, "reload: %s:%u:%u: %s%s%s", e->file,
+		       e->line, e->col, e->path, e->path[0] ? ": " : "", e->msg);
+	}
+	mg_diag_free(&diag);
+	if (!cfg) {
+		mg_log_error("reload failed: keeping the current configuration");
+		return;
+	}
+	char err[400];
+	struct mg_auth *na = mg_auth_new(gw->base, cfg, gw->fetcher, err, sizeof err);
+	if (!na) {
+		mg_log_error("reload failed: %s; keeping the current configuration", err);
+		mg_config_free(cfg);
+		return;
+	}
+	mg_auth_own_config(na, cfg);
+	if (!mg_auth_enabled(na) && !gw->loopback) {
+		mg_log_error("reload refused: no authentication on a non-loopback listener");
+		mg_auth_unref(na);
+		return;
+	}
+	SSL_CTX *tls = NULL;
+	if (cfg->server.tls.enabled != gw->cfg->server.tls.enabled) {
+		mg_log_warn("reload: server.tls.enabled changed; that needs a restart");
+	} else if (cfg->server.tls.enabled) {
+		tls = mg_tls_server_ctx(&cfg->server.tls, err, sizeof err);
+		if (!tls) {
+			mg_log_error("reload failed: %s; keeping the current configuration", err);
+			mg_auth_unref(na);
+			return;
+		}
+		mg_http_server_set_tls(gw->http, tls);
+		SSL_CTX_free(tls);
+	}
+	mg_auth_unref(gw->auth);
+	gw->auth = na;
+	mg_log_info("reloaded: authentication%s updated; listener, upstream and limit changes "
+	            "apply after a restart",
+	            tls ? " and TLS certificates" : "");
+}
+
 static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
 	struct mg_gateway *gw = arg;
@@ -246,8 +321,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	if (sig == SIGHUP) {
-		mg_log_warn("SIGHUP: configuration reload is not available in this build; "
-		            "restart to apply changes");
+		reload(gw);
 		return;
 	}
 	begin_shutdown(gw, sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -292,6 +366,8 @@ static void teardown(struct mg_gateway *gw)
 		if (sigs[i])
 			event_free(sigs[i]);
 	}
+	mg_auth_unref(gw->auth);
+	mg_fetcher_free(gw->fetcher);
 	json_decref(gw->resource_refs);
 	json_decref(gw->tool_params);
 	free(gw->buckets);
@@ -306,24 +382,7 @@ int mg_gateway_run(const struct mg_config *cfg)
 	enum mg_log_level lvl = (enum mg_log_level)cfg->server.log_level;
 	if (mg_log_get_level() < lvl)
 		mg_log_set_level(lvl);
-	bool any_auth = cfg->auth.n_api_keys || cfg->auth.jwt.present || cfg->auth.oauth.present ||
-	                cfg->auth.mtls.enabled;
-	if (any_auth) {
-		mg_log_error("authentication is configured, but this build cannot enforce it yet "
-		             "([auth] providers land with the authentication issue); refusing to "
-		             "start rather than run unprotected");
-		return 3;
-	}
-	if (!mg_host_is_loopback(cfg->server.host)) {
-		mg_log_error("no authentication is configured: refusing to listen on %s (only "
-		             "loopback addresses may run without authentication)",
-		             cfg->server.host);
-		return 3;
-	}
-	mg_log_warn("no authentication is configured: anyone who can reach %s:%lld can use "
-	            "the upstream; this is allowed only on loopback",
-	            cfg->server.host, (long long)cfg->server.port);
-	gw.loopback = true;
+	gw.loopback = mg_host_is_loopback(cfg->server.host);
 	gw.base = event_base_new();
 	gw.resource_refs = json_object();
 	gw.tool_params = json_object();
@@ -332,6 +391,34 @@ int mg_gateway_run(const struct mg_config *cfg)
 		goto out;
 	}
 	gw.shutdown_timer = evtimer_new(gw.base, shutdown_step, &gw);
+	gw.fetcher = mg_fetcher_new(gw.base);
+	char aerr[400];
+	gw.auth = mg_auth_new(gw.base, cfg, gw.fetcher, aerr, sizeof aerr);
+	if (!gw.auth) {
+		mg_log_error("authentication: %s", aerr);
+		goto out;
+	}
+	if (!mg_auth_enabled(gw.auth)) {
+		if (!gw.loopback) {
+			mg_log_error(
+			    "no authentication is configured: refusing to listen on %s (only "
+			    "loopback addresses may run without authentication; add "
+			    "[[auth.api_keys]] or another provider)",
+			    cfg->server.host);
+			goto out;
+		}
+		mg_log_warn("no authentication is configured: anyone who can reach %s:%lld can use "
+		            "the upstream; this is allowed only on loopback",
+		            cfg->server.host, (long long)cfg->server.port);
+	}
+	SSL_CTX *tls = NULL;
+	if (cfg->server.tls.enabled) {
+		tls = mg_tls_server_ctx(&cfg->server.tls, aerr, sizeof aerr);
+		if (!tls) {
+			mg_log_error("TLS: %s", aerr);
+			goto out;
+		}
+	}
 	const struct mg_upstream_config *ups;
 	size_t nups = mg_config_upstreams(cfg, &ups);
 	if (nups != 1) {
@@ -362,16 +449,20 @@ int mg_gateway_run(const struct mg_config *cfg)
 		.max_body_bytes = (size_t)cfg->server.max_body_bytes,
 		.idle_timeout_secs = (int)cfg->server.idle_timeout_secs,
 		.max_output_bytes = MG_MAX_CLIENT_OUTPUT,
+		.tls = tls,
 		.on_request = on_request,
 		.error_body = error_body,
 		.arg = &gw,
 	};
 	gw.http = mg_http_server_new(gw.base, &o, err, sizeof err);
+	if (tls)
+		SSL_CTX_free(tls); /* the server holds its own reference */
 	if (!gw.http) {
 		mg_log_error("%s", err);
 		goto out;
 	}
-	mg_log_info("mcp-guard %s listening on http://%s%s%s:%d%s (upstream %s: %s)", MG_VERSION,
+	mg_log_info("mcp-guard %s listening on %s://%s%s%s:%d%s (upstream %s: %s)", MG_VERSION,
+	            cfg->server.tls.enabled ? "https" : "http",
 	            strchr(cfg->server.host, ':') ? "[" : "", cfg->server.host,
 	            strchr(cfg->server.host, ':') ? "]" : "", mg_http_server_port(gw.http),
 	            cfg->server.mcp_path, ups[0].name, mg_stdio_mode_name(ups[0].mode));

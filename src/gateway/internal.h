@@ -116,7 +116,10 @@ struct mg_gateway {
 	struct event_base *base;
 	const struct mg_config *cfg;
 	struct mg_http_server *http;
-	struct mg_upstream *up; /* the (single) upstream of this build */
+	struct mg_upstream *up;     /* the (single) upstream of this build */
+	struct mg_auth *auth;       /* current auth context (swapped on SIGHUP) */
+	struct mg_fetcher *fetcher; /* outgoing HTTP (JWKS) */
+	struct mg_config *reloaded; /* configuration loaded by the last SIGHUP */
 	struct mg_session **buckets;
 	size_t nbuckets, nsessions;
 	struct mg_exchange *modern; /* modern exchanges in flight */

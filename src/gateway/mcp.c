@@ -22,7 +22,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
+#include "auth/auth.h"
 #include "gateway/internal.h"
 #include "mcp/params.h"
 #include "util/log.h"
@@ -192,13 +194,135 @@ static void cors_headers(struct mg_gateway *gw, struct mg_http_req *req, struct 
 		                          "Mcp-Session-Id, WWW-Authenticate, Retry-After" };
 }
 
-/* ACCESS phase. Until authentication providers exist every caller is the
- * same local identity; `run` refuses non-loopback listeners without auth. */
-static const char *authenticate_or_reply(struct mg_gateway *gw, struct mg_http_req *req)
+/* ---- ACCESS: authentication ------------------------------------------------------ */
+
+/* Tokens in URLs end up in logs, proxies and browser history: refuse them
+ * (RFC 6750 §2.3 is not supported, on purpose). */
+static bool query_has_credentials(const char *q)
 {
-	(void)gw;
+	static const char *const names[] = { "access_token", "token", "api_key", "apikey",
+		                             "key",          "jwt",   NULL };
+	while (q && *q) {
+		size_t n = strcspn(q, "=&");
+		for (size_t i = 0; names[i]; i++) {
+			if (strlen(names[i]) == n && strncasecmp(q, names[i], n) == 0)
+				return true;
+		}
+		q += strcspn(q, "&");
+		if (*q == '&')
+			q++;
+	}
+	return false;
+}
+
+static void reply_auth_failure(struct mg_gateway *gw, struct mg_http_req *req, struct mg_auth *auth,
+                               const struct mg_auth_outcome *o)
+{
+	char challenge[1024];
+	struct mg_http_hdr h[6];
+	size_t n = 0;
+	int status;
+	const char *msg;
+	if (o->status == MG_AUTH_UNAVAILABLE) {
+		status = 503;
+		msg = "Service Unavailable: cannot check credentials right now; retry shortly";
+		h[n++] = (struct mg_http_hdr){ "Retry-After", "5" };
+	} else if (o->insufficient_scope) {
+		status = 403;
+		msg = "Forbidden: the token lacks a required scope";
+		mg_auth_challenge(auth, "insufficient_scope", challenge, sizeof challenge);
+		h[n++] = (struct mg_http_hdr){ "WWW-Authenticate", challenge };
+	} else if (o->status == MG_AUTH_INVALID) {
+		status = 401;
+		msg = "Unauthorized: invalid or expired credentials";
+		mg_auth_challenge(auth, "invalid_token", challenge, sizeof challenge);
+		h[n++] = (struct mg_http_hdr){ "WWW-Authenticate", challenge };
+	} else {
+		status = 401;
+		msg = "Unauthorized: credentials required";
+		mg_auth_challenge(auth, NULL, challenge, sizeof challenge);
+		h[n++] = (struct mg_http_hdr){ "WWW-Authenticate", challenge };
+	}
+	/* The reason goes to the log only: it may say which provider refused. */
+	mg_log_info("auth: %d for %s %s from %s: %s", status, mg_http_req_method(req),
+	            mg_http_req_path(req), mg_http_req_peer(req),
+	            o->reason[0] ? o->reason : "no credentials");
+	cors_headers(gw, req, h, &n);
+	json_t *e = mg_rpc_error_new(NULL, MG_RPC_INVALID_REQUEST, msg, NULL);
+	mg_reply_json(req, status, e, h, n);
+	json_decref(e);
+}
+
+static void dispatch_method(struct mg_gateway *gw, struct mg_http_req *req, struct mg_identity *id);
+
+struct access {
+	struct mg_gateway *gw;
+	struct mg_http_req *req;
+	struct mg_auth *auth;
+	struct mg_auth_wait *wait;
+};
+
+static void after_auth(struct mg_gateway *gw, struct mg_http_req *req, struct mg_auth *auth,
+                       const struct mg_auth_outcome *o)
+{
+	if (o->status != MG_AUTH_OK) {
+		reply_auth_failure(gw, req, auth, o);
+		return;
+	}
+	dispatch_method(gw, req, o->identity);
+	mg_identity_unref(o->identity);
+}
+
+static void on_auth_done(const struct mg_auth_outcome *o, void *arg)
+{
+	struct access *ac = arg;
+	mg_http_req_on_close(ac->req, NULL, NULL);
+	after_auth(ac->gw, ac->req, ac->auth, o);
+	mg_auth_unref(ac->auth);
+	free(ac);
+}
+
+static void on_auth_client_close(struct mg_http_req *req, void *arg)
+{
+	struct access *ac = arg;
 	(void)req;
-	return "anonymous";
+	mg_auth_cancel(ac->wait);
+	mg_auth_unref(ac->auth);
+	free(ac);
+}
+
+/* ACCESS: runs the provider chain; continues with dispatch_method, now or
+ * once a provider that had to wait (JWKS) answers. */
+static void authenticate_then_dispatch(struct mg_gateway *gw, struct mg_http_req *req)
+{
+	SSL *ssl = mg_http_req_ssl(req);
+	struct mg_auth_request ar = {
+		.authorization = hdr(req, "Authorization"),
+		.api_key = hdr(req, "X-API-Key"),
+		.peer = mg_http_req_peer_addr(req),
+		.ssl = ssl,
+		.fwd_cn = hdr(req, "X-Client-Cert-CN"),
+		.fwd_san_dns = hdr(req, "X-Client-Cert-SAN-DNS"),
+		.fwd_san_email = hdr(req, "X-Client-Cert-SAN-Email"),
+		.fwd_verified = hdr(req, "X-Client-Cert-Verified"),
+		.now = (int64_t)time(NULL),
+	};
+	struct mg_auth *auth = mg_auth_ref(gw->auth);
+	struct access *ac = calloc(1, sizeof *ac);
+	if (!ac) {
+		mg_auth_unref(auth);
+		mg_reply_rpc_error(req, 503, NULL, MG_RPC_INTERNAL_ERROR, "out of memory", NULL);
+		return;
+	}
+	*ac = (struct access){ .gw = gw, .req = req, .auth = auth };
+	struct mg_auth_outcome o;
+	if (mg_auth_authenticate(auth, &ar, &o, on_auth_done, ac, &ac->wait)) {
+		after_auth(gw, req, auth, &o);
+		mg_auth_unref(auth);
+		free(ac);
+		return;
+	}
+	mg_http_req_on_close(req, on_auth_client_close, ac);
 }
 
 /* ---- exchanges --------------------------------------------------------------------- */
@@ -1433,9 +1557,26 @@ void mg_mcp_handle(struct mg_gateway *gw, struct mg_http_req *req)
 		json_decref(e);
 		return;
 	}
-	const char *identity = authenticate_or_reply(gw, req);
-	if (!identity)
+	if (query_has_credentials(mg_http_req_query(req))) {
+		char challenge[1024];
+		mg_auth_challenge(gw->auth, "invalid_request", challenge, sizeof challenge);
+		struct mg_http_hdr h[] = { { "WWW-Authenticate", challenge } };
+		json_t *e =
+		    mg_rpc_error_new(NULL, MG_RPC_INVALID_REQUEST,
+		                     "Bad Request: credentials in the URL are refused; send "
+		                     "them in the Authorization header",
+		                     NULL);
+		mg_reply_json(req, 400, e, h, 1);
+		json_decref(e);
 		return;
+	}
+	authenticate_then_dispatch(gw, req);
+}
+
+static void dispatch_method(struct mg_gateway *gw, struct mg_http_req *req, struct mg_identity *id)
+{
+	const char *method = mg_http_req_method(req);
+	const char *identity = id->key;
 	if (strcmp(method, "POST") == 0)
 		handle_post(gw, req, identity);
 	else if (strcmp(method, "GET") == 0)

@@ -527,6 +527,15 @@ struct mg_http_server *mg_http_server_new(struct event_base *base,
 	return srv;
 }
 
+void mg_http_server_set_tls(struct mg_http_server *srv, SSL_CTX *ctx)
+{
+	if (ctx)
+		SSL_CTX_up_ref(ctx);
+	if (srv->o.tls)
+		SSL_CTX_free(srv->o.tls);
+	srv->o.tls = ctx;
+}
+
 int mg_http_server_port(const struct mg_http_server *srv)
 {
 	return srv->port;

@@ -57,6 +57,10 @@ struct mg_http_server *mg_http_server_new(struct event_base *base,
                                           const struct mg_http_server_opts *opts, char *err,
                                           size_t err_size);
 
+/* Replaces the TLS context used for new connections (SIGHUP reload of
+ * certificates); connections already open keep theirs. Takes a reference. */
+void mg_http_server_set_tls(struct mg_http_server *srv, SSL_CTX *ctx);
+
 /* The bound port (useful with port 0). */
 int mg_http_server_port(const struct mg_http_server *srv);
 

@@ -34,12 +34,24 @@ static bool token(const char *s)
 /* Keywords through which an annotation is not "statically reachable". */
 static bool dynamic_keyword(const char *k)
 {
-	static const char *const kw[] = { "items",       "prefixItems", "additionalProperties",
-		                          "anyOf",       "oneOf",       "allOf",
-		                          "not",         "if",          "then",
-		                          "else",        "$ref",        "$defs",
-		                          "definitions", "patternProperties", "dependentSchemas",
-		                          "contains",    "unevaluatedProperties", NULL };
+	static const char *const kw[] = { "items",
+		                          "prefixItems",
+		                          "additionalProperties",
+		                          "anyOf",
+		                          "oneOf",
+		                          "allOf",
+		                          "not",
+		                          "if",
+		                          "then",
+		                          "else",
+		                          "$ref",
+		                          "$defs",
+		                          "definitions",
+		                          "patternProperties",
+		                          "dependentSchemas",
+		                          "contains",
+		                          "unevaluatedProperties",
+		                          NULL };
 	for (size_t i = 0; kw[i]; i++) {
 		if (strcmp(k, kw[i]) == 0)
 			return true;
@@ -72,7 +84,8 @@ static bool walk(json_t *schema, json_t *path, int depth, json_t *out, const cha
 		const char *type = json_string_value(json_object_get(schema, "type"));
 		if (!type || (strcmp(type, "string") && strcmp(type, "integer") &&
 		              strcmp(type, "boolean"))) {
-			*why = "x-mcp-header on a property that is not a string, integer or boolean";
+			*why =
+			    "x-mcp-header on a property that is not a string, integer or boolean";
 			return false;
 		}
 		size_t i;
@@ -89,8 +102,8 @@ static bool walk(json_t *schema, json_t *path, int depth, json_t *out, const cha
 			*why = "too many x-mcp-header annotations";
 			return false;
 		}
-		json_array_append_new(out, json_pack("{s:O,s:O,s:s}", "header", ann, "path", path,
-		                                     "type", type));
+		json_array_append_new(
+		    out, json_pack("{s:O,s:O,s:s}", "header", ann, "path", path, "type", type));
 	}
 	const char *k;
 	json_t *v;
@@ -122,7 +135,8 @@ static bool walk(json_t *schema, json_t *path, int depth, json_t *out, const cha
 				}
 			} else if (json_is_object(v)) {
 				/* $defs/definitions hold named schemas; others are one. */
-				bool named = strcmp(k, "$defs") == 0 || strcmp(k, "definitions") == 0 ||
+				bool named = strcmp(k, "$defs") == 0 ||
+				             strcmp(k, "definitions") == 0 ||
 				             strcmp(k, "patternProperties") == 0 ||
 				             strcmp(k, "dependentSchemas") == 0;
 				if (named) {
@@ -214,8 +228,8 @@ int mg_mcp_params_check(json_t *spec, json_t *arguments, mg_header_fn get, void 
 		if (raw) {
 			n = mg_mcp_header_decode(raw, dec, sizeof dec);
 			if (n < 0)
-				return mismatch(out, "Header mismatch: %s header value is malformed",
-				                full);
+				return mismatch(
+				    out, "Header mismatch: %s header value is malformed", full);
 		}
 		if (!v || json_is_null(v))
 			continue; /* the client must omit it; a stray header is ignored */
@@ -236,9 +250,8 @@ int mg_mcp_params_check(json_t *spec, json_t *arguments, mg_header_fn get, void 
 			equal = strcmp(dec, json_is_true(v) ? "true" : "false") == 0;
 		}
 		if (!equal)
-			return mismatch(out,
-			                "Header mismatch: %s header value does not match the body",
-			                full);
+			return mismatch(
+			    out, "Header mismatch: %s header value does not match the body", full);
 	}
 	return 0;
 }

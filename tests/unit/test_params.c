@@ -52,8 +52,8 @@ static void test_learn(void **state)
 	assert_int_equal(mg_mcp_params_learn(reg, t), 6);
 	json_t *sql = json_object_get(json_object_get(reg, "sql"), "headers");
 	assert_int_equal(json_array_size(sql), 3);
-	for (const char *const *n = (const char *const[]){ "bad-number", "bad-items", "bad-dup",
-	                                                   "bad-name", NULL };
+	for (const char *const *n =
+	         (const char *const[]){ "bad-number", "bad-items", "bad-dup", "bad-name", NULL };
 	     *n; n++)
 		assert_true(json_is_true(json_object_get(json_object_get(reg, *n), "invalid")));
 	assert_int_equal(json_array_size(json_object_get(json_object_get(reg, "plain"), "headers")),
@@ -83,11 +83,11 @@ static void test_check(void **state)
 	mg_mcp_params_learn(reg, t);
 	struct hdrs ok = { { "mcp-param-region", "Mcp-Param-N", "Mcp-Param-On" },
 		           { "us-west1", "42", "true" } };
-	assert_int_equal(check(reg, "{\"region\":\"us-west1\",\"opts\":{\"n\":42,\"on\":true}}",
-	                       &ok),
-	                 0);
+	assert_int_equal(
+	    check(reg, "{\"region\":\"us-west1\",\"opts\":{\"n\":42,\"on\":true}}", &ok), 0);
 	/* Base64 sentinel, numeric comparison, omitted values. */
-	struct hdrs b64 = { { "Mcp-Param-Region", "Mcp-Param-N" }, { "=?base64?SGVsbG8=?=", "42.0" } };
+	struct hdrs b64 = { { "Mcp-Param-Region", "Mcp-Param-N" },
+		            { "=?base64?SGVsbG8=?=", "42.0" } };
 	assert_int_equal(check(reg, "{\"region\":\"Hello\",\"opts\":{\"n\":42}}", &b64), 0);
 	struct hdrs none = { { NULL }, { NULL } };
 	assert_int_equal(check(reg, "{\"query\":\"x\",\"region\":null}", &none), 0);
@@ -127,7 +127,8 @@ static void test_check_order(void **state)
 	root = json_pack("{s:s,s:i,s:s,s:{s:{s:s}}}", "jsonrpc", "2.0", "id", 2, "method",
 	                 "server/discover", "params", "_meta", MG_MCP_META_VERSION, "2026-07-28");
 	assert_int_equal(mg_rpc_classify(root, &m, &f), 0);
-	struct mg_mcp_headers h2 = { .protocol_version = "2026-07-28", .method = "server/discover" };
+	struct mg_mcp_headers h2 = { .protocol_version = "2026-07-28",
+		                     .method = "server/discover" };
 	assert_int_equal(mg_mcp_check_modern(&m, &h2, &r), -1);
 	assert_int_equal(r.code, MG_RPC_INVALID_PARAMS);
 	json_decref(root);

@@ -1,0 +1,263 @@
+/*
+ * auth.c - the provider chain, failure aggregation, RFC 6750 challenges and
+ * RFC 9728 protected resource metadata (see auth.h).
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth/internal.h"
+#include "util/log.h"
+#include "util/str.h"
+
+struct mg_auth *mg_auth_new(struct event_base *base, const struct mg_config *cfg,
+                            struct mg_fetcher *fetcher, char *err, size_t err_size)
+{
+	struct mg_auth *a = calloc(1, sizeof *a);
+	if (!a) {
+		snprintf(err, err_size, "out of memory");
+		return NULL;
+	}
+	a->refs = 1;
+	a->base = base;
+	a->cfg = cfg;
+	a->fetcher = fetcher;
+	const struct mg_server_config *s = &cfg->server;
+	if (s->public_url)
+		snprintf(a->resource, sizeof a->resource, "%s%s", s->public_url, s->mcp_path);
+	else
+		snprintf(a->resource, sizeof a->resource, "%s://%s%s%s:%lld%s",
+		         s->tls.enabled ? "https" : "http", strchr(s->host, ':') ? "[" : "", s->host,
+		         strchr(s->host, ':') ? "]" : "", (long long)s->port, s->mcp_path);
+	/* The documented order: mTLS, API keys, JWT. A provider that may wait
+	 * (JWT with JWKS) must be last: the chain resumes by finishing. */
+	struct mg_auth_provider *p;
+	if (cfg->auth.mtls.enabled) {
+		if (!(p = mg_auth_mtls_new(a, err, err_size)))
+			goto fail;
+		a->providers[a->n_providers++] = p;
+	}
+	if (cfg->auth.n_api_keys) {
+		if (!(p = mg_auth_api_key_new(a, err, err_size)))
+			goto fail;
+		a->providers[a->n_providers++] = p;
+	}
+	if (cfg->auth.jwt.present) {
+		if (!(p = mg_auth_jwt_new(a, err, err_size)))
+			goto fail;
+		a->providers[a->n_providers++] = p;
+	}
+	if (cfg->auth.oauth.present) {
+		snprintf(err, err_size,
+		         "[auth.oauth] (opaque tokens with introspection) is not available in this "
+		         "build; use [auth.jwt] for JWT access tokens");
+		goto fail;
+	}
+	return a;
+fail:
+	mg_auth_unref(a);
+	return NULL;
+}
+
+void mg_auth_own_config(struct mg_auth *a, struct mg_config *cfg)
+{
+	a->owned_cfg = cfg;
+}
+
+struct mg_auth *mg_auth_ref(struct mg_auth *a)
+{
+	if (a)
+		a->refs++;
+	return a;
+}
+
+void mg_auth_unref(struct mg_auth *a)
+{
+	if (!a || --a->refs > 0)
+		return;
+	for (size_t i = 0; i < a->n_providers; i++)
+		a->providers[i]->ops->free(a->providers[i]);
+	mg_config_free(a->owned_cfg);
+	free(a);
+}
+
+bool mg_auth_enabled(const struct mg_auth *a)
+{
+	return a && a->n_providers > 0;
+}
+
+const char *mg_auth_resource_url(const struct mg_auth *a)
+{
+	return a->resource;
+}
+
+static void finish(struct mg_auth *a, struct mg_auth_outcome *out, bool any_invalid,
+                   bool insufficient, bool unavailable)
+{
+	if (out->status == MG_AUTH_OK) {
+		a->stats.ok++;
+		return;
+	}
+	out->insufficient_scope = insufficient;
+	if (any_invalid || insufficient) {
+		out->status = MG_AUTH_INVALID;
+		a->stats.invalid++;
+	} else if (unavailable) {
+		out->status = MG_AUTH_UNAVAILABLE;
+		a->stats.unavailable++;
+	} else {
+		out->status = MG_AUTH_DECLINED;
+		a->stats.missing++;
+	}
+}
+
+bool mg_auth_authenticate(struct mg_auth *a, const struct mg_auth_request *r,
+                          struct mg_auth_outcome *out, mg_auth_done_fn done, void *arg,
+                          struct mg_auth_wait **wait)
+{
+	memset(out, 0, sizeof *out);
+	*wait = NULL;
+	if (!a->n_providers) {
+		out->status = MG_AUTH_OK;
+		out->identity = mg_identity_anonymous();
+		return true;
+	}
+	bool any_invalid = false, insufficient = false, unavailable = false;
+	for (size_t i = 0; i < a->n_providers; i++) {
+		struct mg_auth_provider *p = a->providers[i];
+		struct mg_auth_outcome po = { 0 };
+		struct mg_auth_wait *w = p->ops->cancel ? calloc(1, sizeof *w) : NULL;
+		enum mg_auth_status st = p->ops->authenticate(p, r, &po, w);
+		if (st == MG_AUTH_AGAIN) {
+			w->auth = mg_auth_ref(a);
+			w->done = done;
+			w->arg = arg;
+			w->any_invalid = any_invalid;
+			w->req.now = r->now;
+			*wait = w;
+			return false;
+		}
+		free(w);
+		switch (st) {
+		case MG_AUTH_OK:
+			out->status = MG_AUTH_OK;
+			out->identity = po.identity;
+			finish(a, out, false, false, false);
+			return true;
+		case MG_AUTH_INVALID:
+			if (po.insufficient_scope)
+				insufficient = true;
+			else
+				any_invalid = true;
+			if (!out->reason[0])
+				snprintf(out->reason, sizeof out->reason, "%s", po.reason);
+			break;
+		case MG_AUTH_UNAVAILABLE:
+			unavailable = true;
+			if (!out->reason[0])
+				snprintf(out->reason, sizeof out->reason, "%s", po.reason);
+			break;
+		default:
+			break;
+		}
+	}
+	out->status = MG_AUTH_DECLINED;
+	finish(a, out, any_invalid, insufficient, unavailable);
+	return true;
+}
+
+void mg_auth_resume(struct mg_auth_wait *w, const struct mg_auth_outcome *o)
+{
+	struct mg_auth_outcome out = *o;
+	bool invalid = w->any_invalid || (o->status == MG_AUTH_INVALID && !o->insufficient_scope);
+	if (out.status != MG_AUTH_OK)
+		out.status = MG_AUTH_DECLINED;
+	finish(w->auth, &out, invalid, o->status == MG_AUTH_INVALID && o->insufficient_scope,
+	       o->status == MG_AUTH_UNAVAILABLE);
+	mg_auth_done_fn done = w->done;
+	void *arg = w->arg;
+	struct mg_auth *a = w->auth;
+	free(w->token);
+	free(w);
+	done(&out, arg);
+	mg_auth_unref(a);
+}
+
+void mg_auth_cancel(struct mg_auth_wait *w)
+{
+	if (!w)
+		return;
+	if (w->provider && w->provider->ops->cancel)
+		w->provider->ops->cancel(w->provider, w);
+	struct mg_auth *a = w->auth;
+	free(w->token);
+	free(w);
+	mg_auth_unref(a);
+}
+
+/* The scopes a client may ask for: required ones and the mapped ones. */
+static json_t *scopes_supported(const struct mg_auth *a)
+{
+	const struct mg_jwt_config *j = &a->cfg->auth.jwt;
+	json_t *arr = json_array();
+	for (size_t i = 0; i < j->required_scopes.n; i++)
+		json_array_append_new(arr, json_string(j->required_scopes.v[i]));
+	for (size_t i = 0; i < j->scope_tool_mapping.n; i++) {
+		bool dup = false;
+		for (size_t k = 0; k < j->required_scopes.n; k++)
+			dup |= strcmp(j->required_scopes.v[k], j->scope_tool_mapping.v[i].key) == 0;
+		if (!dup)
+			json_array_append_new(arr, json_string(j->scope_tool_mapping.v[i].key));
+	}
+	return arr;
+}
+
+/* RFC 9728 §3.1: the metadata of https://host/path is served at
+ * https://host/.well-known/oauth-protected-resource/path. */
+static void metadata_url(const struct mg_auth *a, char *out, size_t size)
+{
+	const char *r = a->resource;
+	const char *host = strstr(r, "://");
+	host = host ? host + 3 : r;
+	size_t origin = (size_t)(host - r) + strcspn(host, "/");
+	snprintf(out, size, "%.*s/.well-known/oauth-protected-resource%s", (int)origin, r,
+	         r + origin);
+}
+
+void mg_auth_challenge(const struct mg_auth *a, const char *error, char *out, size_t size)
+{
+	char meta[640];
+	metadata_url(a, meta, sizeof meta);
+	int n = snprintf(out, size, "Bearer resource_metadata=\"%s\"", meta);
+	json_t *sc = a->cfg->auth.jwt.present ? scopes_supported(a) : NULL;
+	if (n > 0 && (size_t)n < size && sc && json_array_size(sc) &&
+	    a->cfg->auth.jwt.required_scopes.n) {
+		n += snprintf(out + n, size - (size_t)n, ", scope=\"");
+		for (size_t i = 0; i < a->cfg->auth.jwt.required_scopes.n && (size_t)n < size; i++)
+			n += snprintf(out + n, size - (size_t)n, "%s%s", i ? " " : "",
+			              a->cfg->auth.jwt.required_scopes.v[i]);
+		if ((size_t)n < size)
+			n += snprintf(out + n, size - (size_t)n, "\"");
+	}
+	json_decref(sc);
+	if (error && n > 0 && (size_t)n < size)
+		snprintf(out + n, size - (size_t)n, ", error=\"%s\"", error);
+}
+
+json_t *mg_auth_resource_metadata(const struct mg_auth *a)
+{
+	const struct mg_auth_config *ac = &a->cfg->auth;
+	if (!ac->jwt.present && !ac->oauth.present)
+		return NULL;
+	json_t *servers = json_array();
+	if (ac->jwt.issuer)
+		json_array_append_new(servers, json_string(ac->jwt.issuer));
+	return json_pack("{s:s,s:o,s:o,s:[s],s:s}", "resource", a->resource,
+	                 "authorization_servers", servers, "scopes_supported", scopes_supported(a),
+	                 "bearer_methods_supported", "header", "resource_name", "mcp-guard");
+}
+
+void mg_auth_stats(const struct mg_auth *a, struct mg_auth_stats *out)
+{
+	*out = a->stats;
+}
