@@ -246,7 +246,9 @@ static void begin_shutdown(struct mg_gateway *gw, const char *why)
 		mg_log_warn("second %s: stopping now", why);
 		mg_mcp_abort_all(gw, "the gateway is shutting down");
 		mg_process_kill_all();
-		event_base_loopexit(gw->base, NULL);
+		/* A moment for the error answers just queued to reach the clients. */
+		struct timeval flush = { 0, 200000 };
+		event_base_loopexit(gw->base, &flush);
 		return;
 	}
 	mg_log_info("%s: shutting down (grace %lld s, %zu request(s) in flight)", why,
@@ -533,6 +535,19 @@ static void on_check_timeout(evutil_socket_t fd, short what, void *arg)
 	event_base_loopbreak(c->gw->base);
 }
 
+/* A server that exits before its handshake will not do better on the
+ * restarts that follow: fail now rather than at the timeout. */
+static void on_check_poll(evutil_socket_t fd, short what, void *arg)
+{
+	struct check *c = arg;
+	(void)fd;
+	(void)what;
+	if (c->up && c->up->restarts > 0 && !c->up->ever_ready) {
+		c->done = true;
+		event_base_loopbreak(c->gw->base);
+	}
+}
+
 static void on_check_sigchld(evutil_socket_t fd, short what, void *arg)
 {
 	(void)fd;
@@ -557,6 +572,9 @@ int mg_gateway_check_upstreams(const struct mg_config *cfg, int timeout_secs)
 		struct event *timer = evtimer_new(gw.base, on_check_timeout, &c);
 		struct timeval tv = { .tv_sec = timeout_secs, .tv_usec = 0 };
 		evtimer_add(timer, &tv);
+		struct event *poll = event_new(gw.base, -1, EV_PERSIST, on_check_poll, &c);
+		struct timeval ptv = { 0, 100000 };
+		event_add(poll, &ptv);
 		if (u->transport != MG_TRANSPORT_STDIO) {
 			printf("%s: FAILED: transport \"%s\" is not available in this build\n",
 			       u->name, mg_transport_name(u->transport));
@@ -606,6 +624,7 @@ int mg_gateway_check_upstreams(const struct mg_config *cfg, int timeout_secs)
 			c.up->ops->free(c.up);
 		}
 		event_free(timer);
+		event_free(poll);
 		event_free(chld);
 		event_base_free(gw.base);
 	}

@@ -661,24 +661,31 @@ static void exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struc
 
 /* The exchange a request-related message should ride on: the only request
  * in flight for this session (or, shared-mode, on the whole upstream). */
+/* The exchange a request-related message should ride on: the only request
+ * in flight for this session (per-session process), or - on the shared
+ * process - the exchange holding the *only* call the process is working on
+ * (a call the gateway made for another session counts: the message may be
+ * that one's). Anything less certain is not delivered to a client. */
 static struct mg_exchange *sole_exchange(struct mg_gateway *gw, struct mg_session *s)
 {
 	if (s)
 		return s->n_exchanges == 1 ? s->exchanges : NULL;
-	size_t n = 0;
-	struct mg_exchange *only = NULL;
-	for (size_t i = 0; i < gw->nbuckets && n < 2; i++) {
-		for (struct mg_session *t = gw->buckets[i]; t && n < 2; t = t->next) {
-			n += t->n_exchanges;
-			if (t->n_exchanges)
-				only = t->exchanges;
+	struct mg_channel *ch = gw->up->shared;
+	if (!ch || ch->ncalls != 1)
+		return NULL;
+	for (size_t i = 0; i < gw->nbuckets; i++) {
+		for (struct mg_session *t = gw->buckets[i]; t; t = t->next) {
+			for (struct mg_exchange *x = t->exchanges; x; x = x->next) {
+				if (x->ch == ch && x->call.registered)
+					return x;
+			}
 		}
 	}
-	for (struct mg_exchange *x = gw->modern; x && n < 2; x = x->next) {
-		n++;
-		only = x;
+	for (struct mg_exchange *x = gw->modern; x; x = x->next) {
+		if (x->ch == ch && x->call.registered)
+			return x;
 	}
-	return n == 1 ? only : NULL;
+	return NULL;
 }
 
 /* ---- shared-mode resource subscriptions ------------------------------------------------ */
@@ -809,7 +816,11 @@ static void listeners_notify(struct mg_gateway *gw, const char *method, json_t *
  * this level (2026-07-28: never without _meta logLevel). */
 static bool log_allowed(const struct mg_exchange *x, int lvl)
 {
-	return !x->modern || (x->log_level >= 0 && lvl >= 0 && lvl <= x->log_level);
+	if (x->modern)
+		return x->log_level >= 0 && lvl >= 0 && lvl <= x->log_level;
+	/* Legacy: the session's logging/setLevel, when it set one (shared mode
+	 * keeps it in the gateway). */
+	return !x->session || x->session->log_level < 0 || (lvl >= 0 && lvl <= x->session->log_level);
 }
 
 /* The only modern exchange in flight on `ch`, or NULL. */
@@ -845,15 +856,18 @@ void mg_mcp_upstream_notification(struct mg_gateway *gw, struct mg_channel *ch, 
 		return;
 	}
 	if (strcmp(method, "notifications/message") == 0) {
+		/* A shared process serves many tenants: a log message reaches a
+		 * client only when it can be attributed to that client's request.
+		 * Otherwise it goes to the gateway's own log, never to others. */
 		struct mg_exchange *x = sole_exchange(gw, NULL);
 		if (x && log_allowed(x, lvl) && exchange_push(x, msg))
 			return;
-		for (size_t i = 0; i < gw->nbuckets; i++) {
-			for (struct mg_session *s = gw->buckets[i]; s; s = s->next) {
-				if (s->log_level >= 0 && lvl >= 0 && lvl <= s->log_level)
-					deliver_json(s, msg);
-			}
-		}
+		json_t *data = json_object_get(params, "data");
+		char *text = data ? mg_json_dump(data, NULL) : NULL;
+		mg_log_debug("upstream %s log (%s, not attributable to one client): %.300s",
+		             gw->up->cfg->name, json_string_value(json_object_get(params, "level")),
+		             text ? text : "");
+		free(text);
 		return;
 	}
 	bool list = strstr(method, "/list_changed") != NULL;
@@ -1454,7 +1468,11 @@ static void handle_post(struct mg_gateway *gw, struct mg_http_req *req, const ch
 		json_decref(fail.id);
 		return;
 	}
-	if (mg_mcp_era(&msg, hdr(req, "MCP-Protocol-Version")) == MG_ERA_MODERN)
+	/* A session request without _meta stays legacy even if its version
+	 * header names a future version: it gets the legacy "unsupported". */
+	bool session_req = hdr(req, "Mcp-Session-Id") && msg.kind != MG_RPC_BATCH &&
+	                   !mg_mcp_meta_version(&msg);
+	if (!session_req && mg_mcp_era(&msg, hdr(req, "MCP-Protocol-Version")) == MG_ERA_MODERN)
 		handle_modern(gw, req, &msg);
 	else
 		handle_legacy(gw, req, &msg, identity);
@@ -1540,9 +1558,32 @@ static void handle_options(struct mg_gateway *gw, struct mg_http_req *req)
 	mg_http_reply(req, 204, NULL, h, n, NULL, 0);
 }
 
+/* Headers that must appear at most once: with two, components could each
+ * read a different one (the first for the check, the last for the use). */
+static bool unique_headers_or_reply(struct mg_http_req *req)
+{
+	static const char *const single[] = { "Origin",         "Host",
+		                              "Authorization",  "X-API-Key",
+		                              "Mcp-Session-Id", "MCP-Protocol-Version",
+		                              "Mcp-Method",     "Mcp-Name",
+		                              "Content-Type",   "Last-Event-ID",
+		                              "X-Client-Cert-CN", "X-Client-Cert-SAN-DNS",
+		                              "X-Client-Cert-SAN-Email", "X-Client-Cert-Verified",
+		                              NULL };
+	for (size_t i = 0; single[i]; i++) {
+		if (mg_http_req_header_count(req, single[i]) > 1) {
+			char m[128];
+			snprintf(m, sizeof m, "Bad Request: more than one %s header", single[i]);
+			mg_reply_rpc_error(req, 400, NULL, MG_RPC_INVALID_REQUEST, m, NULL);
+			return false;
+		}
+	}
+	return true;
+}
+
 void mg_mcp_handle(struct mg_gateway *gw, struct mg_http_req *req)
 {
-	if (!check_origin_or_reply(gw, req))
+	if (!unique_headers_or_reply(req) || !check_origin_or_reply(gw, req))
 		return;
 	const char *method = mg_http_req_method(req);
 	if (strcmp(method, "OPTIONS") == 0) {

@@ -201,10 +201,11 @@ void mg_session_open_get(struct mg_session *s, struct mg_http_req *req, const ch
 	uint64_t seq = s->get.seq;
 	mg_stream_begin(&s->get, s->gw, req, 0, NULL, 0);
 	s->get.seq = seq;
-	mg_stream_prime(&s->get);
 	mg_http_req_on_close(req, on_get_close, s);
-	if (!resume)
+	if (!resume) {
+		mg_stream_prime(&s->get);
 		return;
+	}
 	for (size_t i = 0; i < s->ring_len && s->get.req; i++) {
 		struct mg_replay *r = &s->ring[(s->ring_head + i) % s->ring_cap];
 		if (r->seq <= after || !r->text)
@@ -218,6 +219,8 @@ void mg_session_open_get(struct mg_session *s, struct mg_http_req *req, const ch
 			mg_stream_detach(&s->get);
 		mg_buf_free(&b);
 	}
+	/* Primed after the replay, so ids on the stream never go backwards. */
+	mg_stream_prime(&s->get);
 }
 
 static void free_session(struct mg_session *s)

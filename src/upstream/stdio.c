@@ -267,7 +267,8 @@ static void on_process_exit(struct mg_process *p, int status, void *arg)
 		return;
 	}
 	mg_log_warn("%s: %s", c->ch.name, how);
-	snprintf(c->up->base.last_error, sizeof c->up->base.last_error, "process %s", how);
+	if (!c->dedicated) /* /health reports the upstream's own processes */
+		snprintf(c->up->base.last_error, sizeof c->up->base.last_error, "process %s", how);
 	char reason[160];
 	snprintf(reason, sizeof reason, "upstream process %s", how);
 	chan_lost(c, reason);
