@@ -27,8 +27,8 @@ struct mg_auth *mg_auth_new(struct event_base *base, const struct mg_config *cfg
 		snprintf(a->resource, sizeof a->resource, "%s%s", s->public_url, s->mcp_path);
 	else
 		snprintf(a->resource, sizeof a->resource, "%s://%s%s%s:%lld%s",
-		         s->tls.enabled ? "https" : "http", strchr(s->host, ':') ? "[" : "", s->host,
-		         strchr(s->host, ':') ? "]" : "", (long long)s->port, s->mcp_path);
+		         s->tls.enabled ? "https" : "http", strchr(s->host, ':') ? "[" : "",
+		         s->host, strchr(s->host, ':') ? "]" : "", (long long)s->port, s->mcp_path);
 	/* The documented order: mTLS, API keys, JWT. A provider that may wait
 	 * (JWT with JWKS) must be last: the chain resumes by finishing. */
 	struct mg_auth_provider *p;
@@ -242,6 +242,20 @@ void mg_auth_challenge(const struct mg_auth *a, const char *error, char *out, si
 	json_decref(sc);
 	if (error && n > 0 && (size_t)n < size)
 		snprintf(out + n, size - (size_t)n, ", error=\"%s\"", error);
+}
+
+void mg_auth_challenge_scope(const struct mg_auth *a, const char *error, const char *scope,
+                             char *out, size_t size)
+{
+	char meta[640];
+	metadata_url(a, meta, sizeof meta);
+	snprintf(out, size, "Bearer resource_metadata=\"%s\", scope=\"%s\", error=\"%s\"", meta,
+	         scope, error);
+}
+
+const struct mg_config *mg_auth_config(const struct mg_auth *a)
+{
+	return a->cfg;
 }
 
 json_t *mg_auth_resource_metadata(const struct mg_auth *a)

@@ -31,18 +31,21 @@ struct mg_fetcher;
 /* An authenticated caller. Reference-counted: sessions keep theirs. */
 struct mg_identity {
 	int refs;
-	char *id;          /* stable id, e.g. "alice" (user_id_claim, key id, cert CN) */
-	char *key;         /* provider-qualified id for binding: "api_key:alice" */
-	const char *provider; /* "api_key", "jwt", "mtls", "anonymous" */
-	char *display;     /* optional human name */
-	struct mg_strv allowed_tools;     /* .set false: everything */
+	char *id;                     /* stable id, e.g. "alice" (user_id_claim, key id, cert CN) */
+	char *key;                    /* provider-qualified id for binding: "api_key:alice" */
+	const char *provider;         /* "api_key", "jwt", "mtls", "anonymous" */
+	char *display;                /* optional human name */
+	struct mg_strv allowed_tools; /* .set false: everything */
 	struct mg_strv allowed_resources;
 	struct mg_strv allowed_prompts;
-	double rate_limit;   /* requests/s for this identity; 0 = the global default */
+	double rate_limit; /* requests/s for this identity; 0 = the global default */
 	struct mg_strv scopes;
-	json_t *claims;      /* JWT claims or certificate details (owned), or NULL */
-	int64_t expires;     /* Unix seconds the credential expires; 0 = never */
+	json_t *claims;  /* JWT claims or certificate details (owned), or NULL */
+	int64_t expires; /* Unix seconds the credential expires; 0 = never */
 };
+
+/* A new identity with one reference; `provider` is a static string. */
+struct mg_identity *mg_identity_new(const char *provider, const char *id);
 
 struct mg_identity *mg_identity_ref(struct mg_identity *id);
 void mg_identity_unref(struct mg_identity *id);
@@ -55,11 +58,11 @@ struct mg_auth_request {
 	const char *authorization; /* Authorization header */
 	const char *api_key;       /* X-API-Key header */
 	const struct sockaddr *peer;
-	SSL *ssl;                  /* the TLS session, when TLS */
+	SSL *ssl; /* the TLS session, when TLS */
 	/* X-Client-Cert-* set by a TLS-terminating proxy (trusted only from
 	 * auth.mtls.trusted_proxies) */
 	const char *fwd_cn, *fwd_san_dns, *fwd_san_email, *fwd_verified;
-	int64_t now;               /* Unix seconds */
+	int64_t now; /* Unix seconds */
 };
 
 enum mg_auth_status {
@@ -72,7 +75,8 @@ enum mg_auth_status {
 
 /* The outcome of the whole chain. */
 struct mg_auth_outcome {
-	enum mg_auth_status status; /* OK, INVALID (bad credentials), DECLINED (none), UNAVAILABLE */
+	enum mg_auth_status
+	    status; /* OK, INVALID (bad credentials), DECLINED (none), UNAVAILABLE */
 	struct mg_identity *identity; /* OK: a reference the caller owns */
 	bool insufficient_scope;      /* valid token, required scope missing (403) */
 	char reason[160];             /* for the log only: never sent, never a credential */
@@ -112,6 +116,14 @@ void mg_auth_cancel(struct mg_auth_wait *w);
  * when given (NULL: no error, i.e. no credentials were presented). Written
  * into `out`. */
 void mg_auth_challenge(const struct mg_auth *a, const char *error, char *out, size_t size);
+
+/* As mg_auth_challenge, with an explicit scope="..." (the scopes that would
+ * grant what was refused). */
+void mg_auth_challenge_scope(const struct mg_auth *a, const char *error, const char *scope,
+                             char *out, size_t size);
+
+/* The configuration the context was built from. */
+const struct mg_config *mg_auth_config(const struct mg_auth *a);
 
 /* RFC 9728 protected resource metadata, or NULL when neither JWT nor OAuth
  * is configured (new reference). */

@@ -21,7 +21,7 @@ struct mg_auth_wait {
 	size_t token_len;
 	struct mg_auth_provider *provider; /* the one that answered AGAIN */
 	struct mg_jwks_waiter jw;          /* JWT: waiting for JWKS keys */
-	struct mg_auth_request req; /* strings cleared: only `now` is kept */
+	struct mg_auth_request req;        /* strings cleared: only `now` is kept */
 };
 
 struct mg_auth_provider_ops {
@@ -60,9 +60,6 @@ void mg_auth_resume(struct mg_auth_wait *w, const struct mg_auth_outcome *o);
 struct mg_auth_provider *mg_auth_api_key_new(struct mg_auth *a, char *err, size_t err_size);
 struct mg_auth_provider *mg_auth_mtls_new(struct mg_auth *a, char *err, size_t err_size);
 struct mg_auth_provider *mg_auth_jwt_new(struct mg_auth *a, char *err, size_t err_size);
-
-/* A new identity with one reference; `provider` is static. */
-struct mg_identity *mg_identity_new(const char *provider, const char *id);
 
 /* Deep-copies a string list. */
 void mg_strv_copy(struct mg_strv *dst, const struct mg_strv *src);

@@ -53,6 +53,7 @@ struct mg_exchange {
 	struct mg_gateway *gw;
 	struct mg_http_req *req;
 	struct mg_session *session;      /* legacy; NULL for modern requests */
+	struct mg_identity *identity;    /* who asked (a reference) */
 	struct mg_exchange *prev, *next; /* in the session, or the gateway's modern list */
 	struct mg_call call;
 	struct mg_channel *ch;
@@ -133,7 +134,7 @@ struct mg_gateway {
 	struct event *shutdown_timer;
 	int shutdown_phase;
 	uint64_t phase_start_us;
-	uint64_t requests_total, errors_total;
+	uint64_t requests_total, errors_total, denied_total;
 };
 
 /* ---- session.c ------------------------------------------------------------------- */

@@ -25,6 +25,7 @@
 #include <time.h>
 
 #include "auth/auth.h"
+#include "authz/authz.h"
 #include "gateway/internal.h"
 #include "mcp/params.h"
 #include "util/log.h"
@@ -352,6 +353,7 @@ static void exchange_free(struct mg_exchange *x)
 	mg_stream_detach(&x->stream);
 	json_decref(x->orig_id);
 	json_decref(x->orig_token);
+	mg_identity_unref(x->identity);
 	free(x);
 }
 
@@ -486,6 +488,10 @@ static void on_reply(struct mg_call *call, json_t *msg, void *arg)
 	json_t *result = json_object_get(msg, "result");
 	if (strcmp(x->method, "tools/list") == 0 && json_is_object(result))
 		mg_mcp_params_learn(x->gw->tool_params, json_object_get(result, "tools"));
+	/* Lists show only what this identity may use (after learning from the
+	 * whole list). Unrestricted identities skip the walk entirely. */
+	if (x->identity && json_is_object(result) && mg_authz_restricted(x->identity))
+		mg_authz_filter(x->identity, x->method, result);
 	if (x->bridge == MG_BRIDGE_TO_LEGACY && json_is_object(result))
 		bridge_result_to_modern(x, result);
 	if (x->bridge == MG_BRIDGE_TO_MODERN && json_is_object(result) &&
@@ -602,7 +608,7 @@ static int meta_log_level(const struct mg_rpc_msg *msg)
 
 static void exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struct mg_session *s,
                            struct mg_channel *ch, struct mg_rpc_msg *msg, bool modern,
-                           enum mg_bridge bridge)
+                           enum mg_bridge bridge, struct mg_identity *id)
 {
 	struct mg_exchange *x = calloc(1, sizeof *x);
 	if (!x) {
@@ -615,6 +621,7 @@ static void exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struc
 	x->ch = ch;
 	x->modern = modern;
 	x->bridge = bridge;
+	x->identity = mg_identity_ref(id);
 	x->log_level = modern ? meta_log_level(msg) : -1;
 	x->listen = modern && strcmp(msg->method, "subscriptions/listen") == 0;
 	x->orig_id = json_incref(msg->id);
@@ -820,7 +827,8 @@ static bool log_allowed(const struct mg_exchange *x, int lvl)
 		return x->log_level >= 0 && lvl >= 0 && lvl <= x->log_level;
 	/* Legacy: the session's logging/setLevel, when it set one (shared mode
 	 * keeps it in the gateway). */
-	return !x->session || x->session->log_level < 0 || (lvl >= 0 && lvl <= x->session->log_level);
+	return !x->session || x->session->log_level < 0 ||
+	       (lvl >= 0 && lvl <= x->session->log_level);
 }
 
 /* The only modern exchange in flight on `ch`, or NULL. */
@@ -951,6 +959,57 @@ static void session_request(struct mg_channel *ch, json_t *msg, void *arg)
 	if (x && exchange_push(x, msg))
 		return;
 	deliver_json(s, msg);
+}
+
+/* MCP phase, authorization: the exact name the upstream will see, against
+ * the identity's lists. A refusal never reaches the upstream. Hidden things
+ * stay hidden (the answer is "unknown tool"), except when a JWT scope
+ * would grant the tool: then 403 insufficient_scope names that scope, so
+ * the client can ask its authorization server for it. */
+static bool authorize_or_reply(struct mg_gateway *gw, struct mg_http_req *req,
+                               struct mg_identity *id, struct mg_rpc_msg *msg)
+{
+	struct mg_authz_target t;
+	if (msg->kind != MG_RPC_REQUEST)
+		return true;
+	if (mg_authz_target(msg, &t) < 0) {
+		mg_reply_rpc_error(
+		    req, 200, msg->id, MG_RPC_INVALID_PARAMS,
+		    "Invalid params: the tool, prompt or resource must be named by a "
+		    "string",
+		    NULL);
+		return false;
+	}
+	if (mg_authz_permits(id, &t))
+		return true;
+	gw->denied_total++;
+	static const char *const kinds[] = { "", "tool", "resource", "prompt" };
+	mg_log_info("authz: %s %.*s denied to %s", kinds[t.kind], (int)(t.len > 200 ? 200 : t.len),
+	            t.name, id->key);
+	char scopes[512];
+	const struct mg_config *acfg = mg_auth_config(gw->auth);
+	if (t.kind == MG_AUTHZ_TOOL && strcmp(id->provider, "jwt") == 0 &&
+	    mg_authz_scopes_granting(&acfg->auth.jwt.scope_tool_mapping, t.name, t.len, scopes,
+	                             sizeof scopes)) {
+		char challenge[1200], m[300];
+		mg_auth_challenge_scope(gw->auth, "insufficient_scope", scopes, challenge,
+		                        sizeof challenge);
+		snprintf(m, sizeof m, "Forbidden: tool %.*s needs scope %.150s",
+		         (int)(t.len > 100 ? 100 : t.len), t.name, scopes);
+		struct mg_http_hdr h[] = { { "WWW-Authenticate", challenge } };
+		json_t *e = mg_rpc_error_new(msg->id, MG_RPC_INVALID_PARAMS, m, NULL);
+		mg_reply_json(req, 403, e, h, 1);
+		json_decref(e);
+		return false;
+	}
+	char m[300];
+	snprintf(m, sizeof m, "%s: %.*s",
+	         t.kind == MG_AUTHZ_TOOL     ? "Unknown tool"
+	         : t.kind == MG_AUTHZ_PROMPT ? "Unknown prompt"
+	                                     : "Resource not found",
+	         (int)(t.len > 200 ? 200 : t.len), t.name);
+	mg_reply_rpc_error(req, 200, msg->id, MG_RPC_INVALID_PARAMS, m, NULL);
+	return false;
 }
 
 /* ---- legacy era ---------------------------------------------------------------------- */
@@ -1112,7 +1171,7 @@ static void legacy_notification(struct mg_gateway *gw, struct mg_http_req *req,
 }
 
 static void legacy_request(struct mg_gateway *gw, struct mg_http_req *req, struct mg_session *s,
-                           struct mg_rpc_msg *msg)
+                           struct mg_rpc_msg *msg, struct mg_identity *id)
 {
 	const char *m = msg->method;
 	if (strcmp(m, "initialize") == 0) {
@@ -1171,15 +1230,16 @@ static void legacy_request(struct mg_gateway *gw, struct mg_http_req *req, struc
 		}
 	}
 	if (s->bridged)
-		exchange_start(gw, req, s, gw->up->modern, msg, false, MG_BRIDGE_TO_MODERN);
+		exchange_start(gw, req, s, gw->up->modern, msg, false, MG_BRIDGE_TO_MODERN, id);
 	else
 		exchange_start(gw, req, s, s->ch ? s->ch : gw->up->shared, msg, false,
-		               MG_BRIDGE_NONE);
+		               MG_BRIDGE_NONE, id);
 }
 
 static void handle_legacy(struct mg_gateway *gw, struct mg_http_req *req, struct mg_rpc_msg *msg,
-                          const char *identity)
+                          struct mg_identity *id)
 {
+	const char *identity = id->key;
 	if (msg->kind == MG_RPC_BATCH) {
 		mg_reply_rpc_error(req, 400, NULL, MG_RPC_INVALID_REQUEST,
 		                   "JSON-RPC batches are not supported by this gateway", NULL);
@@ -1234,7 +1294,8 @@ static void handle_legacy(struct mg_gateway *gw, struct mg_http_req *req, struct
 		reply_accepted(gw, req);
 		break;
 	case MG_RPC_REQUEST:
-		legacy_request(gw, req, s, msg);
+		if (authorize_or_reply(gw, req, id, msg))
+			legacy_request(gw, req, s, msg, id);
 		break;
 	case MG_RPC_BATCH:
 		break;
@@ -1379,7 +1440,8 @@ static void modern_listen(struct mg_gateway *gw, struct mg_http_req *req, struct
 	free(text);
 }
 
-static void handle_modern(struct mg_gateway *gw, struct mg_http_req *req, struct mg_rpc_msg *msg)
+static void handle_modern(struct mg_gateway *gw, struct mg_http_req *req, struct mg_rpc_msg *msg,
+                          struct mg_identity *id)
 {
 	struct mg_mcp_headers h = {
 		.protocol_version = hdr(req, "MCP-Protocol-Version"),
@@ -1409,6 +1471,8 @@ static void handle_modern(struct mg_gateway *gw, struct mg_http_req *req, struct
 		reply_accepted(gw, req);
 		return;
 	}
+	if (!authorize_or_reply(gw, req, id, msg))
+		return;
 	if (strcmp(msg->method, "tools/call") == 0) {
 		/* Mcp-Param-* headers against the body, from the tool's x-mcp-header
 		 * annotations (learned from tools/list answers). */
@@ -1434,14 +1498,14 @@ static void handle_modern(struct mg_gateway *gw, struct mg_http_req *req, struct
 		return;
 	}
 	if (up->modern)
-		exchange_start(gw, req, NULL, up->modern, msg, true, MG_BRIDGE_NONE);
+		exchange_start(gw, req, NULL, up->modern, msg, true, MG_BRIDGE_NONE, id);
 	else
-		exchange_start(gw, req, NULL, up->shared, msg, true, MG_BRIDGE_TO_LEGACY);
+		exchange_start(gw, req, NULL, up->shared, msg, true, MG_BRIDGE_TO_LEGACY, id);
 }
 
 /* ---- HTTP methods --------------------------------------------------------------------- */
 
-static void handle_post(struct mg_gateway *gw, struct mg_http_req *req, const char *identity)
+static void handle_post(struct mg_gateway *gw, struct mg_http_req *req, struct mg_identity *id)
 {
 	if (!is_json_ctype(hdr(req, "Content-Type"))) {
 		mg_reply_rpc_error(req, 415, NULL, MG_RPC_INVALID_REQUEST,
@@ -1470,12 +1534,12 @@ static void handle_post(struct mg_gateway *gw, struct mg_http_req *req, const ch
 	}
 	/* A session request without _meta stays legacy even if its version
 	 * header names a future version: it gets the legacy "unsupported". */
-	bool session_req = hdr(req, "Mcp-Session-Id") && msg.kind != MG_RPC_BATCH &&
-	                   !mg_mcp_meta_version(&msg);
+	bool session_req =
+	    hdr(req, "Mcp-Session-Id") && msg.kind != MG_RPC_BATCH && !mg_mcp_meta_version(&msg);
 	if (!session_req && mg_mcp_era(&msg, hdr(req, "MCP-Protocol-Version")) == MG_ERA_MODERN)
-		handle_modern(gw, req, &msg);
+		handle_modern(gw, req, &msg, id);
 	else
-		handle_legacy(gw, req, &msg, identity);
+		handle_legacy(gw, req, &msg, id);
 	mg_rpc_msg_free(&msg);
 }
 
@@ -1562,13 +1626,20 @@ static void handle_options(struct mg_gateway *gw, struct mg_http_req *req)
  * read a different one (the first for the check, the last for the use). */
 static bool unique_headers_or_reply(struct mg_http_req *req)
 {
-	static const char *const single[] = { "Origin",         "Host",
-		                              "Authorization",  "X-API-Key",
-		                              "Mcp-Session-Id", "MCP-Protocol-Version",
-		                              "Mcp-Method",     "Mcp-Name",
-		                              "Content-Type",   "Last-Event-ID",
-		                              "X-Client-Cert-CN", "X-Client-Cert-SAN-DNS",
-		                              "X-Client-Cert-SAN-Email", "X-Client-Cert-Verified",
+	static const char *const single[] = { "Origin",
+		                              "Host",
+		                              "Authorization",
+		                              "X-API-Key",
+		                              "Mcp-Session-Id",
+		                              "MCP-Protocol-Version",
+		                              "Mcp-Method",
+		                              "Mcp-Name",
+		                              "Content-Type",
+		                              "Last-Event-ID",
+		                              "X-Client-Cert-CN",
+		                              "X-Client-Cert-SAN-DNS",
+		                              "X-Client-Cert-SAN-Email",
+		                              "X-Client-Cert-Verified",
 		                              NULL };
 	for (size_t i = 0; single[i]; i++) {
 		if (mg_http_req_header_count(req, single[i]) > 1) {
@@ -1619,7 +1690,7 @@ static void dispatch_method(struct mg_gateway *gw, struct mg_http_req *req, stru
 	const char *method = mg_http_req_method(req);
 	const char *identity = id->key;
 	if (strcmp(method, "POST") == 0)
-		handle_post(gw, req, identity);
+		handle_post(gw, req, id);
 	else if (strcmp(method, "GET") == 0)
 		handle_get(gw, req, identity);
 	else if (strcmp(method, "DELETE") == 0)

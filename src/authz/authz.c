@@ -1,0 +1,151 @@
+/*
+ * authz.c - tool / resource / prompt permissions and list filtering (see
+ * authz.h).
+ */
+#include "authz/authz.h"
+
+#include <stdio.h>
+#include <string.h>
+
+bool mg_glob_match(const char *pattern, const char *s, size_t len)
+{
+	/* Iterative matching with one backtrack point per '*': O(n*m) worst
+	 * case, no recursion. */
+	size_t p = 0, i = 0, star = (size_t)-1, mark = 0;
+	size_t plen = strlen(pattern);
+	while (i < len) {
+		if (p < plen && pattern[p] == '*') {
+			star = p++;
+			mark = i;
+		} else if (p < plen && pattern[p] == s[i]) {
+			p++;
+			i++;
+		} else if (star != (size_t)-1) {
+			p = star + 1;
+			i = ++mark;
+		} else {
+			return false;
+		}
+	}
+	while (p < plen && pattern[p] == '*')
+		p++;
+	return p == plen;
+}
+
+bool mg_authz_list_allows(const struct mg_strv *allow, const char *name, size_t len)
+{
+	if (!allow->set)
+		return true;
+	for (size_t i = 0; i < allow->n; i++) {
+		if (mg_glob_match(allow->v[i], name, len))
+			return true;
+	}
+	return false;
+}
+
+static int string_target(json_t *v, enum mg_authz_kind kind, struct mg_authz_target *t)
+{
+	if (!json_is_string(v))
+		return -1;
+	t->kind = kind;
+	t->name = json_string_value(v);
+	t->len = json_string_length(v);
+	return 0;
+}
+
+int mg_authz_target(const struct mg_rpc_msg *msg, struct mg_authz_target *t)
+{
+	memset(t, 0, sizeof *t);
+	const char *m = msg->method;
+	json_t *p = msg->params;
+	if (!m)
+		return 0;
+	if (strcmp(m, "tools/call") == 0)
+		return string_target(json_object_get(p, "name"), MG_AUTHZ_TOOL, t);
+	if (strcmp(m, "prompts/get") == 0)
+		return string_target(json_object_get(p, "name"), MG_AUTHZ_PROMPT, t);
+	if (strcmp(m, "resources/read") == 0 || strcmp(m, "resources/subscribe") == 0 ||
+	    strcmp(m, "resources/unsubscribe") == 0)
+		return string_target(json_object_get(p, "uri"), MG_AUTHZ_RESOURCE, t);
+	if (strcmp(m, "completion/complete") == 0) {
+		json_t *ref = json_object_get(p, "ref");
+		const char *type = json_string_value(json_object_get(ref, "type"));
+		if (type && strcmp(type, "ref/prompt") == 0)
+			return string_target(json_object_get(ref, "name"), MG_AUTHZ_PROMPT, t);
+		if (type && strcmp(type, "ref/resource") == 0)
+			return string_target(json_object_get(ref, "uri"), MG_AUTHZ_RESOURCE, t);
+		return -1;
+	}
+	return 0;
+}
+
+bool mg_authz_permits(const struct mg_identity *id, const struct mg_authz_target *t)
+{
+	switch (t->kind) {
+	case MG_AUTHZ_TOOL:
+		return mg_authz_list_allows(&id->allowed_tools, t->name, t->len);
+	case MG_AUTHZ_RESOURCE:
+		return mg_authz_list_allows(&id->allowed_resources, t->name, t->len);
+	case MG_AUTHZ_PROMPT:
+		return mg_authz_list_allows(&id->allowed_prompts, t->name, t->len);
+	default:
+		return true;
+	}
+}
+
+bool mg_authz_scopes_granting(const struct mg_kstrvv *mapping, const char *tool, size_t len,
+                              char *out, size_t size)
+{
+	size_t n = 0;
+	out[0] = '\0';
+	for (size_t i = 0; i < mapping->n; i++) {
+		if (!mapping->v[i].value.set ||
+		    !mg_authz_list_allows(&mapping->v[i].value, tool, len))
+			continue;
+		int w = snprintf(out + n, size - n, "%s%s", n ? " " : "", mapping->v[i].key);
+		if (w < 0 || (size_t)w >= size - n)
+			break;
+		n += (size_t)w;
+	}
+	return n > 0;
+}
+
+bool mg_authz_restricted(const struct mg_identity *id)
+{
+	return id->allowed_tools.set || id->allowed_resources.set || id->allowed_prompts.set;
+}
+
+static size_t filter_array(json_t *arr, const char *key, const struct mg_strv *allow)
+{
+	if (!json_is_array(arr) || !allow->set)
+		return 0;
+	size_t removed = 0;
+	for (size_t i = 0; i < json_array_size(arr);) {
+		json_t *v = json_object_get(json_array_get(arr, i), key);
+		if (json_is_string(v) &&
+		    mg_authz_list_allows(allow, json_string_value(v), json_string_length(v))) {
+			i++;
+			continue;
+		}
+		json_array_remove(arr, i);
+		removed++;
+	}
+	return removed;
+}
+
+size_t mg_authz_filter(const struct mg_identity *id, const char *method, json_t *result)
+{
+	if (!json_is_object(result))
+		return 0;
+	if (strcmp(method, "tools/list") == 0)
+		return filter_array(json_object_get(result, "tools"), "name", &id->allowed_tools);
+	if (strcmp(method, "prompts/list") == 0)
+		return filter_array(json_object_get(result, "prompts"), "name", &id->allowed_prompts);
+	if (strcmp(method, "resources/list") == 0)
+		return filter_array(json_object_get(result, "resources"), "uri",
+		                    &id->allowed_resources);
+	if (strcmp(method, "resources/templates/list") == 0)
+		return filter_array(json_object_get(result, "resourceTemplates"), "uriTemplate",
+		                    &id->allowed_resources);
+	return 0;
+}

@@ -1,0 +1,62 @@
+/*
+ * authz.h - what an identity may use: tools, resources and prompts, by name
+ * or URI with `*` globs; the check before a request is forwarded and the
+ * filtering of list results on the way back. Pure logic.
+ *
+ * Names are compared as the exact bytes the upstream will see (after JSON
+ * decoding, which gateway and upstream do alike): no case folding, no
+ * Unicode normalisation, so a look-alike name is simply a different name.
+ * An absent list allows everything; an empty list allows nothing.
+ */
+#ifndef MG_AUTHZ_AUTHZ_H
+#define MG_AUTHZ_AUTHZ_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "auth/auth.h"
+#include "mcp/jsonrpc.h"
+
+/* `*` matches any run of bytes (including none); every other byte matches
+ * itself. `len` is the length of `s` (it may contain NUL bytes). */
+bool mg_glob_match(const char *pattern, const char *s, size_t len);
+
+/* true when `allow` (unset: everything) has a pattern matching the name. */
+bool mg_authz_list_allows(const struct mg_strv *allow, const char *name, size_t len);
+
+enum mg_authz_kind { MG_AUTHZ_NONE, MG_AUTHZ_TOOL, MG_AUTHZ_RESOURCE, MG_AUTHZ_PROMPT };
+
+struct mg_authz_target {
+	enum mg_authz_kind kind;
+	const char *name; /* tool or prompt name, resource URI (borrowed) */
+	size_t len;
+};
+
+/* What a request asks to use: tools/call → its tool, resources/read,
+ * /subscribe and /unsubscribe → the URI, prompts/get → the prompt,
+ * completion/complete → its ref (prompt or resource). Other methods target
+ * nothing (kind NONE). Returns -1 when the method needs a name and the
+ * request has none that is a string (then it must be refused). */
+int mg_authz_target(const struct mg_rpc_msg *msg, struct mg_authz_target *t);
+
+/* true when `id` may use `t`. */
+bool mg_authz_permits(const struct mg_identity *id, const struct mg_authz_target *t);
+
+/* For a denied tool: the scopes (space-separated, into `out`) that would
+ * grant it through the JWT scope_tool_mapping, so the answer can be a 403
+ * insufficient_scope asking for them. Returns false when no scope would. */
+bool mg_authz_scopes_granting(const struct mg_kstrvv *mapping, const char *tool, size_t len,
+                              char *out, size_t size);
+
+/* Removes from a list result (tools/list, prompts/list, resources/list,
+ * resources/templates/list) the entries `id` may not use; pagination
+ * (nextCursor) is kept. Returns how many entries were removed; results of
+ * other methods are untouched. */
+size_t mg_authz_filter(const struct mg_identity *id, const char *method, json_t *result);
+
+/* true when `id` is restricted at all (some list is set); callers skip
+ * filtering otherwise. */
+bool mg_authz_restricted(const struct mg_identity *id);
+
+#endif

@@ -1,0 +1,170 @@
+/*
+ * test_authz.c - globs, request targets, permissions, scope hints, and list
+ * filtering on real server-everything responses (tests/unit/data/).
+ */
+#include "support.h"
+
+#include <string.h>
+
+#include "authz/authz.h"
+#include <stdio.h>
+#include <stdlib.h>
+
+static void test_glob(void **state)
+{
+	(void)state;
+	struct {
+		const char *p, *s;
+		bool m;
+	} c[] = {
+		{ "echo", "echo", true },       { "echo", "echo2", false },     { "echo", "Echo", false },
+		{ "get_*", "get_sum", true },   { "get_*", "get_", true },      { "get_*", "get", false },
+		{ "*", "", true },              { "*", "anything", true },      { "*_admin", "db_admin", true },
+		{ "*_admin", "db_admin2", false }, { "a*b*c", "axxbyyc", true }, { "a*b*c", "axxbyy", false },
+		{ "**", "x", true },            { "file:///docs/*", "file:///docs/a/b.md", true },
+		{ "file:///docs/*", "file:///doc", false },
+	};
+	for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+		if (mg_glob_match(c[i].p, c[i].s, strlen(c[i].s)) != c[i].m)
+			fail_msg("glob %s vs %s", c[i].p, c[i].s);
+	}
+	/* Names with NUL bytes and look-alikes are just other names. */
+	assert_false(mg_glob_match("echo", "echo\0x", 6));
+	assert_false(mg_glob_match("echo", "\xef\xbd\x85" "cho", 6));
+}
+
+static struct mg_identity *ident(char **tools, size_t n, bool set)
+{
+	struct mg_identity *id = mg_identity_new("api_key", "t");
+	id->allowed_tools.set = set;
+	if (n) {
+		id->allowed_tools.v = calloc(n, sizeof(char *));
+		for (size_t i = 0; i < n; i++)
+			id->allowed_tools.v[i] = strdup(tools[i]);
+		id->allowed_tools.n = n;
+	}
+	return id;
+}
+
+static void test_targets_and_permits(void **state)
+{
+	(void)state;
+	char *tools[] = { "echo", "get-*" };
+	struct mg_identity *id = ident(tools, 2, true);
+	const char *cases[][2] = {
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\"}}",
+		  "y" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"get-sum\"}}",
+		  "y" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"rm\"}}",
+		  "n" },
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"ech\\u006f\"}}",
+		  "y" }, /* JSON escapes decode to the same bytes the upstream sees */
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}", "y" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct mg_rpc_msg m;
+		struct mg_rpc_fail f;
+		assert_int_equal(mg_rpc_parse(cases[i][0], strlen(cases[i][0]), 64, false, &m, &f), 0);
+		struct mg_authz_target t;
+		assert_int_equal(mg_authz_target(&m, &t), 0);
+		assert_int_equal(mg_authz_permits(id, &t), cases[i][1][0] == 'y');
+		mg_rpc_msg_free(&m);
+	}
+	/* A tool named by something other than a string cannot be authorized. */
+	const char *bad = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":[\"echo\"]}}";
+	struct mg_rpc_msg m;
+	struct mg_rpc_fail f;
+	assert_int_equal(mg_rpc_parse(bad, strlen(bad), 64, false, &m, &f), 0);
+	struct mg_authz_target t;
+	assert_int_equal(mg_authz_target(&m, &t), -1);
+	mg_rpc_msg_free(&m);
+	/* Completion refs name prompts or resources. */
+	const char *comp = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"completion/complete\",\"params\":"
+	                   "{\"ref\":{\"type\":\"ref/prompt\",\"name\":\"secret\"}}}";
+	assert_int_equal(mg_rpc_parse(comp, strlen(comp), 64, false, &m, &f), 0);
+	assert_int_equal(mg_authz_target(&m, &t), 0);
+	assert_int_equal(t.kind, MG_AUTHZ_PROMPT);
+	id->allowed_prompts.set = true;
+	assert_false(mg_authz_permits(id, &t));
+	mg_rpc_msg_free(&m);
+	mg_identity_unref(id);
+}
+
+static void test_scopes_granting(void **state)
+{
+	(void)state;
+	char *r[] = { "get_*" }, *a[] = { "*" };
+	struct mg_kstrv e[] = { { "mcp:read", { r, 1, true } }, { "mcp:admin", { a, 1, true } } };
+	struct mg_kstrvv map = { e, 2 };
+	char out[128];
+	assert_true(mg_authz_scopes_granting(&map, "get_x", 5, out, sizeof out));
+	assert_string_equal(out, "mcp:read mcp:admin");
+	assert_true(mg_authz_scopes_granting(&map, "rm", 2, out, sizeof out));
+	assert_string_equal(out, "mcp:admin");
+	struct mg_kstrvv one = { e, 1 };
+	assert_false(mg_authz_scopes_granting(&one, "rm", 2, out, sizeof out));
+}
+
+static json_t *load(const char *file)
+{
+	char path[256];
+	json_error_t e;
+	snprintf(path, sizeof path, "tests/unit/data/%s", file);
+	json_t *j = json_load_file(path, 0, &e);
+	if (!j)
+		fail_msg("cannot load %s (run from the repository root): %s", path, e.text);
+	return j;
+}
+
+static void test_filter_real_lists(void **state)
+{
+	(void)state;
+	json_t *tools = load("everything-tools-list.json");
+	size_t all = json_array_size(json_object_get(tools, "tools"));
+	assert_true(all >= 10);
+	char *allow[] = { "echo", "get-*" };
+	struct mg_identity *id = ident(allow, 2, true);
+	json_object_set_new(tools, "nextCursor", json_string("page-2"));
+	size_t removed = mg_authz_filter(id, "tools/list", tools);
+	json_t *left = json_object_get(tools, "tools");
+	assert_int_equal(removed + json_array_size(left), all);
+	size_t i;
+	json_t *t;
+	json_array_foreach(left, i, t)
+	{
+		const char *n = json_string_value(json_object_get(t, "name"));
+		assert_true(strcmp(n, "echo") == 0 || strncmp(n, "get-", 4) == 0);
+		/* Entries that stay are untouched (schema and all). */
+		assert_non_null(json_object_get(t, "inputSchema"));
+	}
+	assert_string_equal(json_string_value(json_object_get(tools, "nextCursor")), "page-2");
+	mg_identity_unref(id);
+	json_decref(tools);
+
+	/* Empty allow list: a valid empty list. Unset: nothing removed. */
+	json_t *prompts = load("everything-prompts-list.json");
+	struct mg_identity *none = ident(NULL, 0, false);
+	none->allowed_prompts.set = true;
+	assert_true(mg_authz_filter(none, "prompts/list", prompts) > 0);
+	assert_int_equal(json_array_size(json_object_get(prompts, "prompts")), 0);
+	assert_true(json_is_array(json_object_get(prompts, "prompts")));
+	json_decref(prompts);
+	json_t *res = load("everything-resources-list.json");
+	size_t nres = json_array_size(json_object_get(res, "resources"));
+	assert_int_equal(mg_authz_filter(none, "resources/list", res), 0);
+	assert_int_equal(json_array_size(json_object_get(res, "resources")), nres);
+	mg_identity_unref(none);
+	json_decref(res);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_glob),
+		cmocka_unit_test(test_targets_and_permits),
+		cmocka_unit_test(test_scopes_granting),
+		cmocka_unit_test(test_filter_real_lists),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
