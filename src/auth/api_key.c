@@ -37,8 +37,7 @@ static struct mg_identity *identity_for(const struct mg_api_key_config *k)
 
 static enum mg_auth_status api_key_authenticate(struct mg_auth_provider *p,
                                                 const struct mg_auth_request *r,
-                                                struct mg_auth_outcome *out,
-                                                struct mg_auth_wait *w)
+                                                struct mg_auth_outcome *out, struct mg_auth_wait *w)
 {
 	struct api_key_provider *ak = (struct api_key_provider *)p;
 	(void)w;
@@ -101,7 +100,8 @@ struct mg_auth_provider *mg_auth_api_key_new(struct mg_auth *a, char *err, size_
 		                     MG_SHA256_LEN) != MG_SHA256_LEN) {
 			free(ak->keys);
 			free(ak);
-			snprintf(err, err_size, "auth.api_keys[%zu].key_hash is not a SHA-256 hash", i);
+			snprintf(err, err_size, "auth.api_keys[%zu].key_hash is not a SHA-256 hash",
+			         i);
 			return NULL;
 		}
 		ak->keys[i].cfg = k;

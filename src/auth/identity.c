@@ -108,7 +108,9 @@ bool mg_cidr_match(const struct mg_strv *cidrs, const struct sockaddr *addr)
 		memcpy(a, &((const struct sockaddr_in6 *)addr)->sin6_addr, 16);
 		fam = AF_INET6;
 		/* An IPv4-mapped peer matches IPv4 blocks. */
-		static const unsigned char mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF };
+		static const unsigned char mapped[12] = {
+			0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF
+		};
 		if (memcmp(a, mapped, 12) == 0) {
 			memmove(a, a + 12, 4);
 			fam = AF_INET;

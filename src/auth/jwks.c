@@ -83,7 +83,8 @@ static void on_fetched(const struct mg_fetch_result *res, void *arg)
 			            j->keys ? " (keeping the keys already known)" : "");
 		j->failing = true;
 		schedule(j, j->retry_secs);
-		j->retry_secs = j->retry_secs * 2 > RETRY_MAX_SECS ? RETRY_MAX_SECS : j->retry_secs * 2;
+		j->retry_secs =
+		    j->retry_secs * 2 > RETRY_MAX_SECS ? RETRY_MAX_SECS : j->retry_secs * 2;
 	}
 	wake_waiters(j);
 }
@@ -96,7 +97,8 @@ static void start_fetch(struct mg_jwks *j)
 		.url = j->url,
 		.timeout_ms = 10000,
 		.max_bytes = MG_JWKS_MAX_BYTES,
-		.headers = (const char *const[]){ "Accept: application/json, application/jwk-set+json" },
+		.headers =
+		    (const char *const[]){ "Accept: application/json, application/jwk-set+json" },
 		.n_headers = 1,
 	};
 	char err[256];

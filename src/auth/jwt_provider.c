@@ -197,7 +197,8 @@ static enum mg_auth_status verify(struct jwt_provider *jp, const char *tok, size
 {
 	struct mg_jwk_set *keys = current_keys(jp);
 	if (!keys) {
-		snprintf(out->reason, sizeof out->reason, "no JWKS keys available (IdP unreachable)");
+		snprintf(out->reason, sizeof out->reason,
+		         "no JWKS keys available (IdP unreachable)");
 		return MG_AUTH_UNAVAILABLE;
 	}
 	struct mg_jwt t;
@@ -216,8 +217,8 @@ static enum mg_auth_status verify(struct jwt_provider *jp, const char *tok, size
 		return out->reason[0] ? MG_AUTH_INVALID : MG_AUTH_UNAVAILABLE;
 	for (size_t i = 0; i < jp->cfg->required_scopes.n; i++) {
 		if (!has_scope(&id->scopes, jp->cfg->required_scopes.v[i])) {
-			snprintf(out->reason, sizeof out->reason, "token of %s lacks scope %s", id->id,
-			         jp->cfg->required_scopes.v[i]);
+			snprintf(out->reason, sizeof out->reason, "token of %s lacks scope %s",
+			         id->id, jp->cfg->required_scopes.v[i]);
 			out->insufficient_scope = true;
 			mg_identity_unref(id);
 			return MG_AUTH_INVALID;
@@ -230,7 +231,8 @@ static enum mg_auth_status verify(struct jwt_provider *jp, const char *tok, size
 
 static void on_keys_ready(struct mg_jwks_waiter *jw)
 {
-	struct mg_auth_wait *w = (struct mg_auth_wait *)((char *)jw - offsetof(struct mg_auth_wait, jw));
+	struct mg_auth_wait *w =
+	    (struct mg_auth_wait *)((char *)jw - offsetof(struct mg_auth_wait, jw));
 	struct jwt_provider *jp = jp_of(w->provider);
 	struct mg_auth_outcome o = { 0 };
 	uint8_t hash[MG_SHA256_LEN];
@@ -274,7 +276,8 @@ static enum mg_auth_status jwt_authenticate(struct mg_auth_provider *p,
 		struct mg_jwk_set *keys = mg_jwks_keys(jp->jwks);
 		char kid[256];
 		if (!keys)
-			wait = mg_jwks_fetching(jp->jwks) || mg_jwks_refresh_for_kid(jp->jwks, r->now);
+			wait =
+			    mg_jwks_fetching(jp->jwks) || mg_jwks_refresh_for_kid(jp->jwks, r->now);
 		else if (mg_jwt_peek_kid(tok, len, kid, sizeof kid) == 0 &&
 		         !mg_jwk_set_has_kid(keys, kid))
 			/* Maybe the IdP rotated: refetch, at most once per interval. */

@@ -57,7 +57,8 @@ static bool cert_identity(X509 *cert, int64_t source, char *out, size_t size)
 	for (int i = 0; names && i < sk_GENERAL_NAME_num(names) && !found; i++) {
 		GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
 		if (g->type == want)
-			found = cert_string(want == GEN_DNS ? g->d.dNSName : g->d.rfc822Name, out, size);
+			found = cert_string(want == GEN_DNS ? g->d.dNSName : g->d.rfc822Name, out,
+			                    size);
 	}
 	GENERAL_NAMES_free(names);
 	return found;
@@ -70,8 +71,7 @@ static const char *source_name(int64_t s)
 
 static enum mg_auth_status mtls_authenticate(struct mg_auth_provider *p,
                                              const struct mg_auth_request *r,
-                                             struct mg_auth_outcome *out,
-                                             struct mg_auth_wait *w)
+                                             struct mg_auth_outcome *out, struct mg_auth_wait *w)
 {
 	struct mtls_provider *m = (struct mtls_provider *)p;
 	(void)w;
@@ -80,7 +80,8 @@ static enum mg_auth_status mtls_authenticate(struct mg_auth_provider *p,
 	X509 *cert = r->ssl ? SSL_get0_peer_certificate(r->ssl) : NULL;
 	if (cert) {
 		if (SSL_get_verify_result(r->ssl) != X509_V_OK) {
-			snprintf(out->reason, sizeof out->reason, "client certificate not verified");
+			snprintf(out->reason, sizeof out->reason,
+			         "client certificate not verified");
 			return MG_AUTH_INVALID;
 		}
 		if (!cert_identity(cert, m->cfg->identity_source, who, sizeof who)) {
@@ -92,7 +93,7 @@ static enum mg_auth_status mtls_authenticate(struct mg_auth_provider *p,
 		have = true;
 	} else if (r->peer && m->cfg->trusted_proxies.n &&
 	           mg_cidr_match(&m->cfg->trusted_proxies, r->peer)) {
-		const char *v = m->cfg->identity_source == MG_MTLS_CN       ? r->fwd_cn
+		const char *v = m->cfg->identity_source == MG_MTLS_CN        ? r->fwd_cn
 		                : m->cfg->identity_source == MG_MTLS_SAN_DNS ? r->fwd_san_dns
 		                                                             : r->fwd_san_email;
 		if (!v && !r->fwd_verified)

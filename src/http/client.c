@@ -59,10 +59,10 @@ struct sock_watch {
 static bool v4_blocked(uint32_t a)
 {
 	/* host byte order */
-	return (a >> 24) == 0 ||                  /* 0.0.0.0/8 "this network" */
+	return (a >> 24) == 0 ||                   /* 0.0.0.0/8 "this network" */
 	       (a >> 16) == ((169u << 8) | 254) || /* 169.254.0.0/16 link-local, metadata */
-	       (a >> 28) == 0xE ||                /* 224.0.0.0/4 multicast */
-	       (a >> 28) == 0xF;                  /* 240.0.0.0/4 reserved, broadcast */
+	       (a >> 28) == 0xE ||                 /* 224.0.0.0/4 multicast */
+	       (a >> 28) == 0xF;                   /* 240.0.0.0/4 reserved, broadcast */
 }
 
 bool mg_fetch_address_allowed(const struct sockaddr *sa, bool literal)
@@ -112,7 +112,8 @@ static void check_done(struct mg_fetcher *f);
 static void on_socket_event(evutil_socket_t fd, short what, void *arg)
 {
 	struct mg_fetcher *f = arg;
-	int flags = (what & EV_READ ? CURL_CSELECT_IN : 0) | (what & EV_WRITE ? CURL_CSELECT_OUT : 0);
+	int flags =
+	    (what & EV_READ ? CURL_CSELECT_IN : 0) | (what & EV_WRITE ? CURL_CSELECT_OUT : 0);
 	int running;
 	f->in_action = true;
 	curl_multi_socket_action(f->multi, fd, flags, &running);
@@ -218,7 +219,8 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
 	else if (h->too_big)
 		r.error = "response too large";
 	else if (h->result != CURLE_OK) {
-		snprintf(err, sizeof err, "%s", h->errbuf[0] ? h->errbuf : curl_easy_strerror(h->result));
+		snprintf(err, sizeof err, "%s",
+		         h->errbuf[0] ? h->errbuf : curl_easy_strerror(h->result));
 		r.error = err;
 	}
 	r.body = h->body.data ? h->body.data : "";
@@ -311,8 +313,8 @@ static bool host_is_literal_ip(const char *url)
 	return lit;
 }
 
-struct mg_fetch *mg_fetch_start(struct mg_fetcher *f, const struct mg_fetch_opts *o,
-                                mg_fetch_fn cb, void *arg, char *err, size_t err_size)
+struct mg_fetch *mg_fetch_start(struct mg_fetcher *f, const struct mg_fetch_opts *o, mg_fetch_fn cb,
+                                void *arg, char *err, size_t err_size)
 {
 	if (strncmp(o->url, "https://", 8) != 0 && strncmp(o->url, "http://", 7) != 0) {
 		snprintf(err, err_size, "only http and https URLs are fetched");

@@ -24,20 +24,20 @@ struct mg_fetch;
 
 struct mg_fetch_opts {
 	const char *url;
-	const char *method;          /* "GET" (default) or "POST" */
-	const char *const *headers;  /* "Name: value" lines */
+	const char *method;         /* "GET" (default) or "POST" */
+	const char *const *headers; /* "Name: value" lines */
 	size_t n_headers;
-	const char *body;            /* copied (POST) */
+	const char *body; /* copied (POST) */
 	size_t body_len;
-	long timeout_ms;             /* whole request; default 10 s */
-	size_t max_bytes;            /* response body; default 1 MiB */
+	long timeout_ms;  /* whole request; default 10 s */
+	size_t max_bytes; /* response body; default 1 MiB */
 };
 
 struct mg_fetch_result {
-	long status;        /* HTTP status, 0 when no response */
-	const char *body;   /* NUL-terminated; valid during the callback */
+	long status;      /* HTTP status, 0 when no response */
+	const char *body; /* NUL-terminated; valid during the callback */
 	size_t len;
-	const char *error;  /* NULL on a complete response (any status) */
+	const char *error; /* NULL on a complete response (any status) */
 };
 
 typedef void (*mg_fetch_fn)(const struct mg_fetch_result *res, void *arg);
@@ -52,8 +52,8 @@ void mg_fetcher_free(struct mg_fetcher *f);
  * from inside this call), unless the fetch is cancelled. Returns NULL (and
  * calls nothing) when the URL is refused or resources are exhausted, with a
  * reason in `err`. */
-struct mg_fetch *mg_fetch_start(struct mg_fetcher *f, const struct mg_fetch_opts *o,
-                                mg_fetch_fn cb, void *arg, char *err, size_t err_size);
+struct mg_fetch *mg_fetch_start(struct mg_fetcher *f, const struct mg_fetch_opts *o, mg_fetch_fn cb,
+                                void *arg, char *err, size_t err_size);
 
 /* Stops a fetch; its callback will not be called. */
 void mg_fetch_cancel(struct mg_fetch *h);

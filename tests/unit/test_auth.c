@@ -22,8 +22,8 @@ static struct mg_config *load(const char *text)
 {
 	struct mg_diag d = { 0 };
 	char *env[] = { "S=0123456789abcdef0123456789abcdef", NULL };
-	struct mg_config *c = mg_config_load_buffer(text, strlen(text), "t.toml", MG_CONFIG_TOML,
-	                                            env, &d);
+	struct mg_config *c =
+	    mg_config_load_buffer(text, strlen(text), "t.toml", MG_CONFIG_TOML, env, &d);
 	if (!c)
 		mg_diag_print(&d, stderr);
 	mg_diag_free(&d);
@@ -133,8 +133,6 @@ static void hs256(const char *payload, char *out, size_t size)
 	unsigned char mac[32];
 	unsigned int maclen = 0;
 
-
-
 	HMAC(EVP_sha256(), "0123456789abcdef0123456789abcdef", 32, (unsigned char *)input,
 	     strlen(input), mac, &maclen);
 	mg_base64_encode(mac, maclen, sig, sizeof sig, true);
@@ -175,7 +173,8 @@ static void test_jwt_scopes(void **state)
 	assert_true(o.insufficient_scope);
 	/* Wrong audience: plain invalid. */
 	snprintf(payload, sizeof payload,
-	         "{\"sub\":\"bob\",\"aud\":\"https://other\",\"exp\":%ld,\"scope\":\"mcp:use\"}", exp);
+	         "{\"sub\":\"bob\",\"aud\":\"https://other\",\"exp\":%ld,\"scope\":\"mcp:use\"}",
+	         exp);
 	hs256(payload, auth, sizeof auth);
 	o = run(a, &r);
 	assert_int_equal(o.status, MG_AUTH_INVALID);
@@ -230,10 +229,8 @@ static void test_cidr(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_api_keys),
-		cmocka_unit_test(test_forwarded_cert),
-		cmocka_unit_test(test_jwt_scopes),
-		cmocka_unit_test(test_challenge_and_metadata),
+		cmocka_unit_test(test_api_keys),   cmocka_unit_test(test_forwarded_cert),
+		cmocka_unit_test(test_jwt_scopes), cmocka_unit_test(test_challenge_and_metadata),
 		cmocka_unit_test(test_cidr),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
