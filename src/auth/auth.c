@@ -10,8 +10,9 @@
 #include "util/log.h"
 #include "util/str.h"
 
-struct mg_auth *mg_auth_new(struct event_base *base, const struct mg_config *cfg,
-                            struct mg_fetcher *fetcher, char *err, size_t err_size)
+static struct mg_auth *build(struct event_base *base, const struct mg_config *cfg,
+                             struct mg_fetcher *fetcher, const struct mg_auth *previous, char *err,
+                             size_t err_size)
 {
 	struct mg_auth *a = calloc(1, sizeof *a);
 	if (!a) {
@@ -22,6 +23,7 @@ struct mg_auth *mg_auth_new(struct event_base *base, const struct mg_config *cfg
 	a->base = base;
 	a->cfg = cfg;
 	a->fetcher = fetcher;
+	a->previous = previous; /* consulted by providers while they are built */
 	const struct mg_server_config *s = &cfg->server;
 	if (s->public_url)
 		snprintf(a->resource, sizeof a->resource, "%s%s", s->public_url, s->mcp_path);
@@ -53,10 +55,23 @@ struct mg_auth *mg_auth_new(struct event_base *base, const struct mg_config *cfg
 		         "build; use [auth.jwt] for JWT access tokens");
 		goto fail;
 	}
+	a->previous = NULL;
 	return a;
 fail:
 	mg_auth_unref(a);
 	return NULL;
+}
+
+struct mg_auth *mg_auth_new(struct event_base *base, const struct mg_config *cfg,
+                            struct mg_fetcher *fetcher, char *err, size_t err_size)
+{
+	return build(base, cfg, fetcher, NULL, err, err_size);
+}
+
+struct mg_auth *mg_auth_renew(const struct mg_auth *previous, const struct mg_config *cfg,
+                              char *err, size_t err_size)
+{
+	return build(previous->base, cfg, previous->fetcher, previous, err, err_size);
 }
 
 void mg_auth_own_config(struct mg_auth *a, struct mg_config *cfg)
@@ -160,6 +175,16 @@ bool mg_auth_authenticate(struct mg_auth *a, const struct mg_auth_request *r,
 		default:
 			break;
 		}
+	}
+	/* Credentials were presented but no provider recognised them: that is
+	 * an invalid token (RFC 6750 §3.1), not "no credentials". */
+	size_t blen;
+	if (!any_invalid && !insufficient && !unavailable &&
+	    (mg_auth_bearer(r->authorization, &blen) || (r->api_key && r->api_key[0]))) {
+		any_invalid = true;
+		if (!out->reason[0])
+			snprintf(out->reason, sizeof out->reason,
+			         "credentials not recognised by any configured provider");
 	}
 	out->status = MG_AUTH_DECLINED;
 	finish(a, out, any_invalid, insufficient, unavailable);

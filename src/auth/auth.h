@@ -92,6 +92,12 @@ struct mg_auth_wait;
 struct mg_auth *mg_auth_new(struct event_base *base, const struct mg_config *cfg,
                             struct mg_fetcher *fetcher, char *err, size_t err_size);
 
+/* Like mg_auth_new for a reload: state worth keeping is taken over from
+ * `previous` (the JWKS keys, when jwks_url did not change), so a reload
+ * while the IdP is down does not lose them. */
+struct mg_auth *mg_auth_renew(const struct mg_auth *previous, const struct mg_config *cfg,
+                              char *err, size_t err_size);
+
 /* The context takes ownership of `cfg` (freed with the context): for a
  * configuration loaded by a reload. */
 void mg_auth_own_config(struct mg_auth *a, struct mg_config *cfg);

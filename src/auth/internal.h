@@ -51,7 +51,11 @@ struct mg_auth {
 	size_t n_providers;
 	char resource[512];
 	struct mg_auth_stats stats;
+	const struct mg_auth *previous; /* during mg_auth_renew only */
 };
+
+/* The JWKS cache of a context's JWT provider, or NULL. */
+struct mg_jwks *mg_auth_jwt_jwks(const struct mg_auth_provider *p);
 
 /* A waiting provider finished: completes the chain for `w` (and frees it). */
 void mg_auth_resume(struct mg_auth_wait *w, const struct mg_auth_outcome *o);

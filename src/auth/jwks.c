@@ -16,6 +16,7 @@
 #define RETRY_MAX_SECS 300
 
 struct mg_jwks {
+	int refs;
 	struct event_base *base;
 	struct mg_fetcher *fetcher;
 	char *url;
@@ -126,6 +127,7 @@ struct mg_jwks *mg_jwks_new(struct event_base *base, struct mg_fetcher *fetcher,
 	struct mg_jwks *j = calloc(1, sizeof *j);
 	if (!j)
 		return NULL;
+	j->refs = 1;
 	j->base = base;
 	j->fetcher = fetcher;
 	j->url = mg_strdup(url);
@@ -140,9 +142,21 @@ struct mg_jwks *mg_jwks_new(struct event_base *base, struct mg_fetcher *fetcher,
 	return j;
 }
 
+struct mg_jwks *mg_jwks_ref(struct mg_jwks *j)
+{
+	if (j)
+		j->refs++;
+	return j;
+}
+
+const char *mg_jwks_url(const struct mg_jwks *j)
+{
+	return j->url;
+}
+
 void mg_jwks_free(struct mg_jwks *j)
 {
-	if (!j)
+	if (!j || --j->refs > 0)
 		return;
 	mg_fetch_cancel(j->inflight);
 	if (j->timer)

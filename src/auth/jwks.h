@@ -31,6 +31,13 @@ struct mg_jwks *mg_jwks_new(struct event_base *base, struct mg_fetcher *fetcher,
                             int64_t cache_secs);
 void mg_jwks_free(struct mg_jwks *j);
 
+/* The cache is shared by successive auth contexts (reloads) while the URL
+ * stays the same: references. mg_jwks_free drops one. */
+struct mg_jwks *mg_jwks_ref(struct mg_jwks *j);
+
+/* The URL it fetches. */
+const char *mg_jwks_url(const struct mg_jwks *j);
+
 /* The current keys (borrowed; NULL before the first successful fetch). */
 struct mg_jwk_set *mg_jwks_keys(struct mg_jwks *j);
 

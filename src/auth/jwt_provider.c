@@ -206,7 +206,7 @@ static enum mg_auth_status verify(struct jwt_provider *jp, const char *tok, size
 	jp->policy.now = now;
 	enum mg_jwt_status st = mg_jwt_verify(tok, len, keys, &jp->policy, &t, why, sizeof why);
 	if (st != MG_JWT_OK) {
-		snprintf(out->reason, sizeof out->reason, "jwt: %s%s%s", mg_jwt_status_name(st),
+		snprintf(out->reason, sizeof out->reason, "jwt: %s%s%.100s", mg_jwt_status_name(st),
 		         why[0] ? ": " : "", why);
 		return MG_AUTH_INVALID;
 	}
@@ -315,6 +315,13 @@ static void jwt_free(struct mg_auth_provider *p)
 	free(jp);
 }
 
+static const struct mg_auth_provider_ops jwt_ops;
+
+struct mg_jwks *mg_auth_jwt_jwks(const struct mg_auth_provider *p)
+{
+	return p->ops == &jwt_ops ? ((const struct jwt_provider *)p)->jwks : NULL;
+}
+
 static const struct mg_auth_provider_ops jwt_ops = {
 	.name = "jwt",
 	.authenticate = jwt_authenticate,
@@ -357,7 +364,16 @@ struct mg_auth_provider *mg_auth_jwt_new(struct mg_auth *a, char *err, size_t er
 			snprintf(err, err_size, "no HTTP client for the JWKS");
 			return NULL;
 		}
-		jp->jwks = mg_jwks_new(a->base, a->fetcher, c->jwks_url, c->cache_duration_secs);
+		/* A reload keeps the keys it already has (the IdP may be down). */
+		const struct mg_auth *prev = a->previous;
+		for (size_t i = 0; prev && i < prev->n_providers && !jp->jwks; i++) {
+			struct mg_jwks *old = mg_auth_jwt_jwks(prev->providers[i]);
+			if (old && strcmp(mg_jwks_url(old), c->jwks_url) == 0)
+				jp->jwks = mg_jwks_ref(old);
+		}
+		if (!jp->jwks)
+			jp->jwks =
+			    mg_jwks_new(a->base, a->fetcher, c->jwks_url, c->cache_duration_secs);
 	}
 	if (!jp->static_keys && !jp->jwks) {
 		jwt_free(&jp->base);

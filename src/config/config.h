@@ -138,15 +138,26 @@ struct mg_auth_config {
 	struct mg_mtls_config mtls;
 };
 
+/* A per-tool limit: every identity may call tools matching `name` at this rate. */
+struct mg_tool_limit_config {
+	char *name; /* tool name or glob */
+	double requests_per_second;
+	int64_t burst_size;
+};
+
 struct mg_rate_limit_config {
 	bool enabled;
 	double requests_per_second;
 	int64_t burst_size;
+	double ip_requests_per_second; /* before authentication; 0 = off */
+	int64_t ip_burst_size;
 	char *redis_url;
 	int64_t redis_timeout_ms;
 	int64_t expected_instances;
 	int64_t idle_eviction_secs;
 	int64_t max_entries;
+	struct mg_tool_limit_config *tools;
+	size_t n_tools;
 };
 
 struct mg_audit_config {

@@ -295,6 +295,20 @@ static const struct mg_section auth_section =
 
 /* ---- [rate_limit], [audit], [tracing] -------------------------------------------------- */
 
+#define S struct mg_tool_limit_config
+static const struct mg_field tool_limit_fields[] = {
+	STR(S, name, "name", NULL, MG_FF_REQUIRED, "\"generate_report\"",
+	    "Tool name or glob (`*`) the limit applies to."),
+	DBL(S, requests_per_second, "requests_per_second", "1", 0.001, 1e6,
+	    "Sustained calls per second per identity for these tools."),
+	INT(S, burst_size, "burst_size", "1", 1, 1000000,
+	    "Calls at once above the sustained rate."),
+};
+#undef S
+static const struct mg_section tool_limit_section =
+    SECTION("rate_limit.tools", struct mg_tool_limit_config, tool_limit_fields, SIZE_MAX,
+            "Extra limits on expensive tools, per identity (first matching entry applies).", NULL);
+
 #define S struct mg_rate_limit_config
 static const struct mg_field rate_limit_fields[] = {
 	BOOL(S, enabled, "enabled", "true", "Rate-limit every identity."),
@@ -302,6 +316,11 @@ static const struct mg_field rate_limit_fields[] = {
 	    "Sustained requests per second per identity."),
 	INT(S, burst_size, "burst_size", "50", 1, 1000000,
 	    "Requests an identity may send at once above the sustained rate."),
+	DBL(S, ip_requests_per_second, "ip_requests_per_second", "200", 0, 1e6,
+	    "Requests per second per client address, checked before authentication (stops "
+	    "floods of bad credentials cheaply); 0 turns it off."),
+	INT(S, ip_burst_size, "ip_burst_size", "400", 1, 1000000,
+	    "Requests a client address may send at once above that rate."),
 	STR(S, redis_url, "redis_url", NULL, MG_FF_SECRET, "\"redis://127.0.0.1:6379/0\"",
 	    "Share limits between instances through Redis (redis:// or rediss:// or "
 	    "unix:///path)."),
@@ -313,6 +332,7 @@ static const struct mg_field rate_limit_fields[] = {
 	    "Seconds an idle identity's limiter state is kept."),
 	INT(S, max_entries, "max_entries", "100000", 16, 100000000,
 	    "Identities tracked in memory at most."),
+	TABLES(S, tools, n_tools, "tools", tool_limit_section),
 };
 #undef S
 static const struct mg_section rate_limit_section =

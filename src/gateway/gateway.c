@@ -281,8 +281,16 @@ static void reload(struct mg_gateway *gw)
 		mg_log_error("reload failed: keeping the current configuration");
 		return;
 	}
+	/* The listener does not change on reload: the new context describes the
+	 * one that is running (command-line overrides included). */
+	char *keep[] = { cfg->server.host, cfg->server.mcp_path };
+	cfg->server.host = strdup(gw->cfg->server.host);
+	cfg->server.mcp_path = strdup(gw->cfg->server.mcp_path);
+	free(keep[0]);
+	free(keep[1]);
+	cfg->server.port = gw->cfg->server.port;
 	char err[400];
-	struct mg_auth *na = mg_auth_new(gw->base, cfg, gw->fetcher, err, sizeof err);
+	struct mg_auth *na = mg_auth_renew(gw->auth, cfg, err, sizeof err);
 	if (!na) {
 		mg_log_error("reload failed: %s; keeping the current configuration", err);
 		mg_config_free(cfg);
@@ -294,6 +302,11 @@ static void reload(struct mg_gateway *gw)
 		mg_auth_unref(na);
 		return;
 	}
+	if (!mg_auth_enabled(na) && mg_auth_enabled(gw->auth))
+		mg_log_warn(
+		    "reload: no authentication is configured any more: anyone who can reach "
+		    "%s:%lld can now use the upstream (allowed only on loopback)",
+		    gw->cfg->server.host, (long long)gw->cfg->server.port);
 	SSL_CTX *tls = NULL;
 	if (cfg->server.tls.enabled != gw->cfg->server.tls.enabled) {
 		mg_log_warn("reload: server.tls.enabled changed; that needs a restart");

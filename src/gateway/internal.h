@@ -33,6 +33,7 @@
 
 struct mg_gateway;
 struct mg_session;
+struct mg_access;
 
 /* One SSE response stream (a GET stream, a request's stream, or a
  * subscriptions/listen stream). */
@@ -125,8 +126,9 @@ struct mg_gateway {
 	size_t nbuckets, nsessions;
 	struct mg_exchange *modern; /* modern exchanges in flight */
 	struct mg_listener *listeners;
-	json_t *resource_refs; /* shared-mode subscription refcounts: uri -> count */
-	json_t *tool_params;   /* x-mcp-header annotations learned from tools/list */
+	struct mg_access *accesses; /* requests waiting in the ACCESS phase (JWKS) */
+	json_t *resource_refs;      /* shared-mode subscription refcounts: uri -> count */
+	json_t *tool_params;        /* x-mcp-header annotations learned from tools/list */
 	time_t started;
 	bool draining;
 	bool loopback;

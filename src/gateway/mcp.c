@@ -256,12 +256,37 @@ static void reply_auth_failure(struct mg_gateway *gw, struct mg_http_req *req, s
 
 static void dispatch_method(struct mg_gateway *gw, struct mg_http_req *req, struct mg_identity *id);
 
-struct access {
+/* A request waiting for authentication (a JWKS fetch). Counted as in
+ * flight: shutdown waits for it and, at the deadline, answers it. */
+struct mg_access {
 	struct mg_gateway *gw;
 	struct mg_http_req *req;
 	struct mg_auth *auth;
 	struct mg_auth_wait *wait;
+	struct mg_access *prev, *next;
 };
+
+static void access_link(struct mg_access *ac)
+{
+	struct mg_gateway *gw = ac->gw;
+	ac->next = gw->accesses;
+	if (gw->accesses)
+		gw->accesses->prev = ac;
+	gw->accesses = ac;
+}
+
+static void access_free(struct mg_access *ac)
+{
+	struct mg_gateway *gw = ac->gw;
+	if (ac->prev)
+		ac->prev->next = ac->next;
+	else if (gw->accesses == ac)
+		gw->accesses = ac->next;
+	if (ac->next)
+		ac->next->prev = ac->prev;
+	mg_auth_unref(ac->auth);
+	free(ac);
+}
 
 static void after_auth(struct mg_gateway *gw, struct mg_http_req *req, struct mg_auth *auth,
                        const struct mg_auth_outcome *o)
@@ -276,20 +301,18 @@ static void after_auth(struct mg_gateway *gw, struct mg_http_req *req, struct mg
 
 static void on_auth_done(const struct mg_auth_outcome *o, void *arg)
 {
-	struct access *ac = arg;
+	struct mg_access *ac = arg;
 	mg_http_req_on_close(ac->req, NULL, NULL);
 	after_auth(ac->gw, ac->req, ac->auth, o);
-	mg_auth_unref(ac->auth);
-	free(ac);
+	access_free(ac);
 }
 
 static void on_auth_client_close(struct mg_http_req *req, void *arg)
 {
-	struct access *ac = arg;
+	struct mg_access *ac = arg;
 	(void)req;
 	mg_auth_cancel(ac->wait);
-	mg_auth_unref(ac->auth);
-	free(ac);
+	access_free(ac);
 }
 
 /* ACCESS: runs the provider chain; continues with dispatch_method, now or
@@ -309,13 +332,13 @@ static void authenticate_then_dispatch(struct mg_gateway *gw, struct mg_http_req
 		.now = (int64_t)time(NULL),
 	};
 	struct mg_auth *auth = mg_auth_ref(gw->auth);
-	struct access *ac = calloc(1, sizeof *ac);
+	struct mg_access *ac = calloc(1, sizeof *ac);
 	if (!ac) {
 		mg_auth_unref(auth);
 		mg_reply_rpc_error(req, 503, NULL, MG_RPC_INTERNAL_ERROR, "out of memory", NULL);
 		return;
 	}
-	*ac = (struct access){ .gw = gw, .req = req, .auth = auth };
+	*ac = (struct mg_access){ .gw = gw, .req = req, .auth = auth };
 	struct mg_auth_outcome o;
 	if (mg_auth_authenticate(auth, &ar, &o, on_auth_done, ac, &ac->wait)) {
 		after_auth(gw, req, auth, &o);
@@ -323,6 +346,7 @@ static void authenticate_then_dispatch(struct mg_gateway *gw, struct mg_http_req
 		free(ac);
 		return;
 	}
+	access_link(ac);
 	mg_http_req_on_close(req, on_auth_client_close, ac);
 }
 
@@ -1672,13 +1696,15 @@ void mg_mcp_handle(struct mg_gateway *gw, struct mg_http_req *req)
 	if (query_has_credentials(mg_http_req_query(req))) {
 		char challenge[1024];
 		mg_auth_challenge(gw->auth, "invalid_request", challenge, sizeof challenge);
-		struct mg_http_hdr h[] = { { "WWW-Authenticate", challenge } };
+		struct mg_http_hdr h[5] = { { "WWW-Authenticate", challenge } };
+		size_t n = 1;
+		cors_headers(gw, req, h, &n);
 		json_t *e =
 		    mg_rpc_error_new(NULL, MG_RPC_INVALID_REQUEST,
 		                     "Bad Request: credentials in the URL are refused; send "
 		                     "them in the Authorization header",
 		                     NULL);
-		mg_reply_json(req, 400, e, h, 1);
+		mg_reply_json(req, 400, e, h, n);
 		json_decref(e);
 		return;
 	}
@@ -1721,6 +1747,8 @@ void mg_mcp_session_ended(struct mg_session *s)
 size_t mg_mcp_inflight(struct mg_gateway *gw)
 {
 	size_t n = 0;
+	for (struct mg_access *ac = gw->accesses; ac; ac = ac->next)
+		n++;
 	for (struct mg_exchange *x = gw->modern; x; x = x->next)
 		n++;
 	for (size_t i = 0; i < gw->nbuckets; i++) {
@@ -1761,6 +1789,16 @@ void mg_mcp_close_streams(struct mg_gateway *gw)
 
 void mg_mcp_abort_all(struct mg_gateway *gw, const char *why)
 {
+	while (gw->accesses) {
+		struct mg_access *ac = gw->accesses;
+		mg_auth_cancel(ac->wait);
+		mg_http_req_on_close(ac->req, NULL, NULL);
+		struct mg_http_hdr h[] = { { "Retry-After", "1" } };
+		json_t *e = mg_rpc_error_new(NULL, MG_RPC_INTERNAL_ERROR, why, NULL);
+		mg_reply_json(ac->req, 503, e, h, 1);
+		json_decref(e);
+		access_free(ac);
+	}
 	while (gw->modern)
 		mg_exchange_abort(gw->modern, MG_RPC_INTERNAL_ERROR, why);
 	for (size_t i = 0; i < gw->nbuckets; i++) {

@@ -39,6 +39,9 @@ struct mg_http_req {
 	void *close_arg;
 	void *data;
 	uint64_t start_us;
+	/* Headers added before the response (mg_http_req_add_header). */
+	char extra[MG_HTTP_EXTRA_HEADERS][2][96];
+	size_t n_extra;
 };
 
 struct mg_http_conn {
@@ -215,6 +218,8 @@ static void write_head(struct mg_http_conn *c, int status, const char *ctype,
 		evbuffer_add_printf(out, "Content-Type: %s\r\n", ctype);
 	for (size_t i = 0; i < n; i++)
 		evbuffer_add_printf(out, "%s: %s\r\n", hdrs[i].name, hdrs[i].value);
+	for (size_t i = 0; i < c->req.n_extra; i++)
+		evbuffer_add_printf(out, "%s: %s\r\n", c->req.extra[i][0], c->req.extra[i][1]);
 	if (chunked)
 		evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
 	else if (content_length >= 0)
@@ -651,6 +656,21 @@ void mg_http_req_set_data(struct mg_http_req *req, void *data)
 void *mg_http_req_data(const struct mg_http_req *req)
 {
 	return req->data;
+}
+
+int mg_http_req_add_header(struct mg_http_req *req, const char *name, const char *value)
+{
+	if (req->n_extra >= MG_HTTP_EXTRA_HEADERS || strlen(name) >= sizeof req->extra[0][0] ||
+	    strlen(value) >= sizeof req->extra[0][1])
+		return -1;
+	for (const char *p = value; *p; p++) {
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return -1; /* never let a value split the header block */
+	}
+	snprintf(req->extra[req->n_extra][0], sizeof req->extra[0][0], "%s", name);
+	snprintf(req->extra[req->n_extra][1], sizeof req->extra[0][1], "%s", value);
+	req->n_extra++;
+	return 0;
 }
 
 void mg_http_req_on_close(struct mg_http_req *req, void (*cb)(struct mg_http_req *, void *),

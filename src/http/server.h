@@ -105,6 +105,12 @@ void *mg_http_req_data(const struct mg_http_req *req);
 void mg_http_req_on_close(struct mg_http_req *req, void (*cb)(struct mg_http_req *, void *),
                           void *arg);
 
+/* Adds a header to whatever response this request gets (e.g. rate-limit
+ * headers decided before the handler knows how it will answer). Copied.
+ * At most MG_HTTP_EXTRA_HEADERS; returns -1 beyond. */
+#define MG_HTTP_EXTRA_HEADERS 6
+int mg_http_req_add_header(struct mg_http_req *req, const char *name, const char *value);
+
 /* Sends a complete response and finishes the request. `hdrs` may be NULL. */
 void mg_http_reply(struct mg_http_req *req, int status, const char *content_type,
                    const struct mg_http_hdr *hdrs, size_t n_hdrs, const void *body, size_t len);
