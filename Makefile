@@ -36,7 +36,7 @@ UNIT_SRC := $(sort $(wildcard tests/unit/*.c tests/unit/*/*.c))
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(filter-out tests/unit/support%,$(UNIT_SRC)))
 TOOL_BIN := $(BUILD)/toml-decoder $(BUILD)/yaml-decoder
 
-.PHONY: all run test check unit toml-test e2e check-asan lint fuzz fuzz-run deps deps-test \
+.PHONY: all run test check unit toml-test redis-test e2e check-asan lint fuzz fuzz-run deps deps-test \
         clean bench docs-check docs-reference format
 .DEFAULT_GOAL := all
 
@@ -98,7 +98,11 @@ toml-test: $(BUILD)/toml-decoder
 e2e: $(BUILD)/mcp-guard
 	@MCP_GUARD_BIN=$(abspath $(BUILD)/mcp-guard) sh scripts/e2e.sh
 
-check: all unit toml-test e2e
+# The rate limiter against a real redis-server (tests/redis/run.sh starts and stops it).
+redis-test: $(BUILD)/libmg.a
+	@BUILD=$(BUILD) sh tests/redis/run.sh
+
+check: all unit toml-test redis-test e2e
 
 check-asan:
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \

@@ -52,13 +52,18 @@ struct mg_jwk_set;
 
 /* Parses a JWKS document ({"keys": [...]}). Keys that cannot be used for
  * signature verification (unknown kty, `use` other than "sig", key_ops
- * without "verify", private parts present in a public key set, RSA under
- * 2048 bits, unsupported curves, malformed members) are skipped and
- * counted; the set is valid if at least one key remains. Returns NULL with
- * `err` when the document is malformed or has no usable key. */
+ * without "verify", private parts present in a public key set, symmetric
+ * "oct" keys, RSA under 2048 or over 8192 bits or with an exponent over 32
+ * bits, unsupported curves, an `alg` that does not fit the key, malformed
+ * members, a `kid` over 255 bytes) are skipped and counted; the set is
+ * valid if at least one key remains. Returns NULL with `err` when the
+ * document is malformed, larger than 256 KiB, holds more than 100 keys, or
+ * has no usable key. */
 struct mg_jwk_set *mg_jwk_set_parse(const char *json, size_t len, char *err, size_t err_size);
 
-/* A set holding one HMAC secret (mode = "simple"), usable with HS* only. */
+/* A set holding one HMAC secret (mode = "simple"), usable with HS* only.
+ * The secret is copied. With a single key and no kid, a token's `kid` is
+ * not consulted. Returns NULL when `len` is 0 or over 64 KiB. */
 struct mg_jwk_set *mg_jwk_set_hmac(const void *secret, size_t len);
 
 struct mg_jwk_set *mg_jwk_set_ref(struct mg_jwk_set *set);
@@ -78,15 +83,15 @@ struct mg_jwt_policy {
 	size_t n_audience;
 	int64_t leeway_secs;
 	int64_t now;            /* Unix seconds */
-	size_t max_token_bytes; /* e.g. 16384 */
+	size_t max_token_bytes; /* e.g. 16384; 0 means 16384 */
 };
 
 enum mg_jwt_status {
 	MG_JWT_OK,
-	MG_JWT_MALFORMED,     /* not three base64url parts of JSON objects, too big, ... */
-	MG_JWT_BAD_HEADER,    /* typ/crit/jwk/jku/x5u/x5c and friends */
-	MG_JWT_ALG_REJECTED,  /* alg missing, none, not in the policy, or not fit for the key */
-	MG_JWT_UNKNOWN_KID,   /* no key with that kid (a JWKS refresh may help) */
+	MG_JWT_MALFORMED,    /* not three base64url parts of JSON objects, too big, ... */
+	MG_JWT_BAD_HEADER,   /* typ/crit/jwk/jku/x5u/x5c and friends */
+	MG_JWT_ALG_REJECTED, /* alg missing, none, not in the policy, or not fit for the key */
+	MG_JWT_UNKNOWN_KID,  /* no key with that kid, or no kid and several keys fit */
 	MG_JWT_BAD_SIGNATURE,
 	MG_JWT_EXPIRED,       /* exp in the past beyond leeway, or exp missing */
 	MG_JWT_NOT_YET_VALID, /* nbf or iat in the future beyond leeway */
@@ -107,14 +112,17 @@ struct mg_jwt {
 
 /* Verifies a compact JWS (`len` bytes, no whitespace) against `keys` and
  * `policy`. On MG_JWT_OK, `out` holds the header and claims (caller frees
- * with mg_jwt_free). Otherwise `out` is empty and `why` (may be NULL) gets
- * a short reason for logs, never containing the token. */
+ * with mg_jwt_free; `out` may be NULL when only the answer matters).
+ * Otherwise `out` is empty and `why` (may be NULL) gets a short reason for
+ * logs, never containing the token. */
 enum mg_jwt_status mg_jwt_verify(const char *token, size_t len, const struct mg_jwk_set *keys,
-                                 const struct mg_jwt_policy *policy, struct mg_jwt *out,
-                                 char *why, size_t why_size);
+                                 const struct mg_jwt_policy *policy, struct mg_jwt *out, char *why,
+                                 size_t why_size);
 
 /* The `kid` of a token's header without verifying anything (to decide
- * whether a JWKS refresh is worth it). Returns 0 and copies it, or -1. */
+ * whether a JWKS refresh is worth it). Returns 0 and copies it, or -1 (no
+ * kid, malformed header, or kid longer than kid_size - 1; kids accepted
+ * anywhere are at most 255 bytes, so 256 bytes always suffice). */
 int mg_jwt_peek_kid(const char *token, size_t len, char *kid, size_t kid_size);
 
 void mg_jwt_free(struct mg_jwt *jwt);

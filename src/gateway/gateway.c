@@ -23,6 +23,7 @@
 #include "config/checks.h"
 #include "gateway/internal.h"
 #include "http/client.h"
+#include "ratelimit/ratelimit.h"
 #include "upstream/process.h"
 #include "util/log.h"
 
@@ -86,6 +87,18 @@ static void handle_health(struct mg_gateway *gw, struct mg_http_req *req)
 	              upstreams_json(gw), "sessions", (json_int_t)gw->nsessions, "connections",
 	              (json_int_t)mg_http_server_connections(gw->http), "requests_in_flight",
 	              (json_int_t)mg_mcp_inflight(gw));
+	if (gw->rl) {
+		struct mg_ratelimiter_state st;
+		mg_ratelimiter_state(gw->rl, &st);
+		json_object_set_new(
+		    o, "rate_limit",
+		    json_pack("{s:s,s:b,s:I,s:I,s:I,s:I}", "store",
+		              st.redis_configured ? (st.redis_up ? "redis" : "memory (redis down)")
+		                                  : "memory",
+		              "redis_up", st.redis_up, "allowed", (json_int_t)st.allowed, "refused",
+		              (json_int_t)st.refused, "fallbacks", (json_int_t)st.fallbacks, "keys",
+		              (json_int_t)st.memory_keys));
+	}
 	struct mg_http_hdr h[] = { { "Cache-Control", "no-store" } };
 	mg_reply_json(req, 200, o, h, 1);
 	json_decref(o);
@@ -382,6 +395,7 @@ static void teardown(struct mg_gateway *gw)
 			event_free(sigs[i]);
 	}
 	mg_auth_unref(gw->auth);
+	mg_ratelimiter_free(gw->rl);
 	mg_fetcher_free(gw->fetcher);
 	json_decref(gw->resource_refs);
 	json_decref(gw->tool_params);
@@ -425,6 +439,21 @@ int mg_gateway_run(const struct mg_config *cfg)
 		mg_log_warn("no authentication is configured: anyone who can reach %s:%lld can use "
 		            "the upstream; this is allowed only on loopback",
 		            cfg->server.host, (long long)cfg->server.port);
+	}
+	if (cfg->rate_limit.enabled) {
+		struct mg_ratelimiter_opts ro = {
+			.max_entries = (size_t)cfg->rate_limit.max_entries,
+			.idle_secs = cfg->rate_limit.idle_eviction_secs,
+			.redis_url = cfg->rate_limit.redis_url,
+			.redis_timeout_ms = cfg->rate_limit.redis_timeout_ms,
+			.expected_instances = cfg->rate_limit.expected_instances,
+			.key_prefix = "mcp-guard:rl:",
+		};
+		gw.rl = mg_ratelimiter_new(gw.base, &ro, aerr, sizeof aerr);
+		if (!gw.rl) {
+			mg_log_error("rate limiting: %s", aerr);
+			goto out;
+		}
 	}
 	SSL_CTX *tls = NULL;
 	if (cfg->server.tls.enabled) {

@@ -34,6 +34,8 @@
 struct mg_gateway;
 struct mg_session;
 struct mg_access;
+struct mg_hold;
+struct mg_ratelimiter;
 
 /* One SSE response stream (a GET stream, a request's stream, or a
  * subscriptions/listen stream). */
@@ -127,6 +129,8 @@ struct mg_gateway {
 	struct mg_exchange *modern; /* modern exchanges in flight */
 	struct mg_listener *listeners;
 	struct mg_access *accesses; /* requests waiting in the ACCESS phase (JWKS) */
+	struct mg_hold *holds;      /* requests waiting for a rate-limit decision (Redis) */
+	struct mg_ratelimiter *rl;  /* NULL when rate_limit.enabled is false */
 	json_t *resource_refs;      /* shared-mode subscription refcounts: uri -> count */
 	json_t *tool_params;        /* x-mcp-header annotations learned from tools/list */
 	time_t started;
@@ -136,7 +140,7 @@ struct mg_gateway {
 	struct event *shutdown_timer;
 	int shutdown_phase;
 	uint64_t phase_start_us;
-	uint64_t requests_total, errors_total, denied_total;
+	uint64_t requests_total, errors_total, denied_total, limited_total;
 };
 
 /* ---- session.c ------------------------------------------------------------------- */

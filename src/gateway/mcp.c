@@ -28,6 +28,7 @@
 #include "authz/authz.h"
 #include "gateway/internal.h"
 #include "mcp/params.h"
+#include "ratelimit/ratelimit.h"
 #include "util/log.h"
 #include "util/str.h"
 
@@ -255,6 +256,9 @@ static void reply_auth_failure(struct mg_gateway *gw, struct mg_http_req *req, s
 }
 
 static void dispatch_method(struct mg_gateway *gw, struct mg_http_req *req, struct mg_identity *id);
+static void rate_limit_then_dispatch(struct mg_gateway *gw, struct mg_http_req *req,
+                                     struct mg_identity *id);
+static void ip_charge_failure(struct mg_gateway *gw, struct mg_http_req *req);
 
 /* A request waiting for authentication (a JWKS fetch). Counted as in
  * flight: shutdown waits for it and, at the deadline, answers it. */
@@ -292,10 +296,12 @@ static void after_auth(struct mg_gateway *gw, struct mg_http_req *req, struct mg
                        const struct mg_auth_outcome *o)
 {
 	if (o->status != MG_AUTH_OK) {
+		if (o->status != MG_AUTH_UNAVAILABLE)
+			ip_charge_failure(gw, req);
 		reply_auth_failure(gw, req, auth, o);
 		return;
 	}
-	dispatch_method(gw, req, o->identity);
+	rate_limit_then_dispatch(gw, req, o->identity);
 	mg_identity_unref(o->identity);
 }
 
@@ -1527,6 +1533,218 @@ static void handle_modern(struct mg_gateway *gw, struct mg_http_req *req, struct
 		exchange_start(gw, req, NULL, up->shared, msg, true, MG_BRIDGE_TO_LEGACY, id);
 }
 
+/* ---- PREACCESS: rate limiting ------------------------------------------------------ */
+
+/* A request waiting for a rate-limit decision from Redis. Counted as in
+ * flight; cancelled when the client leaves. */
+struct mg_hold {
+	struct mg_gateway *gw;
+	struct mg_http_req *req;
+	struct mg_identity *id;
+	struct mg_rpc_msg msg; /* the parsed body (tool limits), or root NULL */
+	struct mg_rl_wait *wait;
+	void (*decided)(struct mg_hold *h, const struct mg_rl_decision *d);
+	struct mg_hold *prev, *next;
+	bool linked;
+};
+
+static void hold_free(struct mg_hold *h)
+{
+	struct mg_gateway *gw = h->gw;
+	if (h->linked) {
+		if (h->prev)
+			h->prev->next = h->next;
+		else
+			gw->holds = h->next;
+		if (h->next)
+			h->next->prev = h->prev;
+	}
+	mg_identity_unref(h->id);
+	if (h->msg.root)
+		mg_rpc_msg_free(&h->msg);
+	free(h);
+}
+
+static void on_hold_client_close(struct mg_http_req *req, void *arg)
+{
+	struct mg_hold *h = arg;
+	(void)req;
+	mg_ratelimiter_cancel(h->wait);
+	hold_free(h);
+}
+
+static void on_hold_decided(const struct mg_rl_decision *d, void *arg)
+{
+	struct mg_hold *h = arg;
+	h->wait = NULL;
+	mg_http_req_on_close(h->req, NULL, NULL);
+	h->decided(h, d);
+	hold_free(h);
+}
+
+/* Checks `key` and calls h->decided now or later; takes ownership of h. */
+static void hold_check(struct mg_hold *h, const char *key, size_t len, const struct mg_rate *r)
+{
+	struct mg_rl_decision d;
+	if (mg_ratelimiter_check(h->gw->rl, key, len, r, (int64_t)mg_now_us(), &d, on_hold_decided,
+	                         h, &h->wait)) {
+		h->decided(h, &d);
+		hold_free(h);
+		return;
+	}
+	h->linked = true;
+	h->next = h->gw->holds;
+	if (h->gw->holds)
+		h->gw->holds->prev = h;
+	h->gw->holds = h;
+	mg_http_req_on_close(h->req, on_hold_client_close, h);
+}
+
+static int64_t ceil_secs(int64_t us)
+{
+	return us <= 0 ? 0 : (us + 999999) / 1000000;
+}
+
+/* X-RateLimit-* on whatever answer the request gets. */
+static void rate_headers(struct mg_http_req *req, const struct mg_rl_decision *d)
+{
+	char v[32];
+	snprintf(v, sizeof v, "%lld", (long long)d->limit);
+	mg_http_req_add_header(req, "X-RateLimit-Limit", v);
+	snprintf(v, sizeof v, "%lld", (long long)d->remaining);
+	mg_http_req_add_header(req, "X-RateLimit-Remaining", v);
+	snprintf(v, sizeof v, "%lld", (long long)ceil_secs(d->reset_us));
+	mg_http_req_add_header(req, "X-RateLimit-Reset", v);
+}
+
+static void reply_limited(struct mg_gateway *gw, struct mg_http_req *req, json_t *id,
+                          const struct mg_rl_decision *d, const char *what)
+{
+	gw->limited_total++;
+	int64_t secs = ceil_secs(d->retry_after_us);
+	if (secs < 1)
+		secs = 1;
+	char ra[32], m[240];
+	snprintf(ra, sizeof ra, "%lld", (long long)secs);
+	snprintf(m, sizeof m, "Too Many Requests: %s; retry in %lld s", what, (long long)secs);
+	struct mg_http_hdr h[5] = { { "Retry-After", ra } };
+	size_t n = 1;
+	cors_headers(gw, req, h, &n);
+	json_t *e = mg_rpc_error_new(id, MG_RPC_RATE_LIMITED, m,
+	                             json_pack("{s:I}", "retryAfterSecs", (json_int_t)secs));
+	mg_reply_json(req, 429, e, h, n);
+	json_decref(e);
+}
+
+/* Unauthenticated floods, per client address, in memory: every failed
+ * authentication is charged; before any authentication work, an address
+ * over its limit is refused. Authenticated traffic never uses this budget,
+ * so clients behind one proxy address are not throttled together unless
+ * that address also floods bad credentials. */
+static int ip_key(struct mg_http_req *req, char *key, size_t size)
+{
+	return snprintf(key, size, "ip:%s", mg_http_req_peer(req));
+}
+
+static bool ip_limit_or_reply(struct mg_gateway *gw, struct mg_http_req *req)
+{
+	const struct mg_rate_limit_config *rc = &gw->cfg->rate_limit;
+	if (!gw->rl || rc->ip_requests_per_second <= 0)
+		return true;
+	char key[80];
+	int n = ip_key(req, key, sizeof key);
+	struct mg_rate r = { .per_second = rc->ip_requests_per_second, .burst = rc->ip_burst_size };
+	struct mg_rl_decision d;
+	mg_ratelimiter_peek(gw->rl, key, (size_t)n, &r, (int64_t)mg_now_us(), &d);
+	if (d.allowed)
+		return true;
+	reply_limited(gw, req, NULL, &d, "too many failed authentications from this address");
+	return false;
+}
+
+static void ip_charge_failure(struct mg_gateway *gw, struct mg_http_req *req)
+{
+	const struct mg_rate_limit_config *rc = &gw->cfg->rate_limit;
+	if (!gw->rl || rc->ip_requests_per_second <= 0)
+		return;
+	char key[80];
+	int n = ip_key(req, key, sizeof key);
+	struct mg_rate r = { .per_second = rc->ip_requests_per_second, .burst = rc->ip_burst_size };
+	struct mg_rl_decision d;
+	mg_ratelimiter_check(gw->rl, key, (size_t)n, &r, (int64_t)mg_now_us(), &d, NULL, NULL,
+	                     NULL);
+}
+
+static void identity_decided(struct mg_hold *h, const struct mg_rl_decision *d)
+{
+	rate_headers(h->req, d);
+	if (!d->allowed) {
+		reply_limited(h->gw, h->req, NULL, d, "rate limit of this identity");
+		return;
+	}
+	dispatch_method(h->gw, h->req, h->id);
+}
+
+static void rate_limit_then_dispatch(struct mg_gateway *gw, struct mg_http_req *req,
+                                     struct mg_identity *id)
+{
+	/* Without authentication every caller is the same "anonymous" (loopback
+	 * only): one shared budget would throttle unrelated local clients. */
+	if (!gw->rl || strcmp(id->provider, "anonymous") == 0) {
+		dispatch_method(gw, req, id);
+		return;
+	}
+	const struct mg_rate_limit_config *rc = &gw->cfg->rate_limit;
+	struct mg_hold *h = calloc(1, sizeof *h);
+	if (!h) {
+		mg_reply_rpc_error(req, 503, NULL, MG_RPC_INTERNAL_ERROR, "out of memory", NULL);
+		return;
+	}
+	*h = (struct mg_hold){
+		.gw = gw, .req = req, .id = mg_identity_ref(id), .decided = identity_decided
+	};
+	char key[600];
+	int n = snprintf(key, sizeof key, "id:%s", id->key);
+	struct mg_rate r = { .per_second =
+		                 id->rate_limit > 0 ? id->rate_limit : rc->requests_per_second,
+		             .burst = rc->burst_size };
+	hold_check(h, key, (size_t)(n < (int)sizeof key ? n : (int)sizeof key - 1), &r);
+}
+
+/* The per-tool limit that applies to a tools/call, if any. */
+static const struct mg_tool_limit_config *tool_limit(struct mg_gateway *gw,
+                                                     const struct mg_rpc_msg *msg)
+{
+	const struct mg_rate_limit_config *rc = &gw->cfg->rate_limit;
+	if (!gw->rl || !rc->n_tools || msg->kind != MG_RPC_REQUEST ||
+	    strcmp(msg->method, "tools/call") != 0)
+		return NULL;
+	json_t *name = json_object_get(msg->params, "name");
+	if (!json_is_string(name))
+		return NULL;
+	for (size_t i = 0; i < rc->n_tools; i++) {
+		if (mg_glob_match(rc->tools[i].name, json_string_value(name),
+		                  json_string_length(name)))
+			return &rc->tools[i];
+	}
+	return NULL;
+}
+
+static void continue_post(struct mg_gateway *gw, struct mg_http_req *req, struct mg_rpc_msg *msg,
+                          struct mg_identity *id);
+
+static void tool_decided(struct mg_hold *h, const struct mg_rl_decision *d)
+{
+	if (!d->allowed) {
+		json_t *name = json_object_get(h->msg.params, "name");
+		char what[200];
+		snprintf(what, sizeof what, "rate limit of tool %.100s", json_string_value(name));
+		reply_limited(h->gw, h->req, h->msg.id, d, what);
+		return;
+	}
+	continue_post(h->gw, h->req, &h->msg, h->id);
+}
+
 /* ---- HTTP methods --------------------------------------------------------------------- */
 
 static void handle_post(struct mg_gateway *gw, struct mg_http_req *req, struct mg_identity *id)
@@ -1556,15 +1774,43 @@ static void handle_post(struct mg_gateway *gw, struct mg_http_req *req, struct m
 		json_decref(fail.id);
 		return;
 	}
+	const struct mg_tool_limit_config *tl = tool_limit(gw, &msg);
+	if (tl) {
+		struct mg_hold *h = calloc(1, sizeof *h);
+		if (!h) {
+			mg_rpc_msg_free(&msg);
+			mg_reply_rpc_error(req, 503, NULL, MG_RPC_INTERNAL_ERROR, "out of memory",
+			                   NULL);
+			return;
+		}
+		/* The hold owns the parsed message until the decision. */
+		*h = (struct mg_hold){ .gw = gw,
+			               .req = req,
+			               .id = mg_identity_ref(id),
+			               .msg = msg,
+			               .decided = tool_decided };
+		char key[800];
+		int n = snprintf(key, sizeof key, "tool:%s:%s", id->key, tl->name);
+		struct mg_rate r = { .per_second = tl->requests_per_second,
+			             .burst = tl->burst_size };
+		hold_check(h, key, (size_t)(n < (int)sizeof key ? n : (int)sizeof key - 1), &r);
+		return;
+	}
+	continue_post(gw, req, &msg, id);
+	mg_rpc_msg_free(&msg);
+}
+
+static void continue_post(struct mg_gateway *gw, struct mg_http_req *req, struct mg_rpc_msg *msg,
+                          struct mg_identity *id)
+{
 	/* A session request without _meta stays legacy even if its version
 	 * header names a future version: it gets the legacy "unsupported". */
 	bool session_req =
-	    hdr(req, "Mcp-Session-Id") && msg.kind != MG_RPC_BATCH && !mg_mcp_meta_version(&msg);
-	if (!session_req && mg_mcp_era(&msg, hdr(req, "MCP-Protocol-Version")) == MG_ERA_MODERN)
-		handle_modern(gw, req, &msg, id);
+	    hdr(req, "Mcp-Session-Id") && msg->kind != MG_RPC_BATCH && !mg_mcp_meta_version(msg);
+	if (!session_req && mg_mcp_era(msg, hdr(req, "MCP-Protocol-Version")) == MG_ERA_MODERN)
+		handle_modern(gw, req, msg, id);
 	else
-		handle_legacy(gw, req, &msg, id);
-	mg_rpc_msg_free(&msg);
+		handle_legacy(gw, req, msg, id);
 }
 
 static void handle_get(struct mg_gateway *gw, struct mg_http_req *req, const char *identity)
@@ -1708,6 +1954,8 @@ void mg_mcp_handle(struct mg_gateway *gw, struct mg_http_req *req)
 		json_decref(e);
 		return;
 	}
+	if (!ip_limit_or_reply(gw, req))
+		return;
 	authenticate_then_dispatch(gw, req);
 }
 
@@ -1747,6 +1995,8 @@ void mg_mcp_session_ended(struct mg_session *s)
 size_t mg_mcp_inflight(struct mg_gateway *gw)
 {
 	size_t n = 0;
+	for (struct mg_hold *h = gw->holds; h; h = h->next)
+		n++;
 	for (struct mg_access *ac = gw->accesses; ac; ac = ac->next)
 		n++;
 	for (struct mg_exchange *x = gw->modern; x; x = x->next)
@@ -1789,6 +2039,14 @@ void mg_mcp_close_streams(struct mg_gateway *gw)
 
 void mg_mcp_abort_all(struct mg_gateway *gw, const char *why)
 {
+	while (gw->holds) {
+		struct mg_hold *h = gw->holds;
+		mg_ratelimiter_cancel(h->wait);
+		mg_http_req_on_close(h->req, NULL, NULL);
+		mg_reply_rpc_error(h->req, 503, h->msg.root ? h->msg.id : NULL,
+		                   MG_RPC_INTERNAL_ERROR, why, NULL);
+		hold_free(h);
+	}
 	while (gw->accesses) {
 		struct mg_access *ac = gw->accesses;
 		mg_auth_cancel(ac->wait);

@@ -24,6 +24,9 @@
 #define MG_RPC_HEADER_MISMATCH     -32020 /* 2026-07-28 */
 #define MG_RPC_MISSING_CAPABILITY  -32021
 #define MG_RPC_UNSUPPORTED_VERSION -32022
+/* The gateway's own code for "rate limited" (HTTP 429): outside the ranges
+ * JSON-RPC and MCP reserve. */
+#define MG_RPC_RATE_LIMITED -31429
 
 enum mg_rpc_kind {
 	MG_RPC_REQUEST,      /* method + id */
