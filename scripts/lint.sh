@@ -17,7 +17,7 @@ rm -f /tmp/mg-format.$$
 
 echo "lint: banned functions"
 # Unbounded or error-blind functions: use snprintf, mg_buf, mg_parse_i64.
-if grep -nE '(^|[^_a-zA-Z0-9.>])(strcpy|strcat|sprintf|vsprintf|atoi|atol|atoll|gets)[[:space:]]*\(' \
+if grep -nE '(^|[^_a-zA-Z0-9.>])(strcpy|strcat|sprintf|vsprintf|atoi|atol|atoll|gets)\(' \
 	$files | grep -v 'lint: allow'; then
 	echo "lint: banned function used (strcpy/strcat/sprintf/vsprintf/atoi/atol/gets)"
 	fail=1

@@ -105,7 +105,7 @@ void *mg_http_req_data(const struct mg_http_req *req);
 void mg_http_req_on_close(struct mg_http_req *req, void (*cb)(struct mg_http_req *, void *),
                           void *arg);
 
-/* Adds a header to whatever response this request gets (e.g. rate-limit
+/* Adds a header to the response of this request, whichever it is (e.g. rate-limit
  * headers decided before the handler knows how it will answer). Copied.
  * At most MG_HTTP_EXTRA_HEADERS; returns -1 beyond. */
 #define MG_HTTP_EXTRA_HEADERS 6
