@@ -31,6 +31,9 @@ static const char *const features[] = {
 	"auth:mtls",
 	"tls",
 	"reload:sighup",
+	"authz:tools-resources-prompts",
+	"ratelimit:gcra",
+	"ratelimit:redis",
 };
 
 int mg_cmd_version(struct mg_cli *cli)
