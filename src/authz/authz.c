@@ -140,7 +140,8 @@ size_t mg_authz_filter(const struct mg_identity *id, const char *method, json_t 
 	if (strcmp(method, "tools/list") == 0)
 		return filter_array(json_object_get(result, "tools"), "name", &id->allowed_tools);
 	if (strcmp(method, "prompts/list") == 0)
-		return filter_array(json_object_get(result, "prompts"), "name", &id->allowed_prompts);
+		return filter_array(json_object_get(result, "prompts"), "name",
+		                    &id->allowed_prompts);
 	if (strcmp(method, "resources/list") == 0)
 		return filter_array(json_object_get(result, "resources"), "uri",
 		                    &id->allowed_resources);

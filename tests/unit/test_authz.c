@@ -17,11 +17,20 @@ static void test_glob(void **state)
 		const char *p, *s;
 		bool m;
 	} c[] = {
-		{ "echo", "echo", true },       { "echo", "echo2", false },     { "echo", "Echo", false },
-		{ "get_*", "get_sum", true },   { "get_*", "get_", true },      { "get_*", "get", false },
-		{ "*", "", true },              { "*", "anything", true },      { "*_admin", "db_admin", true },
-		{ "*_admin", "db_admin2", false }, { "a*b*c", "axxbyyc", true }, { "a*b*c", "axxbyy", false },
-		{ "**", "x", true },            { "file:///docs/*", "file:///docs/a/b.md", true },
+		{ "echo", "echo", true },
+		{ "echo", "echo2", false },
+		{ "echo", "Echo", false },
+		{ "get_*", "get_sum", true },
+		{ "get_*", "get_", true },
+		{ "get_*", "get", false },
+		{ "*", "", true },
+		{ "*", "anything", true },
+		{ "*_admin", "db_admin", true },
+		{ "*_admin", "db_admin2", false },
+		{ "a*b*c", "axxbyyc", true },
+		{ "a*b*c", "axxbyy", false },
+		{ "**", "x", true },
+		{ "file:///docs/*", "file:///docs/a/b.md", true },
 		{ "file:///docs/*", "file:///doc", false },
 	};
 	for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
@@ -30,7 +39,10 @@ static void test_glob(void **state)
 	}
 	/* Names with NUL bytes and look-alikes are just other names. */
 	assert_false(mg_glob_match("echo", "echo\0x", 6));
-	assert_false(mg_glob_match("echo", "\xef\xbd\x85" "cho", 6));
+	assert_false(mg_glob_match("echo",
+	                           "\xef\xbd\x85"
+	                           "cho",
+	                           6));
 }
 
 static struct mg_identity *ident(char **tools, size_t n, bool set)
@@ -52,27 +64,33 @@ static void test_targets_and_permits(void **state)
 	char *tools[] = { "echo", "get-*" };
 	struct mg_identity *id = ident(tools, 2, true);
 	const char *cases[][2] = {
-		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\"}}",
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/"
+		  "call\",\"params\":{\"name\":\"echo\"}}",
 		  "y" },
-		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"get-sum\"}}",
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/"
+		  "call\",\"params\":{\"name\":\"get-sum\"}}",
 		  "y" },
-		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"rm\"}}",
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/"
+		  "call\",\"params\":{\"name\":\"rm\"}}",
 		  "n" },
-		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"ech\\u006f\"}}",
+		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/"
+		  "call\",\"params\":{\"name\":\"ech\\u006f\"}}",
 		  "y" }, /* JSON escapes decode to the same bytes the upstream sees */
 		{ "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/list\"}", "y" },
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		struct mg_rpc_msg m;
 		struct mg_rpc_fail f;
-		assert_int_equal(mg_rpc_parse(cases[i][0], strlen(cases[i][0]), 64, false, &m, &f), 0);
+		assert_int_equal(mg_rpc_parse(cases[i][0], strlen(cases[i][0]), 64, false, &m, &f),
+		                 0);
 		struct mg_authz_target t;
 		assert_int_equal(mg_authz_target(&m, &t), 0);
 		assert_int_equal(mg_authz_permits(id, &t), cases[i][1][0] == 'y');
 		mg_rpc_msg_free(&m);
 	}
 	/* A tool named by something other than a string cannot be authorized. */
-	const char *bad = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":[\"echo\"]}}";
+	const char *bad = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/"
+	                  "call\",\"params\":{\"name\":[\"echo\"]}}";
 	struct mg_rpc_msg m;
 	struct mg_rpc_fail f;
 	assert_int_equal(mg_rpc_parse(bad, strlen(bad), 64, false, &m, &f), 0);
@@ -80,8 +98,9 @@ static void test_targets_and_permits(void **state)
 	assert_int_equal(mg_authz_target(&m, &t), -1);
 	mg_rpc_msg_free(&m);
 	/* Completion refs name prompts or resources. */
-	const char *comp = "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"completion/complete\",\"params\":"
-	                   "{\"ref\":{\"type\":\"ref/prompt\",\"name\":\"secret\"}}}";
+	const char *comp =
+	    "{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"completion/complete\",\"params\":"
+	    "{\"ref\":{\"type\":\"ref/prompt\",\"name\":\"secret\"}}}";
 	assert_int_equal(mg_rpc_parse(comp, strlen(comp), 64, false, &m, &f), 0);
 	assert_int_equal(mg_authz_target(&m, &t), 0);
 	assert_int_equal(t.kind, MG_AUTHZ_PROMPT);
