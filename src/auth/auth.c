@@ -299,4 +299,12 @@ json_t *mg_auth_resource_metadata(const struct mg_auth *a)
 void mg_auth_stats(const struct mg_auth *a, struct mg_auth_stats *out)
 {
 	*out = a->stats;
+	for (size_t i = 0; i < a->n_providers; i++) {
+		out->jwt_cache_hits += mg_auth_jwt_cache_hits(a->providers[i]);
+		const struct mg_jwks *j = mg_auth_jwt_jwks(a->providers[i]);
+		if (j) {
+			out->jwks_fetches += mg_jwks_fetches(j);
+			out->jwks_errors += mg_jwks_errors(j);
+		}
+	}
 }

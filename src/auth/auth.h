@@ -138,7 +138,8 @@ json_t *mg_auth_resource_metadata(const struct mg_auth *a);
 /* The configured public URL of the resource (server.public_url or derived). */
 const char *mg_auth_resource_url(const struct mg_auth *a);
 
-/* Counters for /health and metrics. */
+/* Counters of this context, for metrics (a reload starts new ones, except the
+ * JWKS's, which carry over with its keys). */
 struct mg_auth_stats {
 	uint64_t ok, invalid, missing, unavailable, jwt_cache_hits, jwks_fetches, jwks_errors;
 };

@@ -57,6 +57,10 @@ struct mg_auth {
 /* The JWKS cache of a context's JWT provider, or NULL. */
 struct mg_jwks *mg_auth_jwt_jwks(const struct mg_auth_provider *p);
 
+/* Requests a context's JWT provider answered from its token cache (0 for
+ * other providers). */
+uint64_t mg_auth_jwt_cache_hits(const struct mg_auth_provider *p);
+
 /* A waiting provider finished: completes the chain for `w` (and frees it). */
 void mg_auth_resume(struct mg_auth_wait *w, const struct mg_auth_outcome *o);
 

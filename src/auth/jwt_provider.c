@@ -322,6 +322,11 @@ struct mg_jwks *mg_auth_jwt_jwks(const struct mg_auth_provider *p)
 	return p->ops == &jwt_ops ? ((const struct jwt_provider *)p)->jwks : NULL;
 }
 
+uint64_t mg_auth_jwt_cache_hits(const struct mg_auth_provider *p)
+{
+	return p->ops == &jwt_ops ? ((const struct jwt_provider *)p)->hits : 0;
+}
+
 static const struct mg_auth_provider_ops jwt_ops = {
 	.name = "jwt",
 	.authenticate = jwt_authenticate,

@@ -158,10 +158,17 @@ static void test_jwt_scopes(void **state)
 	assert_int_equal(o.identity->scopes.n, 3);
 	assert_int_equal(o.identity->expires, exp);
 	mg_identity_unref(o.identity);
+	struct mg_auth_stats st;
+	mg_auth_stats(a, &st);
+	assert_int_equal(st.jwt_cache_hits, 0);
 	/* Second time: from the verified-token cache, same answer. */
 	o = run(a, &r);
 	assert_int_equal(o.status, MG_AUTH_OK);
+	assert_string_equal(o.identity->key, "jwt:bob");
 	mg_identity_unref(o.identity);
+	mg_auth_stats(a, &st);
+	assert_int_equal(st.jwt_cache_hits, 1);
+	assert_int_equal(st.ok, 2);
 	/* Valid but without the required scope: 403 material. */
 	snprintf(payload, sizeof payload,
 	         "{\"sub\":\"bob\",\"aud\":\"https://mcp.example.com/mcp\",\"exp\":%ld,"
