@@ -66,8 +66,7 @@ static int64_t now_ns(void)
 
 static char *b64url(const unsigned char *p, size_t n)
 {
-	static const char a[] =
-	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 	char *out = malloc(n * 4 / 3 + 4);
 	if (!out)
 		die("out of memory");
@@ -253,10 +252,11 @@ int main(void)
 	jwks_json = malloc(jl);
 	if (!jwks_json)
 		die("out of memory");
-	snprintf(jwks_json, jl,
-	         "{\"keys\":[{\"kty\":\"RSA\",\"kid\":\"bench-1\",\"use\":\"sig\",\"alg\":\"RS256\","
-	         "\"n\":\"%s\",\"e\":\"%s\"}]}",
-	         n, e);
+	snprintf(
+	    jwks_json, jl,
+	    "{\"keys\":[{\"kty\":\"RSA\",\"kid\":\"bench-1\",\"use\":\"sig\",\"alg\":\"RS256\","
+	    "\"n\":\"%s\",\"e\":\"%s\"}]}",
+	    n, e);
 
 	long now = (long)time(NULL);
 	char **tokens = calloc(N_TOKENS, sizeof *tokens);
@@ -370,7 +370,8 @@ int main(void)
 	char *kc = malloc(cap);
 	if (!kc)
 		die("out of memory");
-	size_t off = (size_t)snprintf(kc, cap, "[upstream]\ntransport = \"stdio\"\ncommand = \"true\"\n");
+	size_t off =
+	    (size_t)snprintf(kc, cap, "[upstream]\ntransport = \"stdio\"\ncommand = \"true\"\n");
 	for (int i = 0; i < 100; i++) {
 		/* 99 other keys (hashes of other strings), ours last: the compare
 		 * walks them all whichever matches. */
