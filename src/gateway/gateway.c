@@ -440,6 +440,18 @@ int mg_gateway_run(const struct mg_config *cfg)
 		            "the upstream; this is allowed only on loopback",
 		            cfg->server.host, (long long)cfg->server.port);
 	}
+	/* Accepted by the schema, not built yet: say so rather than let an
+	 * operator believe events are being recorded. */
+	const struct mg_audit_config *au = &cfg->audit;
+	if (au->enabled && (au->file || au->export_url))
+		mg_log_warn("[audit] names a file or an export URL, but audit logging is not "
+		            "available in this build: no audit events are recorded");
+	else if (au->enabled && au->stdout_enabled)
+		mg_log_info("audit logging is not available in this build: no audit events are "
+		            "written to stdout");
+	if (cfg->tracing.enabled)
+		mg_log_warn("[tracing] is enabled, but tracing is not available in this build: "
+		            "no spans are exported");
 	if (cfg->rate_limit.enabled) {
 		struct mg_ratelimiter_opts ro = {
 			.max_entries = (size_t)cfg->rate_limit.max_entries,
