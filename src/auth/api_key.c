@@ -15,6 +15,7 @@
 struct api_key_entry {
 	uint8_t hash[MG_SHA256_LEN];
 	const struct mg_api_key_config *cfg;
+	struct mg_identity *id; /* built on first use, shared (identities are immutable) */
 };
 
 struct api_key_provider {
@@ -62,8 +63,13 @@ static enum mg_auth_status api_key_authenticate(struct mg_auth_provider *p,
 		found = (found & ~mask) | (i & mask);
 	}
 	if (found < ak->n) {
-		out->identity = identity_for(ak->keys[found].cfg);
-		return out->identity ? MG_AUTH_OK : MG_AUTH_UNAVAILABLE;
+		struct api_key_entry *e = &ak->keys[found];
+		if (!e->id)
+			e->id = identity_for(e->cfg);
+		if (!e->id)
+			return MG_AUTH_UNAVAILABLE;
+		out->identity = mg_identity_ref(e->id);
+		return MG_AUTH_OK;
 	}
 	/* A bearer token that is not an mcp_ key may be for another provider. */
 	if (!header && !(len > 4 && memcmp(key, "mcp_", 4) == 0))
@@ -75,6 +81,8 @@ static enum mg_auth_status api_key_authenticate(struct mg_auth_provider *p,
 static void api_key_free(struct mg_auth_provider *p)
 {
 	struct api_key_provider *ak = (struct api_key_provider *)p;
+	for (size_t i = 0; i < ak->n; i++)
+		mg_identity_unref(ak->keys[i].id);
 	free(ak->keys);
 	free(ak);
 }

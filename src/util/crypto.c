@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <sys/random.h>
 
 int mg_random_bytes(void *buf, size_t n)
@@ -23,10 +24,21 @@ int mg_random_bytes(void *buf, size_t n)
 	return 0;
 }
 
+/* EVP_sha256() makes EVP_Digest fetch the implementation from the provider
+ * on every call (about a third of an API key check); fetch it once. */
+static EVP_MD *sha256_md;
+static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+
+static void sha256_fetch(void)
+{
+	sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+}
+
 void mg_sha256(const void *data, size_t n, uint8_t out[MG_SHA256_LEN])
 {
+	pthread_once(&sha256_once, sha256_fetch);
 	unsigned int len = MG_SHA256_LEN;
-	EVP_Digest(data, n, out, &len, EVP_sha256(), NULL);
+	EVP_Digest(data, n, out, &len, sha256_md ? sha256_md : EVP_sha256(), NULL);
 }
 
 static const char b64_std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
