@@ -1,0 +1,127 @@
+#!/bin/sh
+# bench/profile.sh - where mcp-guard's time goes, for a benchmark report.
+#
+#   sh bench/profile.sh [echo|big|list] [perf|callgrind] [OUT_FILE]
+#   BENCH_PROFILE_C       virtual users (64 for echo, 4 otherwise)
+#   BENCH_PROFILE_FAMILY  legacy (default) or modern
+#   BENCH_PROFILE_AUTH=1  scenario 2: one API key, rate limiting (never refusing)
+#
+# Starts mcp-guard (shared mode, the fast stdio upstream) pinned to one core,
+# drives it with bench/build/mcpload from the other, and writes a text
+# profile: with perf, a cpu-clock sampling profile (hardware counters are
+# often missing in VMs; the software clock works) by shared object and by
+# symbol; with callgrind, exact instruction counts, inclusive, per function,
+# with call counts, so the cost per request can be divided out. The gateway
+# is stopped by its PID when done; all traffic is on 127.0.0.1.
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
+set -uo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BENCH=$ROOT/bench
+CALL=${1:-echo}
+TOOL=${2:-perf}
+OUT=${3:-$BENCH/results/profile-$CALL-$TOOL.txt}
+PORT=${BENCH_PROFILE_PORT:-20390}
+SUT_CPU=${BENCH_SUT_CPU:-0}
+LOAD_CPU=${BENCH_LOAD_CPU:-1}
+WORK=$BENCH/work/profile-$$
+mkdir -p "$WORK" "$(dirname "$OUT")"
+make -s -C "$BENCH" >/dev/null || exit 1
+[ -x "$ROOT/build/mcp-guard" ] || { echo "profile: build/mcp-guard missing (make)" >&2; exit 1; }
+
+case $CALL in
+echo) C=64 ARGS=() ;;
+big) C=4 ARGS=(--expect-bytes 1048576) ;;
+list) C=4 ARGS=(--expect-tools 5000) ;;
+*) echo "usage: profile.sh [echo|big|list] [perf|callgrind] [OUT]" >&2; exit 2 ;;
+esac
+C=${BENCH_PROFILE_C:-$C} # virtual users
+cat >"$WORK/guard.toml" <<EOF
+[server]
+host = "127.0.0.1"
+port = $PORT
+
+[upstream]
+transport = "stdio"
+command = "$BENCH/build/fast-upstream"
+args = ["--stdio", "--tools", "5000", "--big-bytes", "1048576"]
+protocol = "legacy"
+mode = "shared"
+
+[audit]
+enabled = false
+EOF
+FAMILY=${BENCH_PROFILE_FAMILY:-legacy}
+HDR=()
+if [ "${BENCH_PROFILE_AUTH:-0}" = 1 ]; then
+	KEY=mcp_profile_$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+	cat >>"$WORK/guard.toml" <<EOF
+
+[[auth.api_keys]]
+id = "profile"
+key_hash = "$("$ROOT/build/mcp-guard" hash-key "$KEY" | tail -n1)"
+
+[rate_limit]
+enabled = true
+requests_per_second = 1000000
+burst_size = 1000000
+EOF
+	HDR=(-H "Authorization: Bearer $KEY")
+else
+	printf '\n[rate_limit]\nenabled = false\n' >>"$WORK/guard.toml"
+fi
+
+PID=
+cleanup() { [ -n "$PID" ] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null; PID=; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if [ "$TOOL" = callgrind ]; then
+	command -v valgrind >/dev/null || { echo "profile: valgrind missing (apt-get install valgrind)" >&2; exit 1; }
+	taskset -c "$SUT_CPU" valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out" \
+		"$ROOT/build/mcp-guard" --config "$WORK/guard.toml" run >"$WORK/guard.log" 2>&1 &
+	PID=$!
+	DUR=4 WARM=1 RUNS=1
+else
+	command -v perf >/dev/null || { echo "profile: perf missing (apt-get install linux-perf)" >&2; exit 1; }
+	taskset -c "$SUT_CPU" "$ROOT/build/mcp-guard" --config "$WORK/guard.toml" run >"$WORK/guard.log" 2>&1 &
+	PID=$!
+	DUR=5 WARM=0.5
+fi
+for _ in $(seq 1 150); do
+	curl -sf -o /dev/null "http://127.0.0.1:$PORT/ready" && break
+	sleep 0.2
+done
+PERF=
+if [ "$TOOL" = perf ]; then
+	perf record -e cpu-clock -F 999 -g -p "$PID" -o "$WORK/perf.data" -- sleep $((DUR + 1)) >"$WORK/perf.log" 2>&1 &
+	PERF=$!
+fi
+taskset -c "$LOAD_CPU" "$BENCH/build/mcpload" --url "http://127.0.0.1:$PORT/mcp" -c "$C" --call "$CALL" \
+	--family "$FAMILY" --warmup "$WARM" --duration "$DUR" --sut-pid "$PID" "${ARGS[@]}" "${HDR[@]}" >"$WORK/load.json"
+[ -n "$PERF" ] && wait "$PERF"
+cleanup
+
+REQ=$(sed -n 's/.*"result":{[^}]*"requests":\([0-9]*\).*/\1/p' "$WORK/load.json")
+{
+	echo "# mcp-guard profile: tools/call $CALL (fast stdio upstream), $FAMILY family, c=$C$([ -n "${HDR[*]}" ] && echo ', API key + rate limiting'), $TOOL, $(date -u +%Y-%m-%dT%H:%MZ)"
+	echo "# commit $(cd "$ROOT" && git rev-parse --short HEAD), load: $(head -c 400 "$WORK/load.json")"
+	echo
+	if [ "$TOOL" = perf ]; then
+		echo "## By shared object (self time)"
+		perf report -i "$WORK/perf.data" --stdio --no-children --sort dso -g none 2>/dev/null | grep -E '^ +[0-9]' | head -15
+		echo
+		echo "## By symbol (self time, top 40)"
+		perf report -i "$WORK/perf.data" --stdio --no-children --sort dso,symbol -g none 2>/dev/null |
+			grep -E '^ +[0-9]' | sed 's/[[:space:]]*-[[:space:]]*-[[:space:]]*$//' | head -40
+	else
+		echo "## Inclusive instruction counts per function (top 60); requests in the measured window: ${REQ:-?}"
+		echo "## (the whole run is profiled: start-up, warm-up and the window; divide by the calls shown)"
+		callgrind_annotate --inclusive=yes "$WORK/callgrind.out" 2>/dev/null | grep -E '^ *[0-9,]+ \(' | head -60
+		echo
+		echo "## Calls into jansson and the allocator"
+		callgrind_annotate --tree=caller "$WORK/callgrind.out" 2>/dev/null |
+			grep -E '< .*(mg_rpc_parse|mg_json_dump|json_loadb|json_dumps|json_deep_copy) \(' | head -20
+	fi
+} >"$OUT"
+echo "profile: wrote $OUT" >&2
+[ -n "${BENCH_PROFILE_KEEP:-}" ] && echo "profile: raw data kept in $WORK" >&2 || rm -rf "$WORK"
