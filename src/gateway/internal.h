@@ -108,7 +108,9 @@ struct mg_session {
 		char *text;
 		size_t len;
 	} * ring;
-	size_t ring_cap, ring_head, ring_len;
+	size_t ring_cap;   /* server.sse_replay_events: the most kept */
+	size_t ring_alloc; /* slots allocated: grows (doubling) to ring_cap as events come */
+	size_t ring_head, ring_len;
 	bool initialized;
 	bool ended;
 	bool bridged;        /* served through a modern-only upstream */

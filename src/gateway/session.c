@@ -99,7 +99,8 @@ struct mg_session *mg_session_new(struct mg_gateway *gw, const char *identity)
 	s->identity = mg_strdup(identity);
 	s->log_level = -1;
 	s->ring_cap = (size_t)gw->cfg->server.sse_replay_events;
-	s->ring = s->ring_cap ? calloc(s->ring_cap, sizeof *s->ring) : NULL;
+	/* The ring is allocated by the first event: most sessions never get one,
+	 * and 10,000 idle sessions must not cost 10,000 full rings. */
 	s->idle = evtimer_new(gw->base, on_idle, s);
 	s->next_stream = 1;
 	size_t k = hash_id(s->id) & (gw->nbuckets - 1);
@@ -134,17 +135,38 @@ void mg_session_touch(struct mg_session *s)
 	evtimer_add(s->idle, &tv);
 }
 
+/* Makes room for one more event without evicting, while the ring is below
+ * its cap. Until the ring is full nothing was evicted, so ring_head is 0 and
+ * the events are in order from slot 0: realloc keeps them in place. */
+static void ring_grow(struct mg_session *s)
+{
+	if (s->ring_len < s->ring_alloc || s->ring_alloc >= s->ring_cap)
+		return;
+	size_t n = s->ring_alloc ? s->ring_alloc * 2 : 8;
+	if (n > s->ring_cap)
+		n = s->ring_cap;
+	struct mg_replay *r = realloc(s->ring, n * sizeof *r);
+	if (!r) {
+		/* Keep what fits: the ring stops growing here. */
+		s->ring_cap = s->ring_alloc;
+		return;
+	}
+	s->ring = r;
+	s->ring_alloc = n;
+}
+
 static void ring_push(struct mg_session *s, uint64_t seq, const char *json, size_t len)
 {
-	if (!s->ring_cap)
+	ring_grow(s);
+	if (!s->ring_alloc)
 		return;
 	size_t slot;
-	if (s->ring_len == s->ring_cap) {
+	if (s->ring_len == s->ring_alloc) {
 		slot = s->ring_head;
 		free(s->ring[slot].text);
-		s->ring_head = (s->ring_head + 1) % s->ring_cap;
+		s->ring_head = (s->ring_head + 1) % s->ring_alloc;
 	} else {
-		slot = (s->ring_head + s->ring_len) % s->ring_cap;
+		slot = (s->ring_head + s->ring_len) % s->ring_alloc;
 		s->ring_len++;
 	}
 	s->ring[slot].seq = seq;
@@ -207,7 +229,7 @@ void mg_session_open_get(struct mg_session *s, struct mg_http_req *req, const ch
 		return;
 	}
 	for (size_t i = 0; i < s->ring_len && s->get.req; i++) {
-		struct mg_replay *r = &s->ring[(s->ring_head + i) % s->ring_cap];
+		struct mg_replay *r = &s->ring[(s->ring_head + i) % s->ring_alloc];
 		if (r->seq <= after || !r->text)
 			continue;
 		char id[48];
@@ -234,7 +256,7 @@ static void free_session(struct mg_session *s)
 		s->next->prev = s->prev;
 	gw->nsessions--;
 	for (size_t i = 0; i < s->ring_len; i++)
-		free(s->ring[(s->ring_head + i) % s->ring_cap].text);
+		free(s->ring[(s->ring_head + i) % s->ring_alloc].text);
 	free(s->ring);
 	if (s->idle)
 		event_free(s->idle);

@@ -12,7 +12,8 @@ import { after, before, describe, test } from 'node:test';
 import { LEGACY_VERSION, RawConn, httpRequest, postMcp, rawInitialize, readSseUntil, readTap, startGateway, tapUpstream, tempDir, waitFor } from './helpers.mjs';
 
 const URI = 'demo://resource/static/document/architecture.md';
-const RING = 3;
+// Above the first allocation (8 slots): the ring grows, then wraps.
+const RING = 11;
 
 describe('GET stream: keep-alive and Last-Event-ID replay', { timeout: 90000 }, () => {
     let gw;
