@@ -40,6 +40,7 @@
  */
 #include "http/parser.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 enum {
@@ -137,6 +138,23 @@ static enum mg_http_parse_status fail(struct mg_http_parser *p, int status, cons
 	return MG_HTTP_PARSE_ERROR;
 }
 
+/* Header slots are allocated as headers arrive (16, then doubling up to
+ * MG_HTTP_MAX_HEADERS) and kept across requests on the connection: most
+ * requests have a dozen headers, and a connection holding an SSE stream
+ * should not carry room for 64. */
+static int grow_headers(struct mg_http_parser *p)
+{
+	size_t n = p->headers_cap ? p->headers_cap * 2 : 16;
+	if (n > MG_HTTP_MAX_HEADERS)
+		n = MG_HTTP_MAX_HEADERS;
+	struct mg_http_header *h = realloc(p->headers, n * sizeof *h);
+	if (!h)
+		return -1;
+	p->headers = h;
+	p->headers_cap = n;
+	return 0;
+}
+
 static void clear_results(struct mg_http_parser *p)
 {
 	p->method = NULL;
@@ -181,6 +199,9 @@ void mg_http_parser_free(struct mg_http_parser *p)
 	mg_buf_free(&p->head);
 	mg_buf_free(&p->body);
 	mg_buf_free(&p->path_copy);
+	free(p->headers);
+	p->headers = NULL;
+	p->headers_cap = 0;
 	clear_results(p);
 }
 
@@ -260,8 +281,10 @@ static int parse_length(const char *s, size_t n, int64_t *out)
 
 /* What the framing headers said, gathered while the head is parsed. */
 struct framing {
-	const struct mg_http_header *cl; /* first Content-Length */
-	const struct mg_http_header *te; /* first Transfer-Encoding */
+	/* Copies, not pointers into p->headers, which grows while the head is
+	 * parsed; the values themselves live in the head buffer, which does not. */
+	struct mg_http_header cl; /* first Content-Length (name NULL: none) */
+	struct mg_http_header te; /* first Transfer-Encoding (name NULL: none) */
 	unsigned n_te;
 	unsigned n_host;
 	bool conn_close;
@@ -282,14 +305,14 @@ static int note_header(struct mg_http_parser *p, const struct mg_http_header *h,
 				*why = "invalid Content-Length";
 				return 400;
 			}
-			if (f->cl) {
-				if (f->cl->value_len != h->value_len ||
-				    memcmp(f->cl->value, h->value, h->value_len) != 0) {
+			if (f->cl.name) {
+				if (f->cl.value_len != h->value_len ||
+				    memcmp(f->cl.value, h->value, h->value_len) != 0) {
 					*why = "conflicting Content-Length values";
 					return 400;
 				}
 			} else {
-				f->cl = h;
+				f->cl = *h;
 				p->content_length = v;
 			}
 		} else if (name_is(h, "connection", 10)) {
@@ -301,8 +324,8 @@ static int note_header(struct mg_http_parser *p, const struct mg_http_header *h,
 		break;
 	case 't':
 		if (name_is(h, "transfer-encoding", 17)) {
-			if (!f->te)
-				f->te = h;
+			if (!f->te.name)
+				f->te = *h;
 			f->n_te++;
 		}
 		break;
@@ -338,9 +361,9 @@ static enum mg_http_parse_status finish_framing(struct mg_http_parser *p, const 
 	if (f->n_te) {
 		if (!v11)
 			return fail(p, 400, "Transfer-Encoding on HTTP/1.0");
-		if (f->cl)
+		if (f->cl.name)
 			return fail(p, 400, "both Content-Length and Transfer-Encoding");
-		if (f->n_te > 1 || f->te->value_len != 7 || !ci_eq(f->te->value, "chunked", 7))
+		if (f->n_te > 1 || f->te.value_len != 7 || !ci_eq(f->te.value, "chunked", 7))
 			return fail(p, 501, "unsupported Transfer-Encoding");
 		p->chunked = true;
 	}
@@ -461,6 +484,8 @@ static enum mg_http_parse_status finish_head(struct mg_http_parser *p)
 			ve--;
 		if (p->n_headers == MG_HTTP_MAX_HEADERS)
 			return fail(p, 431, "too many headers");
+		if (p->n_headers == p->headers_cap && grow_headers(p) < 0)
+			return fail(p, 500, "out of memory");
 		s[k] = '\0';
 		s[ve] = '\0';
 		struct mg_http_header *h = &p->headers[p->n_headers++];

@@ -65,9 +65,10 @@ struct mg_http_parser {
 	size_t path_len;
 	const char *query; /* after '?', NUL-terminated (empty when none) */
 	size_t query_len;
-	int version_minor; /* 0 or 1 */
-	struct mg_http_header headers[MG_HTTP_MAX_HEADERS];
+	int version_minor;              /* 0 or 1 */
+	struct mg_http_header *headers; /* n_headers of them; grown as headers arrive */
 	size_t n_headers;
+	size_t headers_cap;     /* private: allocated slots, at most MG_HTTP_MAX_HEADERS */
 	bool keep_alive;        /* from version and Connection header */
 	bool chunked;           /* Transfer-Encoding: chunked */
 	bool expect_continue;   /* Expect: 100-continue */
