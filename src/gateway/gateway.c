@@ -87,6 +87,11 @@ static void handle_health(struct mg_gateway *gw, struct mg_http_req *req)
 	              upstreams_json(gw), "sessions", (json_int_t)gw->nsessions, "connections",
 	              (json_int_t)mg_http_server_connections(gw->http), "requests_in_flight",
 	              (json_int_t)mg_mcp_inflight(gw));
+	json_object_set_new(
+	    o, "requests",
+	    json_pack("{s:I,s:I,s:I,s:I}", "forwarded", (json_int_t)gw->requests_total, "malformed",
+	              (json_int_t)gw->errors_total, "denied", (json_int_t)gw->denied_total,
+	              "rate_limited", (json_int_t)gw->limited_total));
 	if (gw->rl) {
 		struct mg_ratelimiter_state st;
 		mg_ratelimiter_state(gw->rl, &st);
