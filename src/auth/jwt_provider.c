@@ -179,6 +179,13 @@ static struct mg_identity *identity_of(struct jwt_provider *jp, struct mg_jwt *t
 				strv_add(&id->allowed_tools, m->value.v[k], strlen(m->value.v[k]));
 		}
 	}
+	if (c->rate_limit_claim) {
+		/* Signed by the IdP like every other claim; a string, zero or a
+		 * negative number is ignored rather than trusted. */
+		json_t *rl = json_object_get(t->claims, c->rate_limit_claim);
+		if (json_is_number(rl) && json_number_value(rl) > 0 && json_number_value(rl) <= 1e9)
+			id->rate_limit = json_number_value(rl);
+	}
 	json_t *name = json_object_get(t->claims, "name");
 	if (!json_is_string(name))
 		name = json_object_get(t->claims, "email");

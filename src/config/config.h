@@ -100,6 +100,7 @@ struct mg_jwt_config {
 	int64_t leeway_secs;
 	struct mg_kstrvv scope_tool_mapping;
 	struct mg_strv required_scopes;
+	char *rate_limit_claim;
 };
 
 enum mg_oauth_provider { MG_OAUTH_GITHUB, MG_OAUTH_GOOGLE, MG_OAUTH_OKTA, MG_OAUTH_CUSTOM };

@@ -204,6 +204,10 @@ static const struct mg_field jwt_fields[] = {
 	STRS(S, required_scopes, "required_scopes", 0, "[\"mcp:use\"]",
 	     "Scopes every token must carry; a valid token without them gets 403 "
 	     "insufficient_scope."),
+	STR(S, rate_limit_claim, "rate_limit_claim", NULL, 0, "\"mcp_rate_limit\"",
+	    "Claim holding the caller's own requests per second (a positive number), "
+	    "overriding rate_limit.requests_per_second; absent or not a positive number: "
+	    "the default applies."),
 };
 #undef S
 static const struct mg_section jwt_section = {

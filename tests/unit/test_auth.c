@@ -42,7 +42,7 @@ static struct mg_config *config_with_keys(void)
 	         "allowed_tools = [\"echo\"]\nrate_limit = 7\n"
 	         "[auth.mtls]\nenabled = true\ntrusted_proxies = [\"10.0.0.0/8\"]\n"
 	         "[auth.jwt]\nsecret_env = \"S\"\naudience = \"https://mcp.example.com/mcp\"\n"
-	         "required_scopes = [\"mcp:use\"]\n"
+	         "required_scopes = [\"mcp:use\"]\nrate_limit_claim = \"rps\"\n"
 	         "[upstream]\ncommand = \"x\"\n",
 	         alice_hash);
 	return load(text);
@@ -157,6 +157,7 @@ static void test_jwt_scopes(void **state)
 	assert_string_equal(o.identity->key, "jwt:bob");
 	assert_int_equal(o.identity->scopes.n, 3);
 	assert_int_equal(o.identity->expires, exp);
+	assert_true(o.identity->rate_limit == 0); /* no rps claim: the default */
 	mg_identity_unref(o.identity);
 	struct mg_auth_stats st;
 	mg_auth_stats(a, &st);
@@ -169,6 +170,22 @@ static void test_jwt_scopes(void **state)
 	mg_auth_stats(a, &st);
 	assert_int_equal(st.jwt_cache_hits, 1);
 	assert_int_equal(st.ok, 2);
+	/* rate_limit_claim: a positive number is the identity's rate; anything
+	 * else is ignored. */
+	const char *rps[][2] = { { "2.5", "2.5" }, { "0", "0" }, { "-3", "0" }, { "\"9\"", "0" } };
+	for (size_t i = 0; i < sizeof rps / sizeof rps[0]; i++) {
+		snprintf(payload, sizeof payload,
+		         "{\"sub\":\"carl\",\"aud\":\"https://mcp.example.com/mcp\",\"exp\":%ld,"
+		         "\"scope\":\"mcp:use\",\"rps\":%s}",
+		         exp, rps[i][0]);
+		hs256(payload, auth, sizeof auth);
+		o = run(a, &r);
+		assert_int_equal(o.status, MG_AUTH_OK);
+		char got[32];
+		snprintf(got, sizeof got, "%g", o.identity->rate_limit);
+		assert_string_equal(got, rps[i][1]);
+		mg_identity_unref(o.identity);
+	}
 	/* Valid but without the required scope: 403 material. */
 	snprintf(payload, sizeof payload,
 	         "{\"sub\":\"bob\",\"aud\":\"https://mcp.example.com/mcp\",\"exp\":%ld,"
