@@ -39,6 +39,7 @@
 #include "auth/jwt.h"
 #include "config/config.h"
 #include "http/client.h"
+#include "util/crypto.h"
 
 #define ISSUER   "https://idp.bench.invalid"
 #define AUDIENCE "http://127.0.0.1:3000/mcp"
@@ -64,27 +65,14 @@ static int64_t now_ns(void)
 	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
+/* base64url without padding, malloc'ed (the gateway's own encoder). */
 static char *b64url(const unsigned char *p, size_t n)
 {
-	static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-	char *out = malloc(n * 4 / 3 + 4);
+	size_t size = mg_base64_encoded_len(n, true) + 1;
+	char *out = malloc(size);
 	if (!out)
 		die("out of memory");
-	size_t o = 0;
-	for (size_t i = 0; i < n; i += 3) {
-		uint32_t v = (uint32_t)p[i] << 16;
-		if (i + 1 < n)
-			v |= (uint32_t)p[i + 1] << 8;
-		if (i + 2 < n)
-			v |= p[i + 2];
-		out[o++] = a[v >> 18 & 63];
-		out[o++] = a[v >> 12 & 63];
-		if (i + 1 < n)
-			out[o++] = a[v >> 6 & 63];
-		if (i + 2 < n)
-			out[o++] = a[v & 63];
-	}
-	out[o] = '\0';
+	mg_base64_encode(p, n, out, size, true);
 	return out;
 }
 
@@ -361,11 +349,6 @@ int main(void)
 
 	/* 3. An API key among 100 configured keys. */
 	const char *api_key = "mcp_bench-key-0123456789abcdefghijklmnopqrstuvwxyzABCDEFG";
-	unsigned char dg[EVP_MAX_MD_SIZE];
-	unsigned int dl = 0;
-	EVP_Digest(api_key, strlen(api_key), dg, &dl, EVP_sha256(), NULL);
-	unsigned char b64[64];
-	EVP_EncodeBlock(b64, dg, (int)dl);
 	size_t cap = 100 * 160 + 256;
 	char *kc = malloc(cap);
 	if (!kc)
@@ -375,14 +358,17 @@ int main(void)
 	for (int i = 0; i < 100; i++) {
 		/* 99 other keys (hashes of other strings), ours last: the compare
 		 * walks them all whichever matches. */
-		char other[64];
-		snprintf(other, sizeof other, "mcp_other-%d", i);
-		EVP_Digest(other, strlen(other), dg, &dl, EVP_sha256(), NULL);
-		unsigned char ob[64];
-		EVP_EncodeBlock(ob, dg, (int)dl);
+		char other[64], hash[64];
+		if (i == 99)
+			snprintf(other, sizeof other, "%s", api_key);
+		else
+			snprintf(other, sizeof other, "mcp_other-%d", i);
+		uint8_t dg[MG_SHA256_LEN];
+		mg_sha256(other, strlen(other), dg);
+		mg_base64_encode(dg, sizeof dg, hash, sizeof hash, false);
 		off += (size_t)snprintf(kc + off, cap - off,
 		                        "[[auth.api_keys]]\nid = \"k%d\"\nkey_hash = \"%s\"\n", i,
-		                        i == 99 ? (const char *)b64 : (const char *)ob);
+		                        hash);
 	}
 	cfg = load_config(kc);
 	a = mg_auth_new(base, cfg, fetcher, err, sizeof err);
