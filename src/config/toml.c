@@ -36,6 +36,7 @@
 #include "config/toml.h"
 
 #include "util/buf.h"
+#include "util/str.h"
 
 #include <locale.h>
 #include <math.h>
@@ -179,17 +180,6 @@ static bool is_delim(int c)
 {
 	return c < 0 || c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '#' || c == ',' ||
 	       c == ']' || c == '}';
-}
-
-static int hex_val(int c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 /* Decodes the (valid) UTF-8 sequence at `s`; returns its length. */
@@ -444,7 +434,7 @@ static bool parse_unicode_escape(struct parser *p, struct mg_buf *out, int ndig)
 	struct pos at = here(p); /* the backslash */
 	uint32_t cp = 0;
 	for (int i = 0; i < ndig; i++) {
-		int v = hex_val(peek(p, 2 + (size_t)i));
+		int v = mg_hex_value(peek(p, 2 + (size_t)i));
 		if (v < 0) {
 			p->pos += 2 + (size_t)i;
 			fail(p, here(p), "expected %d hex digits after '\\%c', found %s", ndig,
@@ -732,18 +722,18 @@ static bool parse_key(struct parser *p, unsigned depth, size_t *first)
 /* Digits of `radix`, with single underscores between digits. */
 static bool scan_digits(struct parser *p, int radix, const char *kind, const char *ctx)
 {
-	int v = hex_val(peek(p, 0));
+	int v = mg_hex_value(peek(p, 0));
 	if (v < 0 || v >= radix) {
 		fail(p, here(p), "expected %s digit%s, found %s", kind, ctx, describe(p, p->pos).s);
 		return false;
 	}
 	for (;;) {
-		while ((v = hex_val(peek(p, 0))) >= 0 && v < radix)
+		while ((v = mg_hex_value(peek(p, 0))) >= 0 && v < radix)
 			p->pos++;
 		if (peek(p, 0) != '_')
 			return true;
 		p->pos++;
-		v = hex_val(peek(p, 0));
+		v = mg_hex_value(peek(p, 0));
 		if (v < 0 || v >= radix) {
 			fail(p, here(p), "expected %s digit after '_', found %s", kind,
 			     describe(p, p->pos).s);
@@ -794,7 +784,7 @@ static struct mg_cnode *parse_radix(struct parser *p, struct pos at, bool sign)
 	size_t start = p->pos;
 	if (!scan_digits(p, radix, kind, ctx))
 		return NULL;
-	if (hex_val(peek(p, 0)) >= 0) {
+	if (mg_hex_value(peek(p, 0)) >= 0) {
 		fail(p, here(p), "%s is not %s digit", describe(p, p->pos).s, kind);
 		return NULL;
 	}
@@ -802,7 +792,7 @@ static struct mg_cnode *parse_radix(struct parser *p, struct pos at, bool sign)
 		return NULL;
 	uint64_t v = 0;
 	for (size_t i = start; i < p->pos; i++) {
-		int d = hex_val((unsigned char)p->s[i]);
+		int d = mg_hex_value((unsigned char)p->s[i]);
 		if (d < 0)
 			continue;
 		if (v > ((uint64_t)INT64_MAX - (uint64_t)d) / (uint64_t)radix) {

@@ -52,6 +52,8 @@
 #include <string.h>
 #include <yaml.h>
 
+#include "util/str.h"
+
 #define TAG_PREFIX "tag:yaml.org,2002:"
 #define QUOTE_MAX  48 /* bytes of a scalar quoted in a message */
 
@@ -342,17 +344,6 @@ static int parse_bool(const char *s, size_t n)
 	return -1;
 }
 
-static int digit_value(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return 99;
-}
-
 /* true when `s` has the form of a core-schema integer; *range_err tells
  * whether it fits int64. */
 static bool parse_int(const char *s, size_t n, int64_t *out, bool *range_err)
@@ -373,8 +364,8 @@ static bool parse_int(const char *s, size_t n, int64_t *out, bool *range_err)
 		return false;
 	uint64_t limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX, v = 0;
 	for (; i < n; i++) {
-		int d = digit_value(s[i]);
-		if (d >= (int)base)
+		int d = mg_hex_value((unsigned char)s[i]);
+		if (d < 0 || d >= (int)base)
 			return false;
 		if (v > (limit - (uint64_t)d) / base)
 			*range_err = true;

@@ -25,6 +25,7 @@
 #include "http/client.h"
 #include "ratelimit/ratelimit.h"
 #include "upstream/process.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 #define STOP_WAIT_SECS 8

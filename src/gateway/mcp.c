@@ -29,6 +29,7 @@
 #include "gateway/internal.h"
 #include "mcp/params.h"
 #include "ratelimit/ratelimit.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/str.h"
 

@@ -43,6 +43,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/str.h"
+
 enum {
 	ST_START,    /* before the request line: skipping empty lines */
 	ST_START_LF, /* saw the CR of an empty line */
@@ -118,16 +120,6 @@ static bool ci_eq(const char *a, const char *b, size_t n)
 static bool name_is(const struct mg_http_header *h, const char *name, size_t len)
 {
 	return h->name_len == len && ci_eq(h->name, name, len);
-}
-
-static int hexval(unsigned char c)
-{
-	if ((unsigned)(c - '0') < 10u)
-		return c - '0';
-	c = lower(c);
-	if ((unsigned)(c - 'a') < 6u)
-		return c - 'a' + 10;
-	return -1;
 }
 
 static enum mg_http_parse_status fail(struct mg_http_parser *p, int status, const char *why)
@@ -609,7 +601,7 @@ static enum mg_http_parse_status feed_body(struct mg_http_parser *p, const char 
 			continue;
 		}
 		case ST_CHUNK_SIZE: {
-			int x = hexval(c);
+			int x = mg_hex_value(c);
 			if (x >= 0) {
 				if (++p->chunk_digits > MAX_CHUNK_DIGITS)
 					return fail(p, 400, "chunk size too long");

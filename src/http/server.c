@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/clock.h"
 #include "util/log.h"
 
 enum conn_state { CONN_READING, CONN_HANDLING, CONN_CLOSING };
@@ -72,13 +73,6 @@ struct mg_http_server {
 	time_t date_sec;
 	char date[64];
 };
-
-uint64_t mg_now_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
-}
 
 static const char *reason_phrase(int status)
 {

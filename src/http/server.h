@@ -134,7 +134,4 @@ void mg_http_stream_end(struct mg_http_req *req);
 /* true once the response head was sent. */
 bool mg_http_req_responded(const struct mg_http_req *req);
 
-/* Monotonic time in microseconds (shared clock for the gateway). */
-uint64_t mg_now_us(void);
-
 #endif

@@ -62,6 +62,7 @@
 #include <hiredis/adapters/libevent.h>
 
 #include "ratelimit/internal.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/str.h"
 
@@ -151,25 +152,7 @@ struct mg_rl_wait {
 	char keybuf[MG_RL_MAX_KEY];
 };
 
-static int64_t mono_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* ---- URL ----------------------------------------------------------------------------- */
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /* malloc'd percent-decoded copy of s[0..n); NULL when malformed or when it
  * would contain a NUL. */
@@ -184,8 +167,8 @@ static char *pct_decode(const char *s, size_t n)
 			out[o++] = s[i];
 			continue;
 		}
-		int hi = i + 1 < n ? hexval(s[i + 1]) : -1;
-		int lo = i + 2 < n ? hexval(s[i + 2]) : -1;
+		int hi = i + 1 < n ? mg_hex_value(s[i + 1]) : -1;
+		int lo = i + 2 < n ? mg_hex_value(s[i + 2]) : -1;
 		if (hi < 0 || lo < 0 || (hi | lo) == 0) {
 			free(out);
 			return NULL;
@@ -510,7 +493,7 @@ static void mark_up(struct mg_rl_redis *r)
 {
 	r->state = RS_UP;
 	r->backoff_ms = BACKOFF_MIN_MS;
-	r->waiting_since_us = mono_us();
+	r->waiting_since_us = (int64_t)mg_now_us();
 	event_del(r->timer);
 	if (r->logged_down)
 		mg_log_info("rate limit: Redis at %s is back; limits are shared again", r->target);
@@ -772,7 +755,7 @@ static bool send_check(struct mg_rl_redis *r, struct mg_rl_wait *w)
 	if (redisAsyncCommandArgv(r->ac, on_check_reply, w, 7, argv, lens) != REDIS_OK)
 		return false;
 	if (r->inflight++ == 0)
-		r->waiting_since_us = mono_us();
+		r->waiting_since_us = (int64_t)mg_now_us();
 	return true;
 }
 
@@ -820,7 +803,7 @@ static void on_check_reply(redisAsyncContext *ac, void *reply, void *privdata)
 		if (ac == r->ac && r->state == RS_UP)
 			r->state = RS_CLOSING;
 	} else {
-		r->waiting_since_us = mono_us();
+		r->waiting_since_us = (int64_t)mg_now_us();
 	}
 	if (!w->done) {
 		wait_recycle(r, w); /* late reply after a timeout or cancel */
@@ -865,7 +848,7 @@ static void on_wait_timeout(evutil_socket_t fd, short what, void *arg)
 	mg_rl_done_fn done = w->done;
 	void *darg = w->arg;
 	w->done = NULL; /* an orphan now: recycled when hiredis calls back */
-	if (r->state == RS_UP && mono_us() - r->waiting_since_us >= r->stall_us)
+	if (r->state == RS_UP && (int64_t)mg_now_us() - r->waiting_since_us >= r->stall_us)
 		abandon(r, "no reply within the timeout");
 	done(&d, darg);
 }

@@ -139,3 +139,14 @@ bool mg_utf8_valid(const char *str, size_t n)
 	}
 	return true;
 }
+
+int mg_hex_value(int c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}

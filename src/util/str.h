@@ -30,6 +30,10 @@ bool mg_str_eq_ci(const char *a, const char *b);
 /* Levenshtein distance, capped at `cap` (cheap for "did you mean"). */
 size_t mg_str_distance(const char *a, const char *b, size_t cap);
 
+/* The value of a hexadecimal digit (either case), or -1 for any other value
+ * (negative ones, such as an end-of-input marker, included). */
+int mg_hex_value(int c);
+
 /* true when the `n` bytes are valid UTF-8 (no overlongs, no surrogates). */
 bool mg_utf8_valid(const char *s, size_t n);
 
