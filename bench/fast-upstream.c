@@ -38,59 +38,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fbuf.h"
 #include "minijson.h"
 
 #define MAX_MESSAGE (64u << 20)
 #define MAX_HEADER  (64u << 10)
-
-struct fbuf {
-	char *p;
-	size_t len, cap;
-};
-
-static void fb_reserve(struct fbuf *b, size_t more)
-{
-	if (b->len + more <= b->cap)
-		return;
-	size_t cap = b->cap ? b->cap : 4096;
-	while (cap < b->len + more)
-		cap *= 2;
-	char *p = realloc(b->p, cap);
-	if (!p) {
-		fprintf(stderr, "fast-upstream: out of memory\n");
-		exit(1);
-	}
-	b->p = p;
-	b->cap = cap;
-}
-
-static void fb_add(struct fbuf *b, const void *s, size_t n)
-{
-	fb_reserve(b, n);
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-}
-
-static void fb_str(struct fbuf *b, const char *s)
-{
-	fb_add(b, s, strlen(s));
-}
-
-static void fb_fmt(struct fbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void fb_fmt(struct fbuf *b, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	fb_reserve(b, (size_t)n + 1);
-	va_start(ap, fmt);
-	vsnprintf(b->p + b->len, (size_t)n + 1, fmt, ap);
-	va_end(ap);
-	b->len += (size_t)n;
-}
 
 /* ---- MCP ----------------------------------------------------------------------------- */
 

@@ -58,6 +58,7 @@
 
 #include <event2/event.h>
 
+#include "fbuf.h"
 #include "minijson.h"
 
 #define MAX_CPUS      64
@@ -68,52 +69,6 @@
 #define TEARDOWN_SECS 5.0
 
 /* ---- small helpers ------------------------------------------------------------------- */
-
-struct fbuf {
-	char *p;
-	size_t len, cap;
-};
-
-static void fb_reserve(struct fbuf *b, size_t more)
-{
-	if (b->len + more <= b->cap)
-		return;
-	size_t cap = b->cap ? b->cap : 1024;
-	while (cap < b->len + more)
-		cap *= 2;
-	char *p = realloc(b->p, cap);
-	if (!p) {
-		fprintf(stderr, "mcpload: out of memory\n");
-		exit(1);
-	}
-	b->p = p;
-	b->cap = cap;
-}
-
-static void fb_add(struct fbuf *b, const void *s, size_t n)
-{
-	fb_reserve(b, n);
-	memcpy(b->p + b->len, s, n);
-	b->len += n;
-}
-
-static void fb_fmt(struct fbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void fb_fmt(struct fbuf *b, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return;
-	if (!b->p || (size_t)n >= b->cap - b->len) {
-		fb_reserve(b, (size_t)n + 1);
-		va_start(ap, fmt);
-		vsnprintf(b->p + b->len, b->cap - b->len, fmt, ap);
-		va_end(ap);
-	}
-	b->len += (size_t)n;
-}
 
 static uint64_t now_ns(void)
 {
