@@ -65,7 +65,7 @@ $(BUILD)/toml-decoder: $(BUILD)/obj/tests/toml/decoder.o $(BUILD)/libmg.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/yaml-decoder: $(BUILD)/obj/tests/toml/yaml-decoder.o $(BUILD)/libmg.a
+$(BUILD)/yaml-decoder: $(BUILD)/obj/tests/toml/decoder.o $(BUILD)/libmg.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 

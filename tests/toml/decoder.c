@@ -1,17 +1,22 @@
 /*
- * decoder.c - the toml-test decoder for mg_toml_parse.
+ * decoder.c - the toml-test decoder for mg_toml_parse, and the same for
+ * mg_yaml_parse when the program is called yaml-decoder (one source, two
+ * links: build/toml-decoder and build/yaml-decoder).
  *
- * Reads TOML from stdin (or from the file named by the only argument) and
- * prints toml-test's tagged JSON on stdout: tables as objects, arrays as
- * arrays, every other value as {"type": ..., "value": "<text>"}. Exit 0.
- * On invalid TOML it prints "file:line:col: message" on stderr and exits 1;
- * on a usage or I/O problem it exits 2. scripts/toml-test.sh drives it.
+ * Reads TOML (or YAML) from stdin, or from the file named by the only
+ * argument, and prints toml-test's tagged JSON on stdout: tables as objects,
+ * arrays as arrays, every other value as {"type": ..., "value": "<text>"}
+ * (YAML's null as type "null", value ""). Exit 0. On invalid input it prints
+ * "file:line:col: message" on stderr and exits 1; on a usage or I/O problem
+ * it exits 2. scripts/toml-test.sh drives the TOML one.
  */
 #include "config/toml.h"
+#include "config/yaml.h"
 
 #include <inttypes.h>
 #include <jansson.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,7 +96,7 @@ static json_t *to_json(const struct mg_cnode *n)
 	case MG_CNODE_TIME_LOCAL:
 		return tagged("time-local", n->str, n->len);
 	case MG_CNODE_NULL:
-		break;
+		return tagged("null", "", 0);
 	}
 	return NULL;
 }
@@ -133,8 +138,11 @@ int main(int argc, char **argv)
 	const char *name = "<stdin>";
 	FILE *in = stdin;
 	int rc = 2;
+	const char *prog = strrchr(argv[0], '/') ? strrchr(argv[0], '/') + 1 : argv[0];
+	bool yaml = strstr(prog, "yaml") != NULL;
 	if (argc > 2) {
-		fprintf(stderr, "usage: %s [file.toml]  (default: stdin)\n", argv[0]);
+		fprintf(stderr, "usage: %s [file.%s]  (default: stdin)\n", argv[0],
+		        yaml ? "yaml" : "toml");
 		return 2;
 	}
 	if (argc == 2) {
@@ -154,7 +162,8 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	struct mg_cerror err;
-	struct mg_cdoc *doc = mg_toml_parse(text, len, name, &err);
+	struct mg_cdoc *doc =
+	    yaml ? mg_yaml_parse(text, len, name, &err) : mg_toml_parse(text, len, name, &err);
 	if (!doc) {
 		fprintf(stderr, "%s:%u:%u: %s\n", err.loc.file, (unsigned)err.loc.line,
 		        (unsigned)err.loc.col, err.msg);
