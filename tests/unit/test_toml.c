@@ -15,47 +15,10 @@
 
 #include "config/toml.h"
 
-static struct mg_cdoc *parse_ok(const char *text)
-{
-	struct mg_cerror err;
-	struct mg_cdoc *doc = mg_toml_parse(text, strlen(text), "test.toml", &err);
-	if (!doc)
-		fail_msg("unexpected error %u:%u: %s", err.loc.line, err.loc.col, err.msg);
-	return doc;
-}
-
-/* Parses `len` bytes that must fail at (line, col) with a message containing
- * `msg`. */
-static void expect_error_n(const char *text, size_t len, uint32_t line, uint32_t col,
-                           const char *msg)
-{
-	struct mg_cerror err;
-	const char *file = "bad.toml";
-	struct mg_cdoc *doc = mg_toml_parse(text, len, file, &err);
-	if (doc) {
-		mg_cdoc_free(doc);
-		fail_msg("expected an error containing '%s'", msg);
-	}
-	if (!strstr(err.msg, msg))
-		fail_msg("message '%s' does not contain '%s'", err.msg, msg);
-	assert_ptr_equal(err.loc.file, file);
-	if (err.loc.line != line || err.loc.col != col)
-		fail_msg("error '%s' at %u:%u, expected %u:%u", err.msg, err.loc.line, err.loc.col,
-		         line, col);
-}
-
-static void expect_error(const char *text, uint32_t line, uint32_t col, const char *msg)
-{
-	expect_error_n(text, strlen(text), line, col, msg);
-}
-
-static struct mg_cnode *get(struct mg_cdoc *doc, struct mg_cnode *table, const char *key)
-{
-	struct mg_cnode *n = mg_cnode_getz(doc, table, key);
-	if (!n)
-		fail_msg("no key '%s'", key);
-	return n;
-}
+#define CDOC_PARSE    mg_toml_parse
+#define CDOC_OK_FILE  "test.toml"
+#define CDOC_BAD_FILE "bad.toml"
+#include "support_cdoc.h"
 
 static void assert_at(const struct mg_cloc *loc, uint32_t line, uint32_t col)
 {

@@ -4,11 +4,7 @@
  * Each test parses an inline document and checks the tree (types, values,
  * locations) or the exact located error.
  */
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <setjmp.h>
-#include <cmocka.h>
+#include "support.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -17,51 +13,10 @@
 
 #include "config/yaml.h"
 
-static struct mg_cdoc *parse(const char *text, struct mg_cerror *err)
-{
-	return mg_yaml_parse(text, strlen(text), "test.yaml", err);
-}
-
-static struct mg_cdoc *parse_ok(const char *text)
-{
-	struct mg_cerror err;
-	struct mg_cdoc *doc = parse(text, &err);
-	if (!doc)
-		fail_msg("unexpected error %u:%u: %s", err.loc.line, err.loc.col, err.msg);
-	return doc;
-}
-
-/* Parses `len` bytes that must fail at (line, col) with a message containing
- * `msg`. */
-static void expect_error_n(const char *text, size_t len, uint32_t line, uint32_t col,
-                           const char *msg)
-{
-	struct mg_cerror err;
-	const char *file = "bad.yaml";
-	struct mg_cdoc *doc = mg_yaml_parse(text, len, file, &err);
-	if (doc) {
-		mg_cdoc_free(doc);
-		fail_msg("expected an error containing '%s'", msg);
-	}
-	if (!strstr(err.msg, msg))
-		fail_msg("message '%s' does not contain '%s'", err.msg, msg);
-	assert_ptr_equal(err.loc.file, file);
-	assert_int_equal(err.loc.line, line);
-	assert_int_equal(err.loc.col, col);
-}
-
-static void expect_error(const char *text, uint32_t line, uint32_t col, const char *msg)
-{
-	expect_error_n(text, strlen(text), line, col, msg);
-}
-
-static struct mg_cnode *get(struct mg_cdoc *doc, struct mg_cnode *table, const char *key)
-{
-	struct mg_cnode *n = mg_cnode_getz(doc, table, key);
-	if (!n)
-		fail_msg("missing key '%s'", key);
-	return n;
-}
+#define CDOC_PARSE    mg_yaml_parse
+#define CDOC_OK_FILE  "test.yaml"
+#define CDOC_BAD_FILE "bad.yaml"
+#include "support_cdoc.h"
 
 static struct mg_cnode *item(struct mg_cnode *array, size_t i)
 {
