@@ -133,6 +133,13 @@ static size_t filter_array(json_t *arr, const char *key, const struct mg_strv *a
 	return removed;
 }
 
+bool mg_authz_filters(const char *method)
+{
+	return strcmp(method, "tools/list") == 0 || strcmp(method, "prompts/list") == 0 ||
+	       strcmp(method, "resources/list") == 0 ||
+	       strcmp(method, "resources/templates/list") == 0;
+}
+
 size_t mg_authz_filter(const struct mg_identity *id, const char *method, json_t *result)
 {
 	if (!json_is_object(result))

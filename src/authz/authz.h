@@ -55,6 +55,10 @@ bool mg_authz_scopes_granting(const struct mg_kstrvv *mapping, const char *tool,
  * other methods are untouched. */
 size_t mg_authz_filter(const struct mg_identity *id, const char *method, json_t *result);
 
+/* true when mg_authz_filter may change results of `method` (the list
+ * methods): answers to other methods can be relayed without a look. */
+bool mg_authz_filters(const char *method);
+
 /* true when `id` is restricted at all (some list is set); callers skip
  * filtering otherwise. */
 bool mg_authz_restricted(const struct mg_identity *id);

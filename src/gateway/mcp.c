@@ -27,6 +27,7 @@
 #include "auth/auth.h"
 #include "authz/authz.h"
 #include "gateway/internal.h"
+#include "mcp/jscan.h"
 #include "mcp/params.h"
 #include "ratelimit/ratelimit.h"
 #include "util/clock.h"
@@ -388,12 +389,11 @@ static void exchange_free(struct mg_exchange *x)
 	free(x);
 }
 
-/* Sends `msg` (id already restored) as the final answer and frees. `status`
+/* Sends `text` (a serialized message, id already restored; owned, NULL
+ * when it could not be built) as the final answer and frees. `status`
  * applies when the answer is JSON (a stream has already sent its 200). */
-static void exchange_finish(struct mg_exchange *x, json_t *msg, int status)
+static void exchange_finish_text(struct mg_exchange *x, char *text, size_t len, int status)
 {
-	size_t len;
-	char *text = mg_json_dump(msg, &len);
 	struct mg_http_req *req = x->req;
 	x->req = NULL;
 	if (req) {
@@ -410,6 +410,13 @@ static void exchange_finish(struct mg_exchange *x, json_t *msg, int status)
 	}
 	free(text);
 	exchange_free(x);
+}
+
+static void exchange_finish(struct mg_exchange *x, json_t *msg, int status)
+{
+	size_t len = 0;
+	char *text = mg_json_dump(msg, &len);
+	exchange_finish_text(x, text, len, status);
 }
 
 static void exchange_error(struct mg_exchange *x, int code, const char *message, json_t *data)
@@ -538,6 +545,49 @@ static void on_reply(struct mg_call *call, json_t *msg, void *arg)
 	exchange_finish(x, msg, x->modern ? modern_status(msg) : 200);
 }
 
+/* The fast path: the upstream's result relayed as it came, with the client's
+ * id spliced in where the minted one was. Only offered (exchange_start) when
+ * nothing else in the answer changes: no bridging, not tools/list (the
+ * gateway learns from it), no list filtering for this identity. */
+static void on_raw_reply(struct mg_call *call, const char *text, size_t len,
+                         const struct mg_jscan *js, void *arg)
+{
+	struct mg_exchange *x = arg;
+	char num[MG_I64_CHARS];
+	char *dumped = NULL;
+	const char *id = num;
+	size_t id_len;
+	if (json_is_integer(x->orig_id)) {
+		id_len = mg_fmt_i64(num, json_integer_value(x->orig_id));
+	} else {
+		dumped = mg_json_dump(x->orig_id, &id_len);
+		id = dumped;
+	}
+	size_t tail = len - js->id.end;
+	char *out = id ? malloc(js->id.start + id_len + tail) : NULL;
+	if (!out) {
+		free(dumped);
+		/* Take the ordinary path; it reports what fails. */
+		struct mg_rpc_msg msg;
+		struct mg_rpc_fail fail;
+		if (mg_rpc_parse(text, len, (size_t)x->gw->cfg->server.max_json_depth, false, &msg,
+		                 &fail) < 0) {
+			json_decref(fail.id);
+			exchange_error(x, MG_RPC_INTERNAL_ERROR,
+			               "cannot relay the upstream's answer", NULL);
+			return;
+		}
+		on_reply(call, msg.root, arg);
+		mg_rpc_msg_free(&msg);
+		return;
+	}
+	memcpy(out, text, js->id.start);
+	memcpy(out + js->id.start, id, id_len);
+	memcpy(out + js->id.start + id_len, text + js->id.end, tail);
+	free(dumped);
+	exchange_finish_text(x, out, js->id.start + id_len + tail, 200);
+}
+
 /* A notification for this exchange: progress for its token, or (modern
  * upstream) a subscription notification naming it. */
 static void on_progress(struct mg_call *call, json_t *msg, void *arg)
@@ -662,6 +712,9 @@ static void exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struc
 	x->start_us = mg_http_req_start_us(req);
 	snprintf(x->method, sizeof x->method, "%s", msg->method);
 	x->call.on_reply = on_reply;
+	if (bridge == MG_BRIDGE_NONE && strcmp(msg->method, "tools/list") != 0 &&
+	    !(id && mg_authz_restricted(id) && mg_authz_filters(msg->method)))
+		x->call.on_raw_reply = on_raw_reply;
 	x->call.on_progress = on_progress;
 	x->call.arg = x;
 	if (s) {

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mcp/jscan.h"
 #include "mcp/jsonrpc.h"
 #include "mcp/protocol.h"
 #include "util/log.h"
@@ -417,6 +418,18 @@ void mg_channel_receive(struct mg_channel *ch, const char *text, size_t len)
 {
 	struct mg_rpc_msg msg;
 	struct mg_rpc_fail fail;
+	struct mg_jscan js;
+	/* Fast path: a result for a call that takes it as text is not parsed
+	 * into a tree here at all. */
+	if (mg_jscan(text, len, ch->max_depth, &js) == MG_JSCAN_OK && js.kind == MG_JSCAN_RESULT &&
+	    js.id_is_int) {
+		struct mg_call *c = mg_channel_find(ch, js.id_int);
+		if (c && c->on_raw_reply) {
+			unreg(ch, c);
+			c->on_raw_reply(c, text, len, &js, c->arg);
+			return;
+		}
+	}
 	if (mg_rpc_parse(text, len, ch->max_depth, false, &msg, &fail) < 0) {
 		ch->errors++;
 		mg_log_warn("%s: dropped an invalid message from the upstream: %s", ch->name,

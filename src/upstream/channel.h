@@ -25,10 +25,18 @@
 
 struct mg_channel;
 struct mg_call;
+struct mg_jscan;
 
 /* The reply (a whole response or error object, borrowed). The call is
  * already unregistered when this runs. */
 typedef void (*mg_call_reply_fn)(struct mg_call *call, json_t *msg, void *arg);
+/* The reply as text, when it is a result that passed mg_jscan (the owner
+ * may relay it with only the id changed, at the offsets in `js`). Set
+ * on_raw_reply to be offered this instead of on_reply; an owner that
+ * needs the tree after all parses `text` itself (mg_rpc_parse succeeds
+ * on anything mg_jscan accepted). The call is already unregistered. */
+typedef void (*mg_call_raw_reply_fn)(struct mg_call *call, const char *text, size_t len,
+                                     const struct mg_jscan *js, void *arg);
 /* A notification that belongs to the call: notifications/progress for its
  * token, or (modern upstreams) a notification whose
  * _meta["io.modelcontextprotocol/subscriptionId"] is the call's id. The
@@ -39,6 +47,7 @@ typedef void (*mg_call_progress_fn)(struct mg_call *call, json_t *msg, void *arg
  * exchange), registered by mg_channel_request. */
 struct mg_call {
 	mg_call_reply_fn on_reply;
+	mg_call_raw_reply_fn on_raw_reply; /* optional, see above */
 	mg_call_progress_fn on_progress;
 	void *arg;
 	/* channel-owned */

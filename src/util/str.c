@@ -150,3 +150,20 @@ int mg_hex_value(int c)
 		return c - 'A' + 10;
 	return -1;
 }
+
+size_t mg_fmt_i64(char *out, int64_t v)
+{
+	char tmp[MG_I64_CHARS];
+	size_t n = 0, len = 0;
+	/* Work in unsigned so INT64_MIN does not overflow. */
+	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+	do {
+		tmp[n++] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		out[len++] = '-';
+	while (n)
+		out[len++] = tmp[--n];
+	return len;
+}

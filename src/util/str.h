@@ -34,6 +34,12 @@ size_t mg_str_distance(const char *a, const char *b, size_t cap);
  * (negative ones, such as an end-of-input marker, included). */
 int mg_hex_value(int c);
 
+/* Writes `v` in decimal into `out` (at least MG_I64_CHARS bytes), without a
+ * terminating NUL; returns the length. printf costs ten times more on the
+ * request path. */
+#define MG_I64_CHARS 20
+size_t mg_fmt_i64(char *out, int64_t v);
+
 /* true when the `n` bytes are valid UTF-8 (no overlongs, no surrogates). */
 bool mg_utf8_valid(const char *s, size_t n);
 

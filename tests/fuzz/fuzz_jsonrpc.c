@@ -1,18 +1,54 @@
 /*
  * fuzz_jsonrpc.c - libFuzzer target for JSON-RPC parsing, classification,
- * the modern-era header checks and error serialization.
+ * the modern-era header checks and error serialization; and the subset
+ * property of the tree-less scan (mcp/jscan.h): whatever it accepts,
+ * mg_rpc_parse accepts as the same message with the same id.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "mcp/jscan.h"
 #include "mcp/jsonrpc.h"
 #include "mcp/protocol.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
+static void check_scan(const char *text, size_t size)
+{
+	struct mg_jscan js;
+	if (mg_jscan(text, size, 64, &js) != MG_JSCAN_OK)
+		return;
+	struct mg_rpc_msg m;
+	struct mg_rpc_fail f;
+	if (mg_rpc_parse(text, size, 64, false, &m, &f) < 0)
+		abort(); /* the scan accepted what jansson's path refuses */
+	enum mg_rpc_kind want = js.kind == MG_JSCAN_REQUEST        ? MG_RPC_REQUEST
+	                        : js.kind == MG_JSCAN_NOTIFICATION ? MG_RPC_NOTIFICATION
+	                                                           : MG_RPC_RESPONSE;
+	if (m.kind != want ||
+	    !js.has_cr_lf != !(memchr(text, '\n', size) || memchr(text, '\r', size)))
+		abort();
+	if (m.id) {
+		/* The id span holds exactly the id jansson read. */
+		json_t *id = json_loadb(text + js.id.start, js.id.end - js.id.start,
+		                        JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+		if (!id || !mg_rpc_id_equal(id, m.id) ||
+		    (js.id_is_int && json_integer_value(m.id) != js.id_int))
+			abort();
+		json_decref(id);
+	} else if (js.id.end) {
+		abort();
+	}
+	if (m.method && (js.method.end - js.method.start != strlen(m.method) + 2 ||
+	                 memcmp(text + js.method.start + 1, m.method, strlen(m.method)) != 0))
+		abort();
+	mg_rpc_msg_free(&m);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	check_scan((const char *)data, size);
 	struct mg_rpc_msg m;
 	struct mg_rpc_fail f;
 	if (mg_rpc_parse((const char *)data, size, 64, true, &m, &f) < 0) {

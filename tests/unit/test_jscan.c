@@ -1,0 +1,197 @@
+/*
+ * test_jscan.c - the tree-less JSON scan: what it accepts, where it puts the
+ * spans, and that everything it accepts jansson's path accepts too.
+ */
+#include "support.h"
+
+#include <string.h>
+
+#include "mcp/jscan.h"
+#include "mcp/jsonrpc.h"
+
+static enum mg_jscan_status scan(const char *t, struct mg_jscan *js)
+{
+	return mg_jscan(t, strlen(t), 64, js);
+}
+
+static void expect_span(const char *text, struct mg_jspan sp, const char *want)
+{
+	assert_int_equal(sp.end - sp.start, strlen(want));
+	assert_memory_equal(text + sp.start, want, strlen(want));
+}
+
+/* The subset property on one input: OK implies mg_rpc_parse agrees. */
+static void agrees(const char *t)
+{
+	struct mg_jscan js;
+	if (scan(t, &js) != MG_JSCAN_OK)
+		return;
+	struct mg_rpc_msg m;
+	struct mg_rpc_fail f;
+	assert_int_equal(mg_rpc_parse(t, strlen(t), 64, false, &m, &f), 0);
+	switch (js.kind) {
+	case MG_JSCAN_REQUEST:
+		assert_int_equal(m.kind, MG_RPC_REQUEST);
+		break;
+	case MG_JSCAN_NOTIFICATION:
+		assert_int_equal(m.kind, MG_RPC_NOTIFICATION);
+		break;
+	case MG_JSCAN_RESULT:
+		assert_int_equal(m.kind, MG_RPC_RESPONSE);
+		break;
+	}
+	if (js.id_is_int)
+		assert_true(json_integer_value(m.id) == js.id_int);
+	mg_rpc_msg_free(&m);
+}
+
+static void test_result(void **state)
+{
+	(void)state;
+	const char *t =
+	    "{\"jsonrpc\":\"2.0\",\"id\":42,\"result\":{\"content\":[{\"type\":\"text\","
+	    "\"text\":\"Echo: h\\u00e9llo \xc3\xa9\"}],\"isError\":false}}";
+	struct mg_jscan js;
+	assert_int_equal(scan(t, &js), MG_JSCAN_OK);
+	assert_int_equal(js.kind, MG_JSCAN_RESULT);
+	assert_true(js.id_is_int);
+	assert_true(js.id_int == 42);
+	expect_span(t, js.id, "42");
+	assert_int_equal(t[js.result.start], '{');
+	assert_int_equal(t[js.result.end - 1], '}');
+	assert_int_equal(js.result.end + 1, strlen(t));
+	assert_false(js.has_cr_lf);
+	agrees(t);
+
+	/* Members in any order, whitespace anywhere, negative and string ids. */
+	t = " {\r\n \"result\" : [1, 2.5e-3, -0, true, null] ,\t\"id\": -7, \"jsonrpc\":\"2.0\"}\n";
+	assert_int_equal(scan(t, &js), MG_JSCAN_OK);
+	assert_true(js.id_int == -7);
+	assert_true(js.has_cr_lf);
+	expect_span(t, js.result, "[1, 2.5e-3, -0, true, null]");
+	agrees(t);
+	t = "{\"jsonrpc\":\"2.0\",\"id\":\"a\\\"b\",\"result\":{}}";
+	assert_int_equal(scan(t, &js), MG_JSCAN_OK);
+	assert_false(js.id_is_int);
+	expect_span(t, js.id, "\"a\\\"b\"");
+	agrees(t);
+}
+
+static void test_request(void **state)
+{
+	(void)state;
+	const char *t = "{\"jsonrpc\":\"2.0\",\"id\":\"x-1\",\"method\":\"tools/call\",\"params\":"
+	                "{\"name\":\"echo\",\"arguments\":{\"message\":\"hi\"}}}";
+	struct mg_jscan js;
+	assert_int_equal(scan(t, &js), MG_JSCAN_OK);
+	assert_int_equal(js.kind, MG_JSCAN_REQUEST);
+	expect_span(t, js.method, "\"tools/call\"");
+	expect_span(t, js.id, "\"x-1\"");
+	assert_int_equal(t[js.params.start], '{');
+	agrees(t);
+	t = "{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}";
+	assert_int_equal(scan(t, &js), MG_JSCAN_OK);
+	assert_int_equal(js.kind, MG_JSCAN_NOTIFICATION);
+	assert_int_equal(js.id.end, 0);
+	agrees(t);
+}
+
+/* Everything here must go to the slow path: invalid, or outside the subset. */
+static void test_slow(void **state)
+{
+	(void)state;
+	static const char *const slow[] = {
+		"",
+		"   ",
+		"[{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}]", /* a batch */
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}} x",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{},}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":[1,]}",
+		"{\"jsonrpc\":\"1.0\",\"id\":1,\"result\":{}}",
+		"{\"id\":1,\"result\":{}}",
+		"{\"jsonrpc\":\"2\\u002e0\",\"id\":1,\"result\":{}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"id\":2,\"result\":{}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"a\":1,\"a\":2}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"a\":1,\"\\u0061\":2}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"\\u0061\":1}}", /* escaped key */
+		"{\"jsonrpc\":\"2.0\",\"id\":1.0,\"result\":{}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":null,\"result\":{}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"error\":{\"code\":1,\"message\":\"m\"}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{},\"error\":{}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"m\",\"result\":{}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"\"}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"a\\u0000b\"}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"m\",\"params\":[]}",
+		"{\"jsonrpc\":\"2.0\",\"id\":{},\"method\":\"m\"}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1234567890123456789,\"result\":{}}", /* 19 digits */
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":1e400}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":1e100}", /* 3-digit exponent */
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":01}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":1.}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":.5}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":+1}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":-}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":tru}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"\\ud800\"}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"\\udc00\"}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"\\ud800\\u0041\"}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"\\x\"}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"\\u12G4\"}",
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"a\tb\"}",             /* raw control */
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"\xc0\xaf\"}",         /* overlong */
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"\xed\xa0\x80\"}",     /* surrogate */
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"\xf4\x90\x80\x80\"}", /* > U+10FFFF */
+		"{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"\xe2\x82\"}",         /* truncated */
+		"\xef\xbb\xbf{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}",       /* BOM */
+	};
+	struct mg_jscan js;
+	for (size_t i = 0; i < sizeof slow / sizeof slow[0]; i++) {
+		if (scan(slow[i], &js) != MG_JSCAN_SLOW)
+			fail_msg("accepted: %s", slow[i]);
+	}
+	/* Embedded NUL outside a string. */
+	static const char nul[] = "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{}}\0";
+	assert_int_equal(mg_jscan(nul, sizeof nul - 1, 64, &js), MG_JSCAN_SLOW);
+}
+
+static void test_limits(void **state)
+{
+	(void)state;
+	char buf[4096];
+	struct mg_jscan js;
+	/* Depth: 3 levels pass a limit of 3, 4 do not. */
+	const char *d3 = "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"a\":[1]}}";
+	assert_int_equal(mg_jscan(d3, strlen(d3), 3, &js), MG_JSCAN_OK);
+	assert_int_equal(mg_jscan(d3, strlen(d3), 2, &js), MG_JSCAN_SLOW);
+	/* More than MG_JSCAN_MAX_KEYS members: slow path, not an error. */
+	for (int n = MG_JSCAN_MAX_KEYS; n <= MG_JSCAN_MAX_KEYS + 1; n++) {
+		size_t o =
+		    (size_t)snprintf(buf, sizeof buf, "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{");
+		for (int i = 0; i < n; i++)
+			o += (size_t)snprintf(buf + o, sizeof buf - o, "%s\"k%d\":%d", i ? "," : "",
+			                      i, i);
+		snprintf(buf + o, sizeof buf - o, "}}");
+		assert_int_equal(scan(buf, &js),
+		                 n <= MG_JSCAN_MAX_KEYS ? MG_JSCAN_OK : MG_JSCAN_SLOW);
+		agrees(buf);
+	}
+	/* Numbers at the edge of what jansson holds. */
+	agrees("{\"jsonrpc\":\"2.0\",\"id\":999999999999999999,\"result\":-999999999999999999}");
+	agrees("{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":[1e99,-1.5E+99,1e-99,0.0]}");
+	agrees("{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"\\ud83d\\ude00 \xf0\x9f\x98\x80 "
+	       "\\u0000\"}");
+	assert_int_equal(scan("{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":\"\\ud83d\\ude00\"}", &js),
+	                 MG_JSCAN_OK);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_result),
+		cmocka_unit_test(test_request),
+		cmocka_unit_test(test_slow),
+		cmocka_unit_test(test_limits),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
