@@ -564,6 +564,21 @@ static void on_raw_reply(struct mg_call *call, const char *text, size_t len,
 		id = dumped;
 	}
 	size_t tail = len - js->id.end;
+	if (id && x->req && !x->sse) {
+		/* A plain JSON answer: the three pieces go out as they are. */
+		struct iovec parts[3] = {
+			{ .iov_base = (void *)text, .iov_len = js->id.start },
+			{ .iov_base = (void *)id, .iov_len = id_len },
+			{ .iov_base = (void *)(text + js->id.end), .iov_len = tail },
+		};
+		struct mg_http_req *req = x->req;
+		x->req = NULL;
+		mg_http_req_on_close(req, NULL, NULL);
+		mg_http_reply_parts(req, 200, "application/json", NULL, 0, parts, 3);
+		free(dumped);
+		exchange_free(x);
+		return;
+	}
 	char *out = id ? malloc(js->id.start + id_len + tail) : NULL;
 	if (!out) {
 		free(dumped);
@@ -687,6 +702,28 @@ static int meta_log_level(const struct mg_rpc_msg *msg)
 	return json_is_string(lv) ? log_level_index(json_string_value(lv)) : -1;
 }
 
+/* Sends the request upstream. When the gateway changes nothing in it but
+ * the id (no bridging, no progress token to replace), the client's own
+ * bytes go with the minted id spliced in: no serialization. */
+static int forward(struct mg_gateway *gw, struct mg_http_req *req, struct mg_channel *ch,
+                   struct mg_exchange *x, struct mg_rpc_msg *msg)
+{
+	json_t *meta = msg->params ? json_object_get(msg->params, "_meta") : NULL;
+	bool token = json_is_object(meta) && json_object_get(meta, "progressToken");
+	if (x->bridge == MG_BRIDGE_NONE && !token) {
+		size_t len;
+		const char *body = mg_http_req_body(req, &len);
+		struct mg_jscan js;
+		if (body &&
+		    mg_jscan(body, len, (size_t)gw->cfg->server.max_json_depth, &js) ==
+		        MG_JSCAN_OK &&
+		    js.kind == MG_JSCAN_REQUEST && !js.has_cr_lf)
+			return mg_channel_request_text(ch, &x->call, body, len, js.id.start,
+			                               js.id.end);
+	}
+	return mg_channel_request(ch, &x->call, msg->root);
+}
+
 static void exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struct mg_session *s,
                            struct mg_channel *ch, struct mg_rpc_msg *msg, bool modern,
                            enum mg_bridge bridge, struct mg_identity *id)
@@ -733,7 +770,7 @@ static void exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struc
 		strip_modern_meta(msg->params);
 	if (bridge == MG_BRIDGE_TO_MODERN)
 		add_modern_meta(s, msg->root);
-	if (!ch || mg_channel_request(ch, &x->call, msg->root) < 0) {
+	if (!ch || forward(gw, req, ch, x, msg) < 0) {
 		x->req = NULL;
 		mg_reply_rpc_error(req, 503, x->orig_id, MG_RPC_INTERNAL_ERROR,
 		                   "the upstream is not available", NULL);
@@ -1662,12 +1699,12 @@ static int64_t ceil_secs(int64_t us)
 /* X-RateLimit-* on whatever answer the request gets. */
 static void rate_headers(struct mg_http_req *req, const struct mg_rl_decision *d)
 {
-	char v[32];
-	snprintf(v, sizeof v, "%lld", (long long)d->limit);
+	char v[MG_I64_CHARS + 1];
+	v[mg_fmt_i64(v, d->limit)] = '\0';
 	mg_http_req_add_header(req, "X-RateLimit-Limit", v);
-	snprintf(v, sizeof v, "%lld", (long long)d->remaining);
+	v[mg_fmt_i64(v, d->remaining)] = '\0';
 	mg_http_req_add_header(req, "X-RateLimit-Remaining", v);
-	snprintf(v, sizeof v, "%lld", (long long)ceil_secs(d->reset_us));
+	v[mg_fmt_i64(v, ceil_secs(d->reset_us))] = '\0';
 	mg_http_req_add_header(req, "X-RateLimit-Reset", v);
 }
 
@@ -1697,7 +1734,14 @@ static void reply_limited(struct mg_gateway *gw, struct mg_http_req *req, json_t
  * that address also floods bad credentials. */
 static int ip_key(struct mg_http_req *req, char *key, size_t size)
 {
-	return snprintf(key, size, "ip:%s", mg_http_req_peer(req));
+	const char *peer = mg_http_req_peer(req);
+	size_t n = strlen(peer);
+	if (n + 4 > size)
+		n = size - 4;
+	memcpy(key, "ip:", 3);
+	memcpy(key + 3, peer, n);
+	key[3 + n] = '\0';
+	return (int)(3 + n);
 }
 
 static bool ip_limit_or_reply(struct mg_gateway *gw, struct mg_http_req *req)
@@ -1758,7 +1802,13 @@ static void rate_limit_then_dispatch(struct mg_gateway *gw, struct mg_http_req *
 		.gw = gw, .req = req, .id = mg_identity_ref(id), .decided = identity_decided
 	};
 	char key[600];
-	int n = snprintf(key, sizeof key, "id:%s", id->key);
+	size_t klen = strlen(id->key);
+	if (klen > sizeof key - 4)
+		klen = sizeof key - 4;
+	memcpy(key, "id:", 3);
+	memcpy(key + 3, id->key, klen);
+	key[3 + klen] = '\0';
+	int n = (int)(3 + klen);
 	struct mg_rate r = { .per_second =
 		                 id->rate_limit > 0 ? id->rate_limit : rc->requests_per_second,
 		             .burst = rc->burst_size };

@@ -26,6 +26,7 @@
 
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/str.h"
 
 enum conn_state { CONN_READING, CONN_HANDLING, CONN_CLOSING };
 
@@ -200,29 +201,79 @@ static void conn_close_after_flush(struct mg_http_conn *c)
 	arm_timer(c);
 }
 
+/* The response head is assembled here and added to the output in one piece:
+ * formatting it with evbuffer_add_printf cost more than the rest of a small
+ * answer's HTTP work. */
+struct head_buf {
+	struct evbuffer *out;
+	size_t n;
+	char b[1024];
+};
+
+static void head_add(struct head_buf *h, const char *s, size_t len)
+{
+	if (h->n + len > sizeof h->b) {
+		evbuffer_add(h->out, h->b, h->n);
+		h->n = 0;
+		if (len > sizeof h->b) {
+			evbuffer_add(h->out, s, len);
+			return;
+		}
+	}
+	memcpy(h->b + h->n, s, len);
+	h->n += len;
+}
+
+static void head_str(struct head_buf *h, const char *s)
+{
+	head_add(h, s, strlen(s));
+}
+
+static void head_field(struct head_buf *h, const char *name, const char *value)
+{
+	head_str(h, name);
+	head_add(h, ": ", 2);
+	head_str(h, value);
+	head_add(h, "\r\n", 2);
+}
+
 static void write_head(struct mg_http_conn *c, int status, const char *ctype,
                        const struct mg_http_hdr *hdrs, size_t n, long long content_length,
                        bool chunked)
 {
-	struct evbuffer *out = bufferevent_get_output(c->bev);
+	struct head_buf h;
+	h.out = bufferevent_get_output(c->bev);
+	h.n = 0;
 	int minor = c->parser.version_minor;
-	evbuffer_add_printf(out, "HTTP/1.%d %d %s\r\nDate: %s\r\n", minor, status,
-	                    reason_phrase(status), http_date(c->srv));
+	char line[16] = "HTTP/1.x 000 ";
+	line[7] = minor == 0 ? '0' : '1';
+	line[9] = (char)('0' + status / 100 % 10);
+	line[10] = (char)('0' + status / 10 % 10);
+	line[11] = (char)('0' + status % 10);
+	head_add(&h, line, 13);
+	head_str(&h, reason_phrase(status));
+	head_add(&h, "\r\n", 2);
+	head_field(&h, "Date", http_date(c->srv));
 	if (ctype)
-		evbuffer_add_printf(out, "Content-Type: %s\r\n", ctype);
+		head_field(&h, "Content-Type", ctype);
 	for (size_t i = 0; i < n; i++)
-		evbuffer_add_printf(out, "%s: %s\r\n", hdrs[i].name, hdrs[i].value);
+		head_field(&h, hdrs[i].name, hdrs[i].value);
 	for (size_t i = 0; i < c->req.n_extra; i++)
-		evbuffer_add_printf(out, "%s: %s\r\n", c->req.extra[i][0], c->req.extra[i][1]);
-	if (chunked)
-		evbuffer_add(out, "Transfer-Encoding: chunked\r\n", 28);
-	else if (content_length >= 0)
-		evbuffer_add_printf(out, "Content-Length: %lld\r\n", content_length);
+		head_field(&h, c->req.extra[i][0], c->req.extra[i][1]);
+	if (chunked) {
+		head_str(&h, "Transfer-Encoding: chunked\r\n");
+	} else if (content_length >= 0) {
+		char num[MG_I64_CHARS];
+		head_str(&h, "Content-Length: ");
+		head_add(&h, num, mg_fmt_i64(num, content_length));
+		head_add(&h, "\r\n", 2);
+	}
 	if (!c->keep_alive)
-		evbuffer_add(out, "Connection: close\r\n", 19);
+		head_str(&h, "Connection: close\r\n");
 	else if (minor == 0)
-		evbuffer_add(out, "Connection: keep-alive\r\n", 24);
-	evbuffer_add(out, "\r\n", 2);
+		head_str(&h, "Connection: keep-alive\r\n");
+	head_add(&h, "\r\n", 2);
+	evbuffer_add(h.out, h.b, h.n);
 }
 
 static void process_input(struct mg_http_conn *c);
@@ -654,15 +705,16 @@ void *mg_http_req_data(const struct mg_http_req *req)
 
 int mg_http_req_add_header(struct mg_http_req *req, const char *name, const char *value)
 {
-	if (req->n_extra >= MG_HTTP_EXTRA_HEADERS || strlen(name) >= sizeof req->extra[0][0] ||
-	    strlen(value) >= sizeof req->extra[0][1])
+	size_t nl = strlen(name), vl = strlen(value);
+	if (req->n_extra >= MG_HTTP_EXTRA_HEADERS || nl >= sizeof req->extra[0][0] ||
+	    vl >= sizeof req->extra[0][1])
 		return -1;
 	for (const char *p = value; *p; p++) {
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			return -1; /* never let a value split the header block */
 	}
-	snprintf(req->extra[req->n_extra][0], sizeof req->extra[0][0], "%s", name);
-	snprintf(req->extra[req->n_extra][1], sizeof req->extra[0][1], "%s", value);
+	memcpy(req->extra[req->n_extra][0], name, nl + 1);
+	memcpy(req->extra[req->n_extra][1], value, vl + 1);
 	req->n_extra++;
 	return 0;
 }
@@ -689,11 +741,27 @@ size_t mg_http_req_pending_output(const struct mg_http_req *req)
 void mg_http_reply(struct mg_http_req *req, int status, const char *content_type,
                    const struct mg_http_hdr *hdrs, size_t n_hdrs, const void *body, size_t len)
 {
+	struct iovec part = { .iov_base = (void *)body, .iov_len = len };
+	mg_http_reply_parts(req, status, content_type, hdrs, n_hdrs, &part, 1);
+}
+
+void mg_http_reply_parts(struct mg_http_req *req, int status, const char *content_type,
+                         const struct mg_http_hdr *hdrs, size_t n_hdrs, const struct iovec *parts,
+                         size_t n_parts)
+{
 	struct mg_http_conn *c = req->conn;
+	size_t len = 0;
+	for (size_t i = 0; i < n_parts; i++)
+		len += parts[i].iov_len;
 	req->responded = true;
 	write_head(c, status, content_type, hdrs, n_hdrs, (long long)len, false);
-	if (len && !req->head_only)
-		evbuffer_add(bufferevent_get_output(c->bev), body, len);
+	if (!req->head_only) {
+		struct evbuffer *out = bufferevent_get_output(c->bev);
+		for (size_t i = 0; i < n_parts; i++) {
+			if (parts[i].iov_len)
+				evbuffer_add(out, parts[i].iov_base, parts[i].iov_len);
+		}
+	}
 	finish_request(c);
 }
 
@@ -722,8 +790,18 @@ int mg_http_stream_send(struct mg_http_req *req, const void *data, size_t len)
 	}
 	if (len == 0)
 		return 0;
-	if (req->chunked)
-		evbuffer_add_printf(out, "%zx\r\n", len);
+	if (req->chunked) {
+		char size[24];
+		size_t n = 0;
+		for (int shift = 60; shift >= 0; shift -= 4) {
+			unsigned d = (unsigned)(len >> shift) & 0xF;
+			if (d || n || shift == 0)
+				size[n++] = "0123456789abcdef"[d];
+		}
+		size[n++] = '\r';
+		size[n++] = '\n';
+		evbuffer_add(out, size, n);
+	}
 	evbuffer_add(out, data, len);
 	if (req->chunked)
 		evbuffer_add(out, "\r\n", 2);

@@ -23,6 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 
 #include "http/parser.h"
 
@@ -114,6 +115,12 @@ int mg_http_req_add_header(struct mg_http_req *req, const char *name, const char
 /* Sends a complete response and finishes the request. `hdrs` may be NULL. */
 void mg_http_reply(struct mg_http_req *req, int status, const char *content_type,
                    const struct mg_http_hdr *hdrs, size_t n_hdrs, const void *body, size_t len);
+
+/* The same with the body in pieces (written one after the other, no copy
+ * into one block first). */
+void mg_http_reply_parts(struct mg_http_req *req, int status, const char *content_type,
+                         const struct mg_http_hdr *hdrs, size_t n_hdrs, const struct iovec *parts,
+                         size_t n_parts);
 
 /* Starts a streamed response (chunked on HTTP/1.1, close-delimited on 1.0). */
 void mg_http_stream_begin(struct mg_http_req *req, int status, const char *content_type,

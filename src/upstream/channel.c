@@ -12,6 +12,7 @@
 #include "mcp/jsonrpc.h"
 #include "mcp/protocol.h"
 #include "util/log.h"
+#include "util/str.h"
 
 #define MIN_BUCKETS 64
 
@@ -321,6 +322,8 @@ void mg_channel_lost(struct mg_channel *ch, const char *reason, bool final)
 		ch->hooks.on_down(ch, reason, ch->hooks.arg);
 }
 
+static int submit(struct mg_channel *ch, struct mg_call *call, char *text, size_t len);
+
 int mg_channel_request(struct mg_channel *ch, struct mg_call *call, json_t *msg)
 {
 	if (ch->state == MG_CH_CLOSED)
@@ -341,6 +344,39 @@ int mg_channel_request(struct mg_channel *ch, struct mg_call *call, json_t *msg)
 		json_object_set_new(meta, "progressToken", json_integer(call->up_id));
 	size_t len;
 	char *text = mg_json_dump(msg, &len);
+	return submit(ch, call, text, len);
+}
+
+int mg_channel_request_text(struct mg_channel *ch, struct mg_call *call, const char *text,
+                            size_t len, size_t id_start, size_t id_end)
+{
+	if (ch->state == MG_CH_CLOSED)
+		return -1;
+	if (ch->state != MG_CH_READY && ch->qlen >= ch->max_queue)
+		return -1;
+	call->ch = ch;
+	call->up_id = ch->next_id++;
+	call->sent = false;
+	call->qnext = NULL;
+	call->hnext = NULL;
+	call->progress = false;
+	char num[MG_I64_CHARS];
+	size_t num_len = mg_fmt_i64(num, call->up_id);
+	size_t tail = len - id_end;
+	char *out = malloc(id_start + num_len + tail + 1);
+	if (out) {
+		memcpy(out, text, id_start);
+		memcpy(out + id_start, num, num_len);
+		memcpy(out + id_start + num_len, text + id_end, tail);
+		out[id_start + num_len + tail] = '\0';
+	}
+	return submit(ch, call, out, id_start + num_len + tail);
+}
+
+/* Registers `call` and sends `text` (owned; NULL when it could not be
+ * built), or queues it until the channel is ready. */
+static int submit(struct mg_channel *ch, struct mg_call *call, char *text, size_t len)
+{
 	if (!text || reg(ch, call) < 0) {
 		free(text);
 		return -1;

@@ -141,6 +141,13 @@ void mg_channel_lost(struct mg_channel *ch, const char *reason, bool final);
  * full (nothing was registered then). */
 int mg_channel_request(struct mg_channel *ch, struct mg_call *call, json_t *msg);
 
+/* The same for a request the caller already holds as text, unchanged but
+ * for its id at text[id_start, id_end): the minted id is spliced in there,
+ * nothing is parsed or serialized. The text must carry no progressToken
+ * (use mg_channel_request, which replaces it) and no line break. */
+int mg_channel_request_text(struct mg_channel *ch, struct mg_call *call, const char *text,
+                            size_t len, size_t id_start, size_t id_end);
+
 /* Withdraws a call. If it reached the upstream, notifications/cancelled is
  * sent with `reason`. No reply callback follows. Safe on a finished call. */
 void mg_channel_cancel(struct mg_call *call, const char *reason);

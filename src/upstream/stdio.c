@@ -48,6 +48,7 @@ struct stdio_chan {
 	bool closing;    /* no restart; freed once the process is reaped */
 	bool discarding; /* skipping the rest of an oversized line */
 	bool err_discarding;
+	size_t scanned; /* leading bytes of stdout's buffer known to hold no newline */
 };
 
 struct stdio_upstream {
@@ -123,9 +124,15 @@ static void on_stdout(struct bufferevent *bev, void *arg)
 	struct evbuffer *in = bufferevent_get_input(bev);
 	size_t max = (size_t)c->up->base.cfg->max_message_bytes;
 	for (;;) {
-		struct evbuffer_ptr eol = evbuffer_search_eol(in, NULL, NULL, EVBUFFER_EOL_LF);
+		/* Search only what arrived since the last look: a large message
+		 * comes in many reads, and rescanning from the start each time
+		 * would be quadratic. */
+		struct evbuffer_ptr from;
+		evbuffer_ptr_set(in, &from, c->scanned, EVBUFFER_PTR_SET);
+		struct evbuffer_ptr eol = evbuffer_search_eol(in, &from, NULL, EVBUFFER_EOL_LF);
 		if (eol.pos < 0) {
 			size_t have = evbuffer_get_length(in);
+			c->scanned = have;
 			if (have > max) {
 				if (!c->discarding)
 					mg_log_error("%s: message larger than %zu bytes "
@@ -133,10 +140,12 @@ static void on_stdout(struct bufferevent *bev, void *arg)
 					             c->ch.name, max);
 				c->discarding = true;
 				evbuffer_drain(in, have);
+				c->scanned = 0;
 			}
 			return;
 		}
 		size_t len = (size_t)eol.pos;
+		c->scanned = 0; /* what follows this line is unscanned */
 		if (c->discarding) {
 			evbuffer_drain(in, len + 1);
 			c->discarding = false;
@@ -323,6 +332,9 @@ static void chan_spawn(struct stdio_chan *c)
 		chan_lost(c, "out of memory");
 		return;
 	}
+	c->scanned = 0;
+	/* A pipe holds 64 KiB: take it in one read, not libevent's 16 KiB. */
+	bufferevent_set_max_single_read(c->out, 65536);
 	bufferevent_setcb(c->in, NULL, NULL, on_pipe_event, c);
 	bufferevent_setcb(c->out, on_stdout, NULL, on_pipe_event, c);
 	bufferevent_setcb(c->err, on_stderr, NULL, on_pipe_event, c);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mcp/jscan.h"
 #include "mcp/jsonrpc.h"
 #include "upstream/channel.h"
 
@@ -60,6 +61,8 @@ struct client {
 	json_t *reply;
 	json_t *progress;
 	int nreplies;
+	char raw[256]; /* what on_raw_reply saw, with the id span marked */
+	int nraw;
 };
 
 static void on_reply(struct mg_call *call, json_t *msg, void *arg)
@@ -77,6 +80,17 @@ static void on_progress(struct mg_call *call, json_t *msg, void *arg)
 	(void)call;
 	json_decref(c->progress);
 	c->progress = json_deep_copy(msg);
+}
+
+static void on_raw_reply(struct mg_call *call, const char *text, size_t len,
+                         const struct mg_jscan *js, void *arg)
+{
+	struct client *c = arg;
+	(void)call;
+	c->nraw++;
+	snprintf(c->raw, sizeof c->raw, "%.*s[%.*s]%.*s", (int)js->id.start, text,
+	         (int)(js->id.end - js->id.start), text + js->id.start, (int)(len - js->id.end),
+	         text + js->id.end);
 }
 
 static void setup_fake(struct fake *f)
@@ -170,6 +184,49 @@ static void test_remap_and_restore(void **state)
 	mg_channel_deinit(&f.ch);
 }
 
+/* Requests held as text get the minted id spliced in; results for calls
+ * that take text arrive unparsed, anything else takes the tree path. */
+static void test_text_paths(void **state)
+{
+	(void)state;
+	struct fake f;
+	setup_fake(&f);
+	struct client a, b;
+	client_init(&a);
+	client_init(&b);
+	a.call.on_raw_reply = on_raw_reply;
+	b.call.on_raw_reply = on_raw_reply;
+	/* Queued before the handshake, sent after it, id spliced. */
+	const char *req = "{\"jsonrpc\":\"2.0\", \"id\" : \"client-7\",\"method\":\"tools/call\","
+	                  "\"params\":{\"name\":\"echo\"}}";
+	struct mg_jscan js;
+	assert_int_equal(mg_jscan(req, strlen(req), 64, &js), MG_JSCAN_OK);
+	assert_int_equal(
+	    mg_channel_request_text(&f.ch, &a.call, req, strlen(req), js.id.start, js.id.end), 0);
+	assert_int_equal(f.nsent, 0);
+	handshake(&f);
+	assert_int_equal(a.call.up_id, 1); /* minted before initialize's */
+	assert_string_equal(f.sent[2], "{\"jsonrpc\":\"2.0\", \"id\" : 1,\"method\":\"tools/call\","
+	                               "\"params\":{\"name\":\"echo\"}}");
+	assert_int_equal(
+	    mg_channel_request_text(&f.ch, &b.call, req, strlen(req), js.id.start, js.id.end), 0);
+	assert_int_equal(b.call.up_id, 3);
+	/* A result: text, id located. */
+	feed(&f, "{\"jsonrpc\":\"2.0\",\"result\":{\"content\":[]},\"id\":1}");
+	assert_int_equal(a.nraw, 1);
+	assert_int_equal(a.nreplies, 0);
+	assert_string_equal(a.raw, "{\"jsonrpc\":\"2.0\",\"result\":{\"content\":[]},\"id\":[1]}");
+	/* An error, or a text outside the fast subset: the parsed path. */
+	feed(&f, "{\"jsonrpc\":\"2.0\",\"id\":3,\"error\":{\"code\":-1,\"message\":\"no\"}}");
+	assert_int_equal(b.nraw, 0);
+	assert_int_equal(b.nreplies, 1);
+	assert_non_null(json_object_get(b.reply, "error"));
+	assert_int_equal(f.ch.ncalls, 0);
+	client_free(&a);
+	client_free(&b);
+	mg_channel_deinit(&f.ch);
+}
+
 static void test_queue_cancel_and_loss(void **state)
 {
 	(void)state;
@@ -242,6 +299,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_remap_and_restore),
+		cmocka_unit_test(test_text_paths),
 		cmocka_unit_test(test_queue_cancel_and_loss),
 		cmocka_unit_test(test_upstream_messages),
 	};

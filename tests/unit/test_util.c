@@ -4,6 +4,7 @@
  */
 #include "support.h"
 
+#include <stdio.h>
 #include <string.h>
 
 #include "util/buf.h"
@@ -94,6 +95,14 @@ static void test_parse(void **state)
 	assert_int_equal(mg_str_distance("hots", "host", 8), 1);
 	assert_int_equal(mg_str_distance("kitten", "sitting", 8), 3);
 	assert_true(mg_str_eq_ci("Content-Type", "content-type"));
+	/* mg_fmt_i64 agrees with printf at the edges. */
+	static const int64_t nums[] = { 0, 7, -7, 10, 1234567890123, INT64_MAX, INT64_MIN };
+	for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+		char a[MG_I64_CHARS + 1], b[32];
+		a[mg_fmt_i64(a, nums[i])] = '\0';
+		snprintf(b, sizeof b, "%lld", (long long)nums[i]);
+		assert_string_equal(a, b);
+	}
 }
 
 int main(void)
