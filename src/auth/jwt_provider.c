@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "auth/internal.h"
+#include "http/client.h"
 #include "util/crypto.h"
 #include "util/log.h"
 #include "util/str.h"
@@ -371,9 +372,12 @@ struct mg_auth_provider *mg_auth_jwt_new(struct mg_auth *a, char *err, size_t er
 	if (c->mode == MG_JWT_SIMPLE) {
 		jp->static_keys = mg_jwk_set_hmac(c->secret, strlen(c->secret));
 	} else {
-		if (!a->fetcher) {
+		/* Loads libcurl now, so a gateway that cannot fetch the keys
+		 * refuses to start (or to reload) instead of failing every token. */
+		char cerr[300] = "no HTTP client";
+		if (!a->fetcher || mg_fetcher_prepare(a->fetcher, cerr, sizeof cerr) < 0) {
 			jwt_free(&jp->base);
-			snprintf(err, err_size, "no HTTP client for the JWKS");
+			snprintf(err, err_size, "jwks_url %s: %s", c->jwks_url, cerr);
 			return NULL;
 		}
 		/* A reload keeps the keys it already has (the IdP may be down). */

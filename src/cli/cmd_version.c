@@ -1,7 +1,6 @@
 /*
  * cmd_version.c - `version`: what was built, from what, with what.
  */
-#include <curl/curl.h>
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
 #include <jansson.h>
@@ -11,6 +10,7 @@
 
 #include "build-info.h"
 #include "cli/cli.h"
+#include "http/client.h"
 
 /* What this build can do. Keep in step with the code as features land. */
 static const char *const features[] = {
@@ -40,7 +40,15 @@ int mg_cmd_version(struct mg_cli *cli)
 {
 	char hiredis[32];
 	snprintf(hiredis, sizeof hiredis, "%d.%d.%d", HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH);
-	const char *curl = curl_version_info(CURLVERSION_NOW)->version;
+	/* libcurl is loaded on demand (http/client.c); load it here to name
+	 * the version the gateway would use, and say so when it cannot be. */
+	char cerr[300];
+	const char *curl = mg_fetch_curl_version(cerr, sizeof cerr);
+	char curl_text[340];
+	if (curl)
+		snprintf(curl_text, sizeof curl_text, "libcurl %s (loaded on demand)", curl);
+	else
+		snprintf(curl_text, sizeof curl_text, "libcurl unavailable (%s)", cerr);
 	const char *libevent = event_get_version();
 	const char *openssl = OpenSSL_version(OPENSSL_VERSION);
 	const char *yaml = yaml_get_version_string();
@@ -51,7 +59,7 @@ int mg_cmd_version(struct mg_cli *cli)
 		for (size_t i = 0; i < nf; i++)
 			json_array_append_new(f, json_string(features[i]));
 		json_t *o = json_pack(
-		    "{s:s,s:s,s:s,s:s,s:{s:s,s:s,s:s,s:s,s:s,s:s},s:o}", "version", MG_VERSION,
+		    "{s:s,s:s,s:s,s:s,s:{s:s,s:s,s:s?,s:s,s:s,s:s},s:o}", "version", MG_VERSION,
 		    "commit", MG_GIT_COMMIT, "built", MG_BUILD_DATE, "compiler", MG_COMPILER,
 		    "libraries", "libevent", libevent, "openssl", openssl, "libcurl", curl,
 		    "jansson", JANSSON_VERSION, "hiredis", hiredis, "libyaml", yaml, "features", f);
@@ -66,8 +74,8 @@ int mg_cmd_version(struct mg_cli *cli)
 	printf("commit:    %s\n", MG_GIT_COMMIT);
 	printf("built:     %s\n", MG_BUILD_DATE);
 	printf("compiler:  %s\n", MG_COMPILER);
-	printf("libraries: libevent %s, %s, libcurl %s, jansson %s, hiredis %s, libyaml %s\n",
-	       libevent, openssl, curl, JANSSON_VERSION, hiredis, yaml);
+	printf("libraries: libevent %s, %s, %s, jansson %s, hiredis %s, libyaml %s\n", libevent,
+	       openssl, curl_text, JANSSON_VERSION, hiredis, yaml);
 	printf("features: ");
 	for (size_t i = 0; i < nf; i++)
 		printf(" %s", features[i]);

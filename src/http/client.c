@@ -9,11 +9,21 @@
  * (only arm the libevent timer there), and completed transfers are reaped
  * after every action. Callbacks to users run from a deferred event so they
  * never re-enter curl.
+ *
+ * libcurl is not linked: it is dlopen()ed the first time a configuration
+ * needs outgoing HTTP (mg_fetcher_prepare), and every curl function is
+ * called through the table `C`. Debian's libcurl brings 27 libraries
+ * with it (gnutls, krb5, ldap, ssh2, ...) whose constructors and
+ * relocations cost several MB of resident memory in every gateway, most of
+ * which never fetch anything (systemd loads its optional libraries the same
+ * way). curl's headers still give the types and constants; a curl function
+ * named directly instead of through `C` fails to link, which keeps it so.
  */
 #include "http/client.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +34,84 @@
 
 #define DEFAULT_TIMEOUT_MS 10000
 #define DEFAULT_MAX_BYTES  (1024 * 1024)
+
+#define CURL_SONAME        "libcurl.so.4"
+#define CURL_MIN_VERSION   0x075500 /* 7.85.0: CURLOPT_PROTOCOLS_STR */
+#define CURL_MIN_VERSION_S "7.85.0"
+
+/* ---- libcurl, loaded on demand ------------------------------------------------------ */
+
+/* Every curl function this file calls; each becomes a member of `C` with the
+ * prototype from curl.h (the name without "curl_": a member named like a
+ * curl.h type-checking macro would be expanded by it). */
+#define CURL_FUNCTIONS(X)                                                                          \
+	X(global_init)                                                                             \
+	X(version_info)                                                                            \
+	X(easy_init)                                                                               \
+	X(easy_setopt)                                                                             \
+	X(easy_getinfo)                                                                            \
+	X(easy_cleanup)                                                                            \
+	X(easy_strerror)                                                                           \
+	X(multi_init)                                                                              \
+	X(multi_setopt)                                                                            \
+	X(multi_assign)                                                                            \
+	X(multi_socket_action)                                                                     \
+	X(multi_info_read)                                                                         \
+	X(multi_add_handle)                                                                        \
+	X(multi_remove_handle)                                                                     \
+	X(multi_cleanup)                                                                           \
+	X(slist_append)                                                                            \
+	X(slist_free_all)                                                                          \
+	X(url)                                                                                     \
+	X(url_set)                                                                                 \
+	X(url_get)                                                                                 \
+	X(url_cleanup)                                                                             \
+	X(free)
+
+static struct {
+	void *lib; /* NULL until loaded and initialised */
+#define CURL_MEMBER(name) __typeof__(curl_##name) *name;
+	CURL_FUNCTIONS(CURL_MEMBER)
+#undef CURL_MEMBER
+} C;
+
+/* Process-wide, once, from the loop's thread (start or SIGHUP reload): like
+ * the curl_global_init it runs, it must not race other threads. A failure
+ * leaves nothing loaded, so a later reload tries again. */
+static int curl_load(char *err, size_t err_size)
+{
+	if (C.lib)
+		return 0;
+	void *lib = dlopen(CURL_SONAME, RTLD_NOW | RTLD_LOCAL);
+	if (!lib) {
+		snprintf(err, err_size, "cannot load " CURL_SONAME ": %s", dlerror());
+		return -1;
+	}
+	int rc = -1;
+#define CURL_RESOLVE(name)                                                                         \
+	if (!(C.name = (__typeof__(C.name))dlsym(lib, "curl_" #name))) {                           \
+		snprintf(err, err_size, "cannot load " CURL_SONAME ": %s", dlerror());             \
+		goto out;                                                                          \
+	}
+	CURL_FUNCTIONS(CURL_RESOLVE)
+#undef CURL_RESOLVE
+	const curl_version_info_data *v = C.version_info(CURLVERSION_NOW);
+	if (v->version_num < CURL_MIN_VERSION) {
+		snprintf(err, err_size, CURL_SONAME " is libcurl %s; %s or later is needed",
+		         v->version, CURL_MIN_VERSION_S);
+		goto out;
+	}
+	if (C.global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+		snprintf(err, err_size, "libcurl: curl_global_init failed");
+		goto out;
+	}
+	C.lib = lib;
+	rc = 0;
+out:
+	if (rc < 0)
+		dlclose(lib);
+	return rc;
+}
 
 struct mg_fetcher {
 	struct event_base *base;
@@ -116,7 +204,7 @@ static void on_socket_event(evutil_socket_t fd, short what, void *arg)
 	    (what & EV_READ ? CURL_CSELECT_IN : 0) | (what & EV_WRITE ? CURL_CSELECT_OUT : 0);
 	int running;
 	f->in_action = true;
-	curl_multi_socket_action(f->multi, fd, flags, &running);
+	C.multi_socket_action(f->multi, fd, flags, &running);
 	f->in_action = false;
 	check_done(f);
 }
@@ -128,7 +216,7 @@ static void on_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)fd;
 	(void)what;
 	f->in_action = true;
-	curl_multi_socket_action(f->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+	C.multi_socket_action(f->multi, CURL_SOCKET_TIMEOUT, 0, &running);
 	f->in_action = false;
 	check_done(f);
 }
@@ -142,7 +230,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp, vo
 		if (w) {
 			event_free(w->ev);
 			free(w);
-			curl_multi_assign(f->multi, s, NULL);
+			C.multi_assign(f->multi, s, NULL);
 		}
 		return 0;
 	}
@@ -152,7 +240,7 @@ static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp, vo
 		w = calloc(1, sizeof *w);
 		if (!w)
 			return -1;
-		curl_multi_assign(f->multi, s, w);
+		C.multi_assign(f->multi, s, w);
 	} else {
 		event_free(w->ev);
 	}
@@ -196,10 +284,10 @@ static void fetch_free(struct mg_fetch *h)
 	if (h->next)
 		h->next->prev = h->prev;
 	if (h->easy) {
-		curl_multi_remove_handle(f->multi, h->easy);
-		curl_easy_cleanup(h->easy);
+		C.multi_remove_handle(f->multi, h->easy);
+		C.easy_cleanup(h->easy);
 	}
-	curl_slist_free_all(h->headers);
+	C.slist_free_all(h->headers);
 	if (h->done_ev)
 		event_free(h->done_ev);
 	mg_buf_free(&h->body);
@@ -213,14 +301,14 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	struct mg_fetch_result r = { 0 };
 	char err[CURL_ERROR_SIZE + 64];
-	curl_easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &r.status);
+	C.easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &r.status);
 	if (h->blocked)
 		r.error = "address refused (link-local, metadata or reserved range)";
 	else if (h->too_big)
 		r.error = "response too large";
 	else if (h->result != CURLE_OK) {
 		snprintf(err, sizeof err, "%s",
-		         h->errbuf[0] ? h->errbuf : curl_easy_strerror(h->result));
+		         h->errbuf[0] ? h->errbuf : C.easy_strerror(h->result));
 		r.error = err;
 	}
 	r.body = h->body.data ? h->body.data : "";
@@ -238,11 +326,11 @@ static void check_done(struct mg_fetcher *f)
 {
 	CURLMsg *m;
 	int left;
-	while ((m = curl_multi_info_read(f->multi, &left))) {
+	while ((m = C.multi_info_read(f->multi, &left))) {
 		if (m->msg != CURLMSG_DONE)
 			continue;
 		struct mg_fetch *h = NULL;
-		curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&h);
+		C.easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&h);
 		if (!h || h->done_ev)
 			continue;
 		h->result = m->data.result;
@@ -256,27 +344,37 @@ static void check_done(struct mg_fetcher *f)
 
 struct mg_fetcher *mg_fetcher_new(struct event_base *base)
 {
-	static bool global_done;
-	if (!global_done) {
-		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-			return NULL;
-		global_done = true;
-	}
 	struct mg_fetcher *f = calloc(1, sizeof *f);
-	if (!f)
-		return NULL;
-	f->base = base;
-	f->multi = curl_multi_init();
-	f->timer = evtimer_new(base, on_timeout, f);
-	if (!f->multi || !f->timer) {
-		mg_fetcher_free(f);
-		return NULL;
-	}
-	curl_multi_setopt(f->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
-	curl_multi_setopt(f->multi, CURLMOPT_SOCKETDATA, f);
-	curl_multi_setopt(f->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
-	curl_multi_setopt(f->multi, CURLMOPT_TIMERDATA, f);
+	if (f)
+		f->base = base;
 	return f;
+}
+
+int mg_fetcher_prepare(struct mg_fetcher *f, char *err, size_t err_size)
+{
+	if (f->multi)
+		return 0;
+	if (curl_load(err, err_size) < 0)
+		return -1;
+	if (!f->timer)
+		f->timer = evtimer_new(f->base, on_timeout, f);
+	f->multi = C.multi_init();
+	if (!f->multi || !f->timer) {
+		snprintf(err, err_size, "libcurl: cannot create a transfer set");
+		return -1;
+	}
+	C.multi_setopt(f->multi, CURLMOPT_SOCKETFUNCTION, on_curl_socket);
+	C.multi_setopt(f->multi, CURLMOPT_SOCKETDATA, f);
+	C.multi_setopt(f->multi, CURLMOPT_TIMERFUNCTION, on_curl_timer);
+	C.multi_setopt(f->multi, CURLMOPT_TIMERDATA, f);
+	return 0;
+}
+
+const char *mg_fetch_curl_version(char *err, size_t err_size)
+{
+	if (curl_load(err, err_size) < 0)
+		return NULL;
+	return C.version_info(CURLVERSION_NOW)->version;
 }
 
 void mg_fetcher_free(struct mg_fetcher *f)
@@ -286,7 +384,7 @@ void mg_fetcher_free(struct mg_fetcher *f)
 	while (f->list)
 		fetch_free(f->list);
 	if (f->multi)
-		curl_multi_cleanup(f->multi);
+		C.multi_cleanup(f->multi);
 	if (f->timer)
 		event_free(f->timer);
 	free(f);
@@ -294,11 +392,11 @@ void mg_fetcher_free(struct mg_fetcher *f)
 
 static bool host_is_literal_ip(const char *url)
 {
-	CURLU *u = curl_url();
+	CURLU *u = C.url();
 	char *host = NULL;
 	bool lit = false;
-	if (u && curl_url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-	    curl_url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host) {
+	if (u && C.url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
+	    C.url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host) {
 		unsigned char buf[16];
 		const char *h = host;
 		char tmp[64];
@@ -308,8 +406,8 @@ static bool host_is_literal_ip(const char *url)
 		}
 		lit = inet_pton(AF_INET, h, buf) == 1 || inet_pton(AF_INET6, h, buf) == 1;
 	}
-	curl_free(host);
-	curl_url_cleanup(u);
+	C.free(host);
+	C.url_cleanup(u);
 	return lit;
 }
 
@@ -320,6 +418,8 @@ struct mg_fetch *mg_fetch_start(struct mg_fetcher *f, const struct mg_fetch_opts
 		snprintf(err, err_size, "only http and https URLs are fetched");
 		return NULL;
 	}
+	if (mg_fetcher_prepare(f, err, err_size) < 0)
+		return NULL;
 	struct mg_fetch *h = calloc(1, sizeof *h);
 	if (!h) {
 		snprintf(err, err_size, "out of memory");
@@ -330,45 +430,45 @@ struct mg_fetch *mg_fetch_start(struct mg_fetcher *f, const struct mg_fetch_opts
 	h->arg = arg;
 	h->literal_ip = host_is_literal_ip(o->url);
 	mg_buf_init(&h->body, o->max_bytes ? o->max_bytes : DEFAULT_MAX_BYTES);
-	h->easy = curl_easy_init();
+	h->easy = C.easy_init();
 	if (!h->easy) {
 		free(h);
 		snprintf(err, err_size, "cannot create a transfer");
 		return NULL;
 	}
 	CURL *e = h->easy;
-	curl_easy_setopt(e, CURLOPT_URL, o->url);
-	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-	curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "https");
-	curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
-	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-	curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, o->timeout_ms ? o->timeout_ms : DEFAULT_TIMEOUT_MS);
-	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-	                 o->timeout_ms && o->timeout_ms < 5000 ? o->timeout_ms : 5000L);
-	curl_easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE,
-	                 (curl_off_t)(o->max_bytes ? o->max_bytes : DEFAULT_MAX_BYTES));
-	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
-	curl_easy_setopt(e, CURLOPT_WRITEDATA, h);
-	curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_opensocket);
-	curl_easy_setopt(e, CURLOPT_OPENSOCKETDATA, h);
-	curl_easy_setopt(e, CURLOPT_ERRORBUFFER, h->errbuf);
-	curl_easy_setopt(e, CURLOPT_PRIVATE, h);
-	curl_easy_setopt(e, CURLOPT_USERAGENT, "mcp-guard");
-	curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+	C.easy_setopt(e, CURLOPT_URL, o->url);
+	C.easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	C.easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "https");
+	C.easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+	C.easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	C.easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+	C.easy_setopt(e, CURLOPT_TIMEOUT_MS, o->timeout_ms ? o->timeout_ms : DEFAULT_TIMEOUT_MS);
+	C.easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+	              o->timeout_ms && o->timeout_ms < 5000 ? o->timeout_ms : 5000L);
+	C.easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE,
+	              (curl_off_t)(o->max_bytes ? o->max_bytes : DEFAULT_MAX_BYTES));
+	C.easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
+	C.easy_setopt(e, CURLOPT_WRITEDATA, h);
+	C.easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_opensocket);
+	C.easy_setopt(e, CURLOPT_OPENSOCKETDATA, h);
+	C.easy_setopt(e, CURLOPT_ERRORBUFFER, h->errbuf);
+	C.easy_setopt(e, CURLOPT_PRIVATE, h);
+	C.easy_setopt(e, CURLOPT_USERAGENT, "mcp-guard");
+	C.easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
 	for (size_t i = 0; i < o->n_headers; i++)
-		h->headers = curl_slist_append(h->headers, o->headers[i]);
+		h->headers = C.slist_append(h->headers, o->headers[i]);
 	if (h->headers)
-		curl_easy_setopt(e, CURLOPT_HTTPHEADER, h->headers);
+		C.easy_setopt(e, CURLOPT_HTTPHEADER, h->headers);
 	if (o->method && strcmp(o->method, "POST") == 0) {
-		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)o->body_len);
-		curl_easy_setopt(e, CURLOPT_COPYPOSTFIELDS, o->body ? o->body : "");
+		C.easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)o->body_len);
+		C.easy_setopt(e, CURLOPT_COPYPOSTFIELDS, o->body ? o->body : "");
 	}
 	h->next = f->list;
 	if (f->list)
 		f->list->prev = h;
 	f->list = h;
-	if (curl_multi_add_handle(f->multi, e) != CURLM_OK) {
+	if (C.multi_add_handle(f->multi, e) != CURLM_OK) {
 		fetch_free(h);
 		snprintf(err, err_size, "cannot start the transfer");
 		return NULL;
