@@ -1,7 +1,7 @@
 #!/bin/sh
 # bench/profile.sh - where mcp-guard's time goes, for a benchmark report.
 #
-#   sh bench/profile.sh [echo|big|list] [perf|callgrind] [OUT_FILE]
+#   sh bench/profile.sh [echo|big|list|everything] [perf|callgrind] [OUT_FILE]
 #   BENCH_PROFILE_C       virtual users (64 for echo, 4 otherwise)
 #   BENCH_PROFILE_FAMILY  legacy (default) or modern
 #   BENCH_PROFILE_AUTH=1  scenario 2: one API key, rate limiting (never refusing)
@@ -28,11 +28,22 @@ mkdir -p "$WORK" "$(dirname "$OUT")"
 make -s -C "$BENCH" >/dev/null || exit 1
 [ -x "$ROOT/build/mcp-guard" ] || { echo "profile: build/mcp-guard missing (make)" >&2; exit 1; }
 
+UP_CMD="$BENCH/build/fast-upstream"
+UP_ARGS='["--stdio", "--tools", "5000", "--big-bytes", "1048576"]'
+UP_NAME="fast stdio upstream"
 case $CALL in
 echo) C=64 ARGS=() ;;
 big) C=4 ARGS=(--expect-bytes 1048576) ;;
 list) C=4 ARGS=(--expect-tools 5000) ;;
-*) echo "usage: profile.sh [echo|big|list] [perf|callgrind] [OUT]" >&2; exit 2 ;;
+everything)
+	# tools/call echo on the real server-everything over stdio: where the
+	# gateway's share of the tree's CPU goes.
+	C=64 ARGS=() CALL=echo
+	UP_CMD=$(command -v node) || { echo "profile: node missing" >&2; exit 1; }
+	UP_ARGS="[\"$ROOT/node_modules/@modelcontextprotocol/server-everything/dist/index.js\", \"stdio\"]"
+	UP_NAME="server-everything over stdio"
+	;;
+*) echo "usage: profile.sh [echo|big|list|everything] [perf|callgrind] [OUT]" >&2; exit 2 ;;
 esac
 C=${BENCH_PROFILE_C:-$C} # virtual users
 cat >"$WORK/guard.toml" <<EOF
@@ -42,8 +53,8 @@ port = $PORT
 
 [upstream]
 transport = "stdio"
-command = "$BENCH/build/fast-upstream"
-args = ["--stdio", "--tools", "5000", "--big-bytes", "1048576"]
+command = "$UP_CMD"
+args = $UP_ARGS
 protocol = "legacy"
 mode = "shared"
 
@@ -103,7 +114,7 @@ cleanup
 
 REQ=$(sed -n 's/.*"result":{[^}]*"requests":\([0-9]*\).*/\1/p' "$WORK/load.json")
 {
-	echo "# mcp-guard profile: tools/call $CALL (fast stdio upstream), $FAMILY family, c=$C$([ -n "${HDR[*]}" ] && echo ', API key + rate limiting'), $TOOL, $(date -u +%Y-%m-%dT%H:%MZ)"
+	echo "# mcp-guard profile: tools/call $CALL ($UP_NAME), $FAMILY family, c=$C$([ -n "${HDR[*]}" ] && echo ', API key + rate limiting'), $TOOL, $(date -u +%Y-%m-%dT%H:%MZ)"
 	echo "# commit $(cd "$ROOT" && git rev-parse --short HEAD), load: $(head -c 400 "$WORK/load.json")"
 	echo
 	if [ "$TOOL" = perf ]; then
