@@ -135,6 +135,8 @@ struct mg_gateway {
 	struct mg_ratelimiter *rl;  /* NULL when rate_limit.enabled is false */
 	json_t *resource_refs;      /* shared-mode subscription refcounts: uri -> count */
 	json_t *tool_params;        /* x-mcp-header annotations learned from tools/list */
+	uint8_t tools_learned[32];  /* SHA-256 of the last tools/list result learned from */
+	bool tools_learned_set;     /* (the same result again needs no learning: relayed as text) */
 	time_t started;
 	bool draining;
 	bool loopback;

@@ -31,6 +31,7 @@
 #include "mcp/params.h"
 #include "ratelimit/ratelimit.h"
 #include "util/clock.h"
+#include "util/crypto.h"
 #include "util/log.h"
 #include "util/str.h"
 
@@ -545,10 +546,28 @@ static void on_reply(struct mg_call *call, json_t *msg, void *arg)
 	exchange_finish(x, msg, x->modern ? modern_status(msg) : 200);
 }
 
+/* The parsed path for a reply that arrived as text (mg_rpc_parse accepts
+ * whatever mg_jscan accepted; a failure is only out of memory). */
+static void reply_parsed(struct mg_call *call, const char *text, size_t len, struct mg_exchange *x)
+{
+	struct mg_rpc_msg msg;
+	struct mg_rpc_fail fail;
+	if (mg_rpc_parse(text, len, (size_t)x->gw->cfg->server.max_json_depth, false, &msg, &fail) <
+	    0) {
+		json_decref(fail.id);
+		exchange_error(x, MG_RPC_INTERNAL_ERROR, "cannot relay the upstream's answer",
+		               NULL);
+		return;
+	}
+	on_reply(call, msg.root, x);
+	mg_rpc_msg_free(&msg);
+}
+
 /* The fast path: the upstream's result relayed as it came, with the client's
  * id spliced in where the minted one was. Only offered (exchange_start) when
- * nothing else in the answer changes: no bridging, not tools/list (the
- * gateway learns from it), no list filtering for this identity. */
+ * nothing else in the answer changes: no bridging, no list filtering for
+ * this identity; tools/list only when the gateway learned from the same
+ * list already. */
 static void on_raw_reply(struct mg_call *call, const char *text, size_t len,
                          const struct mg_jscan *js, void *arg)
 {
@@ -564,7 +583,25 @@ static void on_raw_reply(struct mg_call *call, const char *text, size_t len,
 		id = dumped;
 	}
 	size_t tail = len - js->id.end;
-	if (id && x->req && !x->sse) {
+	if (!id)
+		goto parsed;
+	if (strcmp(x->method, "tools/list") == 0) {
+		/* The gateway learns tool parameters from this list; the same
+		 * result as last time teaches nothing new (learning overwrites per
+		 * tool name), so only a different one takes the parsed path. */
+		uint8_t digest[MG_SHA256_LEN];
+		mg_sha256(text + js->result.start, js->result.end - js->result.start, digest);
+		struct mg_gateway *gw = x->gw;
+		if (!gw->tools_learned_set ||
+		    memcmp(digest, gw->tools_learned, sizeof digest) != 0) {
+			free(dumped);
+			reply_parsed(call, text, len, x);
+			memcpy(gw->tools_learned, digest, sizeof digest);
+			gw->tools_learned_set = true;
+			return;
+		}
+	}
+	if (x->req && !x->sse) {
 		/* A plain JSON answer: the three pieces go out as they are. */
 		struct iovec parts[3] = {
 			{ .iov_base = (void *)text, .iov_len = js->id.start },
@@ -579,28 +616,19 @@ static void on_raw_reply(struct mg_call *call, const char *text, size_t len,
 		exchange_free(x);
 		return;
 	}
-	char *out = id ? malloc(js->id.start + id_len + tail) : NULL;
-	if (!out) {
-		free(dumped);
-		/* Take the ordinary path; it reports what fails. */
-		struct mg_rpc_msg msg;
-		struct mg_rpc_fail fail;
-		if (mg_rpc_parse(text, len, (size_t)x->gw->cfg->server.max_json_depth, false, &msg,
-		                 &fail) < 0) {
-			json_decref(fail.id);
-			exchange_error(x, MG_RPC_INTERNAL_ERROR,
-			               "cannot relay the upstream's answer", NULL);
-			return;
-		}
-		on_reply(call, msg.root, arg);
-		mg_rpc_msg_free(&msg);
-		return;
-	}
+	char *out = malloc(js->id.start + id_len + tail);
+	if (!out)
+		goto parsed;
 	memcpy(out, text, js->id.start);
 	memcpy(out + js->id.start, id, id_len);
 	memcpy(out + js->id.start + id_len, text + js->id.end, tail);
 	free(dumped);
 	exchange_finish_text(x, out, js->id.start + id_len + tail, 200);
+	return;
+parsed:
+	/* Take the ordinary path; it reports what fails. */
+	free(dumped);
+	reply_parsed(call, text, len, x);
 }
 
 /* A notification for this exchange: progress for its token, or (modern
@@ -749,7 +777,7 @@ static void exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struc
 	x->start_us = mg_http_req_start_us(req);
 	snprintf(x->method, sizeof x->method, "%s", msg->method);
 	x->call.on_reply = on_reply;
-	if (bridge == MG_BRIDGE_NONE && strcmp(msg->method, "tools/list") != 0 &&
+	if (bridge == MG_BRIDGE_NONE &&
 	    !(id && mg_authz_restricted(id) && mg_authz_filters(msg->method)))
 		x->call.on_raw_reply = on_raw_reply;
 	x->call.on_progress = on_progress;

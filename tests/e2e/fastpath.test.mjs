@@ -80,6 +80,17 @@ describe('text fast path: ids spliced, nothing else changed', { timeout: 60000 }
         assert.equal(echoed('fp-escaped-key').params.name, 'echo');
     });
 
+    test('tools/list: the first answer is learned from (parsed path), a repeat of the same list is relayed as text, identical', async () => {
+        const a = await call({ jsonrpc: '2.0', id: 'list-1', method: 'tools/list', params: {} });
+        const b = await call({ jsonrpc: '2.0', id: 'list-2', method: 'tools/list', params: {} });
+        assert.equal(a.status, 200, a.text);
+        assert.equal(b.status, 200, b.text);
+        assert.equal(a.message.id, 'list-1');
+        assert.equal(b.message.id, 'list-2');
+        assert.ok(a.message.result.tools.some(t => t.name === 'echo'));
+        assert.deepEqual(b.message.result, a.message.result);
+    });
+
     test('duplicate keys are still refused before anything reaches the upstream', async () => {
         const body = '{"jsonrpc":"2.0","id":6,"method":"tools/call","params":{"name":"echo","name":"printEnv","arguments":{"message":"fp-dup"}}}';
         const r = await call(body);
