@@ -28,7 +28,15 @@
 #include "util/log.h"
 #include "util/str.h"
 
-enum conn_state { CONN_READING, CONN_HANDLING, CONN_CLOSING };
+enum conn_state { CONN_READING, CONN_HANDLING, CONN_CLOSING, CONN_LINGERING };
+
+/* After an error answer the client may still be sending (the rest of a body
+ * we refused): closing with unread input makes the kernel send a reset,
+ * which can destroy the answer in the client's receive buffer before it is
+ * read. So such a connection half-closes, reads and discards for a while,
+ * then closes (nginx's "lingering close"). */
+#define LINGER_SECS      2
+#define LINGER_MAX_BYTES (1024 * 1024)
 
 struct mg_http_req {
 	struct mg_http_conn *conn;
@@ -58,6 +66,8 @@ struct mg_http_conn {
 	bool got_bytes;  /* any byte of the current request received */
 	bool in_process; /* inside process_input: free and re-entry are deferred */
 	bool dead;       /* closed while in_process; freed when it returns */
+	bool linger;     /* close with a lingering close (after an error answer) */
+	size_t lingered; /* bytes discarded while lingering */
 	char peer[INET6_ADDRSTRLEN];
 	struct sockaddr_storage addr;
 };
@@ -189,12 +199,31 @@ static void arm_timer(struct mg_http_conn *c)
 	evtimer_add(c->timer, &tv);
 }
 
+/* Everything is written: close, or half-close and discard what the client
+ * still sends for a while (see LINGER_SECS). TLS connections close at once:
+ * a half-close under TLS is not ours to do behind OpenSSL's back. */
+static void conn_close_written(struct mg_http_conn *c)
+{
+	evutil_socket_t fd = bufferevent_getfd(c->bev);
+	if (!c->linger || c->srv->draining || bufferevent_openssl_get_ssl(c->bev) || fd < 0 ||
+	    shutdown(fd, SHUT_WR) < 0) {
+		conn_free(c, true);
+		return;
+	}
+	c->state = CONN_LINGERING;
+	struct evbuffer *in = bufferevent_get_input(c->bev);
+	evbuffer_drain(in, evbuffer_get_length(in));
+	bufferevent_enable(c->bev, EV_READ);
+	struct timeval tv = { .tv_sec = LINGER_SECS, .tv_usec = 0 };
+	evtimer_add(c->timer, &tv);
+}
+
 /* Closes once everything queued has been written. */
 static void conn_close_after_flush(struct mg_http_conn *c)
 {
 	c->state = CONN_CLOSING;
 	if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
-		conn_free(c, true);
+		conn_close_written(c);
 		return;
 	}
 	bufferevent_disable(c->bev, EV_READ);
@@ -313,6 +342,7 @@ static void send_error_and_close(struct mg_http_conn *c, int status, const char 
 	else
 		mg_buf_puts(&body, reason);
 	c->keep_alive = false;
+	c->linger = true;
 	if (c->parser.version_minor != 0 && c->parser.version_minor != 1)
 		c->parser.version_minor = 1;
 	write_head(c, status, ctype, NULL, 0, (long long)body.len, false);
@@ -387,6 +417,14 @@ static void on_read(struct bufferevent *bev, void *arg)
 		process_input(c);
 		return;
 	}
+	if (c->state == CONN_LINGERING) {
+		struct evbuffer *in = bufferevent_get_input(c->bev);
+		c->lingered += evbuffer_get_length(in);
+		evbuffer_drain(in, evbuffer_get_length(in));
+		if (c->lingered > LINGER_MAX_BYTES)
+			conn_free(c, true);
+		return;
+	}
 	/* Held input while handling: bound it, the next request waits. */
 	if (evbuffer_get_length(bufferevent_get_input(c->bev)) >
 	    c->srv->o.max_header_bytes + c->srv->o.max_body_bytes)
@@ -398,7 +436,7 @@ static void on_write(struct bufferevent *bev, void *arg)
 	struct mg_http_conn *c = arg;
 	(void)bev;
 	if (c->state == CONN_CLOSING)
-		conn_free(c, true);
+		conn_close_written(c);
 	else if (c->state == CONN_HANDLING)
 		evtimer_del(c->timer);
 }
@@ -603,7 +641,7 @@ void mg_http_server_drain(struct mg_http_server *srv)
 	struct mg_http_conn *c = srv->conns, *next;
 	for (; c; c = next) {
 		next = c->next;
-		if (c->state == CONN_READING && !c->got_bytes)
+		if ((c->state == CONN_READING && !c->got_bytes) || c->state == CONN_LINGERING)
 			conn_free(c, true);
 		else if (c->state == CONN_HANDLING)
 			c->keep_alive = false;

@@ -4,6 +4,7 @@
 // slow clients and the connection limit. Every error is a JSON-RPC body.
 
 import assert from 'node:assert/strict';
+import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 
 import { RawConn, httpRequest, modernRequest, rawRequest, sleep, startGateway, waitFor } from './helpers.mjs';
@@ -95,6 +96,34 @@ describe('HTTP front', { timeout: 120000 }, () => {
         const ok = await rawRequest(P, mcpPost(edge));
         assert.equal(ok.status, 400, 'not 413: no session, so 400 from the MCP layer');
         assert.match(ok.json.error.message, /Mcp-Session-Id/);
+    });
+
+    test('a client still sending the body it was refused for gets the 413 (lingering close, not a reset)', async () => {
+        // The client writes its whole chunked body before it reads. Had the
+        // gateway closed with that input unread, its kernel would answer the
+        // later writes with a reset, and the client's kernel would drop the
+        // 413 before the client read it (it did: 30 times out of 30).
+        for (let i = 0; i < 3; i++) {
+            const s = net.connect(P, '127.0.0.1');
+            let got = '';
+            let closed = false;
+            s.on('data', d => (got += d));
+            s.on('error', () => {});
+            s.on('close', () => (closed = true));
+            s.pause();
+            await new Promise(resolve => s.once('connect', resolve));
+            s.write(mcpPost('', { 'Transfer-Encoding': 'chunked', 'Content-Length': null }));
+            const piece = 'b'.repeat(1000);
+            for (let k = 0; k < 8; k++) {
+                s.write(`${piece.length.toString(16)}\r\n${piece}\r\n`);
+                await sleep(2);
+            }
+            await sleep(20);
+            s.resume();
+            await waitFor(() => closed || got.includes('"code"'), { timeoutMs: 5000, message: 'the 413 answer' });
+            s.destroy();
+            assert.match(got, /^HTTP\/1\.1 413 /, `attempt ${i + 1}: ${JSON.stringify(got.slice(0, 80))}`);
+        }
     });
 
     test('a header block over max_header_bytes: 431 JSON', async () => {
