@@ -547,8 +547,9 @@ static void on_reply(struct mg_call *call, json_t *msg, void *arg)
 }
 
 /* The parsed path for a reply that arrived as text (mg_rpc_parse accepts
- * whatever mg_jscan accepted; a failure is only out of memory). */
-static void reply_parsed(struct mg_call *call, const char *text, size_t len, struct mg_exchange *x)
+ * whatever mg_jscan accepted; a failure is only out of memory, and then
+ * the client gets an error and false is returned). */
+static bool reply_parsed(struct mg_call *call, const char *text, size_t len, struct mg_exchange *x)
 {
 	struct mg_rpc_msg msg;
 	struct mg_rpc_fail fail;
@@ -557,10 +558,11 @@ static void reply_parsed(struct mg_call *call, const char *text, size_t len, str
 		json_decref(fail.id);
 		exchange_error(x, MG_RPC_INTERNAL_ERROR, "cannot relay the upstream's answer",
 		               NULL);
-		return;
+		return false;
 	}
 	on_reply(call, msg.root, x);
 	mg_rpc_msg_free(&msg);
+	return true;
 }
 
 /* The fast path: the upstream's result relayed as it came, with the client's
@@ -595,9 +597,10 @@ static void on_raw_reply(struct mg_call *call, const char *text, size_t len,
 		if (!gw->tools_learned_set ||
 		    memcmp(digest, gw->tools_learned, sizeof digest) != 0) {
 			free(dumped);
-			reply_parsed(call, text, len, x);
-			memcpy(gw->tools_learned, digest, sizeof digest);
-			gw->tools_learned_set = true;
+			if (reply_parsed(call, text, len, x)) {
+				memcpy(gw->tools_learned, digest, sizeof digest);
+				gw->tools_learned_set = true;
+			}
 			return;
 		}
 	}
@@ -628,7 +631,7 @@ static void on_raw_reply(struct mg_call *call, const char *text, size_t len,
 parsed:
 	/* Take the ordinary path; it reports what fails. */
 	free(dumped);
-	reply_parsed(call, text, len, x);
+	(void)reply_parsed(call, text, len, x);
 }
 
 /* A notification for this exchange: progress for its token, or (modern
@@ -1760,16 +1763,22 @@ static void reply_limited(struct mg_gateway *gw, struct mg_http_req *req, json_t
  * over its limit is refused. Authenticated traffic never uses this budget,
  * so clients behind one proxy address are not throttled together unless
  * that address also floods bad credentials. */
-static int ip_key(struct mg_http_req *req, char *key, size_t size)
+/* "<3-char prefix><s>" into key[size], truncated like snprintf; returns
+ * the length written (limiter keys are built per request: no printf). */
+static int limiter_key(char *key, size_t size, const char prefix[4], const char *s)
 {
-	const char *peer = mg_http_req_peer(req);
-	size_t n = strlen(peer);
+	size_t n = strlen(s);
 	if (n + 4 > size)
 		n = size - 4;
-	memcpy(key, "ip:", 3);
-	memcpy(key + 3, peer, n);
+	memcpy(key, prefix, 3);
+	memcpy(key + 3, s, n);
 	key[3 + n] = '\0';
 	return (int)(3 + n);
+}
+
+static int ip_key(struct mg_http_req *req, char *key, size_t size)
+{
+	return limiter_key(key, size, "ip:", mg_http_req_peer(req));
 }
 
 static bool ip_limit_or_reply(struct mg_gateway *gw, struct mg_http_req *req)
@@ -1830,13 +1839,7 @@ static void rate_limit_then_dispatch(struct mg_gateway *gw, struct mg_http_req *
 		.gw = gw, .req = req, .id = mg_identity_ref(id), .decided = identity_decided
 	};
 	char key[600];
-	size_t klen = strlen(id->key);
-	if (klen > sizeof key - 4)
-		klen = sizeof key - 4;
-	memcpy(key, "id:", 3);
-	memcpy(key + 3, id->key, klen);
-	key[3 + klen] = '\0';
-	int n = (int)(3 + klen);
+	int n = limiter_key(key, sizeof key, "id:", id->key);
 	struct mg_rate r = { .per_second =
 		                 id->rate_limit > 0 ? id->rate_limit : rc->requests_per_second,
 		             .burst = rc->burst_size };
