@@ -250,7 +250,37 @@ static int scan_literal(struct scan *s, const char *word)
 	return 0;
 }
 
-static int scan_value(struct scan *s, enum vtype *type, int64_t *ival);
+/* One scanned value: its type, an integer's value, whether a string had an
+ * escape. */
+struct value {
+	enum vtype type;
+	int64_t ival;
+	bool escaped;
+};
+
+static int scan_value(struct scan *s, struct value *v);
+
+/* The members of the envelope the caller cares about. */
+enum member { M_JSONRPC, M_ID, M_METHOD, M_PARAMS, M_RESULT, M_ERROR, M_OTHER };
+
+/* What the top-level object holds, member by member. */
+struct envelope {
+	bool seen[M_OTHER];
+	struct mg_jspan span[M_OTHER];
+	struct value val[M_OTHER];
+};
+
+static enum member member_of(const struct key *k)
+{
+	static const char *const names[] = {
+		"jsonrpc", "id", "method", "params", "result", "error"
+	};
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		if (strlen(names[i]) == k->len && memcmp(names[i], k->p, k->len) == 0)
+			return (enum member)i;
+	}
+	return M_OTHER;
+}
 
 /* An object's key, checked against the other keys of the same object
  * (keys[first, nkeys)). */
@@ -282,7 +312,8 @@ static int enter(struct scan *s)
 	return s->p < s->end ? 0 : -1;
 }
 
-static int scan_object(struct scan *s)
+/* An object; `env` (the top level only) records the envelope's members. */
+static int scan_object(struct scan *s, struct envelope *env)
 {
 	if (enter(s) < 0)
 		return -1;
@@ -293,16 +324,23 @@ static int scan_object(struct scan *s)
 		return 0;
 	}
 	for (;;) {
-		enum vtype t;
-		int64_t iv;
+		struct value v;
 		if (scan_key(s, first) < 0)
 			return -1;
+		enum member m = env ? member_of(&s->keys[s->nkeys - 1]) : M_OTHER;
 		skip_ws(s);
 		if (s->p >= s->end || *s->p != ':')
 			return -1;
 		s->p++;
-		if (scan_value(s, &t, &iv) < 0)
+		skip_ws(s);
+		size_t start = (size_t)(s->p - s->base);
+		if (scan_value(s, &v) < 0)
 			return -1;
+		if (m != M_OTHER) {
+			env->seen[m] = true;
+			env->span[m] = (struct mg_jspan){ start, (size_t)(s->p - s->base) };
+			env->val[m] = v;
+		}
 		skip_ws(s);
 		if (s->p >= s->end)
 			return -1;
@@ -329,9 +367,8 @@ static int scan_array(struct scan *s)
 		return 0;
 	}
 	for (;;) {
-		enum vtype t;
-		int64_t iv;
-		if (scan_value(s, &t, &iv) < 0)
+		struct value v;
+		if (scan_value(s, &v) < 0)
 			return -1;
 		skip_ws(s);
 		if (s->p >= s->end)
@@ -347,51 +384,37 @@ static int scan_array(struct scan *s)
 	return 0;
 }
 
-static int scan_value(struct scan *s, enum vtype *type, int64_t *ival)
+static int scan_value(struct scan *s, struct value *v)
 {
+	v->ival = 0;
+	v->escaped = false;
 	skip_ws(s);
 	if (s->p >= s->end)
 		return -1;
-	bool escaped;
 	switch (*s->p) {
 	case '{':
-		*type = V_OBJECT;
-		return scan_object(s);
+		v->type = V_OBJECT;
+		return scan_object(s, NULL);
 	case '[':
-		*type = V_ARRAY;
+		v->type = V_ARRAY;
 		return scan_array(s);
 	case '"':
-		*type = V_STRING;
-		return scan_string(s, &escaped);
+		v->type = V_STRING;
+		return scan_string(s, &v->escaped);
 	case 't':
-		*type = V_LITERAL;
+		v->type = V_LITERAL;
 		return scan_literal(s, "true");
 	case 'f':
-		*type = V_LITERAL;
+		v->type = V_LITERAL;
 		return scan_literal(s, "false");
 	case 'n':
-		*type = V_LITERAL;
+		v->type = V_LITERAL;
 		return scan_literal(s, "null");
 	default:
 		if (*s->p == '-' || is_digit(*s->p))
-			return scan_number(s, type, ival);
+			return scan_number(s, &v->type, &v->ival);
 		return -1;
 	}
-}
-
-/* The members of the envelope the caller cares about. */
-enum member { M_JSONRPC, M_ID, M_METHOD, M_PARAMS, M_RESULT, M_ERROR, M_OTHER };
-
-static enum member member_of(const struct key *k)
-{
-	static const char *const names[] = {
-		"jsonrpc", "id", "method", "params", "result", "error"
-	};
-	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-		if (strlen(names[i]) == k->len && memcmp(names[i], k->p, k->len) == 0)
-			return (enum member)i;
-	}
-	return M_OTHER;
 }
 
 enum mg_jscan_status mg_jscan(const char *text, size_t len, size_t max_depth, struct mg_jscan *out)
@@ -405,70 +428,30 @@ enum mg_jscan_status mg_jscan(const char *text, size_t len, size_t max_depth, st
 	s.nkeys = 0;
 	memset(out, 0, sizeof *out);
 
-	struct mg_jspan span[M_OTHER] = { { 0, 0 } };
-	enum vtype type[M_OTHER] = { V_LITERAL };
-	bool seen[M_OTHER] = { false };
-	int64_t id_int = 0;
-	bool method_escaped = false;
-
+	struct envelope env;
+	memset(&env, 0, sizeof env);
 	skip_ws(&s);
-	if (s.p >= s.end || *s.p != '{' || enter(&s) < 0)
+	if (s.p >= s.end || *s.p != '{' || scan_object(&s, &env) < 0)
 		return MG_JSCAN_SLOW;
-	if (*s.p != '}') {
-		for (;;) {
-			if (scan_key(&s, 0) < 0)
-				return MG_JSCAN_SLOW;
-			enum member m = member_of(&s.keys[s.nkeys - 1]);
-			skip_ws(&s);
-			if (s.p >= s.end || *s.p != ':')
-				return MG_JSCAN_SLOW;
-			s.p++;
-			skip_ws(&s);
-			size_t start = (size_t)(s.p - s.base);
-			enum vtype t;
-			int64_t iv = 0;
-			if (m == M_METHOD && s.p < s.end && *s.p == '"') {
-				t = V_STRING;
-				if (scan_string(&s, &method_escaped) < 0)
-					return MG_JSCAN_SLOW;
-			} else if (scan_value(&s, &t, &iv) < 0) {
-				return MG_JSCAN_SLOW;
-			}
-			if (m != M_OTHER) {
-				seen[m] = true;
-				span[m] = (struct mg_jspan){ start, (size_t)(s.p - s.base) };
-				type[m] = t;
-				if (m == M_ID)
-					id_int = iv;
-			}
-			skip_ws(&s);
-			if (s.p >= s.end)
-				return MG_JSCAN_SLOW;
-			if (*s.p == '}')
-				break;
-			if (*s.p != ',')
-				return MG_JSCAN_SLOW;
-			s.p++;
-			skip_ws(&s);
-		}
-	}
-	s.p++;
 	skip_ws(&s);
 	if (s.p != s.end)
 		return MG_JSCAN_SLOW;
+	const bool *seen = env.seen;
+	const struct mg_jspan *span = env.span;
+	const struct value *val = env.val;
 
 	/* The envelope, as mg_rpc_classify sees it. */
 	if (!seen[M_JSONRPC] || span[M_JSONRPC].end - span[M_JSONRPC].start != 5 ||
 	    memcmp(text + span[M_JSONRPC].start, "\"2.0\"", 5) != 0)
 		return MG_JSCAN_SLOW;
-	bool id_ok = seen[M_ID] && (type[M_ID] == V_STRING || type[M_ID] == V_INT);
+	bool id_ok = seen[M_ID] && (val[M_ID].type == V_STRING || val[M_ID].type == V_INT);
 	if (seen[M_ID] && !id_ok)
 		return MG_JSCAN_SLOW;
 	if (seen[M_METHOD]) {
 		/* Escapes could hide a NUL; the slow path judges those. */
-		if (type[M_METHOD] != V_STRING || method_escaped ||
+		if (val[M_METHOD].type != V_STRING || val[M_METHOD].escaped ||
 		    span[M_METHOD].end - span[M_METHOD].start < 3 || seen[M_RESULT] ||
-		    seen[M_ERROR] || (seen[M_PARAMS] && type[M_PARAMS] != V_OBJECT))
+		    seen[M_ERROR] || (seen[M_PARAMS] && val[M_PARAMS].type != V_OBJECT))
 			return MG_JSCAN_SLOW;
 		out->kind = seen[M_ID] ? MG_JSCAN_REQUEST : MG_JSCAN_NOTIFICATION;
 	} else {
@@ -478,8 +461,8 @@ enum mg_jscan_status mg_jscan(const char *text, size_t len, size_t max_depth, st
 		out->kind = MG_JSCAN_RESULT;
 	}
 	out->id = span[M_ID];
-	out->id_is_int = seen[M_ID] && type[M_ID] == V_INT;
-	out->id_int = out->id_is_int ? id_int : 0;
+	out->id_is_int = seen[M_ID] && val[M_ID].type == V_INT;
+	out->id_int = out->id_is_int ? val[M_ID].ival : 0;
 	out->method = span[M_METHOD];
 	out->params = span[M_PARAMS];
 	out->result = span[M_RESULT];
