@@ -457,23 +457,10 @@ static int http_process(struct conn *c)
 
 static int http_flush(struct conn *c)
 {
-	while (c->out_off < c->out.len) {
-		ssize_t w = write(c->fd, c->out.p + c->out_off, c->out.len - c->out_off);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN)
-				break;
-			return -1;
-		}
-		c->out_off += (size_t)w;
-	}
-	bool pending = c->out_off < c->out.len;
-	if (!pending) {
-		c->out.len = c->out_off = 0;
-		if (c->closing)
-			return -1;
-	}
+	int rc = fb_write(c->fd, &c->out, &c->out_off);
+	if (rc < 0 || (rc == 0 && c->closing))
+		return -1;
+	bool pending = rc > 0;
 	if (pending != c->want_out) {
 		struct epoll_event ev = { .events = EPOLLIN | (pending ? EPOLLOUT : 0u),
 			                  .data.ptr = c };

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <unistd.h>
 
 struct fbuf {
 	char *p;
@@ -61,6 +63,26 @@ static inline void fb_fmt(struct fbuf *b, const char *fmt, ...)
 		va_end(ap);
 	}
 	b->len += (size_t)n;
+}
+
+/* Writes b[*off, len) to the non-blocking `fd` until done or EAGAIN.
+ * Returns 1 when bytes are left (wait for writability), 0 when all went
+ * out (the buffer is emptied), -1 on a write error. */
+static inline int fb_write(int fd, struct fbuf *b, size_t *off)
+{
+	while (*off < b->len) {
+		ssize_t w = write(fd, b->p + *off, b->len - *off);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				return 1;
+			return -1;
+		}
+		*off += (size_t)w;
+	}
+	b->len = *off = 0;
+	return 0;
 }
 
 #endif

@@ -602,21 +602,9 @@ static int vu_connect(struct vu *v)
 
 static void vu_flush(struct vu *v)
 {
-	while (v->out_off < v->out.len) {
-		ssize_t w = write(v->fd, v->out.p + v->out_off, v->out.len - v->out_off);
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN)
-				break;
-			return; /* the read side sees the error */
-		}
-		v->out_off += (size_t)w;
-	}
-	if (v->out_off < v->out.len)
+	/* A write error is left to the read side, which sees it too. */
+	if (fb_write(v->fd, &v->out, &v->out_off) > 0)
 		event_add(v->wev, NULL);
-	else
-		v->out.len = v->out_off = 0;
 }
 
 static void setup_done(struct vu *v, bool ok);
