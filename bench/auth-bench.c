@@ -301,7 +301,8 @@ int main(void)
 	char cfg_text[1024];
 	snprintf(cfg_text, sizeof cfg_text,
 	         "[upstream]\ntransport = \"stdio\"\ncommand = \"true\"\n"
-	         "[auth.jwt]\nmode = \"jwks\"\njwks_url = \"http://127.0.0.1:%d/jwks\"\n"
+	         "[auth.jwt]\nmode = \"jwks\"\njwks_url = "
+	         "\"http://127.0.0.1:%d/jwks\"\nallow_private_networks = true\n"
 	         "algorithms = [\"RS256\"]\nissuer = \"%s\"\naudience = \"%s\"\n"
 	         "scope_tool_mapping = { \"mcp:read\" = [\"get_*\", \"echo\"] }\n",
 	         ntohs(sin.sin_port), ISSUER, AUDIENCE);

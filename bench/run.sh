@@ -294,6 +294,7 @@ $FAST_STDIO
 mode = \"shared\"" "[auth.jwt]
 mode = \"jwks\"
 jwks_url = \"http://127.0.0.1:$P_UP/jwks.json\"
+allow_private_networks = true
 algorithms = [\"RS256\"]
 issuer = \"mcp-guard-bench\"
 audience = [\"mcp-guard-bench\"]

@@ -21,6 +21,7 @@ struct mg_jwks {
 	struct mg_fetcher *fetcher;
 	char *url;
 	int64_t cache_secs;
+	bool allow_private;
 	struct mg_jwk_set *keys;
 	uint64_t generation;
 	struct mg_fetch *inflight;
@@ -101,6 +102,7 @@ static void start_fetch(struct mg_jwks *j)
 		.headers =
 		    (const char *const[]){ "Accept: application/json, application/jwk-set+json" },
 		.n_headers = 1,
+		.allow_private = j->allow_private,
 	};
 	char err[256];
 	j->fetches++;
@@ -122,7 +124,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
 }
 
 struct mg_jwks *mg_jwks_new(struct event_base *base, struct mg_fetcher *fetcher, const char *url,
-                            int64_t cache_secs)
+                            int64_t cache_secs, bool allow_private)
 {
 	struct mg_jwks *j = calloc(1, sizeof *j);
 	if (!j)
@@ -132,6 +134,7 @@ struct mg_jwks *mg_jwks_new(struct event_base *base, struct mg_fetcher *fetcher,
 	j->fetcher = fetcher;
 	j->url = mg_strdup(url);
 	j->cache_secs = cache_secs;
+	j->allow_private = allow_private;
 	j->retry_secs = RETRY_MIN_SECS;
 	j->timer = evtimer_new(base, on_timer, j);
 	if (!j->url || !j->timer) {
@@ -147,6 +150,11 @@ struct mg_jwks *mg_jwks_ref(struct mg_jwks *j)
 	if (j)
 		j->refs++;
 	return j;
+}
+
+bool mg_jwks_allow_private(const struct mg_jwks *j)
+{
+	return j->allow_private;
 }
 
 const char *mg_jwks_url(const struct mg_jwks *j)

@@ -27,8 +27,10 @@ struct mg_jwks_waiter {
 	void (*ready)(struct mg_jwks_waiter *w); /* a fetch finished (keys may be unchanged) */
 };
 
+/* `allow_private`: the SSRF rule lets the fetch reach loopback and private
+ * addresses (see http/client.h). */
 struct mg_jwks *mg_jwks_new(struct event_base *base, struct mg_fetcher *fetcher, const char *url,
-                            int64_t cache_secs);
+                            int64_t cache_secs, bool allow_private);
 void mg_jwks_free(struct mg_jwks *j);
 
 /* The cache is shared by successive auth contexts (reloads) while the URL
@@ -37,6 +39,7 @@ struct mg_jwks *mg_jwks_ref(struct mg_jwks *j);
 
 /* The URL it fetches. */
 const char *mg_jwks_url(const struct mg_jwks *j);
+bool mg_jwks_allow_private(const struct mg_jwks *j);
 
 /* The current keys (borrowed; NULL before the first successful fetch). */
 struct mg_jwk_set *mg_jwks_keys(struct mg_jwks *j);

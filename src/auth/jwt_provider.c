@@ -384,12 +384,13 @@ struct mg_auth_provider *mg_auth_jwt_new(struct mg_auth *a, char *err, size_t er
 		const struct mg_auth *prev = a->previous;
 		for (size_t i = 0; prev && i < prev->n_providers && !jp->jwks; i++) {
 			struct mg_jwks *old = mg_auth_jwt_jwks(prev->providers[i]);
-			if (old && strcmp(mg_jwks_url(old), c->jwks_url) == 0)
+			if (old && strcmp(mg_jwks_url(old), c->jwks_url) == 0 &&
+			    mg_jwks_allow_private(old) == c->allow_private_networks)
 				jp->jwks = mg_jwks_ref(old);
 		}
 		if (!jp->jwks)
-			jp->jwks =
-			    mg_jwks_new(a->base, a->fetcher, c->jwks_url, c->cache_duration_secs);
+			jp->jwks = mg_jwks_new(a->base, a->fetcher, c->jwks_url,
+			                       c->cache_duration_secs, c->allow_private_networks);
 	}
 	if (!jp->static_keys && !jp->jwks) {
 		jwt_free(&jp->base);

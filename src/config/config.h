@@ -91,6 +91,7 @@ struct mg_jwt_config {
 	int64_t mode; /* enum mg_jwt_mode */
 	char *secret;
 	char *jwks_url;
+	bool allow_private_networks;
 	struct mg_strv algorithms;
 	int64_t cache_duration_secs;
 	char *issuer;

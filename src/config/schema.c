@@ -180,6 +180,9 @@ static const struct mg_field jwt_fields[] = {
 	STR(S, jwks_url, "jwks_url", NULL, MG_FF_URL,
 	    "\"https://idp.example.com/.well-known/jwks.json\"",
 	    "JWKS endpoint for mode = \"jwks\"."),
+	BOOL(S, allow_private_networks, "allow_private_networks", "false",
+	     "Let jwks_url reach loopback and private addresses (an IdP inside the network). "
+	     "Link-local and cloud metadata addresses stay refused."),
 	{ .name = "algorithms",
 	  .type = MG_F_STRINGS,
 	  .off = offsetof(S, algorithms),

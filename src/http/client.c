@@ -48,6 +48,7 @@
 	X(global_init)                                                                             \
 	X(version_info)                                                                            \
 	X(easy_init)                                                                               \
+	X(easy_perform)                                                                            \
 	X(easy_setopt)                                                                             \
 	X(easy_getinfo)                                                                            \
 	X(easy_cleanup)                                                                            \
@@ -129,8 +130,8 @@ struct mg_fetch {
 	struct mg_buf body;
 	mg_fetch_fn cb;
 	void *arg;
-	bool literal_ip; /* the URL's host is an IP address */
-	bool blocked;    /* the SSRF rule refused the address */
+	bool allow_private; /* loopback and private ranges may be connected to */
+	bool blocked;       /* the SSRF rule refused the address */
 	bool too_big;
 	char errbuf[CURL_ERROR_SIZE];
 	struct event *done_ev; /* deferred completion */
@@ -144,41 +145,71 @@ struct sock_watch {
 
 /* ---- SSRF ---------------------------------------------------------------------------- */
 
-static bool v4_blocked(uint32_t a)
+static enum mg_addr_class v4_class(uint32_t a)
 {
 	/* host byte order */
-	return (a >> 24) == 0 ||                   /* 0.0.0.0/8 "this network" */
-	       (a >> 16) == ((169u << 8) | 254) || /* 169.254.0.0/16 link-local, metadata */
-	       (a >> 28) == 0xE ||                 /* 224.0.0.0/4 multicast */
-	       (a >> 28) == 0xF;                   /* 240.0.0.0/4 reserved, broadcast */
+	if ((a >> 24) == 0 ||                   /* 0.0.0.0/8 "this network" */
+	    (a >> 16) == ((169u << 8) | 254) || /* 169.254.0.0/16 link-local, metadata */
+	    (a >> 28) == 0xE ||                 /* 224.0.0.0/4 multicast */
+	    (a >> 28) == 0xF ||                 /* 240.0.0.0/4 reserved, broadcast */
+	    (a >> 8) ==
+	        ((192u << 16) | 0)) /* 192.0.0.0/24 IETF (incl. 192.0.0.192 Oracle metadata) */
+		return MG_ADDR_FORBIDDEN;
+	if ((a >> 24) == 127 ||                 /* loopback */
+	    (a >> 24) == 10 ||                  /* 10/8 */
+	    (a >> 20) == ((172u << 4) | 1) ||   /* 172.16/12 */
+	    (a >> 16) == ((192u << 8) | 168) || /* 192.168/16 */
+	    (a >> 22) == ((100u << 2) | 1) ||   /* 100.64/10 CGNAT */
+	    (a >> 17) == ((198u << 7) | 9))     /* 198.18/15 benchmarking */
+		return MG_ADDR_PRIVATE;
+	return MG_ADDR_PUBLIC;
 }
 
-bool mg_fetch_address_allowed(const struct sockaddr *sa, bool literal)
+enum mg_addr_class mg_fetch_classify(const struct sockaddr *sa)
 {
-	if (literal)
-		return true;
-	if (sa->sa_family == AF_INET) {
-		uint32_t a = ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr);
-		return !v4_blocked(a);
+	if (sa->sa_family == AF_INET)
+		return v4_class(ntohl(((const struct sockaddr_in *)sa)->sin_addr.s_addr));
+	if (sa->sa_family != AF_INET6)
+		return MG_ADDR_FORBIDDEN;
+	const uint8_t *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
+	static const uint8_t zero[16];
+	static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF };
+	static const uint8_t nat64[12] = { 0, 0x64, 0xFF, 0x9B, 0, 0, 0, 0, 0, 0, 0, 0 };
+	static const uint8_t ec2[16] = { 0xFD, 0, 0x0E, 0xC2, 0, 0, 0,    0,
+		                         0,    0, 0,    0,    0, 0, 0x02, 0x54 };
+	if (memcmp(b, zero, 15) == 0)
+		return b[15] == 1 ? MG_ADDR_PRIVATE : MG_ADDR_FORBIDDEN; /* ::1, :: */
+	if (memcmp(b, mapped, 12) == 0 || memcmp(b, nat64, 12) == 0) {
+		/* An IPv4 address in IPv6 clothing is judged as IPv4. */
+		uint32_t a =
+		    (uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 | (uint32_t)b[14] << 8 | b[15];
+		return v4_class(a);
 	}
-	if (sa->sa_family == AF_INET6) {
-		const uint8_t *b = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-		static const uint8_t zero[16];
-		if (memcmp(b, zero, 16) == 0)
-			return false; /* :: */
-		if (b[0] == 0xFF)
-			return false; /* multicast */
-		if (b[0] == 0xFE && (b[1] & 0xC0) == 0x80)
-			return false; /* fe80::/10 link-local */
-		static const uint8_t mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xFF, 0xFF };
-		if (memcmp(b, mapped, 12) == 0) {
-			uint32_t a = (uint32_t)b[12] << 24 | (uint32_t)b[13] << 16 |
-			             (uint32_t)b[14] << 8 | b[15];
-			return !v4_blocked(a);
-		}
-		return true;
+	if (b[0] == 0x20 && b[1] == 0x02) { /* 2002::/16 6to4: the embedded IPv4 */
+		uint32_t a =
+		    (uint32_t)b[2] << 24 | (uint32_t)b[3] << 16 | (uint32_t)b[4] << 8 | b[5];
+		enum mg_addr_class c = v4_class(a);
+		return c == MG_ADDR_PUBLIC ? MG_ADDR_PUBLIC : MG_ADDR_FORBIDDEN;
 	}
-	return false;
+	if (memcmp(b, ec2, 16) == 0)
+		return MG_ADDR_FORBIDDEN; /* fd00:ec2::254, the EC2 metadata service */
+	if (b[0] == 0xFF)
+		return MG_ADDR_FORBIDDEN; /* multicast */
+	if (b[0] == 0xFE && (b[1] & 0xC0) == 0x80)
+		return MG_ADDR_FORBIDDEN; /* fe80::/10 link-local */
+	if (b[0] == 0xFE && (b[1] & 0xC0) == 0xC0)
+		return MG_ADDR_FORBIDDEN; /* fec0::/10 deprecated site-local */
+	if ((b[0] & 0xFE) == 0xFC)
+		return MG_ADDR_PRIVATE; /* fc00::/7 unique local */
+	if (b[0] == 0x01 && b[1] == 0 && memcmp(b + 2, zero, 6) == 0)
+		return MG_ADDR_FORBIDDEN; /* 100::/64 discard */
+	return MG_ADDR_PUBLIC;
+}
+
+bool mg_fetch_address_allowed(const struct sockaddr *sa, bool allow_private)
+{
+	enum mg_addr_class c = mg_fetch_classify(sa);
+	return c == MG_ADDR_PUBLIC || (c == MG_ADDR_PRIVATE && allow_private);
 }
 
 static curl_socket_t on_opensocket(void *clientp, curlsocktype purpose,
@@ -186,7 +217,7 @@ static curl_socket_t on_opensocket(void *clientp, curlsocktype purpose,
 {
 	struct mg_fetch *h = clientp;
 	(void)purpose;
-	if (!mg_fetch_address_allowed(&address->addr, h->literal_ip)) {
+	if (!mg_fetch_address_allowed(&address->addr, h->allow_private)) {
 		h->blocked = true;
 		return CURL_SOCKET_BAD;
 	}
@@ -196,6 +227,7 @@ static curl_socket_t on_opensocket(void *clientp, curlsocktype purpose,
 /* ---- libevent glue ----------------------------------------------------------------- */
 
 static void check_done(struct mg_fetcher *f);
+static const char *transfer_error(struct mg_fetch *h, char *buf, size_t size);
 
 static void on_socket_event(evutil_socket_t fd, short what, void *arg)
 {
@@ -302,15 +334,7 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
 	struct mg_fetch_result r = { 0 };
 	char err[CURL_ERROR_SIZE + 64];
 	C.easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &r.status);
-	if (h->blocked)
-		r.error = "address refused (link-local, metadata or reserved range)";
-	else if (h->too_big)
-		r.error = "response too large";
-	else if (h->result != CURLE_OK) {
-		snprintf(err, sizeof err, "%s",
-		         h->errbuf[0] ? h->errbuf : C.easy_strerror(h->result));
-		r.error = err;
-	}
+	r.error = transfer_error(h, err, sizeof err);
 	r.body = h->body.data ? h->body.data : "";
 	r.len = h->body.len;
 	mg_fetch_fn cb = h->cb;
@@ -390,51 +414,20 @@ void mg_fetcher_free(struct mg_fetcher *f)
 	free(f);
 }
 
-static bool host_is_literal_ip(const char *url)
-{
-	CURLU *u = C.url();
-	char *host = NULL;
-	bool lit = false;
-	if (u && C.url_set(u, CURLUPART_URL, url, 0) == CURLUE_OK &&
-	    C.url_get(u, CURLUPART_HOST, &host, 0) == CURLUE_OK && host) {
-		unsigned char buf[16];
-		const char *h = host;
-		char tmp[64];
-		if (h[0] == '[') {
-			snprintf(tmp, sizeof tmp, "%.*s", (int)strcspn(h + 1, "]"), h + 1);
-			h = tmp;
-		}
-		lit = inet_pton(AF_INET, h, buf) == 1 || inet_pton(AF_INET6, h, buf) == 1;
-	}
-	C.free(host);
-	C.url_cleanup(u);
-	return lit;
-}
-
-struct mg_fetch *mg_fetch_start(struct mg_fetcher *f, const struct mg_fetch_opts *o, mg_fetch_fn cb,
-                                void *arg, char *err, size_t err_size)
+/* Prepares h->easy for `o` (h is zeroed but for what the caller set).
+ * Returns 0, or -1 with `err`. */
+static int easy_setup(struct mg_fetch *h, const struct mg_fetch_opts *o, char *err, size_t err_size)
 {
 	if (strncmp(o->url, "https://", 8) != 0 && strncmp(o->url, "http://", 7) != 0) {
 		snprintf(err, err_size, "only http and https URLs are fetched");
-		return NULL;
+		return -1;
 	}
-	if (mg_fetcher_prepare(f, err, err_size) < 0)
-		return NULL;
-	struct mg_fetch *h = calloc(1, sizeof *h);
-	if (!h) {
-		snprintf(err, err_size, "out of memory");
-		return NULL;
-	}
-	h->f = f;
-	h->cb = cb;
-	h->arg = arg;
-	h->literal_ip = host_is_literal_ip(o->url);
+	h->allow_private = o->allow_private;
 	mg_buf_init(&h->body, o->max_bytes ? o->max_bytes : DEFAULT_MAX_BYTES);
 	h->easy = C.easy_init();
 	if (!h->easy) {
-		free(h);
 		snprintf(err, err_size, "cannot create a transfer");
-		return NULL;
+		return -1;
 	}
 	CURL *e = h->easy;
 	C.easy_setopt(e, CURLOPT_URL, o->url);
@@ -464,16 +457,101 @@ struct mg_fetch *mg_fetch_start(struct mg_fetcher *f, const struct mg_fetch_opts
 		C.easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)o->body_len);
 		C.easy_setopt(e, CURLOPT_COPYPOSTFIELDS, o->body ? o->body : "");
 	}
+	return 0;
+}
+
+/* The reason a finished transfer failed, or NULL when it completed. */
+static const char *transfer_error(struct mg_fetch *h, char *buf, size_t size)
+{
+	if (h->blocked)
+		return h->allow_private
+		           ? "address refused by the SSRF rule (link-local, metadata or reserved "
+		             "range)"
+		           : "address refused by the SSRF rule (loopback, private, link-local, "
+		             "metadata or reserved range; set allow_private_networks = true to "
+		             "allow private ones)";
+	if (h->too_big)
+		return "response too large";
+	if (h->result != CURLE_OK) {
+		snprintf(buf, size, "%s", h->errbuf[0] ? h->errbuf : C.easy_strerror(h->result));
+		return buf;
+	}
+	return NULL;
+}
+
+struct mg_fetch *mg_fetch_start(struct mg_fetcher *f, const struct mg_fetch_opts *o, mg_fetch_fn cb,
+                                void *arg, char *err, size_t err_size)
+{
+	if (mg_fetcher_prepare(f, err, err_size) < 0)
+		return NULL;
+	struct mg_fetch *h = calloc(1, sizeof *h);
+	if (!h) {
+		snprintf(err, err_size, "out of memory");
+		return NULL;
+	}
+	h->f = f;
+	h->cb = cb;
+	h->arg = arg;
+	if (easy_setup(h, o, err, err_size) < 0) {
+		fetch_free(h);
+		return NULL;
+	}
 	h->next = f->list;
 	if (f->list)
 		f->list->prev = h;
 	f->list = h;
-	if (C.multi_add_handle(f->multi, e) != CURLM_OK) {
+	if (C.multi_add_handle(f->multi, h->easy) != CURLM_OK) {
 		fetch_free(h);
 		snprintf(err, err_size, "cannot start the transfer");
 		return NULL;
 	}
 	return h;
+}
+
+int mg_fetch_load(char *err, size_t err_size)
+{
+	return curl_load(err, err_size);
+}
+
+int mg_fetch_sync(const struct mg_fetch_opts *o, struct mg_fetch_sync_result *r)
+{
+	memset(r, 0, sizeof *r);
+	r->retry_after_secs = -1;
+	mg_buf_init(&r->body, 1);
+	if (!C.lib) {
+		snprintf(r->error, sizeof r->error, "libcurl is not loaded");
+		return -1;
+	}
+	struct mg_fetch h = { 0 };
+	int rc = -1;
+	if (easy_setup(&h, o, r->error, sizeof r->error) < 0)
+		goto out;
+	h.result = C.easy_perform(h.easy);
+	C.easy_getinfo(h.easy, CURLINFO_RESPONSE_CODE, &r->status);
+	curl_off_t ra = -1;
+	if (C.easy_getinfo(h.easy, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
+		r->retry_after_secs = (long)ra;
+	char ebuf[CURL_ERROR_SIZE + 64];
+	const char *e = transfer_error(&h, ebuf, sizeof ebuf);
+	if (e) {
+		snprintf(r->error, sizeof r->error, "%.255s", e);
+		goto out;
+	}
+	r->body = h.body;
+	mg_buf_init(&h.body, 1);
+	rc = 0;
+out:
+	if (h.easy)
+		C.easy_cleanup(h.easy);
+	if (C.lib)
+		C.slist_free_all(h.headers);
+	mg_buf_free(&h.body);
+	return rc;
+}
+
+void mg_fetch_sync_result_free(struct mg_fetch_sync_result *r)
+{
+	mg_buf_free(&r->body);
 }
 
 void mg_fetch_cancel(struct mg_fetch *h)

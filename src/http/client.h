@@ -5,12 +5,16 @@
  * (curl's threaded resolver).
  *
  * Every fetch is bounded (time, response size), uses http or https only,
- * never follows redirects, and applies the SSRF rule at connect time:
- * addresses that are link-local (169.254.0.0/16 with the cloud metadata
- * service, fe80::/10), unspecified, multicast or reserved are refused unless
- * the URL names such an address literally - so a DNS name cannot be made to
- * point the gateway at the metadata service. Private and loopback addresses
- * are allowed (IdPs and upstreams inside the network are normal).
+ * never follows redirects, and applies the SSRF rule to the address curl is
+ * about to connect to (CURLOPT_OPENSOCKETFUNCTION, after name resolution, so
+ * DNS rebinding cannot get around it; literal addresses in the URL get no
+ * exemption): link-local (169.254.0.0/16 with the cloud metadata services,
+ * fe80::/10), fd00:ec2::254, unspecified, multicast and reserved addresses
+ * are always refused; loopback, RFC 1918, CGNAT (100.64.0.0/10) and unique
+ * local (fc00::/7) addresses only when the caller allows private networks
+ * (`allow_private_networks = true` on the section that names the URL).
+ * IPv4-mapped, NAT64 and 6to4 IPv6 addresses are judged by the IPv4 address
+ * they carry.
  *
  * libcurl is loaded with dlopen() by mg_fetcher_prepare (or the first fetch),
  * not linked: a gateway whose configuration fetches nothing never maps it or
@@ -22,6 +26,9 @@
 #include <event2/event.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
+
+#include "util/buf.h"
 
 struct mg_fetcher;
 struct mg_fetch;
@@ -35,6 +42,7 @@ struct mg_fetch_opts {
 	size_t body_len;
 	long timeout_ms;  /* whole request; default 10 s */
 	size_t max_bytes; /* response body; default 1 MiB */
+	bool allow_private; /* loopback and private ranges may be connected to */
 };
 
 struct mg_fetch_result {
@@ -76,8 +84,36 @@ struct mg_fetch *mg_fetch_start(struct mg_fetcher *f, const struct mg_fetch_opts
 /* Stops a fetch; its callback will not be called. */
 void mg_fetch_cancel(struct mg_fetch *h);
 
-/* Classifies an address for the SSRF rule: true when the gateway may
- * connect to it. `literal` says whether the URL named this address itself. */
-bool mg_fetch_address_allowed(const struct sockaddr *sa, bool literal);
+/* Loads and initialises libcurl (as mg_fetcher_prepare does) without a
+ * fetcher: call it from the main thread before a worker thread uses
+ * mg_fetch_sync. Returns 0 or -1 with `err`. */
+int mg_fetch_load(char *err, size_t err_size);
+
+struct mg_fetch_sync_result {
+	long status;           /* HTTP status, 0 when no response */
+	long retry_after_secs; /* Retry-After in seconds, -1 when absent */
+	struct mg_buf body;    /* the response body (free with mg_fetch_sync_result_free) */
+	char error[256];       /* set when mg_fetch_sync returns -1 */
+};
+
+/* A blocking fetch, for worker threads only (audit and OTLP export): never
+ * call it on the event loop. Same rules as mg_fetch_start (schemes, SSRF at
+ * connect time, no redirects, time and size bounds); libcurl must have been
+ * loaded by mg_fetch_load. Returns 0 when a response arrived (any status),
+ * -1 with r->error otherwise. Release `r` with mg_fetch_sync_result_free in
+ * both cases. Thread-safe: each call uses its own handle. */
+int mg_fetch_sync(const struct mg_fetch_opts *o, struct mg_fetch_sync_result *r);
+void mg_fetch_sync_result_free(struct mg_fetch_sync_result *r);
+
+/* The SSRF classes of an address. */
+enum mg_addr_class {
+	MG_ADDR_PUBLIC,    /* always allowed */
+	MG_ADDR_PRIVATE,   /* loopback, RFC 1918, CGNAT, unique local: when allowed */
+	MG_ADDR_FORBIDDEN, /* link-local, metadata, unspecified, multicast, reserved */
+};
+enum mg_addr_class mg_fetch_classify(const struct sockaddr *sa);
+
+/* true when the gateway may connect to `sa` under the SSRF rule. */
+bool mg_fetch_address_allowed(const struct sockaddr *sa, bool allow_private);
 
 #endif

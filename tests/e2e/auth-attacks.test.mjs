@@ -61,7 +61,7 @@ describe('attacks on authentication', { concurrency: 2 }, () => {
                 auth: {
                     jwt: {
                         mode: 'jwks',
-                        jwks_url: idp.jwksUrl,
+                        jwks_url: idp.jwksUrl, allow_private_networks: true,
                         issuer: idp.issuer,
                         audience: `http://127.0.0.1:${port}/mcp`,
                         leeway_secs: 60
@@ -355,7 +355,7 @@ describe('attacks on authentication', { concurrency: 2 }, () => {
                 ]
             });
             gw = await startAuthGateway(port => ({
-                auth: { jwt: { mode: 'jwks', jwks_url: idp.jwksUrl, issuer: idp.issuer, audience: `http://127.0.0.1:${port}/mcp` } }
+                auth: { jwt: { mode: 'jwks', jwks_url: idp.jwksUrl, allow_private_networks: true, issuer: idp.issuer, audience: `http://127.0.0.1:${port}/mcp` } }
             }));
         });
 
@@ -389,7 +389,7 @@ describe('attacks on authentication', { concurrency: 2 }, () => {
         before(async () => {
             idp = await startIdp();
             gw = await startAuthGateway(port => ({
-                auth: { jwt: { mode: 'jwks', jwks_url: idp.jwksUrl, issuer: idp.issuer, audience: `http://127.0.0.1:${port}/mcp` } }
+                auth: { jwt: { mode: 'jwks', jwks_url: idp.jwksUrl, allow_private_networks: true, issuer: idp.issuer, audience: `http://127.0.0.1:${port}/mcp` } }
             }));
             // Keys loaded (a token verified) before the flood.
             assert.equal((await gw.initialize(bearer(await idp.getToken({ resource: gw.resource })))).status, 200);

@@ -19,7 +19,7 @@ const jwtConfig = (idp, extra = {}) => port => ({
     auth: {
         jwt: {
             mode: 'jwks',
-            jwks_url: idp.jwksUrl,
+            jwks_url: idp.jwksUrl, allow_private_networks: true,
             issuer: idp.issuer,
             audience: `http://127.0.0.1:${port}/mcp`,
             scope_tool_mapping: MAPPING,

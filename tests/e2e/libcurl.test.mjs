@@ -33,7 +33,7 @@ describe('libcurl loaded on demand', { concurrency: 1, timeout: 60000 }, () => {
     let jwksHits = 0;
     const [key] = generateKeys(['ES256']);
     const token = sub => makeJws({ alg: 'ES256', kid: key.kid, typ: 'JWT' }, { sub, iss: 'libcurl-e2e', aud: 'libcurl-e2e', exp: Math.floor(Date.now() / 1000) + 300 }, 'ES256', key.privateKey);
-    const jwks = { mode: 'jwks', jwks_url: '', issuer: 'libcurl-e2e', audience: ['libcurl-e2e'], algorithms: ['ES256'] };
+    const jwks = { mode: 'jwks', jwks_url: '', allow_private_networks: true, issuer: 'libcurl-e2e', audience: ['libcurl-e2e'], algorithms: ['ES256'] };
 
     before(async () => {
         jwksServer = http.createServer((req, res) => {

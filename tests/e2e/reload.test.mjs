@@ -199,7 +199,7 @@ describe('SIGHUP reloads', { concurrency: 2 }, () => {
             const idp2 = await startIdp();
             let gw;
             try {
-                const cfg = (idp, port) => ({ auth: { jwt: { mode: 'jwks', jwks_url: idp.jwksUrl, issuer: idp.issuer, audience: `http://127.0.0.1:${port}/mcp` } } });
+                const cfg = (idp, port) => ({ auth: { jwt: { mode: 'jwks', jwks_url: idp.jwksUrl, allow_private_networks: true, issuer: idp.issuer, audience: `http://127.0.0.1:${port}/mcp` } } });
                 gw = await startAuthGateway(port => cfg(idp1, port));
                 const t1 = await idp1.getToken({ alg: 'ES256', resource: gw.resource });
                 const t2 = await idp2.getToken({ alg: 'EdDSA', resource: gw.resource });
@@ -225,7 +225,7 @@ describe('SIGHUP reloads', { concurrency: 2 }, () => {
             const idp = await startIdp();
             let gw;
             try {
-                gw = await startAuthGateway(port => ({ auth: { jwt: { mode: 'jwks', jwks_url: idp.jwksUrl, issuer: idp.issuer, audience: `http://127.0.0.1:${port}/mcp` } } }));
+                gw = await startAuthGateway(port => ({ auth: { jwt: { mode: 'jwks', jwks_url: idp.jwksUrl, allow_private_networks: true, issuer: idp.issuer, audience: `http://127.0.0.1:${port}/mcp` } } }));
                 const tokens = await Promise.all(['RS256', 'ES256', 'EdDSA'].map(alg => idp.getToken({ alg, resource: gw.resource })));
                 assert.equal((await gw.initialize(bearer(tokens[0]))).status, 200);
                 await idp.delayJwks(400);
@@ -256,7 +256,7 @@ describe('SIGHUP reloads', { concurrency: 2 }, () => {
             try {
                 const ops = keygen('ops');
                 const cfg = (port, keys) => ({
-                    auth: { api_keys: keys.map(k => ({ id: k.id, key_hash: k.hash })), jwt: { mode: 'jwks', jwks_url: idp.jwksUrl, issuer: idp.issuer, audience: `http://127.0.0.1:${port}/mcp` } }
+                    auth: { api_keys: keys.map(k => ({ id: k.id, key_hash: k.hash })), jwt: { mode: 'jwks', jwks_url: idp.jwksUrl, allow_private_networks: true, issuer: idp.issuer, audience: `http://127.0.0.1:${port}/mcp` } }
                 });
                 gw = await startAuthGateway(port => cfg(port, [ops]));
                 const seen = await idp.getToken({ alg: 'ES256', resource: gw.resource });
