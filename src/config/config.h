@@ -185,6 +185,12 @@ enum mg_transport { MG_TRANSPORT_STDIO, MG_TRANSPORT_HTTP, MG_TRANSPORT_SSE };
 enum mg_upstream_protocol { MG_PROTOCOL_AUTO, MG_PROTOCOL_LEGACY };
 enum mg_stdio_mode { MG_STDIO_SHARED, MG_STDIO_PER_SESSION };
 
+/* Headers sent to an upstream for one identity's requests. */
+struct mg_identity_headers_config {
+	char *identity; /* provider-qualified: "api_key:alice", "jwt:<sub>", "mtls:<name>" */
+	struct mg_kvv headers;
+};
+
 /* One upstream MCP server. The single `[upstream]` form and each
  * `[[upstream.servers]]` entry decode into this. */
 struct mg_upstream_config {
@@ -198,6 +204,11 @@ struct mg_upstream_config {
 	char *cwd;
 	char *url;
 	struct mg_kvv headers;
+	struct mg_identity_headers_config *identity_headers;
+	size_t n_identity_headers;
+	bool allow_private_networks;
+	int64_t connect_timeout_secs;
+	bool http2_prior_knowledge;
 	int64_t mode;     /* enum mg_stdio_mode */
 	int64_t protocol; /* enum mg_upstream_protocol */
 	int64_t max_processes;

@@ -475,6 +475,86 @@ static void decode_secret(struct mg_decode *dc, const struct mg_field *f, char *
 	}
 }
 
+/* A SECRET map (headers): entries from <name> (values as written),
+ * <name>_env (values name environment variables) and <name>_file (values
+ * are files to read), merged; one key in two of them is an error. */
+static void decode_secret_map(struct mg_decode *dc, const struct mg_field *f, struct mg_kvv *m,
+                              const struct mg_cnode *table, const char *path)
+{
+	static const char *const suffix[3] = { "", "_env", "_file" };
+	const struct mg_cnode *src[3];
+	size_t total = 0;
+	for (int k = 0; k < 3; k++) {
+		char key[128];
+		snprintf(key, sizeof key, "%s%s", f->name, suffix[k]);
+		src[k] = table ? mg_cnode_getz(dc->doc, table, key) : NULL;
+		if (src[k] && src[k]->type == MG_CNODE_NULL)
+			src[k] = NULL;
+		if (src[k] && src[k]->type != MG_CNODE_TABLE) {
+			char *kp = path_suffix(path, suffix[k]);
+			type_error(dc, src[k], kp,
+			           k == 0   ? "a table of strings"
+			           : k == 1 ? "a table of environment variable names"
+			                    : "a table of file paths");
+			free(kp);
+			src[k] = NULL;
+		}
+		if (src[k])
+			total += src[k]->count;
+	}
+	if (!total)
+		return;
+	m->v = calloc(total, sizeof *m->v);
+	if (!m->v)
+		return;
+	for (int k = 0; k < 3; k++) {
+		if (!src[k])
+			continue;
+		char *spath = path_suffix(path, suffix[k]);
+		for (const struct mg_cnode *c = src[k]->first; c; c = c->next) {
+			char *kpath = mg_decode_join(spath, c->key);
+			char *value = NULL;
+			bool dup = false;
+			for (size_t i = 0; i < m->n; i++)
+				if (strlen(m->v[i].key) == c->key_len &&
+				    strncasecmp(m->v[i].key, c->key, c->key_len) == 0)
+					dup = true;
+			if (memchr(c->key, '\0', c->key_len) || c->key_len == 0)
+				error_at_key(dc, c, kpath, "keys must be non-empty, without NUL");
+			else if (dup)
+				error_at_key(dc, c, kpath,
+				             "%.*s is set twice (in %s, %s_env or %s_file)",
+				             (int)c->key_len, c->key, f->name, f->name, f->name);
+			else if (c->type != MG_CNODE_STRING)
+				type_error(dc, c, kpath, "a string");
+			else if (string_ok(dc, c, kpath)) {
+				if (k == 0)
+					value = mg_strndup(c->str, c->len);
+				else if (k == 2)
+					value = read_secret_file(dc, c, kpath);
+				else {
+					const char *v = mg_decode_getenv(dc->envp, c->str);
+					if (!v || !*v)
+						mg_schema_error(
+						    dc, c, kpath,
+						    "environment variable %s is not set or "
+						    "empty",
+						    c->str);
+					else
+						value = mg_strdup(v);
+				}
+			}
+			if (value) {
+				m->v[m->n].key = mg_strndup(c->key, c->key_len);
+				m->v[m->n].value = value;
+				m->n++;
+			}
+			free(kpath);
+		}
+		free(spath);
+	}
+}
+
 static void decode_strv(struct mg_decode *dc, const struct mg_field *f, struct mg_strv *out,
                         const struct mg_cnode *n, const char *path)
 {
@@ -530,6 +610,10 @@ static void decode_field(struct mg_decode *dc, const struct mg_field *f, void *o
 
 	if (f->type == MG_F_STRING && (f->flags & MG_FF_SECRET)) {
 		decode_secret(dc, f, (char **)p, table, fpath);
+		goto out;
+	}
+	if (f->type == MG_F_MAP && (f->flags & MG_FF_SECRET)) {
+		decode_secret_map(dc, f, (struct mg_kvv *)p, table, fpath);
 		goto out;
 	}
 	if (f->type == MG_F_TABLE) {

@@ -51,6 +51,11 @@
 	{                                                                                          \
 		.name = N, .type = MG_F_MAP, .off = offsetof(S, M), .example = EX, .help = H       \
 	}
+#define SECRET_MAP(S, M, N, EX, H)                                                                 \
+	{                                                                                          \
+		.name = N, .type = MG_F_MAP, .off = offsetof(S, M), .flags = MG_FF_SECRET,         \
+		.example = EX, .help = H                                                           \
+	}
 #define MAPS(S, M, N, EX, H)                                                                       \
 	{                                                                                          \
 		.name = N, .type = MG_F_MAP_STRINGS, .off = offsetof(S, M), .example = EX,         \
@@ -358,8 +363,8 @@ static const struct mg_field audit_fields[] = {
 	INT(S, export_batch_size, "export_batch_size", "100", 1, 10000, "Events per export batch."),
 	INT(S, export_interval_secs, "export_interval_secs", "30", 1, 3600,
 	    "Seconds between exports of a partial batch."),
-	MAP(S, export_headers, "export_headers", "{ Authorization = \"Bearer <token>\" }",
-	    "Extra headers sent with each export."),
+	SECRET_MAP(S, export_headers, "export_headers", "{ Authorization = \"Bearer <token>\" }",
+	           "Extra headers sent with each export."),
 	INT(S, queue_size, "queue_size", "10000", 16, 10000000,
 	    "Events buffered for the writer thread; beyond it events are dropped and counted."),
 };
@@ -385,6 +390,24 @@ static const struct mg_section tracing_section =
 
 /* ---- [upstream] ------------------------------------------------------------------------ */
 
+#define S struct mg_identity_headers_config
+static const struct mg_field identity_headers_fields[] = {
+	STR(S, identity, "identity", NULL, MG_FF_REQUIRED, "\"api_key:alice\"",
+	    "Provider-qualified identity: api_key:<key id>, jwt:<subject claim>, mtls:<certificate "
+	    "name>."),
+	SECRET_MAP(S, headers, "headers", "{ Authorization = \"Bearer <alice's upstream token>\" }",
+	           "Headers sent upstream with this identity's requests, replacing the upstream's "
+	           "own headers of the same name; values may come from headers_env / "
+	           "headers_file."),
+};
+#undef S
+static const struct mg_section identity_headers_section =
+    SECTION("upstream.identity_headers", struct mg_identity_headers_config, identity_headers_fields,
+            SIZE_MAX,
+            "Per-identity upstream credentials (http, sse): each user reaches the server as "
+            "themselves.",
+            NULL);
+
 #define S struct mg_upstream_config
 #define UPSTREAM_TRANSPORT_FIELDS                                                                  \
 	ENUM(S, transport, "transport", "stdio", transports,                                       \
@@ -402,11 +425,23 @@ static const struct mg_section tracing_section =
 	        "Working directory of the program (stdio)."),                                      \
 	    STR(S, url, "url", NULL, MG_FF_URL, "\"http://127.0.0.1:8080/mcp\"",                   \
 	        "Upstream endpoint (http, sse)."),                                                 \
-	    MAP(S, headers, "headers", "{ Authorization = \"Bearer <upstream token>\" }",          \
-	        "Extra headers sent to the upstream (http, sse)."),                                \
+	    SECRET_MAP(S, headers, "headers", "{ \"X-Api-Key\" = \"<upstream key>\" }",            \
+	               "Headers sent with every request to the upstream (http, sse); values "      \
+	               "may come from headers_env / headers_file."),                               \
+	    TABLES(S, identity_headers, n_identity_headers, "identity_headers",                    \
+	           identity_headers_section),                                                      \
+	    BOOL(S, allow_private_networks, "allow_private_networks", "false",                     \
+	         "Let url reach loopback and private addresses (http, sse). Link-local and cloud " \
+	         "metadata addresses stay refused."),                                              \
+	    INT(S, connect_timeout_secs, "connect_timeout_secs", "10", 1, 300,                     \
+	        "Seconds to establish a connection to the upstream (http, sse)."),                 \
+	    BOOL(S, http2_prior_knowledge, "http2_prior_knowledge", "false",                       \
+	         "Speak HTTP/2 to an http:// url without negotiation (h2c). Over https, HTTP/2 "   \
+	         "is used when the server offers it."),                                            \
 	    ENUM(S, mode, "mode", "shared", stdio_modes,                                           \
-	         "shared: one process for all sessions; per_session: one process per client "      \
-	         "session (stdio)."),                                                              \
+	         "shared: one upstream conversation (process or HTTP session) for all client "     \
+	         "sessions; per_session: one per client session (full fidelity: sampling, "        \
+	         "elicitation, roots, logging)."),                                                 \
 	    ENUM(S, protocol, "protocol", "auto", protocols,                                       \
 	         "auto: probe with server/discover first, as the spec's stdio rules say, and "     \
 	         "speak 2026-07-28 to servers that support it; legacy: always initialize."),       \

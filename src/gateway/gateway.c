@@ -488,19 +488,14 @@ int mg_gateway_run(const struct mg_config *cfg)
 		             nups);
 		goto out;
 	}
-	if (ups[0].transport != MG_TRANSPORT_STDIO) {
-		mg_log_error("upstream %s: transport \"%s\" is not available in this build (stdio "
-		             "is)",
-		             ups[0].name, mg_transport_name(ups[0].transport));
-		goto out;
-	}
 	struct mg_upstream_hooks hooks = { .on_state = on_upstream_state,
 		                           .on_notification = on_upstream_notification,
 		                           .arg = &gw };
-	gw.up = mg_upstream_stdio_new(gw.base, &ups[0], &hooks, (size_t)cfg->server.max_json_depth);
 	char err[400];
+	gw.up = mg_upstream_new(gw.base, &ups[0], &hooks, (size_t)cfg->server.max_json_depth, err,
+	                        sizeof err);
 	if (!gw.up || gw.up->ops->start(gw.up, err, sizeof err) < 0) {
-		mg_log_error("upstream %s: %s", ups[0].name, gw.up ? err : "out of memory");
+		mg_log_error("upstream %s: %s", ups[0].name, err);
 		goto out;
 	}
 	struct mg_http_server_opts o = {
@@ -565,8 +560,8 @@ static void on_check_tools(struct mg_call *call, json_t *msg, void *arg)
 static void on_check_state(struct mg_upstream *up, void *arg)
 {
 	struct check *c = arg;
-	if (!up->ready)
-		return;
+	if (!up->ready || !up->shared || !up->shared->init_result)
+		return; /* a dual-era server: its legacy conversation follows */
 	json_t *caps = json_object_get(up->shared->init_result, "capabilities");
 	if (!json_object_get(caps, "tools")) {
 		c->tools = -1;
@@ -635,18 +630,12 @@ int mg_gateway_check_upstreams(const struct mg_config *cfg, int timeout_secs)
 		struct event *poll = event_new(gw.base, -1, EV_PERSIST, on_check_poll, &c);
 		struct timeval ptv = { 0, 100000 };
 		event_add(poll, &ptv);
-		if (u->transport != MG_TRANSPORT_STDIO) {
-			printf("%s: FAILED: transport \"%s\" is not available in this build\n",
-			       u->name, mg_transport_name(u->transport));
-			failures++;
-			goto next;
-		}
 		struct mg_upstream_hooks hooks = { .on_state = on_check_state, .arg = &c };
-		c.up =
-		    mg_upstream_stdio_new(gw.base, u, &hooks, (size_t)cfg->server.max_json_depth);
 		char err[400];
+		c.up = mg_upstream_new(gw.base, u, &hooks, (size_t)cfg->server.max_json_depth, err,
+		                       sizeof err);
 		if (!c.up || c.up->ops->start(c.up, err, sizeof err) < 0) {
-			printf("%s: FAILED: %s\n", u->name, c.up ? err : "out of memory");
+			printf("%s: FAILED: %s\n", u->name, err);
 			failures++;
 			goto next;
 		}

@@ -785,6 +785,7 @@ static void exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struc
 		x->call.on_raw_reply = on_raw_reply;
 	x->call.on_progress = on_progress;
 	x->call.arg = x;
+	x->call.identity = id ? id->key : NULL;
 	if (s) {
 		x->next = s->exchanges;
 		if (s->exchanges)
@@ -1074,9 +1075,18 @@ static void session_ready(struct mg_channel *ch, json_t *result, void *arg)
 static void session_down(struct mg_channel *ch, const char *reason, void *arg)
 {
 	struct mg_session *s = arg;
-	(void)ch;
-	if (!s->init_req)
-		return; /* pending calls already failed; the process restarts */
+	if (!s->init_req) {
+		/* Pending calls already failed. A process restarts; a remote
+		 * session that the server forgot (CLOSED) does not come back: end
+		 * ours too, so the client is answered 404 and initializes again.
+		 * Not from inside the channel's callback: on the next loop turn. */
+		if (ch->state == MG_CH_CLOSED && !s->ended) {
+			mg_log_info("session %.8s…: %s; the session ends", s->id, reason);
+			struct timeval now = { 0, 0 };
+			evtimer_add(s->idle, &now);
+		}
+		return;
+	}
 	struct mg_http_req *req = s->init_req;
 	s->init_req = NULL;
 	mg_http_req_on_close(req, NULL, NULL);
@@ -1271,7 +1281,7 @@ static void legacy_initialize(struct mg_gateway *gw, struct mg_http_req *req,
 		                          .on_request = session_request,
 		                          .arg = s };
 	char err[400];
-	s->ch = up->ops->open(up, params, &hooks, err, sizeof err);
+	s->ch = up->ops->open(up, params, &hooks, s->identity, err, sizeof err);
 	if (!s->ch) {
 		mg_session_end(s, err);
 		struct mg_http_hdr h[] = { { "Retry-After", "5" } };

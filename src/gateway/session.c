@@ -64,6 +64,11 @@ static void on_idle(evutil_socket_t fd, short what, void *arg)
 		mg_session_end(s, "the upstream did not answer initialize in time");
 		return;
 	}
+	if (s->ch && s->ch->state == MG_CH_CLOSED) {
+		/* The remote server forgot the session (HTTP 404). */
+		mg_session_end(s, "the upstream session ended");
+		return;
+	}
 	if (!s->initialized && !s->n_exchanges && !s->get.req && s->ch &&
 	    s->ch->state != MG_CH_READY) {
 		mg_session_end(s, "the upstream could not be started");

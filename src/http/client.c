@@ -49,6 +49,7 @@
 	X(version_info)                                                                            \
 	X(easy_init)                                                                               \
 	X(easy_perform)                                                                            \
+	X(easy_pause)                                                                              \
 	X(easy_setopt)                                                                             \
 	X(easy_getinfo)                                                                            \
 	X(easy_cleanup)                                                                            \
@@ -134,9 +135,21 @@ struct mg_fetch {
 	bool blocked;       /* the SSRF rule refused the address */
 	bool too_big;
 	char errbuf[CURL_ERROR_SIZE];
-	struct event *done_ev; /* deferred completion */
+	struct event *done_ev; /* deferred completion (streams: deferred delivery) */
 	CURLcode result;
+	/* streaming transfers (mg_fetch_stream_start) */
+	const struct mg_fetch_stream *stream;
+	struct mg_buf hdrs;  /* the response's header lines, raw */
+	bool head_complete;  /* the blank line after the headers was seen */
+	bool head_delivered; /* on_head was called */
+	bool finished;       /* curl completed the transfer (result is set) */
+	bool paused;         /* the write callback paused it: delivery is behind */
+	bool in_callback;    /* a user callback is running: cancel defers the free */
+	bool cancelled;
 };
+
+#define STREAM_RX_MAX  (256u * 1024) /* bytes buffered before the transfer is paused */
+#define STREAM_HDR_MAX (32u * 1024)
 
 /* Per-socket watcher. */
 struct sock_watch {
@@ -299,10 +312,47 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userdata)
 {
 	struct mg_fetch *h = userdata;
 	size_t n = size * nmemb;
+	if (h->stream) {
+		/* Only buffer here (we are inside curl); the user sees the bytes
+		 * from a deferred event. A full buffer pauses the transfer until
+		 * the delivery caught up: that is the backpressure. */
+		if (h->body.len && h->body.len + n > STREAM_RX_MAX) {
+			h->paused = true;
+			return CURL_WRITEFUNC_PAUSE;
+		}
+		if (mg_buf_append(&h->body, ptr, n) < 0)
+			return 0;
+		event_active(h->done_ev, 0, 0);
+		return n;
+	}
 	if (mg_buf_append(&h->body, ptr, n) < 0) {
 		h->too_big = true;
 		return 0; /* aborts the transfer */
 	}
+	return n;
+}
+
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *userdata)
+{
+	struct mg_fetch *h = userdata;
+	size_t n = size * nmemb;
+	if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0) {
+		/* A new response head (after a 1xx, the final one follows). */
+		mg_buf_reset(&h->hdrs);
+		h->head_complete = false;
+		return n;
+	}
+	if ((n == 2 && ptr[0] == '\r' && ptr[1] == '\n') || (n == 1 && ptr[0] == '\n')) {
+		long code = 0;
+		C.easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &code);
+		if (code >= 200) {
+			h->head_complete = true;
+			event_active(h->done_ev, 0, 0);
+		}
+		return n;
+	}
+	if (mg_buf_append(&h->hdrs, ptr, n) < 0)
+		return 0; /* headers larger than STREAM_HDR_MAX: abort */
 	return n;
 }
 
@@ -323,7 +373,49 @@ static void fetch_free(struct mg_fetch *h)
 	if (h->done_ev)
 		event_free(h->done_ev);
 	mg_buf_free(&h->body);
+	mg_buf_free(&h->hdrs);
 	free(h);
+}
+
+/* Streams: hands what curl buffered to the user, outside curl. */
+static void on_stream_deliver(evutil_socket_t fd, short what, void *arg)
+{
+	struct mg_fetch *h = arg;
+	(void)fd;
+	(void)what;
+	const struct mg_fetch_stream *cb = h->stream;
+	h->in_callback = true;
+	if (!h->head_delivered && (h->head_complete || h->body.len || h->finished)) {
+		long status = 0;
+		C.easy_getinfo(h->easy, CURLINFO_RESPONSE_CODE, &status);
+		h->head_delivered = true;
+		if (status > 0 && cb->on_head && cb->on_head(h, status, h->arg) != 0)
+			h->cancelled = true;
+	}
+	if (!h->cancelled && h->body.len && cb->on_body) {
+		/* The user may read all of it; what it does not want it stops. */
+		if (cb->on_body(h, h->body.data, h->body.len, h->arg) != 0)
+			h->cancelled = true;
+	}
+	mg_buf_reset(&h->body);
+	h->in_callback = false;
+	if (h->cancelled) {
+		fetch_free(h);
+		return;
+	}
+	if (h->paused) {
+		h->paused = false;
+		/* May call on_write at once with what curl held back. */
+		C.easy_pause(h->easy, CURLPAUSE_CONT);
+	}
+	if (h->finished && !h->body.len) {
+		char err[CURL_ERROR_SIZE + 64];
+		const char *e = transfer_error(h, err, sizeof err);
+		h->in_callback = true;
+		if (cb->on_end)
+			cb->on_end(h, e, h->arg);
+		fetch_free(h);
+	}
 }
 
 static void on_done(evutil_socket_t fd, short what, void *arg)
@@ -355,7 +447,17 @@ static void check_done(struct mg_fetcher *f)
 			continue;
 		struct mg_fetch *h = NULL;
 		C.easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&h);
-		if (!h || h->done_ev)
+		if (!h)
+			continue;
+		if (h->stream) {
+			if (!h->finished) {
+				h->finished = true;
+				h->result = m->data.result;
+				event_active(h->done_ev, 0, 0);
+			}
+			continue;
+		}
+		if (h->done_ev)
 			continue;
 		h->result = m->data.result;
 		h->done_ev = event_new(f->base, -1, 0, on_done, h);
@@ -436,11 +538,21 @@ static int easy_setup(struct mg_fetch *h, const struct mg_fetch_opts *o, char *e
 	C.easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
 	C.easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
 	C.easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-	C.easy_setopt(e, CURLOPT_TIMEOUT_MS, o->timeout_ms ? o->timeout_ms : DEFAULT_TIMEOUT_MS);
-	C.easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-	              o->timeout_ms && o->timeout_ms < 5000 ? o->timeout_ms : 5000L);
-	C.easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE,
-	              (curl_off_t)(o->max_bytes ? o->max_bytes : DEFAULT_MAX_BYTES));
+	long timeout = o->timeout_ms < 0 ? 0 : o->timeout_ms ? o->timeout_ms : DEFAULT_TIMEOUT_MS;
+	long connect = o->connect_timeout_ms > 0                   ? o->connect_timeout_ms
+	               : o->timeout_ms > 0 && o->timeout_ms < 5000 ? o->timeout_ms
+	                                                           : 5000L;
+	C.easy_setopt(e, CURLOPT_TIMEOUT_MS, timeout);
+	C.easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, connect);
+	if (!h->stream)
+		C.easy_setopt(e, CURLOPT_MAXFILESIZE_LARGE,
+		              (curl_off_t)(o->max_bytes ? o->max_bytes : DEFAULT_MAX_BYTES));
+	if (o->http_version == MG_FETCH_HTTP1)
+		C.easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_1_1);
+	else if (o->http_version == MG_FETCH_H2C)
+		C.easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2_PRIOR_KNOWLEDGE);
+	else
+		C.easy_setopt(e, CURLOPT_HTTP_VERSION, (long)CURL_HTTP_VERSION_2TLS);
 	C.easy_setopt(e, CURLOPT_WRITEFUNCTION, on_write);
 	C.easy_setopt(e, CURLOPT_WRITEDATA, h);
 	C.easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, on_opensocket);
@@ -448,7 +560,12 @@ static int easy_setup(struct mg_fetch *h, const struct mg_fetch_opts *o, char *e
 	C.easy_setopt(e, CURLOPT_ERRORBUFFER, h->errbuf);
 	C.easy_setopt(e, CURLOPT_PRIVATE, h);
 	C.easy_setopt(e, CURLOPT_USERAGENT, "mcp-guard");
-	C.easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+	if (!h->stream)
+		C.easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
+	else {
+		C.easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+		C.easy_setopt(e, CURLOPT_HEADERDATA, h);
+	}
 	for (size_t i = 0; i < o->n_headers; i++)
 		h->headers = C.slist_append(h->headers, o->headers[i]);
 	if (h->headers)
@@ -456,6 +573,8 @@ static int easy_setup(struct mg_fetch *h, const struct mg_fetch_opts *o, char *e
 	if (o->method && strcmp(o->method, "POST") == 0) {
 		C.easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)o->body_len);
 		C.easy_setopt(e, CURLOPT_COPYPOSTFIELDS, o->body ? o->body : "");
+	} else if (o->method && strcmp(o->method, "GET") != 0) {
+		C.easy_setopt(e, CURLOPT_CUSTOMREQUEST, o->method);
 	}
 	return 0;
 }
@@ -508,6 +627,136 @@ struct mg_fetch *mg_fetch_start(struct mg_fetcher *f, const struct mg_fetch_opts
 	return h;
 }
 
+struct mg_fetch *mg_fetch_stream_start(struct mg_fetcher *f, const struct mg_fetch_opts *o,
+                                       const struct mg_fetch_stream *cbs, void *arg, char *err,
+                                       size_t err_size)
+{
+	if (mg_fetcher_prepare(f, err, err_size) < 0)
+		return NULL;
+	struct mg_fetch *h = calloc(1, sizeof *h);
+	if (!h) {
+		snprintf(err, err_size, "out of memory");
+		return NULL;
+	}
+	h->f = f;
+	h->arg = arg;
+	h->stream = cbs;
+	mg_buf_init(&h->hdrs, STREAM_HDR_MAX);
+	h->done_ev = event_new(f->base, -1, 0, on_stream_deliver, h);
+	if (!h->done_ev || easy_setup(h, o, err, err_size) < 0) {
+		if (!h->done_ev)
+			snprintf(err, err_size, "out of memory");
+		fetch_free(h);
+		return NULL;
+	}
+	/* A stream's body is bounded by its reader, not here. */
+	mg_buf_init(&h->body, 0);
+	h->next = f->list;
+	if (f->list)
+		f->list->prev = h;
+	f->list = h;
+	if (C.multi_add_handle(f->multi, h->easy) != CURLM_OK) {
+		fetch_free(h);
+		snprintf(err, err_size, "cannot start the transfer");
+		return NULL;
+	}
+	return h;
+}
+
+enum mg_fetch_failure mg_fetch_failure(const struct mg_fetch *h)
+{
+	if (h->blocked)
+		return MG_FETCH_FAIL_BLOCKED;
+	if (h->too_big)
+		return MG_FETCH_FAIL_TOO_BIG;
+	switch (h->result) {
+	case CURLE_OK:
+		return MG_FETCH_FAIL_NONE;
+	case CURLE_COULDNT_RESOLVE_HOST:
+	case CURLE_COULDNT_RESOLVE_PROXY:
+	case CURLE_COULDNT_CONNECT:
+		return MG_FETCH_FAIL_CONNECT;
+	case CURLE_OPERATION_TIMEDOUT:
+		return MG_FETCH_FAIL_TIMEOUT;
+	case CURLE_SSL_CONNECT_ERROR:
+	case CURLE_PEER_FAILED_VERIFICATION:
+	case CURLE_SSL_CERTPROBLEM:
+	case CURLE_SSL_CACERT_BADFILE:
+		return MG_FETCH_FAIL_TLS;
+	default:
+		return MG_FETCH_FAIL_TRANSFER;
+	}
+}
+
+int mg_fetch_resolve_url(const char *base, const char *ref, char *out, size_t size)
+{
+	CURLU *u = C.url();
+	char *full = NULL, *b_scheme = NULL, *b_host = NULL, *b_port = NULL;
+	char *r_scheme = NULL, *r_host = NULL, *r_port = NULL;
+	int rc = -1;
+	if (!u || C.url_set(u, CURLUPART_URL, base, 0) != CURLUE_OK)
+		goto out;
+	if (C.url_get(u, CURLUPART_SCHEME, &b_scheme, 0) != CURLUE_OK ||
+	    C.url_get(u, CURLUPART_HOST, &b_host, 0) != CURLUE_OK ||
+	    C.url_get(u, CURLUPART_PORT, &b_port, CURLU_DEFAULT_PORT) != CURLUE_OK)
+		goto out;
+	/* A relative reference is resolved against the base; an absolute one
+	 * replaces it (and is then checked below). */
+	if (C.url_set(u, CURLUPART_URL, ref, 0) != CURLUE_OK)
+		goto out;
+	if (C.url_get(u, CURLUPART_SCHEME, &r_scheme, 0) != CURLUE_OK ||
+	    C.url_get(u, CURLUPART_HOST, &r_host, 0) != CURLUE_OK ||
+	    C.url_get(u, CURLUPART_PORT, &r_port, CURLU_DEFAULT_PORT) != CURLUE_OK ||
+	    C.url_get(u, CURLUPART_URL, &full, 0) != CURLUE_OK)
+		goto out;
+	if (strcasecmp(b_scheme, r_scheme) != 0 || strcasecmp(b_host, r_host) != 0 ||
+	    strcmp(b_port, r_port) != 0) {
+		rc = -2;
+		goto out;
+	}
+	if (strlen(full) >= size)
+		goto out;
+	memcpy(out, full, strlen(full) + 1);
+	rc = 0;
+out:
+	C.free(full);
+	C.free(b_scheme);
+	C.free(b_host);
+	C.free(b_port);
+	C.free(r_scheme);
+	C.free(r_host);
+	C.free(r_port);
+	if (u)
+		C.url_cleanup(u);
+	return rc;
+}
+
+bool mg_fetch_header(struct mg_fetch *h, const char *name, char *out, size_t size)
+{
+	size_t nl = strlen(name);
+	const char *p = h->hdrs.data, *end = p ? p + h->hdrs.len : NULL;
+	bool found = false;
+	while (p && p < end) {
+		const char *eol = memchr(p, '\n', (size_t)(end - p));
+		if (!eol)
+			eol = end;
+		if ((size_t)(eol - p) > nl && p[nl] == ':' && strncasecmp(p, name, nl) == 0) {
+			const char *v = p + nl + 1, *ve = eol;
+			while (v < ve && (*v == ' ' || *v == '\t'))
+				v++;
+			while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ' || ve[-1] == '\t'))
+				ve--;
+			if ((size_t)(ve - v) < size) {
+				memcpy(out, v, (size_t)(ve - v));
+				out[ve - v] = '\0';
+				found = true; /* the last occurrence wins */
+			}
+		}
+		p = eol + 1;
+	}
+	return found;
+}
+
 int mg_fetch_load(char *err, size_t err_size)
 {
 	return curl_load(err, err_size);
@@ -556,6 +805,11 @@ void mg_fetch_sync_result_free(struct mg_fetch_sync_result *r)
 
 void mg_fetch_cancel(struct mg_fetch *h)
 {
-	if (h)
-		fetch_free(h);
+	if (!h)
+		return;
+	if (h->in_callback) {
+		h->cancelled = true; /* freed when the callback returns */
+		return;
+	}
+	fetch_free(h);
 }

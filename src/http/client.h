@@ -33,16 +33,24 @@
 struct mg_fetcher;
 struct mg_fetch;
 
+enum mg_fetch_http_version {
+	MG_FETCH_HTTP_AUTO, /* HTTP/2 over TLS when the server offers it (ALPN), else HTTP/1.1 */
+	MG_FETCH_HTTP1,     /* HTTP/1.1 only */
+	MG_FETCH_H2C,       /* HTTP/2 without TLS by prior knowledge */
+};
+
 struct mg_fetch_opts {
 	const char *url;
-	const char *method;         /* "GET" (default) or "POST" */
+	const char *method;         /* "GET" (default), "POST", or another (e.g. "DELETE") */
 	const char *const *headers; /* "Name: value" lines */
 	size_t n_headers;
 	const char *body; /* copied (POST) */
 	size_t body_len;
-	long timeout_ms;  /* whole request; default 10 s */
-	size_t max_bytes; /* response body; default 1 MiB */
-	bool allow_private; /* loopback and private ranges may be connected to */
+	long timeout_ms;         /* whole request; default 10 s; -1: none (streams) */
+	long connect_timeout_ms; /* default: 5 s, or timeout_ms when shorter */
+	int http_version;        /* enum mg_fetch_http_version */
+	size_t max_bytes;        /* response body; default 1 MiB */
+	bool allow_private;      /* loopback and private ranges may be connected to */
 };
 
 struct mg_fetch_result {
@@ -81,8 +89,56 @@ void mg_fetcher_free(struct mg_fetcher *f);
 struct mg_fetch *mg_fetch_start(struct mg_fetcher *f, const struct mg_fetch_opts *o, mg_fetch_fn cb,
                                 void *arg, char *err, size_t err_size);
 
-/* Stops a fetch; its callback will not be called. */
+/* Stops a fetch; its callback will not be called. Safe from inside the
+ * fetch's own stream callbacks (the fetch is freed when they return). */
 void mg_fetch_cancel(struct mg_fetch *h);
+
+/* A streaming transfer: the body is handed over as it arrives, for an SSE
+ * response or a large one. Callbacks run from the loop, never from inside
+ * curl or mg_fetch_stream_start. A callback returning non-zero stops the
+ * transfer (nothing more is called, not even on_end). */
+struct mg_fetch_stream {
+	/* The final response head arrived: `status`; mg_fetch_header reads
+	 * its headers (during this and later callbacks). */
+	int (*on_head)(struct mg_fetch *h, long status, void *arg);
+	/* Body bytes, in order. When the reader is slower than the server,
+	 * at most 256 KiB are buffered and then the transfer is paused. */
+	int (*on_body)(struct mg_fetch *h, const char *p, size_t n, void *arg);
+	/* The transfer ended: `error` is NULL after a complete response (any
+	 * status), else the reason (refused address, timeout, reset...). The
+	 * fetch is freed after this returns. */
+	void (*on_end)(struct mg_fetch *h, const char *error, void *arg);
+};
+
+/* Starts a streaming transfer (`cbs` must outlive it; o->max_bytes is not
+ * applied: the reader bounds what it keeps). NULL with `err` when it cannot
+ * start. */
+struct mg_fetch *mg_fetch_stream_start(struct mg_fetcher *f, const struct mg_fetch_opts *o,
+                                       const struct mg_fetch_stream *cbs, void *arg, char *err,
+                                       size_t err_size);
+
+/* Why a finished transfer failed (in on_end), for callers that word their
+ * own errors. */
+enum mg_fetch_failure {
+	MG_FETCH_FAIL_NONE,
+	MG_FETCH_FAIL_CONNECT,  /* name resolution or connection refused / unreachable */
+	MG_FETCH_FAIL_TIMEOUT,  /* connect or transfer timeout */
+	MG_FETCH_FAIL_TLS,      /* handshake or certificate verification */
+	MG_FETCH_FAIL_BLOCKED,  /* the SSRF rule refused the address */
+	MG_FETCH_FAIL_TOO_BIG,  /* over max_bytes */
+	MG_FETCH_FAIL_TRANSFER, /* reset, malformed response, ... */
+};
+enum mg_fetch_failure mg_fetch_failure(const struct mg_fetch *h);
+
+/* Resolves `ref` (absolute, or relative to `base`) into `out`. Returns 0;
+ * -2 when the result is on another origin (scheme, host or port) than
+ * `base`; -1 when either does not parse or `out` is too small. libcurl
+ * must be loaded (a prepared fetcher). */
+int mg_fetch_resolve_url(const char *base, const char *ref, char *out, size_t size);
+
+/* A response header of a streaming transfer (the last one of that name),
+ * copied into `out`. false when absent or longer than `size` - 1. */
+bool mg_fetch_header(struct mg_fetch *h, const char *name, char *out, size_t size);
 
 /* Loads and initialises libcurl (as mg_fetcher_prepare does) without a
  * fetcher: call it from the main thread before a worker thread uses

@@ -157,15 +157,31 @@ void mg_channel_deinit(struct mg_channel *ch)
 	ch->init_params = ch->init_result = ch->discover_result = NULL;
 }
 
-static int transmit(struct mg_channel *ch, json_t *msg)
+/* Hands one message to the transport; `call` is the request it carries
+ * (NULL for notifications and responses), visible to the transport as
+ * ch->sending during the call. */
+static int send_as(struct mg_channel *ch, struct mg_call *call, const char *text, size_t len)
+{
+	ch->sending = call;
+	int rc = ch->ops->send(ch, text, len);
+	ch->sending = NULL;
+	return rc;
+}
+
+static int transmit_as(struct mg_channel *ch, struct mg_call *call, json_t *msg)
 {
 	size_t len;
 	char *text = mg_json_dump(msg, &len);
 	if (!text)
 		return -1;
-	int rc = ch->ops->send(ch, text, len);
+	int rc = send_as(ch, call, text, len);
 	free(text);
 	return rc;
+}
+
+static int transmit(struct mg_channel *ch, json_t *msg)
+{
+	return transmit_as(ch, NULL, msg);
 }
 
 static void send_initialize(struct mg_channel *ch)
@@ -179,7 +195,7 @@ static void send_initialize(struct mg_channel *ch)
 	json_t *req = json_pack("{s:s,s:I,s:s,s:O}", "jsonrpc", "2.0", "id",
 	                        (json_int_t)ch->init_call.up_id, "method", "initialize", "params",
 	                        ch->init_params ? ch->init_params : json_object());
-	if (!req || reg(ch, &ch->init_call) < 0 || transmit(ch, req) < 0) {
+	if (!req || reg(ch, &ch->init_call) < 0 || transmit_as(ch, &ch->init_call, req) < 0) {
 		json_decref(req);
 		unreg(ch, &ch->init_call);
 		mg_channel_lost(ch, "cannot send initialize", false);
@@ -239,7 +255,7 @@ void mg_channel_connected(struct mg_channel *ch)
 	              (json_int_t)ch->init_call.up_id, "method", "server/discover", "params",
 	              "_meta", MG_MCP_META_VERSION, MG_MCP_MODERN_VERSION, MG_MCP_META_CLIENTINFO,
 	              "name", "mcp-guard", "version", "probe", MG_MCP_META_CLIENTCAPS);
-	if (!req || reg(ch, &ch->init_call) < 0 || transmit(ch, req) < 0) {
+	if (!req || reg(ch, &ch->init_call) < 0 || transmit_as(ch, &ch->init_call, req) < 0) {
 		json_decref(req);
 		unreg(ch, &ch->init_call);
 		mg_channel_lost(ch, "cannot send server/discover", false);
@@ -267,7 +283,7 @@ static void flush_queue(struct mg_channel *ch)
 			ch->qtail = NULL;
 		ch->qlen--;
 		c->qnext = NULL;
-		int rc = ch->ops->send(ch, c->queued_text, c->queued_len);
+		int rc = send_as(ch, c, c->queued_text, c->queued_len);
 		free(c->queued_text);
 		c->queued_text = NULL;
 		if (rc < 0) {
@@ -383,7 +399,7 @@ static int submit(struct mg_channel *ch, struct mg_call *call, char *text, size_
 	}
 	ch->requests++;
 	if (ch->state == MG_CH_READY) {
-		int rc = ch->ops->send(ch, text, len);
+		int rc = send_as(ch, call, text, len);
 		free(text);
 		if (rc < 0) {
 			unreg(ch, call);

@@ -50,6 +50,10 @@ struct mg_call {
 	mg_call_raw_reply_fn on_raw_reply; /* optional, see above */
 	mg_call_progress_fn on_progress;
 	void *arg;
+	/* Who the request is for ("api_key:alice"; borrowed, must outlive the
+	 * call; NULL for the gateway's own): an HTTP transport sends that
+	 * identity's upstream credentials with it. */
+	const char *identity;
 	/* channel-owned */
 	struct mg_channel *ch;
 	int64_t up_id;
@@ -71,7 +75,10 @@ enum mg_channel_state {
 
 struct mg_channel_ops {
 	/* Writes one serialized message (no newline). Returns 0, or -1 when
-	 * the transport cannot take it (gone, or its backlog is full). */
+	 * the transport cannot take it (gone, or its backlog is full). When
+	 * the message is a request, ch->sending is its call (up_id, identity).
+	 * A transport that learns later that a request failed feeds an error
+	 * response for its up_id to mg_channel_receive. */
 	int (*send)(struct mg_channel *ch, const char *data, size_t len);
 };
 
@@ -108,6 +115,7 @@ struct mg_channel {
 	bool modern;             /* the probe succeeded: this conversation is 2026-07-28 */
 	json_t *discover_result; /* the probe's DiscoverResult (owned) */
 	struct mg_call init_call;
+	struct mg_call *sending;   /* during ops->send: the request being sent, or NULL */
 	uint64_t requests, errors; /* counters for health and metrics */
 };
 

@@ -58,17 +58,10 @@ struct stdio_upstream {
 };
 
 static void chan_spawn(struct stdio_chan *c);
-static void chan_close(struct stdio_chan *c);
 
 static struct stdio_upstream *sup(struct mg_upstream *up)
 {
 	return (struct stdio_upstream *)up;
-}
-
-json_t *mg_upstream_gateway_init_params(void)
-{
-	return json_pack("{s:s,s:{},s:{s:s,s:s}}", "protocolVersion", MG_MCP_LATEST_LEGACY,
-	                 "capabilities", "clientInfo", "name", "mcp-guard", "version", MG_VERSION);
 }
 
 /* ---- transport ------------------------------------------------------------------- */
@@ -376,125 +369,45 @@ static struct stdio_chan *chan_new(struct stdio_upstream *u, json_t *init_params
 	return c;
 }
 
-/* ---- the upstream's own channels (primary, shared, modern) -------------------------- */
+/* ---- ops ------------------------------------------------------------------------- */
 
-static void update_ready(struct mg_upstream *up)
+/* The upstream's own channels (primary, shared, modern: upstream.c) get a
+ * process each, started at once. */
+static struct mg_channel *stdio_own_open(struct mg_upstream *up, const struct mg_channel_hooks *h,
+                                         bool probe)
 {
-	bool was = up->ready;
-	up->ready = (up->shared && up->shared->state == MG_CH_READY) ||
-	            (up->modern && up->modern->state == MG_CH_READY);
-	if (up->ready) {
-		up->ever_ready = true;
-		up->last_error[0] = '\0';
-	}
-	if (was != up->ready && up->hooks.on_state)
-		up->hooks.on_state(up, up->hooks.arg);
+	struct stdio_chan *c =
+	    chan_new(sup(up), mg_upstream_gateway_init_params(), h, false, probe);
+	if (c)
+		chan_spawn(c);
+	return c ? &c->ch : NULL;
 }
 
-static void own_ready(struct mg_channel *ch, json_t *result, void *arg);
-static void own_down(struct mg_channel *ch, const char *reason, void *arg);
-static void own_notification(struct mg_channel *ch, json_t *msg, void *arg);
-static void own_request(struct mg_channel *ch, json_t *msg, void *arg);
-
-static struct stdio_chan *own_chan(struct mg_upstream *up, bool probe)
+/* The process is alive (it answered, even if with a refusal). */
+static bool stdio_own_alive(struct mg_upstream *up, struct mg_channel *ch)
 {
-	struct mg_channel_hooks h = { .on_ready = own_ready,
-		                      .on_down = own_down,
-		                      .on_notification = own_notification,
-		                      .on_request = own_request,
-		                      .arg = up };
-	return chan_new(sup(up), mg_upstream_gateway_init_params(), &h, false, probe);
+	(void)up;
+	struct stdio_chan *c = (struct stdio_chan *)ch;
+	return c->in && !c->closing;
 }
 
-static void own_ready(struct mg_channel *ch, json_t *result, void *arg)
+static void stdio_own_ready(struct mg_upstream *up, struct mg_channel *ch)
 {
-	struct mg_upstream *up = arg;
+	(void)up;
 	struct stdio_chan *c = (struct stdio_chan *)ch;
 	if (c->probe_timer)
 		evtimer_del(c->probe_timer);
-	if (ch->modern) {
-		json_t *info =
-		    json_object_get(json_object_get(result, "_meta"), MG_MCP_META_SERVERINFO);
-		mg_log_info("upstream %s ready: %s %s, protocol %s", up->cfg->name,
-		            json_string_value(json_object_get(info, "name")) ?: "?",
-		            json_string_value(json_object_get(info, "version")) ?: "?",
-		            MG_MCP_MODERN_VERSION);
-		up->modern = ch;
-		if (up->shared == ch)
-			up->shared = NULL;
-		if (!up->shared && !up->legacy_unsupported) {
-			/* A dual-era server pins a process to the era of its first
-			 * message: legacy sessions need a process of their own. */
-			struct stdio_chan *l = own_chan(up, false);
-			if (l) {
-				up->shared = &l->ch;
-				chan_spawn(l);
-			}
-		}
-	} else {
-		json_t *info = json_object_get(result, "serverInfo");
-		mg_log_info("upstream %s ready: %s %s, protocol %s", up->cfg->name,
-		            json_string_value(json_object_get(info, "name")) ?: "?",
-		            json_string_value(json_object_get(info, "version")) ?: "?",
-		            json_string_value(json_object_get(result, "protocolVersion")));
-		up->shared = ch;
-	}
-	update_ready(up);
 }
-
-static void own_down(struct mg_channel *ch, const char *reason, void *arg)
-{
-	struct mg_upstream *up = arg;
-	struct stdio_chan *c = (struct stdio_chan *)ch;
-	if (reason && !up->last_error[0])
-		snprintf(up->last_error, sizeof up->last_error, "%s", reason);
-	if (ch == up->shared && !ch->modern && c->in && up->modern && !c->closing) {
-		/* The process is alive but refused initialize while its sibling
-		 * speaks 2026-07-28: a modern-only server. Legacy clients are
-		 * then bridged through the modern channel. */
-		mg_log_info("upstream %s speaks only %s; legacy clients are bridged", up->cfg->name,
-		            MG_MCP_MODERN_VERSION);
-		up->legacy_unsupported = true;
-		up->shared = NULL;
-		up->last_error[0] = '\0';
-		chan_close(c);
-	}
-	update_ready(up);
-}
-
-static void own_notification(struct mg_channel *ch, json_t *msg, void *arg)
-{
-	struct mg_upstream *up = arg;
-	if (up->hooks.on_notification)
-		up->hooks.on_notification(up, ch, msg, up->hooks.arg);
-}
-
-/* The upstream's own channels do not advertise client capabilities (and a
- * modern server does not send requests at all), so a server→client request
- * here cannot be delivered to anyone: answer it. */
-static void own_request(struct mg_channel *ch, json_t *msg, void *arg)
-{
-	(void)arg;
-	json_t *e =
-	    mg_rpc_error_new(json_object_get(msg, "id"), MG_RPC_METHOD_NOT_FOUND,
-	                     "the gateway shares this server between clients and does not "
-	                     "forward server-to-client requests (use mode = \"per_session\")",
-	                     NULL);
-	mg_channel_send(ch, e);
-	json_decref(e);
-}
-
-/* ---- ops ------------------------------------------------------------------------- */
 
 static int stdio_start(struct mg_upstream *up, char *err, size_t err_size)
 {
-	struct stdio_chan *c = own_chan(up, up->cfg->protocol == MG_PROTOCOL_AUTO);
-	if (!c) {
+	struct mg_channel *ch = mg_upstream_own_channel(up, up->cfg->protocol == MG_PROTOCOL_AUTO);
+	if (!ch) {
 		snprintf(err, err_size, "out of memory");
 		return -1;
 	}
-	up->primary = &c->ch;
-	chan_spawn(c);
+	up->primary = ch;
+	struct stdio_chan *c = (struct stdio_chan *)ch;
 	if (!c->proc && c->restarts == 1) {
 		/* The first spawn failed outright: report it, keep retrying. */
 		snprintf(err, err_size, "%.300s", up->last_error);
@@ -504,9 +417,10 @@ static int stdio_start(struct mg_upstream *up, char *err, size_t err_size)
 }
 
 static struct mg_channel *stdio_open(struct mg_upstream *up, json_t *init_params,
-                                     const struct mg_channel_hooks *hooks, char *err,
-                                     size_t err_size)
+                                     const struct mg_channel_hooks *hooks, const char *identity,
+                                     char *err, size_t err_size)
 {
+	(void)identity;
 	struct stdio_upstream *u = sup(up);
 	if (up->dedicated >= (size_t)up->cfg->max_processes) {
 		json_decref(init_params);
@@ -607,6 +521,9 @@ static void stdio_free(struct mg_upstream *up)
 
 static const struct mg_upstream_ops stdio_ops = {
 	.start = stdio_start,
+	.own_open = stdio_own_open,
+	.own_alive = stdio_own_alive,
+	.own_ready = stdio_own_ready,
 	.open = stdio_open,
 	.close = stdio_close,
 	.health = stdio_health,
@@ -628,35 +545,4 @@ struct mg_upstream *mg_upstream_stdio_new(struct event_base *base,
 	u->base.hooks = *hooks;
 	u->base.max_depth = max_depth;
 	return &u->base;
-}
-
-json_t *mg_upstream_health(struct mg_upstream *up)
-{
-	const char *status = up->ready ? "up" : up->ever_ready ? "down" : "starting";
-	const char *eras = up->modern && up->shared ? "dual"
-	                   : up->modern             ? "modern"
-	                   : up->shared             ? "legacy"
-	                                            : "unknown";
-	json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:I}", "name", up->cfg->name, "transport",
-	                      mg_transport_name(up->cfg->transport), "mode",
-	                      mg_stdio_mode_name(up->cfg->mode), "status", status, "eras", eras,
-	                      "restarts", (json_int_t)up->restarts);
-	if (up->modern && up->modern->discover_result && !(up->shared && up->shared->init_result)) {
-		json_t *info = json_object_get(
-		    json_object_get(up->modern->discover_result, "_meta"), MG_MCP_META_SERVERINFO);
-		if (info)
-			json_object_set(o, "server", info);
-		json_object_set_new(o, "protocol_version", json_string(MG_MCP_MODERN_VERSION));
-	}
-	if (up->shared && up->shared->init_result) {
-		json_t *info = json_object_get(up->shared->init_result, "serverInfo");
-		if (info)
-			json_object_set(o, "server", info);
-		json_object_set(o, "protocol_version",
-		                json_object_get(up->shared->init_result, "protocolVersion"));
-	}
-	if (up->last_error[0])
-		json_object_set_new(o, "error", json_string(up->last_error));
-	up->ops->health(up, o);
-	return o;
 }

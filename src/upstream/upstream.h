@@ -1,8 +1,8 @@
 /*
  * upstream.h - an upstream MCP server as the gateway sees it.
  *
- * Every transport (stdio today; Streamable HTTP and legacy SSE later) fills
- * `struct mg_upstream_ops`. An upstream's first channel is probed with
+ * Every transport (stdio.c; http.c for Streamable HTTP and legacy SSE
+ * servers) fills `struct mg_upstream_ops`; upstream.c holds what they share. An upstream's first channel is probed with
  * server/discover (unless `protocol = "legacy"`): a legacy server answers
  * with an error and is initialized on the same process, becoming the
  * *shared* channel; a server that supports 2026-07-28 becomes the *modern*
@@ -41,11 +41,22 @@ struct mg_upstream_ops {
 	 * command does not exist). */
 	int (*start)(struct mg_upstream *up, char *err, size_t err_size);
 	/* Opens a dedicated channel initialized with `init_params` (stolen),
-	 * reporting to `hooks`. NULL with `err` when it cannot (limit reached,
-	 * spawn failed). */
+	 * reporting to `hooks`, for the session of `identity` (borrowed;
+	 * HTTP transports send that identity's upstream credentials). NULL
+	 * with `err` when it cannot (limit reached, spawn failed). */
 	struct mg_channel *(*open)(struct mg_upstream *up, json_t *init_params,
-	                           const struct mg_channel_hooks *hooks, char *err,
-	                           size_t err_size);
+	                           const struct mg_channel_hooks *hooks, const char *identity,
+	                           char *err, size_t err_size);
+	/* For upstream.c: creates one of the upstream's own channels
+	 * (gateway init params, `hooks`, probed when `probe`) and starts
+	 * connecting it. NULL when out of memory. */
+	struct mg_channel *(*own_open)(struct mg_upstream *up, const struct mg_channel_hooks *hooks,
+	                               bool probe);
+	/* For upstream.c: true when the channel's last failure was an answer
+	 * from a live server (a refused initialize), not a lost transport. */
+	bool (*own_alive)(struct mg_upstream *up, struct mg_channel *ch);
+	/* For upstream.c, optional: one of the own channels became ready. */
+	void (*own_ready)(struct mg_upstream *up, struct mg_channel *ch);
 	/* Closes a dedicated channel: pending calls fail, hooks are no longer
 	 * called, the process is stopped and freed in the background. */
 	void (*close)(struct mg_upstream *up, struct mg_channel *ch);
@@ -79,6 +90,23 @@ struct mg_upstream {
 struct mg_upstream *mg_upstream_stdio_new(struct event_base *base,
                                           const struct mg_upstream_config *cfg,
                                           const struct mg_upstream_hooks *hooks, size_t max_depth);
+
+/* Creates a Streamable HTTP (`transport = "http"`) or legacy HTTP+SSE
+ * (`"sse"`) upstream for `cfg` (not started). libcurl must load: NULL with
+ * `err` otherwise. */
+struct mg_upstream *mg_upstream_http_new(struct event_base *base,
+                                         const struct mg_upstream_config *cfg,
+                                         const struct mg_upstream_hooks *hooks, size_t max_depth,
+                                         char *err, size_t err_size);
+
+/* Creates the upstream `cfg` describes, whatever its transport. */
+struct mg_upstream *mg_upstream_new(struct event_base *base, const struct mg_upstream_config *cfg,
+                                    const struct mg_upstream_hooks *hooks, size_t max_depth,
+                                    char *err, size_t err_size);
+
+/* Opens one of the upstream's own channels (see upstream.c); used by
+ * transports' start. NULL when out of memory. */
+struct mg_channel *mg_upstream_own_channel(struct mg_upstream *up, bool probe);
 
 /* The initialize params the gateway sends for its own (shared) channels. */
 json_t *mg_upstream_gateway_init_params(void);
