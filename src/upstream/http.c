@@ -87,6 +87,7 @@ struct post {
 	bool busy;     /* inside a callback that may free the channel's state */
 	bool cancelled;
 	bool expired; /* 404 for the session */
+	bool discard; /* a body that carries no message */
 	bool got_event;
 	long status;
 	struct mg_sse_decoder dec;
@@ -256,8 +257,10 @@ static void fail_request(struct http_chan *c, int64_t up_id, const char *what, c
 {
 	if (up_id < 0 || !mg_channel_find(&c->ch, up_id))
 		return;
-	mg_log_warn("%s: request %lld: %s%s%s", c->ch.name, (long long)up_id, what,
-	            detail ? ": " : "", detail ? detail : "");
+	/* A legacy server refusing the era probe is the normal case. */
+	bool probe = c->ch.probing && up_id == c->ch.init_call.up_id;
+	mg_log(probe ? MG_LOG_DEBUG : MG_LOG_WARN, "%s: request %lld: %s%s%s", c->ch.name,
+	       (long long)up_id, what, detail ? ": " : "", detail ? detail : "");
 	char msg[300];
 	snprintf(msg, sizeof msg, "upstream %s: %s", c->up->base.cfg->name, what);
 	json_t *data =
@@ -396,6 +399,15 @@ static int on_sse_event(const struct mg_sse_event *ev, void *arg)
 	return deliver(p, ev->data, ev->data_len);
 }
 
+/* A callback is stopping its transfer (client.c frees the fetch, and no
+ * on_end follows): the post goes too. Returns 1 for the callback. */
+static int post_stop(struct post *p)
+{
+	p->f = NULL;
+	post_unlink_free(p);
+	return 1;
+}
+
 static int on_post_head(struct mg_fetch *f, long status, void *arg)
 {
 	struct post *p = arg;
@@ -424,7 +436,7 @@ static int on_post_head(struct mg_fetch *f, long status, void *arg)
 	if (p->get && status == 405) {
 		c->get_unsupported = true;
 		mg_log_debug("%s: the server offers no GET stream", c->ch.name);
-		return 1;
+		return post_stop(p);
 	}
 	bool ok = status >= 200 && status < 300;
 	if (ok && strncasecmp(ctype, "text/event-stream", 17) == 0) {
@@ -436,7 +448,13 @@ static int on_post_head(struct mg_fetch *f, long status, void *arg)
 		mg_log_warn("%s: the GET stream answered %s, not text/event-stream", c->ch.name,
 		            ctype[0] ? ctype : "no content type");
 		c->get_unsupported = true;
-		return 1;
+		return post_stop(p);
+	}
+	if (ok && (c->up->sse || strncasecmp(ctype, "application/json", 16) != 0)) {
+		/* Legacy SSE answers on the stream ("Accepted" here); a Streamable
+		 * HTTP answer that is neither JSON nor SSE carries no message. */
+		p->discard = true;
+		return 0;
 	}
 	mg_buf_init(&p->body, ok ? (size_t)cfg->max_message_bytes : ERROR_BODY_MAX);
 	return 0;
@@ -446,6 +464,8 @@ static int on_post_body(struct mg_fetch *f, const char *data, size_t n, void *ar
 {
 	struct post *p = arg;
 	(void)f;
+	if (p->discard)
+		return 0;
 	if (p->sse) {
 		p->busy = true;
 		int rc = mg_sse_feed(&p->dec, data, n);
@@ -559,12 +579,6 @@ static void on_post_end(struct mg_fetch *f, const char *error, void *arg)
 	struct post *p = arg;
 	struct http_chan *c = p->c;
 	p->f = NULL;
-	if (!c) { /* a DELETE after its channel was gone */
-		if (error)
-			mg_log_debug("upstream DELETE: %s", error);
-		post_destroy(p);
-		return;
-	}
 	if (c->closing) {
 		post_unlink_free(p);
 		return;
@@ -649,6 +663,19 @@ static const struct mg_fetch_stream post_callbacks = {
 	.on_body = on_post_body,
 	.on_end = on_post_end,
 };
+
+/* A DELETE on the upstream's side list: only its end matters. */
+static void on_side_end(struct mg_fetch *f, const char *error, void *arg)
+{
+	struct post *p = arg;
+	(void)f;
+	p->f = NULL;
+	if (error)
+		mg_log_debug("upstream %s: DELETE of a session: %s", p->u->base.cfg->name, error);
+	post_destroy(p);
+}
+
+static const struct mg_fetch_stream side_callbacks = { .on_end = on_side_end };
 
 /* Starts one transfer for channel `c`. `event_id` makes it a GET resuming
  * after that event. Returns 0, or -1 when it could not start. */
@@ -905,7 +932,7 @@ static void send_delete(struct http_chan *c)
 		.allow_private = cfg->allow_private_networks,
 	};
 	char err[256];
-	p->f = mg_fetch_stream_start(u->fetcher, &o, &post_callbacks, p, err, sizeof err);
+	p->f = mg_fetch_stream_start(u->fetcher, &o, &side_callbacks, p, err, sizeof err);
 	hdrs_free(&h);
 	if (!p->f) {
 		free(p);

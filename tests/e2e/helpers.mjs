@@ -118,6 +118,11 @@ function tomlValue(v) {
     }
     if (typeof v === 'boolean') return v ? 'true' : 'false';
     if (Array.isArray(v)) return `[${v.map(tomlValue).join(', ')}]`;
+    if (v && typeof v === 'object') {
+        // An inline table (maps such as headers or env).
+        const key = k => (/^[A-Za-z0-9_-]+$/.test(k) ? k : JSON.stringify(k));
+        return `{ ${Object.entries(v).map(([k, x]) => `${key(k)} = ${tomlValue(x)}`).join(', ')} }`;
+    }
     throw new Error(`unsupported TOML value: ${JSON.stringify(v)}`);
 }
 
