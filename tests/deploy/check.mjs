@@ -7,7 +7,8 @@
 //     with a message, where systemd-analyze is missing or cannot verify even
 //     a trivial unit (some containers).
 //  3. Both man pages render with `man --warnings` and `groff -ww` without a
-//     warning, and the generated reference in mcp-guard.toml(5) is what
+//     warning, mcp-guard(1) documents every command and option that --help
+//     lists, and the generated reference in mcp-guard.toml(5) is what
 //     `mcp-guard config-reference --man` prints (else: `make man-reference`).
 //  4. Every YAML file under deploy/ parses (build/yaml-decoder, the gateway's
 //     own YAML parser); Kubernetes objects have apiVersion, kind and
@@ -94,6 +95,21 @@ for (const page of ['deploy/man/mcp-guard.1', 'deploy/man/mcp-guard.toml.5']) {
     if (g.status !== 0 || g.stderr.trim()) fail(page, `groff -ww:\n${g.stderr}`);
     checked++;
   } else notes.push(`groff not found: ${page} NOT checked with groff (apt-get install groff-base)`);
+}
+// mcp-guard(1) names every command of `mcp-guard --help` (as a .SS) and every
+// option of `mcp-guard <command> --help`.
+{
+  const page = readFileSync(join(root, 'deploy/man/mcp-guard.1'), 'utf8');
+  const help = run(bin, ['--help']).stdout;
+  const cmds = [...(help.split('Commands:\n')[1] || '').split('\n\n')[0].matchAll(/^  (\S+)/gm)].map(m => m[1]);
+  if (!cmds.length) fail('deploy/man/mcp-guard.1', 'cannot read the commands from mcp-guard --help');
+  for (const c of cmds) {
+    checked++;
+    if (!page.includes(`.SS ${c.replaceAll('-', '\\-')}\n`)) fail('deploy/man/mcp-guard.1', `command ${c} has no .SS section (see mcp-guard --help)`);
+    const opts = [...run(bin, [c, '--help']).stdout.matchAll(/^  --([a-z-]+)/gm)].map(m => m[1]);
+    for (const o of opts)
+      if (!page.includes(`\\-\\-${o.replaceAll('-', '\\-')}`)) fail('deploy/man/mcp-guard.1', `option --${o} of ${c} is not documented (see mcp-guard ${c} --help)`);
+  }
 }
 {
   const page = readFileSync(join(root, 'deploy/man/mcp-guard.toml.5'), 'utf8');
