@@ -86,12 +86,12 @@ if (!have('systemd-analyze')) {
 // ---- 3. man pages ---------------------------------------------------------------------
 for (const page of ['deploy/man/mcp-guard.1', 'deploy/man/mcp-guard.toml.5']) {
   if (have('man')) {
-    const m = run('man', ['--warnings', '-l', page], { env: { ...process.env, MANPAGER: 'cat', PAGER: 'cat', MANWIDTH: '80' } });
+    const m = run('man', ['--warnings', '-l', page], { env: { ...process.env, LC_ALL: 'C.UTF-8', MANPAGER: 'cat', PAGER: 'cat', MANWIDTH: '80' } });
     if (m.status !== 0 || m.stderr.trim()) fail(page, `man --warnings:\n${m.stderr}`);
     checked++;
   } else notes.push(`man not found: ${page} NOT rendered with man (apt-get install man-db)`);
   if (have('groff')) {
-    const g = run('groff', ['-man', '-Tutf8', '-ww', '-z', page]);
+    const g = run('groff', ['-man', '-Tutf8', '-ww', '-z', page], { env: { ...process.env, LC_ALL: 'C.UTF-8' } });
     if (g.status !== 0 || g.stderr.trim()) fail(page, `groff -ww:\n${g.stderr}`);
     checked++;
   } else notes.push(`groff not found: ${page} NOT checked with groff (apt-get install groff-base)`);
