@@ -156,6 +156,26 @@ for (const file of yamlFiles(join(root, 'deploy'))) {
       if (/\.ya?ml$/.test(f) && f !== 'kustomization.yaml' && !listed.has(f)) fail(rel, `${f} is not listed in resources`);
   } else if (!doc.metadata?.name) fail(rel, 'metadata.name missing');
 }
+// The hardening the base promises (docs/deployment.md#kubernetes).
+{
+  const d = parseYaml(join(k8sDir, 'deployment.yaml'));
+  const pod = d?.spec?.template?.spec;
+  const c = pod?.containers?.[0];
+  const want = [
+    ['pod runAsNonRoot', String(pod?.securityContext?.runAsNonRoot) === 'true'],
+    ['pod seccompProfile RuntimeDefault', pod?.securityContext?.seccompProfile?.type === 'RuntimeDefault'],
+    ['readOnlyRootFilesystem', String(c?.securityContext?.readOnlyRootFilesystem) === 'true'],
+    ['allowPrivilegeEscalation false', String(c?.securityContext?.allowPrivilegeEscalation) === 'false'],
+    ['capabilities drop ALL', JSON.stringify(c?.securityContext?.capabilities?.drop) === '["ALL"]'],
+    ['livenessProbe on /live', c?.livenessProbe?.httpGet?.path === '/live'],
+    ['readinessProbe on /ready', c?.readinessProbe?.httpGet?.path === '/ready'],
+    ['a memory limit', !!c?.resources?.limits?.memory],
+  ];
+  for (const [what, ok] of want) {
+    checked++;
+    if (!ok) fail('deploy/kubernetes/base/deployment.yaml', `expected ${what}`);
+  }
+}
 if (have('kubectl')) {
   const k = run('kubectl', ['kustomize', 'deploy/kubernetes/base']);
   if (k.status !== 0) fail('deploy/kubernetes/base', `kubectl kustomize:\n${k.stderr}`);
