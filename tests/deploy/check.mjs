@@ -19,7 +19,9 @@
 //     gateway refuses to start until they are replaced).
 //  6. The Docker build context is complete: every COPY source of the
 //     Dockerfile exists and is not excluded by .dockerignore, every stage
-//     named in --from exists; compose.yaml names that Dockerfile and target.
+//     named in --from exists, every file taken from the build stage's
+//     `make install DESTDIR=/out` is produced by it (replayed here);
+//     compose.yaml names that Dockerfile and target.
 //     With DEPLOY_DOCKER_BUILD=1 and a reachable Docker daemon, the image is
 //     built too (network needed).
 import { spawnSync } from 'node:child_process';
@@ -221,6 +223,7 @@ validateConfig('deploy/docker/mcp-guard.toml (compose environment)', join(root, 
     return re.test(p);
   });
   const stages = new Set();
+  const fromBuild = [];
   const args = {};
   for (const line of text.split('\n')) {
     const m = line.trim().match(/^(\w+)\s+(.*)$/);
@@ -240,6 +243,8 @@ validateConfig('deploy/docker/mcp-guard.toml (compose environment)', join(root, 
       if (from) {
         const name = from.slice(7).replace(/\$\{(\w+)\}/g, (_, k) => args[k] || '');
         if (!stages.has(name) && !name.includes(':')) fail(df, `COPY --from=${name}: no such stage`);
+        // What the runtime takes from the build stage's `make install ... DESTDIR=/out`.
+        if (name === 'build') for (const src of paths.slice(0, -1)) if (src.startsWith('/out/')) fromBuild.push(src);
         continue;
       }
       for (const src of paths.slice(0, -1)) {
@@ -250,6 +255,19 @@ validateConfig('deploy/docker/mcp-guard.toml (compose environment)', join(root, 
     }
   }
   for (const t of ['build', 'runtime', 'demo']) if (!stages.has(t)) fail(df, `stage ${t} missing`);
+  // Replay the build stage's install into a scratch /out and look for every file the
+  // later stages copy out of it.
+  const inst = text.match(/make install (PREFIX=\S+) (SYSCONFDIR=\S+) DESTDIR=\/out/);
+  if (!inst) fail(df, 'the build stage must run `make install PREFIX=… SYSCONFDIR=… DESTDIR=/out`');
+  else {
+    const out = join(scratch, 'out');
+    const i = run('make', ['--no-print-directory', 'install', `BUILD=${relative(root, build) || '.'}`, inst[1], inst[2], `DESTDIR=${out}`]);
+    if (i.status !== 0) fail(df, `make install as the build stage runs it:\n${i.stderr}`);
+    for (const src of fromBuild) {
+      checked++;
+      if (!existsSync(join(out, src.slice('/out/'.length)))) fail(df, `COPY --from=build ${src}: make install does not produce it`);
+    }
+  }
   if (!/^HEALTHCHECK .*\/live|healthcheck/m.test(text)) fail(df, 'no HEALTHCHECK');
   if (!/^USER 10001/m.test(text)) fail(df, 'the runtime stage must run as uid 10001');
   const compose = parseYaml(join(root, 'deploy/docker/compose.yaml'));
