@@ -143,7 +143,7 @@ install: $(BUILD)/mcp-guard $(BUILD)/mcp-guard.toml.example
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
 	  $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
 	  $(DESTDIR)$(SYSCONFDIR)/logrotate.d
-	$(INSTALL) -d -m 0750 $(DESTDIR)$(SYSCONFDIR)/mcp-guard
+	$(INSTALL) -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/mcp-guard
 	$(INSTALL) -m 0755 $(BUILD)/mcp-guard $(DESTDIR)$(BINDIR)/mcp-guard
 	$(INSTALL) -m 0644 deploy/man/mcp-guard.1 $(DESTDIR)$(MANDIR)/man1/mcp-guard.1
 	$(INSTALL) -m 0644 deploy/man/mcp-guard.toml.5 $(DESTDIR)$(MANDIR)/man5/mcp-guard.toml.5
