@@ -7,6 +7,8 @@
 #   make check-asan   unit + e2e under AddressSanitizer + UBSan
 #   make lint         clang-format check, cppcheck, banned functions
 #   make fuzz         build libFuzzer targets (clang); make fuzz-run FUZZ_SECONDS=60
+#   make install      binary, man pages, systemd unit, logrotate (PREFIX, DESTDIR)
+#   make deploy-check the unit verifies, man pages render, manifests parse (offline)
 
 BUILD    ?= build
 CC       ?= cc
@@ -40,7 +42,7 @@ UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/unit/%,$(filter-out tests/unit/su
 TOOL_BIN := $(BUILD)/toml-decoder $(BUILD)/yaml-decoder
 
 .PHONY: all run test check unit toml-test redis-test e2e check-asan lint fuzz fuzz-run deps deps-test \
-        clean bench docs-check docs-reference format
+        clean bench docs-check docs-reference format install uninstall deploy-check man-reference
 .DEFAULT_GOAL := all
 
 all: $(BUILD)/mcp-guard $(TOOL_BIN)
@@ -118,12 +120,68 @@ docs-reference: $(BUILD)/mcp-guard
 docs-check: $(BUILD)/mcp-guard
 	@MCP_GUARD_BIN=$(abspath $(BUILD)/mcp-guard) sh scripts/docs-check.sh
 
+# Regenerates the reference embedded in the mcp-guard.toml(5) man page.
+man-reference: $(BUILD)/mcp-guard
+	@sh scripts/man-reference.sh $(BUILD)/mcp-guard deploy/man/mcp-guard.toml.5
+
+# ---- install ----------------------------------------------------------------
+# GNU layout; DESTDIR stages a package. The configuration lives in
+# $(SYSCONFDIR)/mcp-guard and is never overwritten; `uninstall` keeps it.
+PREFIX         ?= /usr/local
+BINDIR         ?= $(PREFIX)/bin
+MANDIR         ?= $(PREFIX)/share/man
+DOCDIR         ?= $(PREFIX)/share/doc/mcp-guard
+SYSCONFDIR     ?= /etc
+SYSTEMDUNITDIR ?= $(PREFIX)/lib/systemd/system
+SYSUSERSDIR    ?= $(PREFIX)/lib/sysusers.d
+INSTALL        ?= install
+
+$(BUILD)/mcp-guard.toml.example: $(BUILD)/mcp-guard
+	$(Q)$(BUILD)/mcp-guard init --force --output $@ >/dev/null
+
+install: $(BUILD)/mcp-guard $(BUILD)/mcp-guard.toml.example
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
+	  $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+	  $(DESTDIR)$(SYSCONFDIR)/logrotate.d
+	$(INSTALL) -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/mcp-guard
+	$(INSTALL) -m 0755 $(BUILD)/mcp-guard $(DESTDIR)$(BINDIR)/mcp-guard
+	$(INSTALL) -m 0644 deploy/man/mcp-guard.1 $(DESTDIR)$(MANDIR)/man1/mcp-guard.1
+	$(INSTALL) -m 0644 deploy/man/mcp-guard.toml.5 $(DESTDIR)$(MANDIR)/man5/mcp-guard.toml.5
+	$(INSTALL) -m 0644 $(BUILD)/mcp-guard.toml.example $(DESTDIR)$(DOCDIR)/mcp-guard.toml.example
+	$(INSTALL) -m 0644 examples/*.toml examples/*.yaml $(DESTDIR)$(DOCDIR)/examples/
+	$(INSTALL) -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	sed -e 's|/usr/local/bin/mcp-guard|$(BINDIR)/mcp-guard|g' \
+	    -e 's|/etc/mcp-guard/|$(SYSCONFDIR)/mcp-guard/|g' deploy/systemd/mcp-guard.service \
+	  > $(DESTDIR)$(SYSTEMDUNITDIR)/mcp-guard.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/mcp-guard.service
+	$(INSTALL) -m 0644 deploy/systemd/mcp-guard.sysusers $(DESTDIR)$(SYSUSERSDIR)/mcp-guard.conf
+	$(INSTALL) -m 0644 deploy/logrotate/mcp-guard $(DESTDIR)$(SYSCONFDIR)/logrotate.d/mcp-guard
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/mcp-guard/mcp-guard.toml ]; then \
+	  echo "install: keeping the existing $(DESTDIR)$(SYSCONFDIR)/mcp-guard/mcp-guard.toml"; \
+	else \
+	  $(INSTALL) -m 0640 $(BUILD)/mcp-guard.toml.example \
+	    $(DESTDIR)$(SYSCONFDIR)/mcp-guard/mcp-guard.toml; \
+	fi
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/mcp-guard $(DESTDIR)$(MANDIR)/man1/mcp-guard.1 \
+	  $(DESTDIR)$(MANDIR)/man5/mcp-guard.toml.5 $(DESTDIR)$(SYSTEMDUNITDIR)/mcp-guard.service \
+	  $(DESTDIR)$(SYSUSERSDIR)/mcp-guard.conf $(DESTDIR)$(SYSCONFDIR)/logrotate.d/mcp-guard
+	rm -rf $(DESTDIR)$(DOCDIR)
+	@echo "uninstall: kept $(DESTDIR)$(SYSCONFDIR)/mcp-guard (configuration); remove it by hand"
+
+# Offline checks of deploy/: install into a scratch DESTDIR, verify the unit
+# (systemd-analyze), render the man pages without warnings, parse the
+# Kubernetes manifests and check the Docker build context.
+deploy-check: $(BUILD)/mcp-guard $(BUILD)/yaml-decoder
+	@BUILD=$(BUILD) sh scripts/deploy-check.sh
+
 # A short fuzz smoke run per parser in CI; long runs are `make fuzz-run`.
 FUZZ_SMOKE_SECONDS ?= 15
 
 test: deps-test
 	@$(MAKE) --no-print-directory lint
-	@$(MAKE) --no-print-directory check docs-check
+	@$(MAKE) --no-print-directory check docs-check deploy-check
 	@$(MAKE) --no-print-directory check-asan
 	@$(MAKE) --no-print-directory fuzz-run FUZZ_SECONDS=$(FUZZ_SMOKE_SECONDS)
 

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 build_pkgs="make gcc pkg-config libevent-dev libcurl4-openssl-dev libssl-dev libjansson-dev \
 libhiredis-dev libyaml-dev nodejs npm"
 test_pkgs="libcmocka-dev clang libclang-rt-14-dev cppcheck clang-format redis-server \
-procps curl"
+procps curl systemd man-db groff-base"
 
 pkgs=$build_pkgs
 [ "$mode" = test ] && pkgs="$build_pkgs $test_pkgs"

@@ -43,6 +43,10 @@ static const struct mg_cli_opt_spec version_opts[] = {
 	{ "json", false, NULL, "Print the build information as JSON." },
 };
 
+static const struct mg_cli_opt_spec reference_opts[] = {
+	{ "man", false, NULL, "Print roff for the mcp-guard.toml(5) man page instead." },
+};
+
 static const struct mg_cli_command commands[] = {
 	{ "init", "write a commented configuration template", "[--format toml|yaml] [--force]",
 	  "Writes a configuration file listing every section and key with its default and a "
@@ -76,8 +80,8 @@ static const struct mg_cli_command commands[] = {
 	  version_opts, COUNT(version_opts), 0, mg_cmd_version },
 	{ "config-reference", "print the configuration reference (Markdown)", "",
 	  "Prints the configuration reference tables generated from the schema; "
-	  "docs/configuration.md embeds this output.",
-	  NULL, 0, 0, mg_cmd_config_reference },
+	  "docs/configuration.md embeds this output, mcp-guard.toml(5) the --man one.",
+	  reference_opts, COUNT(reference_opts), 0, mg_cmd_config_reference },
 };
 
 static void print_main_help(FILE *out)

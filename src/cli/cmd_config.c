@@ -163,8 +163,8 @@ int mg_cmd_validate(struct mg_cli *cli)
 
 int mg_cmd_config_reference(struct mg_cli *cli)
 {
-	(void)cli;
-	char *md = mg_schema_reference_markdown();
+	char *md =
+	    mg_cli_flag(cli, "man") ? mg_schema_reference_man() : mg_schema_reference_markdown();
 	if (!md)
 		return MG_EXIT_RUNTIME;
 	fputs(md, stdout);

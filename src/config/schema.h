@@ -116,4 +116,8 @@ char *mg_schema_template(enum mg_config_format format);
 /* Writes the configuration reference (Markdown tables, one per section). */
 char *mg_schema_reference_markdown(void);
 
+/* Writes the same reference as roff (.SS per section, .TP per key) for the
+ * mcp-guard.toml(5) man page; malloc'd, NULL when out of memory. */
+char *mg_schema_reference_man(void);
+
 #endif

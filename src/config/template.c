@@ -186,8 +186,11 @@ static void md_escape(struct mg_buf *b, const char *s)
 	}
 }
 
-static void md_type(struct mg_buf *b, const struct mg_field *f)
+/* The type column; `man` drops the Markdown escapes (roff_text() turns the
+ * backticks into bold). */
+static void md_type(struct mg_buf *b, const struct mg_field *f, bool man)
 {
+	const char *alt = man ? " | " : " \\| ";
 	switch (f->type) {
 	case MG_F_BOOL:
 		mg_buf_puts(b, "boolean");
@@ -208,7 +211,7 @@ static void md_type(struct mg_buf *b, const struct mg_field *f)
 		break;
 	case MG_F_ENUM:
 		for (size_t i = 0; f->enums[i]; i++)
-			mg_buf_printf(b, "%s`%s`", i ? " \\| " : "", f->enums[i]);
+			mg_buf_printf(b, "%s`%s`", i ? alt : "", f->enums[i]);
 		break;
 	case MG_F_STRINGS:
 		if (f->flags & MG_FF_LIST_ENUM) {
@@ -234,7 +237,7 @@ static void md_type(struct mg_buf *b, const struct mg_field *f)
 		break;
 	}
 	if (f->flags & MG_FF_REQUIRED)
-		mg_buf_puts(b, ", **required**");
+		mg_buf_puts(b, man ? ", required" : ", **required**");
 }
 
 static void md_section(struct mg_buf *b, const struct mg_section *sec, const char *path, bool array,
@@ -254,7 +257,7 @@ static void md_section(struct mg_buf *b, const struct mg_section *sec, const cha
 			if (f->type == MG_F_TABLE || f->type == MG_F_TABLE_ARRAY)
 				continue;
 			mg_buf_printf(b, "| `%s` | ", f->name);
-			md_type(b, f);
+			md_type(b, f, false);
 			mg_buf_puts(b, " | ");
 			if (f->def && (f->type == MG_F_STRING || f->type == MG_F_ENUM))
 				mg_buf_printf(b, "`\"%s\"`", f->def);
@@ -295,5 +298,104 @@ char *mg_schema_reference_markdown(void)
 	struct mg_buf b;
 	mg_buf_init(&b, 0);
 	md_section(&b, &mg_schema_root, "", false, "MCP_GUARD");
+	return mg_buf_steal(&b);
+}
+
+/* ---- man page (mcp-guard.toml(5)) ------------------------------------------------------ */
+
+/* Appends `s` as roff text: backslashes escaped, a leading '.' or '\''
+ * neutralised, `code` in bold, non-ASCII as \[uXXXX] so groff needs no
+ * input encoding. */
+static void roff_text(struct mg_buf *b, const char *s)
+{
+	bool bold = false, line_start = true;
+	for (const unsigned char *p = (const unsigned char *)s; p && *p; p++) {
+		if (line_start && (*p == '.' || *p == '\''))
+			mg_buf_puts(b, "\\&");
+		line_start = *p == '\n';
+		if (*p == '\\') {
+			mg_buf_puts(b, "\\e");
+		} else if (*p == '`') {
+			mg_buf_puts(b, bold ? "\\fR" : "\\fB");
+			bold = !bold;
+		} else if (*p == '-') {
+			mg_buf_puts(b, "\\-");
+		} else if (*p < 0x80) {
+			mg_buf_putc(b, (char)*p);
+		} else {
+			/* One UTF-8 sequence (the schema's text is valid UTF-8). */
+			int n = *p >= 0xf0 ? 3 : *p >= 0xe0 ? 2 : 1;
+			unsigned cp = *p & (0x3fu >> n);
+			for (int k = 0; k < n && p[1]; k++)
+				cp = (cp << 6) | (*++p & 0x3fu);
+			mg_buf_printf(b, "\\[u%04X]", cp);
+		}
+	}
+	if (bold)
+		mg_buf_puts(b, "\\fR");
+}
+
+static void man_section(struct mg_buf *b, const struct mg_section *sec, const char *path,
+                        bool array, const char *env)
+{
+	bool has_leaf = false;
+	for (size_t i = 0; i < sec->n_fields; i++)
+		has_leaf |=
+		    sec->fields[i].type != MG_F_TABLE && sec->fields[i].type != MG_F_TABLE_ARRAY;
+	if (path[0] && has_leaf) {
+		mg_buf_printf(b, ".SS %s%s%s\n", array ? "[[" : "[", path, array ? "]]" : "]");
+		roff_text(b, sec->help);
+		mg_buf_putc(b, '\n');
+		for (size_t i = 0; i < sec->n_fields; i++) {
+			const struct mg_field *f = &sec->fields[i];
+			if (f->type == MG_F_TABLE || f->type == MG_F_TABLE_ARRAY)
+				continue;
+			struct mg_buf t;
+			mg_buf_init(&t, 0);
+			md_type(&t, f, true);
+			if (f->def && (f->type == MG_F_STRING || f->type == MG_F_ENUM))
+				mg_buf_printf(&t, "; default `\"%s\"`", f->def);
+			else if (f->def)
+				mg_buf_printf(&t, "; default `%s`", f->def);
+			mg_buf_puts(b, ".TP\n");
+			mg_buf_printf(b, "\\fB%s\\fR (", f->name);
+			roff_text(b, t.data);
+			mg_buf_puts(b, ")\n");
+			roff_text(b, f->help);
+			mg_buf_putc(b, '\n');
+			mg_buf_free(&t);
+		}
+		mg_buf_puts(b, ".PP\n");
+		if (env) {
+			mg_buf_puts(b, "Environment: ");
+			roff_text(b, env);
+			mg_buf_puts(b, "__<KEY>.\n");
+		} else {
+			roff_text(b, "Environment: entries that exist in the file can be changed "
+			             "with their index, e.g. MCP_GUARD_UPSTREAM__SERVERS__0__URL.");
+			mg_buf_putc(b, '\n');
+		}
+	}
+	for (size_t i = 0; i < sec->n_fields; i++) {
+		const struct mg_field *f = &sec->fields[i];
+		if (f->type != MG_F_TABLE && f->type != MG_F_TABLE_ARRAY)
+			continue;
+		char sub[128], subenv[160];
+		snprintf(sub, sizeof sub, "%s%s%s", path, path[0] ? "." : "", f->name);
+		snprintf(subenv, sizeof subenv, "%s%s%s", env ? env : "", path[0] ? "__" : "_",
+		         f->name);
+		for (char *c = subenv; *c; c++)
+			if (*c >= 'a' && *c <= 'z')
+				*c = (char)(*c - 32);
+		bool arr = f->type == MG_F_TABLE_ARRAY;
+		man_section(b, f->sub, sub, arr, env && !arr ? subenv : NULL);
+	}
+}
+
+char *mg_schema_reference_man(void)
+{
+	struct mg_buf b;
+	mg_buf_init(&b, 0);
+	man_section(&b, &mg_schema_root, "", false, "MCP_GUARD");
 	return mg_buf_steal(&b);
 }

@@ -27,6 +27,7 @@
 #include "upstream/process.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/sdnotify.h"
 
 #define STOP_WAIT_SECS 8
 
@@ -273,6 +274,7 @@ static void begin_shutdown(struct mg_gateway *gw, const char *why)
 	mg_log_info("%s: shutting down (grace %lld s, %zu request(s) in flight)", why,
 	            (long long)gw->cfg->server.shutdown_grace_secs, mg_mcp_inflight(gw));
 	gw->draining = true;
+	mg_sd_notify("STOPPING=1");
 	mg_http_server_drain(gw->http);
 	mg_mcp_close_streams(gw);
 	gw->shutdown_phase = 1;
@@ -355,7 +357,9 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 		return;
 	}
 	if (sig == SIGHUP) {
+		mg_sd_notify("RELOADING=1");
 		reload(gw);
+		mg_sd_notify("READY=1");
 		return;
 	}
 	begin_shutdown(gw, sig == SIGTERM ? "SIGTERM" : "SIGINT");
@@ -523,6 +527,8 @@ int mg_gateway_run(const struct mg_config *cfg)
 	            strchr(cfg->server.host, ':') ? "[" : "", cfg->server.host,
 	            strchr(cfg->server.host, ':') ? "]" : "", mg_http_server_port(gw.http),
 	            cfg->server.mcp_path, ups[0].name, mg_stdio_mode_name(ups[0].mode));
+	if (mg_sd_notify("READY=1") < 0)
+		mg_log_warn("cannot notify systemd: NOTIFY_SOCKET is set but unreachable");
 	event_base_dispatch(gw.base);
 	mg_log_info("stopped");
 	rc = 0;

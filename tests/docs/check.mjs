@@ -12,8 +12,15 @@
 //     3000 in commands is replaced by a free port (MCP_GUARD_SERVER__PORT points the
 //     gateway at it), so a local `make run` does not collide.
 //  4. Every file in examples/ validates.
+//  5. Links between documents resolve: every relative link in README.md and
+//     docs/**/*.md names a file that exists, and its #anchor (or a same-page
+//     #anchor) names a heading of that document (GitHub's slugs) or an
+//     explicit <a id>/<a name>.
+//  6. docs/troubleshooting.md explains the error messages listed in
+//     tests/docs/messages.txt (tests/docs/messages.mjs; unlisted messages of
+//     src/ are printed as warnings only, see docs/dev/testing.md).
 import { execFileSync, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
@@ -148,6 +155,57 @@ for (const file of docs) {
 for (const name of readdirSync(join(root, 'examples'))) {
   const m = name.match(/\.(toml|yaml)$/);
   if (m) validate(`examples/${name}`, m[1], readFileSync(join(root, 'examples', name), 'utf8'), true);
+}
+
+// 5. links and anchors
+function slugs(text) {
+  const out = new Set();
+  const seen = new Map();
+  const noCode = text.replace(/^```[\s\S]*?^```/gm, '');
+  for (const m of noCode.matchAll(/^#{1,6}\s+(.*?)\s*#*\s*$/gm)) {
+    let slug = m[1]
+      .replace(/<[^>]+>/g, '')
+      .replace(/\[([^\]]*)\]\([^)]*\)/g, '$1')
+      .toLowerCase()
+      .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+      .replace(/ /g, '-');
+    const n = seen.get(slug) || 0;
+    seen.set(slug, n + 1);
+    out.add(n ? `${slug}-${n}` : slug);
+  }
+  for (const m of text.matchAll(/<a\s+(?:id|name)="([^"]+)"/g)) out.add(m[1]);
+  return out;
+}
+const slugCache = new Map();
+const slugsOf = file => {
+  if (!slugCache.has(file)) slugCache.set(file, slugs(readFileSync(file, 'utf8')));
+  return slugCache.get(file);
+};
+for (const file of docs) {
+  const rel = relative(root, file);
+  const text = readFileSync(file, 'utf8').replace(/^```[\s\S]*?^```/gm, m => m.replace(/[^\n]/g, ' '));
+  for (const m of text.matchAll(/\[[^\]]*\]\(([^)\s]+)(?:\s+"[^"]*")?\)/g)) {
+    const target = m[1];
+    if (/^[a-z][a-z0-9+.-]*:/i.test(target)) continue; // http:, https:, mailto:
+    const line = text.slice(0, m.index).split('\n').length;
+    const [path, anchor] = target.split('#');
+    const dest = path ? resolve(dirname(file), decodeURIComponent(path)) : file;
+    checked++;
+    if (!existsSync(dest)) {
+      fail(`${rel}:${line}`, `link to ${target}: ${relative(root, dest)} does not exist`);
+      continue;
+    }
+    if (anchor !== undefined && dest.endsWith('.md') && !slugsOf(dest).has(anchor))
+      fail(`${rel}:${line}`, `link to ${target}: no heading "#${anchor}" in ${relative(root, dest)}`);
+  }
+}
+
+// 6. troubleshooting.md against the messages of src/
+{
+  const r = spawnSync(process.execPath, [join(root, 'tests/docs/messages.mjs')], { encoding: 'utf8' });
+  process.stdout.write(r.stdout);
+  checked++;
+  if (r.status !== 0) fail('docs/troubleshooting.md', r.stderr.trim());
 }
 
 if (failures.length) {

@@ -80,6 +80,41 @@ static void test_templates_validate(void **state)
 	}
 }
 
+/* The man page reference (mcp-guard.toml(5)) is plain-ASCII roff: groff needs
+ * no input encoding, no text line starts with a control character, and every
+ * section of the Markdown reference has its .SS. */
+static void test_reference_man(void **state)
+{
+	(void)state;
+	char *man = mg_schema_reference_man();
+	char *md = mg_schema_reference_markdown();
+	assert_non_null(man);
+	assert_non_null(md);
+	for (const unsigned char *p = (const unsigned char *)man; *p; p++)
+		assert_true(*p < 0x80);
+	for (const char *line = man; *line; line = strchr(line, '\n') + 1) {
+		if (line[0] == '.')
+			assert_true(strncmp(line, ".SS ", 4) == 0 ||
+			            strncmp(line, ".TP\n", 4) == 0 ||
+			            strncmp(line, ".PP\n", 4) == 0);
+		else
+			assert_true(line[0] != '\'');
+		if (!strchr(line, '\n'))
+			break;
+	}
+	size_t sections = 0, headings = 0;
+	for (const char *p = man; (p = strstr(p, "\n.SS ")); p++)
+		sections++;
+	for (const char *p = md; (p = strstr(p, "\n### ")); p++)
+		headings++;
+	assert_true(headings > 10);
+	assert_int_equal(sections + (strncmp(man, ".SS ", 4) == 0), headings);
+	assert_non_null(
+	    strstr(man, "\\fBport\\fR (integer, 1\\[u2013]65535; default \\fB3000\\fR)"));
+	free(man);
+	free(md);
+}
+
 /* Every key must have a default or an example, or `init` writes nonsense. */
 static void check_section_examples(const struct mg_section *sec)
 {
@@ -316,6 +351,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_templates_validate),
+		cmocka_unit_test(test_reference_man),
 		cmocka_unit_test(test_schema_complete),
 		cmocka_unit_test(test_all_errors_located),
 		cmocka_unit_test(test_yaml_locations),
