@@ -181,6 +181,30 @@ void mg_check_server(struct mg_decode *dc, void *obj, const struct mg_cnode *nod
 		s->public_url[strlen(s->public_url) - 1] = '\0';
 		free(p);
 	}
+	/* Every endpoint path answers one thing. */
+	static const char *const reserved[] = { "/health", "/live", "/ready", NULL };
+	const char *names[3] = { "mcp_path", "sse_path", "messages_path" };
+	const char *vals[3] = { s->mcp_path, s->legacy_sse ? s->sse_path : NULL,
+		                s->legacy_sse ? s->messages_path : NULL };
+	for (int i = 0; i < 3; i++) {
+		if (!vals[i])
+			continue;
+		const char *clash = NULL;
+		for (int j = 0; j < i; j++)
+			if (vals[j] && strcmp(vals[i], vals[j]) == 0)
+				clash = names[j];
+		for (int j = 0; reserved[j] && !clash; j++)
+			if (strcmp(vals[i], reserved[j]) == 0)
+				clash = reserved[j];
+		if (!clash && strncmp(vals[i], "/.well-known/", 13) == 0)
+			clash = "/.well-known/";
+		if (clash) {
+			char *p = kpath(path, names[i]);
+			mg_schema_error(dc, key_node(dc, node, names[i]), p,
+			                "\"%s\" is already taken by %s", vals[i], clash);
+			free(p);
+		}
+	}
 }
 
 void mg_check_auth(struct mg_decode *dc, void *obj, const struct mg_cnode *node, const char *path)

@@ -58,6 +58,9 @@ struct mg_server_config {
 	char *host;
 	int64_t port;
 	char *mcp_path;
+	char *sse_path;
+	char *messages_path;
+	bool legacy_sse;
 	char *public_url;
 	struct mg_strv allowed_origins;
 	int64_t max_connections;

@@ -111,6 +111,13 @@ static const struct mg_field server_fields[] = {
 	    "Address to listen on. Anything but a loopback address requires authentication."),
 	INT(S, port, "port", "3000", 1, 65535, "TCP port to listen on."),
 	STR(S, mcp_path, "mcp_path", "/mcp", MG_FF_PATH, NULL, "Path of the MCP endpoint."),
+	STR(S, sse_path, "sse_path", "/sse", MG_FF_PATH, NULL,
+	    "Where 2024-11-05 HTTP+SSE clients open their stream (GET); its endpoint event names "
+	    "messages_path."),
+	STR(S, messages_path, "messages_path", "/messages", MG_FF_PATH, NULL,
+	    "Where 2024-11-05 HTTP+SSE clients POST their messages (?sessionId=...)."),
+	BOOL(S, legacy_sse, "legacy_sse", "true",
+	     "Serve 2024-11-05 HTTP+SSE clients at sse_path and messages_path."),
 	STR(S, public_url, "public_url", NULL, MG_FF_URL, "https://mcp.example.com",
 	    "URL clients use to reach the gateway (OAuth resource metadata, audience). "
 	    "Defaults to http(s)://host:port."),

@@ -148,7 +148,9 @@ static void on_request(struct mg_http_req *req, void *arg)
 	const char *path = mg_http_req_path(req);
 	const char *method = mg_http_req_method(req);
 	bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
-	if (strcmp(path, gw->cfg->server.mcp_path) == 0) {
+	if (strcmp(path, gw->cfg->server.mcp_path) == 0 ||
+	    (gw->cfg->server.legacy_sse && (strcmp(path, gw->cfg->server.sse_path) == 0 ||
+	                                    strcmp(path, gw->cfg->server.messages_path) == 0))) {
 		mg_mcp_handle(gw, req);
 		return;
 	}

@@ -114,6 +114,7 @@ struct mg_session {
 	bool initialized;
 	bool ended;
 	bool bridged;        /* served through a modern-only upstream */
+	bool legacy_sse;     /* a 2024-11-05 HTTP+SSE session: ends with its stream */
 	json_t *client_info; /* from initialize, for bridged requests' _meta */
 	json_t *client_caps;
 };

@@ -29,6 +29,7 @@
 #include "gateway/internal.h"
 #include "mcp/jscan.h"
 #include "mcp/params.h"
+#include "mcp/sse.h"
 #include "ratelimit/ratelimit.h"
 #include "util/clock.h"
 #include "util/crypto.h"
@@ -433,6 +434,8 @@ void mg_exchange_abort(struct mg_exchange *x, int code, const char *why)
 	exchange_error(x, code, why, json_pack("{s:s}", "mcpGuard", "aborted"));
 }
 
+static void deliver_json(struct mg_session *s, json_t *msg);
+
 /* Switches the answer to an SSE stream. false when the client cannot read one. */
 static bool exchange_sse(struct mg_exchange *x)
 {
@@ -451,6 +454,11 @@ static bool exchange_sse(struct mg_exchange *x)
 /* Sends an intermediate message on the exchange's stream. */
 static bool exchange_push(struct mg_exchange *x, json_t *msg)
 {
+	if (x->req && x->session && x->session->legacy_sse && mg_http_req_diverted(x->req)) {
+		/* 2024-11-05: everything for the client travels on its one stream. */
+		deliver_json(x->session, msg);
+		return true;
+	}
 	if (!exchange_sse(x))
 		return false;
 	size_t len;
@@ -776,7 +784,9 @@ static void exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struc
 	x->orig_id = json_incref(msg->id);
 	json_t *tok = mg_rpc_progress_token(msg);
 	x->orig_token = tok ? json_incref(tok) : NULL;
-	x->accept_sse = accepts_sse(hdr(req, "Accept"));
+	/* A diverted request (2024-11-05 transport) answers on the session's
+	 * stream: never with an SSE response of its own. */
+	x->accept_sse = !mg_http_req_diverted(req) && accepts_sse(hdr(req, "Accept"));
 	x->start_us = mg_http_req_start_us(req);
 	snprintf(x->method, sizeof x->method, "%s", msg->method);
 	x->call.on_reply = on_reply;
@@ -1198,8 +1208,15 @@ static void reply_result(struct mg_gateway *gw, struct mg_http_req *req, json_t 
 }
 
 static void legacy_initialize(struct mg_gateway *gw, struct mg_http_req *req,
-                              struct mg_rpc_msg *msg, const char *identity)
+                              struct mg_rpc_msg *msg, const char *identity,
+                              struct mg_session *existing)
 {
+	if (existing && (existing->initialized || existing->init_req || existing->ch ||
+	                 existing->protocol_version[0])) {
+		mg_reply_rpc_error(req, 400, msg->id, MG_RPC_INVALID_REQUEST,
+		                   "this session is already initialized", NULL);
+		return;
+	}
 	if (hdr(req, "Mcp-Session-Id")) {
 		mg_reply_rpc_error(req, 400, msg->id, MG_RPC_INVALID_REQUEST,
 		                   "initialize must not carry an Mcp-Session-Id header", NULL);
@@ -1213,6 +1230,10 @@ static void legacy_initialize(struct mg_gateway *gw, struct mg_http_req *req,
 	}
 	const char *version = mg_mcp_legacy_supported(json_string_value(pv)) ? json_string_value(pv)
 	                                                                     : MG_MCP_LATEST_LEGACY;
+	/* 2024-11-05 is the HTTP+SSE transport's own revision: spoken there
+	 * only (Streamable HTTP began with 2025-03-26). */
+	if (existing && strcmp(json_string_value(pv), "2024-11-05") == 0)
+		version = "2024-11-05";
 	struct mg_upstream *up = gw->up;
 	/* Shared mode, or a modern-only upstream (bridged): the gateway answers
 	 * from the upstream's own handshake (initialize or server/discover). */
@@ -1232,7 +1253,7 @@ static void legacy_initialize(struct mg_gateway *gw, struct mg_http_req *req,
 		json_decref(e);
 		return;
 	}
-	struct mg_session *s = mg_session_new(gw, identity);
+	struct mg_session *s = existing ? existing : mg_session_new(gw, identity);
 	if (!s) {
 		struct mg_http_hdr h[] = { { "Retry-After", "5" } };
 		json_t *e = mg_rpc_error_new(msg->id, MG_RPC_INTERNAL_ERROR,
@@ -1398,6 +1419,127 @@ static void legacy_request(struct mg_gateway *gw, struct mg_http_req *req, struc
 		               MG_BRIDGE_NONE, id);
 }
 
+/* ---- the 2024-11-05 HTTP+SSE transport (clients) ------------------------------------- */
+
+static void handle_post(struct mg_gateway *gw, struct mg_http_req *req, struct mg_identity *id);
+
+/* The value of `name` in a query string, copied into `out`; false when
+ * absent or too long. */
+static bool query_param(const char *q, const char *name, char *out, size_t size)
+{
+	size_t nl = strlen(name);
+	while (q && *q) {
+		size_t n = strcspn(q, "&");
+		if (n > nl && q[nl] == '=' && strncmp(q, name, nl) == 0) {
+			size_t vl = n - nl - 1;
+			if (vl >= size)
+				return false;
+			memcpy(out, q + nl + 1, vl);
+			out[vl] = '\0';
+			return true;
+		}
+		q += n;
+		if (*q == '&')
+			q++;
+	}
+	return false;
+}
+
+static bool is_messages_path(struct mg_gateway *gw, struct mg_http_req *req)
+{
+	return gw->cfg->server.legacy_sse &&
+	       strcmp(mg_http_req_path(req), gw->cfg->server.messages_path) == 0;
+}
+
+/* The HTTP+SSE session a POST to messages_path names, when it exists,
+ * speaks that transport and belongs to `identity`; else NULL. */
+static struct mg_session *sse_session(struct mg_gateway *gw, struct mg_http_req *req,
+                                      const char *identity)
+{
+	char sid[MG_SESSION_ID_LEN + 2];
+	if (!is_messages_path(gw, req) ||
+	    !query_param(mg_http_req_query(req), "sessionId", sid, sizeof sid))
+		return NULL;
+	struct mg_session *s = mg_session_find(gw, sid);
+	if (!s || !s->legacy_sse || strcmp(s->identity, identity) != 0)
+		return NULL;
+	return s;
+}
+
+/* GET sse_path: a session bound to the caller, its stream, and the
+ * endpoint event naming where to POST. */
+static void sse_open(struct mg_gateway *gw, struct mg_http_req *req, struct mg_identity *id)
+{
+	if (!accepts_sse(hdr(req, "Accept"))) {
+		mg_reply_rpc_error(req, 406, NULL, MG_RPC_INVALID_REQUEST,
+		                   "Not Acceptable: Accept must include text/event-stream", NULL);
+		return;
+	}
+	struct mg_session *s = mg_session_new(gw, id->key);
+	if (!s) {
+		struct mg_http_hdr h[] = { { "Retry-After", "5" } };
+		json_t *e = mg_rpc_error_new(NULL, MG_RPC_INTERNAL_ERROR,
+		                             "too many sessions (server.max_sessions)", NULL);
+		mg_reply_json(req, 503, e, h, 1);
+		json_decref(e);
+		return;
+	}
+	s->up = gw->up;
+	s->legacy_sse = true;
+	mg_session_open_get(s, req, NULL);
+	if (!s->get.req)
+		return;
+	char url[MG_SESSION_ID_LEN + 512];
+	snprintf(url, sizeof url, "%s?sessionId=%s", gw->cfg->server.messages_path, s->id);
+	struct mg_buf b;
+	mg_buf_init(&b, 0);
+	mg_sse_encode(&b, NULL, "endpoint", url, strlen(url));
+	if (mg_http_stream_send(s->get.req, b.data, b.len) < 0)
+		mg_stream_detach(&s->get);
+	mg_buf_free(&b);
+}
+
+/* The answer to a POST on messages_path travels on the session's stream;
+ * the POST itself gets 202. An HTTP-level refusal without a request id
+ * (unparseable body, wrong content type) stays on the POST. */
+static bool on_sse_divert(struct mg_http_req *req, int status, const char *body, size_t len,
+                          void *arg)
+{
+	struct mg_gateway *gw = arg;
+	if (len == 0)
+		return true;
+	char sid[MG_SESSION_ID_LEN + 2];
+	struct mg_session *s = NULL;
+	if (query_param(mg_http_req_query(req), "sessionId", sid, sizeof sid))
+		s = mg_session_find(gw, sid);
+	if (!s || !s->get.req)
+		return false;
+	if (status >= 400) {
+		json_t *m = json_loadb(body, len, 0, NULL);
+		bool has_id =
+		    m && json_object_get(m, "id") && !json_is_null(json_object_get(m, "id"));
+		json_decref(m);
+		if (!has_id)
+			return false;
+	}
+	mg_session_deliver(s, body, len);
+	return true;
+}
+
+static void sse_post(struct mg_gateway *gw, struct mg_http_req *req, struct mg_identity *id)
+{
+	if (!sse_session(gw, req, id->key)) {
+		/* Unknown, ended, or someone else's: the same answer. */
+		mg_reply_rpc_error(req, 404, NULL, MG_RPC_INVALID_REQUEST,
+		                   "Session not found (it ended or never existed); open "
+		                   "the SSE stream again",
+		                   NULL);
+		return;
+	}
+	mg_http_req_divert(req, on_sse_divert, gw);
+	handle_post(gw, req, id);
+}
+
 static void handle_legacy(struct mg_gateway *gw, struct mg_http_req *req, struct mg_rpc_msg *msg,
                           struct mg_identity *id)
 {
@@ -1407,11 +1549,13 @@ static void handle_legacy(struct mg_gateway *gw, struct mg_http_req *req, struct
 		                   "JSON-RPC batches are not supported by this gateway", NULL);
 		return;
 	}
+	/* A 2024-11-05 HTTP+SSE client names its session in the query. */
+	struct mg_session *sse = sse_session(gw, req, identity);
 	if (msg->kind == MG_RPC_REQUEST && strcmp(msg->method, "initialize") == 0) {
-		legacy_initialize(gw, req, msg, identity);
+		legacy_initialize(gw, req, msg, identity, sse);
 		return;
 	}
-	const char *sid = hdr(req, "Mcp-Session-Id");
+	const char *sid = sse ? sse->id : hdr(req, "Mcp-Session-Id");
 	if (!sid) {
 		mg_reply_rpc_error(
 		    req, 400, msg->id, MG_RPC_INVALID_REQUEST,
@@ -2108,6 +2252,24 @@ static void dispatch_method(struct mg_gateway *gw, struct mg_http_req *req, stru
 {
 	const char *method = mg_http_req_method(req);
 	const char *identity = id->key;
+	const char *path = mg_http_req_path(req);
+	if (strcmp(path, gw->cfg->server.mcp_path) != 0) {
+		/* The 2024-11-05 HTTP+SSE transport's two paths. */
+		bool stream = strcmp(path, gw->cfg->server.sse_path) == 0;
+		if (stream && strcmp(method, "GET") == 0)
+			sse_open(gw, req, id);
+		else if (!stream && strcmp(method, "POST") == 0)
+			sse_post(gw, req, id);
+		else {
+			struct mg_http_hdr h[] = { { "Allow",
+				                     stream ? "GET, OPTIONS" : "POST, OPTIONS" } };
+			json_t *e = mg_rpc_error_new(NULL, MG_RPC_INVALID_REQUEST,
+			                             "Method Not Allowed", NULL);
+			mg_reply_json(req, 405, e, h, 1);
+			json_decref(e);
+		}
+		return;
+	}
 	if (strcmp(method, "POST") == 0)
 		handle_post(gw, req, id);
 	else if (strcmp(method, "GET") == 0)

@@ -64,6 +64,10 @@ static void on_idle(evutil_socket_t fd, short what, void *arg)
 		mg_session_end(s, "the upstream did not answer initialize in time");
 		return;
 	}
+	if (s->legacy_sse && !s->get.req) {
+		mg_session_end(s, "the SSE stream closed");
+		return;
+	}
 	if (s->ch && s->ch->state == MG_CH_CLOSED) {
 		/* The remote server forgot the session (HTTP 404). */
 		mg_session_end(s, "the upstream session ended");
@@ -202,6 +206,13 @@ static void on_get_close(struct mg_http_req *req, void *arg)
 	struct mg_session *s = arg;
 	(void)req;
 	mg_stream_detach(&s->get);
+	if (s->legacy_sse) {
+		/* The 2024-11-05 transport has no reconnection: the stream was the
+		 * session. End it on the next loop turn (not inside the close). */
+		struct timeval now = { 0, 0 };
+		evtimer_add(s->idle, &now);
+		return;
+	}
 	mg_session_touch(s);
 }
 

@@ -24,6 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/buf.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/str.h"
@@ -52,6 +53,8 @@ struct mg_http_req {
 	/* Headers added before the response (mg_http_req_add_header). */
 	char extra[MG_HTTP_EXTRA_HEADERS][2][96];
 	size_t n_extra;
+	mg_http_divert_fn divert;
+	void *divert_arg;
 };
 
 struct mg_http_conn {
@@ -783,6 +786,36 @@ void mg_http_reply(struct mg_http_req *req, int status, const char *content_type
 	mg_http_reply_parts(req, status, content_type, hdrs, n_hdrs, &part, 1);
 }
 
+void mg_http_req_divert(struct mg_http_req *req, mg_http_divert_fn fn, void *arg)
+{
+	req->divert = fn;
+	req->divert_arg = arg;
+}
+
+bool mg_http_req_diverted(const struct mg_http_req *req)
+{
+	return req->divert != NULL;
+}
+
+/* Offers a complete answer to the divert hook; true when it took it. */
+static bool divert_reply(struct mg_http_req *req, int status, const struct iovec *parts,
+                         size_t n_parts, size_t len)
+{
+	mg_http_divert_fn fn = req->divert;
+	req->divert = NULL;
+	struct mg_buf b;
+	mg_buf_init(&b, 0);
+	for (size_t i = 0; i < n_parts; i++)
+		if (parts[i].iov_len &&
+		    mg_buf_append(&b, parts[i].iov_base, parts[i].iov_len) < 0) {
+			mg_buf_free(&b);
+			return false;
+		}
+	bool taken = fn(req, status, b.data ? b.data : "", len, req->divert_arg);
+	mg_buf_free(&b);
+	return taken;
+}
+
 void mg_http_reply_parts(struct mg_http_req *req, int status, const char *content_type,
                          const struct mg_http_hdr *hdrs, size_t n_hdrs, const struct iovec *parts,
                          size_t n_parts)
@@ -791,6 +824,14 @@ void mg_http_reply_parts(struct mg_http_req *req, int status, const char *conten
 	size_t len = 0;
 	for (size_t i = 0; i < n_parts; i++)
 		len += parts[i].iov_len;
+	if (req->divert && divert_reply(req, status, parts, n_parts, len)) {
+		status = 202;
+		content_type = NULL;
+		hdrs = NULL;
+		n_hdrs = 0;
+		n_parts = 0;
+		len = 0;
+	}
 	req->responded = true;
 	write_head(c, status, content_type, hdrs, n_hdrs, (long long)len, false);
 	if (!req->head_only) {

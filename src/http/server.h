@@ -112,6 +112,18 @@ void mg_http_req_on_close(struct mg_http_req *req, void (*cb)(struct mg_http_req
 #define MG_HTTP_EXTRA_HEADERS 6
 int mg_http_req_add_header(struct mg_http_req *req, const char *name, const char *value);
 
+/* Diverts the complete response of this request (the 2024-11-05 HTTP+SSE
+ * transport, where answers travel on another stream): when the handler
+ * replies with mg_http_reply[_parts], `fn` gets the status and body first;
+ * if it returns true it took the answer, and the client is sent
+ * `202 Accepted` with no body instead; false sends the reply unchanged.
+ * Streamed replies are not diverted: a handler must not start one on a
+ * diverted request (mg_http_req_diverted tells it). */
+typedef bool (*mg_http_divert_fn)(struct mg_http_req *req, int status, const char *body, size_t len,
+                                  void *arg);
+void mg_http_req_divert(struct mg_http_req *req, mg_http_divert_fn fn, void *arg);
+bool mg_http_req_diverted(const struct mg_http_req *req);
+
 /* Sends a complete response and finishes the request. `hdrs` may be NULL. */
 void mg_http_reply(struct mg_http_req *req, int status, const char *content_type,
                    const struct mg_http_hdr *hdrs, size_t n_hdrs, const void *body, size_t len);
