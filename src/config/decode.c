@@ -521,6 +521,77 @@ static void decode_section(struct mg_decode *dc, const struct mg_section *sec, v
                            const struct mg_cnode *node, const char *path);
 
 static void decode_field(struct mg_decode *dc, const struct mg_field *f, void *obj,
+                         const struct mg_cnode *table, const char *path);
+
+/* A SECRET map (export_headers): the plain table, plus <name>_env (key →
+ * environment variable) and <name>_file (key → file) whose values are
+ * resolved like secret strings and merged in; a key set twice is an error. */
+static void decode_secret_map(struct mg_decode *dc, const struct mg_field *f, void *obj,
+                              const struct mg_cnode *table, const char *path)
+{
+	struct mg_field plain = *f;
+	plain.flags &= ~(unsigned)MG_FF_SECRET;
+	decode_field(dc, &plain, obj, table, path);
+	struct mg_kvv *m = at(obj, f->off);
+	for (int kind = 0; kind < 2; kind++) {
+		char name[128];
+		snprintf(name, sizeof name, "%s%s", f->name, kind ? "_file" : "_env");
+		const struct mg_cnode *n = table ? mg_cnode_getz(dc->doc, table, name) : NULL;
+		if (!n || n->type == MG_CNODE_NULL)
+			continue;
+		struct mg_kvv refs = { 0 };
+		struct mg_field rf = plain;
+		rf.name = name;
+		rf.off = 0;
+		decode_field(dc, &rf, &refs, table, path);
+		char *npath = mg_decode_join(path, name);
+		const struct mg_cnode *c = n->type == MG_CNODE_TABLE ? n->first : NULL;
+		for (size_t i = 0; i < refs.n; i++, c = c ? c->next : NULL) {
+			const struct mg_cnode *at_node = c ? c : n;
+			char *kp = mg_decode_join(npath, refs.v[i].key);
+			char *value = NULL;
+			bool dup = false;
+			for (size_t k = 0; k < m->n; k++)
+				dup |= mg_str_eq_ci(m->v[k].key, refs.v[i].key);
+			if (dup) {
+				mg_schema_error(dc, at_node, kp,
+				                "header \"%s\" is set more than once (in %s, %s_env "
+				                "or %s_file)",
+				                refs.v[i].key, f->name, f->name, f->name);
+			} else if (kind == 0) {
+				const char *v = mg_decode_getenv(dc->envp, refs.v[i].value);
+				if (!v || !*v)
+					mg_schema_error(dc, at_node, kp,
+					                "environment variable %s is not set or empty",
+					                refs.v[i].value);
+				else
+					value = mg_strdup(v);
+			} else {
+				struct mg_cnode fn = *at_node;
+				fn.str = refs.v[i].value;
+				fn.len = strlen(refs.v[i].value);
+				value = read_secret_file(dc, &fn, kp);
+			}
+			struct mg_kv *nv = value ? realloc(m->v, (m->n + 1) * sizeof *m->v) : NULL;
+			if (nv) {
+				m->v = nv;
+				m->v[m->n].key = refs.v[i].key;
+				m->v[m->n].value = value;
+				refs.v[i].key = NULL;
+				m->n++;
+			} else {
+				free(value);
+			}
+			free(kp);
+			free(refs.v[i].key);
+			free(refs.v[i].value);
+		}
+		free(refs.v);
+		free(npath);
+	}
+}
+
+static void decode_field(struct mg_decode *dc, const struct mg_field *f, void *obj,
                          const struct mg_cnode *table, const char *path)
 {
 	void *p = at(obj, f->off);
@@ -530,6 +601,10 @@ static void decode_field(struct mg_decode *dc, const struct mg_field *f, void *o
 
 	if (f->type == MG_F_STRING && (f->flags & MG_FF_SECRET)) {
 		decode_secret(dc, f, (char **)p, table, fpath);
+		goto out;
+	}
+	if (f->type == MG_F_MAP && (f->flags & MG_FF_SECRET)) {
+		decode_secret_map(dc, f, obj, table, path);
 		goto out;
 	}
 	if (f->type == MG_F_TABLE) {
