@@ -82,6 +82,12 @@ uint64_t mg_audit_spool_records(const struct mg_audit_spool *sp);
 uint64_t mg_audit_spool_files(const struct mg_audit_spool *sp);
 void mg_audit_spool_close(struct mg_audit_spool *sp);
 
+/* mg_audit_new with the export going to `export_sink` (copied; NULL: the
+ * HTTP sink of export_url) - for tests with a fake collector. */
+struct mg_audit *mg_audit_start(const struct mg_audit_config *cfg,
+                                const struct mg_audit_sink *export_sink, char *err,
+                                size_t err_size);
+
 void mg_audit_batch_init(struct mg_audit_batch *b);
 void mg_audit_batch_free(struct mg_audit_batch *b);
 /* Appends one line (without '\n'). */

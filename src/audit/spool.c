@@ -179,7 +179,8 @@ struct mg_audit_spool *mg_audit_spool_open(const char *dir, uint64_t max_bytes, 
 			sp->next_num = num + 1;
 	}
 	closedir(d);
-	qsort(sp->files, sp->n, sizeof *sp->files, cmp_file);
+	if (sp->n)
+		qsort(sp->files, sp->n, sizeof *sp->files, cmp_file);
 	return sp;
 fail:
 	if (d)

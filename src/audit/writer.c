@@ -501,6 +501,13 @@ static void free_sinks(struct mg_audit *a)
 
 struct mg_audit *mg_audit_new(const struct mg_audit_config *cfg, char *err, size_t err_size)
 {
+	return mg_audit_start(cfg, NULL, err, err_size);
+}
+
+struct mg_audit *mg_audit_start(const struct mg_audit_config *cfg,
+                                const struct mg_audit_sink *export_sink, char *err,
+                                size_t err_size)
+{
 	err[0] = '\0';
 	if (!cfg->enabled)
 		return NULL;
@@ -563,8 +570,10 @@ struct mg_audit *mg_audit_new(const struct mg_audit_config *cfg, char *err, size
 			goto fail;
 		a->n_local++;
 	}
-	if (cfg->export_url) {
-		if (mg_audit_sink_http(&a->http, cfg, err, err_size) < 0)
+	if (cfg->export_url || export_sink) {
+		if (export_sink)
+			a->http = *export_sink;
+		else if (mg_audit_sink_http(&a->http, cfg, err, err_size) < 0)
 			goto fail;
 		a->has_http = true;
 		if (cfg->spool_dir) {
