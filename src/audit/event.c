@@ -164,8 +164,8 @@ int mg_audit_serialize(const struct mg_audit_event *ev, int64_t unix_us,
 	    put_member(out, "identity_id", ev->identity) < 0 ||
 	    put_member(out, "provider", ev->provider) < 0 ||
 	    put_member(out, "client_address", ev->client) < 0 ||
-	    put_member(out, "server", ev->server) < 0 || put_member(out, "method", ev->method) < 0 ||
-	    put_member(out, "tool", ev->tool) < 0)
+	    put_member(out, "server", ev->server) < 0 ||
+	    put_member(out, "method", ev->method) < 0 || put_member(out, "tool", ev->tool) < 0)
 		return -1;
 	if (ev->success >= 0 &&
 	    mg_buf_printf(out, ",\"success\":%s", ev->success ? "true" : "false") < 0)

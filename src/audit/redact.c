@@ -26,8 +26,8 @@
 #include "util/jpath.h"
 #include "util/str.h"
 
-#define MAX_RULES    64
-#define REDACTED     "[REDACTED]"
+#define MAX_RULES 64
+#define REDACTED  "[REDACTED]"
 
 struct mg_audit_redactor {
 	struct mg_jpath *paths;

@@ -27,8 +27,8 @@
 #include "audit/internal.h"
 #include "util/str.h"
 
-#define MAX_FILES  1000000
-#define MAX_BATCH  (256u * 1024 * 1024)
+#define MAX_FILES   1000000
+#define MAX_BATCH   (256u * 1024 * 1024)
 #define NAME_DIGITS 20
 
 struct spool_file {
@@ -168,7 +168,8 @@ struct mg_audit_spool *mg_audit_spool_open(const char *dir, uint64_t max_bytes, 
 			snprintf(err, err_size, "cannot read spool file %s", path);
 			goto fail;
 		}
-		struct spool_file f = { .num = num, .bytes = b.len,
+		struct spool_file f = { .num = num,
+			                .bytes = b.len,
 			                .records = count_lines(b.data, b.len) };
 		mg_buf_free(&b);
 		if (push_file(sp, f) < 0) {

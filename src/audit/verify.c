@@ -28,9 +28,9 @@
 #include "util/crypto.h"
 #include "util/str.h"
 
-#define SUFFIX_LEN   (sizeof ",\"hash\":\"" - 1 + MG_AUDIT_HASH_HEX + 2)
-#define MAX_LINE     (16u * 1024 * 1024)
-#define HEAD_WINDOW  (MAX_LINE + 1)
+#define SUFFIX_LEN  (sizeof ",\"hash\":\"" - 1 + MG_AUDIT_HASH_HEX + 2)
+#define MAX_LINE    (16u * 1024 * 1024)
+#define HEAD_WINDOW (MAX_LINE + 1)
 
 void mg_audit_verify_init(struct mg_audit_verifier *v, bool from_genesis)
 {

@@ -80,8 +80,8 @@ struct mg_audit {
 	/* loop thread only */
 	uint64_t drop_logged_us, drops_unlogged;
 
-	_Atomic uint64_t emitted, written, exported, spooled, spool_pending, dropped,
-	    export_errors, write_errors, depth;
+	_Atomic uint64_t emitted, written, exported, spooled, spool_pending, dropped, export_errors,
+	    write_errors, depth;
 };
 
 static int64_t realtime_us(void)
@@ -505,8 +505,7 @@ struct mg_audit *mg_audit_new(const struct mg_audit_config *cfg, char *err, size
 }
 
 struct mg_audit *mg_audit_start(const struct mg_audit_config *cfg,
-                                const struct mg_audit_sink *export_sink, char *err,
-                                size_t err_size)
+                                const struct mg_audit_sink *export_sink, char *err, size_t err_size)
 {
 	err[0] = '\0';
 	if (!cfg->enabled)
@@ -538,12 +537,12 @@ struct mg_audit *mg_audit_start(const struct mg_audit_config *cfg,
 	size_t ei;
 	bool ep;
 	char why[400];
-	a->rd = mg_audit_redactor_new(&cfg->redact_paths, &cfg->redact_patterns,
-	                              cfg->include_arguments, cfg->include_results, why, sizeof why,
-	                              &ei, &ep);
+	a->rd =
+	    mg_audit_redactor_new(&cfg->redact_paths, &cfg->redact_patterns, cfg->include_arguments,
+	                          cfg->include_results, why, sizeof why, &ei, &ep);
 	if (!a->rd) {
-		snprintf(err, err_size, "audit.%s[%zu]: %s", ep ? "redact_paths" : "redact_patterns",
-		         ei, why);
+		snprintf(err, err_size, "audit.%s[%zu]: %s",
+		         ep ? "redact_paths" : "redact_patterns", ei, why);
 		goto fail;
 	}
 	if (cfg->stdout_enabled)
@@ -553,10 +552,11 @@ struct mg_audit *mg_audit_start(const struct mg_audit_config *cfg,
 			uint64_t seq = 0;
 			int hr = mg_audit_read_head(cfg->file, a->prev, &seq, why, sizeof why);
 			if (hr < 0) {
-				snprintf(err, err_size,
-				         "audit.file %s: %s (hash_chain = true continues the chain in "
-				         "the file; move the file away to start a new chain)",
-				         cfg->file, why);
+				snprintf(
+				    err, err_size,
+				    "audit.file %s: %s (hash_chain = true continues the chain in "
+				    "the file; move the file away to start a new chain)",
+				    cfg->file, why);
 				goto fail;
 			}
 			if (hr > 0) {
@@ -577,15 +577,16 @@ struct mg_audit *mg_audit_start(const struct mg_audit_config *cfg,
 			goto fail;
 		a->has_http = true;
 		if (cfg->spool_dir) {
-			a->spool = mg_audit_spool_open(cfg->spool_dir, (uint64_t)cfg->spool_max_bytes,
-			                               err, err_size);
+			a->spool = mg_audit_spool_open(
+			    cfg->spool_dir, (uint64_t)cfg->spool_max_bytes, err, err_size);
 			if (!a->spool)
 				goto fail;
 			atomic_store(&a->spool_pending, mg_audit_spool_records(a->spool));
 			if (mg_audit_spool_files(a->spool))
-				mg_log_info("audit: %llu record(s) in the spool %s will be sent first",
-				            (unsigned long long)mg_audit_spool_records(a->spool),
-				            cfg->spool_dir);
+				mg_log_info(
+				    "audit: %llu record(s) in the spool %s will be sent first",
+				    (unsigned long long)mg_audit_spool_records(a->spool),
+				    cfg->spool_dir);
 		}
 	}
 	a->batch_since_us = a->last_head_log_us = mg_now_us();

@@ -76,10 +76,12 @@ static int verify(struct mg_cli *cli)
 				if (v.fail_has_seq)
 					printf("FAIL: %s:%llu: seq %llu: %s%s\n", path, lineno,
 					       (unsigned long long)v.fail_seq, v.reason,
-					       partial ? " (the file ends without a line break)" : "");
+					       partial ? " (the file ends without a line break)"
+					               : "");
 				else
 					printf("FAIL: %s:%llu: %s%s\n", path, lineno, v.reason,
-					       partial ? " (the file ends without a line break)" : "");
+					       partial ? " (the file ends without a line break)"
+					               : "");
 				rc = MG_EXIT_INVALID;
 				break;
 			}
@@ -98,9 +100,10 @@ static int verify(struct mg_cli *cli)
 			       (unsigned long long)v.records, v.head, (unsigned long long)first_seq,
 			       (unsigned long long)(v.next_seq - 1));
 			if (first_seq != 1)
-				printf("note: the chain starts at seq %llu, not 1: older records are "
-				       "in files not given here\n",
-				       (unsigned long long)first_seq);
+				printf(
+				    "note: the chain starts at seq %llu, not 1: older records are "
+				    "in files not given here\n",
+				    (unsigned long long)first_seq);
 		}
 	}
 	mg_buf_free(&line);
@@ -111,8 +114,9 @@ int mg_cmd_audit(struct mg_cli *cli)
 {
 	if (cli->n_args >= 1 && strcmp(cli->args[0], "verify") == 0)
 		return verify(cli);
-	fprintf(stderr, "mcp-guard: audit: unknown or missing subcommand%s%s\n"
-	                "Usage: mcp-guard audit verify FILE...\n",
+	fprintf(stderr,
+	        "mcp-guard: audit: unknown or missing subcommand%s%s\n"
+	        "Usage: mcp-guard audit verify FILE...\n",
 	        cli->n_args ? " " : "", cli->n_args ? cli->args[0] : "");
 	return MG_EXIT_USAGE;
 }

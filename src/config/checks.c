@@ -412,10 +412,11 @@ void mg_check_audit(struct mg_decode *dc, void *obj, const struct mg_cnode *node
 	}
 	if (a->export_format == 1 && a->export_batch_size > 1000) {
 		char *p = kpath(path, "export_batch_size");
-		mg_schema_error(dc, key_node(dc, node, "export_batch_size"), p,
-		                "export_format = \"json_array\" (Datadog logs intake) takes at most "
-		                "1000 entries per request; found %lld",
-		                (long long)a->export_batch_size);
+		mg_schema_error(
+		    dc, key_node(dc, node, "export_batch_size"), p,
+		    "export_format = \"json_array\" (Datadog logs intake) takes at most "
+		    "1000 entries per request; found %lld",
+		    (long long)a->export_batch_size);
 		free(p);
 	}
 	if (a->spool_dir && !a->export_url) {

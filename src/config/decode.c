@@ -554,16 +554,18 @@ static void decode_secret_map(struct mg_decode *dc, const struct mg_field *f, vo
 			for (size_t k = 0; k < m->n; k++)
 				dup |= mg_str_eq_ci(m->v[k].key, refs.v[i].key);
 			if (dup) {
-				mg_schema_error(dc, at_node, kp,
-				                "header \"%s\" is set more than once (in %s, %s_env "
-				                "or %s_file)",
-				                refs.v[i].key, f->name, f->name, f->name);
+				mg_schema_error(
+				    dc, at_node, kp,
+				    "header \"%s\" is set more than once (in %s, %s_env "
+				    "or %s_file)",
+				    refs.v[i].key, f->name, f->name, f->name);
 			} else if (kind == 0) {
 				const char *v = mg_decode_getenv(dc->envp, refs.v[i].value);
 				if (!v || !*v)
-					mg_schema_error(dc, at_node, kp,
-					                "environment variable %s is not set or empty",
-					                refs.v[i].value);
+					mg_schema_error(
+					    dc, at_node, kp,
+					    "environment variable %s is not set or empty",
+					    refs.v[i].value);
 				else
 					value = mg_strdup(v);
 			} else {

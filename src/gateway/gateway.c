@@ -355,7 +355,8 @@ static void reload(struct mg_gateway *gw)
 		tls = mg_tls_server_ctx(&cfg->server.tls, err, sizeof err);
 		if (!tls) {
 			mg_log_error("reload failed: %s; keeping the current configuration", err);
-			audit_reload(gw, 0, "reload failed: TLS; keeping the current configuration");
+			audit_reload(gw, 0,
+			             "reload failed: TLS; keeping the current configuration");
 			mg_auth_unref(na);
 			return;
 		}
@@ -364,9 +365,8 @@ static void reload(struct mg_gateway *gw)
 	}
 	mg_auth_unref(gw->auth);
 	gw->auth = na;
-	audit_reload(gw, 1,
-	             tls ? "authentication and TLS certificates updated"
-	                 : "authentication updated");
+	audit_reload(
+	    gw, 1, tls ? "authentication and TLS certificates updated" : "authentication updated");
 	mg_log_info("reloaded: authentication%s updated; listener, upstream and limit changes "
 	            "apply after a restart",
 	            tls ? " and TLS certificates" : "");

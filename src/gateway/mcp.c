@@ -231,8 +231,8 @@ static void audit_request_id(const struct mg_http_req *req, char out[17])
 	static uint64_t salt;
 	if (!salt && (mg_random_bytes(&salt, sizeof salt) < 0 || !salt))
 		salt = 0x9e3779b97f4a7c15ull;
-	uint64_t x = mg_http_req_start_us(req) ^ salt ^
-	             ((uint64_t)(uintptr_t)req * 0x9e3779b97f4a7c15ull);
+	uint64_t x =
+	    mg_http_req_start_us(req) ^ salt ^ ((uint64_t)(uintptr_t)req * 0x9e3779b97f4a7c15ull);
 	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
 	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
 	x ^= x >> 31;
@@ -387,9 +387,10 @@ static void after_auth(struct mg_gateway *gw, struct mg_http_req *req, struct mg
 			ip_charge_failure(gw, req);
 		if (gw->audit)
 			audit_req(gw, req, MG_AUDIT_AUTH_FAILURE, NULL, NULL, NULL, 0,
-			          o->status == MG_AUTH_UNAVAILABLE ? "credentials cannot be checked now"
-			          : o->reason[0]                   ? o->reason
-			                                           : "no credentials");
+			          o->status == MG_AUTH_UNAVAILABLE
+			              ? "credentials cannot be checked now"
+			          : o->reason[0] ? o->reason
+			                         : "no credentials");
 		reply_auth_failure(gw, req, auth, o);
 		return;
 	}
@@ -708,8 +709,8 @@ static void on_raw_reply(struct mg_call *call, const char *text, size_t len,
 		struct mg_http_req *req = x->req;
 		x->req = NULL;
 		if (x->audit_tool)
-			audit_result(x, NULL, text + js->result.start, js->result.end - js->result.start,
-			             NULL);
+			audit_result(x, NULL, text + js->result.start,
+			             js->result.end - js->result.start, NULL);
 		mg_http_req_on_close(req, NULL, NULL);
 		mg_http_reply_parts(req, 200, "application/json", NULL, 0, parts, 3);
 		free(dumped);
@@ -724,7 +725,8 @@ static void on_raw_reply(struct mg_call *call, const char *text, size_t len,
 	memcpy(out + js->id.start + id_len, text + js->id.end, tail);
 	free(dumped);
 	if (x->audit_tool)
-		audit_result(x, NULL, text + js->result.start, js->result.end - js->result.start, NULL);
+		audit_result(x, NULL, text + js->result.start, js->result.end - js->result.start,
+		             NULL);
 	exchange_finish_text(x, out, js->id.start + id_len + tail, 200);
 	return;
 parsed:

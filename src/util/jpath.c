@@ -58,7 +58,8 @@ int mg_jpath_parse(const char *s, struct mg_jpath *p, char *err, size_t err_size
 				while (i < len && name_char(s[i]))
 					i++;
 				if (i == st) {
-					snprintf(err, err_size, "expected a key name at offset %zu", st);
+					snprintf(err, err_size, "expected a key name at offset %zu",
+					         st);
 					goto fail;
 				}
 				g->kind = MG_JPATH_NAME;
@@ -82,8 +83,8 @@ int mg_jpath_parse(const char *s, struct mg_jpath *p, char *err, size_t err_size
 			while (i < len && s[i] != q)
 				i++;
 			if (i >= len || s[i + 1] != ']' || i == st) {
-				snprintf(err, err_size, "unterminated or empty quoted key at offset %zu",
-				         st - 1);
+				snprintf(err, err_size,
+				         "unterminated or empty quoted key at offset %zu", st - 1);
 				goto fail;
 			}
 			g->kind = MG_JPATH_NAME;
@@ -101,7 +102,8 @@ int mg_jpath_parse(const char *s, struct mg_jpath *p, char *err, size_t err_size
 			g->index = v;
 			i++;
 		} else {
-			snprintf(err, err_size, "expected *, a quoted key or an index after [ at offset %zu",
+			snprintf(err, err_size,
+			         "expected *, a quoted key or an index after [ at offset %zu",
 			         i - 1);
 			goto fail;
 		}
@@ -112,4 +114,3 @@ fail:
 	mg_jpath_free(p);
 	return -1;
 }
-

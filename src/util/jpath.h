@@ -17,8 +17,8 @@ enum mg_jpath_kind { MG_JPATH_NAME, MG_JPATH_INDEX, MG_JPATH_ANY };
 
 struct mg_jpath_seg {
 	enum mg_jpath_kind kind;
-	bool deep;   /* `..`: at any depth below */
-	char *name;  /* MG_JPATH_NAME (owned) */
+	bool deep;    /* `..`: at any depth below */
+	char *name;   /* MG_JPATH_NAME (owned) */
 	size_t index; /* MG_JPATH_INDEX */
 };
 

@@ -39,8 +39,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* the input as an event message, chained: the verifier must accept it */
 	char *msg = strndup((const char *)data, size < 4096 ? size : 4096);
 	if (msg) {
-		struct mg_audit_event ev = { .type = MG_AUDIT_TOOL_CALL, .message = msg, .tool = msg,
-			                     .success = -1, .duration_ms = (int64_t)size };
+		struct mg_audit_event ev = { .type = MG_AUDIT_TOOL_CALL,
+			                     .message = msg,
+			                     .tool = msg,
+			                     .success = -1,
+			                     .duration_ms = (int64_t)size };
 		struct mg_buf b, line;
 		mg_buf_init(&b, 0);
 		mg_buf_init(&line, 0);

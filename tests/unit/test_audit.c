@@ -21,8 +21,8 @@
 static struct mg_config *load(const char *toml)
 {
 	struct mg_diag d = { 0 };
-	struct mg_config *cfg = mg_config_load_buffer(toml, strlen(toml), "t.toml",
-	                                              MG_CONFIG_TOML, NULL, &d);
+	struct mg_config *cfg =
+	    mg_config_load_buffer(toml, strlen(toml), "t.toml", MG_CONFIG_TOML, NULL, &d);
 	if (!cfg)
 		mg_diag_print(&d, stderr);
 	mg_diag_free(&d);
@@ -64,18 +64,20 @@ static void test_serialize_order_and_escaping(void **state)
 	};
 	assert_int_equal(mg_audit_serialize(&ev, 1796398222123456LL, NULL, &b), 0);
 	assert_string_equal(
-	    b.data, "{\"timestamp\":\"2026-12-04T15:30:22.123456Z\",\"event_type\":\"tool_call_result\","
-	            "\"request_id\":\"r1\",\"identity_id\":\"ali\\\"ce\\n\",\"provider\":\"api_key\","
-	            "\"client_address\":\"127.0.0.1\",\"server\":\"files\",\"method\":\"tools/call\","
-	            "\"tool\":\"echo\",\"success\":false,\"duration_ms\":12,"
-	            "\"message\":\"bad\\u0001\\u00ff\"}");
+	    b.data,
+	    "{\"timestamp\":\"2026-12-04T15:30:22.123456Z\",\"event_type\":\"tool_call_result\","
+	    "\"request_id\":\"r1\",\"identity_id\":\"ali\\\"ce\\n\",\"provider\":\"api_key\","
+	    "\"client_address\":\"127.0.0.1\",\"server\":\"files\",\"method\":\"tools/call\","
+	    "\"tool\":\"echo\",\"success\":false,\"duration_ms\":12,"
+	    "\"message\":\"bad\\u0001\\u00ff\"}");
 	json_error_t je;
 	json_t *j = json_loads(b.data, 0, &je);
 	assert_non_null(j);
 	json_decref(j);
 	/* absent members are left out */
 	mg_buf_reset(&b);
-	struct mg_audit_event bare = { .type = MG_AUDIT_CONFIG_RELOAD, .success = -1,
+	struct mg_audit_event bare = { .type = MG_AUDIT_CONFIG_RELOAD,
+		                       .success = -1,
 		                       .duration_ms = -1 };
 	assert_int_equal(mg_audit_serialize(&bare, 0, NULL, &b), 0);
 	assert_string_equal(b.data, "{\"timestamp\":\"1970-01-01T00:00:00.000000Z\","
@@ -218,8 +220,10 @@ static void make_chain(char lines[][512], size_t n)
 		struct mg_buf ev, out;
 		mg_buf_init(&ev, 0);
 		mg_buf_init(&out, 0);
-		struct mg_audit_event e = { .type = MG_AUDIT_TOOL_CALL, .tool = "echo",
-			                    .success = -1, .duration_ms = (int64_t)i };
+		struct mg_audit_event e = { .type = MG_AUDIT_TOOL_CALL,
+			                    .tool = "echo",
+			                    .success = -1,
+			                    .duration_ms = (int64_t)i };
 		assert_int_equal(mg_audit_serialize(&e, 1796398222000000LL + (int64_t)i, NULL, &ev),
 		                 0);
 		char hash[MG_AUDIT_HASH_HEX + 1];
@@ -232,8 +236,7 @@ static void make_chain(char lines[][512], size_t n)
 	}
 }
 
-static int verify_all(char lines[][512], const size_t *order, size_t n,
-                      struct mg_audit_verifier *v)
+static int verify_all(char lines[][512], const size_t *order, size_t n, struct mg_audit_verifier *v)
 {
 	mg_audit_verify_init(v, true);
 	for (size_t i = 0; i < n; i++) {
@@ -351,7 +354,8 @@ static void batch_of(struct mg_audit_batch *b, int from, int n)
 	mg_audit_batch_init(b);
 	for (int i = from; i < from + n; i++) {
 		char l[64];
-		int k = snprintf(l, sizeof l, "{\"timestamp\":\"2026-12-04T15:30:22.00000%dZ\",\"n\":%d}",
+		int k = snprintf(l, sizeof l,
+		                 "{\"timestamp\":\"2026-12-04T15:30:22.00000%dZ\",\"n\":%d}",
 		                 i % 10, i);
 		mg_audit_batch_add(b, l, (size_t)k);
 	}
@@ -418,7 +422,8 @@ static void test_spool_order_and_bound(void **state)
 static void test_framing(void **state)
 {
 	(void)state;
-	struct mg_config *cfg = load("[audit]\nsplunk_index = \"mcp\"\n[upstream]\ncommand = \"true\"\n");
+	struct mg_config *cfg =
+	    load("[audit]\nsplunk_index = \"mcp\"\n[upstream]\ncommand = \"true\"\n");
 	struct mg_audit_batch b;
 	batch_of(&b, 1, 2);
 	struct mg_buf body;
@@ -426,9 +431,10 @@ static void test_framing(void **state)
 	mg_buf_init(&body, 0);
 	assert_int_equal(mg_audit_frame(3, &cfg->audit, "h", &b, &body, &ct), 0);
 	assert_string_equal(ct, "application/x-ndjson");
-	assert_string_equal(body.data,
-	                    "{\"create\":{}}\n{\"timestamp\":\"2026-12-04T15:30:22.000001Z\",\"n\":1}\n"
-	                    "{\"create\":{}}\n{\"timestamp\":\"2026-12-04T15:30:22.000002Z\",\"n\":2}\n");
+	assert_string_equal(
+	    body.data,
+	    "{\"create\":{}}\n{\"timestamp\":\"2026-12-04T15:30:22.000001Z\",\"n\":1}\n"
+	    "{\"create\":{}}\n{\"timestamp\":\"2026-12-04T15:30:22.000002Z\",\"n\":2}\n");
 	mg_buf_reset(&body);
 	assert_int_equal(mg_audit_frame(1, &cfg->audit, "h", &b, &body, &ct), 0);
 	assert_string_equal(ct, "application/json");
@@ -483,8 +489,9 @@ static void emit_n(struct mg_audit *a, int from, int n)
 	for (int i = from; i < from + n; i++) {
 		char tool[16];
 		snprintf(tool, sizeof tool, "t%d", i);
-		struct mg_audit_event ev = { .type = MG_AUDIT_TOOL_CALL, .tool = tool,
-			                     .success = -1, .duration_ms = -1 };
+		struct mg_audit_event ev = {
+			.type = MG_AUDIT_TOOL_CALL, .tool = tool, .success = -1, .duration_ms = -1
+		};
 		mg_audit_emit(a, &ev);
 	}
 }
