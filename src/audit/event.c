@@ -50,17 +50,24 @@ const char *mg_audit_type_name(enum mg_audit_type t)
 
 void mg_audit_format_time(int64_t unix_us, char out[28])
 {
+	/* the date and time to the second change once a second: keep them */
+	static _Thread_local time_t cached_secs = -1;
+	static _Thread_local char cached[20];
 	if (unix_us < 0)
 		unix_us = 0;
 	time_t secs = (time_t)(unix_us / 1000000);
 	long us = (long)(unix_us % 1000000);
-	struct tm tm;
-	gmtime_r(&secs, &tm);
-	size_t n = strftime(out, 28, "%Y-%m-%dT%H:%M:%S", &tm);
-	if (n == 0 || n > 19) {
-		memcpy(out, "1970-01-01T00:00:00.000000Z", 28);
-		return;
+	size_t n = 19;
+	if (secs != cached_secs) {
+		struct tm tm;
+		gmtime_r(&secs, &tm);
+		if (strftime(cached, sizeof cached, "%Y-%m-%dT%H:%M:%S", &tm) != 19) {
+			memcpy(out, "1970-01-01T00:00:00.000000Z", 28);
+			return;
+		}
+		cached_secs = secs;
 	}
+	memcpy(out, cached, 19);
 	static const char digits[] = "0123456789";
 	out[n++] = '.';
 	for (int i = 5; i >= 0; i--) {
@@ -120,7 +127,18 @@ static int put_str(struct mg_buf *b, const char *s)
 
 static int put_key(struct mg_buf *b, const char *key)
 {
-	return mg_buf_printf(b, ",\"%s\":", key);
+	if (mg_buf_append(b, ",\"", 2) < 0 || mg_buf_puts(b, key) < 0)
+		return -1;
+	return mg_buf_append(b, "\":", 2);
+}
+
+static int put_int(struct mg_buf *b, const char *key, int64_t v)
+{
+	char num[MG_I64_CHARS];
+	size_t n = mg_fmt_i64(num, v);
+	if (put_key(b, key) < 0)
+		return -1;
+	return mg_buf_append(b, num, n);
 }
 
 static int put_member(struct mg_buf *b, const char *key, const char *value)
@@ -156,8 +174,9 @@ int mg_audit_serialize(const struct mg_audit_event *ev, int64_t unix_us,
 {
 	char ts[28];
 	mg_audit_format_time(unix_us, ts);
-	if (mg_buf_printf(out, "{\"timestamp\":\"%s\",\"event_type\":\"%s\"", ts,
-	                  mg_audit_type_name(ev->type)) < 0)
+	if (mg_buf_append(out, "{\"timestamp\":\"", 14) < 0 || mg_buf_append(out, ts, 27) < 0 ||
+	    mg_buf_append(out, "\",\"event_type\":\"", 16) < 0 ||
+	    mg_buf_puts(out, mg_audit_type_name(ev->type)) < 0 || mg_buf_putc(out, '"') < 0)
 		return -1;
 	if (put_member(out, "request_id", ev->request_id) < 0 ||
 	    put_member(out, "trace_id", ev->trace_id) < 0 ||
@@ -168,10 +187,9 @@ int mg_audit_serialize(const struct mg_audit_event *ev, int64_t unix_us,
 	    put_member(out, "method", ev->method) < 0 || put_member(out, "tool", ev->tool) < 0)
 		return -1;
 	if (ev->success >= 0 &&
-	    mg_buf_printf(out, ",\"success\":%s", ev->success ? "true" : "false") < 0)
+	    mg_buf_puts(out, ev->success ? ",\"success\":true" : ",\"success\":false") < 0)
 		return -1;
-	if (ev->duration_ms >= 0 &&
-	    mg_buf_printf(out, ",\"duration_ms\":%lld", (long long)ev->duration_ms) < 0)
+	if (ev->duration_ms >= 0 && put_int(out, "duration_ms", ev->duration_ms) < 0)
 		return -1;
 	if (put_member(out, "message", ev->message) < 0)
 		return -1;

@@ -333,9 +333,11 @@ static void reply_auth_failure(struct mg_gateway *gw, struct mg_http_req *req, s
 		h[n++] = (struct mg_http_hdr){ "WWW-Authenticate", challenge };
 	}
 	/* The reason goes to the log only: it may say which provider refused. */
-	mg_log_info("auth: %d for %s %s from %s: %s", status, mg_http_req_method(req),
+	char rid[17];
+	audit_request_id(req, rid);
+	mg_log_info("auth: %d for %s %s from %s: %s (request %s)", status, mg_http_req_method(req),
 	            mg_http_req_path(req), mg_http_req_peer(req),
-	            o->reason[0] ? o->reason : "no credentials");
+	            o->reason[0] ? o->reason : "no credentials", rid);
 	cors_headers(gw, req, h, &n);
 	json_t *e = mg_rpc_error_new(NULL, MG_RPC_INVALID_REQUEST, msg, NULL);
 	mg_reply_json(req, status, e, h, n);

@@ -265,6 +265,28 @@ describe('audit file rotation and restart', () => {
         }
     });
 
+    test('the export obeys the SSRF rule: a loopback collector needs allow_private_networks', async () => {
+        const dir = tempDir('mcp-guard-audit-ssrf-');
+        const recvLog = path.join(dir, 'received.jsonl');
+        const port = await freePort();
+        const receiver = await startReceiver(port, recvLog);
+        const gw = await startAuthGateway({
+            audit: { stdout: false, export_url: `http://127.0.0.1:${port}/ingest`, export_batch_size: 1, export_interval_secs: 1, spool_dir: path.join(dir, 'spool') }
+        });
+        try {
+            const r = await gw.mcp({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { message: 'x' }, _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {} } } }, { headers: { 'MCP-Protocol-Version': '2026-07-28', 'Mcp-Method': 'tools/call', 'Mcp-Name': 'echo' } });
+            assert.equal(r.status, 200);
+            // refused at connect time, kept in the spool, never delivered
+            await waitFor(() => spoolFiles(path.join(dir, 'spool')).length >= 2, { timeoutMs: 30000, message: 'the refused batches in the spool' });
+            assert.match(gw.stderr, /audit: export of 1 record\(s\) failed: .*(private|refused|not allowed)/i);
+            assert.equal(received(recvLog).length, 0);
+            await gw.stop();
+        } finally {
+            await gw.kill();
+            await killReceiver(receiver);
+        }
+    });
+
     test('a bad redaction pattern is refused by validate with file:line:col', () => {
         const dir = tempDir('mcp-guard-audit-cfg-');
         const f = path.join(dir, 'mcp-guard.toml');
