@@ -78,6 +78,8 @@ struct mg_audit {
 	uint64_t batch_since_us;
 	uint64_t last_head_log_us;
 	uint64_t rng;
+	bool export_down;     /* the last attempt failed: batches go to the spool */
+	uint64_t retry_at_us; /* when the collector is tried again (one attempt) */
 
 	/* loop thread only */
 	uint64_t drop_logged_us, drops_unlogged;
@@ -280,14 +282,21 @@ static enum mg_sink_result send_batch(struct mg_audit *a, const struct mg_audit_
                                       bool final)
 {
 	enum mg_sink_result r = MG_SINK_RETRY;
-	for (int attempt = 0; attempt <= RETRIES; attempt++) {
+	/* a collector already known to be down gets one attempt per interval, so
+	 * the writer keeps up with the queue (into the spool) meanwhile */
+	int retries = final || a->export_down ? 0 : RETRIES;
+	for (int attempt = 0; attempt <= retries; attempt++) {
 		long retry_after = -1;
 		char err[300] = "";
 		r = a->http.ops->deliver(a->http.self, b, &retry_after, err, sizeof err);
-		if (r == MG_SINK_OK)
+		if (r == MG_SINK_OK) {
+			if (a->export_down)
+				mg_log_info("audit: the collector takes batches again");
+			a->export_down = false;
 			return r;
+		}
 		atomic_fetch_add(&a->export_errors, 1);
-		bool last = final || attempt == RETRIES || r == MG_SINK_REJECT || is_stopping(a);
+		bool last = attempt == retries || r == MG_SINK_REJECT || is_stopping(a);
 		mg_log_warn("audit: export of %zu record(s) failed: %s%s", b->n, err,
 		            last ? "" : "; retrying");
 		if (last)
@@ -303,6 +312,8 @@ static enum mg_sink_result send_batch(struct mg_audit *a, const struct mg_audit_
 			ms = BACKOFF_MAX_MS;
 		backoff_sleep(a, ms);
 	}
+	a->export_down = true;
+	a->retry_at_us = mg_now_us() + (uint64_t)a->cfg->export_interval_secs * 1000000u;
 	return r;
 }
 
@@ -326,8 +337,8 @@ static void spool_or_drop(struct mg_audit *a, struct mg_audit_batch *b, const ch
  * goes to the spool. */
 static void export_flush(struct mg_audit *a, bool final)
 {
-	bool down = false;
-	while (a->spool && mg_audit_spool_files(a->spool) > 0) {
+	bool down = a->export_down && !final && mg_now_us() < a->retry_at_us;
+	while (!down && a->spool && mg_audit_spool_files(a->spool) > 0) {
 		struct mg_audit_batch sb;
 		char err[300];
 		int pr = mg_audit_spool_peek(a->spool, &sb, err, sizeof err);
@@ -356,7 +367,7 @@ static void export_flush(struct mg_audit *a, bool final)
 			atomic_fetch_add(&a->exported, a->batch.n);
 		else
 			spool_or_drop(a, &a->batch,
-			              down ? "older batches are waiting in the spool"
+			              down ? "the collector is down or older batches are waiting"
 			              : r == MG_SINK_REJECT ? "the collector refused the batch"
 			                                    : "the collector is unreachable");
 	}

@@ -367,9 +367,9 @@ static const struct mg_field audit_fields[] = {
 	  .off = offsetof(S, export_headers),
 	  .flags = MG_FF_SECRET,
 	  .example = "{ Authorization = \"Bearer <token>\" }",
-	  .help = "Extra headers sent with each export. Values may also come from the "
-	          "environment (export_headers_env = { Authorization = \"VAR\" }) or files "
-	          "(export_headers_file = { Authorization = \"/run/secrets/siem\" })." },
+	  .help = "Extra headers sent with each export (a token for the collector: "
+	          "export_headers_env = { Authorization = \"VAR\" } takes the value from the "
+	          "environment, export_headers_file from a file)." },
 	ENUM(S, export_format, "export_format", "ndjson", audit_formats,
 	     "Body of an export: ndjson (one record per line), json_array (Datadog logs "
 	     "intake), splunk_hec (HEC event envelopes), elasticsearch_bulk (_bulk create "

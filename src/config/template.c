@@ -221,6 +221,9 @@ static void md_type(struct mg_buf *b, const struct mg_field *f)
 		break;
 	case MG_F_MAP:
 		mg_buf_puts(b, "table of strings");
+		if (f->flags & MG_FF_SECRET)
+			mg_buf_printf(b, " (secret values: or tables `%s_env`, `%s_file`)", f->name,
+			              f->name);
 		break;
 	case MG_F_MAP_STRINGS:
 		mg_buf_puts(b, "table of string lists");

@@ -517,7 +517,7 @@ static void test_writer_spool_first(void **state)
 	char toml[512];
 	snprintf(toml, sizeof toml,
 	         "[audit]\nstdout = false\nhash_chain = true\nexport_batch_size = 2\n"
-	         "export_interval_secs = 3600\nspool_dir = \"%s\"\n%s",
+	         "export_interval_secs = 1\nspool_dir = \"%s\"\n%s",
 	         dir, upstream_toml);
 	struct mg_config *cfg = load(toml);
 	struct fake f = { .up = 0 };
@@ -530,7 +530,9 @@ static void test_writer_spool_first(void **state)
 	emit_n(a, 1, 4); /* two batches, both spooled */
 	wait_for(a, 4, 0);
 	f.up = 1;
-	emit_n(a, 5, 3); /* the next full batch sends the spool first */
+	/* the collector is tried again at the next interval: the spool first, in
+	 * order, then what came since */
+	emit_n(a, 5, 3);
 	wait_for(a, 4, 6);
 	mg_audit_free(a); /* the last partial batch (t7) goes out at shutdown */
 	/* every record once, in order, chained */
@@ -547,7 +549,7 @@ static void test_writer_spool_first(void **state)
 		p = nl + 1;
 	}
 	assert_int_equal(*p, '\0');
-	assert_int_equal(f.deliveries, 4);
+	assert_true(f.deliveries >= 3 && f.deliveries <= 5);
 	/* the spool is empty again */
 	struct mg_audit_spool *sp = mg_audit_spool_open(dir, 1 << 20, err, sizeof err);
 	assert_int_equal(mg_audit_spool_files(sp), 0);
