@@ -458,6 +458,9 @@ static void authenticate_then_dispatch(struct mg_gateway *gw, struct mg_http_req
 static void exchange_free(struct mg_exchange *x)
 {
 	struct mg_gateway *gw = x->gw;
+	/* every audited tools/call gets its result record, however it ended */
+	if (x->audit_tool)
+		audit_result(x, NULL, NULL, 0, "the call ended without an answer (cancelled)");
 	if (x->session) {
 		if (x->prev)
 			x->prev->next = x->next;
@@ -481,7 +484,6 @@ static void exchange_free(struct mg_exchange *x)
 	json_decref(x->orig_id);
 	json_decref(x->orig_token);
 	mg_identity_unref(x->identity);
-	free(x->audit_tool);
 	free(x);
 }
 
