@@ -287,6 +287,45 @@ describe('audit file rotation and restart', () => {
         }
     });
 
+    test('splunk_hec and elasticsearch_bulk framings reach a real collector', async () => {
+        for (const format of ['splunk_hec', 'elasticsearch_bulk']) {
+            const dir = tempDir('mcp-guard-audit-fmt-');
+            const recvLog = path.join(dir, 'received.jsonl');
+            const file = path.join(dir, 'audit.jsonl');
+            const port = await freePort();
+            const receiver = await startReceiver(port, recvLog);
+            const gw = await startAuthGateway({
+                audit: { stdout: false, file, export_url: `http://127.0.0.1:${port}/in`, allow_private_networks: true, export_format: format, export_batch_size: 2, splunk_index: 'mcp' }
+            });
+            try {
+                const r = await gw.mcp({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { message: 'x' }, _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {} } } }, { headers: { 'MCP-Protocol-Version': '2026-07-28', 'Mcp-Method': 'tools/call', 'Mcp-Name': 'echo' } });
+                assert.equal(r.status, 200);
+                await waitFor(() => received(recvLog).length === 1, { message: `the ${format} batch` });
+                await gw.stop();
+                const lines = readFileSync(file, 'utf8').split('\n').filter(Boolean);
+                const [req] = received(recvLog);
+                assert.equal(lines.length, 2);
+                if (format === 'splunk_hec') {
+                    assert.equal(req.headers['content-type'], 'application/json');
+                    const envs = req.body.split('\n').filter(Boolean).map(l => JSON.parse(l));
+                    assert.deepEqual(envs.map(e => e.event), lines.map(l => JSON.parse(l)));
+                    for (const e of envs) {
+                        assert.deepEqual(Object.keys(e), ['time', 'host', 'source', 'sourcetype', 'index', 'event']);
+                        assert.equal(e.index, 'mcp');
+                        assert.equal(e.sourcetype, 'mcp-guard:audit');
+                        assert.ok(Math.abs(e.time * 1000 - Date.parse(e.event.timestamp)) < 1, `time ${e.time} vs ${e.event.timestamp}`);
+                    }
+                } else {
+                    assert.equal(req.headers['content-type'], 'application/x-ndjson');
+                    assert.equal(req.body, lines.map(l => `{"create":{}}\n${l}\n`).join(''));
+                }
+            } finally {
+                await gw.kill();
+                await killReceiver(receiver);
+            }
+        }
+    });
+
     test('a bad redaction pattern is refused by validate with file:line:col', () => {
         const dir = tempDir('mcp-guard-audit-cfg-');
         const f = path.join(dir, 'mcp-guard.toml');
