@@ -461,6 +461,7 @@ static void test_framing(void **state)
 
 struct fake {
 	_Atomic int up;
+	_Atomic int hold;
 	pthread_mutex_t mu;
 	struct mg_buf got; /* every delivered record, in order */
 	int deliveries;
@@ -471,6 +472,8 @@ static enum mg_sink_result fake_deliver(void *self, const struct mg_audit_batch 
 {
 	struct fake *f = self;
 	*ra = -1;
+	while (f->hold) /* a collector that does not answer yet */
+		usleep(1000);
 	if (!f->up) {
 		snprintf(err, err_size, "HTTP 400 (fake)");
 		return MG_SINK_REJECT; /* no retries: the test needs no sleeping */
@@ -589,6 +592,40 @@ static void test_queue_overflow_drops_and_counts(void **state)
 	mg_config_free(cfg);
 }
 
+static void test_queue_block_policy_is_bounded(void **state)
+{
+	(void)state;
+	char toml[256];
+	snprintf(toml, sizeof toml,
+	         "[audit]\nstdout = false\nqueue_size = 16\noverflow = \"block\"\n"
+	         "block_timeout_ms = 1\nexport_batch_size = 1\n%s",
+	         upstream_toml);
+	struct mg_config *cfg = load(toml);
+	struct fake f = { .up = 1, .hold = 1 };
+	pthread_mutex_init(&f.mu, NULL);
+	mg_buf_init(&f.got, 0);
+	struct mg_audit_sink sink = { .ops = &fake_ops, .self = &f };
+	char err[256];
+	struct mg_audit *a = mg_audit_start(&cfg->audit, &sink, err, sizeof err);
+	assert_non_null(a);
+	/* the writer is stuck in the collector: the queue fills, each further
+	 * event waits at most block_timeout_ms and is then dropped and counted */
+	emit_n(a, 0, 100);
+	struct mg_audit_stats st;
+	mg_audit_stats(a, &st);
+	assert_int_equal(st.emitted + st.dropped, 100);
+	assert_true(st.dropped >= 100 - 2 * 16); /* one run taken, then stuck */
+	f.hold = 0;
+	mg_audit_free(a);
+	size_t got = 0;
+	for (size_t i = 0; i < f.got.len; i++)
+		got += f.got.data[i] == '\n';
+	assert_int_equal(got, st.emitted);
+	mg_buf_free(&f.got);
+	pthread_mutex_destroy(&f.mu);
+	mg_config_free(cfg);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -604,6 +641,7 @@ int main(void)
 		cmocka_unit_test(test_framing),
 		cmocka_unit_test(test_writer_spool_first),
 		cmocka_unit_test(test_queue_overflow_drops_and_counts),
+		cmocka_unit_test(test_queue_block_policy_is_bounded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
