@@ -82,6 +82,12 @@ static const struct mg_cli_command commands[] = {
 	  "Prints the configuration reference tables generated from the schema; "
 	  "docs/configuration.md embeds this output, mcp-guard.toml(5) the --man one.",
 	  reference_opts, COUNT(reference_opts), 0, mg_cmd_config_reference },
+	{ "audit", "verify a hash-chained audit log", "verify FILE...",
+	  "Checks that the audit records in FILE... (one chain, oldest file first) are\n"
+	  "complete and unmodified: prints \"OK: N records, head <hash>\" and exits 0, or\n"
+	  "the first broken or missing record (file, line, seq, reason) and exits 1.\n"
+	  "Records are written with [audit] hash_chain = true.",
+	  NULL, 0, MG_CLI_MAX_ARGS, mg_cmd_audit },
 };
 
 static void print_main_help(FILE *out)

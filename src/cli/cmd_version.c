@@ -34,6 +34,10 @@ static const char *const features[] = {
 	"authz:tools-resources-prompts",
 	"ratelimit:gcra",
 	"ratelimit:redis",
+	"audit:stdout",
+	"audit:file",
+	"audit:http-export",
+	"audit:hash-chain",
 };
 
 int mg_cmd_version(struct mg_cli *cli)

@@ -7,6 +7,7 @@
 #include "config/checks.h"
 
 #include <arpa/inet.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,7 @@
 
 #include "config/decode.h"
 #include "util/crypto.h"
+#include "util/jpath.h"
 #include "util/str.h"
 
 #define JWT_MIN_SECRET 32
@@ -395,6 +397,58 @@ void mg_check_audit(struct mg_decode *dc, void *obj, const struct mg_cnode *node
 		mg_schema_warning(dc, node, path,
 		                  "audit is enabled but has no destination (stdout, file or "
 		                  "export_url): events are only counted");
+	char why[256];
+	for (size_t i = 0; i < a->redact_paths.n; i++) {
+		struct mg_jpath jp;
+		if (mg_jpath_parse(a->redact_paths.v[i], &jp, why, sizeof why) == 0) {
+			mg_jpath_free(&jp);
+			continue;
+		}
+		char *p = kpath(path, "redact_paths");
+		mg_schema_error(dc, item_node(dc, node, "redact_paths", i), p,
+		                "invalid JSON path \"%s\": %s", a->redact_paths.v[i], why);
+		free(p);
+	}
+	for (size_t i = 0; i < a->redact_patterns.n; i++) {
+		regex_t re;
+		int rc = regcomp(&re, a->redact_patterns.v[i], REG_EXTENDED);
+		if (rc == 0) {
+			regfree(&re);
+			continue;
+		}
+		regerror(rc, &re, why, sizeof why);
+		char *p = kpath(path, "redact_patterns");
+		mg_schema_error(dc, item_node(dc, node, "redact_patterns", i), p,
+		                "invalid regular expression \"%s\" (POSIX extended): %s",
+		                a->redact_patterns.v[i], why);
+		free(p);
+	}
+	for (size_t i = 0; i < a->export_headers.n; i++) {
+		const struct mg_kv *kv = &a->export_headers.v[i];
+		if (strpbrk(kv->key, "\r\n:") || strpbrk(kv->value, "\r\n")) {
+			char *p = kpath(path, "export_headers");
+			mg_schema_error(dc, key_node(dc, node, "export_headers"), p,
+			                "header \"%s\": names and values cannot hold CR, LF (or a "
+			                "colon in the name)",
+			                kv->key);
+			free(p);
+		}
+	}
+	if (a->export_format == 1 && a->export_batch_size > 1000) {
+		char *p = kpath(path, "export_batch_size");
+		mg_schema_error(
+		    dc, key_node(dc, node, "export_batch_size"), p,
+		    "export_format = \"json_array\" (Datadog logs intake) takes at most "
+		    "1000 entries per request; found %lld",
+		    (long long)a->export_batch_size);
+		free(p);
+	}
+	if (a->spool_dir && !a->export_url) {
+		char *p = kpath(path, "spool_dir");
+		mg_schema_warning(dc, key_node(dc, node, "spool_dir"), p,
+		                  "spool_dir is only used with export_url");
+		free(p);
+	}
 }
 
 void mg_check_tracing(struct mg_decode *dc, void *obj, const struct mg_cnode *node,

@@ -174,6 +174,23 @@ struct mg_audit_config {
 	int64_t export_interval_secs;
 	struct mg_kvv export_headers;
 	int64_t queue_size;
+	int64_t overflow; /* 0 drop, 1 block */
+	int64_t block_timeout_ms;
+	int64_t fsync; /* 0 never, 1 batch, 2 always */
+	bool hash_chain;
+	int64_t head_log_interval_secs;
+	bool include_arguments;
+	bool include_results;
+	struct mg_strv redact_paths;
+	struct mg_strv redact_patterns;
+	int64_t export_format; /* 0 ndjson, 1 json_array, 2 splunk_hec, 3 elasticsearch_bulk */
+	int64_t export_timeout_secs;
+	bool allow_private_networks;
+	char *spool_dir;
+	int64_t spool_max_bytes;
+	char *splunk_source;
+	char *splunk_sourcetype;
+	char *splunk_index;
 };
 
 struct mg_tracing_config {

@@ -601,6 +601,9 @@ static void decode_section(struct mg_decode *dc, const struct mg_section *sec, v
                            const struct mg_cnode *node, const char *path);
 
 static void decode_field(struct mg_decode *dc, const struct mg_field *f, void *obj,
+                         const struct mg_cnode *table, const char *path);
+
+static void decode_field(struct mg_decode *dc, const struct mg_field *f, void *obj,
                          const struct mg_cnode *table, const char *path)
 {
 	void *p = at(obj, f->off);

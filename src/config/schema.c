@@ -87,6 +87,10 @@ static const char *const transports[] = { "stdio", "http", "sse", NULL };
 static const char *const stdio_modes[] = { "shared", "per_session", NULL };
 static const char *const protocols[] = { "auto", "legacy", NULL };
 static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
+static const char *const audit_overflows[] = { "drop", "block", NULL };
+static const char *const audit_fsyncs[] = { "never", "batch", "always", NULL };
+static const char *const audit_formats[] = { "ndjson", "json_array", "splunk_hec",
+	                                     "elasticsearch_bulk", NULL };
 
 /* ---- [server] -------------------------------------------------------------------------- */
 
@@ -370,10 +374,60 @@ static const struct mg_field audit_fields[] = {
 	INT(S, export_batch_size, "export_batch_size", "100", 1, 10000, "Events per export batch."),
 	INT(S, export_interval_secs, "export_interval_secs", "30", 1, 3600,
 	    "Seconds between exports of a partial batch."),
-	SECRET_MAP(S, export_headers, "export_headers", "{ Authorization = \"Bearer <token>\" }",
-	           "Extra headers sent with each export."),
+	{ .name = "export_headers",
+	  .type = MG_F_MAP,
+	  .off = offsetof(S, export_headers),
+	  .flags = MG_FF_SECRET,
+	  .example = "{ Authorization = \"Bearer <token>\" }",
+	  .help = "Extra headers sent with each export (a token for the collector: "
+	          "export_headers_env = { Authorization = \"VAR\" } takes the value from the "
+	          "environment, export_headers_file from a file)." },
+	ENUM(S, export_format, "export_format", "ndjson", audit_formats,
+	     "Body of an export: ndjson (one record per line), json_array (Datadog logs "
+	     "intake), splunk_hec (HEC event envelopes), elasticsearch_bulk (_bulk create "
+	     "actions)."),
+	INT(S, export_timeout_secs, "export_timeout_secs", "10", 1, 300,
+	    "Seconds one export request may take."),
+	BOOL(S, allow_private_networks, "allow_private_networks", "false",
+	     "Let export_url reach loopback and private addresses (a collector inside the "
+	     "network). Link-local and cloud metadata addresses stay refused."),
+	STR(S, spool_dir, "spool_dir", NULL, 0, "\"/var/lib/mcp-guard/audit-spool\"",
+	    "Directory for batches the export could not deliver; they are re-sent in order "
+	    "before new ones once the collector answers again."),
+	INT(S, spool_max_bytes, "spool_max_bytes", "104857600", 4096, 1099511627776,
+	    "Bytes the spool may hold; a batch beyond it is dropped, counted and logged."),
+	STR(S, splunk_source, "splunk_source", "mcp-guard", 0, NULL,
+	    "`source` of Splunk HEC events (export_format = \"splunk_hec\")."),
+	STR(S, splunk_sourcetype, "splunk_sourcetype", "mcp-guard:audit", 0, NULL,
+	    "`sourcetype` of Splunk HEC events."),
+	STR(S, splunk_index, "splunk_index", NULL, 0, "\"mcp\"",
+	    "`index` of Splunk HEC events; absent: the token's default index."),
 	INT(S, queue_size, "queue_size", "10000", 16, 10000000,
-	    "Events buffered for the writer thread; beyond it events are dropped and counted."),
+	    "Events buffered for the writer thread; beyond it the overflow policy applies."),
+	ENUM(S, overflow, "overflow", "drop", audit_overflows,
+	     "When the queue is full: drop the event (counted and logged), or block the "
+	     "request for at most block_timeout_ms and then drop it."),
+	INT(S, block_timeout_ms, "block_timeout_ms", "100", 1, 10000,
+	    "Milliseconds a request may wait for room in the queue (overflow = \"block\")."),
+	ENUM(S, fsync, "fsync", "batch", audit_fsyncs,
+	     "When the file is synced to disk: never (the OS decides), batch (after each run "
+	     "of records) or always (after every record)."),
+	BOOL(S, hash_chain, "hash_chain", "false",
+	     "Chain records with SHA-256 (seq, prev, hash members) so that `mcp-guard audit "
+	     "verify` finds any edited, removed or reordered record."),
+	INT(S, head_log_interval_secs, "head_log_interval_secs", "300", 0, 86400,
+	    "Seconds between log lines giving the chain head (seq and hash) to anchor "
+	    "elsewhere; 0: only at shutdown."),
+	BOOL(S, include_arguments, "include_arguments", "false",
+	     "Record tool arguments in tool_call events (after redaction)."),
+	BOOL(S, include_results, "include_results", "false",
+	     "Record tool results in tool_call_result events (after redaction)."),
+	STRS(S, redact_paths, "redact_paths", 0, "[\"$.password\", \"$..token\"]",
+	     "JSON paths, rooted at the recorded arguments or result, whose values are "
+	     "replaced by \"[REDACTED]\"."),
+	STRS(S, redact_patterns, "redact_patterns", 0, "[\"sk-[A-Za-z0-9]{20,}\"]",
+	     "POSIX extended regular expressions; matches inside recorded string values are "
+	     "replaced by \"[REDACTED]\"."),
 };
 #undef S
 static const struct mg_section audit_section = SECTION(

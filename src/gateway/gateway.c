@@ -18,6 +18,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "audit/audit.h"
 #include "auth/auth.h"
 #include "build-info.h"
 #include "config/checks.h"
@@ -191,8 +192,17 @@ static void on_request(struct mg_http_req *req, void *arg)
 
 static void on_upstream_state(struct mg_upstream *up, void *arg)
 {
+	struct mg_gateway *gw = arg;
 	if (up->ready)
 		mg_mcp_upstream_ready(arg);
+	else if (gw->audit && !gw->draining) {
+		struct mg_audit_event ev = { .type = MG_AUDIT_UPSTREAM_ERROR,
+			                     .server = up->cfg->name,
+			                     .success = 0,
+			                     .message = "the upstream is down; restarting it",
+			                     .duration_ms = -1 };
+		mg_audit_emit(gw->audit, &ev);
+	}
 }
 
 static void on_upstream_notification(struct mg_upstream *up, struct mg_channel *ch, json_t *msg,
@@ -288,6 +298,15 @@ static void begin_shutdown(struct mg_gateway *gw, const char *why)
  * and TLS certificates atomically. Requests in flight keep the context they
  * started with. A bad file changes nothing. Listener, upstream and limits
  * need a restart. */
+static void audit_reload(struct mg_gateway *gw, int success, const char *message)
+{
+	struct mg_audit_event ev = { .type = MG_AUDIT_CONFIG_RELOAD,
+		                     .success = success,
+		                     .message = message,
+		                     .duration_ms = -1 };
+	mg_audit_emit(gw->audit, &ev);
+}
+
 static void reload(struct mg_gateway *gw)
 {
 	extern char **environ;
@@ -302,6 +321,7 @@ static void reload(struct mg_gateway *gw)
 	mg_diag_free(&diag);
 	if (!cfg) {
 		mg_log_error("reload failed: keeping the current configuration");
+		audit_reload(gw, 0, "invalid configuration: keeping the current one");
 		return;
 	}
 	/* The listener does not change on reload: the new context describes the
@@ -316,12 +336,14 @@ static void reload(struct mg_gateway *gw)
 	struct mg_auth *na = mg_auth_renew(gw->auth, cfg, err, sizeof err);
 	if (!na) {
 		mg_log_error("reload failed: %s; keeping the current configuration", err);
+		audit_reload(gw, 0, "reload failed: keeping the current configuration");
 		mg_config_free(cfg);
 		return;
 	}
 	mg_auth_own_config(na, cfg);
 	if (!mg_auth_enabled(na) && !gw->loopback) {
 		mg_log_error("reload refused: no authentication on a non-loopback listener");
+		audit_reload(gw, 0, "refused: no authentication on a non-loopback listener");
 		mg_auth_unref(na);
 		return;
 	}
@@ -337,6 +359,8 @@ static void reload(struct mg_gateway *gw)
 		tls = mg_tls_server_ctx(&cfg->server.tls, err, sizeof err);
 		if (!tls) {
 			mg_log_error("reload failed: %s; keeping the current configuration", err);
+			audit_reload(gw, 0,
+			             "reload failed: TLS; keeping the current configuration");
 			mg_auth_unref(na);
 			return;
 		}
@@ -345,6 +369,8 @@ static void reload(struct mg_gateway *gw)
 	}
 	mg_auth_unref(gw->auth);
 	gw->auth = na;
+	audit_reload(
+	    gw, 1, tls ? "authentication and TLS certificates updated" : "authentication updated");
 	mg_log_info("reloaded: authentication%s updated; listener, upstream and limit changes "
 	            "apply after a restart",
 	            tls ? " and TLS certificates" : "");
@@ -364,6 +390,11 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 		mg_sd_notify("READY=1");
 		return;
 	}
+	if (sig == SIGUSR1) {
+		/* logrotate moved the audit file: the writer reopens it */
+		mg_audit_reopen(gw->audit);
+		return;
+	}
 	begin_shutdown(gw, sig == SIGTERM ? "SIGTERM" : "SIGINT");
 }
 
@@ -376,8 +407,10 @@ static int setup_signals(struct mg_gateway *gw)
 	gw->sig_int = evsignal_new(gw->base, SIGINT, on_signal, gw);
 	gw->sig_hup = evsignal_new(gw->base, SIGHUP, on_signal, gw);
 	gw->sig_chld = evsignal_new(gw->base, SIGCHLD, on_signal, gw);
-	if (!gw->sig_term || !gw->sig_int || !gw->sig_hup || !gw->sig_chld)
+	gw->sig_usr1 = evsignal_new(gw->base, SIGUSR1, on_signal, gw);
+	if (!gw->sig_term || !gw->sig_int || !gw->sig_hup || !gw->sig_chld || !gw->sig_usr1)
 		return -1;
+	evsignal_add(gw->sig_usr1, NULL);
 	evsignal_add(gw->sig_term, NULL);
 	evsignal_add(gw->sig_int, NULL);
 	evsignal_add(gw->sig_hup, NULL);
@@ -400,12 +433,16 @@ static void teardown(struct mg_gateway *gw)
 		mg_process_reap();
 		gw->up->ops->free(gw->up);
 	}
-	struct event *sigs[] = { gw->sig_term, gw->sig_int, gw->sig_hup, gw->sig_chld,
-		                 gw->shutdown_timer };
-	for (size_t i = 0; i < 5; i++) {
+	struct event *sigs[] = { gw->sig_term, gw->sig_int,        gw->sig_hup,
+		                 gw->sig_chld, gw->shutdown_timer, gw->sig_usr1 };
+	for (size_t i = 0; i < 6; i++) {
 		if (sigs[i])
 			event_free(sigs[i]);
 	}
+	/* After the sessions ended (their session_end events are queued):
+	 * flushes the queue, the last batch and logs the chain head. */
+	mg_audit_free(gw->audit);
+	gw->audit = NULL;
 	mg_auth_unref(gw->auth);
 	mg_ratelimiter_free(gw->rl);
 	mg_fetcher_free(gw->fetcher);
@@ -452,15 +489,11 @@ int mg_gateway_run(const struct mg_config *cfg)
 		            "the upstream; this is allowed only on loopback",
 		            cfg->server.host, (long long)cfg->server.port);
 	}
-	/* Accepted by the schema, not built yet: say so rather than let an
-	 * operator believe events are being recorded. */
-	const struct mg_audit_config *au = &cfg->audit;
-	if (au->enabled && (au->file || au->export_url))
-		mg_log_warn("[audit] names a file or an export URL, but audit logging is not "
-		            "available in this build: no audit events are recorded");
-	else if (au->enabled && au->stdout_enabled)
-		mg_log_info("audit logging is not available in this build: no audit events are "
-		            "written to stdout");
+	gw.audit = mg_audit_new(&cfg->audit, aerr, sizeof aerr);
+	if (!gw.audit && aerr[0]) {
+		mg_log_error("audit: %s", aerr);
+		goto out;
+	}
 	if (cfg->tracing.enabled)
 		mg_log_warn("[tracing] is enabled, but tracing is not available in this build: "
 		            "no spans are exported");

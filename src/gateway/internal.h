@@ -72,6 +72,9 @@ struct mg_exchange {
 	struct event *timeout;
 	char method[MG_METHOD_MAX];
 	uint64_t start_us;
+	char *audit_tool;      /* tools/call being audited: its result is recorded */
+	char audit_rid[17];    /* audit request id (when audit is on) */
+	char audit_client[64]; /* client address, for events after the request is gone */
 };
 
 /* A subscriptions/listen stream (modern). */
@@ -113,6 +116,7 @@ struct mg_session {
 	size_t ring_head, ring_len;
 	bool initialized;
 	bool ended;
+	uint64_t created_us; /* for session_end's duration */
 	bool bridged;        /* served through a modern-only upstream */
 	bool legacy_sse;     /* a 2024-11-05 HTTP+SSE session: ends with its stream */
 	json_t *client_info; /* from initialize, for bridged requests' _meta */
@@ -134,6 +138,7 @@ struct mg_gateway {
 	struct mg_access *accesses; /* requests waiting in the ACCESS phase (JWKS) */
 	struct mg_hold *holds;      /* requests waiting for a rate-limit decision (Redis) */
 	struct mg_ratelimiter *rl;  /* NULL when rate_limit.enabled is false */
+	struct mg_audit *audit;     /* NULL when audit is off */
 	json_t *resource_refs;      /* shared-mode subscription refcounts: uri -> count */
 	json_t *tool_params;        /* x-mcp-header annotations learned from tools/list */
 	uint8_t tools_learned[32];  /* SHA-256 of the last tools/list result learned from */
@@ -141,7 +146,7 @@ struct mg_gateway {
 	time_t started;
 	bool draining;
 	bool loopback;
-	struct event *sig_term, *sig_int, *sig_hup, *sig_chld;
+	struct event *sig_term, *sig_int, *sig_hup, *sig_chld, *sig_usr1;
 	struct event *shutdown_timer;
 	int shutdown_phase;
 	uint64_t phase_start_us;

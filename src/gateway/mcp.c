@@ -24,6 +24,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "audit/audit.h"
 #include "auth/auth.h"
 #include "authz/authz.h"
 #include "gateway/internal.h"
@@ -221,6 +222,89 @@ static bool query_has_credentials(const char *q)
 	return false;
 }
 
+/* ---- audit (LOG phase) ------------------------------------------------------------- */
+
+/* A request id for audit records: a mix of the request's address and start
+ * time with a per-process random salt, so every event of one HTTP request
+ * carries the same id without storing it anywhere. */
+static void audit_request_id(const struct mg_http_req *req, char out[17])
+{
+	static uint64_t salt;
+	if (!salt && (mg_random_bytes(&salt, sizeof salt) < 0 || !salt))
+		salt = 0x9e3779b97f4a7c15ull;
+	uint64_t x =
+	    mg_http_req_start_us(req) ^ salt ^ ((uint64_t)(uintptr_t)req * 0x9e3779b97f4a7c15ull);
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	x ^= x >> 31;
+	snprintf(out, 17, "%016llx", (unsigned long long)x);
+}
+
+/* One event about `req` (callers test gw->audit first: one branch when off). */
+static void audit_req(struct mg_gateway *gw, const struct mg_http_req *req, enum mg_audit_type type,
+                      const struct mg_identity *id, const char *method, const char *tool,
+                      int success, const char *message)
+{
+	char rid[17];
+	audit_request_id(req, rid);
+	struct mg_audit_event ev = {
+		.type = type,
+		.request_id = rid,
+		.identity = id ? id->id : NULL,
+		.provider = id ? id->provider : NULL,
+		.client = mg_http_req_peer(req),
+		.server = gw->up ? gw->up->cfg->name : NULL,
+		.method = method,
+		.tool = tool,
+		.success = success,
+		.message = message,
+		.duration_ms = -1,
+	};
+	mg_audit_emit(gw->audit, &ev);
+}
+
+/* The tool_call_result of exchange `x`: `msg` is the answer (a tree), or
+ * `result`/`rlen` its result member as text (fast path), or neither (the
+ * client left). */
+static void audit_result(struct mg_exchange *x, const json_t *msg, const char *result, size_t rlen,
+                         const char *why)
+{
+	struct mg_gateway *gw = x->gw;
+	json_t *res = msg ? json_object_get(msg, "result") : NULL;
+	json_t *err = msg ? json_object_get(msg, "error") : NULL;
+	json_t *parsed = NULL;
+	int ok = 0;
+	if (result) {
+		ok = !memmem(result, rlen, "\"isError\":true", 14);
+		if (mg_audit_wants_results(gw->audit))
+			res = parsed = json_loadb(result, rlen, 0, NULL);
+	} else if (msg) {
+		ok = !err && !json_is_true(json_object_get(res, "isError"));
+		if (err)
+			why = json_string_value(json_object_get(err, "message"));
+		else if (!ok)
+			why = "the tool reported an error (isError)";
+	}
+	struct mg_audit_event ev = {
+		.type = MG_AUDIT_TOOL_CALL_RESULT,
+		.request_id = x->audit_rid,
+		.identity = x->identity ? x->identity->id : NULL,
+		.provider = x->identity ? x->identity->provider : NULL,
+		.client = x->audit_client,
+		.server = gw->up ? gw->up->cfg->name : NULL,
+		.method = x->method,
+		.tool = x->audit_tool,
+		.success = ok,
+		.message = why,
+		.duration_ms = (int64_t)((mg_now_us() - x->start_us) / 1000),
+		.result = res,
+	};
+	mg_audit_emit(gw->audit, &ev);
+	json_decref(parsed);
+	free(x->audit_tool);
+	x->audit_tool = NULL;
+}
+
 static void reply_auth_failure(struct mg_gateway *gw, struct mg_http_req *req, struct mg_auth *auth,
                                const struct mg_auth_outcome *o)
 {
@@ -250,9 +334,11 @@ static void reply_auth_failure(struct mg_gateway *gw, struct mg_http_req *req, s
 		h[n++] = (struct mg_http_hdr){ "WWW-Authenticate", challenge };
 	}
 	/* The reason goes to the log only: it may say which provider refused. */
-	mg_log_info("auth: %d for %s %s from %s: %s", status, mg_http_req_method(req),
+	char rid[17];
+	audit_request_id(req, rid);
+	mg_log_info("auth: %d for %s %s from %s: %s (request %s)", status, mg_http_req_method(req),
 	            mg_http_req_path(req), mg_http_req_peer(req),
-	            o->reason[0] ? o->reason : "no credentials");
+	            o->reason[0] ? o->reason : "no credentials", rid);
 	cors_headers(gw, req, h, &n);
 	json_t *e = mg_rpc_error_new(NULL, MG_RPC_INVALID_REQUEST, msg, NULL);
 	mg_reply_json(req, status, e, h, n);
@@ -302,9 +388,17 @@ static void after_auth(struct mg_gateway *gw, struct mg_http_req *req, struct mg
 	if (o->status != MG_AUTH_OK) {
 		if (o->status != MG_AUTH_UNAVAILABLE)
 			ip_charge_failure(gw, req);
+		if (gw->audit)
+			audit_req(gw, req, MG_AUDIT_AUTH_FAILURE, NULL, NULL, NULL, 0,
+			          o->status == MG_AUTH_UNAVAILABLE
+			              ? "credentials cannot be checked now"
+			          : o->reason[0] ? o->reason
+			                         : "no credentials");
 		reply_auth_failure(gw, req, auth, o);
 		return;
 	}
+	if (gw->audit && strcmp(o->identity->provider, "anonymous") != 0)
+		audit_req(gw, req, MG_AUDIT_AUTH_SUCCESS, o->identity, NULL, NULL, 1, NULL);
 	rate_limit_then_dispatch(gw, req, o->identity);
 	mg_identity_unref(o->identity);
 }
@@ -365,6 +459,9 @@ static void authenticate_then_dispatch(struct mg_gateway *gw, struct mg_http_req
 static void exchange_free(struct mg_exchange *x)
 {
 	struct mg_gateway *gw = x->gw;
+	/* every audited tools/call gets its result record, however it ended */
+	if (x->audit_tool)
+		audit_result(x, NULL, NULL, 0, "the call ended without an answer (cancelled)");
 	if (x->session) {
 		if (x->prev)
 			x->prev->next = x->next;
@@ -416,6 +513,8 @@ static void exchange_finish_text(struct mg_exchange *x, char *text, size_t len, 
 
 static void exchange_finish(struct mg_exchange *x, json_t *msg, int status)
 {
+	if (x->audit_tool)
+		audit_result(x, msg, NULL, 0, NULL);
 	size_t len = 0;
 	char *text = mg_json_dump(msg, &len);
 	exchange_finish_text(x, text, len, status);
@@ -621,6 +720,9 @@ static void on_raw_reply(struct mg_call *call, const char *text, size_t len,
 		};
 		struct mg_http_req *req = x->req;
 		x->req = NULL;
+		if (x->audit_tool)
+			audit_result(x, NULL, text + js->result.start,
+			             js->result.end - js->result.start, NULL);
 		mg_http_req_on_close(req, NULL, NULL);
 		mg_http_reply_parts(req, 200, "application/json", NULL, 0, parts, 3);
 		free(dumped);
@@ -634,6 +736,9 @@ static void on_raw_reply(struct mg_call *call, const char *text, size_t len,
 	memcpy(out + js->id.start, id, id_len);
 	memcpy(out + js->id.start + id_len, text + js->id.end, tail);
 	free(dumped);
+	if (x->audit_tool)
+		audit_result(x, NULL, text + js->result.start, js->result.end - js->result.start,
+		             NULL);
 	exchange_finish_text(x, out, js->id.start + id_len + tail, 200);
 	return;
 parsed:
@@ -677,6 +782,17 @@ static void on_exchange_timeout(evutil_socket_t fd, short what, void *arg)
 	char m[256];
 	snprintf(m, sizeof m, "the upstream did not answer %s within %ld s; request cancelled",
 	         x->method, request_timeout(x->gw));
+	if (x->gw->audit) {
+		struct mg_audit_event ev = { .type = MG_AUDIT_UPSTREAM_ERROR,
+			                     .request_id = x->audit_rid[0] ? x->audit_rid : NULL,
+			                     .server = x->gw->up->cfg->name,
+			                     .method = x->method,
+			                     .tool = x->audit_tool,
+			                     .success = 0,
+			                     .message = m,
+			                     .duration_ms = -1 };
+		mg_audit_emit(x->gw->audit, &ev);
+	}
 	mg_channel_cancel(&x->call, "request timed out at the gateway");
 	exchange_error(x, MG_RPC_INTERNAL_ERROR, m, json_pack("{s:s}", "mcpGuard", "timeout"));
 }
@@ -688,6 +804,8 @@ static void on_exchange_client_close(struct mg_http_req *req, void *arg)
 	x->req = NULL;
 	mg_stream_detach(&x->stream);
 	mg_channel_cancel(&x->call, "client disconnected");
+	if (x->audit_tool)
+		audit_result(x, NULL, NULL, 0, "the client left before the answer; call cancelled");
 	exchange_free(x);
 }
 
@@ -796,6 +914,30 @@ static void exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struc
 	x->call.on_progress = on_progress;
 	x->call.arg = x;
 	x->call.identity = id ? id->key : NULL;
+	if (gw->audit) {
+		audit_request_id(req, x->audit_rid);
+		snprintf(x->audit_client, sizeof x->audit_client, "%s", mg_http_req_peer(req));
+		json_t *name = strcmp(msg->method, "tools/call") == 0 && msg->params
+		                   ? json_object_get(msg->params, "name")
+		                   : NULL;
+		if (json_is_string(name)) {
+			x->audit_tool = mg_strdup(json_string_value(name));
+			struct mg_audit_event ev = {
+				.type = MG_AUDIT_TOOL_CALL,
+				.request_id = x->audit_rid,
+				.identity = id ? id->id : NULL,
+				.provider = id ? id->provider : NULL,
+				.client = x->audit_client,
+				.server = gw->up->cfg->name,
+				.method = msg->method,
+				.tool = x->audit_tool,
+				.success = -1,
+				.duration_ms = -1,
+				.arguments = json_object_get(msg->params, "arguments"),
+			};
+			mg_audit_emit(gw->audit, &ev);
+		}
+	}
 	if (s) {
 		x->next = s->exchanges;
 		if (s->exchanges)
@@ -813,6 +955,11 @@ static void exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struc
 	if (bridge == MG_BRIDGE_TO_MODERN)
 		add_modern_meta(s, msg->root);
 	if (!ch || forward(gw, req, ch, x, msg) < 0) {
+		if (x->audit_tool)
+			audit_result(x, NULL, NULL, 0, "the upstream is not available");
+		if (gw->audit)
+			audit_req(gw, req, MG_AUDIT_UPSTREAM_ERROR, id, msg->method, NULL, 0,
+			          "the upstream is not available");
 		x->req = NULL;
 		mg_reply_rpc_error(req, 503, x->orig_id, MG_RPC_INTERNAL_ERROR,
 		                   "the upstream is not available", NULL);
@@ -1156,6 +1303,12 @@ static bool authorize_or_reply(struct mg_gateway *gw, struct mg_http_req *req,
 		return true;
 	gw->denied_total++;
 	static const char *const kinds[] = { "", "tool", "resource", "prompt" };
+	if (gw->audit) {
+		char target[256], m[64];
+		snprintf(target, sizeof target, "%.*s", (int)(t.len > 255 ? 255 : t.len), t.name);
+		snprintf(m, sizeof m, "%s not allowed for this identity", kinds[t.kind]);
+		audit_req(gw, req, MG_AUDIT_AUTHZ_DENIED, id, msg->method, target, 0, m);
+	}
 	mg_log_info("authz: %s %.*s denied to %s", kinds[t.kind], (int)(t.len > 200 ? 200 : t.len),
 	            t.name, id->key);
 	char scopes[512];
@@ -1894,9 +2047,12 @@ static void rate_headers(struct mg_http_req *req, const struct mg_rl_decision *d
 }
 
 static void reply_limited(struct mg_gateway *gw, struct mg_http_req *req, json_t *id,
-                          const struct mg_rl_decision *d, const char *what)
+                          const struct mg_rl_decision *d, const char *what,
+                          const struct mg_identity *who)
 {
 	gw->limited_total++;
+	if (gw->audit)
+		audit_req(gw, req, MG_AUDIT_RATE_LIMITED, who, NULL, NULL, 0, what);
 	int64_t secs = ceil_secs(d->retry_after_us);
 	if (secs < 1)
 		secs = 1;
@@ -1947,7 +2103,7 @@ static bool ip_limit_or_reply(struct mg_gateway *gw, struct mg_http_req *req)
 	mg_ratelimiter_peek(gw->rl, key, (size_t)n, &r, (int64_t)mg_now_us(), &d);
 	if (d.allowed)
 		return true;
-	reply_limited(gw, req, NULL, &d, "too many failed authentications from this address");
+	reply_limited(gw, req, NULL, &d, "too many failed authentications from this address", NULL);
 	return false;
 }
 
@@ -1968,7 +2124,7 @@ static void identity_decided(struct mg_hold *h, const struct mg_rl_decision *d)
 {
 	rate_headers(h->req, d);
 	if (!d->allowed) {
-		reply_limited(h->gw, h->req, NULL, d, "rate limit of this identity");
+		reply_limited(h->gw, h->req, NULL, d, "rate limit of this identity", h->id);
 		return;
 	}
 	dispatch_method(h->gw, h->req, h->id);
@@ -2028,7 +2184,7 @@ static void tool_decided(struct mg_hold *h, const struct mg_rl_decision *d)
 		json_t *name = json_object_get(h->msg.params, "name");
 		char what[200];
 		snprintf(what, sizeof what, "rate limit of tool %.100s", json_string_value(name));
-		reply_limited(h->gw, h->req, h->msg.id, d, what);
+		reply_limited(h->gw, h->req, h->msg.id, d, what, h->id);
 		return;
 	}
 	continue_post(h->gw, h->req, &h->msg, h->id);

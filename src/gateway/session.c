@@ -14,8 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "audit/audit.h"
 #include "gateway/internal.h"
 #include "mcp/sse.h"
+#include "util/clock.h"
 #include "util/crypto.h"
 #include "util/log.h"
 #include "util/str.h"
@@ -88,6 +90,35 @@ static void on_idle(evutil_socket_t fd, short what, void *arg)
 	mg_session_end(s, "idle timeout");
 }
 
+/* session_start / session_end: the identity is the session's binding key
+ * ("provider:id"); the session id itself is a bearer value and is never
+ * recorded, only its first 8 characters. */
+static void audit_session(struct mg_session *s, enum mg_audit_type type, int success,
+                          const char *why)
+{
+	const char *colon = s->identity ? strchr(s->identity, ':') : NULL;
+	char provider[32] = "", msg[300];
+	if (colon)
+		snprintf(provider, sizeof provider, "%.*s",
+		         (int)((size_t)(colon - s->identity) < sizeof provider
+		                   ? (size_t)(colon - s->identity)
+		                   : sizeof provider - 1),
+		         s->identity);
+	snprintf(msg, sizeof msg, "session %.8s…%s%s", s->id, why ? ": " : "", why ? why : "");
+	struct mg_audit_event ev = {
+		.type = type,
+		.identity = colon ? colon + 1 : s->identity,
+		.provider = provider,
+		.server = s->gw->up ? s->gw->up->cfg->name : NULL,
+		.success = success,
+		.message = msg,
+		.duration_ms = type == MG_AUDIT_SESSION_END
+		                   ? (int64_t)((mg_now_us() - s->created_us) / 1000)
+		                   : -1,
+	};
+	mg_audit_emit(s->gw->audit, &ev);
+}
+
 struct mg_session *mg_session_new(struct mg_gateway *gw, const char *identity)
 {
 	if (gw->nsessions >= (size_t)gw->cfg->server.max_sessions)
@@ -119,6 +150,9 @@ struct mg_session *mg_session_new(struct mg_gateway *gw, const char *identity)
 	gw->buckets[k] = s;
 	gw->nsessions++;
 	mg_session_touch(s);
+	s->created_us = mg_now_us();
+	if (gw->audit)
+		audit_session(s, MG_AUDIT_SESSION_START, 1, NULL);
 	return s;
 }
 
@@ -290,6 +324,8 @@ void mg_session_end(struct mg_session *s, const char *why)
 		return;
 	s->ended = true;
 	mg_log_debug("session %.8s… ended: %s", s->id, why);
+	if (s->gw->audit)
+		audit_session(s, MG_AUDIT_SESSION_END, -1, why);
 	/* The exchanges answer their clients and remove themselves. */
 	while (s->exchanges) {
 		struct mg_exchange *x = s->exchanges;

@@ -1,0 +1,394 @@
+/*
+ * sink.c - where audit records go: stdout, a file, an HTTP collector.
+ *
+ * Each sink is a `struct mg_audit_sink_ops` table (internal.h) driven only
+ * by the writer thread, so nothing here needs a lock and everything here
+ * may block (write, fsync, HTTP).
+ *
+ * - stdout: JSON lines; the gateway's diagnostics go to stderr.
+ * - file: opened O_APPEND (several writers and logrotate's copytruncate
+ *   stay line-safe), reopened on request (SIGUSR1 after logrotate moved the
+ *   file); fsync "never", "batch" (after each run of records the writer
+ *   drained) or "always" (after every record).
+ * - http: one POST per batch through mg_fetch_sync (SSRF rules of
+ *   src/http/client.c, allow_private_networks), framed per export_format
+ *   (mg_audit_frame, exact framings in docs/observability.md): ndjson,
+ *   json_array (Datadog logs intake), splunk_hec (concatenated envelopes),
+ *   elasticsearch_bulk (`{"create":{}}` action lines). 2xx is delivered;
+ *   408, 429, 5xx and transport errors are worth retrying; anything else
+ *   (400, 401, 403, 413 …) is a refusal that retrying will not fix.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "audit/internal.h"
+#include "http/client.h"
+#include "util/log.h"
+#include "util/str.h"
+
+/* ---- batches ------------------------------------------------------------------------ */
+
+void mg_audit_batch_init(struct mg_audit_batch *b)
+{
+	mg_buf_init(&b->text, 0);
+	b->n = 0;
+}
+
+void mg_audit_batch_free(struct mg_audit_batch *b)
+{
+	mg_buf_free(&b->text);
+	b->n = 0;
+}
+
+int mg_audit_batch_add(struct mg_audit_batch *b, const char *line, size_t len)
+{
+	if (mg_buf_append(&b->text, line, len) < 0 || mg_buf_putc(&b->text, '\n') < 0)
+		return -1;
+	b->n++;
+	return 0;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -1;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* ---- stdout -------------------------------------------------------------------------- */
+
+static int stdout_write(void *self, const char *lines, size_t len)
+{
+	(void)self;
+	return write_all(STDOUT_FILENO, lines, len);
+}
+
+static const struct mg_audit_sink_ops stdout_ops = {
+	.name = "stdout",
+	.write = stdout_write,
+};
+
+int mg_audit_sink_stdout(struct mg_audit_sink *s)
+{
+	*s = (struct mg_audit_sink){ .ops = &stdout_ops, .self = NULL };
+	return 0;
+}
+
+/* ---- file ---------------------------------------------------------------------------- */
+
+enum { FSYNC_NEVER, FSYNC_BATCH, FSYNC_ALWAYS };
+
+struct file_sink {
+	char *path;
+	int fd;
+	int64_t fsync_policy;
+	bool dirty;
+};
+
+static int file_open(struct file_sink *f, char *err, size_t err_size)
+{
+	f->fd = open(f->path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (f->fd < 0) {
+		snprintf(err, err_size, "cannot open %s: %s", f->path, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int file_write(void *self, const char *lines, size_t len)
+{
+	struct file_sink *f = self;
+	if (f->fd < 0) {
+		char err[300];
+		if (file_open(f, err, sizeof err) < 0)
+			return -1;
+	}
+	if (write_all(f->fd, lines, len) < 0)
+		return -1;
+	f->dirty = true;
+	if (f->fsync_policy == FSYNC_ALWAYS) {
+		fdatasync(f->fd);
+		f->dirty = false;
+	}
+	return 0;
+}
+
+static void file_flush(void *self)
+{
+	struct file_sink *f = self;
+	if (f->fd >= 0 && f->dirty && f->fsync_policy == FSYNC_BATCH)
+		fdatasync(f->fd);
+	f->dirty = false;
+}
+
+static void file_reopen(void *self)
+{
+	struct file_sink *f = self;
+	char err[300];
+	if (f->fd >= 0) {
+		if (f->dirty && f->fsync_policy != FSYNC_NEVER)
+			fdatasync(f->fd);
+		close(f->fd);
+	}
+	f->dirty = false;
+	if (file_open(f, err, sizeof err) < 0)
+		mg_log_error("audit: %s (retrying at the next record)", err);
+	else
+		mg_log_info("audit: reopened %s", f->path);
+}
+
+static void file_free(void *self)
+{
+	struct file_sink *f = self;
+	if (f->fd >= 0) {
+		if (f->dirty && f->fsync_policy != FSYNC_NEVER)
+			fdatasync(f->fd);
+		close(f->fd);
+	}
+	free(f->path);
+	free(f);
+}
+
+static const struct mg_audit_sink_ops file_ops = {
+	.name = "file",
+	.write = file_write,
+	.flush = file_flush,
+	.reopen = file_reopen,
+	.free = file_free,
+};
+
+int mg_audit_sink_file(struct mg_audit_sink *s, const char *path, int64_t fsync_policy, char *err,
+                       size_t err_size)
+{
+	struct file_sink *f = calloc(1, sizeof *f);
+	if (!f || !(f->path = mg_strdup(path))) {
+		free(f);
+		snprintf(err, err_size, "out of memory");
+		return -1;
+	}
+	f->fsync_policy = fsync_policy;
+	if (file_open(f, err, err_size) < 0) {
+		free(f->path);
+		free(f);
+		return -1;
+	}
+	*s = (struct mg_audit_sink){ .ops = &file_ops, .self = f };
+	return 0;
+}
+
+/* ---- framing ------------------------------------------------------------------------- */
+
+enum { FMT_NDJSON, FMT_JSON_ARRAY, FMT_SPLUNK_HEC, FMT_ES_BULK };
+
+/* Seconds.microseconds since the epoch from a record's leading timestamp
+ * ({"timestamp":"2026-12-04T15:30:22.123456Z",…}); false when absent. */
+static bool record_time(const char *line, size_t len, long long *secs, long *us)
+{
+	static const char lead[] = "{\"timestamp\":\"";
+	size_t ll = sizeof lead - 1;
+	if (len < ll + 27 || memcmp(line, lead, ll) != 0)
+		return false;
+	const char *t = line + ll;
+	struct tm tm = { 0 };
+	const char *end = strptime(t, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (end != t + 19 || t[19] != '.' || t[26] != 'Z')
+		return false;
+	long v = 0;
+	for (int i = 20; i < 26; i++) {
+		if (t[i] < '0' || t[i] > '9')
+			return false;
+		v = v * 10 + (t[i] - '0');
+	}
+	*secs = (long long)timegm(&tm);
+	*us = v;
+	return true;
+}
+
+static int put_json_str(struct mg_buf *b, const char *s)
+{
+	json_t *j = json_string(s ? s : "");
+	char *t = j ? json_dumps(j, JSON_ENCODE_ANY) : NULL;
+	int rc = t ? mg_buf_puts(b, t) : -1;
+	free(t);
+	json_decref(j);
+	return rc;
+}
+
+int mg_audit_frame(int64_t format, const struct mg_audit_config *cfg, const char *host,
+                   const struct mg_audit_batch *b, struct mg_buf *body, const char **ctype)
+{
+	const char *p = b->text.data ? b->text.data : "";
+	const char *end = p + b->text.len;
+	if (format == FMT_NDJSON) {
+		*ctype = "application/x-ndjson";
+		return mg_buf_append(body, p, b->text.len);
+	}
+	*ctype = format == FMT_ES_BULK ? "application/x-ndjson" : "application/json";
+	if (format == FMT_JSON_ARRAY && mg_buf_putc(body, '[') < 0)
+		return -1;
+	bool first = true;
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		int rc = 0;
+		switch (format) {
+		case FMT_JSON_ARRAY:
+			rc = (first ? 0 : mg_buf_putc(body, ',')) | mg_buf_append(body, p, len);
+			break;
+		case FMT_ES_BULK:
+			rc = mg_buf_puts(body, "{\"create\":{}}\n") | mg_buf_append(body, p, len) |
+			     mg_buf_putc(body, '\n');
+			break;
+		case FMT_SPLUNK_HEC: {
+			long long secs = 0;
+			long us = 0;
+			if (!record_time(p, len, &secs, &us))
+				secs = (long long)time(NULL);
+			rc = mg_buf_printf(body, "{\"time\":%lld.%06ld,\"host\":", secs, us);
+			rc |= put_json_str(body, host);
+			rc |= mg_buf_puts(body, ",\"source\":");
+			rc |= put_json_str(body, cfg->splunk_source);
+			rc |= mg_buf_puts(body, ",\"sourcetype\":");
+			rc |= put_json_str(body, cfg->splunk_sourcetype);
+			if (cfg->splunk_index) {
+				rc |= mg_buf_puts(body, ",\"index\":");
+				rc |= put_json_str(body, cfg->splunk_index);
+			}
+			rc |= mg_buf_puts(body, ",\"event\":");
+			rc |= mg_buf_append(body, p, len);
+			rc |= mg_buf_puts(body, "}\n");
+			break;
+		}
+		default:
+			return -1;
+		}
+		if (rc < 0)
+			return -1;
+		first = false;
+		p += len + 1;
+	}
+	if (format == FMT_JSON_ARRAY && mg_buf_putc(body, ']') < 0)
+		return -1;
+	return 0;
+}
+
+/* ---- http ---------------------------------------------------------------------------- */
+
+struct http_sink {
+	const struct mg_audit_config *cfg;
+	char host[256];
+	char **headers; /* "Name: value", the last slot for Content-Type */
+	size_t n_headers;
+};
+
+static enum mg_sink_result http_deliver(void *self, const struct mg_audit_batch *b,
+                                        long *retry_after, char *err, size_t err_size)
+{
+	struct http_sink *h = self;
+	struct mg_buf body;
+	const char *ctype = "application/json";
+	enum mg_sink_result res = MG_SINK_RETRY;
+	char ctype_line[64];
+	struct mg_fetch_sync_result r = { 0 };
+	*retry_after = -1;
+	mg_buf_init(&body, 0);
+	if (mg_audit_frame(h->cfg->export_format, h->cfg, h->host, b, &body, &ctype) < 0) {
+		snprintf(err, err_size, "cannot frame the batch (out of memory)");
+		goto out;
+	}
+	snprintf(ctype_line, sizeof ctype_line, "Content-Type: %s", ctype);
+	h->headers[h->n_headers] = ctype_line;
+	struct mg_fetch_opts o = {
+		.url = h->cfg->export_url,
+		.method = "POST",
+		.headers = (const char *const *)h->headers,
+		.n_headers = h->n_headers + 1,
+		.body = body.data ? body.data : "",
+		.body_len = body.len,
+		.timeout_ms = h->cfg->export_timeout_secs * 1000,
+		.max_bytes = 64 * 1024,
+		.allow_private = h->cfg->allow_private_networks,
+	};
+	if (mg_fetch_sync(&o, &r) < 0) {
+		snprintf(err, err_size, "%s", r.error);
+		goto out;
+	}
+	if (r.status >= 200 && r.status < 300) {
+		res = MG_SINK_OK;
+	} else if (r.status == 408 || r.status == 429 || r.status >= 500) {
+		*retry_after = r.retry_after_secs;
+		snprintf(err, err_size, "HTTP %ld", r.status);
+	} else {
+		res = MG_SINK_REJECT;
+		snprintf(err, err_size, "HTTP %ld (not retried)", r.status);
+	}
+out:
+	h->headers[h->n_headers] = NULL;
+	mg_fetch_sync_result_free(&r);
+	mg_buf_free(&body);
+	return res;
+}
+
+static void http_free(void *self)
+{
+	struct http_sink *h = self;
+	for (size_t i = 0; i < h->n_headers; i++)
+		free(h->headers[i]);
+	free(h->headers);
+	free(h);
+}
+
+static const struct mg_audit_sink_ops http_ops = {
+	.name = "http",
+	.deliver = http_deliver,
+	.free = http_free,
+};
+
+int mg_audit_sink_http(struct mg_audit_sink *s, const struct mg_audit_config *cfg, char *err,
+                       size_t err_size)
+{
+	struct http_sink *h = calloc(1, sizeof *h);
+	if (!h)
+		goto oom;
+	h->cfg = cfg;
+	if (gethostname(h->host, sizeof h->host) < 0)
+		snprintf(h->host, sizeof h->host, "mcp-guard");
+	h->host[sizeof h->host - 1] = '\0';
+	h->headers = calloc(cfg->export_headers.n + 1, sizeof *h->headers);
+	if (!h->headers)
+		goto oom;
+	for (size_t i = 0; i < cfg->export_headers.n; i++) {
+		const struct mg_kv *kv = &cfg->export_headers.v[i];
+		struct mg_buf b;
+		mg_buf_init(&b, 0);
+		mg_buf_printf(&b, "%s: %s", kv->key, kv->value);
+		h->headers[h->n_headers] = mg_buf_steal(&b);
+		if (!h->headers[h->n_headers])
+			goto oom;
+		h->n_headers++;
+	}
+	if (mg_fetch_load(err, err_size) < 0) {
+		http_free(h);
+		return -1;
+	}
+	*s = (struct mg_audit_sink){ .ops = &http_ops, .self = h };
+	return 0;
+oom:
+	if (h)
+		http_free(h);
+	snprintf(err, err_size, "out of memory");
+	return -1;
+}

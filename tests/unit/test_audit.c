@@ -1,0 +1,647 @@
+/*
+ * test_audit.c - the audit log's pure parts and its writer with a fake
+ * collector: the fixed serializer, redaction, the hash chain and its
+ * verifier (edited, removed, reordered, truncated lines), reading a
+ * chain's head back, the spool's order and bound, export framings, and
+ * spool-first delivery through the writer thread.
+ */
+#include "support.h"
+
+#include <dirent.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "audit/audit.h"
+#include "audit/internal.h"
+#include "config/config.h"
+
+static struct mg_config *load(const char *toml)
+{
+	struct mg_diag d = { 0 };
+	struct mg_config *cfg =
+	    mg_config_load_buffer(toml, strlen(toml), "t.toml", MG_CONFIG_TOML, NULL, &d);
+	if (!cfg)
+		mg_diag_print(&d, stderr);
+	mg_diag_free(&d);
+	assert_non_null(cfg);
+	return cfg;
+}
+
+static const char upstream_toml[] = "[upstream]\ncommand = \"true\"\n";
+
+static void test_time_format(void **state)
+{
+	(void)state;
+	char t[28];
+	mg_audit_format_time(0, t);
+	assert_string_equal(t, "1970-01-01T00:00:00.000000Z");
+	mg_audit_format_time(1796398222123456LL, t);
+	assert_string_equal(t, "2026-12-04T15:30:22.123456Z");
+	mg_audit_format_time(1796398222000007LL, t);
+	assert_string_equal(t, "2026-12-04T15:30:22.000007Z");
+}
+
+static void test_serialize_order_and_escaping(void **state)
+{
+	(void)state;
+	struct mg_buf b;
+	mg_buf_init(&b, 0);
+	struct mg_audit_event ev = {
+		.type = MG_AUDIT_TOOL_CALL_RESULT,
+		.request_id = "r1",
+		.identity = "ali\"ce\n",
+		.provider = "api_key",
+		.client = "127.0.0.1",
+		.server = "files",
+		.method = "tools/call",
+		.tool = "echo",
+		.success = 0,
+		.message = "bad\x01\xff",
+		.duration_ms = 12,
+	};
+	assert_int_equal(mg_audit_serialize(&ev, 1796398222123456LL, NULL, &b), 0);
+	assert_string_equal(
+	    b.data,
+	    "{\"timestamp\":\"2026-12-04T15:30:22.123456Z\",\"event_type\":\"tool_call_result\","
+	    "\"request_id\":\"r1\",\"identity_id\":\"ali\\\"ce\\n\",\"provider\":\"api_key\","
+	    "\"client_address\":\"127.0.0.1\",\"server\":\"files\",\"method\":\"tools/call\","
+	    "\"tool\":\"echo\",\"success\":false,\"duration_ms\":12,"
+	    "\"message\":\"bad\\u0001\\u00ff\"}");
+	json_error_t je;
+	json_t *j = json_loads(b.data, 0, &je);
+	assert_non_null(j);
+	json_decref(j);
+	/* absent members are left out */
+	mg_buf_reset(&b);
+	struct mg_audit_event bare = { .type = MG_AUDIT_CONFIG_RELOAD,
+		                       .success = -1,
+		                       .duration_ms = -1 };
+	assert_int_equal(mg_audit_serialize(&bare, 0, NULL, &b), 0);
+	assert_string_equal(b.data, "{\"timestamp\":\"1970-01-01T00:00:00.000000Z\","
+	                            "\"event_type\":\"config_reload\"}");
+	mg_buf_free(&b);
+}
+
+static char *redact_with(const char *paths_csv, const char *pattern, const char *json)
+{
+	char *pv[8] = { 0 }, *rv[2] = { 0 };
+	struct mg_strv paths = { .v = pv }, pats = { .v = rv };
+	char *copy = strdup(paths_csv);
+	for (char *tok = strtok(copy, "|"); tok; tok = strtok(NULL, "|"))
+		pv[paths.n++] = tok;
+	if (pattern)
+		rv[pats.n++] = (char *)pattern;
+	char err[256];
+	size_t ei;
+	bool ep;
+	struct mg_audit_redactor *rd =
+	    mg_audit_redactor_new(&paths, &pats, true, true, err, sizeof err, &ei, &ep);
+	assert_non_null(rd);
+	json_t *in = json_loads(json, 0, NULL);
+	assert_non_null(in);
+	json_t *out = mg_audit_redact(rd, in);
+	char *s = json_dumps(out, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+	json_decref(in);
+	json_decref(out);
+	mg_audit_redactor_free(rd);
+	free(copy);
+	return s;
+}
+
+static void test_redaction(void **state)
+{
+	(void)state;
+	char *s = redact_with("$.password|$.user.token", NULL,
+	                      "{\"password\":\"p\",\"user\":{\"token\":\"t\",\"name\":\"n\"}}");
+	assert_string_equal(s, "{\"password\":\"[REDACTED]\",\"user\":{\"name\":\"n\","
+	                       "\"token\":\"[REDACTED]\"}}");
+	free(s);
+	s = redact_with("$..secret", NULL,
+	                "{\"secret\":1,\"a\":[{\"secret\":{\"x\":2}},{\"b\":{\"secret\":\"s\"}}]}");
+	assert_string_equal(s, "{\"a\":[{\"secret\":\"[REDACTED]\"},{\"b\":{\"secret\":"
+	                       "\"[REDACTED]\"}}],\"secret\":\"[REDACTED]\"}");
+	free(s);
+	s = redact_with("$.items[*].key|$.list[1]|$['odd key']", NULL,
+	                "{\"items\":[{\"key\":1},{\"key\":2}],\"list\":[0,1,2],\"odd key\":3}");
+	assert_string_equal(s, "{\"items\":[{\"key\":\"[REDACTED]\"},{\"key\":\"[REDACTED]\"}],"
+	                       "\"list\":[0,\"[REDACTED]\",2],\"odd key\":\"[REDACTED]\"}");
+	free(s);
+	s = redact_with("", "sk-[A-Za-z0-9]{8,}",
+	                "{\"a\":\"use sk-ABCDEFGH12 and sk-ZZZZZZZZZZ\",\"b\":[\"sk-12345678\"],"
+	                "\"c\":\"sk-short\"}");
+	assert_string_equal(s, "{\"a\":\"use [REDACTED] and [REDACTED]\",\"b\":[\"[REDACTED]\"],"
+	                       "\"c\":\"sk-short\"}");
+	free(s);
+	/* the original is never touched; $ redacts everything */
+	s = redact_with("$", NULL, "{\"a\":1}");
+	assert_string_equal(s, "\"[REDACTED]\"");
+	free(s);
+}
+
+static void test_redaction_errors(void **state)
+{
+	(void)state;
+	char *bad_paths[] = { "password", "$.", "$[", "$['x'", "$.a[abc]" };
+	for (size_t i = 0; i < sizeof bad_paths / sizeof *bad_paths; i++) {
+		struct mg_strv p = { .v = &bad_paths[i], .n = 1 };
+		char err[256];
+		size_t ei = 99;
+		bool ep = false;
+		assert_null(mg_audit_redactor_new(&p, NULL, true, true, err, sizeof err, &ei, &ep));
+		assert_true(ep);
+		assert_int_equal(ei, 0);
+	}
+	char *bad_re[] = { "a(b" };
+	struct mg_strv r = { .v = bad_re, .n = 1 };
+	char err[256];
+	size_t ei;
+	bool ep = true;
+	assert_null(mg_audit_redactor_new(NULL, &r, true, true, err, sizeof err, &ei, &ep));
+	assert_false(ep);
+	assert_non_null(strstr(err, "a(b"));
+}
+
+static void test_config_rejects_bad_regex_with_location(void **state)
+{
+	(void)state;
+	const char *toml = "[audit]\nredact_patterns = [\"ok\", \"a(b\"]\nredact_paths = "
+	                   "[\"nope\"]\n[upstream]\ncommand = \"true\"\n";
+	struct mg_diag d = { 0 };
+	struct mg_config *cfg =
+	    mg_config_load_buffer(toml, strlen(toml), "t.toml", MG_CONFIG_TOML, NULL, &d);
+	assert_null(cfg);
+	bool re = false, path = false;
+	for (size_t i = 0; i < d.n; i++) {
+		if (strstr(d.v[i].msg, "regular expression") && d.v[i].line == 2 &&
+		    d.v[i].col == 26)
+			re = true;
+		if (strstr(d.v[i].msg, "JSON path") && d.v[i].line == 3)
+			path = true;
+	}
+	assert_true(re);
+	assert_true(path);
+	mg_diag_free(&d);
+}
+
+static void test_export_headers_from_env(void **state)
+{
+	(void)state;
+	const char *toml = "[audit]\nexport_url = \"https://siem.example.com/x\"\n"
+	                   "export_headers = { X-A = \"1\" }\n"
+	                   "export_headers_env = { Authorization = \"HEC_AUTH\" }\n"
+	                   "[upstream]\ncommand = \"true\"\n";
+	char *envp[] = { "HEC_AUTH=Splunk abc", NULL };
+	struct mg_diag d = { 0 };
+	struct mg_config *cfg =
+	    mg_config_load_buffer(toml, strlen(toml), "t.toml", MG_CONFIG_TOML, envp, &d);
+	if (!cfg)
+		mg_diag_print(&d, stderr);
+	assert_non_null(cfg);
+	assert_int_equal(cfg->audit.export_headers.n, 2);
+	assert_string_equal(cfg->audit.export_headers.v[1].key, "Authorization");
+	assert_string_equal(cfg->audit.export_headers.v[1].value, "Splunk abc");
+	mg_config_free(cfg);
+	mg_diag_free(&d);
+	char *none[] = { NULL };
+	cfg = mg_config_load_buffer(toml, strlen(toml), "t.toml", MG_CONFIG_TOML, none, &d);
+	assert_null(cfg);
+	mg_diag_free(&d);
+}
+
+/* A chained log of n records in `lines` (each without '\n'). */
+static void make_chain(char lines[][512], size_t n)
+{
+	char prev[MG_AUDIT_HASH_HEX + 1];
+	memcpy(prev, mg_audit_genesis, sizeof prev);
+	for (size_t i = 0; i < n; i++) {
+		struct mg_buf ev, out;
+		mg_buf_init(&ev, 0);
+		mg_buf_init(&out, 0);
+		struct mg_audit_event e = { .type = MG_AUDIT_TOOL_CALL,
+			                    .tool = "echo",
+			                    .success = -1,
+			                    .duration_ms = (int64_t)i };
+		assert_int_equal(mg_audit_serialize(&e, 1796398222000000LL + (int64_t)i, NULL, &ev),
+		                 0);
+		char hash[MG_AUDIT_HASH_HEX + 1];
+		assert_int_equal(mg_audit_chain(ev.data, ev.len, i + 1, prev, &out, hash), 0);
+		assert_true(out.len < 512);
+		memcpy(lines[i], out.data, out.len + 1);
+		memcpy(prev, hash, sizeof prev);
+		mg_buf_free(&ev);
+		mg_buf_free(&out);
+	}
+}
+
+static int verify_all(char lines[][512], const size_t *order, size_t n, struct mg_audit_verifier *v)
+{
+	mg_audit_verify_init(v, true);
+	for (size_t i = 0; i < n; i++) {
+		const char *l = lines[order ? order[i] : i];
+		if (mg_audit_verify_line(v, l, strlen(l)) < 0)
+			return (int)i;
+	}
+	return -1;
+}
+
+static void test_chain_and_verify(void **state)
+{
+	(void)state;
+	char lines[5][512];
+	make_chain(lines, 5);
+	struct mg_audit_verifier v;
+	assert_int_equal(verify_all(lines, NULL, 5, &v), -1);
+	assert_int_equal(v.records, 5);
+	/* the hash covers the line without its hash member, brace restored */
+	const char *l = lines[2];
+	size_t len = strlen(l);
+	char *body = strndup(l, len - 75);
+	assert_non_null(strstr(body, ",\"seq\":3,\"prev\":\""));
+	free(body);
+
+	/* edited: a changed byte */
+	char edited[5][512];
+	memcpy(edited, lines, sizeof lines);
+	char *p = strstr(edited[2], "\"echo\"");
+	p[1] = 'E';
+	assert_int_equal(verify_all(edited, NULL, 5, &v), 2);
+	assert_non_null(strstr(v.reason, "hash mismatch"));
+	assert_int_equal(v.fail_seq, 3);
+
+	/* removed: line 2 missing */
+	size_t removed[] = { 0, 2, 3, 4 };
+	assert_int_equal(verify_all(lines, removed, 4, &v), 1);
+	assert_non_null(strstr(v.reason, "seq gap"));
+	assert_int_equal(v.fail_seq, 3);
+
+	/* reordered */
+	size_t swapped[] = { 0, 2, 1, 3, 4 };
+	assert_int_equal(verify_all(lines, swapped, 5, &v), 1);
+	assert_non_null(strstr(v.reason, "seq gap"));
+
+	/* re-hashed after an edit: the next record's prev does not match */
+	char forged[5][512];
+	memcpy(forged, lines, sizeof lines);
+	{
+		char *q = strstr(forged[1], "\"echo\"");
+		q[1] = 'X';
+		size_t fl = strlen(forged[1]);
+		struct mg_buf out;
+		mg_buf_init(&out, 0);
+		char *obj = strndup(forged[1], fl - 75);
+		char *seqpos = strstr(obj, ",\"seq\":");
+		*seqpos = '\0';
+		struct mg_buf o2;
+		mg_buf_init(&o2, 0);
+		mg_buf_printf(&o2, "%s}", obj);
+		char hash[65];
+		char prev[65];
+		memcpy(prev, strstr(forged[1], "\"prev\":\"") + 8, 64);
+		prev[64] = '\0';
+		assert_int_equal(mg_audit_chain(o2.data, o2.len, 2, prev, &out, hash), 0);
+		memcpy(forged[1], out.data, out.len + 1);
+		mg_buf_free(&out);
+		mg_buf_free(&o2);
+		free(obj);
+	}
+	assert_int_equal(verify_all(forged, NULL, 5, &v), 2);
+	assert_non_null(strstr(v.reason, "prev mismatch"));
+
+	/* garbage and truncation */
+	mg_audit_verify_init(&v, true);
+	assert_int_equal(mg_audit_verify_line(&v, "{\"a\":1}", 7), -1);
+	assert_non_null(strstr(v.reason, "bad JSON"));
+	mg_audit_verify_init(&v, true);
+	assert_int_equal(mg_audit_verify_line(&v, lines[0], strlen(lines[0]) - 3), -1);
+	assert_non_null(strstr(v.reason, "bad JSON"));
+	/* starting mid-chain is accepted without from_genesis, refused with it */
+	mg_audit_verify_init(&v, false);
+	assert_int_equal(mg_audit_verify_line(&v, lines[3], strlen(lines[3])), 0);
+	assert_int_equal(mg_audit_verify_line(&v, lines[4], strlen(lines[4])), 0);
+	mg_audit_verify_init(&v, true);
+	assert_int_equal(mg_audit_verify_line(&v, lines[3], strlen(lines[3])), -1);
+}
+
+static void test_read_head(void **state)
+{
+	(void)state;
+	char lines[3][512];
+	make_chain(lines, 3);
+	char path[] = "/tmp/mg-audit-head-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	char hash[65], err[256];
+	uint64_t seq = 0;
+	assert_int_equal(mg_audit_read_head(path, hash, &seq, err, sizeof err), 0);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(write(fd, lines[i], strlen(lines[i])), (ssize_t)strlen(lines[i]));
+		assert_int_equal(write(fd, "\n", 1), 1);
+	}
+	assert_int_equal(mg_audit_read_head(path, hash, &seq, err, sizeof err), 1);
+	assert_int_equal(seq, 3);
+	assert_memory_equal(hash, lines[2] + strlen(lines[2]) - 66, 64);
+	assert_int_equal(write(fd, "{\"x\":1}\n", 8), 8);
+	assert_int_equal(mg_audit_read_head(path, hash, &seq, err, sizeof err), -1);
+	close(fd);
+	unlink(path);
+}
+
+static void batch_of(struct mg_audit_batch *b, int from, int n)
+{
+	mg_audit_batch_init(b);
+	for (int i = from; i < from + n; i++) {
+		char l[64];
+		int k = snprintf(l, sizeof l,
+		                 "{\"timestamp\":\"2026-12-04T15:30:22.00000%dZ\",\"n\":%d}",
+		                 i % 10, i);
+		mg_audit_batch_add(b, l, (size_t)k);
+	}
+}
+
+static void rm_dir(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char p[512];
+	while (d && (e = readdir(d))) {
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
+		unlink(p);
+	}
+	if (d)
+		closedir(d);
+	rmdir(dir);
+}
+
+static void test_spool_order_and_bound(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/mg-spool-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char err[256];
+	struct mg_audit_spool *sp = mg_audit_spool_open(dir, 4096, err, sizeof err);
+	assert_non_null(sp);
+	struct mg_audit_batch b;
+	for (int k = 0; k < 3; k++) {
+		batch_of(&b, k * 10, 2);
+		assert_int_equal(mg_audit_spool_put(sp, &b, err, sizeof err), 0);
+		mg_audit_batch_free(&b);
+	}
+	assert_int_equal(mg_audit_spool_records(sp), 6);
+	/* a batch that does not fit is refused */
+	batch_of(&b, 0, 100);
+	assert_int_equal(mg_audit_spool_put(sp, &b, err, sizeof err), -1);
+	mg_audit_batch_free(&b);
+	mg_audit_spool_close(sp);
+	/* reopened: same order, oldest first */
+	sp = mg_audit_spool_open(dir, 4096, err, sizeof err);
+	assert_non_null(sp);
+	assert_int_equal(mg_audit_spool_files(sp), 3);
+	for (int k = 0; k < 3; k++) {
+		assert_int_equal(mg_audit_spool_peek(sp, &b, err, sizeof err), 1);
+		char want[32];
+		snprintf(want, sizeof want, "\"n\":%d}", k * 10);
+		assert_non_null(strstr(b.text.data, want));
+		assert_int_equal(b.n, 2);
+		mg_audit_batch_free(&b);
+		mg_audit_spool_pop(sp);
+	}
+	assert_int_equal(mg_audit_spool_peek(sp, &b, err, sizeof err), 0);
+	/* new numbers continue after the old ones */
+	batch_of(&b, 50, 1);
+	assert_int_equal(mg_audit_spool_put(sp, &b, err, sizeof err), 0);
+	mg_audit_batch_free(&b);
+	mg_audit_spool_close(sp);
+	rm_dir(dir);
+}
+
+static void test_framing(void **state)
+{
+	(void)state;
+	struct mg_config *cfg =
+	    load("[audit]\nsplunk_index = \"mcp\"\n[upstream]\ncommand = \"true\"\n");
+	struct mg_audit_batch b;
+	batch_of(&b, 1, 2);
+	struct mg_buf body;
+	const char *ct;
+	mg_buf_init(&body, 0);
+	assert_int_equal(mg_audit_frame(3, &cfg->audit, "h", &b, &body, &ct), 0);
+	assert_string_equal(ct, "application/x-ndjson");
+	assert_string_equal(
+	    body.data,
+	    "{\"create\":{}}\n{\"timestamp\":\"2026-12-04T15:30:22.000001Z\",\"n\":1}\n"
+	    "{\"create\":{}}\n{\"timestamp\":\"2026-12-04T15:30:22.000002Z\",\"n\":2}\n");
+	mg_buf_reset(&body);
+	assert_int_equal(mg_audit_frame(1, &cfg->audit, "h", &b, &body, &ct), 0);
+	assert_string_equal(ct, "application/json");
+	assert_string_equal(body.data, "[{\"timestamp\":\"2026-12-04T15:30:22.000001Z\",\"n\":1},"
+	                               "{\"timestamp\":\"2026-12-04T15:30:22.000002Z\",\"n\":2}]");
+	mg_buf_reset(&body);
+	assert_int_equal(mg_audit_frame(2, &cfg->audit, "h", &b, &body, &ct), 0);
+	assert_string_equal(
+	    body.data,
+	    "{\"time\":1796398222.000001,\"host\":\"h\",\"source\":\"mcp-guard\",\"sourcetype\":"
+	    "\"mcp-guard:audit\",\"index\":\"mcp\",\"event\":{\"timestamp\":\"2026-12-04T15:30:22."
+	    "000001Z\",\"n\":1}}\n{\"time\":1796398222.000002,\"host\":\"h\",\"source\":"
+	    "\"mcp-guard\",\"sourcetype\":\"mcp-guard:audit\",\"index\":\"mcp\",\"event\":{"
+	    "\"timestamp\":\"2026-12-04T15:30:22.000002Z\",\"n\":2}}\n");
+	mg_buf_reset(&body);
+	assert_int_equal(mg_audit_frame(0, &cfg->audit, "h", &b, &body, &ct), 0);
+	assert_memory_equal(body.data, b.text.data, b.text.len);
+	mg_buf_free(&body);
+	mg_audit_batch_free(&b);
+	mg_config_free(cfg);
+}
+
+/* ---- the writer with a fake collector ------------------------------------------------ */
+
+struct fake {
+	_Atomic int up;
+	_Atomic int hold;
+	pthread_mutex_t mu;
+	struct mg_buf got; /* every delivered record, in order */
+	int deliveries;
+};
+
+static enum mg_sink_result fake_deliver(void *self, const struct mg_audit_batch *b, long *ra,
+                                        char *err, size_t err_size)
+{
+	struct fake *f = self;
+	*ra = -1;
+	while (f->hold) /* a collector that does not answer yet */
+		usleep(1000);
+	if (!f->up) {
+		snprintf(err, err_size, "HTTP 400 (fake)");
+		return MG_SINK_REJECT; /* no retries: the test needs no sleeping */
+	}
+	pthread_mutex_lock(&f->mu);
+	mg_buf_append(&f->got, b->text.data, b->text.len);
+	f->deliveries++;
+	pthread_mutex_unlock(&f->mu);
+	return MG_SINK_OK;
+}
+
+static const struct mg_audit_sink_ops fake_ops = { .name = "fake", .deliver = fake_deliver };
+
+static void emit_n(struct mg_audit *a, int from, int n)
+{
+	for (int i = from; i < from + n; i++) {
+		char tool[16];
+		snprintf(tool, sizeof tool, "t%d", i);
+		struct mg_audit_event ev = {
+			.type = MG_AUDIT_TOOL_CALL, .tool = tool, .success = -1, .duration_ms = -1
+		};
+		mg_audit_emit(a, &ev);
+	}
+}
+
+static void wait_for(struct mg_audit *a, uint64_t spooled, uint64_t exported)
+{
+	struct mg_audit_stats st;
+	for (int i = 0; i < 20000; i++) {
+		mg_audit_stats(a, &st);
+		if (st.spooled >= spooled && st.exported >= exported)
+			return;
+		usleep(1000);
+	}
+	fail_msg("the writer did not get there: spooled %llu exported %llu",
+	         (unsigned long long)st.spooled, (unsigned long long)st.exported);
+}
+
+static void test_writer_spool_first(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/mg-wspool-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char toml[512];
+	snprintf(toml, sizeof toml,
+	         "[audit]\nstdout = false\nhash_chain = true\nexport_batch_size = 2\n"
+	         "export_interval_secs = 1\nspool_dir = \"%s\"\n%s",
+	         dir, upstream_toml);
+	struct mg_config *cfg = load(toml);
+	struct fake f = { .up = 0 };
+	pthread_mutex_init(&f.mu, NULL);
+	mg_buf_init(&f.got, 0);
+	struct mg_audit_sink sink = { .ops = &fake_ops, .self = &f };
+	char err[256];
+	struct mg_audit *a = mg_audit_start(&cfg->audit, &sink, err, sizeof err);
+	assert_non_null(a);
+	emit_n(a, 1, 4); /* two batches, both spooled */
+	wait_for(a, 4, 0);
+	f.up = 1;
+	/* the collector is tried again at the next interval: the spool first, in
+	 * order, then what came since */
+	emit_n(a, 5, 3);
+	wait_for(a, 4, 6);
+	mg_audit_free(a); /* the last partial batch (t7) goes out at shutdown */
+	/* every record once, in order, chained */
+	struct mg_audit_verifier v;
+	mg_audit_verify_init(&v, true);
+	const char *p = f.got.data;
+	for (int i = 1; i <= 7; i++) {
+		const char *nl = strchr(p, '\n');
+		assert_non_null(nl);
+		char want[32];
+		snprintf(want, sizeof want, "\"tool\":\"t%d\"", i);
+		assert_non_null(memmem(p, (size_t)(nl - p), want, strlen(want)));
+		assert_int_equal(mg_audit_verify_line(&v, p, (size_t)(nl - p)), 0);
+		p = nl + 1;
+	}
+	assert_int_equal(*p, '\0');
+	assert_true(f.deliveries >= 3 && f.deliveries <= 5);
+	/* the spool is empty again */
+	struct mg_audit_spool *sp = mg_audit_spool_open(dir, 1 << 20, err, sizeof err);
+	assert_int_equal(mg_audit_spool_files(sp), 0);
+	mg_audit_spool_close(sp);
+	rm_dir(dir);
+	mg_buf_free(&f.got);
+	pthread_mutex_destroy(&f.mu);
+	mg_config_free(cfg);
+}
+
+static void test_queue_overflow_drops_and_counts(void **state)
+{
+	(void)state;
+	char toml[256];
+	snprintf(toml, sizeof toml, "[audit]\nstdout = false\nqueue_size = 16\n%s", upstream_toml);
+	struct mg_config *cfg = load(toml);
+	struct fake f = { .up = 1 };
+	pthread_mutex_init(&f.mu, NULL);
+	mg_buf_init(&f.got, 0);
+	struct mg_audit_sink sink = { .ops = &fake_ops, .self = &f };
+	char err[256];
+	struct mg_audit *a = mg_audit_start(&cfg->audit, &sink, err, sizeof err);
+	assert_non_null(a);
+	emit_n(a, 0, 5000);
+	struct mg_audit_stats st;
+	mg_audit_stats(a, &st);
+	assert_int_equal(st.emitted + st.dropped, 5000);
+	assert_int_equal(st.queue_size, 16);
+	mg_audit_free(a);
+	/* whatever was not dropped (and counted) was delivered */
+	size_t got = 0;
+	for (size_t i = 0; i < f.got.len; i++)
+		got += f.got.data[i] == '\n';
+	assert_int_equal(got, st.emitted);
+	mg_buf_free(&f.got);
+	pthread_mutex_destroy(&f.mu);
+	mg_config_free(cfg);
+}
+
+static void test_queue_block_policy_is_bounded(void **state)
+{
+	(void)state;
+	char toml[256];
+	snprintf(toml, sizeof toml,
+	         "[audit]\nstdout = false\nqueue_size = 16\noverflow = \"block\"\n"
+	         "block_timeout_ms = 1\nexport_batch_size = 1\n%s",
+	         upstream_toml);
+	struct mg_config *cfg = load(toml);
+	struct fake f = { .up = 1, .hold = 1 };
+	pthread_mutex_init(&f.mu, NULL);
+	mg_buf_init(&f.got, 0);
+	struct mg_audit_sink sink = { .ops = &fake_ops, .self = &f };
+	char err[256];
+	struct mg_audit *a = mg_audit_start(&cfg->audit, &sink, err, sizeof err);
+	assert_non_null(a);
+	/* the writer is stuck in the collector: the queue fills, each further
+	 * event waits at most block_timeout_ms and is then dropped and counted */
+	emit_n(a, 0, 100);
+	struct mg_audit_stats st;
+	mg_audit_stats(a, &st);
+	assert_int_equal(st.emitted + st.dropped, 100);
+	assert_true(st.dropped >= 100 - 2 * 16); /* one run taken, then stuck */
+	f.hold = 0;
+	mg_audit_free(a);
+	size_t got = 0;
+	for (size_t i = 0; i < f.got.len; i++)
+		got += f.got.data[i] == '\n';
+	assert_int_equal(got, st.emitted);
+	mg_buf_free(&f.got);
+	pthread_mutex_destroy(&f.mu);
+	mg_config_free(cfg);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_time_format),
+		cmocka_unit_test(test_serialize_order_and_escaping),
+		cmocka_unit_test(test_redaction),
+		cmocka_unit_test(test_redaction_errors),
+		cmocka_unit_test(test_config_rejects_bad_regex_with_location),
+		cmocka_unit_test(test_export_headers_from_env),
+		cmocka_unit_test(test_chain_and_verify),
+		cmocka_unit_test(test_read_head),
+		cmocka_unit_test(test_spool_order_and_bound),
+		cmocka_unit_test(test_framing),
+		cmocka_unit_test(test_writer_spool_first),
+		cmocka_unit_test(test_queue_overflow_drops_and_counts),
+		cmocka_unit_test(test_queue_block_policy_is_bounded),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
