@@ -181,6 +181,13 @@ struct mg_tracing_config {
 	bool propagate_context;
 };
 
+struct mg_metrics_config {
+	bool enabled;
+	char *path;   /* on the main listener and on `listen` */
+	char *listen; /* "host:port" of a separate admin listener, or NULL */
+	bool require_auth;
+};
+
 enum mg_transport { MG_TRANSPORT_STDIO, MG_TRANSPORT_HTTP, MG_TRANSPORT_SSE };
 enum mg_upstream_protocol { MG_PROTOCOL_AUTO, MG_PROTOCOL_LEGACY };
 enum mg_stdio_mode { MG_STDIO_SHARED, MG_STDIO_PER_SESSION };
@@ -221,6 +228,7 @@ struct mg_config {
 	struct mg_rate_limit_config rate_limit;
 	struct mg_audit_config audit;
 	struct mg_tracing_config tracing;
+	struct mg_metrics_config metrics;
 	struct mg_upstream_section upstream;
 };
 

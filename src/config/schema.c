@@ -383,6 +383,23 @@ static const struct mg_section tracing_section =
     SECTION("tracing", struct mg_tracing_config, tracing_fields, SIZE_MAX, "OpenTelemetry tracing.",
             mg_check_tracing);
 
+#define S struct mg_metrics_config
+static const struct mg_field metrics_fields[] = {
+	BOOL(S, enabled, "enabled", "true", "Serve Prometheus metrics (text format 0.0.4)."),
+	STR(S, path, "path", "/metrics", MG_FF_PATH, NULL,
+	    "Path of the metrics endpoint, on the main listener and on `listen`."),
+	STR(S, listen, "listen", NULL, 0, "\"127.0.0.1:9464\"",
+	    "host:port of a separate admin listener (plain HTTP) serving only the metrics path, "
+	    "/health, /live and /ready."),
+	BOOL(S, require_auth, "require_auth", "true",
+	     "When authentication is configured, scraping needs the same credentials as the MCP "
+	     "endpoint (on both listeners); set false for a scraper on a private admin address."),
+};
+#undef S
+static const struct mg_section metrics_section =
+    SECTION("metrics", struct mg_metrics_config, metrics_fields, SIZE_MAX, "Prometheus metrics.",
+            mg_check_metrics);
+
 /* ---- [upstream] ------------------------------------------------------------------------ */
 
 #define S struct mg_upstream_config
@@ -469,6 +486,7 @@ static const struct mg_field root_fields[] = {
 	TABLE(S, rate_limit, "rate_limit", rate_limit_section),
 	TABLE(S, audit, "audit", audit_section),
 	TABLE(S, tracing, "tracing", tracing_section),
+	TABLE(S, metrics, "metrics", metrics_section),
 	TABLE(S, upstream, "upstream", upstream_section),
 };
 #undef S

@@ -298,6 +298,7 @@ static void access_free(struct mg_access *ac)
 static void after_auth(struct mg_gateway *gw, struct mg_http_req *req, struct mg_auth *auth,
                        const struct mg_auth_outcome *o)
 {
+	mg_obs_auth(gw, req, o);
 	if (o->status != MG_AUTH_OK) {
 		if (o->status != MG_AUTH_UNAVAILABLE)
 			ip_charge_failure(gw, req);
@@ -381,6 +382,7 @@ static void exchange_free(struct mg_exchange *x)
 		if (x->next)
 			x->next->prev = x->prev;
 	}
+	mg_obs_exchange_end(x);
 	if (x->timeout)
 		event_free(x->timeout);
 	mg_stream_detach(&x->stream);
@@ -415,6 +417,8 @@ static void exchange_finish_text(struct mg_exchange *x, char *text, size_t len, 
 
 static void exchange_finish(struct mg_exchange *x, json_t *msg, int status)
 {
+	x->answer = json_object_get(msg, "error") ? MG_X_ERROR : MG_X_OK;
+	mg_obs_answer(x->req, msg);
 	size_t len = 0;
 	char *text = mg_json_dump(msg, &len);
 	exchange_finish_text(x, text, len, status);
@@ -585,6 +589,8 @@ static void on_raw_reply(struct mg_call *call, const char *text, size_t len,
 		id = dumped;
 	}
 	size_t tail = len - js->id.end;
+	x->answer = MG_X_OK;
+	mg_obs_raw_answer(x->req, x->method, text, js);
 	if (!id)
 		goto parsed;
 	if (strcmp(x->method, "tools/list") == 0) {
@@ -801,7 +807,9 @@ static void exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struc
 		strip_modern_meta(msg->params);
 	if (bridge == MG_BRIDGE_TO_MODERN)
 		add_modern_meta(s, msg->root);
+	x->sent_us = mg_now_us();
 	if (!ch || forward(gw, req, ch, x, msg) < 0) {
+		x->answer = MG_X_ERROR;
 		x->req = NULL;
 		mg_reply_rpc_error(req, 503, x->orig_id, MG_RPC_INTERNAL_ERROR,
 		                   "the upstream is not available", NULL);
@@ -1135,6 +1143,7 @@ static bool authorize_or_reply(struct mg_gateway *gw, struct mg_http_req *req,
 	if (mg_authz_permits(id, &t))
 		return true;
 	gw->denied_total++;
+	mg_obs_outcome(req, MG_MS_DENIED);
 	static const char *const kinds[] = { "", "tool", "resource", "prompt" };
 	mg_log_info("authz: %s %.*s denied to %s", kinds[t.kind], (int)(t.len > 200 ? 200 : t.len),
 	            t.name, id->key);
@@ -1793,6 +1802,7 @@ static bool ip_limit_or_reply(struct mg_gateway *gw, struct mg_http_req *req)
 	mg_ratelimiter_peek(gw->rl, key, (size_t)n, &r, (int64_t)mg_now_us(), &d);
 	if (d.allowed)
 		return true;
+	mg_obs_limit(gw, MG_MSC_ADDRESS, false);
 	reply_limited(gw, req, NULL, &d, "too many failed authentications from this address");
 	return false;
 }
@@ -1813,6 +1823,7 @@ static void ip_charge_failure(struct mg_gateway *gw, struct mg_http_req *req)
 static void identity_decided(struct mg_hold *h, const struct mg_rl_decision *d)
 {
 	rate_headers(h->req, d);
+	mg_obs_limit(h->gw, MG_MSC_IDENTITY, d->allowed);
 	if (!d->allowed) {
 		reply_limited(h->gw, h->req, NULL, d, "rate limit of this identity");
 		return;
@@ -1870,6 +1881,7 @@ static void continue_post(struct mg_gateway *gw, struct mg_http_req *req, struct
 
 static void tool_decided(struct mg_hold *h, const struct mg_rl_decision *d)
 {
+	mg_obs_limit(h->gw, MG_MSC_TOOL, d->allowed);
 	if (!d->allowed) {
 		json_t *name = json_object_get(h->msg.params, "name");
 		char what[200];
@@ -1909,6 +1921,7 @@ static void handle_post(struct mg_gateway *gw, struct mg_http_req *req, struct m
 		json_decref(fail.id);
 		return;
 	}
+	mg_obs_method(req, &msg);
 	const struct mg_tool_limit_config *tl = tool_limit(gw, &msg);
 	if (tl) {
 		struct mg_hold *h = calloc(1, sizeof *h);
@@ -2201,4 +2214,22 @@ void mg_mcp_abort_all(struct mg_gateway *gw, const char *why)
 		}
 	}
 	mg_mcp_close_streams(gw);
+}
+
+/* ---- for /metrics (observe.c) ----------------------------------------------------- */
+
+bool mg_mcp_ip_allowed_or_reply(struct mg_gateway *gw, struct mg_http_req *req)
+{
+	return ip_limit_or_reply(gw, req);
+}
+
+void mg_mcp_ip_charge(struct mg_gateway *gw, struct mg_http_req *req)
+{
+	ip_charge_failure(gw, req);
+}
+
+void mg_mcp_reply_auth_failure(struct mg_gateway *gw, struct mg_http_req *req,
+                               struct mg_auth *auth, const struct mg_auth_outcome *o)
+{
+	reply_auth_failure(gw, req, auth, o);
 }

@@ -1,0 +1,464 @@
+/*
+ * observe.c - the gateway's metrics: what each request to the MCP endpoint
+ * ended as, the /metrics endpoint, and the optional admin listener.
+ *
+ * Counting happens in one place: the HTTP server's on_done hook, called
+ * exactly once per request whatever path answered it (or the client
+ * leaving). The pipeline leaves small marks in the request's note as it
+ * goes - the MCP method once the body is parsed, an explicit outcome where
+ * the HTTP status alone is ambiguous (authentication failed, authorization
+ * denied), the JSON-RPC error code or tool_error of the answer - and
+ * on_done turns note + status + duration into counters. So a new reply
+ * path in mcp.c is counted without anyone remembering to count it.
+ *
+ * Other families (sessions, streams, connections, upstream state, JWKS,
+ * Redis) are read from where they live when scraped, by a collector.
+ *
+ * /metrics needs the MCP endpoint's credentials when metrics.require_auth
+ * and authentication is configured (the default), on both listeners;
+ * failures are charged to the per-address limit like the MCP endpoint's.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "auth/auth.h"
+#include "build-info.h"
+#include "config/checks.h"
+#include "gateway/internal.h"
+#include "mcp/jscan.h"
+#include "metrics/metrics.h"
+#include "ratelimit/ratelimit.h"
+#include "util/clock.h"
+#include "util/log.h"
+
+/* The note left in each request (8 bytes, see mg_http_req_note). */
+struct note {
+	uint8_t method;  /* enum mg_mmethod */
+	uint8_t outcome; /* enum mg_mstatus + 1; 0: derive from the HTTP status */
+	uint8_t err;     /* 0 none, 1 JSON-RPC code in `code`, 2 tool_error */
+	uint8_t pad;
+	int32_t code;
+};
+_Static_assert(sizeof(struct note) == sizeof(uint64_t), "a note fits the request's slot");
+
+static struct note note_get(struct mg_http_req *req)
+{
+	struct note n;
+	memcpy(&n, mg_http_req_note(req), sizeof n);
+	return n;
+}
+
+static void note_set(struct mg_http_req *req, const struct note *n)
+{
+	memcpy(mg_http_req_note(req), n, sizeof *n);
+}
+
+void mg_obs_method(struct mg_http_req *req, const struct mg_rpc_msg *msg)
+{
+	struct note n = note_get(req);
+	if (msg->kind == MG_RPC_RESPONSE || msg->kind == MG_RPC_ERROR)
+		n.method = MG_MM_RESPONSE;
+	else if (msg->kind == MG_RPC_BATCH)
+		n.method = MG_MM_OTHER;
+	else
+		n.method = (uint8_t)mg_metrics_method(msg->method);
+	note_set(req, &n);
+}
+
+void mg_obs_outcome(struct mg_http_req *req, enum mg_mstatus st)
+{
+	struct note n = note_get(req);
+	n.outcome = (uint8_t)(st + 1);
+	note_set(req, &n);
+}
+
+void mg_obs_rpc_error(struct mg_http_req *req, int code)
+{
+	struct note n = note_get(req);
+	n.err = 1;
+	n.code = code;
+	note_set(req, &n);
+}
+
+void mg_obs_answer(struct mg_http_req *req, json_t *msg)
+{
+	if (!req || !json_is_object(msg))
+		return;
+	json_t *e = json_object_get(msg, "error");
+	if (e) {
+		mg_obs_rpc_error(req, (int)json_integer_value(json_object_get(e, "code")));
+		return;
+	}
+	json_t *r = json_object_get(msg, "result");
+	if (json_is_object(r) && json_is_true(json_object_get(r, "isError"))) {
+		struct note n = note_get(req);
+		n.err = 2;
+		note_set(req, &n);
+	}
+}
+
+void mg_obs_raw_answer(struct mg_http_req *req, const char *method, const char *text,
+                       const struct mg_jscan *js)
+{
+	if (!req || strcmp(method, "tools/call") != 0)
+		return;
+	/* Only a tools/call result can say isError; look for the key before
+	 * parsing anything (the common success carries no such text). */
+	const char *r = text + js->result.start;
+	size_t len = js->result.end - js->result.start;
+	if (!memmem(r, len, "\"isError\"", 9))
+		return;
+	json_t *v = json_loadb(r, len, JSON_DECODE_ANY, NULL);
+	if (json_is_object(v) && json_is_true(json_object_get(v, "isError"))) {
+		struct note n = note_get(req);
+		n.err = 2;
+		note_set(req, &n);
+	}
+	json_decref(v);
+}
+
+void mg_obs_auth(struct mg_gateway *gw, struct mg_http_req *req, const struct mg_auth_outcome *o)
+{
+	if (o->status != MG_AUTH_OK)
+		mg_obs_outcome(req, MG_MS_UNAUTHORIZED);
+	if (!gw->metrics)
+		return;
+	switch (o->status) {
+	case MG_AUTH_OK:
+		mg_metrics_auth(gw->metrics, mg_metrics_provider(o->identity->provider),
+		                MG_MA_SUCCESS);
+		mg_metrics_identity_seen(gw->metrics, o->identity->key, mg_now_us());
+		break;
+	case MG_AUTH_INVALID:
+		mg_metrics_auth(gw->metrics, MG_MP_NONE, MG_MA_INVALID);
+		break;
+	case MG_AUTH_UNAVAILABLE:
+		mg_metrics_auth(gw->metrics, MG_MP_NONE, MG_MA_UNAVAILABLE);
+		break;
+	default:
+		mg_metrics_auth(gw->metrics, MG_MP_NONE, MG_MA_MISSING);
+		break;
+	}
+}
+
+void mg_obs_limit(struct mg_gateway *gw, enum mg_mscope scope, bool allowed)
+{
+	if (gw->metrics)
+		mg_metrics_rate_limit(gw->metrics, scope, allowed);
+}
+
+void mg_obs_exchange_end(struct mg_exchange *x)
+{
+	struct mg_gateway *gw = x->gw;
+	if (!gw->metrics || !x->sent_us)
+		return;
+	struct mg_metrics_upstream *u = &gw->metrics->upstreams[0];
+	if (x->answer == MG_X_NONE) {
+		u->requests++; /* the client left first: neither an error nor a latency */
+		return;
+	}
+	uint64_t now = mg_now_us();
+	mg_metrics_upstream(gw->metrics, 0, x->answer == MG_X_ERROR,
+	                    now > x->sent_us ? now - x->sent_us : 0);
+}
+
+/* How the request ended, from the note and the status sent. */
+static enum mg_mstatus outcome(const struct note *n, int status)
+{
+	if (n->outcome)
+		return (enum mg_mstatus)(n->outcome - 1);
+	if (status == 0)
+		return MG_MS_CANCELLED;
+	if (status == 401)
+		return MG_MS_UNAUTHORIZED;
+	if (status == 429)
+		return MG_MS_RATE_LIMITED;
+	if (status >= 400 && status < 500)
+		return MG_MS_INVALID;
+	if (status >= 500 || n->err == 1)
+		return MG_MS_ERROR;
+	return n->err == 2 ? MG_MS_TOOL_ERROR : MG_MS_OK;
+}
+
+void mg_obs_on_done(struct mg_http_req *req, int status, void *arg)
+{
+	struct mg_gateway *gw = arg;
+	if (!gw->metrics || strcmp(mg_http_req_method(req), "POST") != 0 ||
+	    strcmp(mg_http_req_path(req), gw->cfg->server.mcp_path) != 0)
+		return;
+	struct note n = note_get(req);
+	int32_t et = MG_ET_NONE;
+	if (n.err == 2)
+		et = MG_ET_TOOL_ERROR;
+	else if (n.err == 1)
+		et = n.code ? n.code : MG_ET_OTHER;
+	else if (status == 0)
+		et = MG_ET_CANCELLED;
+	else if (status >= 400)
+		et = MG_ET_OTHER;
+	uint64_t now = mg_now_us(), start = mg_http_req_start_us(req);
+	mg_metrics_request(gw->metrics, (enum mg_mmethod)n.method, outcome(&n, status), et,
+	                   now > start ? now - start : 0);
+}
+
+/* ---- collector: state that lives elsewhere ------------------------------------------ */
+
+static void collect_gateway(struct mg_prom *p, void *arg)
+{
+	struct mg_gateway *gw = arg;
+	size_t streams = 0;
+	for (size_t i = 0; i < gw->nbuckets; i++) {
+		for (struct mg_session *s = gw->buckets[i]; s; s = s->next) {
+			streams += s->get.req != NULL;
+			for (struct mg_exchange *x = s->exchanges; x; x = x->next)
+				streams += x->sse && x->req;
+		}
+	}
+	for (struct mg_exchange *x = gw->modern; x; x = x->next)
+		streams += x->sse && x->req;
+	for (struct mg_listener *l = gw->listeners; l; l = l->next)
+		streams += l->stream.req != NULL;
+	mg_prom_gauge1(p, "mcp_guard_sessions_open", "Legacy MCP sessions open.",
+	               (double)gw->nsessions);
+	mg_prom_gauge1(p, "mcp_guard_sse_streams_open",
+	               "SSE response streams open (GET streams, request streams, "
+	               "subscriptions/listen).",
+	               (double)streams);
+	mg_prom_gauge1(p, "mcp_guard_connections_open",
+	               "Client connections open on the main listener.",
+	               (double)(gw->http ? mg_http_server_connections(gw->http) : 0));
+	mg_prom_gauge1(p, "mcp_guard_requests_in_flight",
+	               "Requests waiting for authentication, a rate-limit decision or the "
+	               "upstream.",
+	               (double)mg_mcp_inflight(gw));
+
+	struct mg_upstream *up = gw->up;
+	struct mg_prom_label ul[] = { { "upstream", up ? up->cfg->name : "" } };
+	mg_prom_family(p, "mcp_guard_upstream_up", "gauge",
+	               "1 when the upstream completed its handshake and is up.");
+	if (up)
+		mg_prom_sample(p, "", ul, 1, up->ready ? 1 : 0);
+	mg_prom_family(p, "mcp_guard_upstream_restarts_total", "counter",
+	               "Restarts of the upstream's shared process after it exited.");
+	if (up)
+		mg_prom_sample_u64(p, "", ul, 1, up->restarts);
+	mg_prom_family(p, "mcp_guard_upstream_dedicated_processes", "gauge",
+	               "Per-session processes running (mode = \"per_session\").");
+	if (up)
+		mg_prom_sample(p, "", ul, 1, (double)up->dedicated);
+
+	struct mg_auth_stats as;
+	mg_auth_stats(gw->auth, &as);
+	mg_prom_counter1(p, "mcp_guard_jwks_fetches_total", "JWKS documents fetched.",
+	                 as.jwks_fetches);
+	mg_prom_counter1(p, "mcp_guard_jwks_errors_total",
+	                 "JWKS fetches that failed or returned an unusable key set.",
+	                 as.jwks_errors);
+
+	if (gw->rl) {
+		struct mg_ratelimiter_state st;
+		mg_ratelimiter_state(gw->rl, &st);
+		mg_prom_gauge1(p, "mcp_guard_rate_limit_keys", "Rate-limit keys held in memory.",
+		               (double)st.memory_keys);
+		if (st.redis_configured) {
+			mg_prom_gauge1(p, "mcp_guard_redis_up",
+			               "1 when Redis is connected, set up and answering.",
+			               st.redis_up ? 1 : 0);
+			mg_prom_counter1(p, "mcp_guard_rate_limit_fallbacks_total",
+			                 "Decisions made in memory while Redis was configured.",
+			                 st.fallbacks);
+			mg_prom_counter1(p, "mcp_guard_redis_errors_total",
+			                 "Redis error or malformed replies.", st.redis_errors);
+			mg_prom_counter1(p, "mcp_guard_redis_timeouts_total",
+			                 "Redis checks answered by the timeout.",
+			                 st.redis_timeouts);
+		}
+	}
+	struct mg_prom_label bl[] = { { "version", MG_VERSION } };
+	mg_prom_family(p, "mcp_guard_build_info", "gauge", "Always 1; the version as a label.");
+	mg_prom_sample(p, "", bl, 1, 1);
+}
+
+/* ---- the endpoint ------------------------------------------------------------------- */
+
+static void reply_metrics(struct mg_gateway *gw, struct mg_http_req *req)
+{
+	uint64_t now = mg_now_us();
+	/* An open session keeps its identity active whether or not it spoke. */
+	for (size_t i = 0; i < gw->nbuckets; i++) {
+		for (struct mg_session *s = gw->buckets[i]; s; s = s->next)
+			mg_metrics_identity_seen(gw->metrics, s->identity, now);
+	}
+	struct mg_buf out;
+	mg_buf_init(&out, 0);
+	mg_metrics_render(gw->metrics, &out, now);
+	struct mg_http_hdr h[] = { { "Cache-Control", "no-store" } };
+	mg_http_reply(req, 200, MG_PROM_CONTENT_TYPE, h, 1, out.data ? out.data : "", out.len);
+	mg_buf_free(&out);
+}
+
+/* A scrape waiting for authentication (a JWKS fetch). */
+struct scrape {
+	struct mg_gateway *gw;
+	struct mg_http_req *req;
+	struct mg_auth *auth;
+	struct mg_auth_wait *wait;
+};
+
+static void scrape_decided(struct mg_gateway *gw, struct mg_http_req *req, struct mg_auth *auth,
+                           const struct mg_auth_outcome *o)
+{
+	if (o->status == MG_AUTH_OK) {
+		mg_identity_unref(o->identity);
+		reply_metrics(gw, req);
+		return;
+	}
+	if (o->status != MG_AUTH_UNAVAILABLE)
+		mg_mcp_ip_charge(gw, req);
+	mg_mcp_reply_auth_failure(gw, req, auth, o);
+}
+
+static void on_scrape_auth(const struct mg_auth_outcome *o, void *arg)
+{
+	struct scrape *sc = arg;
+	mg_http_req_on_close(sc->req, NULL, NULL);
+	scrape_decided(sc->gw, sc->req, sc->auth, o);
+	mg_auth_unref(sc->auth);
+	free(sc);
+}
+
+static void on_scrape_close(struct mg_http_req *req, void *arg)
+{
+	struct scrape *sc = arg;
+	(void)req;
+	mg_auth_cancel(sc->wait);
+	mg_auth_unref(sc->auth);
+	free(sc);
+}
+
+static void handle_metrics(struct mg_gateway *gw, struct mg_http_req *req)
+{
+	const char *method = mg_http_req_method(req);
+	if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+		struct mg_http_hdr h[] = { { "Allow", "GET, HEAD" } };
+		json_t *e =
+		    mg_rpc_error_new(NULL, MG_RPC_INVALID_REQUEST, "Method Not Allowed", NULL);
+		mg_reply_json(req, 405, e, h, 1);
+		json_decref(e);
+		return;
+	}
+	if (!gw->cfg->metrics.require_auth || !mg_auth_enabled(gw->auth)) {
+		reply_metrics(gw, req);
+		return;
+	}
+	if (!mg_mcp_ip_allowed_or_reply(gw, req))
+		return;
+	struct scrape *sc = calloc(1, sizeof *sc);
+	if (!sc) {
+		mg_reply_rpc_error(req, 503, NULL, MG_RPC_INTERNAL_ERROR, "out of memory", NULL);
+		return;
+	}
+	*sc = (struct scrape){ .gw = gw, .req = req, .auth = mg_auth_ref(gw->auth) };
+	struct mg_auth_request ar = {
+		.authorization = mg_http_req_header(req, "Authorization"),
+		.api_key = mg_http_req_header(req, "X-API-Key"),
+		.peer = mg_http_req_peer_addr(req),
+		.ssl = mg_http_req_ssl(req),
+		.fwd_cn = mg_http_req_header(req, "X-Client-Cert-CN"),
+		.fwd_san_dns = mg_http_req_header(req, "X-Client-Cert-SAN-DNS"),
+		.fwd_san_email = mg_http_req_header(req, "X-Client-Cert-SAN-Email"),
+		.fwd_verified = mg_http_req_header(req, "X-Client-Cert-Verified"),
+		.now = (int64_t)time(NULL),
+	};
+	struct mg_auth_outcome o;
+	if (mg_auth_authenticate(sc->auth, &ar, &o, on_scrape_auth, sc, &sc->wait)) {
+		scrape_decided(gw, req, sc->auth, &o);
+		mg_auth_unref(sc->auth);
+		free(sc);
+		return;
+	}
+	mg_http_req_on_close(req, on_scrape_close, sc);
+}
+
+bool mg_obs_route(struct mg_gateway *gw, struct mg_http_req *req)
+{
+	if (!gw->metrics || strcmp(mg_http_req_path(req), gw->cfg->metrics.path) != 0)
+		return false;
+	handle_metrics(gw, req);
+	return true;
+}
+
+/* The admin listener: the metrics path and the health endpoints only. */
+static void on_admin_request(struct mg_http_req *req, void *arg)
+{
+	struct mg_gateway *gw = arg;
+	const char *path = mg_http_req_path(req);
+	if (mg_obs_route(gw, req))
+		return;
+	if (strcmp(path, "/health") == 0 || strcmp(path, "/live") == 0 ||
+	    strcmp(path, "/ready") == 0) {
+		mg_gateway_on_request(req, gw);
+		return;
+	}
+	char m[200];
+	snprintf(m, sizeof m, "Not Found: this address serves %s, /health, /live and /ready",
+	         gw->cfg->metrics.path);
+	mg_reply_rpc_error(req, 404, NULL, MG_RPC_INVALID_REQUEST, m, NULL);
+}
+
+int mg_obs_start(struct mg_gateway *gw, const struct mg_http_server_opts *main_opts, char *err,
+                 size_t err_size)
+{
+	const struct mg_metrics_config *mc = &gw->cfg->metrics;
+	if (!mc->enabled)
+		return 0;
+	const char *name = gw->up ? gw->up->cfg->name : "";
+	gw->metrics = mg_metrics_new(&name, 1);
+	if (!gw->metrics || mg_metrics_add_collector(gw->metrics, collect_gateway, gw) < 0) {
+		snprintf(err, err_size, "metrics: out of memory");
+		return -1;
+	}
+	if (!mc->listen)
+		return 0;
+	char host[256];
+	int port;
+	if (mg_hostport_split(mc->listen, host, sizeof host, &port) < 0) {
+		snprintf(err, err_size, "metrics.listen: expected host:port");
+		return -1;
+	}
+	struct mg_http_server_opts o = *main_opts;
+	o.host = host;
+	o.port = port;
+	o.max_connections = 64;
+	o.max_body_bytes = 4096;
+	o.tls = NULL;
+	o.on_request = on_admin_request;
+	o.on_done = NULL;
+	o.arg = gw;
+	char e[300];
+	gw->admin = mg_http_server_new(gw->base, &o, e, sizeof e);
+	if (!gw->admin) {
+		snprintf(err, err_size, "metrics.listen: %s", e);
+		return -1;
+	}
+	mg_log_info("metrics on http://%s%s%s:%d%s (%s)", strchr(host, ':') ? "[" : "", host,
+	            strchr(host, ':') ? "]" : "", mg_http_server_port(gw->admin), mc->path,
+	            mc->require_auth && mg_auth_enabled(gw->auth) ? "credentials required"
+	                                                          : "no credentials required");
+	if (!mc->require_auth && !mg_host_is_loopback(host))
+		mg_log_warn("metrics.listen %s is not a loopback address and require_auth = false: "
+		            "anyone who can reach it can read the metrics",
+		            mc->listen);
+	return 0;
+}
+
+void mg_obs_free(struct mg_gateway *gw)
+{
+	if (gw->admin)
+		mg_http_server_free(gw->admin);
+	gw->admin = NULL;
+	mg_metrics_free(gw->metrics);
+	gw->metrics = NULL;
+}
