@@ -310,6 +310,7 @@ struct scrape {
 static void scrape_decided(struct mg_gateway *gw, struct mg_http_req *req, struct mg_auth *auth,
                            const struct mg_auth_outcome *o)
 {
+	mg_obs_auth(gw, req, o);
 	if (o->status == MG_AUTH_OK) {
 		mg_identity_unref(o->identity);
 		reply_metrics(gw, req);

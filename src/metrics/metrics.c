@@ -346,7 +346,9 @@ int mg_metrics_add_collector(struct mg_metrics *m, void (*collect)(struct mg_pro
 static struct mg_histogram *error_series(struct mg_metrics *m, enum mg_mmethod method,
                                          int32_t error)
 {
-	if (error != MG_ET_TOOL_ERROR && error != MG_ET_CANCELLED &&
+	/* JSON-RPC's reserved range, and the gateway's own rate-limit code
+	 * (-31429); any other code an upstream invents is "_OTHER". */
+	if (error != MG_ET_TOOL_ERROR && error != MG_ET_CANCELLED && error != -31429 &&
 	    (error < -32768 || error > -32000))
 		error = MG_ET_OTHER;
 	for (size_t i = 0; i < m->n_op_err; i++) {

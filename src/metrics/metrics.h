@@ -162,7 +162,8 @@ enum mg_mstatus {
 const char *mg_metrics_status_name(enum mg_mstatus s);
 
 /* Error type of the semantic-convention histogram: a JSON-RPC code in
- * [-32768, -32000] as itself, else one of these. */
+ * [-32768, -32000] or the gateway's -31429 (rate limited) as itself, any
+ * other code as "_OTHER", or one of these. */
 #define MG_ET_NONE       0
 #define MG_ET_TOOL_ERROR INT32_MIN
 #define MG_ET_CANCELLED  (INT32_MIN + 1)

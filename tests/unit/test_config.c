@@ -322,8 +322,8 @@ static void test_metrics_section(void **state)
 	assert_int_equal(port, 9464);
 	assert_int_equal(mg_hostport_split("[::1]:80", host, sizeof host, &port), 0);
 	assert_string_equal(host, "::1");
-	const char *bad[] = { "9464", ":9464", "::1:80", "h:0", "h:65536", "h:", "[::1]80", "h:9x",
-		              NULL };
+	const char *bad[] = { "9464", ":9464",   "::1:80", "h:0", "h:65536",
+		              "h:",   "[::1]80", "h:9x",   NULL };
 	for (size_t i = 0; bad[i]; i++)
 		assert_int_equal(mg_hostport_split(bad[i], host, sizeof host, &port), -1);
 
