@@ -397,8 +397,7 @@ int mg_hostport_split(const char *s, char *host, size_t host_size, int *port)
 		return -1; /* an IPv6 address needs brackets */
 	}
 	int64_t p;
-	if (he <= h || (size_t)(he - h) >= host_size ||
-	    mg_parse_i64(colon + 1, 1, 65535, &p) < 0)
+	if (he <= h || (size_t)(he - h) >= host_size || mg_parse_i64(colon + 1, 1, 65535, &p) < 0)
 		return -1;
 	memcpy(host, h, (size_t)(he - h));
 	host[he - h] = '\0';

@@ -79,7 +79,7 @@ struct mg_exchange {
 	struct event *timeout;
 	char method[MG_METHOD_MAX];
 	uint64_t start_us;
-	uint64_t sent_us;       /* forwarded at (metrics); 0: not forwarded */
+	uint64_t sent_us;        /* forwarded at (metrics); 0: not forwarded */
 	enum mg_x_answer answer; /* what the upstream's side came to (metrics) */
 };
 
@@ -154,7 +154,7 @@ struct mg_gateway {
 	int shutdown_phase;
 	uint64_t phase_start_us;
 	uint64_t requests_total, errors_total, denied_total, limited_total;
-	struct mg_metrics *metrics;  /* NULL when metrics.enabled is false */
+	struct mg_metrics *metrics;   /* NULL when metrics.enabled is false */
 	struct mg_http_server *admin; /* metrics.listen, or NULL */
 };
 
@@ -213,11 +213,10 @@ void mg_mcp_session_ended(struct mg_session *s);
  * endpoint, for /metrics (same credentials, same flood protection). */
 bool mg_mcp_ip_allowed_or_reply(struct mg_gateway *gw, struct mg_http_req *req);
 void mg_mcp_ip_charge(struct mg_gateway *gw, struct mg_http_req *req);
-void mg_mcp_reply_auth_failure(struct mg_gateway *gw, struct mg_http_req *req,
-                               struct mg_auth *auth, const struct mg_auth_outcome *o);
+void mg_mcp_reply_auth_failure(struct mg_gateway *gw, struct mg_http_req *req, struct mg_auth *auth,
+                               const struct mg_auth_outcome *o);
 
 /* ---- observe.c (metrics) ----------------------------------------------------------- */
-
 
 /* Creates the registry (metrics.enabled) and the admin listener
  * (metrics.listen). `main_opts` are the main listener's options (limits are

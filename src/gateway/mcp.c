@@ -2228,8 +2228,8 @@ void mg_mcp_ip_charge(struct mg_gateway *gw, struct mg_http_req *req)
 	ip_charge_failure(gw, req);
 }
 
-void mg_mcp_reply_auth_failure(struct mg_gateway *gw, struct mg_http_req *req,
-                               struct mg_auth *auth, const struct mg_auth_outcome *o)
+void mg_mcp_reply_auth_failure(struct mg_gateway *gw, struct mg_http_req *req, struct mg_auth *auth,
+                               const struct mg_auth_outcome *o)
 {
 	reply_auth_failure(gw, req, auth, o);
 }
