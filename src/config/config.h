@@ -179,6 +179,7 @@ struct mg_tracing_config {
 	char *otlp_endpoint;
 	double sample_rate;
 	bool propagate_context;
+	bool allow_private_networks;
 };
 
 struct mg_metrics_config {

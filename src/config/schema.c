@@ -376,7 +376,12 @@ static const struct mg_field tracing_fields[] = {
 	    "OTLP/HTTP collector base URL."),
 	DBL(S, sample_rate, "sample_rate", "1.0", 0.0, 1.0, "Fraction of traces sampled (0 to 1)."),
 	BOOL(S, propagate_context, "propagate_context", "true",
-	     "Forward W3C traceparent to HTTP upstreams."),
+	     "Accept the client's W3C trace context (params._meta, else the traceparent "
+	     "header) as the parent, and pass the context on to the upstream in "
+	     "params._meta."),
+	BOOL(S, allow_private_networks, "allow_private_networks", "false",
+	     "Let otlp_endpoint be a loopback or private address (a collector on the same "
+	     "host or network)."),
 };
 #undef S
 static const struct mg_section tracing_section =

@@ -459,9 +459,6 @@ int mg_gateway_run(const struct mg_config *cfg)
 	else if (au->enabled && au->stdout_enabled)
 		mg_log_info("audit logging is not available in this build: no audit events are "
 		            "written to stdout");
-	if (cfg->tracing.enabled)
-		mg_log_warn("[tracing] is enabled, but tracing is not available in this build: "
-		            "no spans are exported");
 	if (cfg->rate_limit.enabled) {
 		struct mg_ratelimiter_opts ro = {
 			.max_entries = (size_t)cfg->rate_limit.max_entries,

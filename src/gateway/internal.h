@@ -37,6 +37,7 @@ struct mg_session;
 struct mg_access;
 struct mg_hold;
 struct mg_ratelimiter;
+struct mg_tracer;
 struct mg_jscan;
 struct mg_auth;
 struct mg_auth_outcome;
@@ -156,6 +157,7 @@ struct mg_gateway {
 	uint64_t requests_total, errors_total, denied_total, limited_total;
 	struct mg_metrics *metrics;   /* NULL when metrics.enabled is false */
 	struct mg_http_server *admin; /* metrics.listen, or NULL */
+	struct mg_tracer *tracer;     /* tracing.enabled, or NULL */
 };
 
 /* ---- session.c ------------------------------------------------------------------- */
@@ -240,7 +242,12 @@ void mg_obs_raw_answer(struct mg_http_req *req, const char *method, const char *
                        const struct mg_jscan *js);
 /* Counters that are not per request. */
 void mg_obs_auth(struct mg_gateway *gw, struct mg_http_req *req, const struct mg_auth_outcome *o);
-void mg_obs_limit(struct mg_gateway *gw, enum mg_mscope scope, bool allowed);
+void mg_obs_limit(struct mg_gateway *gw, struct mg_http_req *req, enum mg_mscope scope,
+                  bool allowed);
+/* Tracing: when this request's trace is sampled, a new CLIENT span id goes
+ * into msg's params._meta (traceparent, tracestate) and true is returned
+ * (the caller then sends the tree, not the client's text). */
+bool mg_obs_trace_inject(struct mg_http_req *req, struct mg_rpc_msg *msg);
 /* An exchange is being freed: the upstream's request, error and latency. */
 void mg_obs_exchange_end(struct mg_exchange *x);
 

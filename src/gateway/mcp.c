@@ -747,7 +747,8 @@ static int forward(struct mg_gateway *gw, struct mg_http_req *req, struct mg_cha
 {
 	json_t *meta = msg->params ? json_object_get(msg->params, "_meta") : NULL;
 	bool token = json_is_object(meta) && json_object_get(meta, "progressToken");
-	if (x->bridge == MG_BRIDGE_NONE && !token) {
+	bool traced = mg_obs_trace_inject(req, msg); /* sampled: _meta.traceparent added */
+	if (x->bridge == MG_BRIDGE_NONE && !token && !traced) {
 		size_t len;
 		const char *body = mg_http_req_body(req, &len);
 		struct mg_jscan js;
@@ -1802,7 +1803,7 @@ static bool ip_limit_or_reply(struct mg_gateway *gw, struct mg_http_req *req)
 	mg_ratelimiter_peek(gw->rl, key, (size_t)n, &r, (int64_t)mg_now_us(), &d);
 	if (d.allowed)
 		return true;
-	mg_obs_limit(gw, MG_MSC_ADDRESS, false);
+	mg_obs_limit(gw, req, MG_MSC_ADDRESS, false);
 	reply_limited(gw, req, NULL, &d, "too many failed authentications from this address");
 	return false;
 }
@@ -1823,7 +1824,7 @@ static void ip_charge_failure(struct mg_gateway *gw, struct mg_http_req *req)
 static void identity_decided(struct mg_hold *h, const struct mg_rl_decision *d)
 {
 	rate_headers(h->req, d);
-	mg_obs_limit(h->gw, MG_MSC_IDENTITY, d->allowed);
+	mg_obs_limit(h->gw, h->req, MG_MSC_IDENTITY, d->allowed);
 	if (!d->allowed) {
 		reply_limited(h->gw, h->req, NULL, d, "rate limit of this identity");
 		return;
@@ -1881,7 +1882,7 @@ static void continue_post(struct mg_gateway *gw, struct mg_http_req *req, struct
 
 static void tool_decided(struct mg_hold *h, const struct mg_rl_decision *d)
 {
-	mg_obs_limit(h->gw, MG_MSC_TOOL, d->allowed);
+	mg_obs_limit(h->gw, h->req, MG_MSC_TOOL, d->allowed);
 	if (!d->allowed) {
 		json_t *name = json_object_get(h->msg.params, "name");
 		char what[200];

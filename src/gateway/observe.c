@@ -29,9 +29,260 @@
 #include "gateway/internal.h"
 #include "mcp/jscan.h"
 #include "metrics/metrics.h"
+#include "trace/trace.h"
 #include "ratelimit/ratelimit.h"
 #include "util/clock.h"
 #include "util/log.h"
+
+/* ---- tracing: one SERVER span per MCP request --------------------------------------- */
+
+/* What a sampled (or not yet decided) request remembers for its spans; in
+ * the request's data slot from authentication to on_done. */
+struct rtrace {
+	const struct mg_tracing_config *tc;
+	bool decided, sampled;
+	bool has_parent, parent_from_meta, has_http;
+	struct mg_trace_ctx parent, http;
+	char tracestate[MG_TRACESTATE_MAX + 1];
+	uint8_t trace_id[16], server_id[8], client_id[8];
+	uint64_t auth_end_us, limit_start_us, limit_end_us, up_start_us, up_end_us;
+	bool up_error;
+	char method[64];
+	const char *target_attr; /* gen_ai.tool.name or gen_ai.prompt.name, or NULL */
+	char target[128];
+	char request_id[64];
+	char protocol[32];
+	char session[64];
+};
+
+static struct rtrace *rtrace_of(struct mg_http_req *req)
+{
+	return mg_http_req_data(req);
+}
+
+static bool is_mcp_post(struct mg_gateway *gw, struct mg_http_req *req)
+{
+	return strcmp(mg_http_req_method(req), "POST") == 0 &&
+	       strcmp(mg_http_req_path(req), gw->cfg->server.mcp_path) == 0;
+}
+
+/* A context from a string value, when it is a valid traceparent. */
+static bool ctx_from(const char *v, size_t len, struct mg_trace_ctx *out)
+{
+	return v && mg_traceparent_parse(v, len, out) == 0;
+}
+
+static void trace_method(struct rtrace *t, struct mg_http_req *req, const struct mg_rpc_msg *msg,
+                         const struct mg_tracing_config *tc)
+{
+	snprintf(t->method, sizeof t->method, "%s", msg->method ? msg->method : "");
+	json_t *name = msg->params ? json_object_get(msg->params, "name") : NULL;
+	if (json_is_string(name) && msg->method &&
+	    (strcmp(msg->method, "tools/call") == 0 || strcmp(msg->method, "prompts/get") == 0)) {
+		t->target_attr = msg->method[0] == 't' ? "gen_ai.tool.name" : "gen_ai.prompt.name";
+		snprintf(t->target, sizeof t->target, "%s", json_string_value(name));
+	}
+	if (json_is_integer(msg->id))
+		snprintf(t->request_id, sizeof t->request_id, "%lld",
+		         (long long)json_integer_value(msg->id));
+	else if (json_is_string(msg->id))
+		snprintf(t->request_id, sizeof t->request_id, "%s", json_string_value(msg->id));
+	json_t *meta = msg->params ? json_object_get(msg->params, "_meta") : NULL;
+	const char *pv = mg_http_req_header(req, "MCP-Protocol-Version");
+	json_t *mv = json_object_get(meta, "io.modelcontextprotocol/protocolVersion");
+	snprintf(t->protocol, sizeof t->protocol, "%s",
+	         json_is_string(mv) ? json_string_value(mv)
+	         : pv               ? pv
+	                            : "");
+	const char *sid = mg_http_req_header(req, "Mcp-Session-Id");
+	snprintf(t->session, sizeof t->session, "%s", sid ? sid : "");
+	/* The parent: params._meta's context (the MCP conventions), else the
+	 * HTTP request's; with both, the HTTP one becomes a link. */
+	if (tc->propagate_context) {
+		const char *h = mg_http_req_header(req, "traceparent");
+		t->has_http = h && ctx_from(h, strlen(h), &t->http);
+		json_t *tp = json_object_get(meta, "traceparent");
+		if (json_is_string(tp) &&
+		    ctx_from(json_string_value(tp), json_string_length(tp), &t->parent)) {
+			t->has_parent = t->parent_from_meta = true;
+			json_t *ts = json_object_get(meta, "tracestate");
+			if (json_is_string(ts) &&
+			    mg_tracestate_valid(json_string_value(ts), json_string_length(ts)))
+				snprintf(t->tracestate, sizeof t->tracestate, "%s",
+				         json_string_value(ts));
+		} else if (t->has_http) {
+			t->has_parent = true;
+			t->parent = t->http;
+			const char *ts = mg_http_req_header(req, "tracestate");
+			if (ts && mg_tracestate_valid(ts, strlen(ts)))
+				snprintf(t->tracestate, sizeof t->tracestate, "%s", ts);
+		}
+	}
+	if (t->has_parent) {
+		memcpy(t->trace_id, t->parent.trace_id, 16);
+		t->sampled = t->parent.flags & MG_TRACE_FLAG_SAMPLE;
+	} else {
+		mg_trace_new_trace_id(t->trace_id);
+		t->sampled = mg_trace_sampled(t->trace_id, tc->sample_rate);
+	}
+	mg_trace_new_span_id(t->server_id);
+	t->decided = true;
+}
+
+static void trace_parsed(struct mg_http_req *req, const struct mg_rpc_msg *msg)
+{
+	struct rtrace *t = rtrace_of(req);
+	if (t && !t->decided && (msg->kind == MG_RPC_REQUEST || msg->kind == MG_RPC_NOTIFICATION))
+		trace_method(t, req, msg, t->tc);
+}
+
+bool mg_obs_trace_inject(struct mg_http_req *req, struct mg_rpc_msg *msg)
+{
+	struct rtrace *t = req ? rtrace_of(req) : NULL;
+	if (!t || !t->sampled || msg->kind != MG_RPC_REQUEST)
+		return false;
+	json_t *params = json_object_get(msg->root, "params");
+	if (!json_is_object(params)) {
+		params = json_object();
+		json_object_set_new(msg->root, "params", params);
+	}
+	json_t *meta = json_object_get(params, "_meta");
+	if (!json_is_object(meta)) {
+		meta = json_object();
+		json_object_set_new(params, "_meta", meta);
+	}
+	struct mg_trace_ctx c = { .flags = MG_TRACE_FLAG_SAMPLE };
+	memcpy(c.trace_id, t->trace_id, 16);
+	mg_trace_new_span_id(t->client_id);
+	memcpy(c.span_id, t->client_id, 8);
+	char tp[MG_TRACEPARENT_LEN + 1];
+	mg_traceparent_format(&c, tp);
+	json_object_set_new(meta, "traceparent", json_string(tp));
+	if (t->tracestate[0])
+		json_object_set_new(meta, "tracestate", json_string(t->tracestate));
+	else
+		json_object_del(meta, "tracestate");
+	t->up_start_us = mg_now_us();
+	return true;
+}
+
+static void upstream_answered(struct mg_http_req *req, bool error)
+{
+	struct rtrace *t = req ? rtrace_of(req) : NULL;
+	if (t && t->up_start_us && !t->up_end_us) {
+		t->up_end_us = mg_now_us();
+		t->up_error = error;
+	}
+}
+
+static uint64_t unix_ns(uint64_t mono_us, uint64_t now_mono_us, uint64_t now_unix_ns)
+{
+	uint64_t ago = now_mono_us > mono_us ? now_mono_us - mono_us : 0;
+	return now_unix_ns - ago * 1000;
+}
+
+static void child_span(struct mg_tracer *tr, const struct rtrace *t, struct mg_span *sp,
+                       const char *name, uint64_t start, uint64_t end, uint64_t now,
+                       uint64_t now_ns)
+{
+	memset(sp, 0, sizeof *sp);
+	memcpy(sp->trace_id, t->trace_id, 16);
+	memcpy(sp->parent_id, t->server_id, 8);
+	mg_trace_new_span_id(sp->span_id);
+	sp->kind = MG_SPAN_INTERNAL;
+	snprintf(sp->name, sizeof sp->name, "%s", name);
+	sp->start_ns = unix_ns(start, now, now_ns);
+	sp->end_ns = unix_ns(end ? end : now, now, now_ns);
+	if (tr)
+		mg_tracer_submit(tr, sp);
+}
+
+/* The request ended: its spans go to the exporter when sampled. */
+static void trace_done(struct mg_gateway *gw, struct mg_http_req *req, const char *error_type)
+{
+	struct rtrace *t = rtrace_of(req);
+	mg_http_req_set_data(req, NULL);
+	if (!t || !t->decided || !t->sampled || !t->method[0]) {
+		free(t);
+		return;
+	}
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	uint64_t now = mg_now_us();
+	uint64_t now_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+	struct mg_span *sp = malloc(sizeof *sp);
+	if (!sp) {
+		free(t);
+		return;
+	}
+	/* The SERVER span: "{mcp.method.name} {target}". */
+	memset(sp, 0, sizeof *sp);
+	memcpy(sp->trace_id, t->trace_id, 16);
+	memcpy(sp->span_id, t->server_id, 8);
+	if (t->has_parent)
+		memcpy(sp->parent_id, t->parent.span_id, 8);
+	if (t->parent_from_meta && t->has_http) {
+		sp->has_link = true;
+		sp->link = t->http;
+	}
+	sp->kind = MG_SPAN_SERVER;
+	snprintf(sp->name, sizeof sp->name, "%.63s%s%.95s", t->method, t->target[0] ? " " : "",
+	         t->target);
+	sp->start_ns = unix_ns(mg_http_req_start_us(req), now, now_ns);
+	sp->end_ns = now_ns;
+	mg_span_attr_str(sp, "mcp.method.name", t->method);
+	if (t->target_attr)
+		mg_span_attr_str(sp, t->target_attr, t->target);
+	if (t->target_attr && t->method[0] == 't')
+		mg_span_attr_str(sp, "gen_ai.operation.name", "execute_tool");
+	if (t->request_id[0])
+		mg_span_attr_str(sp, "jsonrpc.request.id", t->request_id);
+	if (t->session[0])
+		mg_span_attr_str(sp, "mcp.session.id", t->session);
+	if (t->protocol[0])
+		mg_span_attr_str(sp, "mcp.protocol.version", t->protocol);
+	mg_span_attr_str(sp, "network.transport", "tcp");
+	mg_span_attr_str(sp, "network.protocol.name", "http");
+	mg_span_attr_str(sp, "client.address", mg_http_req_peer(req));
+	if (error_type) {
+		mg_span_attr_str(sp, "error.type", error_type);
+		if (error_type[0] == '-')
+			mg_span_attr_str(sp, "rpc.response.status_code", error_type);
+		sp->error = true;
+		snprintf(sp->status_msg, sizeof sp->status_msg, "%s", error_type);
+	}
+	mg_tracer_submit(gw->tracer, sp);
+	char server_name[sizeof sp->name];
+	memcpy(server_name, sp->name, sizeof server_name);
+	/* Children: authentication, rate limiting, the upstream call. */
+	if (t->auth_end_us)
+		child_span(gw->tracer, t, sp, "authenticate", mg_http_req_start_us(req),
+		           t->auth_end_us, now, now_ns);
+	if (t->limit_end_us)
+		child_span(gw->tracer, t, sp, "rate_limit", t->limit_start_us, t->limit_end_us, now,
+		           now_ns);
+	if (t->up_start_us) {
+		child_span(NULL, t, sp, server_name, t->up_start_us, t->up_end_us, now, now_ns);
+		memcpy(sp->span_id, t->client_id, 8);
+		sp->kind = MG_SPAN_CLIENT;
+		mg_span_attr_str(sp, "mcp.method.name", t->method);
+		if (t->target_attr)
+			mg_span_attr_str(sp, t->target_attr, t->target);
+		mg_span_attr_str(sp, "network.transport", "pipe");
+		mg_span_attr_str(sp, "server.address", gw->up ? gw->up->cfg->name : "");
+		if (t->up_error || !t->up_end_us) {
+			sp->error = true;
+			snprintf(sp->status_msg, sizeof sp->status_msg, "%s",
+			         t->up_end_us ? "the upstream answered with an error"
+			                      : "no answer from the upstream");
+			mg_span_attr_str(sp, "error.type",
+			                 t->up_end_us ? "upstream_error" : "cancelled");
+		}
+		mg_tracer_submit(gw->tracer, sp);
+	}
+	free(sp);
+	free(t);
+}
 
 /* The note left in each request (8 bytes, see mg_http_req_note). */
 struct note {
@@ -55,8 +306,11 @@ static void note_set(struct mg_http_req *req, const struct note *n)
 	memcpy(mg_http_req_note(req), n, sizeof *n);
 }
 
+static void trace_parsed(struct mg_http_req *req, const struct mg_rpc_msg *msg);
+
 void mg_obs_method(struct mg_http_req *req, const struct mg_rpc_msg *msg)
 {
+	trace_parsed(req, msg);
 	struct note n = note_get(req);
 	if (msg->kind == MG_RPC_RESPONSE || msg->kind == MG_RPC_ERROR)
 		n.method = MG_MM_RESPONSE;
@@ -87,6 +341,7 @@ void mg_obs_answer(struct mg_http_req *req, json_t *msg)
 	if (!req || !json_is_object(msg))
 		return;
 	json_t *e = json_object_get(msg, "error");
+	upstream_answered(req, e != NULL);
 	if (e) {
 		mg_obs_rpc_error(req, (int)json_integer_value(json_object_get(e, "code")));
 		return;
@@ -102,7 +357,10 @@ void mg_obs_answer(struct mg_http_req *req, json_t *msg)
 void mg_obs_raw_answer(struct mg_http_req *req, const char *method, const char *text,
                        const struct mg_jscan *js)
 {
-	if (!req || strcmp(method, "tools/call") != 0)
+	if (!req)
+		return;
+	upstream_answered(req, false);
+	if (strcmp(method, "tools/call") != 0)
 		return;
 	/* Only a tools/call result can say isError; look for the key before
 	 * parsing anything (the common success carries no such text). */
@@ -123,6 +381,14 @@ void mg_obs_auth(struct mg_gateway *gw, struct mg_http_req *req, const struct mg
 {
 	if (o->status != MG_AUTH_OK)
 		mg_obs_outcome(req, MG_MS_UNAUTHORIZED);
+	else if (gw->tracer && !mg_http_req_data(req) && is_mcp_post(gw, req)) {
+		struct rtrace *t = calloc(1, sizeof *t);
+		if (t) {
+			t->tc = &gw->cfg->tracing;
+			t->auth_end_us = mg_now_us();
+			mg_http_req_set_data(req, t);
+		}
+	}
 	if (!gw->metrics)
 		return;
 	switch (o->status) {
@@ -143,8 +409,15 @@ void mg_obs_auth(struct mg_gateway *gw, struct mg_http_req *req, const struct mg
 	}
 }
 
-void mg_obs_limit(struct mg_gateway *gw, enum mg_mscope scope, bool allowed)
+void mg_obs_limit(struct mg_gateway *gw, struct mg_http_req *req, enum mg_mscope scope,
+                  bool allowed)
 {
+	struct rtrace *t = gw->tracer ? rtrace_of(req) : NULL;
+	if (t) {
+		if (!t->limit_start_us)
+			t->limit_start_us = t->auth_end_us ? t->auth_end_us : mg_now_us();
+		t->limit_end_us = mg_now_us();
+	}
 	if (gw->metrics)
 		mg_metrics_rate_limit(gw->metrics, scope, allowed);
 }
@@ -185,8 +458,7 @@ static enum mg_mstatus outcome(const struct note *n, int status)
 void mg_obs_on_done(struct mg_http_req *req, int status, void *arg)
 {
 	struct mg_gateway *gw = arg;
-	if (!gw->metrics || strcmp(mg_http_req_method(req), "POST") != 0 ||
-	    strcmp(mg_http_req_path(req), gw->cfg->server.mcp_path) != 0)
+	if ((!gw->metrics && !gw->tracer) || !is_mcp_post(gw, req))
 		return;
 	struct note n = note_get(req);
 	int32_t et = MG_ET_NONE;
@@ -199,8 +471,13 @@ void mg_obs_on_done(struct mg_http_req *req, int status, void *arg)
 	else if (status >= 400)
 		et = MG_ET_OTHER;
 	uint64_t now = mg_now_us(), start = mg_http_req_start_us(req);
-	mg_metrics_request(gw->metrics, (enum mg_mmethod)n.method, outcome(&n, status), et,
-	                   now > start ? now - start : 0);
+	if (gw->metrics)
+		mg_metrics_request(gw->metrics, (enum mg_mmethod)n.method, outcome(&n, status), et,
+		                   now > start ? now - start : 0);
+	if (mg_http_req_data(req)) {
+		char buf[16];
+		trace_done(gw, req, et == MG_ET_NONE ? NULL : mg_metrics_error_type(et, buf));
+	}
 }
 
 /* ---- collector: state that lives elsewhere ------------------------------------------ */
@@ -413,6 +690,16 @@ int mg_obs_start(struct mg_gateway *gw, const struct mg_http_server_opts *main_o
                  size_t err_size)
 {
 	const struct mg_metrics_config *mc = &gw->cfg->metrics;
+	if (gw->cfg->tracing.enabled) {
+		char e[300];
+		gw->tracer = mg_tracer_new(&gw->cfg->tracing, e, sizeof e);
+		if (!gw->tracer) {
+			snprintf(err, err_size, "tracing: %s", e);
+			return -1;
+		}
+		mg_log_info("tracing: spans of %.0f%% of new traces go to %s/v1/traces",
+		            gw->cfg->tracing.sample_rate * 100, gw->cfg->tracing.otlp_endpoint);
+	}
 	if (!mc->enabled)
 		return 0;
 	const char *name = gw->up ? gw->up->cfg->name : "";
@@ -462,4 +749,6 @@ void mg_obs_free(struct mg_gateway *gw)
 	gw->admin = NULL;
 	mg_metrics_free(gw->metrics);
 	gw->metrics = NULL;
+	mg_tracer_free(gw->tracer); /* exports what is queued */
+	gw->tracer = NULL;
 }

@@ -507,7 +507,7 @@ size_t mg_metrics_active_identities(struct mg_metrics *m, uint64_t now_us)
 
 /* ---- render -------------------------------------------------------------------------- */
 
-static const char *error_type_name(int32_t e, char buf[16])
+const char *mg_metrics_error_type(int32_t e, char buf[16])
 {
 	if (e == MG_ET_TOOL_ERROR)
 		return "tool_error";
@@ -553,9 +553,10 @@ static void render_requests(struct mg_metrics *m, struct mg_prom *p)
 			if (m->op_err[k].method != i)
 				continue;
 			char buf[16];
-			struct mg_prom_label l[] = { { "mcp_method_name", method_names[i] },
-				                     { "error_type",
-				                       error_type_name(m->op_err[k].error, buf) } };
+			struct mg_prom_label l[] = {
+				{ "mcp_method_name", method_names[i] },
+				{ "error_type", mg_metrics_error_type(m->op_err[k].error, buf) }
+			};
 			mg_prom_histogram(p, l, 2, &m->op_err[k].h);
 		}
 	}

@@ -169,6 +169,10 @@ const char *mg_metrics_status_name(enum mg_mstatus s);
 #define MG_ET_CANCELLED  (INT32_MIN + 1)
 #define MG_ET_OTHER      (INT32_MIN + 2)
 
+/* The label value of an error type: the code as text (written into buf),
+ * "tool_error", "cancelled" or "_OTHER". */
+const char *mg_metrics_error_type(int32_t e, char buf[16]);
+
 enum mg_mauth { MG_MA_SUCCESS, MG_MA_INVALID, MG_MA_MISSING, MG_MA_UNAVAILABLE, MG_MA_COUNT };
 enum mg_mprovider {
 	MG_MP_NONE, /* a failure: the chain does not say which provider refused */
