@@ -558,6 +558,21 @@ static void collect_gateway(struct mg_prom *p, void *arg)
 	mg_prom_sample(p, "", bl, 1, 1);
 }
 
+static void collect_tracer(struct mg_prom *p, void *arg)
+{
+	struct mg_tracer_stats st;
+	mg_tracer_stats(arg, &st);
+	mg_prom_counter1(p, "mcp_guard_trace_spans_exported_total",
+	                 "Spans the OTLP collector accepted.", st.exported);
+	mg_prom_counter1(p, "mcp_guard_trace_spans_dropped_total",
+	                 "Spans dropped: the export queue was full, or a batch was given up.",
+	                 st.dropped);
+	mg_prom_counter1(p, "mcp_guard_trace_export_failures_total",
+	                 "Export attempts that failed (each retry counts).", st.failed_exports);
+	mg_prom_gauge1(p, "mcp_guard_trace_queue_spans", "Spans waiting for export.",
+	               (double)st.queued);
+}
+
 /* ---- the endpoint ------------------------------------------------------------------- */
 
 static void reply_metrics(struct mg_gateway *gw, struct mg_http_req *req)
@@ -704,7 +719,8 @@ int mg_obs_start(struct mg_gateway *gw, const struct mg_http_server_opts *main_o
 		return 0;
 	const char *name = gw->up ? gw->up->cfg->name : "";
 	gw->metrics = mg_metrics_new(&name, 1);
-	if (!gw->metrics || mg_metrics_add_collector(gw->metrics, collect_gateway, gw) < 0) {
+	if (!gw->metrics || mg_metrics_add_collector(gw->metrics, collect_gateway, gw) < 0 ||
+	    (gw->tracer && mg_metrics_add_collector(gw->metrics, collect_tracer, gw->tracer) < 0)) {
 		snprintf(err, err_size, "metrics: out of memory");
 		return -1;
 	}

@@ -66,6 +66,7 @@ describe('OpenTelemetry tracing', { timeout: 120000, concurrency: 1 }, () => {
     const clientSpan = hex(16);
     const httpTrace = hex(32);
     const httpSpan = hex(16);
+    let scrape = '';
 
     before(async () => {
         receiver = await startReceiver({ failFirst: 1 });
@@ -96,6 +97,11 @@ describe('OpenTelemetry tracing', { timeout: 120000, concurrency: 1 }, () => {
         // The first batch was refused (503) and retried; a graceful stop then
         // exports what is still queued.
         await waitFor(() => receiver.refused === 1 && receiver.spans().length > 0, { message: 'a batch after the 503' });
+        // (the exporter counts a batch after the collector answered: poll)
+        await waitFor(async () => {
+            scrape = (await gw.request('/metrics', { headers: auth })).body;
+            return /^mcp_guard_trace_spans_exported_total [1-9]/m.test(scrape);
+        }, { message: 'the exported count' });
         await gw.stop();
         gw = null;
     });
@@ -173,6 +179,9 @@ describe('OpenTelemetry tracing', { timeout: 120000, concurrency: 1 }, () => {
 
     test('the exporter retried the 503 and nothing carries a key', () => {
         assert.equal(receiver.refused, 1);
+        assert.match(scrape, /^mcp_guard_trace_export_failures_total 1$/m);
+        assert.match(scrape, /^mcp_guard_trace_spans_exported_total [1-9]\d*$/m);
+        assert.match(scrape, /^mcp_guard_trace_spans_dropped_total 0$/m);
         const text = JSON.stringify(receiver.spans());
         assert.ok(!text.includes(bob.key) && !text.includes(bob.hash) && !text.includes('api_key:'));
     });
