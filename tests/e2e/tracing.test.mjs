@@ -186,3 +186,23 @@ describe('OpenTelemetry tracing', { timeout: 120000, concurrency: 1 }, () => {
         assert.ok(!text.includes(bob.key) && !text.includes(bob.hash) && !text.includes('api_key:'));
     });
 });
+
+describe('tracing export and the SSRF rule', { timeout: 60000 }, () => {
+    test('a collector on loopback is refused unless allow_private_networks: nothing is sent', async () => {
+        const receiver = await startReceiver();
+        let gw;
+        try {
+            gw = await startAuthGateway({ tracing: { enabled: true, otlp_endpoint: receiver.url, sample_rate: 1.0 } });
+            const r = await gw.mcp({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'ssrf', version: '0' } } });
+            assert.equal(r.status, 200);
+            await waitFor(() => /tracing: cannot reach .*address refused by the SSRF rule/.test(gw.stderr), { message: 'the refusal in the log' });
+            await gw.stop();
+            gw = null;
+            assert.equal(receiver.spans().length, 0);
+            assert.equal(receiver.refused, 0);
+        } finally {
+            await gw?.stop();
+            await receiver.close();
+        }
+    });
+});
