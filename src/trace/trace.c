@@ -239,7 +239,7 @@ static bool send_batch(struct mg_tracer *t, const struct mg_span *spans, size_t 
 		.n_headers = 1,
 		.body = body,
 		.body_len = len,
-		.timeout_ms = 10000,
+		.timeout_ms = 5000,
 		.max_bytes = 64 * 1024,
 		.allow_private = t->cfg->allow_private_networks,
 	};
