@@ -158,6 +158,8 @@ struct mg_gateway {
 	struct mg_metrics *metrics;   /* NULL when metrics.enabled is false */
 	struct mg_http_server *admin; /* metrics.listen, or NULL */
 	struct mg_tracer *tracer;     /* tracing.enabled, or NULL */
+	void *trace_free;             /* observe.c: per-request trace state kept for reuse */
+	size_t n_trace_free;
 };
 
 /* ---- session.c ------------------------------------------------------------------- */

@@ -18,6 +18,7 @@
  * and authentication is configured (the default), on both listeners;
  * failures are charged to the per-address limit like the MCP endpoint's.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,27 +34,59 @@
 #include "ratelimit/ratelimit.h"
 #include "util/clock.h"
 #include "util/log.h"
+#include "util/str.h"
 
 /* ---- tracing: one SERVER span per MCP request --------------------------------------- */
 
 /* What a sampled (or not yet decided) request remembers for its spans; in
  * the request's data slot from authentication to on_done. */
 struct rtrace {
-	const struct mg_tracing_config *tc;
+	const struct mg_tracing_config *tc; /* (the free list's link while unused) */
 	bool decided, sampled;
 	bool has_parent, parent_from_meta, has_http;
 	struct mg_trace_ctx parent, http;
-	char tracestate[MG_TRACESTATE_MAX + 1];
 	uint8_t trace_id[16], server_id[8], client_id[8];
 	uint64_t auth_end_us, limit_start_us, limit_end_us, up_start_us, up_end_us;
 	bool up_error;
-	char method[64];
 	const char *target_attr; /* gen_ai.tool.name or gen_ai.prompt.name, or NULL */
+	/* From here on, strings: a reused one is cleared by its first byte. */
+	char method[64];
 	char target[128];
 	char request_id[64];
 	char protocol[32];
 	char session[64];
+	char tracestate[MG_TRACESTATE_MAX + 1];
 };
+
+/* Per-request state is reused (a free list of at most 256) rather than
+ * allocated for every request: calloc and free of ~900 bytes per request
+ * cost more than everything else tracing does for an unsampled one. */
+static struct rtrace *rtrace_get(struct mg_gateway *gw)
+{
+	struct rtrace *t = gw->trace_free;
+	if (!t)
+		return calloc(1, sizeof *t);
+	gw->trace_free = *(void **)t;
+	gw->n_trace_free--;
+	/* Only what a request reads before it writes needs clearing. */
+	memset(t, 0, offsetof(struct rtrace, method));
+	t->method[0] = t->target[0] = t->request_id[0] = t->protocol[0] = t->session[0] = '\0';
+	t->tracestate[0] = '\0';
+	return t;
+}
+
+static void rtrace_put(struct mg_gateway *gw, struct rtrace *t)
+{
+	if (!t)
+		return;
+	if (gw->n_trace_free >= 256) {
+		free(t);
+		return;
+	}
+	*(void **)t = gw->trace_free;
+	gw->trace_free = t;
+	gw->n_trace_free++;
+}
 
 static struct rtrace *rtrace_of(struct mg_http_req *req)
 {
@@ -72,32 +105,29 @@ static bool ctx_from(const char *v, size_t len, struct mg_trace_ctx *out)
 	return v && mg_traceparent_parse(v, len, out) == 0;
 }
 
+/* Copies at most size - 1 bytes of s and a NUL (no printf on the hot path). */
+static void copy(char *dst, size_t size, const char *s, size_t len)
+{
+	if (len >= size)
+		len = size - 1;
+	memcpy(dst, s, len);
+	dst[len] = '\0';
+}
+
+static void copyz(char *dst, size_t size, const char *s)
+{
+	copy(dst, size, s ? s : "", s ? strlen(s) : 0);
+}
+
+/* The body is parsed: the parent context and the sampling decision; the
+ * details for the spans only when sampled. */
 static void trace_method(struct rtrace *t, struct mg_http_req *req, const struct mg_rpc_msg *msg,
                          const struct mg_tracing_config *tc)
 {
-	snprintf(t->method, sizeof t->method, "%s", msg->method ? msg->method : "");
-	json_t *name = msg->params ? json_object_get(msg->params, "name") : NULL;
-	if (json_is_string(name) && msg->method &&
-	    (strcmp(msg->method, "tools/call") == 0 || strcmp(msg->method, "prompts/get") == 0)) {
-		t->target_attr = msg->method[0] == 't' ? "gen_ai.tool.name" : "gen_ai.prompt.name";
-		snprintf(t->target, sizeof t->target, "%s", json_string_value(name));
-	}
-	if (json_is_integer(msg->id))
-		snprintf(t->request_id, sizeof t->request_id, "%lld",
-		         (long long)json_integer_value(msg->id));
-	else if (json_is_string(msg->id))
-		snprintf(t->request_id, sizeof t->request_id, "%s", json_string_value(msg->id));
 	json_t *meta = msg->params ? json_object_get(msg->params, "_meta") : NULL;
-	const char *pv = mg_http_req_header(req, "MCP-Protocol-Version");
-	json_t *mv = json_object_get(meta, "io.modelcontextprotocol/protocolVersion");
-	snprintf(t->protocol, sizeof t->protocol, "%s",
-	         json_is_string(mv) ? json_string_value(mv)
-	         : pv               ? pv
-	                            : "");
-	const char *sid = mg_http_req_header(req, "Mcp-Session-Id");
-	snprintf(t->session, sizeof t->session, "%s", sid ? sid : "");
 	/* The parent: params._meta's context (the MCP conventions), else the
 	 * HTTP request's; with both, the HTTP one becomes a link. */
+	const char *ts = NULL;
 	if (tc->propagate_context) {
 		const char *h = mg_http_req_header(req, "traceparent");
 		t->has_http = h && ctx_from(h, strlen(h), &t->http);
@@ -105,17 +135,11 @@ static void trace_method(struct rtrace *t, struct mg_http_req *req, const struct
 		if (json_is_string(tp) &&
 		    ctx_from(json_string_value(tp), json_string_length(tp), &t->parent)) {
 			t->has_parent = t->parent_from_meta = true;
-			json_t *ts = json_object_get(meta, "tracestate");
-			if (json_is_string(ts) &&
-			    mg_tracestate_valid(json_string_value(ts), json_string_length(ts)))
-				snprintf(t->tracestate, sizeof t->tracestate, "%s",
-				         json_string_value(ts));
+			ts = json_string_value(json_object_get(meta, "tracestate"));
 		} else if (t->has_http) {
 			t->has_parent = true;
 			t->parent = t->http;
-			const char *ts = mg_http_req_header(req, "tracestate");
-			if (ts && mg_tracestate_valid(ts, strlen(ts)))
-				snprintf(t->tracestate, sizeof t->tracestate, "%s", ts);
+			ts = mg_http_req_header(req, "tracestate");
 		}
 	}
 	if (t->has_parent) {
@@ -125,8 +149,31 @@ static void trace_method(struct rtrace *t, struct mg_http_req *req, const struct
 		mg_trace_new_trace_id(t->trace_id);
 		t->sampled = mg_trace_sampled(t->trace_id, tc->sample_rate);
 	}
-	mg_trace_new_span_id(t->server_id);
 	t->decided = true;
+	if (!t->sampled)
+		return;
+	if (ts && mg_tracestate_valid(ts, strlen(ts)))
+		copyz(t->tracestate, sizeof t->tracestate, ts);
+	mg_trace_new_span_id(t->server_id);
+	copyz(t->method, sizeof t->method, msg->method);
+	json_t *name = msg->params ? json_object_get(msg->params, "name") : NULL;
+	if (json_is_string(name) && msg->method &&
+	    (strcmp(msg->method, "tools/call") == 0 || strcmp(msg->method, "prompts/get") == 0)) {
+		t->target_attr = msg->method[0] == 't' ? "gen_ai.tool.name" : "gen_ai.prompt.name";
+		copy(t->target, sizeof t->target, json_string_value(name),
+		     json_string_length(name));
+	}
+	if (json_is_integer(msg->id)) {
+		t->request_id[mg_fmt_i64(t->request_id, json_integer_value(msg->id))] = '\0';
+	} else if (json_is_string(msg->id)) {
+		copy(t->request_id, sizeof t->request_id, json_string_value(msg->id),
+		     json_string_length(msg->id));
+	}
+	json_t *mv = json_object_get(meta, "io.modelcontextprotocol/protocolVersion");
+	copyz(t->protocol, sizeof t->protocol,
+	      json_is_string(mv) ? json_string_value(mv)
+	                         : mg_http_req_header(req, "MCP-Protocol-Version"));
+	copyz(t->session, sizeof t->session, mg_http_req_header(req, "Mcp-Session-Id"));
 }
 
 static void trace_parsed(struct mg_http_req *req, const struct mg_rpc_msg *msg)
@@ -190,7 +237,7 @@ static void child_span(struct mg_tracer *tr, const struct rtrace *t, struct mg_s
 	memcpy(sp->parent_id, t->server_id, 8);
 	mg_trace_new_span_id(sp->span_id);
 	sp->kind = MG_SPAN_INTERNAL;
-	snprintf(sp->name, sizeof sp->name, "%s", name);
+	copyz(sp->name, sizeof sp->name, name);
 	sp->start_ns = unix_ns(start, now, now_ns);
 	sp->end_ns = unix_ns(end ? end : now, now, now_ns);
 	if (tr)
@@ -203,18 +250,14 @@ static void trace_done(struct mg_gateway *gw, struct mg_http_req *req, const cha
 	struct rtrace *t = rtrace_of(req);
 	mg_http_req_set_data(req, NULL);
 	if (!t || !t->decided || !t->sampled || !t->method[0]) {
-		free(t);
+		rtrace_put(gw, t);
 		return;
 	}
 	struct timespec ts;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	uint64_t now = mg_now_us();
 	uint64_t now_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-	struct mg_span *sp = malloc(sizeof *sp);
-	if (!sp) {
-		free(t);
-		return;
-	}
+	struct mg_span span, *sp = &span; /* copied into the export queue */
 	/* The SERVER span: "{mcp.method.name} {target}". */
 	memset(sp, 0, sizeof *sp);
 	memcpy(sp->trace_id, t->trace_id, 16);
@@ -280,8 +323,7 @@ static void trace_done(struct mg_gateway *gw, struct mg_http_req *req, const cha
 		}
 		mg_tracer_submit(gw->tracer, sp);
 	}
-	free(sp);
-	free(t);
+	rtrace_put(gw, t);
 }
 
 /* The note left in each request (8 bytes, see mg_http_req_note). */
@@ -382,7 +424,7 @@ void mg_obs_auth(struct mg_gateway *gw, struct mg_http_req *req, const struct mg
 	if (o->status != MG_AUTH_OK)
 		mg_obs_outcome(req, MG_MS_UNAUTHORIZED);
 	else if (gw->tracer && !mg_http_req_data(req) && is_mcp_post(gw, req)) {
-		struct rtrace *t = calloc(1, sizeof *t);
+		struct rtrace *t = rtrace_get(gw);
 		if (t) {
 			t->tc = &gw->cfg->tracing;
 			t->auth_end_us = mg_now_us();
@@ -767,4 +809,10 @@ void mg_obs_free(struct mg_gateway *gw)
 	gw->metrics = NULL;
 	mg_tracer_free(gw->tracer); /* exports what is queued */
 	gw->tracer = NULL;
+	while (gw->trace_free) {
+		void *next = *(void **)gw->trace_free;
+		free(gw->trace_free);
+		gw->trace_free = next;
+	}
+	gw->n_trace_free = 0;
 }

@@ -23,9 +23,9 @@
 #include <time.h>
 
 #include "http/client.h"
-#include "mcp/jsonrpc.h"
 #include "util/crypto.h"
 #include "util/log.h"
+#include "util/buf.h"
 #include "util/str.h"
 
 #define MG_TRACE_QUEUE       2048
@@ -51,8 +51,12 @@ void mg_span_attr_strn(struct mg_span *s, const char *key, const char *value, si
 	struct mg_span_attr *a = attr_add(s, key);
 	if (!a)
 		return;
-	if (len >= sizeof a->s)
+	if (len >= sizeof a->s) {
 		len = sizeof a->s - 1;
+		/* Cut before a continuation byte, not inside a character. */
+		while (len > 0 && ((unsigned char)value[len] & 0xc0) == 0x80)
+			len--;
+	}
 	memcpy(a->s, value, len);
 	a->s[len] = '\0';
 }
@@ -71,20 +75,40 @@ void mg_span_attr_int(struct mg_span *s, const char *key, int64_t value)
 	}
 }
 
+/* Ids come from getrandom, taken 4 KiB at a time: one system call per 256
+ * traces rather than one per id. Loop thread only. */
+static void random_id(uint8_t *id, size_t n)
+{
+	static uint8_t pool[4096];
+	static size_t left;
+	static uint64_t fallback;
+	for (int tries = 0; tries < 4; tries++) {
+		if (left < n) {
+			if (mg_random_bytes(pool, sizeof pool) < 0)
+				continue;
+			left = sizeof pool;
+		}
+		left -= n;
+		memcpy(id, pool + left, n);
+		memset(pool + left, 0, n); /* an id is never handed out twice */
+		if (!mg_trace_zero(id, n))
+			return;
+	}
+	/* getrandom keeps failing: still unique and non-zero within this process. */
+	memset(id, 0, n);
+	uint64_t v = ++fallback ^ (uint64_t)time(NULL) << 20;
+	memcpy(id + n - 8, &v, 8);
+	id[0] = 1;
+}
+
 void mg_trace_new_trace_id(uint8_t id[16])
 {
-	do {
-		if (mg_random_bytes(id, 16) < 0)
-			memset(id, 0, 16);
-	} while (mg_trace_zero(id, 16));
+	random_id(id, 16);
 }
 
 void mg_trace_new_span_id(uint8_t id[8])
 {
-	do {
-		if (mg_random_bytes(id, 8) < 0)
-			memset(id, 0, 8);
-	} while (mg_trace_zero(id, 8));
+	random_id(id, 8);
 }
 
 bool mg_trace_sampled(const uint8_t trace_id[16], double rate)
@@ -101,71 +125,123 @@ bool mg_trace_sampled(const uint8_t trace_id[16], double rate)
 
 /* ---- OTLP JSON ---------------------------------------------------------------------- */
 
-static json_t *u64_str(uint64_t v)
+/* Written straight into a buffer (a jansson tree per span cost ~80,000
+ * instructions a span, mostly allocation). Strings are escaped for JSON;
+ * bytes of an invalid UTF-8 string are replaced by '?', so the document is
+ * always valid. */
+static void put_str(struct mg_buf *b, const char *s)
 {
-	char num[24];
-	snprintf(num, sizeof num, "%llu", (unsigned long long)v);
-	return json_string(num);
+	size_t n = strlen(s);
+	bool utf8 = mg_utf8_valid(s, n);
+	mg_buf_putc(b, '"');
+	const char *run = s;
+	for (const char *p = s; p < s + n; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c >= 0x20 && c != '"' && c != '\\' && (c < 0x80 || utf8))
+			continue;
+		mg_buf_append(b, run, (size_t)(p - run));
+		if (c == '"' || c == '\\') {
+			mg_buf_putc(b, '\\');
+			mg_buf_putc(b, (char)c);
+		} else if (c >= 0x80) {
+			mg_buf_putc(b, '?');
+		} else {
+			mg_buf_printf(b, "\\u%04x", c);
+		}
+		run = p + 1;
+	}
+	mg_buf_append(b, run, (size_t)(s + n - run));
+	mg_buf_putc(b, '"');
 }
 
-static json_t *attrs_json(const struct mg_span *s)
+static void put_hex(struct mg_buf *b, const uint8_t *id, size_t n)
 {
-	json_t *a = json_array();
+	char h[33];
+	mg_trace_hex(id, n, h);
+	mg_buf_putc(b, '"');
+	mg_buf_append(b, h, 2 * n);
+	mg_buf_putc(b, '"');
+}
+
+static void put_u64_str(struct mg_buf *b, uint64_t v)
+{
+	char num[24];
+	size_t i = sizeof num;
+	do {
+		num[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	mg_buf_putc(b, '"');
+	mg_buf_append(b, num + i, sizeof num - i);
+	mg_buf_putc(b, '"');
+}
+
+static void put_span(struct mg_buf *b, const struct mg_span *s)
+{
+	mg_buf_puts(b, "{\"traceId\":");
+	put_hex(b, s->trace_id, 16);
+	mg_buf_puts(b, ",\"spanId\":");
+	put_hex(b, s->span_id, 8);
+	if (!mg_trace_zero(s->parent_id, 8)) {
+		mg_buf_puts(b, ",\"parentSpanId\":");
+		put_hex(b, s->parent_id, 8);
+	}
+	mg_buf_puts(b, ",\"name\":");
+	put_str(b, s->name);
+	mg_buf_printf(b, ",\"kind\":%d,\"startTimeUnixNano\":", (int)s->kind);
+	put_u64_str(b, s->start_ns);
+	mg_buf_puts(b, ",\"endTimeUnixNano\":");
+	put_u64_str(b, s->end_ns);
+	mg_buf_puts(b, ",\"attributes\":[");
 	for (size_t i = 0; i < s->n_attrs; i++) {
 		const struct mg_span_attr *x = &s->attrs[i];
-		json_t *v;
+		mg_buf_puts(b, i ? ",{\"key\":" : "{\"key\":");
+		put_str(b, x->key);
 		if (x->is_int) {
 			char num[24];
 			snprintf(num, sizeof num, "%lld", (long long)x->i);
-			v = json_pack("{s:s}", "intValue", num);
+			mg_buf_puts(b, ",\"value\":{\"intValue\":");
+			put_str(b, num);
 		} else {
-			v = json_pack("{s:s}", "stringValue", x->s);
+			mg_buf_puts(b, ",\"value\":{\"stringValue\":");
+			put_str(b, x->s);
 		}
-		if (v)
-			json_array_append_new(a, json_pack("{s:s,s:o}", "key", x->key, "value", v));
+		mg_buf_puts(b, "}}");
 	}
-	return a;
+	mg_buf_putc(b, ']');
+	if (s->has_link) {
+		mg_buf_puts(b, ",\"links\":[{\"traceId\":");
+		put_hex(b, s->link.trace_id, 16);
+		mg_buf_puts(b, ",\"spanId\":");
+		put_hex(b, s->link.span_id, 8);
+		mg_buf_puts(b, "}]");
+	}
+	if (s->error) {
+		mg_buf_puts(b, ",\"status\":{\"code\":2,\"message\":");
+		put_str(b, s->status_msg);
+		mg_buf_puts(b, "}}");
+	} else {
+		mg_buf_puts(b, ",\"status\":{\"code\":0}}");
+	}
 }
 
 char *mg_trace_otlp_json(const struct mg_span *spans, size_t n, const char *service_name,
                          size_t *len)
 {
-	json_t *arr = json_array();
+	struct mg_buf b;
+	mg_buf_init(&b, 0);
+	mg_buf_puts(&b, "{\"resourceSpans\":[{\"resource\":{\"attributes\":[{\"key\":"
+	                "\"service.name\",\"value\":{\"stringValue\":");
+	put_str(&b, service_name ? service_name : "mcp-guard");
+	mg_buf_puts(&b, "}}]},\"scopeSpans\":[{\"scope\":{\"name\":\"mcp-guard\"},\"spans\":[");
 	for (size_t i = 0; i < n; i++) {
-		const struct mg_span *s = &spans[i];
-		char tid[33], sid[17], pid[17];
-		mg_trace_hex(s->trace_id, 16, tid);
-		mg_trace_hex(s->span_id, 8, sid);
-		json_t *o = json_pack("{s:s,s:s,s:s,s:i,s:o,s:o,s:o}", "traceId", tid, "spanId",
-		                      sid, "name", s->name, "kind", (int)s->kind,
-		                      "startTimeUnixNano", u64_str(s->start_ns), "endTimeUnixNano",
-		                      u64_str(s->end_ns), "attributes", attrs_json(s));
-		if (!o)
-			continue;
-		if (!mg_trace_zero(s->parent_id, 8)) {
-			mg_trace_hex(s->parent_id, 8, pid);
-			json_object_set_new(o, "parentSpanId", json_string(pid));
-		}
-		if (s->has_link) {
-			char lt[33], ls[17];
-			mg_trace_hex(s->link.trace_id, 16, lt);
-			mg_trace_hex(s->link.span_id, 8, ls);
-			json_object_set_new(o, "links",
-			                    json_pack("[{s:s,s:s}]", "traceId", lt, "spanId", ls));
-		}
-		json_object_set_new(
-		    o, "status",
-		    s->error ? json_pack("{s:i,s:s}", "code", 2, "message", s->status_msg)
-		             : json_pack("{s:i}", "code", 0));
-		json_array_append_new(arr, o);
+		if (i)
+			mg_buf_putc(&b, ',');
+		put_span(&b, &spans[i]);
 	}
-	json_t *doc = json_pack("{s:[{s:{s:[{s:s,s:{s:s}}]},s:[{s:{s:s},s:o}]}]}", "resourceSpans",
-	                        "resource", "attributes", "key", "service.name", "value",
-	                        "stringValue", service_name ? service_name : "mcp-guard",
-	                        "scopeSpans", "scope", "name", "mcp-guard", "spans", arr);
-	char *text = doc ? mg_json_dump(doc, len) : NULL;
-	json_decref(doc);
-	return text;
+	mg_buf_puts(&b, "]}]}]}");
+	*len = b.len;
+	return mg_buf_steal(&b);
 }
 
 /* ---- the exporter ------------------------------------------------------------------- */

@@ -53,7 +53,7 @@ void mg_span_attr_str(struct mg_span *s, const char *key, const char *value);
 void mg_span_attr_strn(struct mg_span *s, const char *key, const char *value, size_t len);
 void mg_span_attr_int(struct mg_span *s, const char *key, int64_t value);
 
-/* Random non-zero ids (getrandom). */
+/* Random non-zero ids (getrandom, buffered). Event-loop thread only. */
 void mg_trace_new_trace_id(uint8_t id[16]);
 void mg_trace_new_span_id(uint8_t id[8]);
 

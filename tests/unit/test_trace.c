@@ -163,6 +163,29 @@ static void test_otlp_json(void **state)
 	assert_string_equal(json_string_value(json_object_get(l, "spanId")), "0202020202020202");
 	json_decref(doc);
 	free(text);
+	/* Escaping: quotes, backslashes, control characters; UTF-8 kept, invalid
+	 * UTF-8 replaced: the document always parses. */
+	snprintf(sp[0].name, sizeof sp[0].name, "a\"b\\c\x01\xc3\xa9");
+	sp[0].n_attrs = 0;
+	mg_span_attr_str(&sp[0], "bad", "x\xff\xfey");
+	text = mg_trace_otlp_json(sp, 1, "s\"vc", &len);
+	doc = json_loadb(text, len, 0, NULL);
+	assert_non_null(doc);
+	json_t *s2 = json_array_get(
+	    json_object_get(
+	        json_array_get(
+	            json_object_get(json_array_get(json_object_get(doc, "resourceSpans"), 0),
+	                            "scopeSpans"),
+	            0),
+	        "spans"),
+	    0);
+	assert_string_equal(json_string_value(json_object_get(s2, "name")), "a\"b\\c\x01\xc3\xa9");
+	json_t *bad = json_array_get(json_object_get(s2, "attributes"), 0);
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(bad, "value"), "stringValue")),
+	    "x??y");
+	json_decref(doc);
+	free(text);
 	/* Attributes beyond the bound are ignored, long values truncated. */
 	struct mg_span big;
 	memset(&big, 0, sizeof big);
@@ -173,6 +196,13 @@ static void test_otlp_json(void **state)
 		mg_span_attr_str(&big, "k", longv);
 	assert_int_equal(big.n_attrs, MG_SPAN_MAX_ATTRS);
 	assert_int_equal(strlen(big.attrs[0].s), sizeof big.attrs[0].s - 1);
+	/* ... at a character boundary. */
+	char utf[300] = "";
+	for (int i = 0; i < 100; i++)
+		strcat(utf, "\xc3\xa9");
+	memset(&big, 0, sizeof big);
+	mg_span_attr_str(&big, "k", utf);
+	assert_int_equal(strlen(big.attrs[0].s), 126);
 }
 
 int main(void)
