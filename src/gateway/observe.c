@@ -1,6 +1,7 @@
 /*
- * observe.c - the gateway's metrics: what each request to the MCP endpoint
- * ended as, the /metrics endpoint, and the optional admin listener.
+ * observe.c - the gateway's metrics and traces: what each request to the MCP
+ * endpoint ended as, the /metrics endpoint, the optional admin listener, and
+ * the spans of a request.
  *
  * Counting happens in one place: the HTTP server's on_done hook, called
  * exactly once per request whatever path answered it (or the client
@@ -12,7 +13,14 @@
  * path in mcp.c is counted without anyone remembering to count it.
  *
  * Other families (sessions, streams, connections, upstream state, JWKS,
- * Redis) are read from where they live when scraped, by a collector.
+ * Redis, the span exporter) are read from where they live when scraped, by
+ * collectors.
+ *
+ * Tracing rides on the same hooks: an authenticated POST gets a `struct
+ * rtrace` in the request's data slot (from a free list); the phases record
+ * their times in it, the parsed body decides the parent and the sampling,
+ * a sampled forward adds params._meta.traceparent (mg_obs_trace_inject),
+ * and on_done turns it into spans for the exporter (trace/trace.h).
  *
  * /metrics needs the MCP endpoint's credentials when metrics.require_auth
  * and authentication is configured (the default), on both listeners;
@@ -129,7 +137,10 @@ static void trace_method(struct rtrace *t, struct mg_http_req *req, const struct
 	 * HTTP request's; with both, the HTTP one becomes a link. */
 	const char *ts = NULL;
 	if (tc->propagate_context) {
-		const char *h = mg_http_req_header(req, "traceparent");
+		/* Two traceparent headers make the context invalid (W3C). */
+		const char *h = mg_http_req_header_count(req, "traceparent") == 1
+		                    ? mg_http_req_header(req, "traceparent")
+		                    : NULL;
 		t->has_http = h && ctx_from(h, strlen(h), &t->http);
 		json_t *tp = json_object_get(meta, "traceparent");
 		if (json_is_string(tp) &&
