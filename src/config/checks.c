@@ -460,6 +460,56 @@ void mg_check_tracing(struct mg_decode *dc, void *obj, const struct mg_cnode *no
 		        "when tracing is enabled");
 }
 
+int mg_hostport_split(const char *s, char *host, size_t host_size, int *port)
+{
+	const char *colon = strrchr(s, ':');
+	const char *h = s, *he = colon;
+	if (!colon || colon == s)
+		return -1;
+	if (*s == '[') {
+		if (colon[-1] != ']')
+			return -1;
+		h = s + 1;
+		he = colon - 1;
+	} else if (memchr(s, ':', (size_t)(colon - s))) {
+		return -1; /* an IPv6 address needs brackets */
+	}
+	int64_t p;
+	if (he <= h || (size_t)(he - h) >= host_size || mg_parse_i64(colon + 1, 1, 65535, &p) < 0)
+		return -1;
+	memcpy(host, h, (size_t)(he - h));
+	host[he - h] = '\0';
+	*port = (int)p;
+	return 0;
+}
+
+void mg_check_metrics(struct mg_decode *dc, void *obj, const struct mg_cnode *node,
+                      const char *path)
+{
+	struct mg_metrics_config *m = obj;
+	char host[256];
+	int port;
+	if (m->listen && mg_hostport_split(m->listen, host, sizeof host, &port) < 0) {
+		char *p = kpath(path, "listen");
+		mg_schema_error(dc, key_node(dc, node, "listen"), p,
+		                "expected host:port (e.g. \"127.0.0.1:9464\" or \"[::1]:9464\"), "
+		                "found \"%s\"",
+		                m->listen);
+		free(p);
+	}
+	static const char *const taken[] = { "/health", "/live", "/ready", NULL };
+	for (size_t i = 0; m->path && taken[i]; i++) {
+		if (strcmp(m->path, taken[i]) == 0) {
+			char *p = kpath(path, "path");
+			mg_schema_error(dc, key_node(dc, node, "path"), p,
+			                "\"%s\" is already served by the gateway; choose another "
+			                "path such as \"/metrics\"",
+			                m->path);
+			free(p);
+		}
+	}
+}
+
 static void check_transport(struct mg_decode *dc, struct mg_upstream_config *u,
                             const struct mg_cnode *node, const char *path)
 {
@@ -584,6 +634,12 @@ void mg_check_root(struct mg_decode *dc, void *obj, const struct mg_cnode *node,
 		                "TLS-terminating proxy)");
 	bool any_auth = c->auth.n_api_keys || c->auth.jwt.present || c->auth.oauth.present ||
 	                c->auth.mtls.enabled;
+	if (c->metrics.enabled && c->metrics.path && c->server.mcp_path &&
+	    strcmp(c->metrics.path, c->server.mcp_path) == 0) {
+		const struct mg_cnode *mt = node ? mg_cnode_getz(dc->doc, node, "metrics") : NULL;
+		mg_schema_error(dc, key_node(dc, mt, "path"), "metrics.path",
+		                "\"%s\" is the MCP endpoint (server.mcp_path)", c->metrics.path);
+	}
 	if (!any_auth && c->server.host && !mg_host_is_loopback(c->server.host)) {
 		const struct mg_cnode *srv = node ? mg_cnode_getz(dc->doc, node, "server") : NULL;
 		mg_schema_error(dc, key_node(dc, srv, "host"), "server.host",

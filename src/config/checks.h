@@ -19,6 +19,11 @@ void mg_check_mtls(struct mg_decode *dc, void *obj, const struct mg_cnode *node,
 void mg_check_rate_limit(struct mg_decode *dc, void *obj, const struct mg_cnode *node,
                          const char *path);
 void mg_check_audit(struct mg_decode *dc, void *obj, const struct mg_cnode *node, const char *path);
+void mg_check_metrics(struct mg_decode *dc, void *obj, const struct mg_cnode *node,
+                      const char *path);
+/* Splits "host:port" or "[v6]:port" (port 1..65535) into `host` (no
+ * brackets) and `port`. Returns 0, or -1 when it is not that form. */
+int mg_hostport_split(const char *s, char *host, size_t host_size, int *port);
 void mg_check_tracing(struct mg_decode *dc, void *obj, const struct mg_cnode *node,
                       const char *path);
 void mg_check_upstream_entry(struct mg_decode *dc, void *obj, const struct mg_cnode *node,

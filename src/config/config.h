@@ -199,6 +199,14 @@ struct mg_tracing_config {
 	char *otlp_endpoint;
 	double sample_rate;
 	bool propagate_context;
+	bool allow_private_networks;
+};
+
+struct mg_metrics_config {
+	bool enabled;
+	char *path;   /* on the main listener and on `listen` */
+	char *listen; /* "host:port" of a separate admin listener, or NULL */
+	bool require_auth;
 };
 
 enum mg_transport { MG_TRANSPORT_STDIO, MG_TRANSPORT_HTTP, MG_TRANSPORT_SSE };
@@ -252,6 +260,7 @@ struct mg_config {
 	struct mg_rate_limit_config rate_limit;
 	struct mg_audit_config audit;
 	struct mg_tracing_config tracing;
+	struct mg_metrics_config metrics;
 	struct mg_upstream_section upstream;
 };
 

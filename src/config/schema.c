@@ -442,12 +442,34 @@ static const struct mg_field tracing_fields[] = {
 	    "OTLP/HTTP collector base URL."),
 	DBL(S, sample_rate, "sample_rate", "1.0", 0.0, 1.0, "Fraction of traces sampled (0 to 1)."),
 	BOOL(S, propagate_context, "propagate_context", "true",
-	     "Forward W3C traceparent to HTTP upstreams."),
+	     "Accept the client's W3C trace context (params._meta, else the traceparent "
+	     "header) as the parent, and pass the context on to the upstream in "
+	     "params._meta."),
+	BOOL(S, allow_private_networks, "allow_private_networks", "false",
+	     "Let otlp_endpoint be a loopback or private address (a collector on the same "
+	     "host or network)."),
 };
 #undef S
 static const struct mg_section tracing_section =
     SECTION("tracing", struct mg_tracing_config, tracing_fields, SIZE_MAX, "OpenTelemetry tracing.",
             mg_check_tracing);
+
+#define S struct mg_metrics_config
+static const struct mg_field metrics_fields[] = {
+	BOOL(S, enabled, "enabled", "true", "Serve Prometheus metrics (text format 0.0.4)."),
+	STR(S, path, "path", "/metrics", MG_FF_PATH, NULL,
+	    "Path of the metrics endpoint, on the main listener and on `listen`."),
+	STR(S, listen, "listen", NULL, 0, "\"127.0.0.1:9464\"",
+	    "host:port of a separate admin listener (plain HTTP) serving only the metrics path, "
+	    "/health, /live and /ready."),
+	BOOL(S, require_auth, "require_auth", "true",
+	     "When authentication is configured, scraping needs the same credentials as the MCP "
+	     "endpoint (on both listeners); set false for a scraper on a private admin address."),
+};
+#undef S
+static const struct mg_section metrics_section =
+    SECTION("metrics", struct mg_metrics_config, metrics_fields, SIZE_MAX, "Prometheus metrics.",
+            mg_check_metrics);
 
 /* ---- [upstream] ------------------------------------------------------------------------ */
 
@@ -565,6 +587,7 @@ static const struct mg_field root_fields[] = {
 	TABLE(S, rate_limit, "rate_limit", rate_limit_section),
 	TABLE(S, audit, "audit", audit_section),
 	TABLE(S, tracing, "tracing", tracing_section),
+	TABLE(S, metrics, "metrics", metrics_section),
 	TABLE(S, upstream, "upstream", upstream_section),
 };
 #undef S

@@ -37,6 +37,7 @@ void mg_reply_json(struct mg_http_req *req, int status, json_t *body,
 {
 	size_t len = 0;
 	char *text = body ? mg_json_dump(body, &len) : NULL;
+	mg_obs_answer(req, body);
 	mg_http_reply(req, status, "application/json", hdrs, n, text ? text : "", len);
 	free(text);
 }
@@ -143,7 +144,7 @@ static void handle_resource_metadata(struct mg_gateway *gw, struct mg_http_req *
 	json_decref(m);
 }
 
-static void on_request(struct mg_http_req *req, void *arg)
+void mg_gateway_on_request(struct mg_http_req *req, void *arg)
 {
 	struct mg_gateway *gw = arg;
 	const char *path = mg_http_req_path(req);
@@ -183,6 +184,8 @@ static void on_request(struct mg_http_req *req, void *arg)
 		json_decref(e);
 		return;
 	}
+	if (mg_obs_route(gw, req))
+		return;
 	char m[200];
 	snprintf(m, sizeof m, "Not Found: the MCP endpoint is %s", gw->cfg->server.mcp_path);
 	mg_reply_rpc_error(req, 404, NULL, MG_RPC_INVALID_REQUEST, m, NULL);
@@ -428,6 +431,7 @@ static void teardown(struct mg_gateway *gw)
 		mg_listener_free(gw->listeners);
 	if (gw->http)
 		mg_http_server_free(gw->http);
+	mg_obs_free(gw);
 	if (gw->up) {
 		/* Reap what exited during the last loop turn, then free. */
 		mg_process_reap();
@@ -494,9 +498,6 @@ int mg_gateway_run(const struct mg_config *cfg)
 		mg_log_error("audit: %s", aerr);
 		goto out;
 	}
-	if (cfg->tracing.enabled)
-		mg_log_warn("[tracing] is enabled, but tracing is not available in this build: "
-		            "no spans are exported");
 	if (cfg->rate_limit.enabled) {
 		struct mg_ratelimiter_opts ro = {
 			.max_entries = (size_t)cfg->rate_limit.max_entries,
@@ -546,14 +547,15 @@ int mg_gateway_run(const struct mg_config *cfg)
 		.idle_timeout_secs = (int)cfg->server.idle_timeout_secs,
 		.max_output_bytes = MG_MAX_CLIENT_OUTPUT,
 		.tls = tls,
-		.on_request = on_request,
+		.on_request = mg_gateway_on_request,
 		.error_body = error_body,
+		.on_done = mg_obs_on_done,
 		.arg = &gw,
 	};
 	gw.http = mg_http_server_new(gw.base, &o, err, sizeof err);
 	if (tls)
 		SSL_CTX_free(tls); /* the server holds its own reference */
-	if (!gw.http) {
+	if (!gw.http || mg_obs_start(&gw, &o, err, sizeof err) < 0) {
 		mg_log_error("%s", err);
 		goto out;
 	}

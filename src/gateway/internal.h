@@ -23,6 +23,7 @@
 #include "http/server.h"
 #include "mcp/jsonrpc.h"
 #include "mcp/protocol.h"
+#include "metrics/metrics.h"
 #include "upstream/upstream.h"
 #include "util/buf.h"
 
@@ -36,6 +37,10 @@ struct mg_session;
 struct mg_access;
 struct mg_hold;
 struct mg_ratelimiter;
+struct mg_tracer;
+struct mg_jscan;
+struct mg_auth;
+struct mg_auth_outcome;
 
 /* One SSE response stream (a GET stream, a request's stream, or a
  * subscriptions/listen stream). */
@@ -50,6 +55,9 @@ struct mg_stream {
 /* How an exchange crosses eras: a modern client in front of a legacy
  * upstream, or a legacy client in front of a modern-only one. */
 enum mg_bridge { MG_BRIDGE_NONE, MG_BRIDGE_TO_LEGACY, MG_BRIDGE_TO_MODERN };
+
+/* How a forwarded request ended, for the upstream's metrics. */
+enum mg_x_answer { MG_X_NONE, MG_X_OK, MG_X_ERROR };
 
 /* One client request in flight to an upstream. */
 struct mg_exchange {
@@ -72,9 +80,11 @@ struct mg_exchange {
 	struct event *timeout;
 	char method[MG_METHOD_MAX];
 	uint64_t start_us;
-	char *audit_tool;      /* tools/call being audited: its result is recorded */
-	char audit_rid[17];    /* audit request id (when audit is on) */
-	char audit_client[64]; /* client address, for events after the request is gone */
+	char *audit_tool;        /* tools/call being audited: its result is recorded */
+	char audit_rid[17];      /* audit request id (when audit is on) */
+	char audit_client[64];   /* client address, for events after the request is gone */
+	uint64_t sent_us;        /* forwarded at (metrics); 0: not forwarded */
+	enum mg_x_answer answer; /* what the upstream's side came to (metrics) */
 };
 
 /* A subscriptions/listen stream (modern). */
@@ -151,6 +161,11 @@ struct mg_gateway {
 	int shutdown_phase;
 	uint64_t phase_start_us;
 	uint64_t requests_total, errors_total, denied_total, limited_total;
+	struct mg_metrics *metrics;   /* NULL when metrics.enabled is false */
+	struct mg_http_server *admin; /* metrics.listen, or NULL */
+	struct mg_tracer *tracer;     /* tracing.enabled, or NULL */
+	void *trace_free;             /* observe.c: per-request trace state kept for reuse */
+	size_t n_trace_free;
 };
 
 /* ---- session.c ------------------------------------------------------------------- */
@@ -204,7 +219,51 @@ void mg_listener_free(struct mg_listener *l);
 /* A session is ending: drop what the endpoint keeps for it. */
 void mg_mcp_session_ended(struct mg_session *s);
 
+/* The per-address limit and the authentication failure answer of the MCP
+ * endpoint, for /metrics (same credentials, same flood protection). */
+bool mg_mcp_ip_allowed_or_reply(struct mg_gateway *gw, struct mg_http_req *req);
+void mg_mcp_ip_charge(struct mg_gateway *gw, struct mg_http_req *req);
+void mg_mcp_reply_auth_failure(struct mg_gateway *gw, struct mg_http_req *req, struct mg_auth *auth,
+                               const struct mg_auth_outcome *o);
+
+/* ---- observe.c (metrics) ----------------------------------------------------------- */
+
+/* Creates the registry (metrics.enabled) and the admin listener
+ * (metrics.listen). `main_opts` are the main listener's options (limits are
+ * copied). Returns 0, or -1 with `err`. */
+int mg_obs_start(struct mg_gateway *gw, const struct mg_http_server_opts *main_opts, char *err,
+                 size_t err_size);
+/* Frees the admin listener and the registry (after the main listener). */
+void mg_obs_free(struct mg_gateway *gw);
+/* The main listener's on_done hook: counts requests to the MCP endpoint. */
+void mg_obs_on_done(struct mg_http_req *req, int status, void *arg);
+/* Serves the metrics path; false when `req` is for another path. */
+bool mg_obs_route(struct mg_gateway *gw, struct mg_http_req *req);
+/* Marks in the request's note, read when it ends: the parsed message's
+ * method; an outcome the status cannot tell; the answer's JSON-RPC error
+ * code or tool_error (tree or text answer). */
+void mg_obs_method(struct mg_http_req *req, const struct mg_rpc_msg *msg);
+void mg_obs_outcome(struct mg_http_req *req, enum mg_mstatus st);
+void mg_obs_rpc_error(struct mg_http_req *req, int code);
+void mg_obs_answer(struct mg_http_req *req, json_t *msg);
+void mg_obs_raw_answer(struct mg_http_req *req, const char *method, const char *text,
+                       const struct mg_jscan *js);
+/* Counters that are not per request. */
+void mg_obs_auth(struct mg_gateway *gw, struct mg_http_req *req, const struct mg_auth_outcome *o);
+void mg_obs_limit(struct mg_gateway *gw, struct mg_http_req *req, enum mg_mscope scope,
+                  bool allowed);
+/* Tracing: when this request's trace is sampled, a new CLIENT span id goes
+ * into msg's params._meta (traceparent, tracestate) and true is returned
+ * (the caller then sends the tree, not the client's text). */
+bool mg_obs_trace_inject(struct mg_http_req *req, struct mg_rpc_msg *msg);
+/* An exchange is being freed: the upstream's request, error and latency. */
+void mg_obs_exchange_end(struct mg_exchange *x);
+
 /* ---- gateway.c ------------------------------------------------------------------ */
+
+/* The main listener's router (the admin listener hands /health, /live and
+ * /ready to it). */
+void mg_gateway_on_request(struct mg_http_req *req, void *arg);
 
 /* Sends a JSON body with `status`. */
 void mg_reply_json(struct mg_http_req *req, int status, json_t *body,

@@ -385,6 +385,7 @@ static void access_free(struct mg_access *ac)
 static void after_auth(struct mg_gateway *gw, struct mg_http_req *req, struct mg_auth *auth,
                        const struct mg_auth_outcome *o)
 {
+	mg_obs_auth(gw, req, o);
 	if (o->status != MG_AUTH_OK) {
 		if (o->status != MG_AUTH_UNAVAILABLE)
 			ip_charge_failure(gw, req);
@@ -479,6 +480,7 @@ static void exchange_free(struct mg_exchange *x)
 		if (x->next)
 			x->next->prev = x->prev;
 	}
+	mg_obs_exchange_end(x);
 	if (x->timeout)
 		event_free(x->timeout);
 	mg_stream_detach(&x->stream);
@@ -515,6 +517,8 @@ static void exchange_finish(struct mg_exchange *x, json_t *msg, int status)
 {
 	if (x->audit_tool)
 		audit_result(x, msg, NULL, 0, NULL);
+	x->answer = json_object_get(msg, "error") ? MG_X_ERROR : MG_X_OK;
+	mg_obs_answer(x->req, msg);
 	size_t len = 0;
 	char *text = mg_json_dump(msg, &len);
 	exchange_finish_text(x, text, len, status);
@@ -692,6 +696,8 @@ static void on_raw_reply(struct mg_call *call, const char *text, size_t len,
 		id = dumped;
 	}
 	size_t tail = len - js->id.end;
+	x->answer = MG_X_OK;
+	mg_obs_raw_answer(x->req, x->method, text, js);
 	if (!id)
 		goto parsed;
 	if (strcmp(x->method, "tools/list") == 0) {
@@ -867,7 +873,8 @@ static int forward(struct mg_gateway *gw, struct mg_http_req *req, struct mg_cha
 {
 	json_t *meta = msg->params ? json_object_get(msg->params, "_meta") : NULL;
 	bool token = json_is_object(meta) && json_object_get(meta, "progressToken");
-	if (x->bridge == MG_BRIDGE_NONE && !token) {
+	bool traced = mg_obs_trace_inject(req, msg); /* sampled: _meta.traceparent added */
+	if (x->bridge == MG_BRIDGE_NONE && !token && !traced) {
 		size_t len;
 		const char *body = mg_http_req_body(req, &len);
 		struct mg_jscan js;
@@ -954,12 +961,14 @@ static void exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struc
 		strip_modern_meta(msg->params);
 	if (bridge == MG_BRIDGE_TO_MODERN)
 		add_modern_meta(s, msg->root);
+	x->sent_us = mg_now_us();
 	if (!ch || forward(gw, req, ch, x, msg) < 0) {
 		if (x->audit_tool)
 			audit_result(x, NULL, NULL, 0, "the upstream is not available");
 		if (gw->audit)
 			audit_req(gw, req, MG_AUDIT_UPSTREAM_ERROR, id, msg->method, NULL, 0,
 			          "the upstream is not available");
+		x->answer = MG_X_ERROR;
 		x->req = NULL;
 		mg_reply_rpc_error(req, 503, x->orig_id, MG_RPC_INTERNAL_ERROR,
 		                   "the upstream is not available", NULL);
@@ -1302,6 +1311,7 @@ static bool authorize_or_reply(struct mg_gateway *gw, struct mg_http_req *req,
 	if (mg_authz_permits(id, &t))
 		return true;
 	gw->denied_total++;
+	mg_obs_outcome(req, MG_MS_DENIED);
 	static const char *const kinds[] = { "", "tool", "resource", "prompt" };
 	if (gw->audit) {
 		char target[256], m[64];
@@ -2103,6 +2113,7 @@ static bool ip_limit_or_reply(struct mg_gateway *gw, struct mg_http_req *req)
 	mg_ratelimiter_peek(gw->rl, key, (size_t)n, &r, (int64_t)mg_now_us(), &d);
 	if (d.allowed)
 		return true;
+	mg_obs_limit(gw, req, MG_MSC_ADDRESS, false);
 	reply_limited(gw, req, NULL, &d, "too many failed authentications from this address", NULL);
 	return false;
 }
@@ -2123,6 +2134,7 @@ static void ip_charge_failure(struct mg_gateway *gw, struct mg_http_req *req)
 static void identity_decided(struct mg_hold *h, const struct mg_rl_decision *d)
 {
 	rate_headers(h->req, d);
+	mg_obs_limit(h->gw, h->req, MG_MSC_IDENTITY, d->allowed);
 	if (!d->allowed) {
 		reply_limited(h->gw, h->req, NULL, d, "rate limit of this identity", h->id);
 		return;
@@ -2180,6 +2192,7 @@ static void continue_post(struct mg_gateway *gw, struct mg_http_req *req, struct
 
 static void tool_decided(struct mg_hold *h, const struct mg_rl_decision *d)
 {
+	mg_obs_limit(h->gw, h->req, MG_MSC_TOOL, d->allowed);
 	if (!d->allowed) {
 		json_t *name = json_object_get(h->msg.params, "name");
 		char what[200];
@@ -2219,6 +2232,7 @@ static void handle_post(struct mg_gateway *gw, struct mg_http_req *req, struct m
 		json_decref(fail.id);
 		return;
 	}
+	mg_obs_method(req, &msg);
 	const struct mg_tool_limit_config *tl = tool_limit(gw, &msg);
 	if (tl) {
 		struct mg_hold *h = calloc(1, sizeof *h);
@@ -2529,4 +2543,22 @@ void mg_mcp_abort_all(struct mg_gateway *gw, const char *why)
 		}
 	}
 	mg_mcp_close_streams(gw);
+}
+
+/* ---- for /metrics (observe.c) ----------------------------------------------------- */
+
+bool mg_mcp_ip_allowed_or_reply(struct mg_gateway *gw, struct mg_http_req *req)
+{
+	return ip_limit_or_reply(gw, req);
+}
+
+void mg_mcp_ip_charge(struct mg_gateway *gw, struct mg_http_req *req)
+{
+	ip_charge_failure(gw, req);
+}
+
+void mg_mcp_reply_auth_failure(struct mg_gateway *gw, struct mg_http_req *req, struct mg_auth *auth,
+                               const struct mg_auth_outcome *o)
+{
+	reply_auth_failure(gw, req, auth, o);
 }

@@ -49,6 +49,8 @@ struct mg_http_req {
 	void (*close_cb)(struct mg_http_req *, void *);
 	void *close_arg;
 	void *data;
+	uint64_t note;
+	int status; /* sent with the response head */
 	uint64_t start_us;
 	/* Headers added before the response (mg_http_req_add_header). */
 	char extra[MG_HTTP_EXTRA_HEADERS][2][96];
@@ -168,6 +170,8 @@ static void conn_free(struct mg_http_conn *c, bool notify)
 		srv->n_busy--;
 		if (notify && c->req.close_cb)
 			c->req.close_cb(&c->req, c->req.close_arg);
+		if (srv->o.on_done)
+			srv->o.on_done(&c->req, 0, srv->o.arg);
 	}
 	if (c->prev)
 		c->prev->next = c->next;
@@ -317,6 +321,8 @@ static void finish_request(struct mg_http_conn *c)
 	if (req->active) {
 		req->active = false;
 		c->srv->n_busy--;
+		if (c->srv->o.on_done)
+			c->srv->o.on_done(req, req->status, c->srv->o.arg);
 	}
 	memset(req, 0, sizeof *req);
 	req->conn = c;
@@ -734,6 +740,11 @@ uint64_t mg_http_req_start_us(const struct mg_http_req *req)
 	return req->start_us;
 }
 
+uint64_t *mg_http_req_note(struct mg_http_req *req)
+{
+	return &req->note;
+}
+
 void mg_http_req_set_data(struct mg_http_req *req, void *data)
 {
 	req->data = data;
@@ -833,6 +844,7 @@ void mg_http_reply_parts(struct mg_http_req *req, int status, const char *conten
 		len = 0;
 	}
 	req->responded = true;
+	req->status = status;
 	write_head(c, status, content_type, hdrs, n_hdrs, (long long)len, false);
 	if (!req->head_only) {
 		struct evbuffer *out = bufferevent_get_output(c->bev);
@@ -849,6 +861,7 @@ void mg_http_stream_begin(struct mg_http_req *req, int status, const char *conte
 {
 	struct mg_http_conn *c = req->conn;
 	req->responded = true;
+	req->status = status;
 	req->streaming = true;
 	req->chunked = c->parser.version_minor == 1;
 	if (!req->chunked)

@@ -49,6 +49,11 @@ struct mg_http_server_opts {
 	/* Fills the body of an error the server answers by itself (bad request,
 	 * limits, timeouts, connection cap). Must set *ctype. */
 	void (*error_body)(int status, const char *reason, struct mg_buf *out, const char **ctype);
+	/* Optional: called once for every request given to on_request, when it
+	 * ends: `status` is the status sent, or 0 when the client left (or was
+	 * cut off) before the response was complete. The request is still
+	 * readable (path, note, start time); it must not be answered. */
+	void (*on_done)(struct mg_http_req *req, int status, void *arg);
 	void *arg;
 };
 
@@ -96,6 +101,10 @@ const struct sockaddr *mg_http_req_peer_addr(const struct mg_http_req *req);
 SSL *mg_http_req_ssl(const struct mg_http_req *req);
 /* Monotonic microseconds when the request head was complete. */
 uint64_t mg_http_req_start_us(const struct mg_http_req *req);
+
+/* Eight bytes of scratch for the handler's bookkeeping (metrics), zero at
+ * the start of each request and readable in on_done. */
+uint64_t *mg_http_req_note(struct mg_http_req *req);
 
 /* Handler data slot. */
 void mg_http_req_set_data(struct mg_http_req *req, void *data);

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/checks.h"
 #include "config/config.h"
 #include "config/schema.h"
 
@@ -346,6 +347,37 @@ static void test_hostile_values(void **state)
 	mg_diag_free(&d);
 }
 
+static void test_metrics_section(void **state)
+{
+	(void)state;
+	char host[64];
+	int port = 0;
+	assert_int_equal(mg_hostport_split("127.0.0.1:9464", host, sizeof host, &port), 0);
+	assert_string_equal(host, "127.0.0.1");
+	assert_int_equal(port, 9464);
+	assert_int_equal(mg_hostport_split("[::1]:80", host, sizeof host, &port), 0);
+	assert_string_equal(host, "::1");
+	const char *bad[] = { "9464", ":9464",   "::1:80", "h:0", "h:65536",
+		              "h:",   "[::1]80", "h:9x",   NULL };
+	for (size_t i = 0; bad[i]; i++)
+		assert_int_equal(mg_hostport_split(bad[i], host, sizeof host, &port), -1);
+
+	const char *text = "[server]\nmcp_path = \"/m\"\n[metrics]\npath = \"/m\"\n"
+	                   "listen = \"localhost\"\n[upstream]\ncommand = \"node\"\n";
+	struct mg_diag d = { 0 };
+	assert_null(load(text, MG_CONFIG_TOML, NULL, &d));
+	assert_diag(&d, 5, 10, "metrics.listen", "expected host:port");
+	assert_diag(&d, 4, 8, "metrics.path", "is the MCP endpoint");
+	mg_diag_free(&d);
+	struct mg_config *c = load("[upstream]\ncommand = \"node\"\n", MG_CONFIG_TOML, NULL, &d);
+	assert_non_null(c);
+	assert_true(c->metrics.enabled);
+	assert_true(c->metrics.require_auth);
+	assert_string_equal(c->metrics.path, "/metrics");
+	assert_null(c->metrics.listen);
+	mg_config_free(c);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -363,6 +395,7 @@ int main(void)
 		cmocka_unit_test(test_upstream_servers),
 		cmocka_unit_test(test_exposure_requires_auth),
 		cmocka_unit_test(test_hostile_values),
+		cmocka_unit_test(test_metrics_section),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,453 @@
+/*
+ * trace.c - spans, sampling and the OTLP/HTTP JSON exporter (see trace.h).
+ *
+ * Threads: the loop thread only calls mg_tracer_submit (mutex, append to a
+ * ring of MG_TRACE_QUEUE spans, signal). The worker waits until a batch is
+ * full or MG_TRACE_INTERVAL_MS passed, takes up to MG_TRACE_BATCH spans,
+ * encodes them (its own jansson objects) and sends them with mg_fetch_sync.
+ * Retry rules (OTLP/HTTP): 429, 502, 503, 504 are retried up to
+ * MG_TRACE_RETRIES times after Retry-After (capped) or 1, 2, 4 s with
+ * jitter; anything else is final: 2xx is success (a partialSuccess with
+ * rejected spans is logged, never resent), other statuses and transport
+ * errors drop the batch with a log line. During shutdown there is one
+ * attempt per batch and no waiting.
+ */
+#include "trace/trace.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "http/client.h"
+#include "util/crypto.h"
+#include "util/log.h"
+#include "util/buf.h"
+#include "util/str.h"
+
+#define MG_TRACE_QUEUE       2048
+#define MG_TRACE_BATCH       512
+#define MG_TRACE_INTERVAL_MS 1000
+#define MG_TRACE_RETRIES     3
+#define MG_TRACE_MAX_WAIT_S  30
+
+/* ---- spans -------------------------------------------------------------------------- */
+
+static struct mg_span_attr *attr_add(struct mg_span *s, const char *key)
+{
+	if (s->n_attrs >= MG_SPAN_MAX_ATTRS)
+		return NULL;
+	struct mg_span_attr *a = &s->attrs[s->n_attrs++];
+	memset(a, 0, sizeof *a);
+	a->key = key;
+	return a;
+}
+
+void mg_span_attr_strn(struct mg_span *s, const char *key, const char *value, size_t len)
+{
+	struct mg_span_attr *a = attr_add(s, key);
+	if (!a)
+		return;
+	if (len >= sizeof a->s) {
+		len = sizeof a->s - 1;
+		/* Cut before a continuation byte, not inside a character. */
+		while (len > 0 && ((unsigned char)value[len] & 0xc0) == 0x80)
+			len--;
+	}
+	memcpy(a->s, value, len);
+	a->s[len] = '\0';
+}
+
+void mg_span_attr_str(struct mg_span *s, const char *key, const char *value)
+{
+	mg_span_attr_strn(s, key, value, strlen(value));
+}
+
+void mg_span_attr_int(struct mg_span *s, const char *key, int64_t value)
+{
+	struct mg_span_attr *a = attr_add(s, key);
+	if (a) {
+		a->is_int = true;
+		a->i = value;
+	}
+}
+
+/* Ids come from getrandom, taken 4 KiB at a time: one system call per 256
+ * traces rather than one per id. Loop thread only. */
+static void random_id(uint8_t *id, size_t n)
+{
+	static uint8_t pool[4096];
+	static size_t left;
+	static uint64_t fallback;
+	for (int tries = 0; tries < 4; tries++) {
+		if (left < n) {
+			if (mg_random_bytes(pool, sizeof pool) < 0)
+				continue;
+			left = sizeof pool;
+		}
+		left -= n;
+		memcpy(id, pool + left, n);
+		memset(pool + left, 0, n); /* an id is never handed out twice */
+		if (!mg_trace_zero(id, n))
+			return;
+	}
+	/* getrandom keeps failing: still unique and non-zero within this process. */
+	memset(id, 0, n);
+	uint64_t v = ++fallback ^ (uint64_t)time(NULL) << 20;
+	memcpy(id + n - 8, &v, 8);
+	id[0] = 1;
+}
+
+void mg_trace_new_trace_id(uint8_t id[16])
+{
+	random_id(id, 16);
+}
+
+void mg_trace_new_span_id(uint8_t id[8])
+{
+	random_id(id, 8);
+}
+
+bool mg_trace_sampled(const uint8_t trace_id[16], double rate)
+{
+	if (rate >= 1.0)
+		return true;
+	if (rate <= 0.0)
+		return false;
+	uint64_t v = 0;
+	for (int i = 8; i < 16; i++)
+		v = v << 8 | trace_id[i];
+	return (double)v < rate * 18446744073709551616.0;
+}
+
+/* ---- OTLP JSON ---------------------------------------------------------------------- */
+
+/* Written straight into a buffer (a jansson tree per span cost ~80,000
+ * instructions a span, mostly allocation). Strings are escaped for JSON;
+ * bytes of an invalid UTF-8 string are replaced by '?', so the document is
+ * always valid. */
+static void put_str(struct mg_buf *b, const char *s)
+{
+	size_t n = strlen(s);
+	bool utf8 = mg_utf8_valid(s, n);
+	mg_buf_putc(b, '"');
+	const char *run = s;
+	for (const char *p = s; p < s + n; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c >= 0x20 && c != '"' && c != '\\' && (c < 0x80 || utf8))
+			continue;
+		mg_buf_append(b, run, (size_t)(p - run));
+		if (c == '"' || c == '\\') {
+			mg_buf_putc(b, '\\');
+			mg_buf_putc(b, (char)c);
+		} else if (c >= 0x80) {
+			mg_buf_putc(b, '?');
+		} else {
+			mg_buf_printf(b, "\\u%04x", c);
+		}
+		run = p + 1;
+	}
+	mg_buf_append(b, run, (size_t)(s + n - run));
+	mg_buf_putc(b, '"');
+}
+
+static void put_hex(struct mg_buf *b, const uint8_t *id, size_t n)
+{
+	char h[33];
+	mg_trace_hex(id, n, h);
+	mg_buf_putc(b, '"');
+	mg_buf_append(b, h, 2 * n);
+	mg_buf_putc(b, '"');
+}
+
+static void put_u64_str(struct mg_buf *b, uint64_t v)
+{
+	char num[24];
+	size_t i = sizeof num;
+	do {
+		num[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	mg_buf_putc(b, '"');
+	mg_buf_append(b, num + i, sizeof num - i);
+	mg_buf_putc(b, '"');
+}
+
+static void put_span(struct mg_buf *b, const struct mg_span *s)
+{
+	mg_buf_puts(b, "{\"traceId\":");
+	put_hex(b, s->trace_id, 16);
+	mg_buf_puts(b, ",\"spanId\":");
+	put_hex(b, s->span_id, 8);
+	if (!mg_trace_zero(s->parent_id, 8)) {
+		mg_buf_puts(b, ",\"parentSpanId\":");
+		put_hex(b, s->parent_id, 8);
+	}
+	mg_buf_puts(b, ",\"name\":");
+	put_str(b, s->name);
+	mg_buf_printf(b, ",\"kind\":%d,\"startTimeUnixNano\":", (int)s->kind);
+	put_u64_str(b, s->start_ns);
+	mg_buf_puts(b, ",\"endTimeUnixNano\":");
+	put_u64_str(b, s->end_ns);
+	mg_buf_puts(b, ",\"attributes\":[");
+	for (size_t i = 0; i < s->n_attrs; i++) {
+		const struct mg_span_attr *x = &s->attrs[i];
+		mg_buf_puts(b, i ? ",{\"key\":" : "{\"key\":");
+		put_str(b, x->key);
+		if (x->is_int) {
+			char num[24];
+			snprintf(num, sizeof num, "%lld", (long long)x->i);
+			mg_buf_puts(b, ",\"value\":{\"intValue\":");
+			put_str(b, num);
+		} else {
+			mg_buf_puts(b, ",\"value\":{\"stringValue\":");
+			put_str(b, x->s);
+		}
+		mg_buf_puts(b, "}}");
+	}
+	mg_buf_putc(b, ']');
+	if (s->has_link) {
+		mg_buf_puts(b, ",\"links\":[{\"traceId\":");
+		put_hex(b, s->link.trace_id, 16);
+		mg_buf_puts(b, ",\"spanId\":");
+		put_hex(b, s->link.span_id, 8);
+		mg_buf_puts(b, "}]");
+	}
+	if (s->error) {
+		mg_buf_puts(b, ",\"status\":{\"code\":2,\"message\":");
+		put_str(b, s->status_msg);
+		mg_buf_puts(b, "}}");
+	} else {
+		mg_buf_puts(b, ",\"status\":{\"code\":0}}");
+	}
+}
+
+char *mg_trace_otlp_json(const struct mg_span *spans, size_t n, const char *service_name,
+                         size_t *len)
+{
+	struct mg_buf b;
+	mg_buf_init(&b, 0);
+	mg_buf_puts(&b, "{\"resourceSpans\":[{\"resource\":{\"attributes\":[{\"key\":"
+	                "\"service.name\",\"value\":{\"stringValue\":");
+	put_str(&b, service_name ? service_name : "mcp-guard");
+	mg_buf_puts(&b, "}}]},\"scopeSpans\":[{\"scope\":{\"name\":\"mcp-guard\"},\"spans\":[");
+	for (size_t i = 0; i < n; i++) {
+		if (i)
+			mg_buf_putc(&b, ',');
+		put_span(&b, &spans[i]);
+	}
+	mg_buf_puts(&b, "]}]}]}");
+	*len = b.len;
+	return mg_buf_steal(&b);
+}
+
+/* ---- the exporter ------------------------------------------------------------------- */
+
+struct mg_tracer {
+	const struct mg_tracing_config *cfg;
+	char url[1024];
+	pthread_t thread;
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct mg_span *q; /* ring of MG_TRACE_QUEUE */
+	size_t head, len;
+	bool stopping;
+	uint64_t exported, dropped, failed;
+};
+
+void mg_tracer_submit(struct mg_tracer *t, const struct mg_span *s)
+{
+	pthread_mutex_lock(&t->mu);
+	if (t->len == MG_TRACE_QUEUE) {
+		t->dropped++;
+	} else {
+		t->q[(t->head + t->len) % MG_TRACE_QUEUE] = *s;
+		if (++t->len >= MG_TRACE_BATCH)
+			pthread_cond_signal(&t->cv);
+	}
+	pthread_mutex_unlock(&t->mu);
+}
+
+void mg_tracer_stats(struct mg_tracer *t, struct mg_tracer_stats *out)
+{
+	pthread_mutex_lock(&t->mu);
+	*out = (struct mg_tracer_stats){ .exported = t->exported,
+		                         .dropped = t->dropped,
+		                         .failed_exports = t->failed,
+		                         .queued = t->len };
+	pthread_mutex_unlock(&t->mu);
+}
+
+static bool retryable(long status)
+{
+	return status == 429 || status == 502 || status == 503 || status == 504;
+}
+
+/* Sleeps `secs` unless the tracer is stopping (then returns at once). */
+static void pause_unless_stopping(struct mg_tracer *t, long secs)
+{
+	struct timespec until;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += secs;
+	pthread_mutex_lock(&t->mu);
+	while (!t->stopping) {
+		if (pthread_cond_timedwait(&t->cv, &t->mu, &until) == ETIMEDOUT)
+			break;
+	}
+	pthread_mutex_unlock(&t->mu);
+}
+
+/* Sends one batch; returns true when the collector took it. */
+static bool send_batch(struct mg_tracer *t, const struct mg_span *spans, size_t n)
+{
+	size_t len = 0;
+	char *body = mg_trace_otlp_json(spans, n, t->cfg->service_name, &len);
+	if (!body)
+		return false;
+	static const char *const headers[] = { "Content-Type: application/json" };
+	struct mg_fetch_opts o = {
+		.url = t->url,
+		.method = "POST",
+		.headers = headers,
+		.n_headers = 1,
+		.body = body,
+		.body_len = len,
+		.timeout_ms = 5000,
+		.max_bytes = 64 * 1024,
+		.allow_private = t->cfg->allow_private_networks,
+	};
+	bool ok = false;
+	for (int attempt = 0;; attempt++) {
+		struct mg_fetch_sync_result r;
+		int rc = mg_fetch_sync(&o, &r);
+		if (rc == 0 && r.status >= 200 && r.status < 300) {
+			json_t *resp =
+			    json_loadb(r.body.data ? r.body.data : "", r.body.len, 0, NULL);
+			json_t *ps = json_object_get(resp, "partialSuccess");
+			const char *rej = json_string_value(json_object_get(ps, "rejectedSpans"));
+			json_int_t rejn = json_integer_value(json_object_get(ps, "rejectedSpans"));
+			if ((rej && strcmp(rej, "0") != 0) || rejn > 0)
+				mg_log_warn(
+				    "tracing: the collector rejected %s span(s) of %zu: %.200s",
+				    rej ? rej : "some", n,
+				    json_string_value(json_object_get(ps, "errorMessage")) ?: "");
+			json_decref(resp);
+			mg_fetch_sync_result_free(&r);
+			ok = true;
+			break;
+		}
+		long status = rc == 0 ? r.status : 0;
+		long ra = rc == 0 ? r.retry_after_secs : -1;
+		char why[300];
+		snprintf(why, sizeof why, "%s", rc == 0 ? "" : r.error);
+		mg_fetch_sync_result_free(&r);
+		bool stopping;
+		pthread_mutex_lock(&t->mu);
+		stopping = t->stopping;
+		t->failed++;
+		pthread_mutex_unlock(&t->mu);
+		if (!retryable(status) || attempt >= MG_TRACE_RETRIES || stopping) {
+			if (status)
+				mg_log_warn("tracing: %s answered %ld; %zu span(s) dropped", t->url,
+				            status, n);
+			else
+				mg_log_warn("tracing: cannot reach %s: %s; %zu span(s) dropped",
+				            t->url, why, n);
+			break;
+		}
+		uint8_t j = 0;
+		mg_random_bytes(&j, 1);
+		long wait = ra >= 0 ? ra : (1L << attempt) + (j % 2);
+		if (wait > MG_TRACE_MAX_WAIT_S)
+			wait = MG_TRACE_MAX_WAIT_S;
+		pause_unless_stopping(t, wait);
+	}
+	free(body);
+	return ok;
+}
+
+static void *export_main(void *arg)
+{
+	struct mg_tracer *t = arg;
+	struct mg_span *batch = malloc(MG_TRACE_BATCH * sizeof *batch);
+	if (!batch)
+		return NULL;
+	for (;;) {
+		pthread_mutex_lock(&t->mu);
+		if (t->len < MG_TRACE_BATCH && !t->stopping) {
+			struct timespec until;
+			clock_gettime(CLOCK_REALTIME, &until);
+			until.tv_nsec += (long)MG_TRACE_INTERVAL_MS * 1000000;
+			until.tv_sec += until.tv_nsec / 1000000000;
+			until.tv_nsec %= 1000000000;
+			pthread_cond_timedwait(&t->cv, &t->mu, &until);
+		}
+		size_t n = t->len < MG_TRACE_BATCH ? t->len : MG_TRACE_BATCH;
+		for (size_t i = 0; i < n; i++)
+			batch[i] = t->q[(t->head + i) % MG_TRACE_QUEUE];
+		t->head = (t->head + n) % MG_TRACE_QUEUE;
+		t->len -= n;
+		bool stop = t->stopping && t->len == 0;
+		pthread_mutex_unlock(&t->mu);
+		if (n) {
+			bool ok = send_batch(t, batch, n);
+			pthread_mutex_lock(&t->mu);
+			if (ok)
+				t->exported += n;
+			else
+				t->dropped += n;
+			pthread_mutex_unlock(&t->mu);
+		}
+		if (stop)
+			break;
+	}
+	free(batch);
+	return NULL;
+}
+
+struct mg_tracer *mg_tracer_new(const struct mg_tracing_config *cfg, char *err, size_t err_size)
+{
+	if (mg_fetch_load(err, err_size) < 0)
+		return NULL;
+	struct mg_tracer *t = calloc(1, sizeof *t);
+	if (!t || !(t->q = calloc(MG_TRACE_QUEUE, sizeof *t->q))) {
+		free(t);
+		snprintf(err, err_size, "out of memory");
+		return NULL;
+	}
+	t->cfg = cfg;
+	const char *ep = cfg->otlp_endpoint;
+	size_t n = strlen(ep);
+	while (n && ep[n - 1] == '/')
+		n--;
+	snprintf(t->url, sizeof t->url, "%.*s/v1/traces", (int)n, ep);
+	pthread_mutex_init(&t->mu, NULL);
+	pthread_cond_init(&t->cv, NULL);
+	if (pthread_create(&t->thread, NULL, export_main, t) != 0) {
+		snprintf(err, err_size, "cannot start the export thread");
+		pthread_mutex_destroy(&t->mu);
+		pthread_cond_destroy(&t->cv);
+		free(t->q);
+		free(t);
+		return NULL;
+	}
+	return t;
+}
+
+void mg_tracer_free(struct mg_tracer *t)
+{
+	if (!t)
+		return;
+	pthread_mutex_lock(&t->mu);
+	t->stopping = true;
+	pthread_cond_broadcast(&t->cv);
+	pthread_mutex_unlock(&t->mu);
+	pthread_join(t->thread, NULL);
+	pthread_mutex_destroy(&t->mu);
+	pthread_cond_destroy(&t->cv);
+	free(t->q);
+	free(t);
+}

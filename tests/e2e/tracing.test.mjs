@@ -1,0 +1,208 @@
+// OpenTelemetry tracing through the real gateway: a real OTLP/HTTP receiver
+// written here collects the JSON batches, server-everything behind the tap
+// records what the upstream received. Checked: the SERVER span's name and
+// semantic-convention attributes, its children (authentication, rate limit,
+// the CLIENT upstream call) linked by parentSpanId, the client's
+// params._meta.traceparent as the parent (the HTTP traceparent then a link),
+// the context reaching the upstream in params._meta, sampling, and the
+// exporter's retry of a 503.
+
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+
+import { freePort, readTap, tapUpstream, tempDir, waitFor } from './helpers.mjs';
+import { keygen, startAuthGateway } from './idp/auth-gateway.mjs';
+
+/* An OTLP/HTTP receiver: every POST /v1/traces body parsed; the first
+ * `failFirst` requests are answered 503 with Retry-After: 0. */
+async function startReceiver({ failFirst = 0 } = {}) {
+    const port = await freePort();
+    const batches = [];
+    let refused = 0;
+    const srv = http.createServer((req, res) => {
+        const parts = [];
+        req.on('data', d => parts.push(d));
+        req.on('end', () => {
+            if (req.method !== 'POST' || req.url !== '/v1/traces' || req.headers['content-type'] !== 'application/json') {
+                res.writeHead(404).end();
+                return;
+            }
+            if (refused < failFirst) {
+                refused++;
+                res.writeHead(503, { 'retry-after': '0' }).end();
+                return;
+            }
+            batches.push(JSON.parse(Buffer.concat(parts).toString('utf8')));
+            res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+        });
+    });
+    await new Promise(resolve => srv.listen(port, '127.0.0.1', resolve));
+    return {
+        url: `http://127.0.0.1:${port}`,
+        get refused() {
+            return refused;
+        },
+        spans: () => batches.flatMap(b => b.resourceSpans.flatMap(r => r.scopeSpans.flatMap(s => s.spans.map(sp => ({ ...sp, resource: r.resource }))))),
+        close: () => new Promise(resolve => srv.close(resolve))
+    };
+}
+
+const attr = (span, key) => {
+    const a = span.attributes.find(x => x.key === key);
+    return a ? (a.value.stringValue ?? a.value.intValue) : undefined;
+};
+
+const hex = n => Array.from({ length: n }, () => Math.floor(Math.random() * 16).toString(16)).join('');
+
+describe('OpenTelemetry tracing', { timeout: 120000, concurrency: 1 }, () => {
+    let receiver;
+    let gw;
+    let tap;
+    const bob = keygen('bob');
+    const auth = { 'x-api-key': bob.key };
+    const clientTrace = hex(32);
+    const clientSpan = hex(16);
+    const httpTrace = hex(32);
+    const httpSpan = hex(16);
+    let scrape = '';
+
+    before(async () => {
+        receiver = await startReceiver({ failFirst: 1 });
+        tap = path.join(tempDir('mcp-guard-trace-'), 'tap.jsonl');
+        gw = await startAuthGateway(
+            {
+                auth: { api_keys: [{ id: 'bob', key_hash: bob.hash }] },
+                rate_limit: { requests_per_second: 100000, burst_size: 100000 },
+                tracing: { enabled: true, otlp_endpoint: receiver.url, sample_rate: 1.0, allow_private_networks: true, service_name: 'guard-e2e' }
+            },
+            { upstream: tapUpstream(tap) }
+        );
+        const init = await gw.initialize(auth);
+        assert.equal(init.status, 200);
+        const sid = init.sessionId;
+        const call = (id, name, args, meta, headers = {}) =>
+            gw.mcp({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args, ...(meta ? { _meta: meta } : {}) } }, { headers: { ...auth, ...headers }, sessionId: sid, protocolVersion: '2025-11-25' });
+        // 7: the client's context in _meta, and another in the HTTP header (a link).
+        const r7 = await call(7, 'echo', { message: 'traced' }, { traceparent: `00-${clientTrace}-${clientSpan}-01`, tracestate: 'vendor=abc' }, { traceparent: `00-${httpTrace}-${httpSpan}-01` });
+        assert.equal(r7.status, 200);
+        assert.equal(r7.message.result.content[0].text, 'Echo: traced');
+        // 8: no context: a new root trace (sample_rate 1).
+        assert.equal((await call(8, 'echo', { message: 'root' })).status, 200);
+        // 9: the client says "not sampled": no spans, nothing added upstream.
+        assert.equal((await call(9, 'echo', { message: 'quiet' }, { traceparent: `00-${hex(32)}-${hex(16)}-00` })).status, 200);
+        // 10: an invalid traceparent (uppercase hex) is ignored: a new root.
+        assert.equal((await call(10, 'echo', { message: 'bad' }, { traceparent: `00-${clientTrace.toUpperCase()}-${clientSpan}-01` })).status, 200);
+        // The first batch was refused (503) and retried; a graceful stop then
+        // exports what is still queued.
+        await waitFor(() => receiver.refused === 1 && receiver.spans().length > 0, { message: 'a batch after the 503' });
+        // (the exporter counts a batch after the collector answered: poll)
+        await waitFor(async () => {
+            scrape = (await gw.request('/metrics', { headers: auth })).body;
+            return /^mcp_guard_trace_spans_exported_total [1-9]/m.test(scrape);
+        }, { message: 'the exported count' });
+        await gw.stop();
+        gw = null;
+    });
+
+    after(async () => {
+        await gw?.stop();
+        await receiver?.close();
+    });
+
+    test('a SERVER span per request, named and attributed per the MCP semantic conventions', () => {
+        const spans = receiver.spans();
+        const server = spans.filter(s => s.kind === 2);
+        const byId = id => server.find(s => attr(s, 'jsonrpc.request.id') === id);
+        const s7 = byId('7');
+        assert.ok(s7, JSON.stringify(server.map(s => s.name)));
+        assert.equal(s7.name, 'tools/call echo');
+        assert.equal(attr(s7, 'mcp.method.name'), 'tools/call');
+        assert.equal(attr(s7, 'gen_ai.tool.name'), 'echo');
+        assert.equal(attr(s7, 'gen_ai.operation.name'), 'execute_tool');
+        assert.equal(attr(s7, 'mcp.protocol.version'), '2025-11-25');
+        assert.match(attr(s7, 'mcp.session.id'), /^[0-9a-f]{32}$/);
+        assert.equal(attr(s7, 'network.transport'), 'tcp');
+        assert.equal(attr(s7, 'client.address'), '127.0.0.1');
+        assert.equal(attr(s7, 'error.type'), undefined);
+        assert.equal(attr(s7, 'mcp.tool.name'), undefined, 'old draft names are not emitted');
+        assert.deepEqual(s7.status, { code: 0 });
+        assert.match(s7.startTimeUnixNano, /^\d+$/);
+        assert.ok(BigInt(s7.endTimeUnixNano) >= BigInt(s7.startTimeUnixNano));
+        assert.equal(attr({ attributes: s7.resource.attributes }, 'service.name'), 'guard-e2e');
+        // The client's _meta context is the parent; the HTTP context a link.
+        assert.equal(s7.traceId, clientTrace);
+        assert.equal(s7.parentSpanId, clientSpan);
+        assert.deepEqual(s7.links, [{ traceId: httpTrace, spanId: httpSpan }]);
+        // The root trace and the invalid context: new traces, no parent.
+        for (const id of ['8', '10']) {
+            const s = byId(id);
+            assert.ok(s, `span of request ${id}`);
+            assert.equal(s.parentSpanId, undefined);
+            assert.notEqual(s.traceId, clientTrace);
+            assert.match(s.traceId, /^[0-9a-f]{32}$/);
+        }
+        // Not sampled by the client: nothing.
+        assert.equal(byId('9'), undefined);
+        // initialize answered by the gateway: a span too.
+        assert.ok(server.some(s => s.name === 'initialize' && attr(s, 'mcp.method.name') === 'initialize'));
+        assert.ok(server.some(s => s.name === 'notifications/initialized'));
+    });
+
+    test('children: authentication, rate limit and the CLIENT upstream call, linked by parentSpanId', () => {
+        const spans = receiver.spans();
+        const s7 = spans.find(s => s.kind === 2 && attr(s, 'jsonrpc.request.id') === '7');
+        const children = spans.filter(s => s.parentSpanId === s7.spanId);
+        assert.deepEqual(children.map(s => s.name).sort(), ['authenticate', 'rate_limit', 'tools/call echo']);
+        for (const c of children) assert.equal(c.traceId, clientTrace);
+        const client = children.find(s => s.kind === 3);
+        assert.equal(attr(client, 'network.transport'), 'pipe');
+        assert.equal(attr(client, 'mcp.method.name'), 'tools/call');
+        assert.equal(children.find(s => s.name === 'authenticate').kind, 1);
+        const ids = new Set(spans.map(s => s.spanId));
+        assert.equal(ids.size, spans.length, 'span ids are unique');
+    });
+
+    test('the context reaches the upstream in params._meta; unsampled requests are relayed untouched', () => {
+        const spans = receiver.spans();
+        const seen = readTap(tap).filter(m => m.method === 'tools/call');
+        const traced = seen.find(m => m.params.arguments.message === 'traced');
+        const client = spans.find(s => s.kind === 3 && s.traceId === clientTrace);
+        assert.equal(traced.params._meta.traceparent, `00-${clientTrace}-${client.spanId}-01`);
+        assert.equal(traced.params._meta.tracestate, 'vendor=abc');
+        const root = seen.find(m => m.params.arguments.message === 'root');
+        assert.match(root.params._meta.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+        const quiet = seen.find(m => m.params.arguments.message === 'quiet');
+        assert.match(quiet.params._meta.traceparent, /-00$/, 'the client\'s own _meta passes unchanged');
+    });
+
+    test('the exporter retried the 503 and nothing carries a key', () => {
+        assert.equal(receiver.refused, 1);
+        assert.match(scrape, /^mcp_guard_trace_export_failures_total 1$/m);
+        assert.match(scrape, /^mcp_guard_trace_spans_exported_total [1-9]\d*$/m);
+        assert.match(scrape, /^mcp_guard_trace_spans_dropped_total 0$/m);
+        const text = JSON.stringify(receiver.spans());
+        assert.ok(!text.includes(bob.key) && !text.includes(bob.hash) && !text.includes('api_key:'));
+    });
+});
+
+describe('tracing export and the SSRF rule', { timeout: 60000 }, () => {
+    test('a collector on loopback is refused unless allow_private_networks: nothing is sent', async () => {
+        const receiver = await startReceiver();
+        let gw;
+        try {
+            gw = await startAuthGateway({ tracing: { enabled: true, otlp_endpoint: receiver.url, sample_rate: 1.0 } });
+            const r = await gw.mcp({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'ssrf', version: '0' } } });
+            assert.equal(r.status, 200);
+            await waitFor(() => /tracing: cannot reach .*address refused by the SSRF rule/.test(gw.stderr), { message: 'the refusal in the log' });
+            await gw.stop();
+            gw = null;
+            assert.equal(receiver.spans().length, 0);
+            assert.equal(receiver.refused, 0);
+        } finally {
+            await gw?.stop();
+            await receiver.close();
+        }
+    });
+});

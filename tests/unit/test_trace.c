@@ -1,0 +1,217 @@
+/*
+ * test_trace.c - W3C traceparent/tracestate (the specification's valid and
+ * invalid examples), id generation, the trace-id ratio sampler and the
+ * OTLP/HTTP JSON encoding.
+ */
+#include "support.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "trace/context.h"
+#include "trace/trace.h"
+
+static int parse(const char *s, struct mg_trace_ctx *c)
+{
+	return mg_traceparent_parse(s, strlen(s), c);
+}
+
+static void test_traceparent(void **state)
+{
+	(void)state;
+	struct mg_trace_ctx c;
+	const char *ok = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+	assert_int_equal(parse(ok, &c), 0);
+	assert_int_equal(c.trace_id[0], 0x4b);
+	assert_int_equal(c.span_id[7], 0xb7);
+	assert_int_equal(c.flags, 1);
+	char out[MG_TRACEPARENT_LEN + 1];
+	mg_traceparent_format(&c, out);
+	assert_string_equal(out, ok);
+	/* A future version may carry more after a dash. */
+	assert_int_equal(parse("cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-09-what", &c),
+	                 0);
+	assert_int_equal(c.flags, 9);
+	const char *bad[] = {
+		"",
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-", /* v00 with more */
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0",   /* short */
+		"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",  /* uppercase */
+		"00-00000000000000000000000000000000-00f067aa0ba902b7-01",  /* zero trace id */
+		"00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",  /* zero parent id */
+		"ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",  /* version ff */
+		"00_4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",  /* separator */
+		"cc-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01x", /* no dash after */
+		"0g-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		" 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+		NULL,
+	};
+	for (size_t i = 0; bad[i]; i++) {
+		memset(&c, 0x5a, sizeof c);
+		assert_int_equal(parse(bad[i], &c), -1);
+		assert_int_equal(c.flags, 0x5a); /* untouched */
+	}
+}
+
+static void test_tracestate(void **state)
+{
+	(void)state;
+	const char *ok[] = { "",
+		             "rojo=00f067aa0ba902b7",
+		             "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE",
+		             " a=1 ,\tb=2\t, , c=x y",
+		             "tenant1@sys=v",
+		             "k*/_-=!\"#$%&'()*+-./:;<>?@[]^_`{|}~",
+		             NULL };
+	for (size_t i = 0; ok[i]; i++)
+		assert_true(mg_tracestate_valid(ok[i], strlen(ok[i])));
+	const char *bad[] = { "Rojo=1", "a=1,a=2", "a",    "=1",      "a=",     "a=b=c",
+		              "a=1\n",  "@s=1",    "t@=1", "t@Sys=1", "a=\x7f", NULL };
+	for (size_t i = 0; bad[i]; i++)
+		assert_false(mg_tracestate_valid(bad[i], strlen(bad[i])));
+	/* 33 members, and more than 512 bytes. */
+	char many[400];
+	size_t used = 0;
+	for (int i = 0; i < 33; i++)
+		used +=
+		    (size_t)snprintf(many + used, sizeof many - used, "%sk%d=v", i ? "," : "", i);
+	assert_false(mg_tracestate_valid(many, strlen(many)));
+	char big[600];
+	memset(big, 'v', sizeof big);
+	memcpy(big, "k=", 2);
+	assert_false(mg_tracestate_valid(big, sizeof big));
+}
+
+static void test_ids_and_sampling(void **state)
+{
+	(void)state;
+	uint8_t a[16], b[16], s[8];
+	mg_trace_new_trace_id(a);
+	mg_trace_new_trace_id(b);
+	mg_trace_new_span_id(s);
+	assert_false(mg_trace_zero(a, 16));
+	assert_false(mg_trace_zero(s, 8));
+	assert_memory_not_equal(a, b, 16);
+	uint8_t low[16] = { 0 }, high[16];
+	memset(high, 0xff, sizeof high);
+	low[15] = 1;
+	assert_true(mg_trace_sampled(low, 0.1));
+	assert_false(mg_trace_sampled(high, 0.1));
+	assert_true(mg_trace_sampled(high, 1.0));
+	assert_false(mg_trace_sampled(low, 0.0));
+	/* Roughly the rate over many random ids. */
+	int n = 0;
+	for (int i = 0; i < 10000; i++) {
+		mg_trace_new_trace_id(a);
+		n += mg_trace_sampled(a, 0.25);
+	}
+	assert_in_range(n, 2000, 3000);
+}
+
+static void test_otlp_json(void **state)
+{
+	(void)state;
+	struct mg_span sp[2];
+	memset(sp, 0, sizeof sp);
+	memset(sp[0].trace_id, 0xab, 16);
+	memset(sp[0].span_id, 0x01, 8);
+	sp[0].kind = MG_SPAN_SERVER;
+	snprintf(sp[0].name, sizeof sp[0].name, "tools/call echo");
+	sp[0].start_ns = 1700000000123456789ULL;
+	sp[0].end_ns = 1700000000223456789ULL;
+	mg_span_attr_str(&sp[0], "mcp.method.name", "tools/call");
+	mg_span_attr_int(&sp[0], "answer", -42);
+	sp[0].error = true;
+	snprintf(sp[0].status_msg, sizeof sp[0].status_msg, "-32602");
+	sp[1] = sp[0];
+	sp[1].kind = MG_SPAN_CLIENT;
+	memcpy(sp[1].parent_id, sp[0].span_id, 8);
+	sp[1].has_link = true;
+	memset(sp[1].link.trace_id, 0xcd, 16);
+	memset(sp[1].link.span_id, 0x02, 8);
+	sp[1].error = false;
+	size_t len;
+	char *text = mg_trace_otlp_json(sp, 2, "svc", &len);
+	assert_non_null(text);
+	json_t *doc = json_loadb(text, len, 0, NULL);
+	assert_non_null(doc);
+	json_t *rs = json_array_get(json_object_get(doc, "resourceSpans"), 0);
+	json_t *svc =
+	    json_array_get(json_object_get(json_object_get(rs, "resource"), "attributes"), 0);
+	assert_string_equal(json_string_value(json_object_get(svc, "key")), "service.name");
+	json_t *spans =
+	    json_object_get(json_array_get(json_object_get(rs, "scopeSpans"), 0), "spans");
+	json_t *s0 = json_array_get(spans, 0), *s1 = json_array_get(spans, 1);
+	assert_string_equal(json_string_value(json_object_get(s0, "traceId")),
+	                    "abababababababababababababababab");
+	assert_string_equal(json_string_value(json_object_get(s0, "spanId")), "0101010101010101");
+	assert_int_equal(json_integer_value(json_object_get(s0, "kind")), 2);
+	assert_string_equal(json_string_value(json_object_get(s0, "startTimeUnixNano")),
+	                    "1700000000123456789");
+	assert_null(json_object_get(s0, "parentSpanId"));
+	json_t *st = json_object_get(s0, "status");
+	assert_int_equal(json_integer_value(json_object_get(st, "code")), 2);
+	json_t *a1 = json_array_get(json_object_get(s0, "attributes"), 1);
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(a1, "value"), "intValue")), "-42");
+	assert_string_equal(json_string_value(json_object_get(s1, "parentSpanId")),
+	                    "0101010101010101");
+	assert_int_equal(json_integer_value(json_object_get(s1, "kind")), 3);
+	json_t *l = json_array_get(json_object_get(s1, "links"), 0);
+	assert_string_equal(json_string_value(json_object_get(l, "spanId")), "0202020202020202");
+	json_decref(doc);
+	free(text);
+	/* Escaping: quotes, backslashes, control characters; UTF-8 kept, invalid
+	 * UTF-8 replaced: the document always parses. */
+	snprintf(sp[0].name, sizeof sp[0].name, "a\"b\\c\x01\xc3\xa9");
+	sp[0].n_attrs = 0;
+	mg_span_attr_str(&sp[0], "bad", "x\xff\xfey");
+	text = mg_trace_otlp_json(sp, 1, "s\"vc", &len);
+	doc = json_loadb(text, len, 0, NULL);
+	assert_non_null(doc);
+	json_t *s2 = json_array_get(
+	    json_object_get(
+	        json_array_get(
+	            json_object_get(json_array_get(json_object_get(doc, "resourceSpans"), 0),
+	                            "scopeSpans"),
+	            0),
+	        "spans"),
+	    0);
+	assert_string_equal(json_string_value(json_object_get(s2, "name")), "a\"b\\c\x01\xc3\xa9");
+	json_t *bad = json_array_get(json_object_get(s2, "attributes"), 0);
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(bad, "value"), "stringValue")),
+	    "x??y");
+	json_decref(doc);
+	free(text);
+	/* Attributes beyond the bound are ignored, long values truncated. */
+	struct mg_span big;
+	memset(&big, 0, sizeof big);
+	char longv[400];
+	memset(longv, 'x', sizeof longv - 1);
+	longv[sizeof longv - 1] = '\0';
+	for (int i = 0; i < MG_SPAN_MAX_ATTRS + 5; i++)
+		mg_span_attr_str(&big, "k", longv);
+	assert_int_equal(big.n_attrs, MG_SPAN_MAX_ATTRS);
+	assert_int_equal(strlen(big.attrs[0].s), sizeof big.attrs[0].s - 1);
+	/* ... at a character boundary. */
+	char utf[300];
+	for (int i = 0; i < 100; i++)
+		memcpy(utf + 2 * i, "\xc3\xa9", 2);
+	utf[200] = '\0';
+	memset(&big, 0, sizeof big);
+	mg_span_attr_str(&big, "k", utf);
+	assert_int_equal(strlen(big.attrs[0].s), 126);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_traceparent),
+		cmocka_unit_test(test_tracestate),
+		cmocka_unit_test(test_ids_and_sampling),
+		cmocka_unit_test(test_otlp_json),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
