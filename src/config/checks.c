@@ -390,6 +390,32 @@ void mg_check_rate_limit(struct mg_decode *dc, void *obj, const struct mg_cnode 
 	}
 }
 
+/* Headers the gateway sends are built from configuration only: no CR, LF
+ * or NUL anywhere, a token as the name, and none of the names in
+ * `reserved` (the ones the gateway sets itself). */
+static void check_headers(struct mg_decode *dc, const struct mg_cnode *node, const char *path,
+                          const char *key, const struct mg_kvv *h, const char *const *reserved)
+{
+	for (size_t i = 0; i < h->n; i++) {
+		const struct mg_kv *kv = &h->v[i];
+		const char *why = NULL;
+		for (const char *c = kv->key; *c && !why; c++)
+			if (*c <= 0x20 || *c >= 0x7F || strchr("()<>@,;:\\\"/[]?={}", *c))
+				why = "names are tokens (letters, digits and !#$%&'*+-.^_`|~)";
+		if (!why && strpbrk(kv->value, "\r\n"))
+			why = "values cannot hold CR or LF";
+		for (size_t r = 0; !why && reserved && reserved[r]; r++)
+			if (mg_str_eq_ci(kv->key, reserved[r]))
+				why = "the gateway sets this header itself";
+		if (why) {
+			char *p = kpath(path, key);
+			mg_schema_error(dc, key_node(dc, node, key), p, "header \"%s\": %s",
+			                kv->key, why);
+			free(p);
+		}
+	}
+}
+
 void mg_check_audit(struct mg_decode *dc, void *obj, const struct mg_cnode *node, const char *path)
 {
 	struct mg_audit_config *a = obj;
@@ -423,17 +449,7 @@ void mg_check_audit(struct mg_decode *dc, void *obj, const struct mg_cnode *node
 		                a->redact_patterns.v[i], why);
 		free(p);
 	}
-	for (size_t i = 0; i < a->export_headers.n; i++) {
-		const struct mg_kv *kv = &a->export_headers.v[i];
-		if (strpbrk(kv->key, "\r\n:") || strpbrk(kv->value, "\r\n")) {
-			char *p = kpath(path, "export_headers");
-			mg_schema_error(dc, key_node(dc, node, "export_headers"), p,
-			                "header \"%s\": names and values cannot hold CR, LF (or a "
-			                "colon in the name)",
-			                kv->key);
-			free(p);
-		}
-	}
+	check_headers(dc, node, path, "export_headers", &a->export_headers, NULL);
 	if (a->export_format == 1 && a->export_batch_size > 1000) {
 		char *p = kpath(path, "export_batch_size");
 		mg_schema_error(
@@ -513,6 +529,35 @@ void mg_check_metrics(struct mg_decode *dc, void *obj, const struct mg_cnode *no
 static void check_transport(struct mg_decode *dc, struct mg_upstream_config *u,
                             const struct mg_cnode *node, const char *path)
 {
+	static const char *const reserved[] = {
+		"Content-Type",   "Content-Length",       "Accept",     "Host",
+		"Mcp-Session-Id", "MCP-Protocol-Version", "Mcp-Method", "Mcp-Name",
+		"Last-Event-ID",  "Transfer-Encoding",    "Connection", NULL
+	};
+	check_headers(dc, node, path, "headers", &u->headers, reserved);
+	for (size_t i = 0; i < u->n_identity_headers; i++) {
+		char p[160];
+		snprintf(p, sizeof p, "%s.identity_headers[%zu]", path, i);
+		check_headers(dc, item_node(dc, node, "identity_headers", i), p, "headers",
+		              &u->identity_headers[i].headers, reserved);
+		const char *id = u->identity_headers[i].identity;
+		if (id && !strchr(id, ':')) {
+			char *kp = kpath(p, "identity");
+			mg_schema_error(dc, item_node(dc, node, "identity_headers", i), kp,
+			                "expected a provider-qualified identity such as "
+			                "\"api_key:%s\" or \"jwt:%s\", found \"%s\"",
+			                id, id, id);
+			free(kp);
+		}
+		for (size_t j = 0; j < i && id; j++)
+			if (u->identity_headers[j].identity &&
+			    strcmp(u->identity_headers[j].identity, id) == 0) {
+				char *kp = kpath(p, "identity");
+				mg_schema_error(dc, item_node(dc, node, "identity_headers", i), kp,
+				                "identity \"%s\" is listed twice", id);
+				free(kp);
+			}
+	}
 	const char *tname = mg_transport_name(u->transport);
 	if (u->transport == MG_TRANSPORT_STDIO) {
 		require(dc, u->command, node, path, "command", "when transport = \"stdio\"");
