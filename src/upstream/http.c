@@ -584,6 +584,13 @@ static void on_post_end(struct mg_fetch *f, const char *error, void *arg)
 		return;
 	}
 	p->busy = true;
+	if (error && p->up_id >= 0 && !mg_channel_find(&c->ch, p->up_id) && !p->get) {
+		/* Nobody waits for this one any more (a probe given up, a
+		 * cancelled call): its failure says nothing about the server. */
+		p->busy = false;
+		post_destroy(p);
+		return;
+	}
 	if (error) {
 		enum mg_fetch_failure why = mg_fetch_failure(f);
 		if (p->status == 0 &&
@@ -773,8 +780,13 @@ static int chan_send(struct mg_channel *ch, const char *data, size_t len)
 	int64_t up_id = call ? call->up_id : -1;
 	bool init = call && call == &ch->init_call;
 	/* Requests are bounded by the gateway's own deadline (which cancels
-	 * them); what expects no answer gets a short one. */
+	 * them); what expects no answer gets a short one; the handshake, which
+	 * no client waits for, is bounded here (a timeout reconnects). */
 	long timeout = call ? -1 : SIDE_TIMEOUT_MS;
+	if (init) {
+		int64_t secs = c->up->base.cfg->request_timeout_secs;
+		timeout = ch->probing ? 2 * PROBE_TIMEOUT_MS : (secs > 0 ? secs : 30) * 1000;
+	}
 	if (post_start(c, url, "POST", data, len, up_id, init, timeout, NULL) < 0)
 		return -1;
 	if (!call)
