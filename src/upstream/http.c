@@ -33,6 +33,9 @@
  * stream. A dropped stream loses the session: pending calls fail, and the
  * channel reconnects with backoff.
  *
+ * Trace context: a request whose params._meta carries `traceparent` (the
+ * tracer sampled it) also sends it, with `tracestate`, as HTTP headers.
+ *
  * Credentials: the upstream's `headers`, replaced per header by the
  * identity's own (`identity_headers`) for that identity's requests. The
  * client's Authorization never travels (it is not even seen here).
@@ -231,6 +234,27 @@ static void add_modern_headers(struct hdrs *h, const char *text, size_t len)
 			name = json_string_value(json_object_get(params, "uri"));
 		if (name)
 			add_name_header(h, name);
+	}
+	json_decref(m);
+}
+
+/* W3C trace context: a sampled request carries it in params._meta
+ * (the gateway's tracer put it there); HTTP servers read the headers. Only
+ * well-formed values travel (they go into a header). */
+static void add_trace_headers(struct hdrs *h, const char *text, size_t len)
+{
+	json_t *m = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+	json_t *meta = json_object_get(json_object_get(m, "params"), "_meta");
+	static const char *const names[] = { "traceparent", "tracestate", NULL };
+	for (size_t i = 0; names[i]; i++) {
+		const char *v = json_string_value(json_object_get(meta, names[i]));
+		if (!v || !*v || strlen(v) > 512)
+			continue;
+		bool ok = true;
+		for (const char *c = v; *c && ok; c++)
+			ok = *c >= 0x20 && *c < 0x7F;
+		if (ok)
+			hdr_add(h, names[i], v);
 	}
 	json_decref(m);
 }
@@ -714,6 +738,8 @@ static int post_start(struct http_chan *c, const char *url, const char *method, 
 		if (body && (c->ch.modern || c->ch.probing))
 			add_modern_headers(&h, body, len);
 	}
+	if (body && len && memmem(body, len, "\"traceparent\"", 13))
+		add_trace_headers(&h, body, len);
 	const char *identity = c->identity;
 	if (c->ch.sending && c->ch.sending->identity)
 		identity = c->ch.sending->identity;

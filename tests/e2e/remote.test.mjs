@@ -8,6 +8,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import http from 'node:http';
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -401,6 +402,39 @@ describe('per-identity upstream credentials', { timeout: 120000 }, () => {
         } finally {
             await gw.stop();
             await up.stop();
+        }
+    });
+});
+
+describe('trace context toward HTTP upstreams', { timeout: 60000 }, () => {
+    test('a traced request carries traceparent as an HTTP header to the upstream', async () => {
+        // A minimal OTLP receiver: the spans themselves are tracing.test.mjs's business.
+        const otlp = http.createServer((req, res) => {
+            req.resume();
+            req.on('end', () => res.writeHead(200, { 'Content-Type': 'application/json' }).end('{}'));
+        });
+        await new Promise(resolve => otlp.listen(0, '127.0.0.1', resolve));
+        const up = await startUpstream(EVERYTHING_HTTP);
+        const alice = keygen('alice');
+        const gw = await startAuthGateway(
+            {
+                auth: { api_keys: [{ id: 'alice', key_hash: alice.hash }] },
+                tracing: { enabled: true, otlp_endpoint: `http://127.0.0.1:${otlp.address().port}`, sample_rate: 1.0, allow_private_networks: true }
+            },
+            { upstream: httpUpstream(up) }
+        );
+        const c = await connectSdk(gw, { transportOptions: { requestInit: { headers: { Authorization: `Bearer ${alice.key}` } } } });
+        try {
+            await c.client.callTool({ name: 'echo', arguments: { message: 'traced over http' } });
+            const call = up.requests().find(r => r.body && r.body.includes('traced over http') && r.headers);
+            assert.ok(call, 'the call reached the upstream');
+            assert.match(call.headers.traceparent ?? '', /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+            assert.equal(JSON.parse(call.body).params._meta.traceparent, call.headers.traceparent, 'the header and _meta agree');
+        } finally {
+            await closeSdk(c);
+            await gw.stop();
+            await up.stop();
+            otlp.close();
         }
     });
 });
