@@ -145,7 +145,10 @@ for (const mode of ['shared', 'per_session']) {
         });
 
         test('closing the stream ends the session', async () => {
-            const before = (await gw.health()).sessions;
+            // The earlier tests' streams are closed; their sessions end on the
+            // gateway's next loop turn.
+            await waitFor(async () => (await gw.health()).sessions === 0, { message: 'no session left from earlier tests' });
+            const before = 0;
             const c = await connectSse(gw, alice.key);
             assert.equal((await gw.health()).sessions, before + 1);
             const endpoint = c.transport._endpoint;
