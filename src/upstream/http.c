@@ -624,7 +624,7 @@ static void on_post_end(struct mg_fetch *f, const char *error, void *arg)
 			 * call waiting on it fails with the reason. */
 			mg_log_warn("%s: %s", c->ch.name, error);
 			char reason[200];
-			snprintf(reason, sizeof reason, "upstream %s is %s", c->up->base.cfg->name,
+			snprintf(reason, sizeof reason, "upstream %s: %s", c->up->base.cfg->name,
 			         failure_words(why));
 			p->busy = false;
 			post_destroy(p);
