@@ -572,12 +572,20 @@ if want http; then
 	hr=$HTTP_RATE
 	[ -n "$hr" ] || { hr=$(median_rps http nginx 64); [ -n "$hr" ] && hr=$((hr / 2)); }
 	[ -n "$hr" ] && [ "$hr" -gt 0 ] || hr=$RATE
-	echo "{\"http_rate\":$hr}" >>"$JSONL"
-	log "scenario 4: fixed rate $hr requests/s at concurrency 64 (added latency), $RATE_REPS repetition(s)"
+	# The same at half the gateway's own c=64 throughput: its latency at half
+	# of what it can do, whatever nginx does.
+	ho=$(median_rps http mcp-guard-http 64)
+	[ -n "$ho" ] && ho=$((ho / 2))
+	echo "{\"http_rate\":$hr,\"http_rate_own\":${ho:-0}}" >>"$JSONL"
+	log "scenario 4: fixed rates $hr (half nginx) and ${ho:-?} (half mcp-guard) requests/s at concurrency 64 (added latency), $RATE_REPS repetition(s)"
 	for rep in $(seq 1 "$RATE_REPS"); do
 		point http-rate direct upstream-http legacy echo 64 "$rep" --rate "$hr"
 		point http-rate nginx nginx legacy echo 64 "$rep" --rate "$hr"
 		point http-rate mcp-guard-http mcp-guard-http legacy echo 64 "$rep" --rate "$hr" -H "Authorization: Bearer $API_KEY"
+		[ -n "$ho" ] && [ "$ho" -gt 0 ] || continue
+		point http-rate-own direct upstream-http legacy echo 64 "$rep" --rate "$ho"
+		point http-rate-own nginx nginx legacy echo 64 "$rep" --rate "$ho"
+		point http-rate-own mcp-guard-http mcp-guard-http legacy echo 64 "$rep" --rate "$ho" -H "Authorization: Bearer $API_KEY"
 	done
 	cleanup
 	STARTED=()
