@@ -1,12 +1,14 @@
 #!/bin/sh
 # bench/profile.sh - where mcp-guard's time goes, for a benchmark report.
 #
-#   sh bench/profile.sh [echo|big|list|everything] [perf|callgrind] [OUT_FILE]
+#   sh bench/profile.sh [echo|big|list|everything|http] [perf|callgrind] [OUT_FILE]
 #   BENCH_PROFILE_C       virtual users (64 for echo, 4 otherwise)
 #   BENCH_PROFILE_FAMILY  legacy (default) or modern
 #   BENCH_PROFILE_AUTH=1  scenario 2: one API key, rate limiting (never refusing)
 #
-# Starts mcp-guard (shared mode, the fast stdio upstream) pinned to one core,
+# Starts mcp-guard (shared mode, the fast stdio upstream; with `http`, the
+# fast upstream over Streamable HTTP behind `transport = "http"`, scenario 4)
+# pinned to one core,
 # drives it with bench/build/mcpload from the other, and writes a text
 # profile: with perf, a cpu-clock sampling profile (hardware counters are
 # often missing in VMs; the software clock works) by shared object and by
@@ -31,6 +33,7 @@ make -s -C "$BENCH" >/dev/null || exit 1
 UP_CMD="$BENCH/build/fast-upstream"
 UP_ARGS='["--stdio", "--tools", "5000", "--big-bytes", "1048576"]'
 UP_NAME="fast stdio upstream"
+UP_HTTP=
 case $CALL in
 echo) C=64 ARGS=() ;;
 big) C=4 ARGS=(--expect-bytes 1048576) ;;
@@ -43,20 +46,33 @@ everything)
 	UP_ARGS="[\"$ROOT/node_modules/@modelcontextprotocol/server-everything/dist/index.js\", \"stdio\"]"
 	UP_NAME="server-everything over stdio"
 	;;
-*) echo "usage: profile.sh [echo|big|list|everything] [perf|callgrind] [OUT]" >&2; exit 2 ;;
+http)
+	# tools/call echo through the HTTP upstream path (src/upstream/http.c,
+	# src/http/client.c): the fast upstream over Streamable HTTP on the same core.
+	C=64 ARGS=() CALL=echo UP_HTTP=$((PORT + 1))
+	UP_NAME="fast upstream over Streamable HTTP"
+	;;
+*) echo "usage: profile.sh [echo|big|list|everything|http] [perf|callgrind] [OUT]" >&2; exit 2 ;;
 esac
 C=${BENCH_PROFILE_C:-$C} # virtual users
+if [ -n "$UP_HTTP" ]; then
+	UP_TOML="transport = \"http\"
+url = \"http://127.0.0.1:$UP_HTTP/mcp\"
+allow_private_networks = true"
+else
+	UP_TOML="transport = \"stdio\"
+command = \"$UP_CMD\"
+args = $UP_ARGS
+protocol = \"legacy\"
+mode = \"shared\""
+fi
 cat >"$WORK/guard.toml" <<EOF
 [server]
 host = "127.0.0.1"
 port = $PORT
 
 [upstream]
-transport = "stdio"
-command = "$UP_CMD"
-args = $UP_ARGS
-protocol = "legacy"
-mode = "shared"
+$UP_TOML
 
 [audit]
 enabled = false
@@ -82,10 +98,24 @@ else
 fi
 
 PID=
-cleanup() { [ -n "$PID" ] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null; PID=; }
+UPID=
+cleanup() {
+	[ -n "$PID" ] && kill -TERM "$PID" 2>/dev/null && wait "$PID" 2>/dev/null
+	PID=
+	[ -n "$UPID" ] && kill -TERM "$UPID" 2>/dev/null && wait "$UPID" 2>/dev/null
+	UPID=
+}
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+if [ -n "$UP_HTTP" ]; then
+	taskset -c "$SUT_CPU" "$UP_CMD" --http "$UP_HTTP" >"$WORK/upstream.log" 2>&1 &
+	UPID=$!
+	for _ in $(seq 1 50); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$UP_HTTP") 2>/dev/null && break
+		sleep 0.1
+	done
+fi
 if [ "$TOOL" = callgrind ]; then
 	command -v valgrind >/dev/null || { echo "profile: valgrind missing (apt-get install valgrind)" >&2; exit 1; }
 	taskset -c "$SUT_CPU" valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out" \

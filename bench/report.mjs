@@ -22,6 +22,8 @@ if (!args.in || !args.out || !args.name) {
 }
 const lines = readFileSync(args.in, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l));
 const meta = lines.find((l) => l.meta)?.meta ?? {};
+const httpRate = lines.find((l) => l.http_rate)?.http_rate; // scenario 4's fixed rate: half nginx's c=64 throughput
+const httpRateOwn = lines.find((l) => l.http_rate_own)?.http_rate_own; // and half mcp-guard's own
 const points = lines.filter((l) => l.series);
 const status = Object.fromEntries(lines.filter((l) => l.status).map((l) => [l.status, l]));
 const features = Object.fromEntries(lines.filter((l) => l.feature).map((l) => [l.feature, l]));
@@ -112,7 +114,7 @@ const LABEL = {
 	'mcp-proxy': 'mcp-proxy',
 	'mcp-guard-auth': 'mcp-guard, API key + rate limit + audit (2)',
 	'mcp-guard-jwt': 'mcp-guard, JWT RS256 (3)',
-	'mcp-guard-http': 'mcp-guard, HTTP upstream (4)',
+	'mcp-guard-http': 'mcp-guard, HTTP upstream + API key + rate limit (4)',
 };
 const label = (s) => LABEL[s] ?? s;
 
@@ -184,6 +186,7 @@ function ratioTable(group, call, base, peers) {
 	const rows = [];
 	for (const b of base) {
 		for (const p of peers) {
+			if (p === b) continue;
 			const cells = conc.map((c) => ratio(get(group, b, call, c)?.rps, get(group, p, call, c)?.rps));
 			if (cells.every((x) => x === '—')) continue;
 			rows.push([`${label(b)} ÷ ${label(p)}`, ...cells]);
@@ -327,10 +330,34 @@ const httpAvail = !unavailable('mcp-guard-http');
 		]);
 	} else T.push([`p99 added latency < 0.5 ms at ${f0(meta.rate)} req/s`, 'not measured', '—']);
 	const n = best('nginx');
-	const g4 = best('mcp-guard-http');
-	if (httpAvail && g4 && n)
-		T.push(['≥ 0.8× nginx proxying the same HTTP upstream (scenario 4)', `${ratio(g4.rps, n.rps)} (${f0(g4.rps)} vs ${f0(n.rps)} req/s, best concurrency each)`, g4.rps >= 0.8 * n.rps ? 'met' : 'missed']);
-	else {
+	const n4 = get('http', 'nginx', 'echo', c64);
+	const g4 = get('http', 'mcp-guard-http', 'echo', c64);
+	if (httpAvail && g4 && n4) {
+		T.push([
+			'≥ 0.8× nginx proxying the same HTTP upstream, c=64 (scenario 4: API key + rate limit)',
+			`${ratio(g4.rps, n4.rps)} (${f0(g4.rps)} vs ${f0(n4.rps)} req/s; CPU per request ${g4.cpuUs?.toFixed(1)} vs ${n4.cpuUs?.toFixed(1)} µs, so ${ratio(g4.perCore, n4.perCore)} by the CPU-cost projection)`,
+			g4.rps >= 0.8 * n4.rps ? 'met' : g4.perCore >= 0.8 * n4.perCore ? 'missed as measured; met by the CPU-cost projection' : 'missed',
+		]);
+		for (const [grp, rate, what] of [
+			['http-rate', httpRate, "half nginx's c=64 throughput"],
+			['http-rate-own', httpRateOwn, "half mcp-guard's own c=64 throughput"],
+		]) {
+			const rd = get(grp, 'direct', 'echo', c64);
+			const rn = get(grp, 'nginx', 'echo', c64);
+			const rg = get(grp, 'mcp-guard-http', 'echo', c64);
+			if (!rd || !rg) continue;
+			const noisy = rg.n >= 3 && rd.n >= 3;
+			const added = Math.max(0, noisy ? rg.p99Min - rd.p99Min : rg.p99 - rd.p99);
+			const addedN = rn ? Math.max(0, noisy ? rn.p99Min - rd.p99Min : rn.p99 - rd.p99) : undefined;
+			const reached = rg.rps >= 0.97 * (rate ?? 0);
+			T.push([
+				`p99 added latency < 1 ms at half load (${f0(rate)} req/s = ${what}), c=64, scenario 4`,
+				`${ms(added)}${noisy ? ` in the quietest of ${rg.n} windows` : ''} (p99 ${ms(noisy ? rg.p99Min : rg.p99)} through mcp-guard vs ${ms(noisy ? rd.p99Min : rd.p99)} direct${rn ? `; nginx adds ${ms(addedN)}` : ''}; medians of the windows ${ms(rg.p99)} vs ${ms(rd.p99)}; p50 ${ms(rg.p50)} vs ${ms(rd.p50)}; achieved ${f0(rg.rps)} req/s)`,
+				!reached ? 'missed (rate not sustained)' : added < 1000 ? 'met' + (noisy ? ' (quietest windows)' : '') : 'missed' + (noisy ? ' (quietest windows)' : ''),
+			]);
+		}
+		if (!get('http-rate', 'mcp-guard-http', 'echo', c64)) T.push(['p99 added latency < 1 ms at half load (scenario 4)', 'not measured', '—']);
+	} else {
 		const g = best('mcp-guard');
 		T.push([
 			'≥ 0.8× nginx proxying the same HTTP upstream (scenario 4)',
@@ -393,6 +420,34 @@ out.push('## Scenario 1–4: the fast upstream', '');
 throughputTable('fast', 'echo', 'tools/call echo through each system', 'The fast upstream (`bench/fast-upstream.c`) answers in microseconds, so the figures are the cost of the system in front of it. "direct" is the same upstream over Streamable HTTP with no gateway; nginx proxies that HTTP upstream (keep-alive pool); the gateways and Node peers run the upstream over stdio (supergateway stateful starts one upstream process per session, like mcp-guard per_session; mcp-proxy and mcp-guard shared use one).');
 ratioTable('fast', 'echo', ['mcp-guard', 'mcp-guard-per-session'], ['direct', 'nginx', 'supergateway', 'mcp-proxy']);
 chart('fast', 'echo', 'Fast upstream, tools/call echo');
+
+if (seriesOf('http', 'echo').length) {
+	out.push('## Scenario 4: HTTP upstream, mcp-guard vs nginx', '');
+	throughputTable('http', 'echo', 'tools/call echo to the fast upstream over HTTP', 'The same fast upstream (`bench/fast-upstream.c --http`) behind nginx (one worker, HTTP/1.1 keep-alive pool) and behind mcp-guard (`transport = "http"`, `allow_private_networks = true`, one API key, rate limit at 10⁶/s, no audit), measured in the same run, interleaved.');
+	ratioTable('http', 'echo', ['mcp-guard-http', 'nginx'], ['direct', 'nginx']);
+	for (const [grp, rate, what] of [
+		['http-rate', httpRate, "half nginx's c=64 throughput"],
+		['http-rate-own', httpRateOwn, "half mcp-guard's own c=64 throughput"],
+	]) {
+		const series = seriesOf(grp, 'echo');
+		if (!series.length) continue;
+		const d = get(grp, 'direct', 'echo', 64);
+		out.push(`### Latency at a fixed rate (${f0(rate)} req/s = ${what}, c=64)`, '');
+		const rows = series.map((sr) => {
+			const st = get(grp, sr, 'echo', 64);
+			return st ? [label(sr), st.n, f0(st.rps), ms(st.p50), ms(st.p90), ms(st.p99), ms(st.p99Min), ms(st.max), d && sr !== 'direct' ? ms(Math.max(0, st.p99Min - d.p99Min)) : '—', pc(st.sutCpu), pc(st.others), st.errors] : null;
+		}).filter(Boolean);
+		out.push(table(['system', 'windows', 'achieved req/s', 'p50', 'p90', 'p99 (median)', 'p99 (quietest)', 'max', 'p99 added (quietest vs direct)', 'SUT CPU', 'neighbours CPU', 'errors'], rows), '');
+	}
+	const mem = ['nginx', 'mcp-guard-http'].map((sr) => {
+		const runs = points.filter((p) => p.group === 'http' && p.series === sr && p.r?.sut).map((p) => p.r);
+		if (!runs.length) return null;
+		const sut = runs[0].sut;
+		const st = get('http', sr, 'echo', 64);
+		return [label(sr), mb(sut.root_rss_idle_kb), mb(sut.rss_idle_kb), st ? mb(st.rootPeak) : '—', st ? mb(st.rssPeak) : '—', mb(runs[runs.length - 1].sut.root_rss_after_kb)];
+	}).filter(Boolean);
+	if (mem.length) out.push('RSS (the process tree; for nginx the master and its worker; the upstream is a separate process, not counted):', '', table(['system', 'root idle', 'tree idle', 'root peak c=64', 'tree peak c=64', 'root after the last run'], mem), '');
+}
 
 out.push('## Scenario 1 with server-everything over stdio', '');
 throughputTable('everything', 'echo', 'tools/call echo on @modelcontextprotocol/server-everything', '"direct" is server-everything\'s own Streamable HTTP transport (`index.js streamableHttp`), no gateway.');

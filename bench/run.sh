@@ -26,7 +26,8 @@
 # Knobs (environment): BENCH_QUICK, BENCH_REPS, BENCH_WARMUP, BENCH_DURATION,
 # BENCH_CONC, BENCH_EV_CONC, BENCH_RATE, BENCH_RATE_REPS, BENCH_IDLE_SESSIONS, BENCH_IDLE_PCT,
 # BENCH_IDLE_MAX, BENCH_IDLE_BUDGET, BENCH_BUDGET, BENCH_PORT_BASE, BENCH_ONLY
-# (space-separated groups: fast big rate everything idle), BENCH_NO_DOCS=1.
+# (space-separated groups: fast http big rate everything idle), BENCH_HTTP_CONC,
+# BENCH_HTTP_RATE, BENCH_NO_DOCS=1.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 # The whole script is one brace group: bash reads all of it before running
 # any, so editing this file while a run is going on cannot derail that run.
@@ -81,7 +82,9 @@ nice -n "$NICE" true 2>/dev/null || NICE=0
 SUT_CPU=${BENCH_SUT_CPU:-0}
 LOAD_CPU=${BENCH_LOAD_CPU:-1}
 PORT_BASE=${BENCH_PORT_BASE:-20300} # below the ephemeral range: no client socket can hold it
-ONLY=${BENCH_ONLY:-fast big rate everything idle}
+ONLY=${BENCH_ONLY:-fast http big rate everything idle}
+HTTP_CONC=${BENCH_HTTP_CONC:-1 64} # scenario 4; its fixed rate defaults to half nginx's c=64 throughput
+HTTP_RATE=${BENCH_HTTP_RATE:-}
 TOOLS=5000
 BIG_BYTES=1048576
 
@@ -300,9 +303,22 @@ issuer = \"mcp-guard-bench\"
 audience = [\"mcp-guard-bench\"]
 
 $PLAIN"
+# Scenario 4: the HTTP upstream behind the full pipeline (API key + rate limit
+# high enough never to refuse); no audit, as nginx writes no access log here.
 guard_config "$WORK/guard-http.toml" "$P_HTTP" "[upstream]
 transport = \"http\"
-url = \"http://127.0.0.1:$P_UP/mcp\"" "$PLAIN"
+url = \"http://127.0.0.1:$P_UP/mcp\"
+allow_private_networks = true" "[[auth.api_keys]]
+id = \"bench\"
+key_hash = \"$API_HASH\"
+
+[rate_limit]
+enabled = true
+requests_per_second = 1000000
+burst_size = 1000000
+
+[audit]
+enabled = false"
 guard_config "$WORK/guard-everything.toml" "$P_EV_GUARD" "[upstream]
 transport = \"stdio\"
 command = \"$NODE\"
@@ -470,7 +486,6 @@ if want fast || want rate; then
 	start mcp-guard-per-session guard "$P_PS" "$GUARD" --config "$WORK/guard-per-session.toml" run
 	start mcp-guard-auth guard "$P_AUTH" "$GUARD" --config "$WORK/guard-auth.toml" run
 	start mcp-guard-jwt guard "$P_JWT" "$GUARD" --config "$WORK/guard-jwt.toml" run
-	start mcp-guard-http guard "$P_HTTP" "$GUARD" --config "$WORK/guard-http.toml" run
 	if [ -f "$SG_JS" ]; then
 		start supergateway port "$P_SG" "$NODE" "$SG_JS" --stdio "$FAST --stdio --tools $TOOLS --big-bytes $BIG_BYTES" \
 			--outputTransport streamableHttp --stateful --port "$P_SG" --logLevel none
@@ -489,7 +504,6 @@ if want fast || want rate; then
 	status_record mcp-guard-auth 2
 	probe_features
 	status_record mcp-guard-jwt 3
-	status_record mcp-guard-http 4
 
 	if want fast; then
 		log "scenario 1-4: tools/call echo, concurrency $CONC, $REPS repetition(s)"
@@ -504,7 +518,6 @@ if want fast || want rate; then
 				point fast mcp-proxy mcp-proxy legacy echo "$c" "$rep" "${SLOW[@]}"
 				point fast mcp-guard-auth mcp-guard-auth legacy echo "$c" "$rep" -H "Authorization: Bearer $API_KEY"
 				point fast mcp-guard-jwt mcp-guard-jwt legacy echo "$c" "$rep" -H "Authorization: Bearer $TOKEN"
-				point fast mcp-guard-http mcp-guard-http legacy echo "$c" "$rep"
 			done
 		done
 	fi
@@ -515,10 +528,65 @@ if want fast || want rate; then
 			point rate nginx nginx legacy echo 64 "$rep" --rate "$RATE"
 			point rate mcp-guard mcp-guard legacy echo 64 "$rep" --rate "$RATE"
 			point rate mcp-guard-auth mcp-guard-auth legacy echo 64 "$rep" --rate "$RATE" -H "Authorization: Bearer $API_KEY"
-			point rate mcp-guard-http mcp-guard-http legacy echo 64 "$rep" --rate "$RATE"
 		done
 	fi
 	log "stopping the fast-upstream systems"
+	cleanup
+	STARTED=()
+fi
+
+# ---- group: HTTP upstream (scenario 4) -------------------------------------------------------
+# mcp-guard with `transport = "http"` and the full pipeline (API key, rate
+# limit) against nginx proxying the same upstream, direct access as the floor;
+# closed loop at $HTTP_CONC, then a fixed rate at half nginx's c=64 throughput
+# measured just before (or BENCH_HTTP_RATE) for the added latency.
+
+# median_rps GROUP SERIES C: the median req/s of that point so far in this run.
+median_rps() {
+	"$NODE" -e '
+const [file, g, s, c] = process.argv.slice(1);
+const v = require("fs").readFileSync(file, "utf8").split("\n").filter(Boolean).map((l) => JSON.parse(l))
+	.filter((p) => p.group === g && p.series === s && p.c === Number(c) && p.r?.result).map((p) => p.r.result.rps).sort((a, b) => a - b);
+if (v.length) console.log(Math.round(v[Math.floor((v.length - 1) / 2)]));' "$JSONL" "$1" "$2" "$3"
+}
+
+if want http; then
+	log "scenario 4: starting the HTTP upstream, nginx and mcp-guard (transport = http, API key + rate limit)"
+	start upstream-http port "$P_UP" "$FAST" --http "$P_UP" --tools "$TOOLS" --big-bytes "$BIG_BYTES" --jwks "$WORK/jwks.json"
+	if command -v nginx >/dev/null 2>&1; then
+		start nginx port "$P_NGINX" nginx -e "$WORK/nginx/error.log" -p "$WORK/nginx" -c "$WORK/nginx.conf"
+	else
+		STATUS[nginx]="nginx is not installed (apt-get install nginx-light)"
+	fi
+	start mcp-guard-http guard "$P_HTTP" "$GUARD" --config "$WORK/guard-http.toml" run
+	status_record mcp-guard-http 4
+	want fast || { status_record upstream-http 4; status_record nginx 4; }
+	log "scenario 4: tools/call echo, concurrency $HTTP_CONC, $REPS repetition(s)"
+	for rep in $(seq 1 "$REPS"); do
+		for c in $HTTP_CONC; do
+			point http direct upstream-http legacy echo "$c" "$rep"
+			point http nginx nginx legacy echo "$c" "$rep"
+			point http mcp-guard-http mcp-guard-http legacy echo "$c" "$rep" -H "Authorization: Bearer $API_KEY"
+		done
+	done
+	hr=$HTTP_RATE
+	[ -n "$hr" ] || { hr=$(median_rps http nginx 64); [ -n "$hr" ] && hr=$((hr / 2)); }
+	[ -n "$hr" ] && [ "$hr" -gt 0 ] || hr=$RATE
+	# The same at half the gateway's own c=64 throughput: its latency at half
+	# of what it can do, whatever nginx does.
+	ho=$(median_rps http mcp-guard-http 64)
+	[ -n "$ho" ] && ho=$((ho / 2))
+	echo "{\"http_rate\":$hr,\"http_rate_own\":${ho:-0}}" >>"$JSONL"
+	log "scenario 4: fixed rates $hr (half nginx) and ${ho:-?} (half mcp-guard) requests/s at concurrency 64 (added latency), $RATE_REPS repetition(s)"
+	for rep in $(seq 1 "$RATE_REPS"); do
+		point http-rate direct upstream-http legacy echo 64 "$rep" --rate "$hr"
+		point http-rate nginx nginx legacy echo 64 "$rep" --rate "$hr"
+		point http-rate mcp-guard-http mcp-guard-http legacy echo 64 "$rep" --rate "$hr" -H "Authorization: Bearer $API_KEY"
+		[ -n "$ho" ] && [ "$ho" -gt 0 ] || continue
+		point http-rate-own direct upstream-http legacy echo 64 "$rep" --rate "$ho"
+		point http-rate-own nginx nginx legacy echo 64 "$rep" --rate "$ho"
+		point http-rate-own mcp-guard-http mcp-guard-http legacy echo 64 "$rep" --rate "$ho" -H "Authorization: Bearer $API_KEY"
+	done
 	cleanup
 	STARTED=()
 fi
@@ -580,8 +648,10 @@ if want big; then
 	for rep in $(seq 1 "$REPS"); do
 		for c in $BIG_CONC; do
 			for s in direct:upstream-http nginx:nginx mcp-guard:mcp-guard mcp-guard-http:mcp-guard-http; do
-				point big "${s%%:*}" "${s#*:}" legacy big "$c" "$rep" --expect-bytes "$BIG_BYTES" "${SLOW[@]}"
-				point big "${s%%:*}" "${s#*:}" legacy list "$c" "$rep" --expect-tools "$TOOLS" "${SLOW[@]}"
+				auth=()
+				[ "${s#*:}" = mcp-guard-http ] && auth=(-H "Authorization: Bearer $API_KEY")
+				point big "${s%%:*}" "${s#*:}" legacy big "$c" "$rep" --expect-bytes "$BIG_BYTES" "${SLOW[@]}" "${auth[@]}"
+				point big "${s%%:*}" "${s#*:}" legacy list "$c" "$rep" --expect-tools "$TOOLS" "${SLOW[@]}" "${auth[@]}"
 			done
 		done
 	done

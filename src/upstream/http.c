@@ -52,6 +52,7 @@
 
 #include "http/client.h"
 #include "mcp/jsonrpc.h"
+#include "mcp/params.h"
 #include "mcp/protocol.h"
 #include "mcp/sse.h"
 #include "upstream/upstream.h"
@@ -70,6 +71,7 @@
 #define EVENT_ID_MAX     256
 #define URL_MAX          2048
 #define MAX_HEADERS      64
+#define PARAM_VALUE_MAX  4096 /* an Mcp-Param-* value, decoded (as the gateway's check) */
 
 struct http_upstream;
 struct http_chan;
@@ -92,6 +94,7 @@ struct post {
 	bool expired; /* 404 for the session */
 	bool discard; /* a body that carries no message */
 	bool got_event;
+	bool lists_tools; /* a 2026-07-28 tools/list: learn x-mcp-header from the answer */
 	long status;
 	struct mg_sse_decoder dec;
 	struct mg_buf body;
@@ -123,8 +126,9 @@ struct http_upstream {
 	struct mg_fetcher *fetcher;
 	struct http_chan *chans;
 	size_t nchans;
-	struct post *side; /* DELETEs still running, not tied to a channel */
-	bool sse;          /* transport = "sse" */
+	struct post *side;   /* DELETEs still running, not tied to a channel */
+	json_t *tool_params; /* x-mcp-header annotations from this server's tools/list */
+	bool sse;            /* transport = "sse" */
 };
 
 static struct http_upstream *hup(struct mg_upstream *up)
@@ -194,17 +198,17 @@ static void add_credentials(struct hdrs *h, const struct mg_upstream_config *cfg
 		hdr_add(h, own->v[i].key, own->v[i].value);
 }
 
-/* Mcp-Name's value: as is when it is plain visible ASCII, else in the
- * spec's "=?base64?…?=" form. */
-static void add_name_header(struct hdrs *h, const char *name)
+/* A header whose value is `v` (n bytes): as is when it is plain visible
+ * ASCII with no leading or trailing space, else in the spec's
+ * "=?base64?…?=" form. */
+static void add_encoded_header(struct hdrs *h, const char *name, const char *v, size_t n)
 {
-	size_t n = strlen(name);
-	bool plain = n > 0 && name[0] != ' ' && name[n - 1] != ' ';
+	bool plain = n > 0 && v[0] != ' ' && v[n - 1] != ' ';
 	for (size_t i = 0; plain && i < n; i++)
-		if ((unsigned char)name[i] < 0x20 || (unsigned char)name[i] > 0x7E)
+		if ((unsigned char)v[i] < 0x20 || (unsigned char)v[i] > 0x7E)
 			plain = false;
 	if (plain) {
-		hdr_add(h, "Mcp-Name", name);
+		hdr_add(h, name, v);
 		return;
 	}
 	size_t cap = mg_base64_encoded_len(n, false) + 16;
@@ -212,15 +216,68 @@ static void add_name_header(struct hdrs *h, const char *name)
 	if (!b)
 		return;
 	memcpy(b, "=?base64?", 9);
-	size_t k = mg_base64_encode(name, n, b + 9, cap - 9, false);
+	size_t k = mg_base64_encode(v, n, b + 9, cap - 9, false);
 	memcpy(b + 9 + k, "?=", 3);
-	hdr_add(h, "Mcp-Name", b);
+	hdr_add(h, name, b);
 	free(b);
 }
 
+/* Mcp-Name's value. */
+static void add_name_header(struct hdrs *h, const char *name)
+{
+	add_encoded_header(h, "Mcp-Name", name, strlen(name));
+}
+
+/* The Mcp-Param-{Name} headers of a 2026-07-28 tools/call (SEP-2243): one
+ * per x-mcp-header argument of the tool (learned from this server's
+ * tools/list answers) with a non-null value, encoded as the client had to
+ * encode it. The server validates them against the body, so without them
+ * it refuses the call (400, -32020). The gateway has checked the client's
+ * own headers against the same body before; for a bridged legacy client
+ * these are the only ones. */
+static void add_param_headers(struct hdrs *h, struct http_upstream *u, const char *tool,
+                              json_t *arguments)
+{
+	json_t *spec = json_object_get(u->tool_params, tool);
+	size_t i, j;
+	json_t *p;
+	json_array_foreach(json_object_get(spec, "headers"), i, p)
+	{
+		const char *name = json_string_value(json_object_get(p, "header"));
+		json_t *v = arguments, *k;
+		json_array_foreach(json_object_get(p, "path"), j, k) v =
+		    json_is_object(v) ? json_object_get(v, json_string_value(k)) : NULL;
+		if (!name || !v || json_is_null(v))
+			continue;
+		char full[160], num[32];
+		snprintf(full, sizeof full, "Mcp-Param-%s", name);
+		if (json_is_string(v) && json_string_length(v) <= PARAM_VALUE_MAX)
+			add_encoded_header(h, full, json_string_value(v), json_string_length(v));
+		else if (json_is_integer(v)) {
+			snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+			hdr_add(h, full, num);
+		} else if (json_is_boolean(v))
+			hdr_add(h, full, json_is_true(v) ? "true" : "false");
+	}
+}
+
+/* Learns the x-mcp-header annotations from a message answering a
+ * tools/list (a result with `tools`; anything else is ignored). */
+static void learn_tool_params(struct http_upstream *u, const char *text, size_t len)
+{
+	if (!memmem(text, len, "\"tools\"", 7))
+		return;
+	json_t *m = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
+	json_t *tools = json_object_get(json_object_get(m, "result"), "tools");
+	if (json_is_array(tools))
+		mg_mcp_params_learn(u->tool_params, tools);
+	json_decref(m);
+}
+
 /* The 2026-07-28 request headers: Mcp-Method and, for the methods that
- * name a target, Mcp-Name, from the body. */
-static void add_modern_headers(struct hdrs *h, const char *text, size_t len)
+ * name a target, Mcp-Name, from the body; a tools/call's Mcp-Param-*
+ * headers. Notes in `p` whether the answer lists tools. */
+static void add_modern_headers(struct hdrs *h, struct post *p, const char *text, size_t len)
 {
 	json_t *m = json_loadb(text, len, JSON_REJECT_DUPLICATES, NULL);
 	const char *method = json_string_value(json_object_get(m, "method"));
@@ -234,6 +291,9 @@ static void add_modern_headers(struct hdrs *h, const char *text, size_t len)
 			name = json_string_value(json_object_get(params, "uri"));
 		if (name)
 			add_name_header(h, name);
+		if (name && strcmp(method, "tools/call") == 0)
+			add_param_headers(h, p->u, name, json_object_get(params, "arguments"));
+		p->lists_tools = strcmp(method, "tools/list") == 0;
 	}
 	json_decref(m);
 }
@@ -370,6 +430,8 @@ static int deliver(struct post *p, const char *text, size_t len)
 	struct http_chan *c = p->c;
 	if (!c || c->closing)
 		return 1;
+	if (p->lists_tools)
+		learn_tool_params(p->u, text, len);
 	p->busy = true;
 	mg_channel_receive(&c->ch, text, len);
 	p->busy = false;
@@ -736,7 +798,7 @@ static int post_start(struct http_chan *c, const char *url, const char *method, 
 	if (!u->sse) {
 		add_protocol_headers(&h, c);
 		if (body && (c->ch.modern || c->ch.probing))
-			add_modern_headers(&h, body, len);
+			add_modern_headers(&h, p, body, len);
 	}
 	if (body && len && memmem(body, len, "\"traceparent\"", 13))
 		add_trace_headers(&h, body, len);
@@ -1143,6 +1205,7 @@ static void http_free(struct mg_upstream *up)
 		free(p);
 	}
 	mg_fetcher_free(u->fetcher);
+	json_decref(u->tool_params);
 	free(u);
 }
 
@@ -1175,12 +1238,14 @@ struct mg_upstream *mg_upstream_http_new(struct event_base *base,
 	u->base.hooks = *hooks;
 	u->base.max_depth = max_depth;
 	u->sse = cfg->transport == MG_TRANSPORT_SSE;
+	u->tool_params = json_object();
 	/* One transfer set per upstream: its own connection pool. */
 	u->fetcher = mg_fetcher_new(base);
-	if (!u->fetcher || mg_fetcher_prepare(u->fetcher, err, err_size) < 0) {
-		if (!u->fetcher)
+	if (!u->tool_params || !u->fetcher || mg_fetcher_prepare(u->fetcher, err, err_size) < 0) {
+		if (!u->tool_params || !u->fetcher)
 			snprintf(err, err_size, "out of memory");
 		mg_fetcher_free(u->fetcher);
+		json_decref(u->tool_params);
 		free(u);
 		return NULL;
 	}

@@ -18,12 +18,19 @@
 //    (pending, extension, added-after-release), so the three legs together
 //    cover every server scenario the suite ships, each at the wire(s) it
 //    belongs to, without running a scenario twice on the same wire.
-// 2. If MCP_GUARD_BIN is set, starts `$MCP_GUARD_BIN --config <tmp>/mcp-guard.toml run`
-//    with the upstream spawned over stdio, waits for GET /ready == 200 and runs
-//    the same legs against http://127.0.0.1:<port>/mcp.
-// 3. Compares per check: every check that passed (SUCCESS) directly must pass
-//    through the gateway. Prints a table, optionally writes Markdown to
-//    $CONFORMANCE_REPORT, exits 1 on any regression (or harness error), else 0.
+// 2. If MCP_GUARD_BIN is set, for each gateway target (CONFORMANCE_TARGETS,
+//    default "stdio http"):
+//      * "stdio": `$MCP_GUARD_BIN --config <tmp>/mcp-guard.toml run` with the
+//        upstream spawned over stdio,
+//      * "http": a fresh upstream.mjs over Streamable HTTP on another loopback
+//        port and `$MCP_GUARD_BIN --config <tmp>/mcp-guard-http.toml run` in
+//        front of it (`transport = "http"`),
+//    waits for GET /ready == 200 and runs the same legs against
+//    http://127.0.0.1:<port>/mcp.
+// 3. Compares per check and per target: every check that passed (SUCCESS)
+//    directly must pass through the gateway. Prints a table per target,
+//    optionally writes Markdown to $CONFORMANCE_REPORT, exits 1 on any
+//    regression (or harness error), else 0.
 //
 // Everything binds 127.0.0.1; every child is stopped by PID in a finally
 // block; results go to a temp dir (never into the repo); the whole run is
@@ -60,7 +67,7 @@ const INFO_IS_VALID = new Set(['server-sse-streams-functional']);
 // Checks that cannot pass through a stdio upstream, each with the reason.
 // They are reported as known differences, never silently dropped; keep this
 // list short and true.
-const KNOWN_DIFFERENCES = new Map([
+const KNOWN_DIFFERENCES_STDIO = new Map([
     // The scenario's test_reconnection tool closes its own HTTP SSE stream
     // mid-call (SEP-1699 polling). A stdio server has no stream to close, so
     // the gateway answers the call directly: the priming/retry/resume checks
@@ -70,6 +77,27 @@ const KNOWN_DIFFERENCES = new Map([
     ['server-sse-polling/server-sse-retry-field', 'stdio upstream cannot close the client stream (SEP-1699)'],
     ['server-sse-polling/server-sse-disconnect-resume', 'stdio upstream cannot close the client stream (SEP-1699)'],
 ]);
+
+// Checks that cannot pass through the same upstream served over Streamable
+// HTTP (`transport = "http"`), each with the reason; same rule as above.
+const KNOWN_DIFFERENCES_HTTP = new Map([
+    // test_reconnection makes the upstream close its POST SSE stream after a
+    // priming event (SEP-1699 polling). That stream is the gateway's, not the
+    // client's: the gateway resumes it itself (GET with Last-Event-ID, as a
+    // client would), gets the result and answers the client's POST with JSON,
+    // so the scenario reports "JSON instead of SSE - priming event tests not
+    // applicable" (INFO) and never reaches these three checks.
+    ['server-sse-polling/server-sse-priming-event', 'the gateway resumes the upstream stream itself and answers with JSON (SEP-1699)'],
+    ['server-sse-polling/server-sse-retry-field', 'the gateway resumes the upstream stream itself and answers with JSON (SEP-1699)'],
+    ['server-sse-polling/server-sse-disconnect-resume', 'the gateway resumes the upstream stream itself and answers with JSON (SEP-1699)'],
+]);
+
+// The gateway targets: the same upstream behind mcp-guard over stdio and over
+// Streamable HTTP, each compared with the direct run on its own.
+export const GATEWAY_TARGETS = [
+    { id: 'stdio', target: 'mcp-guard', label: 'mcp-guard, upstream over stdio', known: KNOWN_DIFFERENCES_STDIO },
+    { id: 'http', target: 'mcp-guard-http', label: 'mcp-guard, upstream over Streamable HTTP', known: KNOWN_DIFFERENCES_HTTP }
+];
 
 const STATUS_RANK = { SUCCESS: 0, INFO: 1, SKIPPED: 2, WARNING: 3, FAILURE: 4, MISSING: 5 };
 
@@ -349,8 +377,8 @@ async function runAllLegs({ legs, url, node, workDir, deadline, target }) {
 }
 
 // ------------------------------------------------------------- processes --
-async function startUpstreamHttp(workDir, deadline) {
-    const logFile = path.join(workDir, 'upstream-http.log');
+async function startUpstreamHttp(workDir, deadline, logName = 'upstream-http.log') {
+    const logFile = path.join(workDir, logName);
     let buffer = '';
     let resolveUrl;
     const urlPromise = new Promise(resolve => (resolveUrl = resolve));
@@ -394,7 +422,15 @@ async function waitReady(url, child, timeoutMs) {
     throw new Error(`gateway not ready after ${timeoutMs / 1000} s (GET ${url}: ${last})`);
 }
 
-export function gatewayConfig({ port, node = process.execPath, upstream = UPSTREAM }) {
+/**
+ * The gateway's configuration: the upstream over stdio (a child process), or,
+ * with `upstreamUrl`, the same upstream served over Streamable HTTP
+ * (`transport = "http"`; loopback needs allow_private_networks).
+ */
+export function gatewayConfig({ port, node = process.execPath, upstream = UPSTREAM, upstreamUrl }) {
+    const upstreamLines = upstreamUrl
+        ? ['transport = "http"', `url = ${tomlString(upstreamUrl)}`, 'allow_private_networks = true']
+        : ['transport = "stdio"', `command = ${tomlString(node)}`, `args = [${tomlString(upstream)}, "--stdio"]`];
     return [
         '# written by tests/conformance/run.mjs',
         '[server]',
@@ -402,9 +438,7 @@ export function gatewayConfig({ port, node = process.execPath, upstream = UPSTRE
         `port = ${port}`,
         '',
         '[upstream]',
-        'transport = "stdio"',
-        `command = ${tomlString(node)}`,
-        `args = [${tomlString(upstream)}, "--stdio"]`,
+        ...upstreamLines,
         // Full fidelity: sampling, elicitation and roots reach the client that
         // caused them. Conformance opens many sessions and deletes few, so idle
         // per-session processes are reaped quickly.
@@ -415,11 +449,11 @@ export function gatewayConfig({ port, node = process.execPath, upstream = UPSTRE
     ].join('\n');
 }
 
-async function startGateway(gatewayBin, workDir, deadline) {
+async function startGateway(gatewayBin, workDir, deadline, { target = 'mcp-guard', upstreamUrl } = {}) {
     const port = await freePort();
-    const configFile = path.join(workDir, 'mcp-guard.toml');
-    await writeFile(configFile, gatewayConfig({ port }));
-    const logFile = path.join(workDir, 'mcp-guard.log');
+    const configFile = path.join(workDir, `${target}.toml`);
+    await writeFile(configFile, gatewayConfig({ port, upstreamUrl }));
+    const logFile = path.join(workDir, `${target}.log`);
     const child = startChild(gatewayBin, ['--config', configFile, 'run'], { cwd: workDir, logFile });
     try {
         await waitReady(`http://127.0.0.1:${port}/ready`, child, Math.min(READY_TIMEOUT_MS, deadline.remaining()));
@@ -430,7 +464,7 @@ async function startGateway(gatewayBin, workDir, deadline) {
 }
 
 // ------------------------------------------------------------- comparison --
-function summarise(legs, direct, gateway) {
+function summarise(legs, direct, gateway, known = KNOWN_DIFFERENCES_STDIO) {
     const rows = [];
     const regressions = [];
     const knownDifferences = [];
@@ -463,12 +497,12 @@ function summarise(legs, direct, gateway) {
                 const gc = gChecks.get(key);
                 const gStatus = gc?.status ?? 'MISSING';
                 if (v !== 'none' && gStatus === 'SUCCESS') row.gatewayPass++;
-                const known = KNOWN_DIFFERENCES.get(`${scenario}/${dc.id}`);
+                const knownReason = known.get(`${scenario}/${dc.id}`);
                 if (v === 'pass' && gStatus === 'INFO' && INFO_IS_VALID.has(dc.id)) {
                     row.info++;
-                } else if (v === 'pass' && gStatus !== 'SUCCESS' && known) {
+                } else if (v === 'pass' && gStatus !== 'SUCCESS' && knownReason) {
                     row.known = (row.known || 0) + 1;
-                    knownDifferences.push({ leg: leg.id, scenario, key, status: gStatus, reason: known });
+                    knownDifferences.push({ leg: leg.id, scenario, key, status: gStatus, reason: knownReason });
                 } else if (v === 'pass' && gStatus !== 'SUCCESS') {
                     row.regressions++;
                     regressions.push({ leg: leg.id, scenario, key, id: dc.id, description: dc.description, status: gStatus, errorMessage: gc?.errorMessage });
@@ -559,7 +593,7 @@ export function renderText(summary, withGateway) {
     }
     if (withGateway) {
         if (summary.knownDifferences?.length) {
-            parts.push('', `Known differences (${summary.knownDifferences.length}, see KNOWN_DIFFERENCES in run.mjs):`);
+            parts.push('', `Known differences (${summary.knownDifferences.length}, see KNOWN_DIFFERENCES_* in run.mjs):`);
             for (const d of summary.knownDifferences) parts.push(`  ${d.leg} ${d.scenario} ${d.key}: ${d.status} - ${d.reason}`);
         }
         parts.push('', summary.regressions.length ? `REGRESSIONS through mcp-guard (${summary.regressions.length}):` : 'No regressions: every check that passes directly also passes through mcp-guard.');
@@ -578,7 +612,7 @@ export function renderMarkdown(summary, meta) {
         `Measured ${meta.date} with \`@modelcontextprotocol/conformance@${meta.conformanceVersion}\`, ` +
             `upstream \`tests/conformance/upstream.mjs\` on \`@modelcontextprotocol/server@${meta.serverVersion}\` (Node ${process.versions.node}), ` +
             `conformance CLI on Node ${meta.cliNode}` +
-            (withGateway ? `, gateway \`${meta.gateway}\` (upstream over stdio).` : '; upstream direct over HTTP, no gateway run.')
+            (withGateway ? `, gateway \`${meta.gateway}\` (upstream over ${meta.upstreamTransport ?? 'stdio'}).` : '; upstream direct over HTTP, no gateway run.')
     );
     out.push('', 'Counts are check occurrences with a verdict (SUCCESS vs FAILURE/WARNING); INFO and SKIPPED occurrences carry no verdict and are counted separately.');
     out.push('', '#### Totals', '', mdTable(t.headers, t.rows));
@@ -624,7 +658,7 @@ async function packageVersion(dir) {
  * @param {boolean} [options.keepTemp]   keep the temp dir (also kept on failure)
  * @returns {Promise<{ok: boolean, regressions: object[], totals: object[], rows: object[], directFailures: object[], markdown: string, text: string, workDir: string}>}
  */
-export async function runConformance({ gatewayBin, report, timeoutMs, keepTemp } = {}) {
+export async function runConformance({ gatewayBin, report, timeoutMs, keepTemp, targets = GATEWAY_TARGETS.map(t => t.id) } = {}) {
     const deadline = new Deadline(timeoutMs ?? (Number(process.env.CONFORMANCE_TIMEOUT_MS) || DEFAULT_DEADLINE_MS));
     const node = conformanceNode();
     if (!existsSync(CONFORMANCE_CLI)) throw new Error(`${CONFORMANCE_CLI} is missing: install the repo's npm devDependencies`);
@@ -654,44 +688,80 @@ export async function runConformance({ gatewayBin, report, timeoutMs, keepTemp }
             await stopChild(upstream.child);
         }
 
-        let viaGateway;
-        if (gateway) {
-            deadline.check('gateway start');
-            gw = await startGateway(gateway, workDir, deadline);
-            log(`mcp-guard ready at ${gw.url} (pid ${gw.child.pid})`);
+        // Each gateway target in turn, one gateway (and, for "http", one fresh
+        // upstream served over Streamable HTTP) at a time.
+        const runs = [];
+        for (const t of gateway ? GATEWAY_TARGETS.filter(x => targets.includes(x.id)) : []) {
+            deadline.check(`${t.target} start`);
+            const started = Date.now();
+            let httpUp;
+            if (t.id === 'http') httpUp = await startUpstreamHttp(workDir, deadline, `upstream-${t.target}.log`);
+            let via;
+            let died;
             try {
-                viaGateway = await runAllLegs({ legs, url: gw.url, node, workDir, deadline, target: 'mcp-guard' });
-            } finally {
-                if (gw.child.exitCode !== null || gw.child.signalCode !== null) {
-                    gatewayDied = `mcp-guard exited during the run (${gw.child.exitCode ?? gw.child.signalCode}); see ${gw.logFile}`;
-                    log(gatewayDied);
+                gw = await startGateway(gateway, workDir, deadline, { target: t.target, upstreamUrl: httpUp?.url });
+                log(`${t.target} ready at ${gw.url} (pid ${gw.child.pid})${httpUp ? `, upstream ${httpUp.url}` : ''}`);
+                try {
+                    via = await runAllLegs({ legs, url: gw.url, node, workDir, deadline, target: t.target });
+                } finally {
+                    if (gw.child.exitCode !== null || gw.child.signalCode !== null) {
+                        died = `${t.target} exited during the run (${gw.child.exitCode ?? gw.child.signalCode}); see ${gw.logFile}`;
+                        log(died);
+                    }
+                    await stopChild(gw.child);
                 }
-                await stopChild(gw.child);
+            } finally {
+                if (httpUp) await stopChild(httpUp.child);
             }
+            runs.push({ ...t, via, died, seconds: (Date.now() - started) / 1000 });
         }
 
-        const summary = summarise(legs, direct, viaGateway);
-        const meta = {
+        const base = {
             date: new Date().toISOString().slice(0, 10),
             conformanceVersion: await packageVersion(CONFORMANCE_PKG),
             serverVersion: await packageVersion(path.join(REPO_ROOT, 'node_modules', '@modelcontextprotocol', 'server')),
             cliNode: node === process.execPath ? process.versions.node : await nodeVersion(node),
             gateway: gateway ? path.relative(REPO_ROOT, gateway) || gateway : undefined
         };
-        const text = renderText(summary, Boolean(viaGateway)) + (gatewayDied ? `\n${gatewayDied}` : '');
-        const markdown = renderMarkdown(summary, meta);
+        let text;
+        let markdown;
+        let summary;
+        const perTarget = [];
+        if (runs.length === 0) {
+            summary = summarise(legs, direct, undefined);
+            text = renderText(summary, false);
+            markdown = renderMarkdown(summary, { ...base, gateway: undefined });
+        } else {
+            const texts = [];
+            const mds = [];
+            for (const r of runs) {
+                const sm = summarise(legs, direct, r.via, r.known);
+                perTarget.push({ id: r.id, label: r.label, seconds: r.seconds, gatewayDied: r.died, ...sm });
+                texts.push(`=== ${r.label} (${Math.round(r.seconds)} s) ===`, renderText(sm, true) + (r.died ? `\n${r.died}` : ''), '');
+                mds.push(`### ${r.label}`, '', renderMarkdown(sm, { ...base, upstreamTransport: r.id === 'http' ? 'Streamable HTTP' : 'stdio' }));
+            }
+            text = texts.join('\n');
+            markdown = mds.join('\n');
+            summary = perTarget[0];
+        }
         if (report) await writeFile(report, markdown);
-        ok = summary.regressions.length === 0;
+        const tag = (list, id) => list.map(x => ({ target: id, ...x }));
+        const regressions = perTarget.flatMap(t => tag(t.regressions, t.id));
+        gatewayDied = perTarget.map(t => t.gatewayDied).filter(Boolean).join('; ') || undefined;
+        ok = regressions.length === 0 && !gatewayDied;
         const seconds = Math.round((Date.now() - started) / 1000);
         return {
             ok,
             ...summary,
+            regressions,
+            knownDifferences: perTarget.flatMap(t => tag(t.knownDifferences, t.id)),
+            targets: perTarget,
             text,
             markdown,
             workDir,
             seconds,
             gatewayDied,
-            exitCodes: { direct: mapExit(direct), gateway: viaGateway && mapExit(viaGateway) }
+            exitCodes: { direct: mapExit(direct), ...Object.fromEntries(runs.map(r => [r.id, r.via && mapExit(r.via)])) }
         };
     } finally {
         clearTimeout(watchdog);
@@ -732,7 +802,8 @@ if (isMain()) {
     process.once('SIGINT', stopOnSignal);
     process.once('SIGTERM', stopOnSignal);
     try {
-        const result = await runConformance({ gatewayBin: process.env.MCP_GUARD_BIN || undefined, report: process.env.CONFORMANCE_REPORT || undefined });
+        const targets = process.env.CONFORMANCE_TARGETS ? process.env.CONFORMANCE_TARGETS.split(/[\s,]+/).filter(Boolean) : undefined;
+        const result = await runConformance({ gatewayBin: process.env.MCP_GUARD_BIN || undefined, report: process.env.CONFORMANCE_REPORT || undefined, targets });
         process.stdout.write(result.text + '\n');
         log(`finished in ${result.seconds} s${process.env.MCP_GUARD_BIN ? '' : ' (MCP_GUARD_BIN unset: direct baseline only)'}`);
         process.exit(result.ok ? 0 : 1);
