@@ -242,9 +242,24 @@ static const struct mg_field oauth_fields[] = {
 	    "\"https://idp.example.com/introspect\"", "RFC 7662 token introspection endpoint."),
 	STR(S, userinfo_url, "userinfo_url", NULL, MG_FF_URL,
 	    "\"https://idp.example.com/userinfo\"", "OpenID Connect userinfo endpoint."),
-	STR(S, user_id_claim, "user_id_claim", "sub", 0, NULL, "Claim that names the identity."),
+	STR(S, user_id_claim, "user_id_claim", NULL, 0, "\"sub\"",
+	    "Member of the introspection or userinfo answer that names the identity. "
+	    "Default: \"login\" for github, \"sub\" otherwise."),
 	MAPS(S, scope_tool_mapping, "scope_tool_mapping", "{ \"mcp:read\" = [\"get_*\"] }",
 	     "Scope → tools it grants (globs)."),
+	STR(S, issuer, "issuer", NULL, MG_FF_URL, "\"https://dev-123.okta.com/oauth2/default\"",
+	    "Issuer of the authorization server. provider = \"okta\": required, and the "
+	    "authorization, token, introspection and userinfo URLs default to "
+	    "<issuer>/v1/authorize, /v1/token, /v1/introspect and /v1/userinfo."),
+	BOOL(S, allow_private_networks, "allow_private_networks", "false",
+	     "Let the provider's URLs (introspection, userinfo, token) reach loopback and "
+	     "private addresses. Link-local and cloud metadata addresses stay refused."),
+	STRS(S, audience, "audience", 0, "[\"https://mcp.example.com/mcp\"]",
+	     "Accepted `aud` values in the introspection answer. Unset: not checked (a "
+	     "warning; userinfo answers carry no audience)."),
+	INT(S, cache_duration_secs, "cache_duration_secs", "300", 1, 86400,
+	    "Seconds a validated token is remembered (keyed by its SHA-256, never past its "
+	    "exp); refused tokens are remembered 10 seconds."),
 };
 #undef S
 static const struct mg_section oauth_section = {

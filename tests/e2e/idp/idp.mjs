@@ -3,7 +3,7 @@
 //
 //   const idp = await startIdp();                 // child process, free port
 //   const tok = await idp.getToken({ alg: 'ES256', scope: 'mcp:read', resource });
-//   await idp.stats()   -> {jwks, token, discovery, total} (requests since start/reset)
+//   await idp.stats()   -> {jwks, token, discovery, introspection, total} (requests since start/reset)
 //   await idp.rotate()  -> new keys (new kids) served by the running IdP
 //   await idp.stop()    // SIGTERM by PID, SIGKILL after 5 s
 //   await idp.start()   // again, same port and keys (IdP back up)
@@ -121,6 +121,10 @@ export class Idp {
         return `http://127.0.0.1:${this.port}`;
     }
 
+    get introspectionUrl() {
+        return `${this.issuer}/token/introspection`;
+    }
+
     get jwksUrl() {
         return `${this.issuer}/jwks`;
     }
@@ -221,7 +225,7 @@ export class Idp {
         return json;
     }
 
-    /** Requests the IdP saw since it started or since resetStats(): {jwks, token, discovery, total}. */
+    /** Requests the IdP saw since it started or since resetStats(): {jwks, token, discovery, introspection, total}. */
     stats() {
         return this.admin('stats');
     }
@@ -262,9 +266,10 @@ export class Idp {
     /**
      * An access token from the token endpoint: client_credentials grant,
      * `resource` (RFC 8707) = the token's aud, signed with `alg`.
-     * Returns the compact JWT.
+     * Returns the compact JWT (`opaque`: an opaque token for introspection,
+     * valid `ttl` seconds).
      */
-    async getToken({ alg = 'RS256', scope, resource, client = 'mcp-client', secret = `${client}-secret` } = {}) {
+    async getToken({ alg = 'RS256', scope, resource, client = 'mcp-client', secret = `${client}-secret`, opaque = false, ttl } = {}) {
         if (!resource) throw new Error('getToken: resource (the gateway resource URL) is required');
         const form = new URLSearchParams({ grant_type: 'client_credentials', resource });
         if (scope) form.set('scope', scope);
@@ -274,7 +279,9 @@ export class Idp {
             headers: {
                 authorization: `Basic ${Buffer.from(`${client}:${secret}`).toString('base64')}`,
                 'content-type': 'application/x-www-form-urlencoded',
-                'x-test-token-alg': alg
+                'x-test-token-alg': alg,
+                ...(opaque ? { 'x-test-token-format': 'opaque' } : {}),
+                ...(ttl ? { 'x-test-token-ttl': String(ttl) } : {})
             },
             body: form
         });

@@ -17,6 +17,11 @@
 // (RS256 default, ES256, EdDSA; oidc-provider itself picks the resource
 // server's jwt.sign.alg, which getResourceServerInfo() computes from it).
 //
+// Opaque access tokens: the same grant with the request header
+// `X-Test-Token-Format: opaque` (and `X-Test-Token-Ttl: <secs>`) gives an opaque
+// token, checked by RFC 7662 introspection at /token/introspection (client
+// `mcp-guard` / `mcp-guard-secret`, the gateway as resource server).
+//
 // Test hooks (not oidc-provider's, served by the wrapping HTTP server):
 //   GET  /__admin/stats   {jwks, token, discovery, total}: requests seen since start/reset
 //   POST /__admin/reset   zero the counters
@@ -46,7 +51,7 @@ const scopes = (process.env.IDP_SCOPES || 'mcp:read mcp:write mcp:admin mcp:use'
 const tokenTtl = Number(process.env.IDP_TOKEN_TTL || 600);
 let keys = JSON.parse(readFileSync(process.env.IDP_KEYS_FILE, 'utf8')).keys;
 
-const stats = { jwks: 0, token: 0, discovery: 0, total: 0 };
+const stats = { jwks: 0, token: 0, discovery: 0, introspection: 0, total: 0 };
 let jwksOverride = null; // a raw document served at /jwks instead of the provider's
 let jwksDelayMs = 0;
 
@@ -54,7 +59,9 @@ const CLIENTS = [
     // One confidential client per identity the tests use; sub = client id.
     { client_id: 'mcp-client', client_secret: 'mcp-client-secret' },
     { client_id: 'alice', client_secret: 'alice-secret' },
-    { client_id: 'bob', client_secret: 'bob-secret' }
+    { client_id: 'bob', client_secret: 'bob-secret' },
+    // The gateway itself, as the resource server that introspects tokens.
+    { client_id: 'mcp-guard', client_secret: 'mcp-guard-secret' }
 ].map(c => ({ ...c, grant_types: ['client_credentials'], redirect_uris: [], response_types: [], token_endpoint_auth_method: 'client_secret_basic' }));
 
 const ALGS = new Set(['RS256', 'ES256', 'EdDSA', 'PS256', 'ES384', 'RS384', 'RS512']);
@@ -67,7 +74,7 @@ function makeProvider(issuer) {
         features: {
             devInteractions: { enabled: false },
             clientCredentials: { enabled: true },
-            introspection: { enabled: false },
+            introspection: { enabled: true },
             revocation: { enabled: false },
             resourceIndicators: {
                 enabled: true,
@@ -76,6 +83,9 @@ function makeProvider(issuer) {
                 getResourceServerInfo: ctx => {
                     const alg = ctx.get('x-test-token-alg') || 'RS256';
                     if (!ALGS.has(alg)) throw new Error(`X-Test-Token-Alg: unsupported ${alg}`);
+                    if (ctx.get('x-test-token-format') === 'opaque') {
+                        return { scope: scopes.join(' '), accessTokenTTL: Number(ctx.get('x-test-token-ttl')) || tokenTtl, accessTokenFormat: 'opaque' };
+                    }
                     return {
                         scope: scopes.join(' '),
                         accessTokenTTL: tokenTtl,
@@ -110,6 +120,7 @@ const server = http.createServer((req, res) => {
     stats.total++;
     if (url.pathname === '/jwks') stats.jwks++;
     else if (url.pathname === '/token') stats.token++;
+    else if (url.pathname === '/token/introspection') stats.introspection++;
     else if (url.pathname.startsWith('/.well-known/')) stats.discovery++;
     const handle = callback;
     const serve = () => {
