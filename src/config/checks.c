@@ -364,6 +364,25 @@ void mg_check_oauth(struct mg_decode *dc, void *obj, const struct mg_cnode *node
 		require(dc, o->client_secret, node, path, "client_secret",
 		        "(or client_secret_env / client_secret_file): the introspection endpoint "
 		        "authenticates the gateway");
+	if (o->redirect_uri) {
+		const char *h = strstr(o->redirect_uri, "://");
+		const char *pth = h ? h + 3 + strcspn(h + 3, "/?#") : o->redirect_uri;
+		if (strcmp(pth, "/oauth/callback") != 0) {
+			char *p = kpath(path, "redirect_uri");
+			mg_schema_error(dc, key_node(dc, node, "redirect_uri"), p,
+			                "expected this gateway's callback URL, ending in "
+			                "/oauth/callback (no query or fragment), found \"%s\"",
+			                o->redirect_uri);
+			free(p);
+		}
+	}
+	if (o->state_secret && strlen(o->state_secret) < JWT_MIN_SECRET) {
+		char *p = kpath(path, "state_secret");
+		mg_schema_error(dc, secret_node(dc, node, "state_secret"), p,
+		                "expected a secret of at least %d bytes, found %zu bytes",
+		                JWT_MIN_SECRET, strlen(o->state_secret));
+		free(p);
+	}
 	if (!o->audience.set && o->introspection_url)
 		mg_schema_warning(
 		    dc, node, path,

@@ -232,7 +232,8 @@ static const struct mg_field oauth_fields[] = {
 	    "OAuth client secret (or client_secret_env / client_secret_file)."),
 	STR(S, redirect_uri, "redirect_uri", NULL, MG_FF_URL,
 	    "\"https://mcp.example.com/oauth/callback\"",
-	    "Redirect URI registered for the client."),
+	    "Redirect URI registered at the provider for the login flow: this gateway's "
+	    "/oauth/callback. Unset: /oauth/authorize and /oauth/callback answer 404."),
 	STRS(S, scopes, "scopes", 0, "[\"openid\", \"profile\"]", "Scopes requested."),
 	STR(S, authorization_url, "authorization_url", NULL, MG_FF_URL,
 	    "\"https://idp.example.com/authorize\"", "Authorization endpoint (custom provider)."),
@@ -260,6 +261,10 @@ static const struct mg_field oauth_fields[] = {
 	INT(S, cache_duration_secs, "cache_duration_secs", "300", 1, 86400,
 	    "Seconds a validated token is remembered (keyed by its SHA-256, never past its "
 	    "exp); refused tokens are remembered 10 seconds."),
+	STR(S, state_secret, "state_secret", NULL, MG_FF_SECRET, "\"<at least 32 bytes>\"",
+	    "Key that seals the login flow's `state` (or state_secret_env / state_secret_file). "
+	    "Unset: a random key per process, so a login must come back to the instance that "
+	    "started it; several instances behind one redirect_uri need the same secret."),
 };
 #undef S
 static const struct mg_section oauth_section = {

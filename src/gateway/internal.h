@@ -36,6 +36,7 @@ struct mg_session;
 struct mg_access;
 struct mg_hold;
 struct mg_ratelimiter;
+struct mg_oauth_gw;
 
 /* One SSE response stream (a GET stream, a request's stream, or a
  * subscriptions/listen stream). */
@@ -133,6 +134,7 @@ struct mg_gateway {
 	struct mg_access *accesses; /* requests waiting in the ACCESS phase (JWKS) */
 	struct mg_hold *holds;      /* requests waiting for a rate-limit decision (Redis) */
 	struct mg_ratelimiter *rl;  /* NULL when rate_limit.enabled is false */
+	struct mg_oauth_gw *oauth;  /* login flow state (gateway/oauth.c), made on first use */
 	json_t *resource_refs;      /* shared-mode subscription refcounts: uri -> count */
 	json_t *tool_params;        /* x-mcp-header annotations learned from tools/list */
 	uint8_t tools_learned[32];  /* SHA-256 of the last tools/list result learned from */

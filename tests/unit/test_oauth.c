@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "auth/oauth.h"
+#include "auth/oauth_state.h"
 #include "config/config.h"
 #include "util/crypto.h"
 
@@ -55,7 +56,7 @@ static void test_form_parse(void **state)
 	mg_oauth_form_free(&f);
 	char many[400] = "";
 	for (int i = 0; i <= MG_OAUTH_FORM_MAX_PAIRS; i++)
-		strcat(many, "k=v&");
+		memcpy(many + 4 * i, "k=v&", 5);
 	assert_int_equal(parse(many, &f, err), -1);
 	assert_non_null(strstr(err, "more than"));
 	mg_oauth_form_free(&f);
@@ -316,12 +317,122 @@ static void test_providers(void **state)
 	}
 }
 
+/* ---- PKCE, state, replay ---------------------------------------------------------------- */
+
+static void test_pkce(void **state)
+{
+	(void)state;
+	/* RFC 7636 appendix B */
+	char ch[MG_OAUTH_CHALLENGE_LEN + 1];
+	const char *v = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+	mg_oauth_pkce_challenge(v, strlen(v), ch);
+	assert_string_equal(ch, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
+	assert_true(mg_oauth_pkce_check(v, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"));
+	assert_false(mg_oauth_pkce_check(v, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cN"));
+	/* plain: the challenge is the verifier itself - refused */
+	assert_false(mg_oauth_pkce_check(v, v));
+	assert_false(mg_oauth_pkce_check(NULL, ch));
+	assert_false(mg_oauth_pkce_check(v, NULL));
+	/* syntax */
+	assert_false(mg_oauth_pkce_verifier_ok("short"));
+	assert_false(mg_oauth_pkce_verifier_ok("dBjftJeZ4CVP+mB92K27uhbUJU1p1r_wW1gFWFOEjXk"));
+	char longv[130];
+	memset(longv, 'a', 129);
+	longv[129] = '\0';
+	assert_false(mg_oauth_pkce_verifier_ok(longv));
+	longv[128] = '\0';
+	assert_true(mg_oauth_pkce_verifier_ok(longv));
+	/* fresh pairs differ and match */
+	char v1[MG_OAUTH_VERIFIER_LEN + 1], v2[MG_OAUTH_VERIFIER_LEN + 1], c1[44], c2[44];
+	assert_int_equal(mg_oauth_pkce_new(v1, c1), 0);
+	assert_int_equal(mg_oauth_pkce_new(v2, c2), 0);
+	assert_string_not_equal(v1, v2);
+	assert_true(mg_oauth_pkce_check(v1, c1));
+	assert_false(mg_oauth_pkce_check(v1, c2));
+}
+
+static void test_state(void **state)
+{
+	(void)state;
+	uint8_t key[MG_OAUTH_KEY_LEN], other[MG_OAUTH_KEY_LEN];
+	mg_oauth_state_key("0123456789abcdef0123456789abcdef", 32, key);
+	mg_oauth_state_key("0123456789abcdef0123456789abcdeX", 32, other);
+	struct mg_oauth_state st = { .exp = 1600 }, got;
+	memset(st.id, 7, sizeof st.id);
+	snprintf(st.verifier, sizeof st.verifier, "dBjftJeZ4CVP-mJ92IZ62QjM3cDUfrMbjbyzBzTyMPI");
+	snprintf(st.ctx, sizeof st.ctx, "facade:abc");
+	char s[MG_OAUTH_STATE_MAX + 1], s2[MG_OAUTH_STATE_MAX + 1], err[160];
+	int n = mg_oauth_state_seal(key, &st, s, sizeof s);
+	assert_true(n > 0);
+	/* the verifier is not readable in the state */
+	assert_null(strstr(s, "dBjftJeZ"));
+	assert_int_equal(mg_oauth_state_open(key, s, (size_t)n, 1000, &got, err, sizeof err), 0);
+	assert_memory_equal(got.id, st.id, sizeof st.id);
+	assert_int_equal(got.exp, 1600);
+	assert_string_equal(got.verifier, st.verifier);
+	assert_string_equal(got.ctx, "facade:abc");
+	/* a fresh nonce: sealing twice gives two different states */
+	assert_true(mg_oauth_state_seal(key, &st, s2, sizeof s2) > 0);
+	assert_string_not_equal(s, s2);
+	/* expired: at exp and after */
+	assert_int_equal(mg_oauth_state_open(key, s, (size_t)n, 1600, &got, err, sizeof err), -1);
+	assert_non_null(strstr(err, "expired"));
+	/* another key */
+	assert_int_equal(mg_oauth_state_open(other, s, (size_t)n, 1000, &got, err, sizeof err), -1);
+	/* every single-character change is refused */
+	for (int i = 0; i < n; i++) {
+		char t[MG_OAUTH_STATE_MAX + 1];
+		memcpy(t, s, (size_t)n + 1);
+		t[i] = t[i] == 'A' ? 'B' : 'A';
+		assert_int_equal(
+		    mg_oauth_state_open(key, t, (size_t)n, 1000, &got, err, sizeof err), -1);
+	}
+	/* truncated, empty, garbage, too long */
+	assert_int_equal(mg_oauth_state_open(key, s, (size_t)n - 1, 1000, &got, err, sizeof err),
+	                 -1);
+	assert_int_equal(mg_oauth_state_open(key, "", 0, 1000, &got, err, sizeof err), -1);
+	assert_int_equal(mg_oauth_state_open(key, "!!!!", 4, 1000, &got, err, sizeof err), -1);
+	char big[MG_OAUTH_STATE_MAX + 2];
+	memset(big, 'A', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	assert_int_equal(mg_oauth_state_open(key, big, strlen(big), 1000, &got, err, sizeof err),
+	                 -1);
+	/* fields too long to seal */
+	memset(st.ctx, 'c', sizeof st.ctx - 1);
+	st.ctx[sizeof st.ctx - 1] = '\0';
+	assert_true(mg_oauth_state_seal(key, &st, s, sizeof s) > 0); /* exactly the maximum */
+	assert_int_equal(mg_oauth_state_seal(key, &st, s, 64), -1);  /* output too small */
+}
+
+static void test_replay(void **state)
+{
+	(void)state;
+	struct mg_oauth_replay *r = mg_oauth_replay_new(4);
+	uint8_t a[MG_OAUTH_STATE_ID_LEN] = { 1 }, b[MG_OAUTH_STATE_ID_LEN] = { 2 };
+	assert_int_equal(mg_oauth_replay_use(r, a, 200, 100), 0);
+	assert_int_equal(mg_oauth_replay_use(r, a, 200, 150), -1);
+	assert_int_equal(mg_oauth_replay_use(r, b, 200, 150), 0);
+	/* full of live ids: fail closed */
+	uint8_t c[MG_OAUTH_STATE_ID_LEN] = { 3 }, d[MG_OAUTH_STATE_ID_LEN] = { 4 },
+	        e[MG_OAUTH_STATE_ID_LEN] = { 5 };
+	assert_int_equal(mg_oauth_replay_use(r, c, 300, 150), 0);
+	assert_int_equal(mg_oauth_replay_use(r, d, 300, 150), 0);
+	assert_int_equal(mg_oauth_replay_use(r, e, 300, 150), -2);
+	/* after a and b expire their slots are reused; c is still a replay */
+	assert_int_equal(mg_oauth_replay_use(r, e, 300, 200), 0);
+	assert_int_equal(mg_oauth_replay_use(r, c, 300, 200), -1);
+	assert_int_equal(mg_oauth_replay_use(r, e, 300, 250), -1);
+	mg_oauth_replay_free(r);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_form_parse), cmocka_unit_test(test_form_encode),
 		cmocka_unit_test(test_cache),      cmocka_unit_test(test_introspection),
 		cmocka_unit_test(test_userinfo),   cmocka_unit_test(test_providers),
+		cmocka_unit_test(test_pkce),       cmocka_unit_test(test_state),
+		cmocka_unit_test(test_replay),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -106,7 +106,8 @@ export function generateKeys(algs = ['RS256', 'ES256', 'EdDSA'], tag = randomByt
 /* ---- the IdP ----------------------------------------------------------------------- */
 
 export class Idp {
-    constructor({ port = 0, keys = generateKeys(), scopes, tokenTtl } = {}) {
+    constructor({ port = 0, keys = generateKeys(), scopes, tokenTtl, redirectUris } = {}) {
+        this.redirectUris = redirectUris;
         this.port = port;
         this.keys = keys;
         this.scopes = scopes;
@@ -144,6 +145,7 @@ export class Idp {
         const env = { ...process.env, IDP_PORT: String(this.port), IDP_KEYS_FILE: this.keysFile };
         if (this.scopes) env.IDP_SCOPES = this.scopes.join(' ');
         if (this.tokenTtl) env.IDP_TOKEN_TTL = String(this.tokenTtl);
+        if (this.redirectUris) env.IDP_REDIRECT_URIS = this.redirectUris.join(' ');
         const proc = spawn(process.execPath, [SERVER_JS], { stdio: ['ignore', 'pipe', 'pipe'], env });
         children.add(proc);
         this.proc = proc;
