@@ -23,6 +23,7 @@
 
 #include "auth/internal.h"
 #include "auth/oauth.h"
+#include "auth/oauth_issuer.h"
 #include "http/client.h"
 #include "util/log.h"
 #include "util/str.h"
@@ -52,7 +53,9 @@ struct oauth_provider {
 	struct mg_oauth_cache *cache;
 	struct lookup *lookups;
 	size_t n_lookups;
-	char *basic; /* "Authorization: Basic …" for introspection */
+	char *basic;                    /* "Authorization: Basic …" for introspection */
+	struct mg_oauth_issuer *issuer; /* authorization_server = true: the gateway's own tokens */
+	char issuer_url[512];
 };
 
 static struct oauth_provider *op_of(struct mg_auth_provider *p)
@@ -202,9 +205,19 @@ static enum mg_auth_status oauth_authenticate(struct mg_auth_provider *p,
 		         MAX_TOKEN_BYTES);
 		return MG_AUTH_INVALID;
 	}
+	struct mg_identity *id;
+	if (op->issuer) {
+		/* The gateway's own tokens first: no network needed. */
+		enum mg_auth_status st = mg_oauth_issuer_verify(
+		    op->issuer, op->cfg, op->issuer_url, mg_auth_resource_url(p->auth), tok, len,
+		    r->now, &id, out->reason, sizeof out->reason);
+		if (st != MG_AUTH_DECLINED) {
+			out->identity = id;
+			return st;
+		}
+	}
 	uint8_t hash[MG_SHA256_LEN];
 	mg_sha256(tok, len, hash);
-	struct mg_identity *id;
 	switch (mg_oauth_cache_get(op->cache, hash, r->now, &id)) {
 	case MG_OAUTH_HIT:
 		out->identity = id;
@@ -284,10 +297,22 @@ static void oauth_free(struct mg_auth_provider *p)
 		l = next;
 	}
 	mg_oauth_cache_free(op->cache);
+	mg_oauth_issuer_unref(op->issuer);
 	if (op->basic)
 		explicit_bzero(op->basic, strlen(op->basic));
 	free(op->basic);
 	free(op);
+}
+
+static const struct mg_auth_provider_ops oauth_ops;
+
+struct mg_oauth_issuer *mg_auth_oauth_issuer(const struct mg_auth *a)
+{
+	for (size_t i = 0; a && i < a->n_providers; i++) {
+		if (a->providers[i]->ops == &oauth_ops)
+			return ((struct oauth_provider *)a->providers[i])->issuer;
+	}
+	return NULL;
 }
 
 static const struct mg_auth_provider_ops oauth_ops = {
@@ -341,6 +366,16 @@ struct mg_auth_provider *mg_auth_oauth_new(struct mg_auth *a, char *err, size_t 
 		oauth_free(&op->base);
 		snprintf(err, err_size, "out of memory");
 		return NULL;
+	}
+	if (c->authorization_server) {
+		/* A reload keeps the keys, clients and grants already issued. */
+		op->issuer =
+		    mg_oauth_issuer_ref(a->previous ? mg_auth_oauth_issuer(a->previous) : NULL);
+		if (!op->issuer && !(op->issuer = mg_oauth_issuer_new(err, err_size))) {
+			oauth_free(&op->base);
+			return NULL;
+		}
+		mg_oauth_issuer_url(a->resource, op->issuer_url, sizeof op->issuer_url);
 	}
 	/* Loads libcurl now, so a gateway that cannot check tokens refuses to
 	 * start (or to reload) instead of failing every request. */

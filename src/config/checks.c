@@ -376,6 +376,9 @@ void mg_check_oauth(struct mg_decode *dc, void *obj, const struct mg_cnode *node
 			free(p);
 		}
 	}
+	if (o->authorization_server && !o->redirect_uri)
+		require(dc, o->redirect_uri, node, path, "redirect_uri",
+		        "when authorization_server = true (users log in at the provider)");
 	if (o->state_secret && strlen(o->state_secret) < JWT_MIN_SECRET) {
 		char *p = kpath(path, "state_secret");
 		mg_schema_error(dc, secret_node(dc, node, "state_secret"), p,

@@ -265,6 +265,10 @@ static const struct mg_field oauth_fields[] = {
 	    "Key that seals the login flow's `state` (or state_secret_env / state_secret_file). "
 	    "Unset: a random key per process, so a login must come back to the instance that "
 	    "started it; several instances behind one redirect_uri need the same secret."),
+	BOOL(S, authorization_server, "authorization_server", "false",
+	     "Act as the OAuth authorization server of MCP clients (RFC 8414 metadata, "
+	     "registration, client ID metadata documents, consent, PKCE, the gateway's own "
+	     "short-lived tokens), logging users in at this provider. Needs redirect_uri."),
 };
 #undef S
 static const struct mg_section oauth_section = {
