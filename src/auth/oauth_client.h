@@ -1,6 +1,6 @@
 /*
  * oauth_client.h - the pure rules of the authorization-server facade about
- * clients (not wired to HTTP endpoints yet): which redirect URIs a client may
+ * clients (used by src/gateway/oauth.c): which redirect URIs a client may
  * register, how a requested redirect URI is matched, what a Client ID
  * Metadata Document URL and document must look like, RFC 7591 registration
  * requests, and the checks of an authorization request.

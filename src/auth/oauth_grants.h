@@ -1,6 +1,6 @@
 /*
  * oauth_grants.h - what the authorization-server facade has issued (pure,
- * time as a parameter; not wired to HTTP endpoints yet): authorization
+ * time as a parameter; used by the /token endpoint): authorization
  * codes (single-use, 60 s) and refresh-token families (rotation; a rotated
  * token presented again revokes the whole family, RFC 9700 §4.14.2).
  *

@@ -1,6 +1,6 @@
 /*
- * oauth_signer.h - the facade's own access tokens (not wired to HTTP
- * endpoints yet): an Ed25519 key, compact EdDSA JWTs (RFC 9068 `at+jwt`)
+ * oauth_signer.h - the facade's own access tokens (issued by POST /token
+ * and checked by the OAuth provider): an Ed25519 key, compact EdDSA JWTs (RFC 9068 `at+jwt`)
  * and the JWKS that publishes the public key. Pure apart from key
  * generation (randomness): the claims, including iat/exp, are the caller's.
  */

@@ -62,6 +62,11 @@ struct login {
 };
 
 static void facade_on_token(struct login *l, const struct mg_fetch_result *res, json_t *t);
+static struct mg_oauth_issuer *issuer_of(struct mg_gateway *gw);
+static void redirect_to_client(struct mg_gateway *gw, struct mg_http_req *req,
+                               const char *redirect_uri, const char *client_state, const char *code,
+                               const char *error, const char *description,
+                               const struct mg_http_hdr *extra, size_t n_extra);
 
 static const struct mg_oauth_config *oauth_cfg(struct mg_gateway *gw)
 {
@@ -383,6 +388,21 @@ static void handle_callback(struct mg_gateway *gw, struct mg_http_req *req)
 		break;
 	}
 	const char *error = mg_oauth_form_get(&f, "error");
+	if (error && strncmp(st.ctx, "f:", 2) == 0 && issuer_of(gw)) {
+		/* The user refused at the provider: the MCP client hears it. */
+		struct mg_oauth_pending *p =
+		    mg_oauth_issuer_pending(issuer_of(gw), st.ctx + 2, now);
+		if (p) {
+			char redirect[513], cstate[513];
+			snprintf(redirect, sizeof redirect, "%s", p->grant.redirect_uri);
+			snprintf(cstate, sizeof cstate, "%s", p->client_state);
+			mg_oauth_issuer_forget(issuer_of(gw), p);
+			redirect_to_client(gw, req, redirect, cstate, NULL, safe_error(error),
+			                   "the login at the authorization server did not succeed",
+			                   NULL, 0);
+			goto out;
+		}
+	}
 	if (error) {
 		reply_error(req, 400, safe_error(error),
 		            "the authorization server refused the login");

@@ -134,7 +134,7 @@ describe('the gateway as authorization server (facade) with oidc-provider', { co
      * Drives GET /authorize → consent (approve) → provider login → back to the
      * client's redirect; returns the redirect URL (with code or error).
      */
-    async function approveAndLogin(url, jar = new Jar()) {
+    async function approveAndLogin(url, jar = new Jar(), account) {
         const cookie = jar.header(url);
         const r = await fetch(url, { redirect: 'manual', headers: cookie ? { cookie } : {} });
         jar.store(url, r);
@@ -156,6 +156,11 @@ describe('the gateway as authorization server (facade) with oidc-provider', { co
             next = r.headers.get('location');
         }
         if (next.startsWith(REDIRECT)) return new URL(next);
+        if (account) {
+            const u = new URL(next);
+            u.searchParams.set('account', account);
+            next = u.href;
+        }
         return new URL(await browse(next, REDIRECT, jar));
     }
 
@@ -227,6 +232,16 @@ describe('the gateway as authorization server (facade) with oidc-provider', { co
         assert.notEqual(second.refresh_token, first.refresh_token);
         assert.notEqual(second.access_token, first.access_token);
         assert.equal(await mcpStatus(second.access_token), 200);
+    });
+
+    test('a user who refuses at the provider sends the client access_denied (with its state and iss)', async () => {
+        const clientId = await register();
+        const { challenge } = pkce();
+        const back = await approveAndLogin(authorizeUrl({ response_type: 'code', client_id: clientId, redirect_uri: REDIRECT, code_challenge: challenge, code_challenge_method: 'S256', state: 'st-1' }), new Jar(), 'deny');
+        assert.equal(back.searchParams.get('error'), 'access_denied');
+        assert.equal(back.searchParams.get('state'), 'st-1');
+        assert.equal(back.searchParams.get('iss'), origin);
+        assert.equal(back.searchParams.get('code'), null);
     });
 
     test('attack: consent cannot be skipped for an unapproved client', async () => {

@@ -84,7 +84,7 @@ function makeProvider(issuer) {
         scopes: ['openid', ...scopes],
         // Logins are headless: /interaction/<uid> (below) logs in the account
         // named by the `account` query parameter of the authorization request
-        // (default "alice") and grants what was asked.
+        // (default "alice") and grants what was asked; account "deny" refuses.
         interactions: { url: (ctx, interaction) => `/interaction/${interaction.uid}` },
         extraParams: ['account'],
         pkce: { required: () => true },
@@ -166,7 +166,9 @@ async function interaction(req, res) {
     const { prompt, params } = details;
     const accountId = params.account || 'alice';
     let result;
-    if (prompt.name === 'login') {
+    if (accountId === 'deny') {
+        result = { error: 'access_denied', error_description: 'the user said no' };
+    } else if (prompt.name === 'login') {
         result = { login: { accountId } };
     } else {
         const grant = details.grantId ? await provider.Grant.find(details.grantId) : new provider.Grant({ accountId, clientId: params.client_id });
