@@ -256,7 +256,7 @@ static enum mg_auth_status oauth_authenticate(struct mg_auth_provider *p,
 		char err[200] = "";
 		if (!(l->fetch = ask(op, tok, len, l, err, sizeof err))) {
 			snprintf(out->reason, sizeof out->reason,
-			         "oauth: cannot check the token: %s", err);
+			         "oauth: cannot check the token: %.120s", err);
 			free(l);
 			return MG_AUTH_UNAVAILABLE;
 		}
