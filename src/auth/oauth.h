@@ -52,6 +52,32 @@ int mg_oauth_form_add(struct mg_buf *b, const char *key, const char *value);
 /* Percent-encodes `s` into `b` (unreserved characters kept). 0 or -1. */
 int mg_oauth_urlencode(struct mg_buf *b, const char *s, size_t len);
 
+/* Appends "Authorization: Basic base64(urlencode(id):urlencode(secret))"
+ * (RFC 6749 §2.3.1) to `out`. 0 or -1. The caller wipes `out`. */
+int mg_oauth_basic_auth(struct mg_buf *out, const char *id, const char *secret);
+
+/* The request that checks a token at the authorization server: RFC 7662
+ * introspection (POST token=…&token_type_hint=access_token with the
+ * gateway's Basic credentials) when cfg->introspection_url is set, else
+ * userinfo (GET with the token as Bearer). Holds copies of the token:
+ * release with mg_oauth_check_request_free (which wipes them). */
+struct mg_oauth_check_request {
+	const char *url;
+	const char *method;
+	const char *headers[3];
+	size_t n_headers;
+	struct mg_buf body, auth;
+};
+int mg_oauth_check_request_init(struct mg_oauth_check_request *rq,
+                                const struct mg_oauth_config *cfg, const char *tok, size_t len);
+
+/* The fetch options of `rq` (borrowing from it): 5 s, 64 KiB answers, the
+ * SSRF rule with cfg->allow_private_networks. */
+struct mg_fetch_opts;
+void mg_oauth_check_request_opts(const struct mg_oauth_check_request *rq,
+                                 const struct mg_oauth_config *cfg, struct mg_fetch_opts *o);
+void mg_oauth_check_request_free(struct mg_oauth_check_request *rq);
+
 /* ---- validated-token cache ----------------------------------------------------------- */
 
 /* Keyed by the token's SHA-256 (the token itself is never stored): a

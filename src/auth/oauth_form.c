@@ -7,12 +7,18 @@
  * no NUL or control characters after decoding, valid UTF-8 only. It keeps
  * duplicates visible (`duplicate`) because OAuth parameters must not repeat
  * (RFC 6749 §3.1) and a second `redirect_uri` is a classic confusion.
+ *
+ * Also here: the outgoing side, client authentication (Basic) and the
+ * request that checks a token at the authorization server, shared by the
+ * resource-server check and the facade's login.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "auth/oauth.h"
+#include "http/client.h"
+#include "util/crypto.h"
 #include "util/str.h"
 
 /* Decodes s[0..n) into a new string; NULL with `err` when malformed. */
@@ -136,4 +142,84 @@ int mg_oauth_form_add(struct mg_buf *b, const char *key, const char *value)
 	    mg_buf_putc(b, '=') < 0 || mg_oauth_urlencode(b, value, strlen(value)) < 0)
 		return -1;
 	return 0;
+}
+
+int mg_oauth_basic_auth(struct mg_buf *out, const char *id, const char *secret)
+{
+	int rc = -1;
+	struct mg_buf cred;
+	mg_buf_init(&cred, 8192);
+	if (mg_oauth_urlencode(&cred, id, strlen(id)) < 0 || mg_buf_putc(&cred, ':') < 0 ||
+	    mg_oauth_urlencode(&cred, secret, strlen(secret)) < 0)
+		goto out;
+	size_t n = mg_base64_encoded_len(cred.len, false) + 1;
+	char *b64 = malloc(n);
+	if (!b64)
+		goto out;
+	mg_base64_encode(cred.data, cred.len, b64, n, false);
+	rc = mg_buf_printf(out, "Authorization: Basic %s", b64) < 0 ? -1 : 0;
+	explicit_bzero(b64, n);
+	free(b64);
+out:
+	if (cred.data)
+		explicit_bzero(cred.data, cred.len);
+	mg_buf_free(&cred);
+	return rc;
+}
+
+int mg_oauth_check_request_init(struct mg_oauth_check_request *rq,
+                                const struct mg_oauth_config *cfg, const char *tok, size_t len)
+{
+	memset(rq, 0, sizeof *rq);
+	mg_buf_init(&rq->body, 3 * len + 256);
+	mg_buf_init(&rq->auth, len + 8192);
+	if (cfg->introspection_url) {
+		rq->url = cfg->introspection_url;
+		rq->method = "POST";
+		if (mg_buf_puts(&rq->body, "token=") < 0 ||
+		    mg_oauth_urlencode(&rq->body, tok, len) < 0 ||
+		    mg_buf_puts(&rq->body, "&token_type_hint=access_token") < 0 ||
+		    mg_oauth_basic_auth(&rq->auth, cfg->client_id,
+		                        cfg->client_secret ? cfg->client_secret : "") < 0)
+			return -1;
+		rq->headers[0] = "Content-Type: application/x-www-form-urlencoded";
+		rq->headers[1] = "Accept: application/json";
+		rq->headers[2] = rq->auth.data;
+		rq->n_headers = 3;
+	} else {
+		rq->url = cfg->userinfo_url;
+		rq->method = "GET";
+		if (mg_buf_printf(&rq->auth, "Authorization: Bearer %.*s", (int)len, tok) < 0)
+			return -1;
+		rq->headers[0] = rq->auth.data;
+		rq->headers[1] = "Accept: application/json";
+		rq->n_headers = 2;
+	}
+	return 0;
+}
+
+void mg_oauth_check_request_opts(const struct mg_oauth_check_request *rq,
+                                 const struct mg_oauth_config *cfg, struct mg_fetch_opts *o)
+{
+	*o = (struct mg_fetch_opts){
+		.url = rq->url,
+		.method = rq->method,
+		.headers = rq->headers,
+		.n_headers = rq->n_headers,
+		.body = rq->body.data,
+		.body_len = rq->body.len,
+		.timeout_ms = 5000,
+		.max_bytes = 64 * 1024,
+		.allow_private = cfg->allow_private_networks,
+	};
+}
+
+void mg_oauth_check_request_free(struct mg_oauth_check_request *rq)
+{
+	if (rq->body.data)
+		explicit_bzero(rq->body.data, rq->body.len);
+	if (rq->auth.data)
+		explicit_bzero(rq->auth.data, rq->auth.len);
+	mg_buf_free(&rq->body);
+	mg_buf_free(&rq->auth);
 }

@@ -28,12 +28,10 @@
 #include "util/log.h"
 #include "util/str.h"
 
-#define MAX_TOKEN_BYTES  4096
-#define CACHE_SLOTS      4096 /* power of two */
-#define MAX_LOOKUPS      256  /* introspection calls in flight */
-#define MAX_WAITERS      1024 /* requests waiting for one lookup */
-#define FETCH_TIMEOUT_MS 5000
-#define FETCH_MAX_BYTES  (64 * 1024)
+#define MAX_TOKEN_BYTES 4096
+#define CACHE_SLOTS     4096 /* power of two */
+#define MAX_LOOKUPS     256  /* introspection calls in flight */
+#define MAX_WAITERS     1024 /* requests waiting for one lookup */
 
 struct oauth_provider;
 
@@ -145,49 +143,17 @@ static void on_answer(const struct mg_fetch_result *res, void *arg)
 static struct mg_fetch *ask(struct oauth_provider *op, const char *tok, size_t len,
                             struct lookup *l, char *err, size_t err_size)
 {
-	const struct mg_oauth_config *c = op->cfg;
 	struct mg_fetch *f = NULL;
-	struct mg_buf body, hdr;
-	mg_buf_init(&body, 3 * MAX_TOKEN_BYTES + 256);
-	mg_buf_init(&hdr, MAX_TOKEN_BYTES + 64);
-	struct mg_fetch_opts o = {
-		.timeout_ms = FETCH_TIMEOUT_MS,
-		.max_bytes = FETCH_MAX_BYTES,
-		.allow_private = c->allow_private_networks,
-	};
-	if (c->introspection_url) {
-		const char *h[] = { "Content-Type: application/x-www-form-urlencoded",
-			            "Accept: application/json", op->basic };
-		if (mg_buf_puts(&body, "token=") < 0 || mg_oauth_urlencode(&body, tok, len) < 0 ||
-		    mg_buf_puts(&body, "&token_type_hint=access_token") < 0) {
-			snprintf(err, err_size, "out of memory");
-			goto out;
-		}
-		o.url = c->introspection_url;
-		o.method = "POST";
-		o.headers = h;
-		o.n_headers = 3;
-		o.body = body.data;
-		o.body_len = body.len;
-		f = mg_fetch_start(op->base.auth->fetcher, &o, on_answer, l, err, err_size);
-	} else {
-		if (mg_buf_printf(&hdr, "Authorization: Bearer %.*s", (int)len, tok) < 0) {
-			snprintf(err, err_size, "out of memory");
-			goto out;
-		}
-		const char *h[] = { hdr.data, "Accept: application/json" };
-		o.url = c->userinfo_url;
-		o.headers = h;
-		o.n_headers = 2;
-		f = mg_fetch_start(op->base.auth->fetcher, &o, on_answer, l, err, err_size);
+	struct mg_oauth_check_request rq;
+	if (mg_oauth_check_request_init(&rq, op->cfg, tok, len) < 0) {
+		snprintf(err, err_size, "out of memory");
+		goto out;
 	}
+	struct mg_fetch_opts o;
+	mg_oauth_check_request_opts(&rq, op->cfg, &o);
+	f = mg_fetch_start(op->base.auth->fetcher, &o, on_answer, l, err, err_size);
 out:
-	if (body.data)
-		explicit_bzero(body.data, body.len);
-	if (hdr.data)
-		explicit_bzero(hdr.data, hdr.len);
-	mg_buf_free(&body);
-	mg_buf_free(&hdr);
+	mg_oauth_check_request_free(&rq);
 	return f;
 }
 
@@ -298,9 +264,6 @@ static void oauth_free(struct mg_auth_provider *p)
 	}
 	mg_oauth_cache_free(op->cache);
 	mg_oauth_issuer_unref(op->issuer);
-	if (op->basic)
-		explicit_bzero(op->basic, strlen(op->basic));
-	free(op->basic);
 	free(op);
 }
 
@@ -322,27 +285,6 @@ static const struct mg_auth_provider_ops oauth_ops = {
 	.free = oauth_free,
 };
 
-/* "Authorization: Basic base64(urlencode(id):urlencode(secret))" (RFC 6749 §2.3.1). */
-static char *basic_header(const char *id, const char *secret)
-{
-	char *out = NULL;
-	struct mg_buf cred;
-	mg_buf_init(&cred, 8192);
-	if (mg_oauth_urlencode(&cred, id, strlen(id)) < 0 || mg_buf_putc(&cred, ':') < 0 ||
-	    mg_oauth_urlencode(&cred, secret, strlen(secret)) < 0)
-		goto out;
-	size_t n = mg_base64_encoded_len(cred.len, false) + 32;
-	if (!(out = malloc(n)))
-		goto out;
-	int k = snprintf(out, n, "Authorization: Basic ");
-	mg_base64_encode(cred.data, cred.len, out + k, n - (size_t)k, false);
-out:
-	if (cred.data)
-		explicit_bzero(cred.data, cred.len);
-	mg_buf_free(&cred);
-	return out;
-}
-
 struct mg_auth_provider *mg_auth_oauth_new(struct mg_auth *a, char *err, size_t err_size)
 {
 	const struct mg_oauth_config *c = &a->cfg->auth.oauth;
@@ -359,12 +301,6 @@ struct mg_auth_provider *mg_auth_oauth_new(struct mg_auth *a, char *err, size_t 
 	if (!url) {
 		oauth_free(&op->base);
 		snprintf(err, err_size, "[auth.oauth] needs introspection_url or userinfo_url");
-		return NULL;
-	}
-	if (c->introspection_url &&
-	    !(op->basic = basic_header(c->client_id, c->client_secret ? c->client_secret : ""))) {
-		oauth_free(&op->base);
-		snprintf(err, err_size, "out of memory");
 		return NULL;
 	}
 	if (c->authorization_server) {

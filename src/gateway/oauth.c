@@ -112,16 +112,21 @@ static void reply_error(struct mg_http_req *req, int status, const char *error,
 
 /* ---- GET /oauth/authorize --------------------------------------------------------------- */
 
-static void handle_authorize(struct mg_gateway *gw, struct mg_http_req *req)
+/* 302 to the provider's authorization endpoint with a fresh PKCE pair and a
+ * sealed state carrying the verifier and `ctx` ("" for the plain login,
+ * "f:<pending id>" for the facade); `extra` is a header to add or NULL. */
+static void redirect_to_provider(struct mg_gateway *gw, struct mg_http_req *req, const char *ctx,
+                                 const struct mg_http_hdr *extra)
 {
 	const struct mg_oauth_config *c = oauth_cfg(gw);
-	struct mg_oauth_gw *o = state_of(gw);
 	struct mg_oauth_state st = { 0 };
 	char challenge[MG_OAUTH_CHALLENGE_LEN + 1], state[MG_OAUTH_STATE_MAX + 1];
 	uint8_t key[MG_OAUTH_KEY_LEN];
-	struct mg_buf url;
+	struct mg_buf url, q;
 	mg_buf_init(&url, 8192);
-	if (!o || mg_oauth_pkce_new(st.verifier, challenge) < 0 ||
+	mg_buf_init(&q, 8192);
+	snprintf(st.ctx, sizeof st.ctx, "%s", ctx);
+	if (mg_oauth_pkce_new(st.verifier, challenge) < 0 ||
 	    mg_random_bytes(st.id, sizeof st.id) < 0) {
 		reply_error(req, 503, "temporarily_unavailable", "cannot start a login now");
 		goto out;
@@ -135,35 +140,41 @@ static void handle_authorize(struct mg_gateway *gw, struct mg_http_req *req)
 	for (size_t i = 0; i < c->scopes.n && sl < sizeof scope; i++)
 		sl += (size_t)snprintf(scope + sl, sizeof scope - sl, "%s%s", i ? " " : "",
 		                       c->scopes.v[i]);
-	if (n < 0 || mg_buf_puts(&url, c->authorization_url) < 0 ||
-	    mg_buf_putc(&url, strchr(c->authorization_url, '?') ? '&' : '?') < 0) {
+	int bad = n < 0;
+	bad |= mg_oauth_form_add(&q, "response_type", "code") |
+	       mg_oauth_form_add(&q, "client_id", c->client_id) |
+	       mg_oauth_form_add(&q, "redirect_uri", c->redirect_uri) |
+	       (scope[0] ? mg_oauth_form_add(&q, "scope", scope) : 0) |
+	       mg_oauth_form_add(&q, "state", state) |
+	       mg_oauth_form_add(&q, "code_challenge", challenge) |
+	       mg_oauth_form_add(&q, "code_challenge_method", "S256");
+	bad |= mg_buf_puts(&url, c->authorization_url) |
+	       mg_buf_putc(&url, strchr(c->authorization_url, '?') ? '&' : '?') |
+	       mg_buf_append(&url, q.data, q.len);
+	if (bad) {
 		reply_error(req, 500, "server_error", "cannot build the authorization URL");
 		goto out;
 	}
-	/* mg_oauth_form_add puts '&' before every pair but the first of the
-	 * buffer: start a separate buffer for the query. */
-	struct mg_buf q;
-	mg_buf_init(&q, 8192);
-	int bad = mg_oauth_form_add(&q, "response_type", "code") |
-	          mg_oauth_form_add(&q, "client_id", c->client_id) |
-	          mg_oauth_form_add(&q, "redirect_uri", c->redirect_uri) |
-	          (scope[0] ? mg_oauth_form_add(&q, "scope", scope) : 0) |
-	          mg_oauth_form_add(&q, "state", state) |
-	          mg_oauth_form_add(&q, "code_challenge", challenge) |
-	          mg_oauth_form_add(&q, "code_challenge_method", "S256");
-	if (bad || mg_buf_append(&url, q.data, q.len) < 0) {
-		mg_buf_free(&q);
-		reply_error(req, 500, "server_error", "cannot build the authorization URL");
-		goto out;
-	}
-	mg_buf_free(&q);
-	struct mg_http_hdr h[] = { { "Location", url.data },
-		                   { "Cache-Control", "no-store" },
-		                   { "Referrer-Policy", "no-referrer" } };
-	mg_http_reply(req, 302, "text/plain", h, 3, "", 0);
+	struct mg_http_hdr h[4] = { { "Location", url.data },
+		                    { "Cache-Control", "no-store" },
+		                    { "Referrer-Policy", "no-referrer" } };
+	size_t nh = 3;
+	if (extra)
+		h[nh++] = *extra;
+	mg_http_reply(req, 302, "text/plain", h, nh, "", 0);
 out:
 	explicit_bzero(&st, sizeof st);
 	mg_buf_free(&url);
+	mg_buf_free(&q);
+}
+
+static void handle_authorize(struct mg_gateway *gw, struct mg_http_req *req)
+{
+	if (!state_of(gw)) {
+		reply_error(req, 503, "temporarily_unavailable", "cannot start a login now");
+		return;
+	}
+	redirect_to_provider(gw, req, "", NULL);
 }
 
 /* ---- GET /oauth/callback ---------------------------------------------------------------- */
@@ -274,23 +285,8 @@ static void exchange_or_reply(struct mg_gateway *gw, struct mg_http_req *req, co
 			bad |= mg_oauth_form_add(&body, "client_secret", c->client_secret);
 	} else {
 		/* client_secret_basic: form-encoded id and secret (RFC 6749 §2.3.1). */
-		struct mg_buf cred;
-		mg_buf_init(&cred, 4096);
-		bad |= mg_oauth_urlencode(&cred, c->client_id, strlen(c->client_id)) |
-		       mg_buf_putc(&cred, ':') |
-		       mg_oauth_urlencode(&cred, c->client_secret, strlen(c->client_secret));
-		char b64[6000];
-		if (!bad && mg_base64_encoded_len(cred.len, false) < sizeof b64) {
-			mg_base64_encode(cred.data, cred.len, b64, sizeof b64, false);
-			bad |= mg_buf_printf(&auth, "Authorization: Basic %s", b64) < 0;
-			headers[nh++] = auth.data;
-		} else {
-			bad = 1;
-		}
-		explicit_bzero(b64, sizeof b64);
-		if (cred.data)
-			explicit_bzero(cred.data, cred.len);
-		mg_buf_free(&cred);
+		bad |= mg_oauth_basic_auth(&auth, c->client_id, c->client_secret);
+		headers[nh++] = auth.data;
 	}
 	if (bad) {
 		free(l);
@@ -581,54 +577,9 @@ static void redirect_to_client(struct mg_gateway *gw, struct mg_http_req *req,
 static void start_provider_login(struct mg_gateway *gw, struct mg_http_req *req,
                                  const struct mg_oauth_pending *p, const struct mg_http_hdr *extra)
 {
-	const struct mg_oauth_config *c = oauth_cfg(gw);
-	struct mg_oauth_state st = { 0 };
-	char challenge[MG_OAUTH_CHALLENGE_LEN + 1], state[MG_OAUTH_STATE_MAX + 1];
-	uint8_t key[MG_OAUTH_KEY_LEN];
-	struct mg_buf url, q;
-	mg_buf_init(&url, 8192);
-	mg_buf_init(&q, 8192);
-	snprintf(st.ctx, sizeof st.ctx, "f:%s", p->id);
-	if (mg_oauth_pkce_new(st.verifier, challenge) < 0 ||
-	    mg_random_bytes(st.id, sizeof st.id) < 0) {
-		reply_error(req, 503, "temporarily_unavailable", "cannot start a login now");
-		goto out;
-	}
-	st.exp = (int64_t)time(NULL) + MG_OAUTH_STATE_TTL;
-	state_key(gw, key);
-	int n = mg_oauth_state_seal(key, &st, state, sizeof state);
-	explicit_bzero(key, sizeof key);
-	char scope[1024] = "";
-	size_t sl = 0;
-	for (size_t i = 0; i < c->scopes.n && sl < sizeof scope; i++)
-		sl += (size_t)snprintf(scope + sl, sizeof scope - sl, "%s%s", i ? " " : "",
-		                       c->scopes.v[i]);
-	int bad = n < 0;
-	bad |= mg_oauth_form_add(&q, "response_type", "code") |
-	       mg_oauth_form_add(&q, "client_id", c->client_id) |
-	       mg_oauth_form_add(&q, "redirect_uri", c->redirect_uri) |
-	       (scope[0] ? mg_oauth_form_add(&q, "scope", scope) : 0) |
-	       mg_oauth_form_add(&q, "state", state) |
-	       mg_oauth_form_add(&q, "code_challenge", challenge) |
-	       mg_oauth_form_add(&q, "code_challenge_method", "S256");
-	bad |= mg_buf_puts(&url, c->authorization_url) |
-	       mg_buf_putc(&url, strchr(c->authorization_url, '?') ? '&' : '?') |
-	       mg_buf_append(&url, q.data, q.len);
-	if (bad) {
-		reply_error(req, 500, "server_error", "cannot build the authorization URL");
-		goto out;
-	}
-	struct mg_http_hdr h[4] = { { "Location", url.data },
-		                    { "Cache-Control", "no-store" },
-		                    { "Referrer-Policy", "no-referrer" } };
-	size_t nh = 3;
-	if (extra)
-		h[nh++] = *extra;
-	mg_http_reply(req, 302, "text/plain", h, nh, "", 0);
-out:
-	explicit_bzero(&st, sizeof st);
-	mg_buf_free(&url);
-	mg_buf_free(&q);
+	char ctx[MG_OAUTH_TOKEN_LEN + 3];
+	snprintf(ctx, sizeof ctx, "f:%s", p->id);
+	redirect_to_provider(gw, req, ctx, extra);
 }
 
 /* The client ids this browser approved (the MAC'ed consent cookie), as a
@@ -1029,51 +980,11 @@ static void facade_on_token(struct login *l, const struct mg_fetch_result *res, 
 		return;
 	}
 	/* Same lookup as the resource-server check, once, with the provider's token. */
-	struct mg_buf body, hdr;
-	mg_buf_init(&body, 16384);
-	mg_buf_init(&hdr, 8192);
-	struct mg_fetch_opts fo = {
-		.timeout_ms = 5000,
-		.max_bytes = 64 * 1024,
-		.allow_private = c->allow_private_networks,
-	};
-	const char *h[3];
-	int bad = 0;
-	if (c->introspection_url) {
-		struct mg_buf cred;
-		mg_buf_init(&cred, 4096);
-		bad |= mg_oauth_form_add(&body, "token", json_string_value(at)) |
-		       mg_oauth_form_add(&body, "token_type_hint", "access_token");
-		bad |= mg_oauth_urlencode(&cred, c->client_id, strlen(c->client_id)) |
-		       mg_buf_putc(&cred, ':') |
-		       mg_oauth_urlencode(&cred, c->client_secret ? c->client_secret : "",
-		                          c->client_secret ? strlen(c->client_secret) : 0);
-		char b64[6000] = "";
-		if (!bad && mg_base64_encoded_len(cred.len, false) < sizeof b64)
-			mg_base64_encode(cred.data, cred.len, b64, sizeof b64, false);
-		else
-			bad = 1;
-		bad |= mg_buf_printf(&hdr, "Authorization: Basic %s", b64) < 0;
-		explicit_bzero(b64, sizeof b64);
-		if (cred.data)
-			explicit_bzero(cred.data, cred.len);
-		mg_buf_free(&cred);
-		h[0] = "Content-Type: application/x-www-form-urlencoded";
-		h[1] = "Accept: application/json";
-		h[2] = hdr.data;
-		fo.url = c->introspection_url;
-		fo.method = "POST";
-		fo.body = body.data;
-		fo.body_len = body.len;
-	} else {
-		bad |= mg_buf_printf(&hdr, "Authorization: Bearer %s", json_string_value(at)) < 0;
-		h[0] = hdr.data;
-		h[1] = "Accept: application/json";
-		h[2] = NULL;
-		fo.url = c->userinfo_url;
-	}
-	fo.headers = h;
-	fo.n_headers = c->introspection_url ? 3 : 2;
+	struct mg_oauth_check_request rq;
+	int bad =
+	    mg_oauth_check_request_init(&rq, c, json_string_value(at), json_string_length(at));
+	struct mg_fetch_opts fo;
+	mg_oauth_check_request_opts(&rq, c, &fo);
 	if (bad ||
 	    !(l->fetch = mg_fetch_start(gw->fetcher, &fo, on_identity, l, err, sizeof err))) {
 		reply_error(req, 502, "temporarily_unavailable", "cannot verify the login");
@@ -1081,12 +992,7 @@ static void facade_on_token(struct login *l, const struct mg_fetch_result *res, 
 	} else {
 		mg_http_req_on_close(req, on_client_gone, l);
 	}
-	if (body.data)
-		explicit_bzero(body.data, body.len);
-	if (hdr.data)
-		explicit_bzero(hdr.data, hdr.len);
-	mg_buf_free(&body);
-	mg_buf_free(&hdr);
+	mg_oauth_check_request_free(&rq);
 }
 
 /* POST /token: authorization_code and refresh_token grants (public clients, PKCE). */
