@@ -5,8 +5,9 @@
  *
  * Tables are fixed arrays scanned linearly (a gateway has hundreds of
  * clients and logins in flight, not millions); every one is bounded and
- * entries expire, so a flood of registrations or authorization requests
- * fills a table and is then refused (503) instead of growing memory.
+ * entries expire. Registrations and authorization requests come from anyone,
+ * so when their tables are full the oldest entry makes room (memory never
+ * grows, and a flood cannot lock everyone out until entries expire).
  */
 #include "auth/oauth_issuer.h"
 
@@ -120,8 +121,14 @@ int mg_oauth_issuer_add_client(struct mg_oauth_issuer *is, struct mg_oauth_clien
 			slot = &is->clients[i];
 	}
 	if (!slot) {
-		mg_oauth_client_free(c);
-		return -1;
+		/* Full of live clients (registration is open to anyone): the
+		 * oldest registration makes room, rather than refusing every new
+		 * client until one expires. An evicted client gets invalid_client
+		 * and registers again. */
+		for (size_t i = 0; i < MG_OAUTH_MAX_CLIENTS; i++) {
+			if (!slot || is->clients[i]->expires < (*slot)->expires)
+				slot = &is->clients[i];
+		}
 	}
 	mg_oauth_client_free(*slot);
 	*slot = c;
@@ -133,19 +140,28 @@ int mg_oauth_issuer_add_client(struct mg_oauth_issuer *is, struct mg_oauth_clien
 struct mg_oauth_pending *mg_oauth_issuer_pend(struct mg_oauth_issuer *is,
                                               const struct mg_oauth_pending *p, int64_t now)
 {
+	/* A free or expired slot, else the oldest authorization makes room
+	 * (GET /authorize is open to anyone: a flood must not lock out
+	 * everybody for MG_OAUTH_PENDING_SECS). */
+	struct mg_oauth_pending *s = NULL;
 	for (size_t i = 0; i < MG_OAUTH_MAX_PENDING; i++) {
-		struct mg_oauth_pending *s = &is->pending[i];
-		if (s->id[0] && now < s->expires)
-			continue;
+		struct mg_oauth_pending *e = &is->pending[i];
+		if (!e->id[0] || now >= e->expires) {
+			s = e;
+			break;
+		}
+		if (!s || e->expires < s->expires)
+			s = e;
+	}
+	if (s) {
 		*s = *p;
 		uint8_t raw[32];
 		if (mg_random_bytes(raw, sizeof raw) < 0)
 			return NULL;
 		mg_base64_encode(raw, sizeof raw, s->id, sizeof s->id, true);
 		s->expires = now + MG_OAUTH_PENDING_SECS;
-		return s;
 	}
-	return NULL;
+	return s;
 }
 
 struct mg_oauth_pending *mg_oauth_issuer_pending(struct mg_oauth_issuer *is, const char *id,

@@ -61,12 +61,12 @@ struct mg_oauth_grants *mg_oauth_issuer_grants(struct mg_oauth_issuer *is);
 const struct mg_oauth_client *mg_oauth_issuer_client(struct mg_oauth_issuer *is,
                                                      const char *client_id, int64_t now);
 
-/* Adds (takes) a client; replaces a cached document with the same id; evicts
- * expired clients when full. 0, or -1 when full of live clients (the client
- * is then freed). */
+/* Adds (takes) a client; replaces a cached document with the same id; when
+ * full, reuses an expired client's slot, else the oldest client's. 0. */
 int mg_oauth_issuer_add_client(struct mg_oauth_issuer *is, struct mg_oauth_client *c, int64_t now);
 
-/* A new pending authorization (copied); its id in p->id. NULL when full. */
+/* A new pending authorization (copied); its id in p->id. When full the
+ * oldest one makes room. NULL only without randomness. */
 struct mg_oauth_pending *mg_oauth_issuer_pend(struct mg_oauth_issuer *is,
                                               const struct mg_oauth_pending *p, int64_t now);
 

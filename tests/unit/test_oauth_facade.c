@@ -15,6 +15,7 @@
 #include "auth/oauth.h"
 #include "auth/oauth_client.h"
 #include "auth/oauth_grants.h"
+#include "auth/oauth_issuer.h"
 #include "auth/oauth_signer.h"
 #include "auth/oauth_state.h"
 
@@ -456,6 +457,93 @@ static void test_signer(void **state)
 	mg_oauth_signer_free(s2);
 }
 
+/* ---- the issuer: bounded tables, own tokens -------------------------------------------- */
+
+static void test_issuer(void **state)
+{
+	(void)state;
+	char err[160], reason[160];
+	struct mg_oauth_issuer *is = mg_oauth_issuer_new(err, sizeof err);
+	assert_non_null(is);
+	/* clients: a flood of registrations evicts the oldest, memory stays bounded */
+	const char *req = "{\"redirect_uris\":[\"https://a.example/cb\"]}";
+	const char *code;
+	for (int i = 0; i < MG_OAUTH_MAX_CLIENTS + 10; i++) {
+		char id[32];
+		snprintf(id, sizeof id, "c%d", i);
+		struct mg_oauth_client *c = mg_oauth_client_register(req, strlen(req), id, 1000 + i,
+		                                                     &code, err, sizeof err);
+		assert_int_equal(mg_oauth_issuer_add_client(is, c, 1000 + i), 0);
+	}
+	assert_null(mg_oauth_issuer_client(is, "c0", 5000));
+	assert_non_null(mg_oauth_issuer_client(is, "c1033", 5000));
+	assert_null(mg_oauth_issuer_client(is, "c1033", 2033 + MG_OAUTH_REGISTRATION_SECS));
+	/* pending: the same, and lookups are by exact id */
+	struct mg_oauth_pending p = { 0 }, *first = NULL;
+	char first_id[MG_OAUTH_TOKEN_LEN + 1];
+	for (int i = 0; i < MG_OAUTH_MAX_PENDING + 1; i++) {
+		struct mg_oauth_pending *pp = mg_oauth_issuer_pend(is, &p, 1000 + i);
+		assert_non_null(pp);
+		if (!first) {
+			first = pp;
+			memcpy(first_id, pp->id, sizeof first_id);
+		}
+	}
+	assert_null(mg_oauth_issuer_pending(is, first_id, 1100)); /* evicted */
+	assert_null(mg_oauth_issuer_pending(is, "short", 1100));
+	/* own tokens */
+	struct mg_oauth_grants *g = mg_oauth_issuer_grants(is);
+	struct mg_oauth_grant gr = grant(), out;
+	char c[MG_OAUTH_TOKEN_LEN + 1];
+	uint64_t fam;
+	assert_int_equal(mg_oauth_code_issue(g, &gr, 3000, c), 0);
+	assert_int_equal(mg_oauth_code_redeem(g, c, "cid", "http://127.0.0.1:3000/cb", VERIFIER,
+	                                      3000, &out, &fam),
+	                 MG_OAUTH_REDEEM_OK);
+	char *tok = mg_oauth_issuer_access_token(is, "https://mcp.example.com", &out, fam, 3000);
+	assert_non_null(tok);
+	struct mg_oauth_config cfg = { .present = true };
+	struct mg_identity *id;
+	assert_int_equal(mg_oauth_issuer_verify(is, &cfg, "https://mcp.example.com",
+	                                        "https://mcp.example.com/mcp", tok, strlen(tok),
+	                                        3001, &id, reason, sizeof reason),
+	                 MG_AUTH_OK);
+	assert_string_equal(id->key, "oauth:alice");
+	mg_identity_unref(id);
+	/* another audience, another issuer, expired: invalid */
+	assert_int_equal(mg_oauth_issuer_verify(is, &cfg, "https://mcp.example.com",
+	                                        "https://other.example/mcp", tok, strlen(tok), 3001,
+	                                        &id, reason, sizeof reason),
+	                 MG_AUTH_INVALID);
+	assert_int_equal(mg_oauth_issuer_verify(is, &cfg, "https://other.example",
+	                                        "https://mcp.example.com/mcp", tok, strlen(tok),
+	                                        3001, &id, reason, sizeof reason),
+	                 MG_AUTH_INVALID);
+	assert_int_equal(mg_oauth_issuer_verify(is, &cfg, "https://mcp.example.com",
+	                                        "https://mcp.example.com/mcp", tok, strlen(tok),
+	                                        3001 + MG_OAUTH_ACCESS_SECS, &id, reason,
+	                                        sizeof reason),
+	                 MG_AUTH_INVALID);
+	/* revoked family: invalid at once */
+	mg_oauth_family_revoke(g, fam);
+	assert_int_equal(mg_oauth_issuer_verify(is, &cfg, "https://mcp.example.com",
+	                                        "https://mcp.example.com/mcp", tok, strlen(tok),
+	                                        3001, &id, reason, sizeof reason),
+	                 MG_AUTH_INVALID);
+	/* someone else's token (another key): not ours, declined */
+	struct mg_oauth_issuer *other = mg_oauth_issuer_new(err, sizeof err);
+	char *tok2 =
+	    mg_oauth_issuer_access_token(other, "https://mcp.example.com", &out, fam, 3000);
+	assert_int_equal(mg_oauth_issuer_verify(is, &cfg, "https://mcp.example.com",
+	                                        "https://mcp.example.com/mcp", tok2, strlen(tok2),
+	                                        3001, &id, reason, sizeof reason),
+	                 MG_AUTH_DECLINED);
+	free(tok);
+	free(tok2);
+	mg_oauth_issuer_unref(other);
+	mg_oauth_issuer_unref(is);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -467,6 +555,7 @@ int main(void)
 		cmocka_unit_test(test_codes),
 		cmocka_unit_test(test_refresh_rotation),
 		cmocka_unit_test(test_signer),
+		cmocka_unit_test(test_issuer),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
