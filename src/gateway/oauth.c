@@ -409,6 +409,10 @@ static void handle_callback(struct mg_gateway *gw, struct mg_http_req *req)
 		goto out;
 	}
 	const char *pending = strncmp(st.ctx, "f:", 2) == 0 ? st.ctx + 2 : NULL;
+	if (pending && !issuer_of(gw)) {
+		reply_error(req, 400, "invalid_request", "the authorization server was turned off");
+		goto out;
+	}
 	exchange_or_reply(gw, req, code, st.verifier, pending);
 out:
 	explicit_bzero(&st, sizeof st);
@@ -759,7 +763,9 @@ static void on_cimd(const struct mg_fetch_result *res, void *arg)
 	int64_t now = (int64_t)time(NULL);
 	char err[200] = "";
 	struct mg_oauth_client *c = NULL;
-	if (res->error)
+	if (!issuer_of(gw))
+		snprintf(err, sizeof err, "the authorization server was turned off");
+	else if (res->error)
 		snprintf(err, sizeof err, "cannot fetch the client metadata document: %.120s",
 		         res->error);
 	else if (res->status != 200)
@@ -920,7 +926,9 @@ static void on_identity(const struct mg_fetch_result *res, void *arg)
 	const struct mg_oauth_config *c = oauth_cfg(gw);
 	int64_t now = (int64_t)time(NULL);
 	mg_http_req_on_close(req, NULL, NULL);
-	struct mg_oauth_pending *p = mg_oauth_issuer_pending(issuer_of(gw), l->pending, now);
+	/* A reload may have turned the facade off while the provider answered. */
+	struct mg_oauth_pending *p =
+	    issuer_of(gw) ? mg_oauth_issuer_pending(issuer_of(gw), l->pending, now) : NULL;
 	struct mg_oauth_verdict v = { 0 };
 	if (res->error)
 		v.status = MG_AUTH_UNAVAILABLE;

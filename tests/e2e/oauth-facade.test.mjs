@@ -358,6 +358,17 @@ describe('the gateway as authorization server (facade) with oidc-provider', { co
         }
     });
 
+    test('a SIGHUP reload keeps the keys, clients and grants', async () => {
+        const clientId = await register();
+        const t = (await redeem(await codeFor(clientId))).body;
+        gw.writeConfig(gw.config);
+        await gw.reload();
+        assert.equal(await mcpStatus(t.access_token), 200);
+        const r = await token({ grant_type: 'refresh_token', client_id: clientId, refresh_token: t.refresh_token });
+        assert.equal(r.status, 200, JSON.stringify(r.body));
+        await codeFor(clientId); // the registration survived too
+    });
+
     test('the gateway log never holds a token or code', async () => {
         const grant = await codeFor(await register());
         const t = (await redeem(grant)).body;
