@@ -353,15 +353,17 @@ json_t *mg_auth_resource_metadata(const struct mg_auth *a)
 	if (!ac->jwt.present && !ac->oauth.present)
 		return NULL;
 	json_t *servers = json_array();
-	if (ac->jwt.present && ac->jwt.issuer)
-		json_array_append_new(servers, json_string(ac->jwt.issuer));
 	if (ac->oauth.present && ac->oauth.authorization_server) {
-		/* The gateway fronts the provider: clients talk to it. */
+		/* The gateway fronts the provider: MCP clients talk to it only
+		 * (tokens from [auth.jwt]'s issuer are still accepted). */
 		char iss[512];
 		mg_oauth_issuer_url(a->resource, iss, sizeof iss);
 		append_unique(servers, iss);
-	} else if (ac->oauth.present && ac->oauth.issuer) {
-		append_unique(servers, ac->oauth.issuer);
+	} else {
+		if (ac->jwt.present && ac->jwt.issuer)
+			json_array_append_new(servers, json_string(ac->jwt.issuer));
+		if (ac->oauth.present && ac->oauth.issuer)
+			append_unique(servers, ac->oauth.issuer);
 	}
 	return json_pack("{s:s,s:o,s:o,s:[s],s:s}", "resource", a->resource,
 	                 "authorization_servers", servers, "scopes_supported", scopes_supported(a),

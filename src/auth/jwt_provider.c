@@ -205,6 +205,10 @@ static enum mg_auth_status jwt_authenticate(struct mg_auth_provider *p,
 	const char *tok = mg_auth_bearer(r->authorization, &len);
 	if (!tok || !looks_like_jwt(tok, len))
 		return MG_AUTH_DECLINED;
+	char own[256];
+	if (p->auth->own_kid[0] && mg_jwt_peek_kid(tok, len, own, sizeof own) == 0 &&
+	    strcmp(own, p->auth->own_kid) == 0)
+		return MG_AUTH_DECLINED; /* the gateway's own token: no JWKS refetch for it */
 	if (len > MAX_TOKEN_BYTES) {
 		snprintf(out->reason, sizeof out->reason, "jwt: token larger than %d bytes",
 		         MAX_TOKEN_BYTES);

@@ -312,6 +312,8 @@ struct mg_auth_provider *mg_auth_oauth_new(struct mg_auth *a, char *err, size_t 
 			return NULL;
 		}
 		mg_oauth_issuer_url(a->resource, op->issuer_url, sizeof op->issuer_url);
+		snprintf(a->own_kid, sizeof a->own_kid, "%s",
+		         mg_oauth_signer_kid(mg_oauth_issuer_signer(op->issuer)));
 	}
 	/* Loads libcurl now, so a gateway that cannot check tokens refuses to
 	 * start (or to reload) instead of failing every request. */

@@ -98,7 +98,9 @@ describe('the gateway as authorization server (facade) with oidc-provider', { co
                         introspection_url: idp.introspectionUrl,
                         allow_private_networks: true,
                         authorization_server: true
-                    }
+                    },
+                    // Service clients may still bring the IdP's own JWTs.
+                    jwt: { mode: 'jwks', jwks_url: idp.jwksUrl, allow_private_networks: true, issuer: idp.issuer, audience: `${origin}/mcp` }
                 }
             },
             { port }
@@ -356,6 +358,18 @@ describe('the gateway as authorization server (facade) with oidc-provider', { co
             assert.equal(r.status, 400, uri);
             assert.equal((await r.json()).error, 'invalid_redirect_uri');
         }
+    });
+
+    test('with [auth.jwt] too: IdP JWTs still work, and the gateway\'s own tokens cause no JWKS refetch', async () => {
+        const jwt = await idp.getToken({ resource: `${origin}/mcp`, client: 'alice' });
+        assert.equal(await mcpStatus(jwt), 200);
+        await idp.resetStats();
+        for (let i = 0; i < 3; i++) {
+            const t = (await redeem(await codeFor(await register()))).body;
+            assert.equal(await mcpStatus(t.access_token), 200);
+        }
+        const s = await idp.stats();
+        assert.equal(s.jwks, 0, JSON.stringify(s));
     });
 
     test('a SIGHUP reload keeps the keys, clients and grants', async () => {
