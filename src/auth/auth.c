@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "auth/internal.h"
+#include "auth/oauth_issuer.h"
 #include "util/log.h"
 #include "util/str.h"
 
@@ -31,8 +32,9 @@ static struct mg_auth *build(struct event_base *base, const struct mg_config *cf
 		snprintf(a->resource, sizeof a->resource, "%s://%s%s%s:%lld%s",
 		         s->tls.enabled ? "https" : "http", strchr(s->host, ':') ? "[" : "",
 		         s->host, strchr(s->host, ':') ? "]" : "", (long long)s->port, s->mcp_path);
-	/* The documented order: mTLS, API keys, JWT. A provider that may wait
-	 * (JWT with JWKS) must be last: the chain resumes by finishing. */
+	/* The documented order: mTLS, API keys, JWT, OAuth. Providers that may
+	 * wait (JWT with JWKS, OAuth introspection) come last: when one of them
+	 * refuses after waiting, the chain resumes with the providers after it. */
 	struct mg_auth_provider *p;
 	if (cfg->auth.mtls.enabled) {
 		if (!(p = mg_auth_mtls_new(a, err, err_size)))
@@ -50,10 +52,9 @@ static struct mg_auth *build(struct event_base *base, const struct mg_config *cf
 		a->providers[a->n_providers++] = p;
 	}
 	if (cfg->auth.oauth.present) {
-		snprintf(err, err_size,
-		         "[auth.oauth] (opaque tokens with introspection) is not available in this "
-		         "build; use [auth.jwt] for JWT access tokens");
-		goto fail;
+		if (!(p = mg_auth_oauth_new(a, err, err_size)))
+			goto fail;
+		a->providers[a->n_providers++] = p;
 	}
 	a->previous = NULL;
 	return a;
@@ -126,6 +127,60 @@ static void finish(struct mg_auth *a, struct mg_auth_outcome *out, bool any_inva
 	}
 }
 
+/* Runs the providers from w->index on. Returns true with `out` final, or
+ * false when a provider took `w` (AGAIN). `w` carries what earlier
+ * providers answered; it is left for the caller to free when true. */
+static bool run_chain(struct mg_auth *a, const struct mg_auth_request *r, struct mg_auth_wait *w,
+                      struct mg_auth_outcome *out)
+{
+	for (size_t i = w->index; i < a->n_providers; i++) {
+		struct mg_auth_provider *p = a->providers[i];
+		struct mg_auth_outcome po = { 0 };
+		w->index = i;
+		enum mg_auth_status st = p->ops->authenticate(p, r, &po, p->ops->cancel ? w : NULL);
+		if (st == MG_AUTH_AGAIN) {
+			w->req.now = r->now;
+			return false;
+		}
+		switch (st) {
+		case MG_AUTH_OK:
+			out->status = MG_AUTH_OK;
+			out->identity = po.identity;
+			finish(a, out, false, false, false);
+			return true;
+		case MG_AUTH_INVALID:
+			if (po.insufficient_scope)
+				w->insufficient = true;
+			else
+				w->any_invalid = true;
+			if (!w->reason[0])
+				snprintf(w->reason, sizeof w->reason, "%s", po.reason);
+			break;
+		case MG_AUTH_UNAVAILABLE:
+			w->unavailable = true;
+			if (!w->reason[0])
+				snprintf(w->reason, sizeof w->reason, "%s", po.reason);
+			break;
+		default:
+			break;
+		}
+	}
+	/* Credentials were presented but no provider recognised them: that is
+	 * an invalid token (RFC 6750 §3.1), not "no credentials". */
+	size_t blen;
+	if (!w->any_invalid && !w->insufficient && !w->unavailable &&
+	    (mg_auth_bearer(r->authorization, &blen) || (r->api_key && r->api_key[0]))) {
+		w->any_invalid = true;
+		if (!w->reason[0])
+			snprintf(w->reason, sizeof w->reason,
+			         "credentials not recognised by any configured provider");
+	}
+	snprintf(out->reason, sizeof out->reason, "%s", w->reason);
+	out->status = MG_AUTH_DECLINED;
+	finish(a, out, w->any_invalid, w->insufficient, w->unavailable);
+	return true;
+}
+
 bool mg_auth_authenticate(struct mg_auth *a, const struct mg_auth_request *r,
                           struct mg_auth_outcome *out, mg_auth_done_fn done, void *arg,
                           struct mg_auth_wait **wait)
@@ -137,71 +192,70 @@ bool mg_auth_authenticate(struct mg_auth *a, const struct mg_auth_request *r,
 		out->identity = mg_identity_anonymous();
 		return true;
 	}
-	bool any_invalid = false, insufficient = false, unavailable = false;
-	for (size_t i = 0; i < a->n_providers; i++) {
-		struct mg_auth_provider *p = a->providers[i];
-		struct mg_auth_outcome po = { 0 };
-		struct mg_auth_wait *w = p->ops->cancel ? calloc(1, sizeof *w) : NULL;
-		enum mg_auth_status st = p->ops->authenticate(p, r, &po, w);
-		if (st == MG_AUTH_AGAIN) {
-			w->auth = mg_auth_ref(a);
-			w->done = done;
-			w->arg = arg;
-			w->any_invalid = any_invalid;
-			w->req.now = r->now;
-			*wait = w;
-			return false;
-		}
+	struct mg_auth_wait *w = calloc(1, sizeof *w);
+	if (!w) {
+		out->status = MG_AUTH_UNAVAILABLE;
+		a->stats.unavailable++;
+		snprintf(out->reason, sizeof out->reason, "out of memory");
+		return true;
+	}
+	if (run_chain(a, r, w, out)) {
+		free(w->token);
 		free(w);
-		switch (st) {
-		case MG_AUTH_OK:
-			out->status = MG_AUTH_OK;
-			out->identity = po.identity;
-			finish(a, out, false, false, false);
-			return true;
-		case MG_AUTH_INVALID:
-			if (po.insufficient_scope)
-				insufficient = true;
-			else
-				any_invalid = true;
-			if (!out->reason[0])
-				snprintf(out->reason, sizeof out->reason, "%s", po.reason);
-			break;
-		case MG_AUTH_UNAVAILABLE:
-			unavailable = true;
-			if (!out->reason[0])
-				snprintf(out->reason, sizeof out->reason, "%s", po.reason);
-			break;
-		default:
-			break;
-		}
+		return true;
 	}
-	/* Credentials were presented but no provider recognised them: that is
-	 * an invalid token (RFC 6750 §3.1), not "no credentials". */
-	size_t blen;
-	if (!any_invalid && !insufficient && !unavailable &&
-	    (mg_auth_bearer(r->authorization, &blen) || (r->api_key && r->api_key[0]))) {
-		any_invalid = true;
-		if (!out->reason[0])
-			snprintf(out->reason, sizeof out->reason,
-			         "credentials not recognised by any configured provider");
-	}
-	out->status = MG_AUTH_DECLINED;
-	finish(a, out, any_invalid, insufficient, unavailable);
-	return true;
+	w->auth = mg_auth_ref(a);
+	w->done = done;
+	w->arg = arg;
+	*wait = w;
+	return false;
 }
 
 void mg_auth_resume(struct mg_auth_wait *w, const struct mg_auth_outcome *o)
 {
+	struct mg_auth *a = w->auth;
 	struct mg_auth_outcome out = *o;
+	w->provider = NULL;
+	w->lookup = NULL;
+	if (o->status != MG_AUTH_OK && w->index + 1 < a->n_providers && w->token) {
+		/* The next providers see the same bearer token (only a bearer
+		 * token can make a provider wait). */
+		if (o->status == MG_AUTH_INVALID && o->insufficient_scope)
+			w->insufficient = true;
+		else if (o->status == MG_AUTH_INVALID)
+			w->any_invalid = true;
+		else if (o->status == MG_AUTH_UNAVAILABLE)
+			w->unavailable = true;
+		if (!w->reason[0])
+			snprintf(w->reason, sizeof w->reason, "%s", o->reason);
+		size_t n = w->token_len + 8;
+		char *authz = malloc(n);
+		if (authz) {
+			snprintf(authz, n, "Bearer %s", w->token);
+			free(w->token);
+			w->token = NULL;
+			struct mg_auth_request r = { .authorization = authz, .now = w->req.now };
+			w->index++;
+			memset(&out, 0, sizeof out);
+			bool done_now = run_chain(a, &r, w, &out);
+			explicit_bzero(authz, n);
+			free(authz);
+			if (!done_now)
+				return;
+			goto complete;
+		}
+	}
 	bool invalid = w->any_invalid || (o->status == MG_AUTH_INVALID && !o->insufficient_scope);
 	if (out.status != MG_AUTH_OK)
 		out.status = MG_AUTH_DECLINED;
-	finish(w->auth, &out, invalid, o->status == MG_AUTH_INVALID && o->insufficient_scope,
-	       o->status == MG_AUTH_UNAVAILABLE);
+	if (!out.reason[0])
+		snprintf(out.reason, sizeof out.reason, "%s", w->reason);
+	finish(a, &out, invalid,
+	       w->insufficient || (o->status == MG_AUTH_INVALID && o->insufficient_scope),
+	       w->unavailable || o->status == MG_AUTH_UNAVAILABLE);
+complete:;
 	mg_auth_done_fn done = w->done;
 	void *arg = w->arg;
-	struct mg_auth *a = w->auth;
 	free(w->token);
 	free(w);
 	done(&out, arg);
@@ -220,20 +274,30 @@ void mg_auth_cancel(struct mg_auth_wait *w)
 	mg_auth_unref(a);
 }
 
+static void append_unique(json_t *arr, const char *s)
+{
+	size_t i;
+	json_t *v;
+	json_array_foreach(arr, i, v)
+	{
+		if (strcmp(json_string_value(v), s) == 0)
+			return;
+	}
+	json_array_append_new(arr, json_string(s));
+}
+
 /* The scopes a client may ask for: required ones and the mapped ones. */
 static json_t *scopes_supported(const struct mg_auth *a)
 {
 	const struct mg_jwt_config *j = &a->cfg->auth.jwt;
+	const struct mg_oauth_config *o = &a->cfg->auth.oauth;
 	json_t *arr = json_array();
-	for (size_t i = 0; i < j->required_scopes.n; i++)
-		json_array_append_new(arr, json_string(j->required_scopes.v[i]));
-	for (size_t i = 0; i < j->scope_tool_mapping.n; i++) {
-		bool dup = false;
-		for (size_t k = 0; k < j->required_scopes.n; k++)
-			dup |= strcmp(j->required_scopes.v[k], j->scope_tool_mapping.v[i].key) == 0;
-		if (!dup)
-			json_array_append_new(arr, json_string(j->scope_tool_mapping.v[i].key));
-	}
+	for (size_t i = 0; j->present && i < j->required_scopes.n; i++)
+		append_unique(arr, j->required_scopes.v[i]);
+	for (size_t i = 0; j->present && i < j->scope_tool_mapping.n; i++)
+		append_unique(arr, j->scope_tool_mapping.v[i].key);
+	for (size_t i = 0; o->present && i < o->scope_tool_mapping.n; i++)
+		append_unique(arr, o->scope_tool_mapping.v[i].key);
 	return arr;
 }
 
@@ -289,8 +353,18 @@ json_t *mg_auth_resource_metadata(const struct mg_auth *a)
 	if (!ac->jwt.present && !ac->oauth.present)
 		return NULL;
 	json_t *servers = json_array();
-	if (ac->jwt.issuer)
-		json_array_append_new(servers, json_string(ac->jwt.issuer));
+	if (ac->oauth.present && ac->oauth.authorization_server) {
+		/* The gateway fronts the provider: MCP clients talk to it only
+		 * (tokens from [auth.jwt]'s issuer are still accepted). */
+		char iss[512];
+		mg_oauth_issuer_url(a->resource, iss, sizeof iss);
+		append_unique(servers, iss);
+	} else {
+		if (ac->jwt.present && ac->jwt.issuer)
+			json_array_append_new(servers, json_string(ac->jwt.issuer));
+		if (ac->oauth.present && ac->oauth.issuer)
+			append_unique(servers, ac->oauth.issuer);
+	}
 	return json_pack("{s:s,s:o,s:o,s:[s],s:s}", "resource", a->resource,
 	                 "authorization_servers", servers, "scopes_supported", scopes_supported(a),
 	                 "bearer_methods_supported", "header", "resource_name", "mcp-guard");

@@ -31,6 +31,81 @@ void mg_strv_release(struct mg_strv *v)
 	memset(v, 0, sizeof *v);
 }
 
+void mg_strv_add(struct mg_strv *v, const char *s, size_t len)
+{
+	for (size_t i = 0; i < v->n; i++) {
+		if (strlen(v->v[i]) == len && memcmp(v->v[i], s, len) == 0)
+			return;
+	}
+	char **nv = realloc(v->v, (v->n + 1) * sizeof *nv);
+	if (!nv)
+		return;
+	v->v = nv;
+	v->v[v->n] = mg_strndup(s, len);
+	if (v->v[v->n])
+		v->n++;
+}
+
+bool mg_strv_has(const struct mg_strv *v, const char *s)
+{
+	for (size_t i = 0; i < v->n; i++) {
+		if (strcmp(v->v[i], s) == 0)
+			return true;
+	}
+	return false;
+}
+
+int mg_claim_id(const json_t *v, char *out, size_t size)
+{
+	if (json_is_string(v) && json_string_length(v) > 0 && json_string_length(v) < size &&
+	    !memchr(json_string_value(v), '\0', json_string_length(v))) {
+		snprintf(out, size, "%s", json_string_value(v));
+		return 0;
+	}
+	if (json_is_integer(v)) {
+		snprintf(out, size, "%lld", (long long)json_integer_value(v));
+		return 0;
+	}
+	return -1;
+}
+
+void mg_identity_grant_scopes(struct mg_identity *id, const json_t *scope,
+                              const struct mg_kstrvv *mapping)
+{
+	if (json_is_string(scope)) {
+		const char *p = json_string_value(scope);
+		while (*p) {
+			while (*p == ' ')
+				p++;
+			size_t n = strcspn(p, " ");
+			if (n)
+				mg_strv_add(&id->scopes, p, n);
+			p += n;
+		}
+	} else if (json_is_array(scope)) {
+		size_t i;
+		json_t *v;
+		json_array_foreach(scope, i, v)
+		{
+			if (json_is_string(v))
+				mg_strv_add(&id->scopes, json_string_value(v),
+				            json_string_length(v));
+		}
+	}
+	id->scopes.set = true;
+	if (!mapping->n)
+		return;
+	/* Tools come only from mapped scopes: no mapped scope, no tools. */
+	id->allowed_tools.set = true;
+	for (size_t i = 0; i < mapping->n; i++) {
+		const struct mg_kstrv *m = &mapping->v[i];
+		if (!mg_strv_has(&id->scopes, m->key))
+			continue;
+		for (size_t k = 0; k < m->value.n; k++)
+			mg_strv_add(&id->allowed_tools, m->value.v[k], strlen(m->value.v[k]));
+	}
+}
+
 struct mg_identity *mg_identity_new(const char *provider, const char *id)
 {
 	struct mg_identity *i = calloc(1, sizeof *i);

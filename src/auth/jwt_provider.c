@@ -104,43 +104,12 @@ static void cache_put(struct jwt_provider *jp, const uint8_t *hash, struct mg_id
 
 /* ---- claims → identity --------------------------------------------------------------- */
 
-static void strv_add(struct mg_strv *v, const char *s, size_t len)
-{
-	for (size_t i = 0; i < v->n; i++) {
-		if (strlen(v->v[i]) == len && memcmp(v->v[i], s, len) == 0)
-			return;
-	}
-	char **nv = realloc(v->v, (v->n + 1) * sizeof *nv);
-	if (!nv)
-		return;
-	v->v = nv;
-	v->v[v->n] = mg_strndup(s, len);
-	if (v->v[v->n])
-		v->n++;
-}
-
-static bool has_scope(const struct mg_strv *scopes, const char *s)
-{
-	for (size_t i = 0; i < scopes->n; i++) {
-		if (strcmp(scopes->v[i], s) == 0)
-			return true;
-	}
-	return false;
-}
-
 static struct mg_identity *identity_of(struct jwt_provider *jp, struct mg_jwt *t,
                                        struct mg_auth_outcome *out)
 {
 	const struct mg_jwt_config *c = jp->cfg;
-	json_t *idv = json_object_get(t->claims, c->user_id_claim);
 	char idbuf[256];
-	if (json_is_string(idv) && json_string_length(idv) > 0 &&
-	    json_string_length(idv) < sizeof idbuf &&
-	    !memchr(json_string_value(idv), '\0', json_string_length(idv)))
-		snprintf(idbuf, sizeof idbuf, "%s", json_string_value(idv));
-	else if (json_is_integer(idv))
-		snprintf(idbuf, sizeof idbuf, "%lld", (long long)json_integer_value(idv));
-	else {
+	if (mg_claim_id(json_object_get(t->claims, c->user_id_claim), idbuf, sizeof idbuf) < 0) {
 		snprintf(out->reason, sizeof out->reason, "token has no usable \"%s\" claim",
 		         c->user_id_claim);
 		return NULL;
@@ -148,38 +117,8 @@ static struct mg_identity *identity_of(struct jwt_provider *jp, struct mg_jwt *t
 	struct mg_identity *id = mg_identity_new("jwt", idbuf);
 	if (!id)
 		return NULL;
-	json_t *sc = json_object_get(t->claims, c->scopes_claim);
-	if (json_is_string(sc)) {
-		const char *p = json_string_value(sc);
-		while (*p) {
-			while (*p == ' ')
-				p++;
-			size_t n = strcspn(p, " ");
-			if (n)
-				strv_add(&id->scopes, p, n);
-			p += n;
-		}
-	} else if (json_is_array(sc)) {
-		size_t i;
-		json_t *v;
-		json_array_foreach(sc, i, v)
-		{
-			if (json_is_string(v))
-				strv_add(&id->scopes, json_string_value(v), json_string_length(v));
-		}
-	}
-	id->scopes.set = true;
-	if (c->scope_tool_mapping.n) {
-		/* Tools come only from mapped scopes: no mapped scope, no tools. */
-		id->allowed_tools.set = true;
-		for (size_t i = 0; i < c->scope_tool_mapping.n; i++) {
-			const struct mg_kstrv *m = &c->scope_tool_mapping.v[i];
-			if (!has_scope(&id->scopes, m->key))
-				continue;
-			for (size_t k = 0; k < m->value.n; k++)
-				strv_add(&id->allowed_tools, m->value.v[k], strlen(m->value.v[k]));
-		}
-	}
+	mg_identity_grant_scopes(id, json_object_get(t->claims, c->scopes_claim),
+	                         &c->scope_tool_mapping);
 	if (c->rate_limit_claim) {
 		/* Signed by the IdP like every other claim; a string, zero or a
 		 * negative number is ignored rather than trusted. */
@@ -224,7 +163,7 @@ static enum mg_auth_status verify(struct jwt_provider *jp, const char *tok, size
 	if (!id)
 		return out->reason[0] ? MG_AUTH_INVALID : MG_AUTH_UNAVAILABLE;
 	for (size_t i = 0; i < jp->cfg->required_scopes.n; i++) {
-		if (!has_scope(&id->scopes, jp->cfg->required_scopes.v[i])) {
+		if (!mg_strv_has(&id->scopes, jp->cfg->required_scopes.v[i])) {
 			snprintf(out->reason, sizeof out->reason, "token of %s lacks scope %s",
 			         id->id, jp->cfg->required_scopes.v[i]);
 			out->insufficient_scope = true;
@@ -266,6 +205,10 @@ static enum mg_auth_status jwt_authenticate(struct mg_auth_provider *p,
 	const char *tok = mg_auth_bearer(r->authorization, &len);
 	if (!tok || !looks_like_jwt(tok, len))
 		return MG_AUTH_DECLINED;
+	char own[256];
+	if (p->auth->own_kid[0] && mg_jwt_peek_kid(tok, len, own, sizeof own) == 0 &&
+	    strcmp(own, p->auth->own_kid) == 0)
+		return MG_AUTH_DECLINED; /* the gateway's own token: no JWKS refetch for it */
 	if (len > MAX_TOKEN_BYTES) {
 		snprintf(out->reason, sizeof out->reason, "jwt: token larger than %d bytes",
 		         MAX_TOKEN_BYTES);

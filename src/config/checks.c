@@ -328,13 +328,54 @@ void mg_check_jwt(struct mg_decode *dc, void *obj, const struct mg_cnode *node, 
 		                  "set audience to this gateway's public URL");
 }
 
+/* Fills a URL the configuration left out (a built-in provider's endpoint). */
+static void default_url(char **v, const char *url)
+{
+	if (!*v && url)
+		*v = mg_strdup(url);
+}
+
+static void default_okta_url(char **v, const char *issuer, const char *suffix)
+{
+	if (*v || !issuer)
+		return;
+	size_t n = strlen(issuer);
+	while (n && issuer[n - 1] == '/')
+		n--;
+	char buf[1024];
+	if ((size_t)snprintf(buf, sizeof buf, "%.*s%s", (int)n, issuer, suffix) < sizeof buf)
+		*v = mg_strdup(buf);
+}
+
 void mg_check_oauth(struct mg_decode *dc, void *obj, const struct mg_cnode *node, const char *path)
 {
 	struct mg_oauth_config *o = obj;
 	if (!o->present)
 		return;
 	require(dc, o->client_id, node, path, "client_id", "in [auth.oauth]");
-	if (o->provider == MG_OAUTH_CUSTOM) {
+	switch (o->provider) {
+	case MG_OAUTH_GITHUB:
+		/* GitHub has no RFC 7662 introspection: tokens are checked at /user. */
+		default_url(&o->authorization_url, "https://github.com/login/oauth/authorize");
+		default_url(&o->token_url, "https://github.com/login/oauth/access_token");
+		default_url(&o->userinfo_url, "https://api.github.com/user");
+		default_url(&o->user_id_claim, "login");
+		break;
+	case MG_OAUTH_GOOGLE:
+		default_url(&o->authorization_url, "https://accounts.google.com/o/oauth2/v2/auth");
+		default_url(&o->token_url, "https://oauth2.googleapis.com/token");
+		default_url(&o->userinfo_url, "https://openidconnect.googleapis.com/v1/userinfo");
+		default_url(&o->issuer, "https://accounts.google.com");
+		break;
+	case MG_OAUTH_OKTA:
+		require(dc, o->issuer, node, path, "issuer",
+		        "when provider = \"okta\" (e.g. https://<org>.okta.com/oauth2/default)");
+		default_okta_url(&o->authorization_url, o->issuer, "/v1/authorize");
+		default_okta_url(&o->token_url, o->issuer, "/v1/token");
+		default_okta_url(&o->introspection_url, o->issuer, "/v1/introspect");
+		default_okta_url(&o->userinfo_url, o->issuer, "/v1/userinfo");
+		break;
+	default:
 		require(dc, o->authorization_url, node, path, "authorization_url",
 		        "when provider = \"custom\"");
 		require(dc, o->token_url, node, path, "token_url", "when provider = \"custom\"");
@@ -342,11 +383,40 @@ void mg_check_oauth(struct mg_decode *dc, void *obj, const struct mg_cnode *node
 			mg_schema_error(dc, node, path,
 			                "provider = \"custom\" needs introspection_url or "
 			                "userinfo_url to check tokens");
+		break;
 	}
-	if (o->provider == MG_OAUTH_OKTA && !o->authorization_url)
-		mg_schema_error(dc, node, path,
-		                "provider = \"okta\" needs authorization_url, token_url and "
-		                "introspection_url of your Okta org");
+	default_url(&o->user_id_claim, "sub");
+	if (o->introspection_url && !o->client_secret)
+		require(dc, o->client_secret, node, path, "client_secret",
+		        "(or client_secret_env / client_secret_file): the introspection endpoint "
+		        "authenticates the gateway");
+	if (o->redirect_uri) {
+		const char *h = strstr(o->redirect_uri, "://");
+		const char *pth = h ? h + 3 + strcspn(h + 3, "/?#") : o->redirect_uri;
+		if (strcmp(pth, "/oauth/callback") != 0) {
+			char *p = kpath(path, "redirect_uri");
+			mg_schema_error(dc, key_node(dc, node, "redirect_uri"), p,
+			                "expected this gateway's callback URL, ending in "
+			                "/oauth/callback (no query or fragment), found \"%s\"",
+			                o->redirect_uri);
+			free(p);
+		}
+	}
+	if (o->authorization_server && !o->redirect_uri)
+		require(dc, o->redirect_uri, node, path, "redirect_uri",
+		        "when authorization_server = true (users log in at the provider)");
+	if (o->state_secret && strlen(o->state_secret) < JWT_MIN_SECRET) {
+		char *p = kpath(path, "state_secret");
+		mg_schema_error(dc, secret_node(dc, node, "state_secret"), p,
+		                "expected a secret of at least %d bytes, found %zu bytes",
+		                JWT_MIN_SECRET, strlen(o->state_secret));
+		free(p);
+	}
+	if (!o->audience.set && o->introspection_url)
+		mg_schema_warning(
+		    dc, node, path,
+		    "no audience set: introspected tokens issued for any audience are "
+		    "accepted; set audience to this gateway's resource URL");
 }
 
 void mg_check_mtls(struct mg_decode *dc, void *obj, const struct mg_cnode *node, const char *path)

@@ -122,6 +122,12 @@ struct mg_oauth_config {
 	char *userinfo_url;
 	char *user_id_claim;
 	struct mg_kstrvv scope_tool_mapping;
+	char *issuer;                /* okta: the authorization server; fills the URLs */
+	bool allow_private_networks; /* the provider's URLs may reach private addresses */
+	struct mg_strv audience;     /* accepted introspection `aud` values; empty: unchecked */
+	int64_t cache_duration_secs; /* validated tokens are cached this long (never past exp) */
+	char *state_secret;          /* seals the login `state`; NULL: random per process */
+	bool authorization_server;   /* the gateway is the authorization server of MCP clients */
 };
 
 enum mg_mtls_identity { MG_MTLS_CN, MG_MTLS_SAN_DNS, MG_MTLS_SAN_EMAIL };

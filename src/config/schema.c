@@ -248,7 +248,8 @@ static const struct mg_field oauth_fields[] = {
 	    "OAuth client secret (or client_secret_env / client_secret_file)."),
 	STR(S, redirect_uri, "redirect_uri", NULL, MG_FF_URL,
 	    "\"https://mcp.example.com/oauth/callback\"",
-	    "Redirect URI registered for the client."),
+	    "Redirect URI registered at the provider for the login flow: this gateway's "
+	    "/oauth/callback. Unset: /oauth/authorize and /oauth/callback answer 404."),
 	STRS(S, scopes, "scopes", 0, "[\"openid\", \"profile\"]", "Scopes requested."),
 	STR(S, authorization_url, "authorization_url", NULL, MG_FF_URL,
 	    "\"https://idp.example.com/authorize\"", "Authorization endpoint (custom provider)."),
@@ -258,9 +259,32 @@ static const struct mg_field oauth_fields[] = {
 	    "\"https://idp.example.com/introspect\"", "RFC 7662 token introspection endpoint."),
 	STR(S, userinfo_url, "userinfo_url", NULL, MG_FF_URL,
 	    "\"https://idp.example.com/userinfo\"", "OpenID Connect userinfo endpoint."),
-	STR(S, user_id_claim, "user_id_claim", "sub", 0, NULL, "Claim that names the identity."),
+	STR(S, user_id_claim, "user_id_claim", NULL, 0, "\"sub\"",
+	    "Member of the introspection or userinfo answer that names the identity. "
+	    "Default: \"login\" for github, \"sub\" otherwise."),
 	MAPS(S, scope_tool_mapping, "scope_tool_mapping", "{ \"mcp:read\" = [\"get_*\"] }",
 	     "Scope → tools it grants (globs)."),
+	STR(S, issuer, "issuer", NULL, MG_FF_URL, "\"https://dev-123.okta.com/oauth2/default\"",
+	    "Issuer of the authorization server. provider = \"okta\": required, and the "
+	    "authorization, token, introspection and userinfo URLs default to "
+	    "<issuer>/v1/authorize, /v1/token, /v1/introspect and /v1/userinfo."),
+	BOOL(S, allow_private_networks, "allow_private_networks", "false",
+	     "Let the provider's URLs (introspection, userinfo, token) reach loopback and "
+	     "private addresses. Link-local and cloud metadata addresses stay refused."),
+	STRS(S, audience, "audience", 0, "[\"https://mcp.example.com/mcp\"]",
+	     "Accepted `aud` values in the introspection answer. Unset: not checked (a "
+	     "warning; userinfo answers carry no audience)."),
+	INT(S, cache_duration_secs, "cache_duration_secs", "300", 1, 86400,
+	    "Seconds a validated token is remembered (keyed by its SHA-256, never past its "
+	    "exp); refused tokens are remembered 10 seconds."),
+	STR(S, state_secret, "state_secret", NULL, MG_FF_SECRET, "\"<at least 32 bytes>\"",
+	    "Key that seals the login flow's `state` (or state_secret_env / state_secret_file). "
+	    "Unset: a random key per process, so a login must come back to the instance that "
+	    "started it; several instances behind one redirect_uri need the same secret."),
+	BOOL(S, authorization_server, "authorization_server", "false",
+	     "Act as the OAuth authorization server of MCP clients (RFC 8414 metadata, "
+	     "registration, client ID metadata documents, consent, PKCE, the gateway's own "
+	     "short-lived tokens), logging users in at this provider. Needs redirect_uri."),
 };
 #undef S
 static const struct mg_section oauth_section = {

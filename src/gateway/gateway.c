@@ -23,6 +23,7 @@
 #include "build-info.h"
 #include "config/checks.h"
 #include "gateway/internal.h"
+#include "gateway/oauth.h"
 #include "http/client.h"
 #include "ratelimit/ratelimit.h"
 #include "upstream/process.h"
@@ -161,6 +162,8 @@ void mg_gateway_on_request(struct mg_http_req *req, void *arg)
 		handle_resource_metadata(gw, req);
 		return;
 	}
+	if (mg_oauth_route(gw, req, path))
+		return;
 	if (get && strcmp(path, "/health") == 0) {
 		handle_health(gw, req);
 		return;
@@ -449,6 +452,7 @@ static void teardown(struct mg_gateway *gw)
 	gw->audit = NULL;
 	mg_auth_unref(gw->auth);
 	mg_ratelimiter_free(gw->rl);
+	mg_oauth_gw_free(gw);
 	mg_fetcher_free(gw->fetcher);
 	json_decref(gw->resource_refs);
 	json_decref(gw->tool_params);

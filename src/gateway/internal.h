@@ -41,6 +41,7 @@ struct mg_tracer;
 struct mg_jscan;
 struct mg_auth;
 struct mg_auth_outcome;
+struct mg_oauth_gw;
 
 /* One SSE response stream (a GET stream, a request's stream, or a
  * subscriptions/listen stream). */
@@ -149,6 +150,7 @@ struct mg_gateway {
 	struct mg_hold *holds;      /* requests waiting for a rate-limit decision (Redis) */
 	struct mg_ratelimiter *rl;  /* NULL when rate_limit.enabled is false */
 	struct mg_audit *audit;     /* NULL when audit is off */
+	struct mg_oauth_gw *oauth;  /* login flow state (gateway/oauth.c), made on first use */
 	json_t *resource_refs;      /* shared-mode subscription refcounts: uri -> count */
 	json_t *tool_params;        /* x-mcp-header annotations learned from tools/list */
 	uint8_t tools_learned[32];  /* SHA-256 of the last tools/list result learned from */

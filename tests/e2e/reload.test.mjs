@@ -123,7 +123,7 @@ describe('SIGHUP reloads', { concurrency: 2 }, () => {
                 ['a key hash that is not a SHA-256', () => gw.writeConfig({ auth: { api_keys: [{ id: 'erin', key_hash: 'bm90LWEtaGFzaA==' }] } }), /auth\.api_keys\[0\]\.key_hash: expected the base64 SHA-256/],
                 ['duplicate key ids', () => gw.writeConfig({ auth: { api_keys: [{ id: 'erin', key_hash: erin.hash }, { id: 'erin', key_hash: alice.hash }] } }), /duplicate API key id "erin"/],
                 ['an unknown key', () => gw.writeConfig({ auth: { api_keys: [{ id: 'erin', key_hash: erin.hash, colour: 'red' }] } }), /colour/],
-                ['a provider this build does not have', () => gw.writeConfig({ auth: { api_keys: [{ id: 'erin', key_hash: erin.hash }], oauth: { provider: 'custom', client_id: 'x', authorization_url: 'https://a.example/a', token_url: 'https://a.example/t', introspection_url: 'https://a.example/i' } } }), /reload failed: \[auth\.oauth\]/],
+                ['an [auth.oauth] without the secret its introspection needs', () => gw.writeConfig({ auth: { api_keys: [{ id: 'erin', key_hash: erin.hash }], oauth: { provider: 'custom', client_id: 'x', authorization_url: 'https://a.example/a', token_url: 'https://a.example/t', introspection_url: 'https://a.example/i' } } }), /auth\.oauth\.client_secret: missing required key/],
                 ['an empty file (truncated by an editor)', () => gw.writeRaw(''), /no upstream configured/]
             ];
             for (const [what, write, expectLog] of broken) {

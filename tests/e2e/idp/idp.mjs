@@ -3,7 +3,7 @@
 //
 //   const idp = await startIdp();                 // child process, free port
 //   const tok = await idp.getToken({ alg: 'ES256', scope: 'mcp:read', resource });
-//   await idp.stats()   -> {jwks, token, discovery, total} (requests since start/reset)
+//   await idp.stats()   -> {jwks, token, discovery, introspection, total} (requests since start/reset)
 //   await idp.rotate()  -> new keys (new kids) served by the running IdP
 //   await idp.stop()    // SIGTERM by PID, SIGKILL after 5 s
 //   await idp.start()   // again, same port and keys (IdP back up)
@@ -106,7 +106,8 @@ export function generateKeys(algs = ['RS256', 'ES256', 'EdDSA'], tag = randomByt
 /* ---- the IdP ----------------------------------------------------------------------- */
 
 export class Idp {
-    constructor({ port = 0, keys = generateKeys(), scopes, tokenTtl } = {}) {
+    constructor({ port = 0, keys = generateKeys(), scopes, tokenTtl, redirectUris } = {}) {
+        this.redirectUris = redirectUris;
         this.port = port;
         this.keys = keys;
         this.scopes = scopes;
@@ -119,6 +120,10 @@ export class Idp {
 
     get issuer() {
         return `http://127.0.0.1:${this.port}`;
+    }
+
+    get introspectionUrl() {
+        return `${this.issuer}/token/introspection`;
     }
 
     get jwksUrl() {
@@ -140,6 +145,7 @@ export class Idp {
         const env = { ...process.env, IDP_PORT: String(this.port), IDP_KEYS_FILE: this.keysFile };
         if (this.scopes) env.IDP_SCOPES = this.scopes.join(' ');
         if (this.tokenTtl) env.IDP_TOKEN_TTL = String(this.tokenTtl);
+        if (this.redirectUris) env.IDP_REDIRECT_URIS = this.redirectUris.join(' ');
         const proc = spawn(process.execPath, [SERVER_JS], { stdio: ['ignore', 'pipe', 'pipe'], env });
         children.add(proc);
         this.proc = proc;
@@ -221,7 +227,7 @@ export class Idp {
         return json;
     }
 
-    /** Requests the IdP saw since it started or since resetStats(): {jwks, token, discovery, total}. */
+    /** Requests the IdP saw since it started or since resetStats(): {jwks, token, discovery, introspection, total}. */
     stats() {
         return this.admin('stats');
     }
@@ -262,9 +268,10 @@ export class Idp {
     /**
      * An access token from the token endpoint: client_credentials grant,
      * `resource` (RFC 8707) = the token's aud, signed with `alg`.
-     * Returns the compact JWT.
+     * Returns the compact JWT (`opaque`: an opaque token for introspection,
+     * valid `ttl` seconds).
      */
-    async getToken({ alg = 'RS256', scope, resource, client = 'mcp-client', secret = `${client}-secret` } = {}) {
+    async getToken({ alg = 'RS256', scope, resource, client = 'mcp-client', secret = `${client}-secret`, opaque = false, ttl } = {}) {
         if (!resource) throw new Error('getToken: resource (the gateway resource URL) is required');
         const form = new URLSearchParams({ grant_type: 'client_credentials', resource });
         if (scope) form.set('scope', scope);
@@ -274,7 +281,9 @@ export class Idp {
             headers: {
                 authorization: `Basic ${Buffer.from(`${client}:${secret}`).toString('base64')}`,
                 'content-type': 'application/x-www-form-urlencoded',
-                'x-test-token-alg': alg
+                'x-test-token-alg': alg,
+                ...(opaque ? { 'x-test-token-format': 'opaque' } : {}),
+                ...(ttl ? { 'x-test-token-ttl': String(ttl) } : {})
             },
             body: form
         });

@@ -1,0 +1,439 @@
+// The gateway as the authorization server of MCP clients ([auth.oauth]
+// authorization_server = true), fronting a real provider (oidc-provider with
+// a headless login, idp/server.mjs):
+//
+//  - the MCP TypeScript SDK's OAuth client runs discovery (RFC 9728 → RFC
+//    8414) → dynamic registration → PKCE authorize (the test submits the
+//    consent page like a browser) → token → MCP calls, then a refresh with
+//    rotation;
+//  - attack tests, one each: consent skipped (no form, forged CSRF, another
+//    site's form), redirect_uri mismatch (prefix, case, userinfo, fragment,
+//    look-alike host), PKCE missing or plain, verifier mismatch, code replay
+//    (revokes what it issued), refresh reuse after rotation (revokes the
+//    family), a registration with a javascript: redirect, a token request for
+//    another resource (audience), a CIMD client_id on a private address.
+
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import net from 'node:net';
+import { after, before, describe, test } from 'node:test';
+
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { auth } from '@modelcontextprotocol/sdk/client/auth.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+
+import { freePort } from './helpers.mjs';
+import { startAuthGateway } from './idp/auth-gateway.mjs';
+import { browse, Jar } from './idp/browser.mjs';
+import { startIdp } from './idp/idp.mjs';
+
+const REDIRECT = 'http://127.0.0.1:45999/callback'; // the client's; never requested
+const b64u = b => Buffer.from(b).toString('base64url');
+
+/** An in-memory OAuthClientProvider for the SDK, headless. */
+class MemoryProvider {
+    constructor() {
+        this.info = undefined;
+        this.saved = undefined;
+        this.verifier = undefined;
+        this.authUrl = undefined;
+    }
+    get redirectUrl() {
+        return REDIRECT;
+    }
+    get clientMetadata() {
+        return { client_name: 'e2e SDK client', redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'none' };
+    }
+    clientInformation() {
+        return this.info;
+    }
+    saveClientInformation(i) {
+        this.info = i;
+    }
+    tokens() {
+        return this.saved;
+    }
+    saveTokens(t) {
+        this.saved = t;
+    }
+    redirectToAuthorization(url) {
+        this.authUrl = url;
+    }
+    saveCodeVerifier(v) {
+        this.verifier = v;
+    }
+    codeVerifier() {
+        return this.verifier;
+    }
+}
+
+/** The consent page's hidden fields. */
+function consentFields(html) {
+    const field = name => new RegExp(`name="${name}" value="([^"]*)"`).exec(html)?.[1];
+    return { pending: field('pending'), csrf: field('csrf') };
+}
+
+describe('the gateway as authorization server (facade) with oidc-provider', { concurrency: 1, timeout: 180000 }, () => {
+    let idp;
+    let gw;
+    let port;
+    let origin;
+
+    before(async () => {
+        port = await freePort();
+        origin = `http://127.0.0.1:${port}`;
+        idp = await startIdp({ redirectUris: [`${origin}/oauth/callback`] });
+        gw = await startAuthGateway(
+            {
+                auth: {
+                    oauth: {
+                        provider: 'custom',
+                        issuer: idp.issuer,
+                        client_id: 'mcp-guard',
+                        client_secret: 'mcp-guard-secret',
+                        redirect_uri: `${origin}/oauth/callback`,
+                        scopes: ['openid'],
+                        authorization_url: `${idp.issuer}/auth`,
+                        token_url: `${idp.issuer}/token`,
+                        introspection_url: idp.introspectionUrl,
+                        allow_private_networks: true,
+                        authorization_server: true
+                    },
+                    // Service clients may still bring the IdP's own JWTs.
+                    jwt: { mode: 'jwks', jwks_url: idp.jwksUrl, allow_private_networks: true, issuer: idp.issuer, audience: `${origin}/mcp` }
+                }
+            },
+            { port }
+        );
+    });
+
+    after(async () => {
+        await gw?.stop();
+        await idp?.close();
+    });
+
+    /** Register a client by hand (DCR); returns its client_id. */
+    async function register(redirectUris = [REDIRECT]) {
+        const r = await fetch(`${origin}/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ client_name: 'hand', redirect_uris: redirectUris, token_endpoint_auth_method: 'none' }) });
+        const body = await r.json();
+        assert.equal(r.status, 201, JSON.stringify(body));
+        return body.client_id;
+    }
+
+    /** A PKCE pair. */
+    function pkce() {
+        const verifier = b64u(randomBytes(32));
+        return { verifier, challenge: b64u(createHash('sha256').update(verifier).digest()) };
+    }
+
+    function authorizeUrl(params) {
+        const u = new URL(`${origin}/authorize`);
+        for (const [k, v] of Object.entries(params)) if (v !== undefined) u.searchParams.set(k, v);
+        return u;
+    }
+
+    /**
+     * Drives GET /authorize → consent (approve) → provider login → back to the
+     * client's redirect; returns the redirect URL (with code or error).
+     */
+    async function approveAndLogin(url, jar = new Jar(), account) {
+        const cookie = jar.header(url);
+        const r = await fetch(url, { redirect: 'manual', headers: cookie ? { cookie } : {} });
+        jar.store(url, r);
+        let next;
+        if (r.status === 200) {
+            const { pending, csrf } = consentFields(await r.text());
+            assert.ok(pending && csrf, 'consent page fields');
+            const post = await fetch(`${origin}/authorize`, {
+                method: 'POST',
+                redirect: 'manual',
+                headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: jar.header(`${origin}/authorize`), origin },
+                body: new URLSearchParams({ pending, csrf, decision: 'approve' })
+            });
+            jar.store(`${origin}/authorize`, post);
+            assert.equal(post.status, 302, await post.text());
+            next = post.headers.get('location');
+        } else {
+            assert.equal(r.status, 302, await r.text());
+            next = r.headers.get('location');
+        }
+        if (next.startsWith(REDIRECT)) return new URL(next);
+        if (account) {
+            const u = new URL(next);
+            u.searchParams.set('account', account);
+            next = u.href;
+        }
+        return new URL(await browse(next, REDIRECT, jar));
+    }
+
+    /** A full authorization for a hand-registered client: {clientId, code, verifier}. */
+    async function codeFor(clientId, { resource = `${origin}/mcp`, jar } = {}) {
+        const { verifier, challenge } = pkce();
+        const back = await approveAndLogin(authorizeUrl({ response_type: 'code', client_id: clientId, redirect_uri: REDIRECT, code_challenge: challenge, code_challenge_method: 'S256', state: 'client-state', resource }), jar);
+        assert.equal(back.searchParams.get('state'), 'client-state');
+        assert.equal(back.searchParams.get('iss'), origin, 'RFC 9207 iss');
+        const code = back.searchParams.get('code');
+        assert.ok(code, `no code: ${back}`);
+        return { clientId, code, verifier };
+    }
+
+    const token = params => fetch(`${origin}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(params) }).then(async r => ({ status: r.status, body: await r.json() }));
+    const redeem = ({ clientId, code, verifier }, extra = {}) => token({ grant_type: 'authorization_code', client_id: clientId, code, redirect_uri: REDIRECT, code_verifier: verifier, ...extra });
+    const mcpStatus = async tok => (await gw.mcp({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '0' } } }, { headers: { authorization: `Bearer ${tok}` } })).status;
+
+    test('metadata: protected resource names the gateway; RFC 8414 document and JWKS', async () => {
+        const prm = await (await fetch(`${origin}/.well-known/oauth-protected-resource/mcp`)).json();
+        assert.deepEqual(prm.authorization_servers, [origin]);
+        const as = await (await fetch(`${origin}/.well-known/oauth-authorization-server`)).json();
+        assert.equal(as.issuer, origin);
+        assert.equal(as.authorization_endpoint, `${origin}/authorize`);
+        assert.equal(as.token_endpoint, `${origin}/token`);
+        assert.equal(as.registration_endpoint, `${origin}/register`);
+        assert.deepEqual(as.code_challenge_methods_supported, ['S256']);
+        assert.equal(as.client_id_metadata_document_supported, true);
+        assert.equal(as.authorization_response_iss_parameter_supported, true);
+        const jwks = await (await fetch(as.jwks_uri)).json();
+        assert.equal(jwks.keys[0].kty, 'OKP');
+        assert.equal(jwks.keys[0].alg, 'EdDSA');
+        assert.equal(jwks.keys[0].d, undefined, 'no private key');
+    });
+
+    test('the MCP SDK OAuth client: discovery → registration → PKCE authorize → token → MCP calls → refresh', async () => {
+        const provider = new MemoryProvider();
+        assert.equal(await auth(provider, { serverUrl: `${origin}/mcp` }), 'REDIRECT');
+        assert.ok(provider.info?.client_id, 'registered by DCR');
+        const authUrl = new URL(provider.authUrl);
+        assert.equal(authUrl.searchParams.get('code_challenge_method'), 'S256');
+        assert.equal(authUrl.searchParams.get('resource'), `${origin}/mcp`);
+        const back = await approveAndLogin(authUrl);
+        const code = back.searchParams.get('code');
+        assert.ok(code, `redirect without a code: ${back}`);
+        assert.equal(await auth(provider, { serverUrl: `${origin}/mcp`, authorizationCode: code }), 'AUTHORIZED');
+        const first = provider.saved;
+        assert.equal(first.token_type.toLowerCase(), 'bearer');
+        const [h, p] = first.access_token.split('.').slice(0, 2).map(x => JSON.parse(Buffer.from(x, 'base64url')));
+        assert.equal(h.alg, 'EdDSA');
+        assert.equal(p.aud, `${origin}/mcp`);
+        assert.equal(p.iss, origin);
+        assert.equal(p.sub, 'alice');
+        assert.ok(p.exp - p.iat <= 300);
+        // the provider's token never reaches the client
+        assert.ok(!JSON.stringify(first).includes(idp.issuer));
+
+        const client = new Client({ name: 'e2e-facade', version: '0' });
+        await client.connect(new StreamableHTTPClientTransport(new URL(`${origin}/mcp`), { authProvider: provider }));
+        const tools = await client.listTools();
+        assert.ok(tools.tools.length > 0);
+        const echo = await client.callTool({ name: 'echo', arguments: { message: 'via facade' } });
+        assert.match(JSON.stringify(echo.content), /via facade/);
+        await client.close();
+
+        // refresh with rotation
+        assert.equal(await auth(provider, { serverUrl: `${origin}/mcp` }), 'AUTHORIZED');
+        const second = provider.saved;
+        assert.notEqual(second.refresh_token, first.refresh_token);
+        assert.notEqual(second.access_token, first.access_token);
+        assert.equal(await mcpStatus(second.access_token), 200);
+    });
+
+    test('a user who refuses at the provider sends the client access_denied (with its state and iss)', async () => {
+        const clientId = await register();
+        const { challenge } = pkce();
+        const back = await approveAndLogin(authorizeUrl({ response_type: 'code', client_id: clientId, redirect_uri: REDIRECT, code_challenge: challenge, code_challenge_method: 'S256', state: 'st-1' }), new Jar(), 'deny');
+        assert.equal(back.searchParams.get('error'), 'access_denied');
+        assert.equal(back.searchParams.get('state'), 'st-1');
+        assert.equal(back.searchParams.get('iss'), origin);
+        assert.equal(back.searchParams.get('code'), null);
+    });
+
+    test('attack: consent cannot be skipped for an unapproved client', async () => {
+        const clientId = await register();
+        const { challenge } = pkce();
+        const url = authorizeUrl({ response_type: 'code', client_id: clientId, redirect_uri: REDIRECT, code_challenge: challenge, code_challenge_method: 'S256' });
+        const page = await fetch(url, { redirect: 'manual' });
+        assert.equal(page.status, 200, 'a consent page, not a redirect to the login');
+        assert.match(page.headers.get('content-security-policy'), /frame-ancestors 'none'/);
+        const jar = new Jar();
+        jar.store(url.href, page);
+        const { pending, csrf } = consentFields(await page.text());
+        const post = (body, headers = {}) =>
+            fetch(`${origin}/authorize`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams(body) });
+        // no CSRF token, a made-up one, the right one without the browser's cookie, another site's form
+        assert.equal((await post({ pending, decision: 'approve' }, { cookie: jar.header(url.href) })).status, 400);
+        assert.equal((await post({ pending, csrf: 'A'.repeat(43), decision: 'approve' }, { cookie: jar.header(url.href) })).status, 400);
+        assert.equal((await post({ pending, csrf, decision: 'approve' })).status, 400);
+        assert.equal((await post({ pending, csrf, decision: 'approve' }, { cookie: jar.header(url.href), origin: 'https://evil.example' })).status, 403);
+        // a made-up pending id
+        assert.equal((await post({ pending: 'x'.repeat(43), csrf, decision: 'approve' }, { cookie: jar.header(url.href) })).status, 400);
+        // deny goes back to the client with access_denied
+        const deny = await post({ pending, csrf, decision: 'deny' }, { cookie: jar.header(url.href) });
+        assert.equal(deny.status, 302);
+        assert.equal(new URL(deny.headers.get('location')).searchParams.get('error'), 'access_denied');
+    });
+
+    test('a client approved once in this browser goes straight to the login the next time', async () => {
+        const clientId = await register();
+        const jar = new Jar();
+        await codeFor(clientId, { jar });
+        const { challenge } = pkce();
+        const url = authorizeUrl({ response_type: 'code', client_id: clientId, redirect_uri: REDIRECT, code_challenge: challenge, code_challenge_method: 'S256' });
+        const r = await fetch(url, { redirect: 'manual', headers: { cookie: jar.header(url.href) } });
+        assert.equal(r.status, 302);
+        assert.ok(r.headers.get('location').startsWith(`${idp.issuer}/auth`));
+        // another browser (no cookie) still sees the consent page
+        assert.equal((await fetch(url, { redirect: 'manual' })).status, 200);
+    });
+
+    test('attack: redirect_uri mismatch (prefix, case, userinfo, fragment, look-alike) is refused without redirecting', async () => {
+        const clientId = await register(['https://app.example.com/cb']);
+        const { challenge } = pkce();
+        for (const uri of ['https://app.example.com/cb/evil', 'https://app.example.com/c', 'https://APP.example.com/cb', 'HTTPS://app.example.com/cb', 'https://app.example.com@evil.example/cb', 'https://app.example.com/cb#x', 'https://app.example.com.evil.example/cb', 'https://evil.example/cb']) {
+            const r = await fetch(authorizeUrl({ response_type: 'code', client_id: clientId, redirect_uri: uri, code_challenge: challenge, code_challenge_method: 'S256' }), { redirect: 'manual' });
+            assert.equal(r.status, 400, uri);
+            assert.equal(r.headers.get('location'), null, uri);
+        }
+    });
+
+    test('attack: PKCE missing or plain is refused', async () => {
+        const clientId = await register();
+        const { verifier, challenge } = pkce();
+        for (const params of [{}, { code_challenge: challenge }, { code_challenge: verifier, code_challenge_method: 'plain' }]) {
+            const r = await fetch(authorizeUrl({ response_type: 'code', client_id: clientId, redirect_uri: REDIRECT, ...params }), { redirect: 'manual' });
+            assert.equal(r.status, 302);
+            const to = new URL(r.headers.get('location'));
+            assert.ok(to.href.startsWith(REDIRECT));
+            assert.equal(to.searchParams.get('error'), 'invalid_request');
+        }
+    });
+
+    test('attack: a wrong code_verifier is refused and spends the code', async () => {
+        const grant = await codeFor(await register());
+        const r = await redeem({ ...grant, verifier: pkce().verifier });
+        assert.equal(r.status, 400);
+        assert.equal(r.body.error, 'invalid_grant');
+        assert.equal((await redeem(grant)).status, 400);
+    });
+
+    test('attack: code replay is refused and revokes the tokens the code gave', async () => {
+        const grant = await codeFor(await register());
+        const first = await redeem(grant);
+        assert.equal(first.status, 200, JSON.stringify(first.body));
+        assert.equal(await mcpStatus(first.body.access_token), 200);
+        const again = await redeem(grant);
+        assert.equal(again.status, 400);
+        assert.equal(again.body.error, 'invalid_grant');
+        assert.equal(await mcpStatus(first.body.access_token), 401);
+        const refresh = await token({ grant_type: 'refresh_token', client_id: grant.clientId, refresh_token: first.body.refresh_token });
+        assert.equal(refresh.status, 400);
+    });
+
+    test('attack: a refresh token reused after rotation revokes the family', async () => {
+        const grant = await codeFor(await register());
+        const t1 = (await redeem(grant)).body;
+        const t2 = await token({ grant_type: 'refresh_token', client_id: grant.clientId, refresh_token: t1.refresh_token });
+        assert.equal(t2.status, 200);
+        assert.notEqual(t2.body.refresh_token, t1.refresh_token);
+        const reuse = await token({ grant_type: 'refresh_token', client_id: grant.clientId, refresh_token: t1.refresh_token });
+        assert.equal(reuse.status, 400);
+        assert.equal(reuse.body.error, 'invalid_grant');
+        // the legitimate, rotated token dies too, and so does its access token
+        assert.equal((await token({ grant_type: 'refresh_token', client_id: grant.clientId, refresh_token: t2.body.refresh_token })).status, 400);
+        assert.equal(await mcpStatus(t2.body.access_token), 401);
+    });
+
+    test('attack: a token for another resource (audience) is refused at /authorize and /token', async () => {
+        const clientId = await register();
+        const { challenge } = pkce();
+        const r = await fetch(authorizeUrl({ response_type: 'code', client_id: clientId, redirect_uri: REDIRECT, code_challenge: challenge, code_challenge_method: 'S256', resource: 'https://other.example/mcp' }), { redirect: 'manual' });
+        assert.equal(new URL(r.headers.get('location')).searchParams.get('error'), 'invalid_target');
+        const grant = await codeFor(clientId);
+        const t = await redeem(grant, { resource: 'https://other.example/mcp' });
+        assert.equal(t.status, 400);
+        assert.equal(t.body.error, 'invalid_target');
+    });
+
+    test('attack: a registration with a javascript: (or data:, or non-loopback http) redirect is refused', async () => {
+        for (const uri of ['javascript:alert(document.cookie)', 'data:text/html,<script>alert(1)</script>', 'http://evil.example/cb']) {
+            const r = await fetch(`${origin}/register`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ redirect_uris: [uri] }) });
+            assert.equal(r.status, 400, uri);
+            assert.equal((await r.json()).error, 'invalid_redirect_uri');
+        }
+    });
+
+    test('with [auth.jwt] too: IdP JWTs still work, and the gateway\'s own tokens cause no JWKS refetch', async () => {
+        const jwt = await idp.getToken({ resource: `${origin}/mcp`, client: 'alice' });
+        assert.equal(await mcpStatus(jwt), 200);
+        await idp.resetStats();
+        for (let i = 0; i < 3; i++) {
+            const t = (await redeem(await codeFor(await register()))).body;
+            assert.equal(await mcpStatus(t.access_token), 200);
+        }
+        const s = await idp.stats();
+        assert.equal(s.jwks, 0, JSON.stringify(s));
+    });
+
+    test('a SIGHUP reload keeps the keys, clients and grants', async () => {
+        const clientId = await register();
+        const t = (await redeem(await codeFor(clientId))).body;
+        gw.writeConfig(gw.config);
+        await gw.reload();
+        assert.equal(await mcpStatus(t.access_token), 200);
+        const r = await token({ grant_type: 'refresh_token', client_id: clientId, refresh_token: t.refresh_token });
+        assert.equal(r.status, 200, JSON.stringify(r.body));
+        await codeFor(clientId); // the registration survived too
+    });
+
+    test('the gateway log never holds a token or code', async () => {
+        const grant = await codeFor(await register());
+        const t = (await redeem(grant)).body;
+        await mcpStatus(t.access_token);
+        for (const secret of [grant.code, t.access_token, t.refresh_token]) assert.ok(!gw.stderr.includes(secret));
+    });
+});
+
+describe('facade: a CIMD client_id on a private address is never fetched', { timeout: 60000 }, () => {
+    let gw;
+    let server;
+    let connections = 0;
+
+    before(async () => {
+        server = net.createServer(s => {
+            connections++;
+            s.destroy();
+        });
+        await new Promise(r => server.listen(0, '127.0.0.1', r));
+        gw = await startAuthGateway(port => ({
+            auth: {
+                oauth: {
+                    provider: 'custom',
+                    client_id: 'mcp-guard',
+                    client_secret: 'x',
+                    redirect_uri: `http://127.0.0.1:${port}/oauth/callback`,
+                    authorization_url: 'https://idp.example/auth',
+                    token_url: 'https://idp.example/token',
+                    introspection_url: 'https://idp.example/introspect',
+                    authorization_server: true
+                }
+            }
+        }));
+    });
+
+    after(async () => {
+        await gw?.stop();
+        server?.close();
+    });
+
+    test('client_id https://localhost:<port>/client.json: 400 invalid_client, no connection made', async () => {
+        const { port } = server.address();
+        for (const id of [`https://localhost:${port}/client.json`, `https://127.0.0.1:${port}/client.json`]) {
+            const u = new URL(`${gw.origin}/authorize`);
+            u.searchParams.set('client_id', id);
+            u.searchParams.set('redirect_uri', REDIRECT);
+            u.searchParams.set('response_type', 'code');
+            const r = await gw.request(`${u.pathname}${u.search}`);
+            assert.equal(r.status, 400, r.body);
+            assert.equal(r.json.error, 'invalid_client');
+        }
+        assert.equal(connections, 0);
+    });
+});
