@@ -360,6 +360,8 @@ const httpAvail = !unavailable('mcp-guard-http');
 			]);
 		}
 		if (!get('http-rate', 'mcp-guard-http', 'echo', c64)) T.push(['p99 added latency < 1 ms at half load (scenario 4)', 'not measured', '—']);
+	} else if (!status['mcp-guard-http']) {
+		T.push(['≥ 0.8× nginx proxying the same HTTP upstream (scenario 4)', 'not measured', '—']);
 	} else {
 		const g = best('mcp-guard');
 		T.push([
@@ -469,7 +471,7 @@ if (na.length || naFeatures.length) {
 	head.push('');
 }
 
-out.push('## Scenario 1–4: the fast upstream', '');
+if (seriesOf('fast', 'echo').length) out.push('## Scenario 1–4: the fast upstream', '');
 throughputTable('fast', 'echo', 'tools/call echo through each system', 'The fast upstream (`bench/fast-upstream.c`) answers in microseconds, so the figures are the cost of the system in front of it. "direct" is the same upstream over Streamable HTTP with no gateway; nginx proxies that HTTP upstream (keep-alive pool); the gateways and Node peers run the upstream over stdio (supergateway stateful starts one upstream process per session, like mcp-guard per_session; mcp-proxy and mcp-guard shared use one).');
 ratioTable('fast', 'echo', ['mcp-guard', 'mcp-guard-per-session'], ['direct', 'nginx', 'supergateway', 'mcp-proxy']);
 chart('fast', 'echo', 'Fast upstream, tools/call echo');
@@ -560,7 +562,7 @@ if (seriesOf('obs', 'echo').length) {
 	}
 }
 
-out.push('## Scenario 1 with server-everything over stdio', '');
+if (seriesOf('everything', 'echo').length) out.push('## Scenario 1 with server-everything over stdio', '');
 throughputTable('everything', 'echo', 'tools/call echo on @modelcontextprotocol/server-everything', '"direct" is server-everything\'s own Streamable HTTP transport (`index.js streamableHttp`), no gateway.');
 ratioTable('everything', 'echo', ['mcp-guard'], ['direct', 'supergateway', 'mcp-proxy']);
 chart('everything', 'echo', 'server-everything, tools/call echo');
