@@ -5,6 +5,9 @@
 #   BENCH_PROFILE_C       virtual users (64 for echo, 4 otherwise)
 #   BENCH_PROFILE_FAMILY  legacy (default) or modern
 #   BENCH_PROFILE_AUTH=1  scenario 2: one API key, rate limiting (never refusing)
+#   BENCH_PROFILE_OBS=audit|full  the observability group's (c) or (b): audit to a
+#                         file with the hash chain; full adds tracing at sample_rate
+#                         0.1 exporting to bench/otlp-sink.mjs on the load core
 #
 # Starts mcp-guard (shared mode, the fast stdio upstream; with `http`, the
 # fast upstream over Streamable HTTP behind `transport = "http"`, scenario 4)
@@ -73,10 +76,26 @@ port = $PORT
 
 [upstream]
 $UP_TOML
-
-[audit]
-enabled = false
 EOF
+OBS=${BENCH_PROFILE_OBS:-}
+SINK=
+case $OBS in
+audit | full)
+	printf '\n[audit]\nenabled = true\nstdout = false\nfile = "%s"\nhash_chain = true\n' "$WORK/audit.jsonl" >>"$WORK/guard.toml"
+	if [ "$OBS" = full ]; then
+		OTLP=$((PORT + 2))
+		printf '\n[tracing]\nenabled = true\notlp_endpoint = "http://127.0.0.1:%s"\nallow_private_networks = true\nsample_rate = 0.1\n' "$OTLP" >>"$WORK/guard.toml"
+		taskset -c "$LOAD_CPU" node "$BENCH/otlp-sink.mjs" "$OTLP" 600 >"$WORK/sink.log" 2>&1 &
+		SINK=$!
+		for _ in $(seq 1 50); do
+			(exec 3<>"/dev/tcp/127.0.0.1/$OTLP") 2>/dev/null && break
+			sleep 0.1
+		done
+	fi
+	;;
+'') printf '\n[audit]\nenabled = false\n' >>"$WORK/guard.toml" ;;
+*) echo "profile: BENCH_PROFILE_OBS is audit or full" >&2; exit 2 ;;
+esac
 FAMILY=${BENCH_PROFILE_FAMILY:-legacy}
 HDR=()
 if [ "${BENCH_PROFILE_AUTH:-0}" = 1 ]; then
@@ -104,6 +123,8 @@ cleanup() {
 	PID=
 	[ -n "$UPID" ] && kill -TERM "$UPID" 2>/dev/null && wait "$UPID" 2>/dev/null
 	UPID=
+	[ -n "$SINK" ] && kill -TERM "$SINK" 2>/dev/null && wait "$SINK" 2>/dev/null
+	SINK=
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -144,10 +165,15 @@ cleanup
 
 REQ=$(sed -n 's/.*"result":{[^}]*"requests":\([0-9]*\).*/\1/p' "$WORK/load.json")
 {
-	echo "# mcp-guard profile: tools/call $CALL ($UP_NAME), $FAMILY family, c=$C$([ -n "${HDR[*]}" ] && echo ', API key + rate limiting'), $TOOL, $(date -u +%Y-%m-%dT%H:%MZ)"
+	echo "# mcp-guard profile: tools/call $CALL ($UP_NAME), $FAMILY family, c=$C$([ -n "${HDR[*]}" ] && echo ', API key + rate limiting')$([ -n "$OBS" ] && echo ", audit to a file (hash chain)")$([ "$OBS" = full ] && echo ", tracing at 0.1"), $TOOL, $(date -u +%Y-%m-%dT%H:%MZ)"
 	echo "# commit $(cd "$ROOT" && git rev-parse --short HEAD), load: $(head -c 400 "$WORK/load.json")"
+	node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).result;
+if (r && r.requests > 0) console.log(`# CPU per request in the window: tree ${(1e6 * r.sut_cpu_s / r.requests).toFixed(1)} us, gateway process (all its threads) ${(1e6 * r.sut_root_cpu_s / r.requests).toFixed(1)} us; ${r.rps} req/s; neighbours used ${r.others_cpu_pct}% of a core`);' "$WORK/load.json" 2>/dev/null
 	echo
 	if [ "$TOOL" = perf ]; then
+		echo "## By thread (self time; the event loop is the thread named mcp-guard)"
+		perf report -i "$WORK/perf.data" --stdio --no-children --sort pid -g none 2>/dev/null | grep -E '^ +[0-9]' | head -10
+		echo
 		echo "## By shared object (self time)"
 		perf report -i "$WORK/perf.data" --stdio --no-children --sort dso -g none 2>/dev/null | grep -E '^ +[0-9]' | head -15
 		echo

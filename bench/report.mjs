@@ -115,6 +115,9 @@ const LABEL = {
 	'mcp-guard-auth': 'mcp-guard, API key + rate limit + audit (2)',
 	'mcp-guard-jwt': 'mcp-guard, JWT RS256 (3)',
 	'mcp-guard-http': 'mcp-guard, HTTP upstream + API key + rate limit (4)',
+	'obs-off': '(a) API key + rate limit, audit and tracing off',
+	'obs-full': '(b) + audit to a file (hash chain) + tracing at 0.1',
+	'obs-audit': '(c) + audit to a file (hash chain) only',
 };
 const label = (s) => LABEL[s] ?? s;
 
@@ -357,6 +360,8 @@ const httpAvail = !unavailable('mcp-guard-http');
 			]);
 		}
 		if (!get('http-rate', 'mcp-guard-http', 'echo', c64)) T.push(['p99 added latency < 1 ms at half load (scenario 4)', 'not measured', '—']);
+	} else if (!status['mcp-guard-http']) {
+		T.push(['≥ 0.8× nginx proxying the same HTTP upstream (scenario 4)', 'not measured', '—']);
 	} else {
 		const g = best('mcp-guard');
 		T.push([
@@ -403,6 +408,56 @@ if (leak.length >= 2) {
 		last <= Math.max(256, 0.02 * leak[0]) ? (grow <= Math.max(512, 0.05 * leak[0]) ? 'met' : 'met (warm-up growth in the first run only)') : 'missed (still growing)',
 	]);
 }
+// ---- observability overhead (issue 12): (b) audit + tracing 0.1 and (c) audit only vs (a) off
+const obsRate = lines.find((l) => l.obs_rate)?.obs_rate;
+const obsMetrics = lines.filter((l) => l.obs_metrics).map((l) => l.obs_metrics);
+const obsSink = lines.find((l) => 'obs_sink' in l)?.obs_sink;
+const obsFiles = lines.filter((l) => l.obs_audit_file).map((l) => l.obs_audit_file);
+const OBS = ['obs-off', 'obs-full', 'obs-audit'];
+// Paired per-repetition ratios: the three ran back to back in each repetition,
+// so a ratio within one repetition shares most of that moment's noise.
+const paired = (grp, s, base, f) => {
+	const at = (sr) => new Map(points.filter((p) => p.group === grp && p.series === sr && p.c === c64 && p.r?.result).map((p) => [p.rep, p.r.result]));
+	const a = at(base), b = at(s);
+	const v = [...b.keys()].filter((r) => a.has(r)).map((r) => f(b.get(r), a.get(r))).filter((x) => Number.isFinite(x));
+	return v.length ? { med: median(v), min: Math.min(...v), max: Math.max(...v), n: v.length } : undefined;
+};
+const cpuOf = (r) => (r.requests > 0 && r.sut_cpu_s > 0 ? (1e6 * r.sut_cpu_s) / r.requests : undefined);
+const obsCmp = (s) => {
+	const a = get('obs', 'obs-off', 'echo', c64), b = get('obs', s, 'echo', c64);
+	if (!a || !b) return undefined;
+	return {
+		a, b,
+		rps: b.rps / a.rps,
+		cpu: a.cpuUs && b.cpuUs ? a.cpuUs / b.cpuUs : undefined,
+		pairRps: paired('obs', s, 'obs-off', (x, y) => x.rps / y.rps),
+		pairCpu: paired('obs', s, 'obs-off', (x, y) => cpuOf(y) / cpuOf(x)),
+	};
+};
+const obsFull = obsCmp('obs-full');
+const obsAudit = obsCmp('obs-audit');
+const x2 = (v) => (v === undefined ? '—' : `${v.toFixed(2)}×`);
+const pairText = (p) => (p ? `${x2(p.med)} (${x2(p.min)}–${x2(p.max)} over ${p.n})` : '—');
+const obsDropped = (s) => obsMetrics.filter((m) => m.series === s).map((m) => m.after?.mcp_guard_audit_dropped_total ?? 0);
+const obsTraceDropped = (s) => obsMetrics.filter((m) => m.series === s).map((m) => m.after?.mcp_guard_trace_spans_dropped_total ?? 0);
+if (obsFull) {
+	const c = obsFull;
+	const measured = c.rps >= 0.9, byCpu = c.cpu !== undefined && c.cpu >= 0.9;
+	T.push([
+		'Audit to a file + tracing at sample_rate 0.1 within 10% of audit off (scenario 2 pipeline, c=64, one run)',
+		`${x2(c.rps)} (${f0(c.b.rps)} vs ${f0(c.a.rps)} req/s, medians; paired by repetition ${pairText(c.pairRps)}); CPU per request ${c.b.cpuUs?.toFixed(1)} vs ${c.a.cpuUs?.toFixed(1)} µs, so ${x2(c.cpu)} by the CPU-cost projection (paired ${pairText(c.pairCpu)})`,
+		measured && byCpu ? 'met' : measured ? 'met as measured; missed by the CPU-cost projection' : byCpu ? 'missed as measured; met by the CPU-cost projection' : 'missed',
+	]);
+	const drops = Math.max(0, ...obsDropped('obs-full'), ...obsDropped('obs-audit'));
+	const tdrops = Math.max(0, ...obsTraceDropped('obs-full'));
+	const qmax = Math.max(0, ...obsMetrics.filter((m) => m.series !== 'obs-off').map((m) => m.audit_depth_max));
+	const qsize = obsMetrics.find((m) => m.after?.mcp_guard_audit_queue_size)?.after.mcp_guard_audit_queue_size;
+	T.push([
+		'The audit and trace queues never block the event loop',
+		`overflow = "drop" (the loop never waits); audit events dropped ${drops}, spans dropped ${tdrops}; largest audit queue seen ${f0(qmax)} of ${f0(qsize)}`,
+		drops === 0 && tdrops === 0 ? 'met' : 'missed (the queue overflowed)',
+	]);
+}
 head.push('## Targets', '', table(['target', 'measured', 'verdict'], T), '');
 
 // not available
@@ -416,7 +471,7 @@ if (na.length || naFeatures.length) {
 	head.push('');
 }
 
-out.push('## Scenario 1–4: the fast upstream', '');
+if (seriesOf('fast', 'echo').length) out.push('## Scenario 1–4: the fast upstream', '');
 throughputTable('fast', 'echo', 'tools/call echo through each system', 'The fast upstream (`bench/fast-upstream.c`) answers in microseconds, so the figures are the cost of the system in front of it. "direct" is the same upstream over Streamable HTTP with no gateway; nginx proxies that HTTP upstream (keep-alive pool); the gateways and Node peers run the upstream over stdio (supergateway stateful starts one upstream process per session, like mcp-guard per_session; mcp-proxy and mcp-guard shared use one).');
 ratioTable('fast', 'echo', ['mcp-guard', 'mcp-guard-per-session'], ['direct', 'nginx', 'supergateway', 'mcp-proxy']);
 chart('fast', 'echo', 'Fast upstream, tools/call echo');
@@ -449,7 +504,65 @@ if (seriesOf('http', 'echo').length) {
 	if (mem.length) out.push('RSS (the process tree; for nginx the master and its worker; the upstream is a separate process, not counted):', '', table(['system', 'root idle', 'tree idle', 'root peak c=64', 'tree peak c=64', 'root after the last run'], mem), '');
 }
 
-out.push('## Scenario 1 with server-everything over stdio', '');
+if (seriesOf('obs', 'echo').length) {
+	out.push('## Observability: audit and tracing overhead (issue 12)', '');
+	throughputTable(
+		'obs',
+		'echo',
+		'tools/call echo through scenario 2\'s pipeline, three ways',
+		'Scenario 2\'s pipeline (stdio fast upstream, `shared`, one API key, rate limit at 10⁶/s) three ways, started together and measured interleaved in one run, the order rotated every repetition: (a) `[audit] enabled = false`, `[tracing] enabled = false`; (b) `[audit]` to a file with `hash_chain = true` (fsync `batch`, overflow `drop`) and `[tracing]` at `sample_rate = 0.1` exporting OTLP/HTTP JSON to a loopback receiver (`bench/otlp-sink.mjs`, pinned to the load generator\'s core; it answers 200 `{}` and counts spans); (c) the same audit file, tracing off. The gateway\'s writer and exporter threads are in its process, so their CPU is in "CPU per request".',
+	);
+	const rows = [];
+	for (const [s, c] of [['obs-full', obsFull], ['obs-audit', obsAudit]]) {
+		if (!c) continue;
+		rows.push([label(s) + ' ÷ (a)', x2(c.rps), pairText(c.pairRps), `${c.b.cpuUs?.toFixed(1)} vs ${c.a.cpuUs?.toFixed(1)} µs`, x2(c.cpu), pairText(c.pairCpu)]);
+	}
+	if (rows.length) out.push('Against (a), c=64 (target for (b): ≥ 0.90×):', '', table(['', 'req/s ratio (medians)', 'req/s ratio paired by repetition: median (min–max)', 'CPU per request', 'ratio by CPU cost', 'CPU-cost ratio paired'], rows), '');
+	const rs = OBS.map((s) => [s, get('obs-rate', s, 'echo', c64)]).filter(([, st]) => st);
+	if (rs.length) {
+		const ra = get('obs-rate', 'obs-off', 'echo', c64);
+		out.push(`### Latency at a fixed rate (${f0(obsRate)} req/s, c=64)`, '');
+		out.push(
+			table(['configuration', 'windows', 'achieved req/s', 'p50', 'p90', 'p99 (median)', 'p99 (quietest)', 'max', 'p99 vs (a), quietest', 'CPU per request', 'neighbours CPU', 'errors'],
+				rs.map(([s, st]) => [label(s), st.n, f0(st.rps), ms(st.p50), ms(st.p90), ms(st.p99), ms(st.p99Min), ms(st.max), ra && s !== 'obs-off' ? (st.p99Min >= ra.p99Min ? `+${ms(st.p99Min - ra.p99Min)}` : `−${ms(ra.p99Min - st.p99Min)}`) : '—', st.cpuUs === undefined ? '—' : `${st.cpuUs.toFixed(1)} µs`, pc(st.others), st.errors])),
+			'',
+		);
+	}
+	if (obsMetrics.length) {
+		out.push('### The queues: /metrics during and after every window', '');
+		const qrows = OBS.map((s) => {
+			const ms_ = obsMetrics.filter((m) => m.series === s);
+			if (!ms_.length) return null;
+			const last = ms_[ms_.length - 1].after ?? {};
+			const mx = (k) => Math.max(0, ...ms_.map((m) => m[k] ?? 0));
+			const has = (k) => k in last;
+			return [
+				label(s), f0(sum(ms_.map((m) => m.samples))),
+				has('mcp_guard_audit_events_total') ? f0(last.mcp_guard_audit_events_total) : 'off',
+				has('mcp_guard_audit_written_total') ? f0(last.mcp_guard_audit_written_total) : '—',
+				has('mcp_guard_audit_dropped_total') ? f0(last.mcp_guard_audit_dropped_total) : '—',
+				has('mcp_guard_audit_queue_size') ? `${f0(mx('audit_depth_max'))} / ${f0(last.mcp_guard_audit_queue_size)}` : '—',
+				has('mcp_guard_trace_spans_exported_total') ? f0(last.mcp_guard_trace_spans_exported_total) : 'off',
+				has('mcp_guard_trace_spans_dropped_total') ? f0(last.mcp_guard_trace_spans_dropped_total) : '—',
+				has('mcp_guard_trace_export_failures_total') ? f0(last.mcp_guard_trace_export_failures_total) : '—',
+				has('mcp_guard_trace_queue_spans') ? `${f0(mx('trace_queue_max'))} / 2,048` : '—',
+				f0(last.mcp_guard_requests_total),
+			];
+		}).filter(Boolean);
+		out.push(
+			table(['configuration', '/metrics samples', 'audit events', 'written', 'dropped', 'audit queue: largest seen / size', 'spans exported', 'spans dropped', 'export failures', 'trace queue: largest seen / size', 'requests (all methods)'], qrows),
+			'',
+			'Counters as read after the last window of each configuration (cumulative over the run, warm-ups and session set-up included); "largest seen" is the maximum of `mcp_guard_audit_queue_depth` and `mcp_guard_trace_queue_spans` sampled every 0.2 s during every window. With `overflow = "drop"` the loop never waits for the queue: a full queue would show as dropped events, not as a stall.',
+			'',
+		);
+		const facts = [];
+		if (obsSink) facts.push(`The OTLP receiver accepted ${f0(obsSink.requests)} export request(s) with ${f0(obsSink.spans)} span(s) (${(obsSink.bytes / 1048576).toFixed(1)} MiB; rejected ${obsSink.rejected}, malformed ${obsSink.bad_json}), read after (b) stopped and flushed.`);
+		for (const f of obsFiles) facts.push(`${label(f.series)}: the audit file held ${f0(f.lines)} record(s) (${(f.bytes / 1048576).toFixed(1)} MiB); \`mcp-guard audit verify\` exited ${f.verify_status}: \`${f.verify}\`.`);
+		if (facts.length) out.push(...facts.map((t) => `- ${t}`), '');
+	}
+}
+
+if (seriesOf('everything', 'echo').length) out.push('## Scenario 1 with server-everything over stdio', '');
 throughputTable('everything', 'echo', 'tools/call echo on @modelcontextprotocol/server-everything', '"direct" is server-everything\'s own Streamable HTTP transport (`index.js streamableHttp`), no gateway.');
 ratioTable('everything', 'echo', ['mcp-guard'], ['direct', 'supergateway', 'mcp-proxy']);
 chart('everything', 'echo', 'server-everything, tools/call echo');

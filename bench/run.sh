@@ -26,8 +26,8 @@
 # Knobs (environment): BENCH_QUICK, BENCH_REPS, BENCH_WARMUP, BENCH_DURATION,
 # BENCH_CONC, BENCH_EV_CONC, BENCH_RATE, BENCH_RATE_REPS, BENCH_IDLE_SESSIONS, BENCH_IDLE_PCT,
 # BENCH_IDLE_MAX, BENCH_IDLE_BUDGET, BENCH_BUDGET, BENCH_PORT_BASE, BENCH_ONLY
-# (space-separated groups: fast http big rate everything idle), BENCH_HTTP_CONC,
-# BENCH_HTTP_RATE, BENCH_NO_DOCS=1.
+# (space-separated groups: fast http big rate everything idle obs), BENCH_HTTP_CONC,
+# BENCH_HTTP_RATE, BENCH_OBS_CONC, BENCH_OBS_RATE, BENCH_NO_DOCS=1.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 # The whole script is one brace group: bash reads all of it before running
 # any, so editing this file while a run is going on cannot derail that run.
@@ -82,7 +82,7 @@ nice -n "$NICE" true 2>/dev/null || NICE=0
 SUT_CPU=${BENCH_SUT_CPU:-0}
 LOAD_CPU=${BENCH_LOAD_CPU:-1}
 PORT_BASE=${BENCH_PORT_BASE:-20300} # below the ephemeral range: no client socket can hold it
-ONLY=${BENCH_ONLY:-fast http big rate everything idle}
+ONLY=${BENCH_ONLY:-fast http big rate everything idle obs}
 HTTP_CONC=${BENCH_HTTP_CONC:-1 64} # scenario 4; its fixed rate defaults to half nginx's c=64 throughput
 HTTP_RATE=${BENCH_HTTP_RATE:-}
 TOOLS=5000
@@ -232,8 +232,13 @@ P_EV_SG=$((PORT_BASE + 11))
 P_EV_MP=$((PORT_BASE + 12))
 P_EV_DIRECT=$((PORT_BASE + 13))
 P_IDLE=$((PORT_BASE + 14))
+# PORT_BASE + 15: the feature probe
+P_OBS_OFF=$((PORT_BASE + 16))   # observability group: (a) audit and tracing off
+P_OBS_FULL=$((PORT_BASE + 17))  # (b) audit to a file (hash chain) + tracing at sample_rate 0.1
+P_OBS_AUDIT=$((PORT_BASE + 18)) # (c) audit to a file only
+P_OTLP=$((PORT_BASE + 19))      # the loopback OTLP/HTTP receiver (bench/otlp-sink.mjs)
 
-for p in $(seq "$PORT_BASE" $((PORT_BASE + 15))); do
+for p in $(seq "$PORT_BASE" $((PORT_BASE + 19))); do
 	if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 		log "port $p is in use: set BENCH_PORT_BASE to a free range"
 		exit 1
@@ -318,6 +323,48 @@ requests_per_second = 1000000
 burst_size = 1000000
 
 [audit]
+enabled = false"
+# Observability group: scenario 2's pipeline (stdio fast upstream, API key,
+# rate limit never refusing) three ways. Audit is on (to stdout) by default,
+# so (a) turns it off explicitly; tracing is off by default, said anyway.
+OBS_PIPE="[[auth.api_keys]]
+id = \"bench\"
+key_hash = \"$API_HASH\"
+
+[rate_limit]
+enabled = true
+requests_per_second = 1000000
+burst_size = 1000000"
+OBS_AUDIT_FILE() {
+	printf '[audit]\nenabled = true\nstdout = false\nfile = "%s"\nhash_chain = true\noverflow = "drop"\n' "$1"
+}
+guard_config "$WORK/guard-obs-off.toml" "$P_OBS_OFF" "[upstream]
+$FAST_STDIO
+mode = \"shared\"" "$OBS_PIPE
+
+[audit]
+enabled = false
+
+[tracing]
+enabled = false"
+guard_config "$WORK/guard-obs-full.toml" "$P_OBS_FULL" "[upstream]
+$FAST_STDIO
+mode = \"shared\"" "$OBS_PIPE
+
+$(OBS_AUDIT_FILE "$WORK/obs-full-audit.jsonl")
+
+[tracing]
+enabled = true
+otlp_endpoint = \"http://127.0.0.1:$P_OTLP\"
+allow_private_networks = true
+sample_rate = 0.1"
+guard_config "$WORK/guard-obs-audit.toml" "$P_OBS_AUDIT" "[upstream]
+$FAST_STDIO
+mode = \"shared\"" "$OBS_PIPE
+
+$(OBS_AUDIT_FILE "$WORK/obs-audit-audit.jsonl")
+
+[tracing]
 enabled = false"
 guard_config "$WORK/guard-everything.toml" "$P_EV_GUARD" "[upstream]
 transport = \"stdio\"
@@ -631,6 +678,114 @@ if want idle; then
 			--setup-timeout 90
 	fi
 	status_record mcp-guard-idle 5
+	cleanup
+	STARTED=()
+fi
+
+# ---- group: observability (issue 12: audit + tracing within 10% of audit off) -------------
+# Scenario 2's pipeline (API key + rate limit, stdio fast upstream) three ways,
+# all started at once and measured interleaved in one run, the order rotated
+# every repetition: (a) audit and tracing off; (b) audit to a file with the
+# hash chain and tracing at sample_rate 0.1 exporting OTLP/HTTP to a loopback
+# receiver (bench/otlp-sink.mjs, on the load generator's core: a collector is
+# not the gateway's cost); (c) audit to a file only. Closed loop at $OBS_CONC,
+# then a fixed rate (BENCH_OBS_RATE, default half of (a)'s c=64 throughput in
+# this run, at most BENCH_RATE). During every window /metrics is sampled
+# every 0.2 s (all three alike) for the largest audit and trace queue seen;
+# after it, the counters are read (dropped, queue depth, written, exported).
+
+OBS_SYSTEMS="mcp-guard-obs-off mcp-guard-obs-full mcp-guard-obs-audit"
+OBS_METRICS="mcp_guard_audit_queue_depth mcp_guard_audit_queue_size mcp_guard_audit_events_total mcp_guard_audit_written_total mcp_guard_audit_dropped_total mcp_guard_audit_write_errors_total mcp_guard_trace_queue_spans mcp_guard_trace_spans_exported_total mcp_guard_trace_spans_dropped_total mcp_guard_trace_export_failures_total mcp_guard_requests_total"
+
+# metrics_json PORT: the OBS_METRICS of that gateway as one JSON object (the
+# sum over label sets; absent metrics are left out).
+metrics_json() {
+	curl -s -m 2 -H "Authorization: Bearer $API_KEY" "http://127.0.0.1:$1/metrics" |
+		awk -v want="$OBS_METRICS" 'BEGIN { n = split(want, w, " "); for (i = 1; i <= n; i++) ok[w[i]] = 1 }
+			/^#/ { next }
+			{ name = $1; sub(/\{.*/, "", name); if (name in ok) { v[name] += $NF; seen[name] = 1 } }
+			END { printf "{"; sep = ""; for (i = 1; i <= n; i++) if (w[i] in seen) { printf "%s\"%s\":%.17g", sep, w[i], v[w[i]]; sep = "," } printf "}" }'
+}
+
+# obs_point GROUP SERIES SYSTEM C REP [mcpload args...]: a point with /metrics
+# sampled during it (at most 600 samples, stopped through a file), then read.
+obs_point() {
+	local group=$1 series=$2 sys=$3 c=$4 rep=$5 port
+	shift 5
+	[ "${STATUS[$sys]:-}" = ok ] || return 0
+	port=${URL[$sys]#http://127.0.0.1:}
+	port=${port%/mcp}
+	local samples=$WORK/obs-samples-$series-$group-$rep.txt stopf=$WORK/obs-stop
+	rm -f "$stopf"
+	: >"$samples"
+	nice -n "$NICE" taskset -c "$LOAD_CPU" bash -c '
+		for i in $(seq 1 600); do
+			[ -e "$1" ] && exit 0
+			curl -s -m 1 -H "Authorization: Bearer $3" "http://127.0.0.1:$2/metrics" |
+				awk "/^mcp_guard_audit_queue_depth /{a=\$NF} /^mcp_guard_trace_queue_spans /{t=\$NF} END{print a+0, t+0}" >>"$4"
+			sleep 0.2
+		done' _ "$stopf" "$port" "$API_KEY" "$samples" &
+	local spid=$!
+	point "$group" "$series" "$sys" legacy echo "$c" "$rep" -H "Authorization: Bearer $API_KEY" "$@"
+	touch "$stopf"
+	wait "$spid" 2>/dev/null
+	[ "${STATUS[$sys]:-}" = ok ] || return 0
+	local amax tmax n
+	read -r amax tmax n < <(awk 'BEGIN{a=0;t=0} {if ($1>a) a=$1; if ($2>t) t=$2; n++} END{print a+0, t+0, n+0}' "$samples")
+	echo "{\"obs_metrics\":{\"group\":\"$group\",\"series\":\"$series\",\"c\":$c,\"rep\":$rep,\"samples\":$n,\"audit_depth_max\":$amax,\"trace_queue_max\":$tmax,\"after\":$(metrics_json "$port")}}" >>"$JSONL"
+}
+
+if want obs; then
+	OBS_CONC=${BENCH_OBS_CONC:-64}
+	log "observability: starting the OTLP receiver and three scenario 2 gateways (off, audit + tracing 0.1, audit)"
+	start otlp-sink port "$P_OTLP" taskset -c "$LOAD_CPU" "$NODE" "$BENCH/otlp-sink.mjs" "$P_OTLP" 1800
+	start mcp-guard-obs-off guard "$P_OBS_OFF" "$GUARD" --config "$WORK/guard-obs-off.toml" run
+	start mcp-guard-obs-full guard "$P_OBS_FULL" "$GUARD" --config "$WORK/guard-obs-full.toml" run
+	start mcp-guard-obs-audit guard "$P_OBS_AUDIT" "$GUARD" --config "$WORK/guard-obs-audit.toml" run
+	for s in $OBS_SYSTEMS; do status_record "$s" obs; done
+	status_record otlp-sink obs
+	order=(obs-off:mcp-guard-obs-off obs-full:mcp-guard-obs-full obs-audit:mcp-guard-obs-audit)
+	log "observability: tools/call echo, concurrency $OBS_CONC, $REPS repetition(s), order rotated"
+	for rep in $(seq 1 "$REPS"); do
+		for c in $OBS_CONC; do
+			for k in 0 1 2; do
+				sp=${order[$(((k + rep - 1) % 3))]}
+				obs_point obs "${sp%%:*}" "${sp#*:}" "$c" "$rep"
+			done
+		done
+	done
+	orate=${BENCH_OBS_RATE:-}
+	if [ -z "$orate" ]; then
+		orate=$(median_rps obs obs-off 64)
+		[ -n "$orate" ] && orate=$((orate / 2))
+		[ -n "$orate" ] && [ "$orate" -gt 0 ] && [ "$orate" -lt "$RATE" ] || orate=$RATE
+	fi
+	echo "{\"obs_rate\":$orate}" >>"$JSONL"
+	log "observability: fixed rate $orate requests/s at concurrency 64, $RATE_REPS repetition(s)"
+	for rep in $(seq 1 "$RATE_REPS"); do
+		for k in 0 1 2; do
+			sp=${order[$(((k + rep - 1) % 3))]}
+			obs_point obs-rate "${sp%%:*}" "${sp#*:}" 64 "$rep" --rate "$orate"
+		done
+	done
+	# Stop the gateways first (a graceful stop flushes both queues), then
+	# read what the receiver got and check the audit files.
+	for s in $OBS_SYSTEMS; do stop "$s"; done
+	if [ "${STATUS[otlp-sink]:-}" = ok ]; then
+		echo "{\"obs_sink\":$(curl -s -m 2 "http://127.0.0.1:$P_OTLP/stats" || echo null)}" >>"$JSONL"
+	fi
+	for f in full audit; do
+		af=$WORK/obs-$f-audit.jsonl
+		[ -f "$af" ] || continue
+		lines=$(wc -l <"$af")
+		bytes=$(stat -c %s "$af")
+		nice -n 10 taskset -c "$LOAD_CPU" timeout 120 "$GUARD" audit verify "$af" >"$WORK/obs-$f-verify.txt" 2>&1
+		vrc=$?
+		verify=$(tail -n1 "$WORK/obs-$f-verify.txt" | cut -c1-200)
+		echo "{\"obs_audit_file\":{\"series\":\"obs-$f\",\"lines\":$lines,\"bytes\":$bytes,\"verify_status\":$vrc,\"verify\":$("$NODE" -e 'console.log(JSON.stringify(process.argv[1]))' "$verify")}}" >>"$JSONL"
+		log "observability: obs-$f audit file: $lines records, $bytes bytes, verify: $verify"
+		rm -f "$af" # can be hundreds of MB; what it held is recorded above
+	done
 	cleanup
 	STARTED=()
 fi
