@@ -28,6 +28,7 @@
 #include "auth/auth.h"
 #include "authz/authz.h"
 #include "gateway/internal.h"
+#include "gateway/pipeline.h"
 #include "mcp/jscan.h"
 #include "mcp/params.h"
 #include "mcp/sse.h"
@@ -40,18 +41,13 @@
 static const char *const log_levels[] = { "emergency", "alert",  "critical", "error",
 	                                  "warning",   "notice", "info",     "debug" };
 
-static int log_level_index(const char *s)
+int mg_pipeline_log_level_index(const char *s)
 {
 	for (int i = 0; s && i < 8; i++) {
 		if (strcmp(s, log_levels[i]) == 0)
 			return i;
 	}
 	return -1;
-}
-
-static const char *hdr(struct mg_http_req *req, const char *name)
-{
-	return mg_http_req_header(req, name);
 }
 
 static const char *req_header(void *ctx, const char *name)
@@ -84,13 +80,6 @@ static bool accepts(const char *accept, const char *type)
 		p += strcspn(p, ",");
 	}
 	return false;
-}
-
-/* Accept that names text/event-stream explicitly (wildcards do not count:
- * a client must say it can read a stream). */
-static bool accepts_sse(const char *accept)
-{
-	return accept && strcasestr(accept, "text/event-stream") != NULL;
 }
 
 static bool is_json_ctype(const char *ct)
@@ -136,7 +125,7 @@ static bool public_host(struct mg_gateway *gw, const char *host, size_t n)
 	return hl == n && strncasecmp(h, host, n) == 0;
 }
 
-static bool origin_allowed(struct mg_gateway *gw, const char *origin)
+bool mg_origin_allowed(struct mg_gateway *gw, const char *origin)
 {
 	const struct mg_strv *allow = &gw->cfg->server.allowed_origins;
 	for (size_t i = 0; i < allow->n; i++) {
@@ -168,17 +157,17 @@ static bool host_allowed(struct mg_gateway *gw, const char *host)
 }
 
 /* Returns false after answering 403. */
-static bool check_origin_or_reply(struct mg_gateway *gw, struct mg_http_req *req)
+bool mg_check_origin_or_reply(struct mg_gateway *gw, struct mg_http_req *req)
 {
-	const char *origin = hdr(req, "Origin");
-	if (origin && !origin_allowed(gw, origin)) {
+	const char *origin = mg_hdr(req, "Origin");
+	if (origin && !mg_origin_allowed(gw, origin)) {
 		mg_log_warn("refused a request from origin \"%.100s\" (%s)", origin,
 		            mg_http_req_peer(req));
 		mg_reply_rpc_error(req, 403, NULL, MG_RPC_INVALID_REQUEST,
 		                   "Forbidden: origin not allowed (server.allowed_origins)", NULL);
 		return false;
 	}
-	const char *host = hdr(req, "Host");
+	const char *host = mg_hdr(req, "Host");
 	if (host && !host_allowed(gw, host)) {
 		mg_log_warn("refused a request for host \"%.100s\" (%s): possible DNS rebinding",
 		            host, mg_http_req_peer(req));
@@ -189,11 +178,11 @@ static bool check_origin_or_reply(struct mg_gateway *gw, struct mg_http_req *req
 	return true;
 }
 
-static void cors_headers(struct mg_gateway *gw, struct mg_http_req *req, struct mg_http_hdr *h,
-                         size_t *n)
+void mg_cors_headers(struct mg_gateway *gw, struct mg_http_req *req, struct mg_http_hdr *h,
+                     size_t *n)
 {
-	const char *origin = hdr(req, "Origin");
-	if (!origin || !origin_allowed(gw, origin))
+	const char *origin = mg_hdr(req, "Origin");
+	if (!origin || !mg_origin_allowed(gw, origin))
 		return;
 	h[(*n)++] = (struct mg_http_hdr){ "Access-Control-Allow-Origin", origin };
 	h[(*n)++] = (struct mg_http_hdr){ "Vary", "Origin" };
@@ -205,7 +194,7 @@ static void cors_headers(struct mg_gateway *gw, struct mg_http_req *req, struct 
 
 /* Tokens in URLs end up in logs, proxies and browser history: refuse them
  * (RFC 6750 §2.3 is not supported, on purpose). */
-static bool query_has_credentials(const char *q)
+bool mg_query_has_credentials(const char *q)
 {
 	static const char *const names[] = { "access_token", "token", "api_key", "apikey",
 		                             "key",          "jwt",   NULL };
@@ -227,7 +216,7 @@ static bool query_has_credentials(const char *q)
 /* A request id for audit records: a mix of the request's address and start
  * time with a per-process random salt, so every event of one HTTP request
  * carries the same id without storing it anywhere. */
-static void audit_request_id(const struct mg_http_req *req, char out[17])
+void mg_pipeline_audit_request_id(const struct mg_http_req *req, char out[17])
 {
 	static uint64_t salt;
 	if (!salt && (mg_random_bytes(&salt, sizeof salt) < 0 || !salt))
@@ -241,12 +230,12 @@ static void audit_request_id(const struct mg_http_req *req, char out[17])
 }
 
 /* One event about `req` (callers test gw->audit first: one branch when off). */
-static void audit_req(struct mg_gateway *gw, const struct mg_http_req *req, enum mg_audit_type type,
-                      const struct mg_identity *id, const char *method, const char *tool,
-                      int success, const char *message)
+void mg_pipeline_audit_req(struct mg_gateway *gw, const struct mg_http_req *req,
+                           enum mg_audit_type type, const struct mg_identity *id,
+                           const char *method, const char *tool, int success, const char *message)
 {
 	char rid[17];
-	audit_request_id(req, rid);
+	mg_pipeline_audit_request_id(req, rid);
 	struct mg_audit_event ev = {
 		.type = type,
 		.request_id = rid,
@@ -335,30 +324,15 @@ static void reply_auth_failure(struct mg_gateway *gw, struct mg_http_req *req, s
 	}
 	/* The reason goes to the log only: it may say which provider refused. */
 	char rid[17];
-	audit_request_id(req, rid);
+	mg_pipeline_audit_request_id(req, rid);
 	mg_log_info("auth: %d for %s %s from %s: %s (request %s)", status, mg_http_req_method(req),
 	            mg_http_req_path(req), mg_http_req_peer(req),
 	            o->reason[0] ? o->reason : "no credentials", rid);
-	cors_headers(gw, req, h, &n);
+	mg_cors_headers(gw, req, h, &n);
 	json_t *e = mg_rpc_error_new(NULL, MG_RPC_INVALID_REQUEST, msg, NULL);
 	mg_reply_json(req, status, e, h, n);
 	json_decref(e);
 }
-
-static void dispatch_method(struct mg_gateway *gw, struct mg_http_req *req, struct mg_identity *id);
-static void rate_limit_then_dispatch(struct mg_gateway *gw, struct mg_http_req *req,
-                                     struct mg_identity *id);
-static void ip_charge_failure(struct mg_gateway *gw, struct mg_http_req *req);
-
-/* A request waiting for authentication (a JWKS fetch). Counted as in
- * flight: shutdown waits for it and, at the deadline, answers it. */
-struct mg_access {
-	struct mg_gateway *gw;
-	struct mg_http_req *req;
-	struct mg_auth *auth;
-	struct mg_auth_wait *wait;
-	struct mg_access *prev, *next;
-};
 
 static void access_link(struct mg_access *ac)
 {
@@ -369,7 +343,7 @@ static void access_link(struct mg_access *ac)
 	gw->accesses = ac;
 }
 
-static void access_free(struct mg_access *ac)
+void mg_access_free(struct mg_access *ac)
 {
 	struct mg_gateway *gw = ac->gw;
 	if (ac->prev)
@@ -388,19 +362,20 @@ static void after_auth(struct mg_gateway *gw, struct mg_http_req *req, struct mg
 	mg_obs_auth(gw, req, o);
 	if (o->status != MG_AUTH_OK) {
 		if (o->status != MG_AUTH_UNAVAILABLE)
-			ip_charge_failure(gw, req);
+			mg_ip_charge_failure(gw, req);
 		if (gw->audit)
-			audit_req(gw, req, MG_AUDIT_AUTH_FAILURE, NULL, NULL, NULL, 0,
-			          o->status == MG_AUTH_UNAVAILABLE
-			              ? "credentials cannot be checked now"
-			          : o->reason[0] ? o->reason
-			                         : "no credentials");
+			mg_pipeline_audit_req(gw, req, MG_AUDIT_AUTH_FAILURE, NULL, NULL, NULL, 0,
+			                      o->status == MG_AUTH_UNAVAILABLE
+			                          ? "credentials cannot be checked now"
+			                      : o->reason[0] ? o->reason
+			                                     : "no credentials");
 		reply_auth_failure(gw, req, auth, o);
 		return;
 	}
 	if (gw->audit && strcmp(o->identity->provider, "anonymous") != 0)
-		audit_req(gw, req, MG_AUDIT_AUTH_SUCCESS, o->identity, NULL, NULL, 1, NULL);
-	rate_limit_then_dispatch(gw, req, o->identity);
+		mg_pipeline_audit_req(gw, req, MG_AUDIT_AUTH_SUCCESS, o->identity, NULL, NULL, 1,
+		                      NULL);
+	mg_rate_limit_then_dispatch(gw, req, o->identity);
 	mg_identity_unref(o->identity);
 }
 
@@ -409,7 +384,7 @@ static void on_auth_done(const struct mg_auth_outcome *o, void *arg)
 	struct mg_access *ac = arg;
 	mg_http_req_on_close(ac->req, NULL, NULL);
 	after_auth(ac->gw, ac->req, ac->auth, o);
-	access_free(ac);
+	mg_access_free(ac);
 }
 
 static void on_auth_client_close(struct mg_http_req *req, void *arg)
@@ -417,23 +392,23 @@ static void on_auth_client_close(struct mg_http_req *req, void *arg)
 	struct mg_access *ac = arg;
 	(void)req;
 	mg_auth_cancel(ac->wait);
-	access_free(ac);
+	mg_access_free(ac);
 }
 
-/* ACCESS: runs the provider chain; continues with dispatch_method, now or
+/* ACCESS: runs the provider chain; continues with mg_dispatch_method, now or
  * once a provider that had to wait (JWKS) answers. */
-static void authenticate_then_dispatch(struct mg_gateway *gw, struct mg_http_req *req)
+void mg_authenticate_then_dispatch(struct mg_gateway *gw, struct mg_http_req *req)
 {
 	SSL *ssl = mg_http_req_ssl(req);
 	struct mg_auth_request ar = {
-		.authorization = hdr(req, "Authorization"),
-		.api_key = hdr(req, "X-API-Key"),
+		.authorization = mg_hdr(req, "Authorization"),
+		.api_key = mg_hdr(req, "X-API-Key"),
 		.peer = mg_http_req_peer_addr(req),
 		.ssl = ssl,
-		.fwd_cn = hdr(req, "X-Client-Cert-CN"),
-		.fwd_san_dns = hdr(req, "X-Client-Cert-SAN-DNS"),
-		.fwd_san_email = hdr(req, "X-Client-Cert-SAN-Email"),
-		.fwd_verified = hdr(req, "X-Client-Cert-Verified"),
+		.fwd_cn = mg_hdr(req, "X-Client-Cert-CN"),
+		.fwd_san_dns = mg_hdr(req, "X-Client-Cert-SAN-DNS"),
+		.fwd_san_email = mg_hdr(req, "X-Client-Cert-SAN-Email"),
+		.fwd_verified = mg_hdr(req, "X-Client-Cert-Verified"),
 		.now = (int64_t)time(NULL),
 	};
 	struct mg_auth *auth = mg_auth_ref(gw->auth);
@@ -457,7 +432,7 @@ static void authenticate_then_dispatch(struct mg_gateway *gw, struct mg_http_req
 
 /* ---- exchanges --------------------------------------------------------------------- */
 
-static void exchange_free(struct mg_exchange *x)
+void mg_exchange_free(struct mg_exchange *x)
 {
 	struct mg_gateway *gw = x->gw;
 	/* every audited tools/call gets its result record, however it ended */
@@ -510,7 +485,7 @@ static void exchange_finish_text(struct mg_exchange *x, char *text, size_t len, 
 		}
 	}
 	free(text);
-	exchange_free(x);
+	mg_exchange_free(x);
 }
 
 static void exchange_finish(struct mg_exchange *x, json_t *msg, int status)
@@ -537,8 +512,6 @@ void mg_exchange_abort(struct mg_exchange *x, int code, const char *why)
 	exchange_error(x, code, why, json_pack("{s:s}", "mcpGuard", "aborted"));
 }
 
-static void deliver_json(struct mg_session *s, json_t *msg);
-
 /* Switches the answer to an SSE stream. false when the client cannot read one. */
 static bool exchange_sse(struct mg_exchange *x)
 {
@@ -555,11 +528,11 @@ static bool exchange_sse(struct mg_exchange *x)
 }
 
 /* Sends an intermediate message on the exchange's stream. */
-static bool exchange_push(struct mg_exchange *x, json_t *msg)
+bool mg_exchange_push(struct mg_exchange *x, json_t *msg)
 {
 	if (x->req && x->session && x->session->legacy_sse && mg_http_req_diverted(x->req)) {
 		/* 2024-11-05: everything for the client travels on its one stream. */
-		deliver_json(x->session, msg);
+		mg_deliver_json(x->session, msg);
 		return true;
 	}
 	if (!exchange_sse(x))
@@ -574,7 +547,7 @@ static bool exchange_push(struct mg_exchange *x, json_t *msg)
 		/* The client stopped reading: treat as gone. */
 		x->req = NULL;
 		mg_channel_cancel(&x->call, "client stopped reading");
-		exchange_free(x);
+		mg_exchange_free(x);
 		return true;
 	}
 	return true;
@@ -677,7 +650,7 @@ static bool reply_parsed(struct mg_call *call, const char *text, size_t len, str
 }
 
 /* The fast path: the upstream's result relayed as it came, with the client's
- * id spliced in where the minted one was. Only offered (exchange_start) when
+ * id spliced in where the minted one was. Only offered (mg_exchange_start) when
  * nothing else in the answer changes: no bridging, no list filtering for
  * this identity; tools/list only when the gateway learned from the same
  * list already. */
@@ -732,7 +705,7 @@ static void on_raw_reply(struct mg_call *call, const char *text, size_t len,
 		mg_http_req_on_close(req, NULL, NULL);
 		mg_http_reply_parts(req, 200, "application/json", NULL, 0, parts, 3);
 		free(dumped);
-		exchange_free(x);
+		mg_exchange_free(x);
 		return;
 	}
 	char *out = malloc(js->id.start + id_len + tail);
@@ -770,7 +743,7 @@ static void on_progress(struct mg_call *call, json_t *msg, void *arg)
 			return;
 		json_object_set(params, "progressToken", x->orig_token);
 	}
-	exchange_push(x, msg);
+	mg_exchange_push(x, msg);
 }
 
 static long request_timeout(struct mg_gateway *gw)
@@ -812,7 +785,7 @@ static void on_exchange_client_close(struct mg_http_req *req, void *arg)
 	mg_channel_cancel(&x->call, "client disconnected");
 	if (x->audit_tool)
 		audit_result(x, NULL, NULL, 0, "the client left before the answer; call cancelled");
-	exchange_free(x);
+	mg_exchange_free(x);
 }
 
 /* Removes the io.modelcontextprotocol/ keys a legacy upstream does not know. */
@@ -862,7 +835,7 @@ static int meta_log_level(const struct mg_rpc_msg *msg)
 {
 	json_t *meta = msg->params ? json_object_get(msg->params, "_meta") : NULL;
 	json_t *lv = json_is_object(meta) ? json_object_get(meta, MG_MCP_META_LOGLEVEL) : NULL;
-	return json_is_string(lv) ? log_level_index(json_string_value(lv)) : -1;
+	return json_is_string(lv) ? mg_pipeline_log_level_index(json_string_value(lv)) : -1;
 }
 
 /* Sends the request upstream. When the gateway changes nothing in it but
@@ -888,9 +861,9 @@ static int forward(struct mg_gateway *gw, struct mg_http_req *req, struct mg_cha
 	return mg_channel_request(ch, &x->call, msg->root);
 }
 
-static void exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struct mg_session *s,
-                           struct mg_channel *ch, struct mg_rpc_msg *msg, bool modern,
-                           enum mg_bridge bridge, struct mg_identity *id)
+void mg_exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struct mg_session *s,
+                       struct mg_channel *ch, struct mg_rpc_msg *msg, bool modern,
+                       enum mg_bridge bridge, struct mg_identity *id)
 {
 	struct mg_exchange *x = calloc(1, sizeof *x);
 	if (!x) {
@@ -911,7 +884,7 @@ static void exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struc
 	x->orig_token = tok ? json_incref(tok) : NULL;
 	/* A diverted request (2024-11-05 transport) answers on the session's
 	 * stream: never with an SSE response of its own. */
-	x->accept_sse = !mg_http_req_diverted(req) && accepts_sse(hdr(req, "Accept"));
+	x->accept_sse = !mg_http_req_diverted(req) && mg_accepts_sse(mg_hdr(req, "Accept"));
 	x->start_us = mg_http_req_start_us(req);
 	snprintf(x->method, sizeof x->method, "%s", msg->method);
 	x->call.on_reply = on_reply;
@@ -922,7 +895,7 @@ static void exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struc
 	x->call.arg = x;
 	x->call.identity = id ? id->key : NULL;
 	if (gw->audit) {
-		audit_request_id(req, x->audit_rid);
+		mg_pipeline_audit_request_id(req, x->audit_rid);
 		snprintf(x->audit_client, sizeof x->audit_client, "%s", mg_http_req_peer(req));
 		json_t *name = strcmp(msg->method, "tools/call") == 0 && msg->params
 		                   ? json_object_get(msg->params, "name")
@@ -966,13 +939,13 @@ static void exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struc
 		if (x->audit_tool)
 			audit_result(x, NULL, NULL, 0, "the upstream is not available");
 		if (gw->audit)
-			audit_req(gw, req, MG_AUDIT_UPSTREAM_ERROR, id, msg->method, NULL, 0,
-			          "the upstream is not available");
+			mg_pipeline_audit_req(gw, req, MG_AUDIT_UPSTREAM_ERROR, id, msg->method,
+			                      NULL, 0, "the upstream is not available");
 		x->answer = MG_X_ERROR;
 		x->req = NULL;
 		mg_reply_rpc_error(req, 503, x->orig_id, MG_RPC_INTERNAL_ERROR,
 		                   "the upstream is not available", NULL);
-		exchange_free(x);
+		mg_exchange_free(x);
 		return;
 	}
 	if (!x->listen) {
@@ -992,7 +965,7 @@ static void exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struc
  * process - the exchange holding the *only* call the process is working on
  * (a call the gateway made for another session counts: the message may be
  * that one's). Anything less certain is not delivered to a client. */
-static struct mg_exchange *sole_exchange(struct mg_gateway *gw, struct mg_session *s)
+struct mg_exchange *mg_sole_exchange(struct mg_gateway *gw, struct mg_session *s)
 {
 	if (s)
 		return s->n_exchanges == 1 ? s->exchanges : NULL;
@@ -1042,7 +1015,7 @@ static void fire_and_forget(struct mg_channel *ch, const char *method, json_t *p
 	json_decref(msg);
 }
 
-static void resource_ref(struct mg_gateway *gw, const char *uri, int delta)
+void mg_resource_ref(struct mg_gateway *gw, const char *uri, int delta)
 {
 	json_t *n = json_object_get(gw->resource_refs, uri);
 	json_int_t count = (n ? json_integer_value(n) : 0) + delta;
@@ -1071,7 +1044,7 @@ void mg_mcp_upstream_ready(struct mg_gateway *gw)
 	}
 }
 
-static bool session_subscribed(struct mg_session *s, const char *uri)
+bool mg_session_subscribed(struct mg_session *s, const char *uri)
 {
 	size_t i;
 	json_t *v;
@@ -1085,7 +1058,7 @@ static bool session_subscribed(struct mg_session *s, const char *uri)
 
 /* ---- upstream → clients ------------------------------------------------------------- */
 
-static void deliver_json(struct mg_session *s, json_t *msg)
+void mg_deliver_json(struct mg_session *s, json_t *msg)
 {
 	size_t len;
 	char *text = mg_json_dump(msg, &len);
@@ -1170,14 +1143,14 @@ void mg_mcp_upstream_notification(struct mg_gateway *gw, struct mg_channel *ch, 
 	if (!method)
 		return;
 	json_t *params = json_object_get(msg, "params");
-	int lvl = log_level_index(json_string_value(json_object_get(params, "level")));
+	int lvl = mg_pipeline_log_level_index(json_string_value(json_object_get(params, "level")));
 	if (ch && ch == gw->up->modern) {
 		/* A modern server relates log messages to a request only by
 		 * timing on stdio; subscription notifications were routed by
 		 * their subscriptionId already. */
 		struct mg_exchange *x = sole_on_channel(gw, ch);
 		if (strcmp(method, "notifications/message") == 0 && x && log_allowed(x, lvl))
-			exchange_push(x, msg);
+			mg_exchange_push(x, msg);
 		else
 			mg_log_debug("modern upstream notification %s not forwarded", method);
 		return;
@@ -1186,8 +1159,8 @@ void mg_mcp_upstream_notification(struct mg_gateway *gw, struct mg_channel *ch, 
 		/* A shared process serves many tenants: a log message reaches a
 		 * client only when it can be attributed to that client's request.
 		 * Otherwise it goes to the gateway's own log, never to others. */
-		struct mg_exchange *x = sole_exchange(gw, NULL);
-		if (x && log_allowed(x, lvl) && exchange_push(x, msg))
+		struct mg_exchange *x = mg_sole_exchange(gw, NULL);
+		if (x && log_allowed(x, lvl) && mg_exchange_push(x, msg))
 			return;
 		json_t *data = json_object_get(params, "data");
 		char *text = data ? mg_json_dump(data, NULL) : NULL;
@@ -1208,8 +1181,8 @@ void mg_mcp_upstream_notification(struct mg_gateway *gw, struct mg_channel *ch, 
 		for (struct mg_session *s = gw->buckets[i]; s; s = s->next) {
 			if (!s->initialized)
 				continue;
-			if (list || (uri && session_subscribed(s, uri)))
-				deliver_json(s, msg);
+			if (list || (uri && mg_session_subscribed(s, uri)))
+				mg_deliver_json(s, msg);
 		}
 	}
 	listeners_notify(gw, method, msg);
@@ -1232,7 +1205,7 @@ static void session_ready(struct mg_channel *ch, json_t *result, void *arg)
 	struct mg_http_hdr h[4];
 	size_t n = 0;
 	h[n++] = (struct mg_http_hdr){ "Mcp-Session-Id", s->id };
-	cors_headers(s->gw, req, h, &n);
+	mg_cors_headers(s->gw, req, h, &n);
 	mg_reply_json(req, 200, resp, h, n);
 	json_decref(resp);
 	mg_session_touch(s);
@@ -1272,21 +1245,21 @@ static void session_notification(struct mg_channel *ch, json_t *msg, void *arg)
 	(void)ch;
 	const char *method = json_string_value(json_object_get(msg, "method"));
 	if (method && strcmp(method, "notifications/message") == 0) {
-		struct mg_exchange *x = sole_exchange(s->gw, s);
-		if (x && exchange_push(x, msg))
+		struct mg_exchange *x = mg_sole_exchange(s->gw, s);
+		if (x && mg_exchange_push(x, msg))
 			return;
 	}
-	deliver_json(s, msg);
+	mg_deliver_json(s, msg);
 }
 
 static void session_request(struct mg_channel *ch, json_t *msg, void *arg)
 {
 	struct mg_session *s = arg;
 	(void)ch;
-	struct mg_exchange *x = sole_exchange(s->gw, s);
-	if (x && exchange_push(x, msg))
+	struct mg_exchange *x = mg_sole_exchange(s->gw, s);
+	if (x && mg_exchange_push(x, msg))
 		return;
-	deliver_json(s, msg);
+	mg_deliver_json(s, msg);
 }
 
 /* MCP phase, authorization: the exact name the upstream will see, against
@@ -1294,8 +1267,8 @@ static void session_request(struct mg_channel *ch, json_t *msg, void *arg)
  * stay hidden (the answer is "unknown tool"), except when a JWT scope
  * would grant the tool: then 403 insufficient_scope names that scope, so
  * the client can ask its authorization server for it. */
-static bool authorize_or_reply(struct mg_gateway *gw, struct mg_http_req *req,
-                               struct mg_identity *id, struct mg_rpc_msg *msg)
+bool mg_authorize_or_reply(struct mg_gateway *gw, struct mg_http_req *req, struct mg_identity *id,
+                           struct mg_rpc_msg *msg)
 {
 	struct mg_authz_target t;
 	if (msg->kind != MG_RPC_REQUEST)
@@ -1317,7 +1290,8 @@ static bool authorize_or_reply(struct mg_gateway *gw, struct mg_http_req *req,
 		char target[256], m[64];
 		snprintf(target, sizeof target, "%.*s", (int)(t.len > 255 ? 255 : t.len), t.name);
 		snprintf(m, sizeof m, "%s not allowed for this identity", kinds[t.kind]);
-		audit_req(gw, req, MG_AUDIT_AUTHZ_DENIED, id, msg->method, target, 0, m);
+		mg_pipeline_audit_req(gw, req, MG_AUDIT_AUTHZ_DENIED, id, msg->method, target, 0,
+		                      m);
 	}
 	mg_log_info("authz: %s %.*s denied to %s", kinds[t.kind], (int)(t.len > 200 ? 200 : t.len),
 	            t.name, id->key);
@@ -1349,23 +1323,23 @@ static bool authorize_or_reply(struct mg_gateway *gw, struct mg_http_req *req,
 
 /* ---- legacy era ---------------------------------------------------------------------- */
 
-static void reply_accepted(struct mg_gateway *gw, struct mg_http_req *req)
+void mg_reply_accepted(struct mg_gateway *gw, struct mg_http_req *req)
 {
 	struct mg_http_hdr h[4];
 	size_t n = 0;
-	cors_headers(gw, req, h, &n);
+	mg_cors_headers(gw, req, h, &n);
 	mg_http_reply(req, 202, NULL, h, n, NULL, 0);
 }
 
-static void reply_result(struct mg_gateway *gw, struct mg_http_req *req, json_t *id, json_t *result,
-                         bool modern)
+void mg_reply_result(struct mg_gateway *gw, struct mg_http_req *req, json_t *id, json_t *result,
+                     bool modern)
 {
 	if (modern && !json_object_get(result, "resultType"))
 		json_object_set_new(result, "resultType", json_string("complete"));
 	json_t *resp = json_pack("{s:s,s:O,s:o}", "jsonrpc", "2.0", "id", id, "result", result);
 	struct mg_http_hdr h[4];
 	size_t n = 0;
-	cors_headers(gw, req, h, &n);
+	mg_cors_headers(gw, req, h, &n);
 	mg_reply_json(req, 200, resp, h, n);
 	json_decref(resp);
 }
@@ -1380,7 +1354,7 @@ static void legacy_initialize(struct mg_gateway *gw, struct mg_http_req *req,
 		                   "this session is already initialized", NULL);
 		return;
 	}
-	if (hdr(req, "Mcp-Session-Id")) {
+	if (mg_hdr(req, "Mcp-Session-Id")) {
 		mg_reply_rpc_error(req, 400, msg->id, MG_RPC_INVALID_REQUEST,
 		                   "initialize must not carry an Mcp-Session-Id header", NULL);
 		return;
@@ -1451,7 +1425,7 @@ static void legacy_initialize(struct mg_gateway *gw, struct mg_http_req *req,
 		struct mg_http_hdr h[4];
 		size_t n = 0;
 		h[n++] = (struct mg_http_hdr){ "Mcp-Session-Id", s->id };
-		cors_headers(gw, req, h, &n);
+		mg_cors_headers(gw, req, h, &n);
 		mg_reply_json(req, 200, resp, h, n);
 		json_decref(resp);
 		return;
@@ -1506,14 +1480,14 @@ static void legacy_notification(struct mg_gateway *gw, struct mg_http_req *req,
 					                   MG_RPC_INTERNAL_ERROR,
 					                   "request cancelled by the client", NULL);
 			}
-			exchange_free(x);
+			mg_exchange_free(x);
 			break;
 		}
 	} else if (s->ch) {
 		mg_channel_send(s->ch, msg->root);
 	}
 	s->initialized = true;
-	reply_accepted(gw, req);
+	mg_reply_accepted(gw, req);
 }
 
 static void legacy_request(struct mg_gateway *gw, struct mg_http_req *req, struct mg_session *s,
@@ -1526,14 +1500,14 @@ static void legacy_request(struct mg_gateway *gw, struct mg_http_req *req, struc
 		return;
 	}
 	if (strcmp(m, "ping") == 0) {
-		reply_result(gw, req, msg->id, json_object(), false);
+		mg_reply_result(gw, req, msg->id, json_object(), false);
 		return;
 	}
 	if (!s->ch) {
 		/* Shared mode: per-session state the shared process cannot keep. */
 		if (strcmp(m, "logging/setLevel") == 0) {
 			json_t *lv = msg->params ? json_object_get(msg->params, "level") : NULL;
-			int idx = log_level_index(json_string_value(lv));
+			int idx = mg_pipeline_log_level_index(json_string_value(lv));
 			if (idx < 0) {
 				mg_reply_rpc_error(req, 200, msg->id, MG_RPC_INVALID_PARAMS,
 				                   "params.level must be a syslog level name",
@@ -1541,7 +1515,7 @@ static void legacy_request(struct mg_gateway *gw, struct mg_http_req *req, struc
 				return;
 			}
 			s->log_level = idx;
-			reply_result(gw, req, msg->id, json_object(), false);
+			mg_reply_result(gw, req, msg->id, json_object(), false);
 			return;
 		}
 		bool sub = strcmp(m, "resources/subscribe") == 0;
@@ -1553,12 +1527,12 @@ static void legacy_request(struct mg_gateway *gw, struct mg_http_req *req, struc
 				return;
 			}
 			const char *u = json_string_value(uri);
-			bool had = s->subscriptions && session_subscribed(s, u);
+			bool had = s->subscriptions && mg_session_subscribed(s, u);
 			if (sub && !had) {
 				if (!s->subscriptions)
 					s->subscriptions = json_array();
 				json_array_append(s->subscriptions, uri);
-				resource_ref(gw, u, +1);
+				mg_resource_ref(gw, u, +1);
 			} else if (!sub && had) {
 				size_t i;
 				json_t *v;
@@ -1569,22 +1543,20 @@ static void legacy_request(struct mg_gateway *gw, struct mg_http_req *req, struc
 						break;
 					}
 				}
-				resource_ref(gw, u, -1);
+				mg_resource_ref(gw, u, -1);
 			}
-			reply_result(gw, req, msg->id, json_object(), false);
+			mg_reply_result(gw, req, msg->id, json_object(), false);
 			return;
 		}
 	}
 	if (s->bridged)
-		exchange_start(gw, req, s, gw->up->modern, msg, false, MG_BRIDGE_TO_MODERN, id);
+		mg_exchange_start(gw, req, s, gw->up->modern, msg, false, MG_BRIDGE_TO_MODERN, id);
 	else
-		exchange_start(gw, req, s, s->ch ? s->ch : gw->up->shared, msg, false,
-		               MG_BRIDGE_NONE, id);
+		mg_exchange_start(gw, req, s, s->ch ? s->ch : gw->up->shared, msg, false,
+		                  MG_BRIDGE_NONE, id);
 }
 
 /* ---- the 2024-11-05 HTTP+SSE transport (clients) ------------------------------------- */
-
-static void handle_post(struct mg_gateway *gw, struct mg_http_req *req, struct mg_identity *id);
 
 /* The value of `name` in a query string, copied into `out`; false when
  * absent or too long. */
@@ -1631,9 +1603,9 @@ static struct mg_session *sse_session(struct mg_gateway *gw, struct mg_http_req 
 
 /* GET sse_path: a session bound to the caller, its stream, and the
  * endpoint event naming where to POST. */
-static void sse_open(struct mg_gateway *gw, struct mg_http_req *req, struct mg_identity *id)
+void mg_legacy_sse_open(struct mg_gateway *gw, struct mg_http_req *req, struct mg_identity *id)
 {
-	if (!accepts_sse(hdr(req, "Accept"))) {
+	if (!mg_accepts_sse(mg_hdr(req, "Accept"))) {
 		mg_reply_rpc_error(req, 406, NULL, MG_RPC_INVALID_REQUEST,
 		                   "Not Acceptable: Accept must include text/event-stream", NULL);
 		return;
@@ -1689,7 +1661,7 @@ static bool on_sse_divert(struct mg_http_req *req, int status, const char *body,
 	return true;
 }
 
-static void sse_post(struct mg_gateway *gw, struct mg_http_req *req, struct mg_identity *id)
+void mg_legacy_sse_post(struct mg_gateway *gw, struct mg_http_req *req, struct mg_identity *id)
 {
 	if (!sse_session(gw, req, id->key)) {
 		/* Unknown, ended, or someone else's: the same answer. */
@@ -1700,11 +1672,11 @@ static void sse_post(struct mg_gateway *gw, struct mg_http_req *req, struct mg_i
 		return;
 	}
 	mg_http_req_divert(req, on_sse_divert, gw);
-	handle_post(gw, req, id);
+	mg_handle_post(gw, req, id);
 }
 
-static void handle_legacy(struct mg_gateway *gw, struct mg_http_req *req, struct mg_rpc_msg *msg,
-                          struct mg_identity *id)
+void mg_handle_legacy(struct mg_gateway *gw, struct mg_http_req *req, struct mg_rpc_msg *msg,
+                      struct mg_identity *id)
 {
 	const char *identity = id->key;
 	if (msg->kind == MG_RPC_BATCH) {
@@ -1718,7 +1690,7 @@ static void handle_legacy(struct mg_gateway *gw, struct mg_http_req *req, struct
 		legacy_initialize(gw, req, msg, identity, sse);
 		return;
 	}
-	const char *sid = sse ? sse->id : hdr(req, "Mcp-Session-Id");
+	const char *sid = sse ? sse->id : mg_hdr(req, "Mcp-Session-Id");
 	if (!sid) {
 		mg_reply_rpc_error(
 		    req, 400, msg->id, MG_RPC_INVALID_REQUEST,
@@ -1736,7 +1708,7 @@ static void handle_legacy(struct mg_gateway *gw, struct mg_http_req *req, struct
 		    "Session not found (it ended or never existed); initialize again", NULL);
 		return;
 	}
-	const char *pv = hdr(req, "MCP-Protocol-Version");
+	const char *pv = mg_hdr(req, "MCP-Protocol-Version");
 	if (pv && !mg_mcp_legacy_supported(pv)) {
 		char m[160];
 		snprintf(m, sizeof m, "Bad Request: unsupported MCP-Protocol-Version \"%.40s\"",
@@ -1760,10 +1732,10 @@ static void handle_legacy(struct mg_gateway *gw, struct mg_http_req *req, struct
 		/* An answer to a server→client request (per_session only). */
 		if (s->ch)
 			mg_channel_send(s->ch, msg->root);
-		reply_accepted(gw, req);
+		mg_reply_accepted(gw, req);
 		break;
 	case MG_RPC_REQUEST:
-		if (authorize_or_reply(gw, req, id, msg))
+		if (mg_authorize_or_reply(gw, req, id, msg))
 			legacy_request(gw, req, s, msg, id);
 		break;
 	case MG_RPC_BATCH:
@@ -1781,7 +1753,7 @@ static void modern_discover(struct mg_gateway *gw, struct mg_http_req *req, stru
 		 * bridges legacy clients too. */
 		json_t *result = json_deep_copy(up->modern->discover_result);
 		json_object_set_new(result, "supportedVersions", mg_mcp_versions_json());
-		reply_result(gw, req, msg->id, result, true);
+		mg_reply_result(gw, req, msg->id, result, true);
 		return;
 	}
 	if (!up->ready || !up->shared || !up->shared->init_result) {
@@ -1807,7 +1779,7 @@ static void modern_discover(struct mg_gateway *gw, struct mg_http_req *req, stru
 		json_object_set(result, "instructions", instr);
 	json_object_set_new(result, "ttlMs", json_integer(0));
 	json_object_set_new(result, "cacheScope", json_string("private"));
-	reply_result(gw, req, msg->id, result, true);
+	mg_reply_result(gw, req, msg->id, result, true);
 }
 
 void mg_listener_free(struct mg_listener *l)
@@ -1823,7 +1795,7 @@ void mg_listener_free(struct mg_listener *l)
 	json_t *v;
 	json_array_foreach(l->uris, i, v)
 	{
-		resource_ref(gw, json_string_value(v), -1);
+		mg_resource_ref(gw, json_string_value(v), -1);
 	}
 	mg_stream_detach(&l->stream);
 	json_decref(l->uris);
@@ -1841,7 +1813,7 @@ static void on_listener_close(struct mg_http_req *req, void *arg)
 static void modern_listen(struct mg_gateway *gw, struct mg_http_req *req, struct mg_rpc_msg *msg)
 {
 	struct mg_upstream *up = gw->up;
-	if (!accepts_sse(hdr(req, "Accept"))) {
+	if (!mg_accepts_sse(mg_hdr(req, "Accept"))) {
 		mg_reply_rpc_error(req, 406, msg->id, MG_RPC_INVALID_REQUEST,
 		                   "subscriptions/listen answers with a stream: Accept must "
 		                   "include text/event-stream",
@@ -1888,7 +1860,7 @@ static void modern_listen(struct mg_gateway *gw, struct mg_http_req *req, struct
 			if (!json_is_string(v))
 				continue;
 			json_array_append(l->uris, v);
-			resource_ref(gw, json_string_value(v), +1);
+			mg_resource_ref(gw, json_string_value(v), +1);
 		}
 		json_object_set(ack, "resourceSubscriptions", l->uris);
 	}
@@ -1909,14 +1881,14 @@ static void modern_listen(struct mg_gateway *gw, struct mg_http_req *req, struct
 	free(text);
 }
 
-static void handle_modern(struct mg_gateway *gw, struct mg_http_req *req, struct mg_rpc_msg *msg,
-                          struct mg_identity *id)
+void mg_handle_modern(struct mg_gateway *gw, struct mg_http_req *req, struct mg_rpc_msg *msg,
+                      struct mg_identity *id)
 {
 	struct mg_mcp_headers h = {
-		.protocol_version = hdr(req, "MCP-Protocol-Version"),
-		.method = hdr(req, "Mcp-Method"),
-		.name = hdr(req, "Mcp-Name"),
-		.session_id = hdr(req, "Mcp-Session-Id") != NULL,
+		.protocol_version = mg_hdr(req, "MCP-Protocol-Version"),
+		.method = mg_hdr(req, "Mcp-Method"),
+		.name = mg_hdr(req, "Mcp-Name"),
+		.session_id = mg_hdr(req, "Mcp-Session-Id") != NULL,
 	};
 	if (msg->kind == MG_RPC_BATCH) {
 		mg_reply_rpc_error(
@@ -1937,10 +1909,10 @@ static void handle_modern(struct mg_gateway *gw, struct mg_http_req *req, struct
 		return;
 	}
 	if (msg->kind == MG_RPC_NOTIFICATION) {
-		reply_accepted(gw, req);
+		mg_reply_accepted(gw, req);
 		return;
 	}
-	if (!authorize_or_reply(gw, req, id, msg))
+	if (!mg_authorize_or_reply(gw, req, id, msg))
 		return;
 	if (strcmp(msg->method, "tools/call") == 0) {
 		/* Mcp-Param-* headers against the body, from the tool's x-mcp-header
@@ -1967,27 +1939,14 @@ static void handle_modern(struct mg_gateway *gw, struct mg_http_req *req, struct
 		return;
 	}
 	if (up->modern)
-		exchange_start(gw, req, NULL, up->modern, msg, true, MG_BRIDGE_NONE, id);
+		mg_exchange_start(gw, req, NULL, up->modern, msg, true, MG_BRIDGE_NONE, id);
 	else
-		exchange_start(gw, req, NULL, up->shared, msg, true, MG_BRIDGE_TO_LEGACY, id);
+		mg_exchange_start(gw, req, NULL, up->shared, msg, true, MG_BRIDGE_TO_LEGACY, id);
 }
 
 /* ---- PREACCESS: rate limiting ------------------------------------------------------ */
 
-/* A request waiting for a rate-limit decision from Redis. Counted as in
- * flight; cancelled when the client leaves. */
-struct mg_hold {
-	struct mg_gateway *gw;
-	struct mg_http_req *req;
-	struct mg_identity *id;
-	struct mg_rpc_msg msg; /* the parsed body (tool limits), or root NULL */
-	struct mg_rl_wait *wait;
-	void (*decided)(struct mg_hold *h, const struct mg_rl_decision *d);
-	struct mg_hold *prev, *next;
-	bool linked;
-};
-
-static void hold_free(struct mg_hold *h)
+void mg_hold_free(struct mg_hold *h)
 {
 	struct mg_gateway *gw = h->gw;
 	if (h->linked) {
@@ -2009,7 +1968,7 @@ static void on_hold_client_close(struct mg_http_req *req, void *arg)
 	struct mg_hold *h = arg;
 	(void)req;
 	mg_ratelimiter_cancel(h->wait);
-	hold_free(h);
+	mg_hold_free(h);
 }
 
 static void on_hold_decided(const struct mg_rl_decision *d, void *arg)
@@ -2018,17 +1977,17 @@ static void on_hold_decided(const struct mg_rl_decision *d, void *arg)
 	h->wait = NULL;
 	mg_http_req_on_close(h->req, NULL, NULL);
 	h->decided(h, d);
-	hold_free(h);
+	mg_hold_free(h);
 }
 
 /* Checks `key` and calls h->decided now or later; takes ownership of h. */
-static void hold_check(struct mg_hold *h, const char *key, size_t len, const struct mg_rate *r)
+void mg_hold_check(struct mg_hold *h, const char *key, size_t len, const struct mg_rate *r)
 {
 	struct mg_rl_decision d;
 	if (mg_ratelimiter_check(h->gw->rl, key, len, r, (int64_t)mg_now_us(), &d, on_hold_decided,
 	                         h, &h->wait)) {
 		h->decided(h, &d);
-		hold_free(h);
+		mg_hold_free(h);
 		return;
 	}
 	h->linked = true;
@@ -2062,7 +2021,7 @@ static void reply_limited(struct mg_gateway *gw, struct mg_http_req *req, json_t
 {
 	gw->limited_total++;
 	if (gw->audit)
-		audit_req(gw, req, MG_AUDIT_RATE_LIMITED, who, NULL, NULL, 0, what);
+		mg_pipeline_audit_req(gw, req, MG_AUDIT_RATE_LIMITED, who, NULL, NULL, 0, what);
 	int64_t secs = ceil_secs(d->retry_after_us);
 	if (secs < 1)
 		secs = 1;
@@ -2071,7 +2030,7 @@ static void reply_limited(struct mg_gateway *gw, struct mg_http_req *req, json_t
 	snprintf(m, sizeof m, "Too Many Requests: %s; retry in %lld s", what, (long long)secs);
 	struct mg_http_hdr h[5] = { { "Retry-After", ra } };
 	size_t n = 1;
-	cors_headers(gw, req, h, &n);
+	mg_cors_headers(gw, req, h, &n);
 	json_t *e = mg_rpc_error_new(id, MG_RPC_RATE_LIMITED, m,
 	                             json_pack("{s:I}", "retryAfterSecs", (json_int_t)secs));
 	mg_reply_json(req, 429, e, h, n);
@@ -2101,7 +2060,7 @@ static int ip_key(struct mg_http_req *req, char *key, size_t size)
 	return limiter_key(key, size, "ip:", mg_http_req_peer(req));
 }
 
-static bool ip_limit_or_reply(struct mg_gateway *gw, struct mg_http_req *req)
+bool mg_ip_limit_or_reply(struct mg_gateway *gw, struct mg_http_req *req)
 {
 	const struct mg_rate_limit_config *rc = &gw->cfg->rate_limit;
 	if (!gw->rl || rc->ip_requests_per_second <= 0)
@@ -2118,7 +2077,7 @@ static bool ip_limit_or_reply(struct mg_gateway *gw, struct mg_http_req *req)
 	return false;
 }
 
-static void ip_charge_failure(struct mg_gateway *gw, struct mg_http_req *req)
+void mg_ip_charge_failure(struct mg_gateway *gw, struct mg_http_req *req)
 {
 	const struct mg_rate_limit_config *rc = &gw->cfg->rate_limit;
 	if (!gw->rl || rc->ip_requests_per_second <= 0)
@@ -2139,16 +2098,16 @@ static void identity_decided(struct mg_hold *h, const struct mg_rl_decision *d)
 		reply_limited(h->gw, h->req, NULL, d, "rate limit of this identity", h->id);
 		return;
 	}
-	dispatch_method(h->gw, h->req, h->id);
+	mg_dispatch_method(h->gw, h->req, h->id);
 }
 
-static void rate_limit_then_dispatch(struct mg_gateway *gw, struct mg_http_req *req,
-                                     struct mg_identity *id)
+void mg_rate_limit_then_dispatch(struct mg_gateway *gw, struct mg_http_req *req,
+                                 struct mg_identity *id)
 {
 	/* Without authentication every caller is the same "anonymous" (loopback
 	 * only): one shared budget would throttle unrelated local clients. */
 	if (!gw->rl || strcmp(id->provider, "anonymous") == 0) {
-		dispatch_method(gw, req, id);
+		mg_dispatch_method(gw, req, id);
 		return;
 	}
 	const struct mg_rate_limit_config *rc = &gw->cfg->rate_limit;
@@ -2165,12 +2124,12 @@ static void rate_limit_then_dispatch(struct mg_gateway *gw, struct mg_http_req *
 	struct mg_rate r = { .per_second =
 		                 id->rate_limit > 0 ? id->rate_limit : rc->requests_per_second,
 		             .burst = rc->burst_size };
-	hold_check(h, key, (size_t)(n < (int)sizeof key ? n : (int)sizeof key - 1), &r);
+	mg_hold_check(h, key, (size_t)(n < (int)sizeof key ? n : (int)sizeof key - 1), &r);
 }
 
 /* The per-tool limit that applies to a tools/call, if any. */
-static const struct mg_tool_limit_config *tool_limit(struct mg_gateway *gw,
-                                                     const struct mg_rpc_msg *msg)
+const struct mg_tool_limit_config *mg_tool_limit(struct mg_gateway *gw,
+                                                 const struct mg_rpc_msg *msg)
 {
 	const struct mg_rate_limit_config *rc = &gw->cfg->rate_limit;
 	if (!gw->rl || !rc->n_tools || msg->kind != MG_RPC_REQUEST ||
@@ -2187,10 +2146,7 @@ static const struct mg_tool_limit_config *tool_limit(struct mg_gateway *gw,
 	return NULL;
 }
 
-static void continue_post(struct mg_gateway *gw, struct mg_http_req *req, struct mg_rpc_msg *msg,
-                          struct mg_identity *id);
-
-static void tool_decided(struct mg_hold *h, const struct mg_rl_decision *d)
+void mg_tool_decided(struct mg_hold *h, const struct mg_rl_decision *d)
 {
 	mg_obs_limit(h->gw, h->req, MG_MSC_TOOL, d->allowed);
 	if (!d->allowed) {
@@ -2200,21 +2156,21 @@ static void tool_decided(struct mg_hold *h, const struct mg_rl_decision *d)
 		reply_limited(h->gw, h->req, h->msg.id, d, what, h->id);
 		return;
 	}
-	continue_post(h->gw, h->req, &h->msg, h->id);
+	mg_continue_post(h->gw, h->req, &h->msg, h->id);
 }
 
 /* ---- HTTP methods --------------------------------------------------------------------- */
 
-static void handle_post(struct mg_gateway *gw, struct mg_http_req *req, struct mg_identity *id)
+void mg_handle_post(struct mg_gateway *gw, struct mg_http_req *req, struct mg_identity *id)
 {
-	if (!is_json_ctype(hdr(req, "Content-Type"))) {
+	if (!is_json_ctype(mg_hdr(req, "Content-Type"))) {
 		mg_reply_rpc_error(req, 415, NULL, MG_RPC_INVALID_REQUEST,
 		                   "Unsupported Media Type: Content-Type must be application/json",
 		                   NULL);
 		return;
 	}
-	const char *accept = hdr(req, "Accept");
-	if (accept && !accepts(accept, "application/json") && !accepts_sse(accept)) {
+	const char *accept = mg_hdr(req, "Accept");
+	if (accept && !accepts(accept, "application/json") && !mg_accepts_sse(accept)) {
 		mg_reply_rpc_error(req, 406, NULL, MG_RPC_INVALID_REQUEST,
 		                   "Not Acceptable: Accept must include application/json and "
 		                   "text/event-stream",
@@ -2233,7 +2189,7 @@ static void handle_post(struct mg_gateway *gw, struct mg_http_req *req, struct m
 		return;
 	}
 	mg_obs_method(req, &msg);
-	const struct mg_tool_limit_config *tl = tool_limit(gw, &msg);
+	const struct mg_tool_limit_config *tl = mg_tool_limit(gw, &msg);
 	if (tl) {
 		struct mg_hold *h = calloc(1, sizeof *h);
 		if (!h) {
@@ -2247,34 +2203,34 @@ static void handle_post(struct mg_gateway *gw, struct mg_http_req *req, struct m
 			               .req = req,
 			               .id = mg_identity_ref(id),
 			               .msg = msg,
-			               .decided = tool_decided };
+			               .decided = mg_tool_decided };
 		char key[800];
 		int n = snprintf(key, sizeof key, "tool:%s:%s", id->key, tl->name);
 		struct mg_rate r = { .per_second = tl->requests_per_second,
 			             .burst = tl->burst_size };
-		hold_check(h, key, (size_t)(n < (int)sizeof key ? n : (int)sizeof key - 1), &r);
+		mg_hold_check(h, key, (size_t)(n < (int)sizeof key ? n : (int)sizeof key - 1), &r);
 		return;
 	}
-	continue_post(gw, req, &msg, id);
+	mg_continue_post(gw, req, &msg, id);
 	mg_rpc_msg_free(&msg);
 }
 
-static void continue_post(struct mg_gateway *gw, struct mg_http_req *req, struct mg_rpc_msg *msg,
-                          struct mg_identity *id)
+void mg_continue_post(struct mg_gateway *gw, struct mg_http_req *req, struct mg_rpc_msg *msg,
+                      struct mg_identity *id)
 {
 	/* A session request without _meta stays legacy even if its version
 	 * header names a future version: it gets the legacy "unsupported". */
 	bool session_req =
-	    hdr(req, "Mcp-Session-Id") && msg->kind != MG_RPC_BATCH && !mg_mcp_meta_version(msg);
-	if (!session_req && mg_mcp_era(msg, hdr(req, "MCP-Protocol-Version")) == MG_ERA_MODERN)
-		handle_modern(gw, req, msg, id);
+	    mg_hdr(req, "Mcp-Session-Id") && msg->kind != MG_RPC_BATCH && !mg_mcp_meta_version(msg);
+	if (!session_req && mg_mcp_era(msg, mg_hdr(req, "MCP-Protocol-Version")) == MG_ERA_MODERN)
+		mg_handle_modern(gw, req, msg, id);
 	else
-		handle_legacy(gw, req, msg, id);
+		mg_handle_legacy(gw, req, msg, id);
 }
 
-static void handle_get(struct mg_gateway *gw, struct mg_http_req *req, const char *identity)
+void mg_handle_get(struct mg_gateway *gw, struct mg_http_req *req, const char *identity)
 {
-	const char *sid = hdr(req, "Mcp-Session-Id");
+	const char *sid = mg_hdr(req, "Mcp-Session-Id");
 	if (!sid) {
 		struct mg_http_hdr h[] = { { "Allow", "POST, DELETE" } };
 		json_t *e = mg_rpc_error_new(NULL, MG_RPC_INVALID_REQUEST,
@@ -2286,7 +2242,7 @@ static void handle_get(struct mg_gateway *gw, struct mg_http_req *req, const cha
 		json_decref(e);
 		return;
 	}
-	if (!accepts_sse(hdr(req, "Accept"))) {
+	if (!mg_accepts_sse(mg_hdr(req, "Accept"))) {
 		mg_reply_rpc_error(req, 406, NULL, MG_RPC_INVALID_REQUEST,
 		                   "Not Acceptable: Accept must include text/event-stream", NULL);
 		return;
@@ -2297,19 +2253,19 @@ static void handle_get(struct mg_gateway *gw, struct mg_http_req *req, const cha
 		                   NULL);
 		return;
 	}
-	const char *pv = hdr(req, "MCP-Protocol-Version");
+	const char *pv = mg_hdr(req, "MCP-Protocol-Version");
 	if (pv && !mg_mcp_legacy_supported(pv)) {
 		mg_reply_rpc_error(req, 400, NULL, MG_RPC_INVALID_REQUEST,
 		                   "Bad Request: unsupported MCP-Protocol-Version", NULL);
 		return;
 	}
 	mg_session_touch(s);
-	mg_session_open_get(s, req, hdr(req, "Last-Event-ID"));
+	mg_session_open_get(s, req, mg_hdr(req, "Last-Event-ID"));
 }
 
-static void handle_delete(struct mg_gateway *gw, struct mg_http_req *req, const char *identity)
+void mg_handle_delete(struct mg_gateway *gw, struct mg_http_req *req, const char *identity)
 {
-	const char *sid = hdr(req, "Mcp-Session-Id");
+	const char *sid = mg_hdr(req, "Mcp-Session-Id");
 	if (!sid) {
 		struct mg_http_hdr h[] = { { "Allow", "POST" } };
 		json_t *e =
@@ -2328,7 +2284,7 @@ static void handle_delete(struct mg_gateway *gw, struct mg_http_req *req, const 
 	mg_session_end(s, "deleted by the client");
 	struct mg_http_hdr h[4];
 	size_t n = 0;
-	cors_headers(gw, req, h, &n);
+	mg_cors_headers(gw, req, h, &n);
 	mg_http_reply(req, 204, NULL, h, n, NULL, 0);
 }
 
@@ -2336,9 +2292,9 @@ static void handle_options(struct mg_gateway *gw, struct mg_http_req *req)
 {
 	struct mg_http_hdr h[8];
 	size_t n = 0;
-	cors_headers(gw, req, h, &n);
+	mg_cors_headers(gw, req, h, &n);
 	h[n++] = (struct mg_http_hdr){ "Allow", "GET, POST, DELETE, OPTIONS" };
-	if (hdr(req, "Origin") && origin_allowed(gw, hdr(req, "Origin"))) {
+	if (mg_hdr(req, "Origin") && mg_origin_allowed(gw, mg_hdr(req, "Origin"))) {
 		h[n++] = (struct mg_http_hdr){ "Access-Control-Allow-Methods",
 			                       "GET, POST, DELETE, OPTIONS" };
 		h[n++] = (struct mg_http_hdr){
@@ -2383,7 +2339,7 @@ static bool unique_headers_or_reply(struct mg_http_req *req)
 
 void mg_mcp_handle(struct mg_gateway *gw, struct mg_http_req *req)
 {
-	if (!unique_headers_or_reply(req) || !check_origin_or_reply(gw, req))
+	if (!unique_headers_or_reply(req) || !mg_check_origin_or_reply(gw, req))
 		return;
 	const char *method = mg_http_req_method(req);
 	if (strcmp(method, "OPTIONS") == 0) {
@@ -2398,12 +2354,12 @@ void mg_mcp_handle(struct mg_gateway *gw, struct mg_http_req *req)
 		json_decref(e);
 		return;
 	}
-	if (query_has_credentials(mg_http_req_query(req))) {
+	if (mg_query_has_credentials(mg_http_req_query(req))) {
 		char challenge[1024];
 		mg_auth_challenge(gw->auth, "invalid_request", challenge, sizeof challenge);
 		struct mg_http_hdr h[5] = { { "WWW-Authenticate", challenge } };
 		size_t n = 1;
-		cors_headers(gw, req, h, &n);
+		mg_cors_headers(gw, req, h, &n);
 		json_t *e =
 		    mg_rpc_error_new(NULL, MG_RPC_INVALID_REQUEST,
 		                     "Bad Request: credentials in the URL are refused; send "
@@ -2413,12 +2369,12 @@ void mg_mcp_handle(struct mg_gateway *gw, struct mg_http_req *req)
 		json_decref(e);
 		return;
 	}
-	if (!ip_limit_or_reply(gw, req))
+	if (!mg_ip_limit_or_reply(gw, req))
 		return;
-	authenticate_then_dispatch(gw, req);
+	mg_authenticate_then_dispatch(gw, req);
 }
 
-static void dispatch_method(struct mg_gateway *gw, struct mg_http_req *req, struct mg_identity *id)
+void mg_dispatch_method(struct mg_gateway *gw, struct mg_http_req *req, struct mg_identity *id)
 {
 	const char *method = mg_http_req_method(req);
 	const char *identity = id->key;
@@ -2427,9 +2383,9 @@ static void dispatch_method(struct mg_gateway *gw, struct mg_http_req *req, stru
 		/* The 2024-11-05 HTTP+SSE transport's two paths. */
 		bool stream = strcmp(path, gw->cfg->server.sse_path) == 0;
 		if (stream && strcmp(method, "GET") == 0)
-			sse_open(gw, req, id);
+			mg_legacy_sse_open(gw, req, id);
 		else if (!stream && strcmp(method, "POST") == 0)
-			sse_post(gw, req, id);
+			mg_legacy_sse_post(gw, req, id);
 		else {
 			struct mg_http_hdr h[] = { { "Allow",
 				                     stream ? "GET, OPTIONS" : "POST, OPTIONS" } };
@@ -2441,11 +2397,11 @@ static void dispatch_method(struct mg_gateway *gw, struct mg_http_req *req, stru
 		return;
 	}
 	if (strcmp(method, "POST") == 0)
-		handle_post(gw, req, id);
+		mg_handle_post(gw, req, id);
 	else if (strcmp(method, "GET") == 0)
-		handle_get(gw, req, identity);
+		mg_handle_get(gw, req, identity);
 	else if (strcmp(method, "DELETE") == 0)
-		handle_delete(gw, req, identity);
+		mg_handle_delete(gw, req, identity);
 	else {
 		struct mg_http_hdr h[] = { { "Allow", "GET, POST, DELETE, OPTIONS" } };
 		json_t *e =
@@ -2464,7 +2420,7 @@ void mg_mcp_session_ended(struct mg_session *s)
 	if (!s->ch) {
 		json_array_foreach(s->subscriptions, i, v)
 		{
-			resource_ref(s->gw, json_string_value(v), -1);
+			mg_resource_ref(s->gw, json_string_value(v), -1);
 		}
 	}
 }
@@ -2522,7 +2478,7 @@ void mg_mcp_abort_all(struct mg_gateway *gw, const char *why)
 		mg_http_req_on_close(h->req, NULL, NULL);
 		mg_reply_rpc_error(h->req, 503, h->msg.root ? h->msg.id : NULL,
 		                   MG_RPC_INTERNAL_ERROR, why, NULL);
-		hold_free(h);
+		mg_hold_free(h);
 	}
 	while (gw->accesses) {
 		struct mg_access *ac = gw->accesses;
@@ -2532,7 +2488,7 @@ void mg_mcp_abort_all(struct mg_gateway *gw, const char *why)
 		json_t *e = mg_rpc_error_new(NULL, MG_RPC_INTERNAL_ERROR, why, NULL);
 		mg_reply_json(ac->req, 503, e, h, 1);
 		json_decref(e);
-		access_free(ac);
+		mg_access_free(ac);
 	}
 	while (gw->modern)
 		mg_exchange_abort(gw->modern, MG_RPC_INTERNAL_ERROR, why);
@@ -2549,12 +2505,12 @@ void mg_mcp_abort_all(struct mg_gateway *gw, const char *why)
 
 bool mg_mcp_ip_allowed_or_reply(struct mg_gateway *gw, struct mg_http_req *req)
 {
-	return ip_limit_or_reply(gw, req);
+	return mg_ip_limit_or_reply(gw, req);
 }
 
 void mg_mcp_ip_charge(struct mg_gateway *gw, struct mg_http_req *req)
 {
-	ip_charge_failure(gw, req);
+	mg_ip_charge_failure(gw, req);
 }
 
 void mg_mcp_reply_auth_failure(struct mg_gateway *gw, struct mg_http_req *req, struct mg_auth *auth,
