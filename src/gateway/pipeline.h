@@ -55,7 +55,7 @@ struct mg_hold {
 	bool linked;
 };
 
-/* ---- mcp.c --------------------------------------------------------------- */
+/* ---- pipeline.c ---------------------------------------------------------- */
 
 /* The index of a syslog level name (0 emergency .. 7 debug), or -1. */
 int mg_pipeline_log_level_index(const char *s);
