@@ -72,7 +72,7 @@ void mg_reply_accepted(struct mg_gateway *gw, struct mg_http_req *req);
 void mg_reply_result(struct mg_gateway *gw, struct mg_http_req *req, json_t *id, json_t *result,
                      bool modern);
 
-/* ---- mcp.c --------------------------------------------------------------- */
+/* ---- access.c ------------------------------------------------------------ */
 
 /* An Origin the gateway accepts (server.allowed_origins, loopback origins
  * on a loopback listener, the public_url's host). */
