@@ -90,7 +90,7 @@ void mg_authenticate_then_dispatch(struct mg_gateway *gw, struct mg_http_req *re
 /* Unlinks and frees a request waiting for authentication. */
 void mg_access_free(struct mg_access *ac);
 
-/* ---- mcp.c --------------------------------------------------------------- */
+/* ---- limit.c ------------------------------------------------------------- */
 
 /* Unlinks (when linked) and frees a hold with what it owns. */
 void mg_hold_free(struct mg_hold *h);
