@@ -110,7 +110,7 @@ const struct mg_tool_limit_config *mg_tool_limit(struct mg_gateway *gw,
 /* A hold's decision for a per-tool limit: 429, or mg_continue_post. */
 void mg_tool_decided(struct mg_hold *h, const struct mg_rl_decision *d);
 
-/* ---- mcp.c --------------------------------------------------------------- */
+/* ---- authorize.c --------------------------------------------------------- */
 
 /* AUTHZ: true when `id` may call what `msg` names; else answers and false. */
 bool mg_authorize_or_reply(struct mg_gateway *gw, struct mg_http_req *req, struct mg_identity *id,
