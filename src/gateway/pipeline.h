@@ -116,7 +116,7 @@ void mg_tool_decided(struct mg_hold *h, const struct mg_rl_decision *d);
 bool mg_authorize_or_reply(struct mg_gateway *gw, struct mg_http_req *req, struct mg_identity *id,
                            struct mg_rpc_msg *msg);
 
-/* ---- mcp.c --------------------------------------------------------------- */
+/* ---- exchange.c ---------------------------------------------------------- */
 
 /* Starts an exchange for request `msg` on `ch` (NULL: answered 503). `s` is
  * the legacy session, NULL for a modern request. Answers the client itself
