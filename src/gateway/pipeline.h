@@ -132,7 +132,7 @@ bool mg_exchange_push(struct mg_exchange *x, json_t *msg);
 /* The exchange a request-related message should ride on, or NULL. */
 struct mg_exchange *mg_sole_exchange(struct mg_gateway *gw, struct mg_session *s);
 
-/* ---- mcp.c --------------------------------------------------------------- */
+/* ---- notify.c ------------------------------------------------------------ */
 
 /* Shared-mode subscription refcount of `uri` by `delta`: subscribes
  * upstream on the first, unsubscribes after the last. */
