@@ -142,7 +142,7 @@ bool mg_session_subscribed(struct mg_session *s, const char *uri);
 /* Delivers a message to a session (its GET stream, else the replay ring). */
 void mg_deliver_json(struct mg_session *s, json_t *msg);
 
-/* ---- mcp.c --------------------------------------------------------------- */
+/* ---- legacy.c ------------------------------------------------------------ */
 
 /* A POST in the legacy era: initialize, or a message of an existing session. */
 void mg_handle_legacy(struct mg_gateway *gw, struct mg_http_req *req, struct mg_rpc_msg *msg,
