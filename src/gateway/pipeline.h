@@ -156,7 +156,7 @@ void mg_legacy_sse_open(struct mg_gateway *gw, struct mg_http_req *req, struct m
 /* POST messages_path (2024-11-05 HTTP+SSE): answered on the session's stream. */
 void mg_legacy_sse_post(struct mg_gateway *gw, struct mg_http_req *req, struct mg_identity *id);
 
-/* ---- mcp.c --------------------------------------------------------------- */
+/* ---- modern.c ------------------------------------------------------------ */
 
 /* A POST in the 2026-07-28 era. */
 void mg_handle_modern(struct mg_gateway *gw, struct mg_http_req *req, struct mg_rpc_msg *msg,
