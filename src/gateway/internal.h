@@ -1,6 +1,7 @@
 /*
  * internal.h - types shared by the gateway's own files (gateway.c,
- * session.c, mcp.c). Nothing outside src/gateway includes this.
+ * session.c, mcp.c and the MCP endpoint's phase files, which share more
+ * through pipeline.h). Nothing outside src/gateway includes this.
  *
  * Ownership in one paragraph: the gateway owns sessions, upstreams and the
  * HTTP server. A session owns its GET streams and the list of its
@@ -202,27 +203,28 @@ void mg_stream_end(struct mg_stream *st);
 /* Detaches without touching the request (the client is already gone). */
 void mg_stream_detach(struct mg_stream *st);
 
-/* ---- mcp.c ---------------------------------------------------------------------- */
+/* ---- mcp.c and the endpoint's phase files (pipeline.h) ---------------------------- */
 
 void mg_mcp_handle(struct mg_gateway *gw, struct mg_http_req *req);
-/* The shared channel is (again) ready: renew upstream subscriptions. */
+/* (notify.c) The shared channel is (again) ready: renew upstream subscriptions. */
 void mg_mcp_upstream_ready(struct mg_gateway *gw);
-/* A notification from the shared channel: fan out. */
+/* (notify.c) A notification from the shared channel: fan out. */
 void mg_mcp_upstream_notification(struct mg_gateway *gw, struct mg_channel *ch, json_t *msg);
 /* Ends every exchange and stream (shutdown deadline). */
 void mg_mcp_abort_all(struct mg_gateway *gw, const char *why);
 /* Ends GET and listen streams cleanly (start of shutdown). */
 void mg_mcp_close_streams(struct mg_gateway *gw);
 size_t mg_mcp_inflight(struct mg_gateway *gw);
-/* Answers the client with an error, cancels the upstream call, frees. */
+/* (exchange.c) Answers the client with an error, cancels the upstream call, frees. */
 void mg_exchange_abort(struct mg_exchange *x, int code, const char *why);
-/* Frees a subscriptions/listen stream's state (the stream is detached). */
+/* (modern.c) Frees a subscriptions/listen stream's state (the stream is detached). */
 void mg_listener_free(struct mg_listener *l);
 /* A session is ending: drop what the endpoint keeps for it. */
 void mg_mcp_session_ended(struct mg_session *s);
 
-/* The per-address limit and the authentication failure answer of the MCP
- * endpoint, for /metrics (same credentials, same flood protection). */
+/* The per-address limit (limit.c) and the authentication failure answer
+ * (access.c) of the MCP endpoint, for /metrics (same credentials, same flood
+ * protection). */
 bool mg_mcp_ip_allowed_or_reply(struct mg_gateway *gw, struct mg_http_req *req);
 void mg_mcp_ip_charge(struct mg_gateway *gw, struct mg_http_req *req);
 void mg_mcp_reply_auth_failure(struct mg_gateway *gw, struct mg_http_req *req, struct mg_auth *auth,
