@@ -161,9 +161,11 @@ struct mg_fetch {
 #define STREAM_RX_MAX  (256u * 1024) /* bytes buffered before the transfer is paused */
 #define STREAM_HDR_MAX (32u * 1024)
 
-/* Per-socket watcher. */
+/* Per-socket watcher: one event for the socket's life in curl's set,
+ * re-armed only when curl changes its interest. */
 struct sock_watch {
 	struct event *ev;
+	short kind; /* the events ev waits for */
 };
 
 /* ---- SSRF ---------------------------------------------------------------------------- */
@@ -295,11 +297,20 @@ static int on_curl_socket(CURL *easy, curl_socket_t s, int what, void *userp, vo
 		w = calloc(1, sizeof *w);
 		if (!w)
 			return -1;
+		w->ev = event_new(f->base, s, kind, on_socket_event, f);
+		if (!w->ev) {
+			free(w);
+			return -1;
+		}
 		C.multi_assign(f->multi, s, w);
+	} else if (w->kind == kind) {
+		return 0; /* the same interest: no epoll_ctl */
 	} else {
-		event_free(w->ev);
+		/* One event per socket, re-armed in place (no free and new). */
+		event_del(w->ev);
+		event_assign(w->ev, f->base, s, kind, on_socket_event, f);
 	}
-	w->ev = event_new(f->base, s, kind, on_socket_event, f);
+	w->kind = kind;
 	event_add(w->ev, NULL);
 	return 0;
 }
