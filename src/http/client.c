@@ -123,6 +123,18 @@ out:
  * many idle handles the extra ones are cleaned up. */
 #define SPARE_MAX 64
 
+/* URLs parsed once (CURLOPT_CURLU): an upstream POSTs to the same URL for
+ * every message, and curl parsing it again cost ~13k instructions per
+ * transfer. Kept until the fetcher is freed, so a transfer never outlives
+ * the handle it reads; a fetcher that fetches more distinct URLs than this
+ * parses the others per transfer, as before. */
+#define URLS_MAX 4
+
+struct parsed_url {
+	char *text;
+	CURLU *u;
+};
+
 struct mg_fetcher {
 	struct event_base *base;
 	CURLM *multi;
@@ -130,6 +142,8 @@ struct mg_fetcher {
 	struct mg_fetch *list;
 	CURL *spare[SPARE_MAX]; /* reset handles, not in the multi */
 	size_t n_spare;
+	struct parsed_url urls[URLS_MAX];
+	size_t n_urls;
 	bool in_action;
 };
 
@@ -400,6 +414,32 @@ static void easy_put(struct mg_fetcher *f, CURL *e)
 	C.easy_cleanup(e);
 }
 
+/* `url` parsed once for `f`, or NULL: the caller then sets CURLOPT_URL
+ * (and curl parses it, reporting any error as it always did). The flags
+ * are those curl itself parses CURLOPT_URL with. */
+static CURLU *url_parsed(struct mg_fetcher *f, const char *url)
+{
+	if (!f)
+		return NULL;
+	for (size_t i = 0; i < f->n_urls; i++)
+		if (strcmp(f->urls[i].text, url) == 0)
+			return f->urls[i].u;
+	if (f->n_urls == URLS_MAX)
+		return NULL;
+	CURLU *u = C.url();
+	char *text = strdup(url);
+	if (!u || !text ||
+	    C.url_set(u, CURLUPART_URL, url, CURLU_GUESS_SCHEME | CURLU_NON_SUPPORT_SCHEME) !=
+	        CURLUE_OK) {
+		free(text);
+		if (u)
+			C.url_cleanup(u);
+		return NULL;
+	}
+	f->urls[f->n_urls++] = (struct parsed_url){ .text = text, .u = u };
+	return u;
+}
+
 static void fetch_free(struct mg_fetch *h)
 {
 	struct mg_fetcher *f = h->f;
@@ -555,6 +595,10 @@ void mg_fetcher_free(struct mg_fetcher *f)
 		fetch_free(f->list);
 	while (f->n_spare)
 		C.easy_cleanup(f->spare[--f->n_spare]);
+	for (size_t i = 0; i < f->n_urls; i++) {
+		free(f->urls[i].text);
+		C.url_cleanup(f->urls[i].u);
+	}
 	if (f->multi)
 		C.multi_cleanup(f->multi);
 	if (f->timer)
@@ -578,7 +622,11 @@ static int easy_setup(struct mg_fetch *h, const struct mg_fetch_opts *o, char *e
 		return -1;
 	}
 	CURL *e = h->easy;
-	C.easy_setopt(e, CURLOPT_URL, o->url);
+	CURLU *parsed = url_parsed(h->f, o->url);
+	if (parsed)
+		C.easy_setopt(e, CURLOPT_CURLU, parsed);
+	else
+		C.easy_setopt(e, CURLOPT_URL, o->url);
 	C.easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	C.easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "https");
 	C.easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
