@@ -127,10 +127,9 @@ out:
 }
 
 /* Easy handles kept for the next transfer: curl_easy_init and
- * curl_easy_cleanup cost ~12k instructions per transfer together, about a
- * fifth of libcurl's share of an upstream request; curl_easy_reset on a
- * handle back from the multi costs a tenth of that. Bounded: beyond this
- * many idle handles the extra ones are cleaned up. */
+ * curl_easy_cleanup cost ~12k instructions per transfer together (7.88,
+ * callgrind); curl_easy_reset on a handle back from the multi costs ~3k.
+ * Bounded: beyond this many idle handles the extra ones are cleaned up. */
 #define SPARE_MAX 64
 
 /* URLs parsed once (CURLOPT_CURLU): an upstream POSTs to the same URL for
