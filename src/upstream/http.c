@@ -164,9 +164,17 @@ static bool kvv_has(const struct mg_kvv *m, const char *key)
 }
 
 struct hdrs {
-	char *v[MAX_HEADERS];
-	size_t n;
+	const char *v[MAX_HEADERS];
+	char *owned[MAX_HEADERS]; /* the lines of v formatted here */
+	size_t n, n_owned;
 };
+
+/* A constant "Name: value" line (static storage): no formatting. */
+static void hdr_line(struct hdrs *h, const char *line)
+{
+	if (h->n < MAX_HEADERS)
+		h->v[h->n++] = line;
+}
 
 static void hdr_add(struct hdrs *h, const char *name, const char *value)
 {
@@ -175,14 +183,18 @@ static void hdr_add(struct hdrs *h, const char *name, const char *value)
 	struct mg_buf b;
 	mg_buf_init(&b, 0);
 	mg_buf_printf(&b, "%s: %s", name, value);
-	h->v[h->n++] = mg_buf_steal(&b);
+	char *line = mg_buf_steal(&b);
+	if (!line)
+		return;
+	h->owned[h->n_owned++] = line;
+	h->v[h->n++] = line;
 }
 
 static void hdrs_free(struct hdrs *h)
 {
-	for (size_t i = 0; i < h->n; i++)
-		free(h->v[i]);
-	h->n = 0;
+	for (size_t i = 0; i < h->n_owned; i++)
+		free(h->owned[i]);
+	h->n = h->n_owned = 0;
 }
 
 /* The configured credentials: the upstream's headers, each replaced by
@@ -786,12 +798,12 @@ static int post_start(struct http_chan *c, const char *url, const char *method, 
 	p->init = init;
 	p->get = strcmp(method, "GET") == 0 && up_id < 0;
 	p->resume = strcmp(method, "GET") == 0 && up_id >= 0;
-	struct hdrs h = { .n = 0 };
+	struct hdrs h = { .n = 0, .n_owned = 0 };
 	if (strcmp(method, "POST") == 0) {
-		hdr_add(&h, "Content-Type", "application/json");
-		hdr_add(&h, "Accept", "application/json, text/event-stream");
+		hdr_line(&h, "Content-Type: application/json");
+		hdr_line(&h, "Accept: application/json, text/event-stream");
 	} else if (strcmp(method, "GET") == 0) {
-		hdr_add(&h, "Accept", "text/event-stream");
+		hdr_line(&h, "Accept: text/event-stream");
 	}
 	if (event_id && event_id[0])
 		hdr_add(&h, "Last-Event-ID", event_id);
@@ -809,7 +821,7 @@ static int post_start(struct http_chan *c, const char *url, const char *method, 
 	struct mg_fetch_opts o = {
 		.url = url,
 		.method = method,
-		.headers = (const char *const *)h.v,
+		.headers = h.v,
 		.n_headers = h.n,
 		.body = body,
 		.body_len = len,
@@ -1011,7 +1023,7 @@ static void send_delete(struct http_chan *c)
 {
 	struct http_upstream *u = c->up;
 	const struct mg_upstream_config *cfg = u->base.cfg;
-	struct hdrs h = { .n = 0 };
+	struct hdrs h = { .n = 0, .n_owned = 0 };
 	add_protocol_headers(&h, c);
 	add_credentials(&h, cfg, c->identity);
 	struct post *p = calloc(1, sizeof *p);
@@ -1024,7 +1036,7 @@ static void send_delete(struct http_chan *c)
 	struct mg_fetch_opts o = {
 		.url = cfg->url,
 		.method = "DELETE",
-		.headers = (const char *const *)h.v,
+		.headers = h.v,
 		.n_headers = h.n,
 		.timeout_ms = SIDE_TIMEOUT_MS / 6,
 		.connect_timeout_ms = (long)cfg->connect_timeout_secs * 1000,
