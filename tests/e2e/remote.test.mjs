@@ -312,6 +312,37 @@ describe('attacks on and by remote upstreams', { timeout: 120000 }, () => {
         }
     });
 
+    test('a proxy from the environment cannot carry a fetch around the SSRF rule', async () => {
+        // Through a proxy, the address the gateway connects to is the proxy's:
+        // the gateway must ignore http_proxy and friends, so the rule still sees
+        // (and refuses) the real target, and the proxy never hears of it.
+        const seen = [];
+        const proxy = http.createServer((req, res) => {
+            seen.push(req.url);
+            res.writeHead(502).end();
+        });
+        await new Promise(resolve => proxy.listen(0, '127.0.0.1', resolve));
+        const saved = { http_proxy: process.env.http_proxy, HTTP_PROXY: process.env.HTTP_PROXY, all_proxy: process.env.all_proxy };
+        const url = `http://127.0.0.1:${proxy.address().port}`;
+        Object.assign(process.env, { http_proxy: url, HTTP_PROXY: url, all_proxy: url });
+        let gw;
+        try {
+            gw = await startGateway({ upstream: { transport: 'http', url: 'http://169.254.169.254/mcp', allow_private_networks: true }, ready: false });
+        } finally {
+            for (const [k, v] of Object.entries(saved)) {
+                if (v === undefined) delete process.env[k];
+                else process.env[k] = v;
+            }
+        }
+        try {
+            await waitFor(async () => /SSRF/.test((await gw.health()).upstreams[0].error ?? ''), { message: 'the SSRF refusal in /health' });
+            assert.deepEqual(seen, [], 'nothing went through the proxy');
+        } finally {
+            await gw.stop();
+            proxy.close();
+        }
+    });
+
     test('the cloud metadata address is refused even with allow_private_networks', async () => {
         const gw = await startGateway({ upstream: { transport: 'http', url: 'http://169.254.169.254/mcp', allow_private_networks: true }, ready: false });
         try {
