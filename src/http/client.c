@@ -696,6 +696,23 @@ static const char *transfer_error(struct mg_fetch *h, char *buf, size_t size)
 	return NULL;
 }
 
+/* Links a set-up transfer into `f` and hands it to curl. Returns `h`, or
+ * NULL (and frees it) with `err`. */
+static struct mg_fetch *transfer_add(struct mg_fetcher *f, struct mg_fetch *h, char *err,
+                                     size_t err_size)
+{
+	h->next = f->list;
+	if (f->list)
+		f->list->prev = h;
+	f->list = h;
+	if (C.multi_add_handle(f->multi, h->easy) != CURLM_OK) {
+		fetch_free(h);
+		snprintf(err, err_size, "cannot start the transfer");
+		return NULL;
+	}
+	return h;
+}
+
 struct mg_fetch *mg_fetch_start(struct mg_fetcher *f, const struct mg_fetch_opts *o, mg_fetch_fn cb,
                                 void *arg, char *err, size_t err_size)
 {
@@ -713,16 +730,7 @@ struct mg_fetch *mg_fetch_start(struct mg_fetcher *f, const struct mg_fetch_opts
 		fetch_free(h);
 		return NULL;
 	}
-	h->next = f->list;
-	if (f->list)
-		f->list->prev = h;
-	f->list = h;
-	if (C.multi_add_handle(f->multi, h->easy) != CURLM_OK) {
-		fetch_free(h);
-		snprintf(err, err_size, "cannot start the transfer");
-		return NULL;
-	}
-	return h;
+	return transfer_add(f, h, err, err_size);
 }
 
 struct mg_fetch *mg_fetch_stream_start(struct mg_fetcher *f, const struct mg_fetch_opts *o,
@@ -749,16 +757,7 @@ struct mg_fetch *mg_fetch_stream_start(struct mg_fetcher *f, const struct mg_fet
 	}
 	/* A stream's body is bounded by its reader, not here. */
 	mg_buf_init(&h->body, 0);
-	h->next = f->list;
-	if (f->list)
-		f->list->prev = h;
-	f->list = h;
-	if (C.multi_add_handle(f->multi, h->easy) != CURLM_OK) {
-		fetch_free(h);
-		snprintf(err, err_size, "cannot start the transfer");
-		return NULL;
-	}
-	return h;
+	return transfer_add(f, h, err, err_size);
 }
 
 enum mg_fetch_failure mg_fetch_failure(const struct mg_fetch *h)

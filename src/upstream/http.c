@@ -1005,14 +1005,7 @@ static void chan_free(struct http_chan *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	u->nchans--;
-	if (c->dedicated)
-		u->base.dedicated--;
-	if (u->base.shared == &c->ch)
-		u->base.shared = NULL;
-	if (u->base.modern == &c->ch)
-		u->base.modern = NULL;
-	if (u->base.primary == &c->ch)
-		u->base.primary = NULL;
+	mg_upstream_forget_channel(&u->base, &c->ch, c->dedicated);
 	free(c->identity);
 	free(c);
 }

@@ -174,3 +174,15 @@ struct mg_upstream *mg_upstream_new(struct event_base *base, const struct mg_ups
 	}
 	return mg_upstream_http_new(base, cfg, hooks, max_depth, err, err_size);
 }
+
+void mg_upstream_forget_channel(struct mg_upstream *up, struct mg_channel *ch, bool dedicated)
+{
+	if (dedicated)
+		up->dedicated--;
+	if (up->shared == ch)
+		up->shared = NULL;
+	if (up->modern == ch)
+		up->modern = NULL;
+	if (up->primary == ch)
+		up->primary = NULL;
+}

@@ -104,6 +104,10 @@ struct mg_upstream *mg_upstream_new(struct event_base *base, const struct mg_ups
                                     const struct mg_upstream_hooks *hooks, size_t max_depth,
                                     char *err, size_t err_size);
 
+/* A transport is freeing channel `ch` (a `dedicated` one or one of the
+ * upstream's own): the upstream stops pointing at it and counting it. */
+void mg_upstream_forget_channel(struct mg_upstream *up, struct mg_channel *ch, bool dedicated);
+
 /* Opens one of the upstream's own channels (see upstream.c); used by
  * transports' start. NULL when out of memory. */
 struct mg_channel *mg_upstream_own_channel(struct mg_upstream *up, bool probe);
