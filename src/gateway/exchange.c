@@ -504,6 +504,15 @@ static int forward(struct mg_gateway *gw, struct mg_http_req *req, struct mg_cha
 	return mg_channel_request(ch, &x->call, msg->root);
 }
 
+/* What the client of this exchange has not read yet (the HTTP transport's
+ * backpressure reads it). */
+static size_t exchange_backlog(struct mg_call *call, void *arg)
+{
+	struct mg_exchange *x = arg;
+	(void)call;
+	return x->req ? mg_http_req_pending_output(x->req) : 0;
+}
+
 void mg_exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struct mg_session *s,
                        struct mg_channel *ch, struct mg_rpc_msg *msg, bool modern,
                        enum mg_bridge bridge, struct mg_identity *id)
@@ -537,6 +546,7 @@ void mg_exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struct mg
 	x->call.on_progress = on_progress;
 	x->call.arg = x;
 	x->call.identity = id ? id->key : NULL;
+	x->call.backlog = exchange_backlog;
 	if (gw->audit) {
 		mg_pipeline_audit_request_id(req, x->audit_rid);
 		snprintf(x->audit_client, sizeof x->audit_client, "%s", mg_http_req_peer(req));

@@ -167,6 +167,7 @@ struct mg_fetch {
 	bool head_delivered; /* on_head was called */
 	bool finished;       /* curl completed the transfer (result is set) */
 	bool paused;         /* the write callback paused it: delivery is behind */
+	bool user_paused;    /* mg_fetch_pause: the reader asked to wait */
 	bool in_callback;    /* a user callback is running: cancel defers the free */
 	bool cancelled;
 };
@@ -489,7 +490,8 @@ static void on_stream_deliver(evutil_socket_t fd, short what, void *arg)
 	if (h->paused) {
 		h->paused = false;
 		/* May call on_write at once with what curl held back. */
-		C.easy_pause(h->easy, CURLPAUSE_CONT);
+		if (!h->user_paused)
+			C.easy_pause(h->easy, CURLPAUSE_CONT);
 	}
 	if (h->finished && !h->body.len) {
 		char err[CURL_ERROR_SIZE + 64];
@@ -758,6 +760,19 @@ struct mg_fetch *mg_fetch_stream_start(struct mg_fetcher *f, const struct mg_fet
 	/* A stream's body is bounded by its reader, not here. */
 	mg_buf_init(&h->body, 0);
 	return transfer_add(f, h, err, err_size);
+}
+
+void mg_fetch_pause(struct mg_fetch *h, bool pause)
+{
+	if (!h || !h->easy || h->finished || h->user_paused == pause)
+		return;
+	h->user_paused = pause;
+	if (pause) {
+		C.easy_pause(h->easy, CURLPAUSE_RECV);
+		return;
+	}
+	if (!h->paused) /* the write callback's own pause resumes on delivery */
+		C.easy_pause(h->easy, CURLPAUSE_CONT);
 }
 
 enum mg_fetch_failure mg_fetch_failure(const struct mg_fetch *h)

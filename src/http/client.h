@@ -117,6 +117,11 @@ struct mg_fetch *mg_fetch_stream_start(struct mg_fetcher *f, const struct mg_fet
                                        const struct mg_fetch_stream *cbs, void *arg, char *err,
                                        size_t err_size);
 
+/* Pauses (or resumes) reading a streaming transfer's answer: the server
+ * is then held by TCP flow control. Not from inside curl (stream
+ * callbacks are fine: they run outside it). */
+void mg_fetch_pause(struct mg_fetch *h, bool pause);
+
 /* Why a finished transfer failed (in on_end), for callers that word their
  * own errors. */
 enum mg_fetch_failure {

@@ -54,6 +54,10 @@ struct mg_call {
 	 * call; NULL for the gateway's own): an HTTP transport sends that
 	 * identity's upstream credentials with it. */
 	const char *identity;
+	/* Optional: bytes the client behind this call has not read yet. A
+	 * transport that streams the answer pauses reading from the server
+	 * while this is high (backpressure from a slow client). */
+	size_t (*backlog)(struct mg_call *call, void *arg);
 	/* channel-owned */
 	struct mg_channel *ch;
 	int64_t up_id;

@@ -71,6 +71,9 @@
 #define EVENT_ID_MAX     256
 #define URL_MAX          2048
 #define MAX_HEADERS      64
+#define BACKLOG_HIGH     (1024u * 1024) /* client bytes unread: stop reading upstream */
+#define BACKLOG_LOW      (256u * 1024)  /* ... and go on below this */
+#define HOLD_CHECK_MS    20
 #define PARAM_VALUE_MAX  4096 /* an Mcp-Param-* value, decoded (as the gateway's check) */
 
 struct http_upstream;
@@ -93,6 +96,7 @@ struct post {
 	bool cancelled;
 	bool expired; /* 404 for the session */
 	bool discard; /* a body that carries no message */
+	bool held;    /* paused: the client behind it is not reading */
 	bool got_event;
 	bool lists_tools; /* a 2026-07-28 tools/list: learn x-mcp-header from the answer */
 	long status;
@@ -126,7 +130,9 @@ struct http_upstream {
 	struct mg_fetcher *fetcher;
 	struct http_chan *chans;
 	size_t nchans;
-	struct post *side;   /* DELETEs still running, not tied to a channel */
+	struct post *side;        /* DELETEs still running, not tied to a channel */
+	struct event *hold_timer; /* checks held posts while any is held */
+	size_t held;
 	json_t *tool_params; /* x-mcp-header annotations from this server's tools/list */
 	bool sse;            /* transport = "sse" */
 };
@@ -401,6 +407,8 @@ static void post_destroy(struct post *p)
 	struct post **head = c ? &c->posts : &p->u->side;
 	if (c && c->get == p)
 		c->get = NULL;
+	if (p->held && p->u->held)
+		p->u->held--;
 	if (p->prev)
 		p->prev->next = p->next;
 	else if (*head == p)
@@ -558,6 +566,49 @@ static int on_post_head(struct mg_fetch *f, long status, void *arg)
 	return 0;
 }
 
+/* Backpressure: a streamed answer whose client is not reading is paused
+ * (the server is held by TCP flow control, nothing piles up here) and
+ * resumed once the client caught up; a timer looks every 20 ms while any
+ * transfer is held. */
+static size_t post_backlog(struct post *p)
+{
+	struct mg_call *call = p->up_id >= 0 ? mg_channel_find(&p->c->ch, p->up_id) : NULL;
+	return call && call->backlog ? call->backlog(call, call->arg) : 0;
+}
+
+static void arm_hold_timer(struct http_upstream *u)
+{
+	struct timeval tv = { .tv_sec = 0, .tv_usec = HOLD_CHECK_MS * 1000 };
+	if (u->hold_timer && !evtimer_pending(u->hold_timer, NULL))
+		evtimer_add(u->hold_timer, &tv);
+}
+
+static void post_check_backlog(struct post *p)
+{
+	if (p->held || !p->f || post_backlog(p) <= BACKLOG_HIGH)
+		return;
+	mg_fetch_pause(p->f, true);
+	p->held = true;
+	p->u->held++;
+	arm_hold_timer(p->u);
+}
+
+static void on_hold_timer(evutil_socket_t fd, short what, void *arg)
+{
+	struct http_upstream *u = arg;
+	(void)fd;
+	(void)what;
+	for (struct http_chan *c = u->chans; c; c = c->next)
+		for (struct post *p = c->posts; p; p = p->next)
+			if (p->held && post_backlog(p) < BACKLOG_LOW) {
+				p->held = false;
+				u->held--;
+				mg_fetch_pause(p->f, false);
+			}
+	if (u->held)
+		arm_hold_timer(u);
+}
+
 static int on_post_body(struct mg_fetch *f, const char *data, size_t n, void *arg)
 {
 	struct post *p = arg;
@@ -580,6 +631,8 @@ static int on_post_body(struct mg_fetch *f, const char *data, size_t n, void *ar
 				             "max_message_bytes; stream dropped",
 				             p->c->ch.name);
 		}
+		if (rc == 0 && !p->get)
+			post_check_backlog(p);
 		if (rc != 0) {
 			struct http_chan *c = p->c;
 			bool reconnect = p->get && c->up->sse && !c->closing;
@@ -988,6 +1041,8 @@ static void chan_free(struct http_chan *c)
 		struct post *p = c->posts;
 		mg_fetch_cancel(p->f);
 		p->f = NULL;
+		if (p->held && u->held)
+			u->held--;
 		c->posts = p->next;
 		mg_sse_decoder_free(&p->dec);
 		mg_buf_free(&p->body);
@@ -1211,6 +1266,8 @@ static void http_free(struct mg_upstream *up)
 	}
 	mg_fetcher_free(u->fetcher);
 	json_decref(u->tool_params);
+	if (u->hold_timer)
+		event_free(u->hold_timer);
 	free(u);
 }
 
@@ -1243,6 +1300,7 @@ struct mg_upstream *mg_upstream_http_new(struct event_base *base,
 	u->base.hooks = *hooks;
 	u->base.max_depth = max_depth;
 	u->sse = cfg->transport == MG_TRANSPORT_SSE;
+	u->hold_timer = evtimer_new(base, on_hold_timer, u);
 	u->tool_params = json_object();
 	/* One transfer set per upstream: its own connection pool. */
 	u->fetcher = mg_fetcher_new(base);
@@ -1251,6 +1309,8 @@ struct mg_upstream *mg_upstream_http_new(struct event_base *base,
 			snprintf(err, err_size, "out of memory");
 		mg_fetcher_free(u->fetcher);
 		json_decref(u->tool_params);
+		if (u->hold_timer)
+			event_free(u->hold_timer);
 		free(u);
 		return NULL;
 	}

@@ -407,6 +407,48 @@ describe('attacks on and by remote upstreams', { timeout: 120000 }, () => {
     });
 });
 
+describe('backpressure from a slow client', { timeout: 120000 }, () => {
+    test('a client that stops reading holds the upstream stream; reading again resumes it', async () => {
+        const up = await startUpstream(HOSTILE_HTTP);
+        const gw = await startGateway({ server: { request_timeout_secs: 60 }, upstream: httpUpstream(up) });
+        const sentSoFar = () => {
+            const all = [...up.stderr.matchAll(/flood: (\d+) bytes/g)];
+            return all.length ? Number(all[all.length - 1][1]) : 0;
+        };
+        const ctl = new AbortController();
+        try {
+            const init = await postMcp(gw, { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: LEGACY_VERSION, capabilities: {}, clientInfo: { name: 'slow', version: '1' } } });
+            const sid = init.headers.get('mcp-session-id');
+            const res = await fetch(gw.mcpUrl, {
+                method: 'POST',
+                signal: ctl.signal,
+                headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', 'mcp-session-id': sid },
+                body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'flood', arguments: {}, _meta: { progressToken: 'slow' } } })
+            });
+            assert.equal(res.headers.get('content-type'), 'text/event-stream');
+            // The client reads nothing: after the pipes fill up, the server must stall.
+            await waitFor(() => sentSoFar() > 0, { message: 'the flood started' });
+            await new Promise(r => setTimeout(r, 3000));
+            const held = sentSoFar();
+            await new Promise(r => setTimeout(r, 2000));
+            const later = sentSoFar();
+            assert.ok(later - held < 2 * 1024 * 1024, `the upstream was held while the client did not read (${held} then ${later} bytes)`);
+            assert.ok(later < 24 * 1024 * 1024, `the gateway did not buffer the stream for the client (${later} bytes sent)`);
+            // Reading again lets the stream go on.
+            const reader = res.body.getReader();
+            let got = 0;
+            while (got < 8 * 1024 * 1024) got += (await reader.read()).value?.length ?? 0;
+            await waitFor(() => sentSoFar() > later + 4 * 1024 * 1024, { message: 'the stream resumed' });
+            ctl.abort();
+            await waitFor(() => /closed by client: flood/.test(up.stderr), { message: 'the gateway closed the upstream stream' });
+        } finally {
+            ctl.abort();
+            await gw.stop();
+            await up.stop();
+        }
+    });
+});
+
 describe('per-identity upstream credentials', { timeout: 120000 }, () => {
     test('each identity reaches the upstream with its own headers; others with the upstream\'s', async () => {
         const up = await startUpstream(EVERYTHING_HTTP);
