@@ -715,8 +715,8 @@ static struct mg_fetch *transfer_add(struct mg_fetcher *f, struct mg_fetch *h, c
 	return h;
 }
 
-struct mg_fetch *mg_fetch_start(struct mg_fetcher *f, const struct mg_fetch_opts *o, mg_fetch_fn cb,
-                                void *arg, char *err, size_t err_size)
+/* A new transfer of `f` (libcurl loaded first), or NULL with `err`. */
+static struct mg_fetch *fetch_alloc(struct mg_fetcher *f, void *arg, char *err, size_t err_size)
 {
 	if (mg_fetcher_prepare(f, err, err_size) < 0)
 		return NULL;
@@ -726,8 +726,17 @@ struct mg_fetch *mg_fetch_start(struct mg_fetcher *f, const struct mg_fetch_opts
 		return NULL;
 	}
 	h->f = f;
-	h->cb = cb;
 	h->arg = arg;
+	return h;
+}
+
+struct mg_fetch *mg_fetch_start(struct mg_fetcher *f, const struct mg_fetch_opts *o, mg_fetch_fn cb,
+                                void *arg, char *err, size_t err_size)
+{
+	struct mg_fetch *h = fetch_alloc(f, arg, err, err_size);
+	if (!h)
+		return NULL;
+	h->cb = cb;
 	if (easy_setup(h, o, err, err_size) < 0) {
 		fetch_free(h);
 		return NULL;
@@ -739,15 +748,9 @@ struct mg_fetch *mg_fetch_stream_start(struct mg_fetcher *f, const struct mg_fet
                                        const struct mg_fetch_stream *cbs, void *arg, char *err,
                                        size_t err_size)
 {
-	if (mg_fetcher_prepare(f, err, err_size) < 0)
+	struct mg_fetch *h = fetch_alloc(f, arg, err, err_size);
+	if (!h)
 		return NULL;
-	struct mg_fetch *h = calloc(1, sizeof *h);
-	if (!h) {
-		snprintf(err, err_size, "out of memory");
-		return NULL;
-	}
-	h->f = f;
-	h->arg = arg;
 	h->stream = cbs;
 	mg_buf_init(&h->hdrs, STREAM_HDR_MAX);
 	h->done_ev = event_new(f->base, -1, 0, on_stream_deliver, h);
