@@ -38,6 +38,7 @@ static const struct mg_cli_opt_spec run_opts[] = {
 };
 static const struct mg_cli_opt_spec check_opts[] = {
 	{ "timeout", true, "S", "Seconds to wait for each upstream (default: 10)." },
+	{ "server", true, "NAME", "Check only the upstream named NAME ([[upstream.servers]])." },
 };
 static const struct mg_cli_opt_spec version_opts[] = {
 	{ "json", false, NULL, "Print the build information as JSON." },
@@ -70,8 +71,9 @@ static const struct mg_cli_command commands[] = {
 	  "Starts the gateway with the configuration. SIGTERM or SIGINT stops it gracefully; "
 	  "SIGHUP reloads the configuration.",
 	  run_opts, COUNT(run_opts), 0, mg_cmd_run },
-	{ "check-upstream", "check that every upstream answers", "[--timeout S]",
-	  "Starts or contacts each configured upstream, performs the MCP handshake and prints "
+	{ "check-upstream", "check that every upstream answers", "[--timeout S] [--server NAME]",
+	  "Starts or contacts each configured upstream (or only --server NAME, performs the MCP "
+	  "handshake and prints "
 	  "its name, version, protocol and tool count, or why it failed.",
 	  check_opts, COUNT(check_opts), 0, mg_cmd_check_upstream },
 	{ "version", "print version and build information", "[--json]",

@@ -61,7 +61,13 @@ int mg_cmd_check_upstream(struct mg_cli *cli)
 		mg_config_free(cfg);
 		return MG_EXIT_USAGE;
 	}
-	int rc = mg_gateway_check_upstreams(cfg, (int)timeout);
+	int rc = mg_gateway_check_upstreams(cfg, (int)timeout, mg_cli_opt(cli, "server"));
+	if (rc == 2) {
+		fprintf(stderr, "mcp-guard: no upstream is named \"%s\" in %s\n",
+		        mg_cli_opt(cli, "server"), path);
+		mg_config_free(cfg);
+		return MG_EXIT_USAGE;
+	}
 	mg_config_free(cfg);
 	return rc ? MG_EXIT_INVALID : MG_EXIT_OK;
 }

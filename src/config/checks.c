@@ -735,10 +735,65 @@ void mg_check_upstream(struct mg_decode *dc, void *obj, const struct mg_cnode *n
 	}
 }
 
+/* [[upstream.servers]]: paths the gateway serves itself cannot be a
+ * server's path_prefix, nor can another server's <mcp_path>/<name>. */
+static void check_server_paths(struct mg_decode *dc, const struct mg_config *c,
+                               const struct mg_cnode *node)
+{
+	const struct mg_upstream_section *s = &c->upstream;
+	if (!s->n_servers || !c->server.mcp_path)
+		return;
+	const struct mg_cnode *up = node ? mg_cnode_getz(dc->doc, node, "upstream") : NULL;
+	const struct mg_cnode *arr = up ? mg_cnode_getz(dc->doc, up, "servers") : NULL;
+	const struct mg_cnode *item = arr ? arr->first : NULL;
+	static const char *const fixed[] = {
+		"/health", "/live",     "/ready",           "/routes",         "/authorize",
+		"/token",  "/register", "/oauth/authorize", "/oauth/callback", NULL
+	};
+	const char *base = strcmp(c->server.mcp_path, "/") == 0 ? "" : c->server.mcp_path;
+	for (size_t i = 0; i < s->n_servers; i++, item = item ? item->next : NULL) {
+		const char *pp = s->servers[i].path_prefix;
+		if (!pp)
+			continue;
+		char p[96], why[200] = "";
+		snprintf(p, sizeof p, "upstream.servers[%zu].path_prefix", i);
+		for (size_t k = 0; fixed[k] && !why[0]; k++) {
+			if (strcmp(pp, fixed[k]) == 0)
+				snprintf(why, sizeof why, "the gateway serves %s itself", pp);
+		}
+		if (!why[0] && strncmp(pp, "/.well-known", 12) == 0 && (pp[12] == '/' || !pp[12]))
+			snprintf(why, sizeof why, "paths under /.well-known are the gateway's own");
+		if (!why[0] && c->metrics.enabled && c->metrics.path && !c->metrics.listen &&
+		    strcmp(pp, c->metrics.path) == 0)
+			snprintf(why, sizeof why, "it is metrics.path");
+		for (size_t j = 0; j < s->n_servers && !why[0]; j++) {
+			const char *name = s->servers[j].name;
+			size_t bl = strlen(base);
+			if (name && strncmp(pp, base, bl) == 0 && pp[bl] == '/' &&
+			    strcmp(pp + bl + 1, name) == 0)
+				snprintf(why, sizeof why,
+				         "it is where server \"%s\" is also reachable "
+				         "(<mcp_path>/<name>)",
+				         name);
+		}
+		if (why[0])
+			mg_schema_error(dc, key_node(dc, item, "path_prefix"), p,
+			                "\"%s\" cannot be a path_prefix: %s", pp, why);
+		if (s->servers[i].strip_prefix) {
+			snprintf(p, sizeof p, "upstream.servers[%zu].strip_prefix", i);
+			mg_schema_warning(
+			    dc, key_node(dc, item, "strip_prefix"), p,
+			    "strip_prefix has no effect: the upstream is always called at "
+			    "its own url (remove the key)");
+		}
+	}
+}
+
 void mg_check_root(struct mg_decode *dc, void *obj, const struct mg_cnode *node, const char *path)
 {
 	struct mg_config *c = obj;
 	(void)path;
+	check_server_paths(dc, c, node);
 	const struct mg_cnode *auth = node ? mg_cnode_getz(dc->doc, node, "auth") : NULL;
 	const struct mg_cnode *mtls = auth ? mg_cnode_getz(dc->doc, auth, "mtls") : NULL;
 	if (c->auth.mtls.enabled && !c->server.tls.client_ca_path &&

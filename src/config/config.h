@@ -231,6 +231,7 @@ struct mg_upstream_config {
 	char *name;
 	char *path_prefix;
 	bool strip_prefix;
+	bool required;     /* [[upstream.servers]]: /ready waits for it (the single form: always) */
 	int64_t transport; /* enum mg_transport */
 	char *command;
 	struct mg_strv args;

@@ -573,9 +573,14 @@ static const struct mg_field server_entry_fields[] = {
 	STR(S, name, "name", NULL, MG_FF_REQUIRED, "\"files\"",
 	    "Unique name (logs, metrics, health, federated tool prefix)."),
 	STR(S, path_prefix, "path_prefix", NULL, MG_FF_REQUIRED | MG_FF_PATH, "\"/files\"",
-	    "Requests under this path go to this upstream."),
+	    "The server's MCP endpoint: this path and every path below it (longest prefix "
+	    "wins); the server is also reachable at <server.mcp_path>/<name>."),
 	BOOL(S, strip_prefix, "strip_prefix", "false",
-	     "Remove path_prefix before forwarding (http, sse)."),
+	     "Accepted for configurations written for earlier gateways; has no effect: an "
+	     "upstream is always called at its own url."),
+	BOOL(S, required, "required", "true",
+	     "The gateway is ready (/ready) only when this upstream is; false: its failure "
+	     "degrades /health but does not take the gateway out of rotation."),
 	UPSTREAM_TRANSPORT_FIELDS,
 };
 static const struct mg_section server_entry_section =

@@ -59,7 +59,7 @@ static void audit_result(struct mg_exchange *x, const json_t *msg, const char *r
 		.identity = x->identity ? x->identity->id : NULL,
 		.provider = x->identity ? x->identity->provider : NULL,
 		.client = x->audit_client,
-		.server = gw->up ? gw->up->cfg->name : NULL,
+		.server = x->route->name,
 		.method = x->method,
 		.tool = x->audit_tool,
 		.success = ok,
@@ -253,7 +253,7 @@ static void on_reply(struct mg_call *call, json_t *msg, void *arg)
 	json_object_set(msg, "id", x->orig_id);
 	json_t *result = json_object_get(msg, "result");
 	if (strcmp(x->method, "tools/list") == 0 && json_is_object(result))
-		mg_mcp_params_learn(x->gw->tool_params, json_object_get(result, "tools"));
+		mg_mcp_params_learn(x->route->tool_params, json_object_get(result, "tools"));
 	/* Lists show only what this identity may use (after learning from the
 	 * whole list). Unrestricted identities skip the walk entirely. */
 	if (x->identity && json_is_object(result) && mg_authz_restricted(x->identity))
@@ -322,13 +322,12 @@ static void on_raw_reply(struct mg_call *call, const char *text, size_t len,
 		 * tool name), so only a different one takes the parsed path. */
 		uint8_t digest[MG_SHA256_LEN];
 		mg_sha256(text + js->result.start, js->result.end - js->result.start, digest);
-		struct mg_gateway *gw = x->gw;
-		if (!gw->tools_learned_set ||
-		    memcmp(digest, gw->tools_learned, sizeof digest) != 0) {
+		struct mg_route *r = x->route;
+		if (!r->tools_learned_set || memcmp(digest, r->tools_learned, sizeof digest) != 0) {
 			free(dumped);
 			if (reply_parsed(call, text, len, x)) {
-				memcpy(gw->tools_learned, digest, sizeof digest);
-				gw->tools_learned_set = true;
+				memcpy(r->tools_learned, digest, sizeof digest);
+				r->tools_learned_set = true;
 			}
 			return;
 		}
@@ -389,9 +388,9 @@ static void on_progress(struct mg_call *call, json_t *msg, void *arg)
 	mg_exchange_push(x, msg);
 }
 
-static long request_timeout(struct mg_gateway *gw)
+static long request_timeout(struct mg_gateway *gw, const struct mg_route *r)
 {
-	const struct mg_upstream_config *u = gw->up->cfg;
+	const struct mg_upstream_config *u = r->up->cfg;
 	return u->request_timeout_secs ? (long)u->request_timeout_secs
 	                               : (long)gw->cfg->server.request_timeout_secs;
 }
@@ -403,11 +402,11 @@ static void on_exchange_timeout(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	char m[256];
 	snprintf(m, sizeof m, "the upstream did not answer %s within %ld s; request cancelled",
-	         x->method, request_timeout(x->gw));
+	         x->method, request_timeout(x->gw, x->route));
 	if (x->gw->audit) {
 		struct mg_audit_event ev = { .type = MG_AUDIT_UPSTREAM_ERROR,
 			                     .request_id = x->audit_rid[0] ? x->audit_rid : NULL,
-			                     .server = x->gw->up->cfg->name,
+			                     .server = x->route->name,
 			                     .method = x->method,
 			                     .tool = x->audit_tool,
 			                     .success = 0,
@@ -525,6 +524,7 @@ void mg_exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struct mg
 	x->gw = gw;
 	x->req = req;
 	x->session = s;
+	x->route = s ? s->route : mg_req_route(gw, req);
 	x->ch = ch;
 	x->modern = modern;
 	x->bridge = bridge;
@@ -561,7 +561,7 @@ void mg_exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struct mg
 				.identity = id ? id->id : NULL,
 				.provider = id ? id->provider : NULL,
 				.client = x->audit_client,
-				.server = gw->up->cfg->name,
+				.server = x->route->name,
 				.method = msg->method,
 				.tool = x->audit_tool,
 				.success = -1,
@@ -604,7 +604,7 @@ void mg_exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struct mg
 	if (!x->listen) {
 		/* A listen stream lasts until the client or the gateway ends it. */
 		x->timeout = evtimer_new(gw->base, on_exchange_timeout, x);
-		struct timeval tv = { .tv_sec = request_timeout(gw), .tv_usec = 0 };
+		struct timeval tv = { .tv_sec = request_timeout(gw, x->route), .tv_usec = 0 };
 		evtimer_add(x->timeout, &tv);
 	}
 	mg_http_req_on_close(req, on_exchange_client_close, x);
@@ -618,11 +618,11 @@ void mg_exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struct mg
  * process - the exchange holding the *only* call the process is working on
  * (a call the gateway made for another session counts: the message may be
  * that one's). Anything less certain is not delivered to a client. */
-struct mg_exchange *mg_sole_exchange(struct mg_gateway *gw, struct mg_session *s)
+struct mg_exchange *mg_sole_exchange(struct mg_gateway *gw, struct mg_session *s,
+                                     struct mg_channel *ch)
 {
 	if (s)
 		return s->n_exchanges == 1 ? s->exchanges : NULL;
-	struct mg_channel *ch = gw->up->shared;
 	if (!ch || ch->ncalls != 1)
 		return NULL;
 	for (size_t i = 0; i < gw->nbuckets; i++) {

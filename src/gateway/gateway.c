@@ -75,17 +75,41 @@ static void error_body(int status, const char *reason, struct mg_buf *out, const
 static json_t *upstreams_json(struct mg_gateway *gw)
 {
 	json_t *a = json_array();
-	if (gw->up)
-		json_array_append_new(a, mg_upstream_health(gw->up));
+	for (size_t i = 0; i < gw->n_routes; i++) {
+		json_t *h = mg_upstream_health(gw->routes[i]->up);
+		json_object_set_new(h, "required", json_boolean(gw->routes[i]->required));
+		json_array_append_new(a, h);
+	}
 	return a;
+}
+
+/* The upstreams' state for /health: starting while a required one never
+ * came up, ok when all are up, degraded otherwise. */
+static const char *upstreams_status(struct mg_gateway *gw)
+{
+	bool all_up = true;
+	for (size_t i = 0; i < gw->n_routes; i++) {
+		struct mg_route *r = gw->routes[i];
+		if (r->required && !r->up->ever_ready)
+			return "starting";
+		all_up = all_up && r->up->ready;
+	}
+	return all_up ? "ok" : "degraded";
+}
+
+/* The first required upstream that is not ready, or NULL. */
+static struct mg_route *unready_route(struct mg_gateway *gw)
+{
+	for (size_t i = 0; i < gw->n_routes; i++) {
+		if (gw->routes[i]->required && !gw->routes[i]->up->ready)
+			return gw->routes[i];
+	}
+	return NULL;
 }
 
 static void handle_health(struct mg_gateway *gw, struct mg_http_req *req)
 {
-	const char *status = gw->draining          ? "draining"
-	                     : !gw->up->ever_ready ? "starting"
-	                     : gw->up->ready       ? "ok"
-	                                           : "degraded";
+	const char *status = gw->draining ? "draining" : upstreams_status(gw);
 	json_t *o =
 	    json_pack("{s:s,s:s,s:I,s:o,s:I,s:I,s:I}", "status", status, "version", MG_VERSION,
 	              "uptime_secs", (json_int_t)(time(NULL) - gw->started), "upstreams",
@@ -116,15 +140,25 @@ static void handle_health(struct mg_gateway *gw, struct mg_http_req *req)
 
 static void handle_ready(struct mg_gateway *gw, struct mg_http_req *req)
 {
-	bool ready = !gw->draining && gw->up->ready;
+	struct mg_route *down = gw->draining ? NULL : unready_route(gw);
+	bool ready = !gw->draining && !down;
 	json_t *o;
+	char why[400];
 	if (ready)
 		o = json_pack("{s:s}", "status", "ready");
-	else
-		o = json_pack("{s:s,s:s}", "status", "not ready", "reason",
-		              gw->draining            ? "shutting down"
-		              : gw->up->last_error[0] ? gw->up->last_error
-		                                      : "upstream not initialized yet");
+	else {
+		if (gw->draining)
+			snprintf(why, sizeof why, "shutting down");
+		else if (gw->n_routes == 1)
+			snprintf(why, sizeof why, "%s",
+			         down->up->last_error[0] ? down->up->last_error
+			                                 : "upstream not initialized yet");
+		else
+			snprintf(why, sizeof why, "upstream %s: %s", down->name,
+			         down->up->last_error[0] ? down->up->last_error
+			                                 : "not initialized yet");
+		o = json_pack("{s:s,s:s}", "status", "not ready", "reason", why);
+	}
 	struct mg_http_hdr h[] = { { "Cache-Control", "no-store" } };
 	mg_reply_json(req, ready ? 200 : 503, o, h, 1);
 	json_decref(o);
@@ -151,14 +185,16 @@ void mg_gateway_on_request(struct mg_http_req *req, void *arg)
 	const char *path = mg_http_req_path(req);
 	const char *method = mg_http_req_method(req);
 	bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
-	if (strcmp(path, gw->cfg->server.mcp_path) == 0 ||
-	    (gw->cfg->server.legacy_sse && (strcmp(path, gw->cfg->server.sse_path) == 0 ||
-	                                    strcmp(path, gw->cfg->server.messages_path) == 0))) {
+	/* One upstream: its endpoint first, as it always was (the hot path). */
+	if (gw->n_routes == 1 &&
+	    (strcmp(path, gw->cfg->server.mcp_path) == 0 ||
+	     (gw->cfg->server.legacy_sse && (strcmp(path, gw->cfg->server.sse_path) == 0 ||
+	                                     strcmp(path, gw->cfg->server.messages_path) == 0)))) {
 		mg_mcp_handle(gw, req);
 		return;
 	}
 	if (get && strncmp(path, "/.well-known/oauth-protected-resource", 37) == 0 &&
-	    (path[37] == '\0' || strcmp(path + 37, gw->cfg->server.mcp_path) == 0)) {
+	    (path[37] == '\0' || mg_route_find(gw, path + 37, NULL))) {
 		handle_resource_metadata(gw, req);
 		return;
 	}
@@ -189,33 +225,21 @@ void mg_gateway_on_request(struct mg_http_req *req, void *arg)
 	}
 	if (mg_obs_route(gw, req))
 		return;
-	char m[200];
-	snprintf(m, sizeof m, "Not Found: the MCP endpoint is %s", gw->cfg->server.mcp_path);
-	mg_reply_rpc_error(req, 404, NULL, MG_RPC_INVALID_REQUEST, m, NULL);
-}
-
-/* ---- upstream hooks ------------------------------------------------------------------- */
-
-static void on_upstream_state(struct mg_upstream *up, void *arg)
-{
-	struct mg_gateway *gw = arg;
-	if (up->ready)
-		mg_mcp_upstream_ready(arg);
-	else if (gw->audit && !gw->draining) {
-		struct mg_audit_event ev = { .type = MG_AUDIT_UPSTREAM_ERROR,
-			                     .server = up->cfg->name,
-			                     .success = 0,
-			                     .message = "the upstream is down; restarting it",
-			                     .duration_ms = -1 };
-		mg_audit_emit(gw->audit, &ev);
+	/* /routes and the endpoints: the MCP pipeline (origin, credentials,
+	 * limits) before anything is said about them. */
+	if (strcmp(path, "/routes") == 0 || mg_route_find(gw, path, NULL)) {
+		mg_mcp_handle(gw, req);
+		return;
 	}
-}
-
-static void on_upstream_notification(struct mg_upstream *up, struct mg_channel *ch, json_t *msg,
-                                     void *arg)
-{
-	(void)up;
-	mg_mcp_upstream_notification(arg, ch, msg);
+	if (gw->n_routes == 1) {
+		char m[200];
+		snprintf(m, sizeof m, "Not Found: the MCP endpoint is %s",
+		         gw->cfg->server.mcp_path);
+		mg_reply_rpc_error(req, 404, NULL, MG_RPC_INVALID_REQUEST, m, NULL);
+		return;
+	}
+	/* Several upstreams: say nothing about which paths exist. */
+	mg_reply_rpc_error(req, 404, NULL, MG_RPC_INVALID_REQUEST, "Not Found", NULL);
 }
 
 /* ---- shutdown ------------------------------------------------------------------------- */
@@ -259,17 +283,17 @@ static void shutdown_step(evutil_socket_t fd, short what, void *arg)
 			while (gw->buckets[i])
 				mg_session_end(gw->buckets[i], "gateway shutdown");
 		}
-		gw->up->ops->stop(gw->up);
+		mg_routes_stop(gw);
 		gw->shutdown_phase = 2;
 		gw->phase_start_us = mg_now_us();
 		schedule_step(gw, tick);
 		return;
 	}
-	if (!gw->up->ops->idle(gw->up) && phase_elapsed_ms(gw) < STOP_WAIT_SECS * 1000) {
+	if (!mg_routes_idle(gw) && phase_elapsed_ms(gw) < STOP_WAIT_SECS * 1000) {
 		schedule_step(gw, tick);
 		return;
 	}
-	if (!gw->up->ops->idle(gw->up)) {
+	if (!mg_routes_idle(gw)) {
 		mg_log_warn("shutdown: upstream processes did not exit; killing them");
 		mg_process_kill_all();
 	}
@@ -435,11 +459,9 @@ static void teardown(struct mg_gateway *gw)
 	if (gw->http)
 		mg_http_server_free(gw->http);
 	mg_obs_free(gw);
-	if (gw->up) {
-		/* Reap what exited during the last loop turn, then free. */
-		mg_process_reap();
-		gw->up->ops->free(gw->up);
-	}
+	/* Reap what exited during the last loop turn, then free. */
+	mg_process_reap();
+	mg_routes_free(gw);
 	struct event *sigs[] = { gw->sig_term, gw->sig_int,        gw->sig_hup,
 		                 gw->sig_chld, gw->shutdown_timer, gw->sig_usr1 };
 	for (size_t i = 0; i < 6; i++) {
@@ -454,8 +476,6 @@ static void teardown(struct mg_gateway *gw)
 	mg_ratelimiter_free(gw->rl);
 	mg_oauth_gw_free(gw);
 	mg_fetcher_free(gw->fetcher);
-	json_decref(gw->resource_refs);
-	json_decref(gw->tool_params);
 	free(gw->buckets);
 	if (gw->base)
 		event_base_free(gw->base);
@@ -470,8 +490,6 @@ int mg_gateway_run(const struct mg_config *cfg)
 		mg_log_set_level(lvl);
 	gw.loopback = mg_host_is_loopback(cfg->server.host);
 	gw.base = event_base_new();
-	gw.resource_refs = json_object();
-	gw.tool_params = json_object();
 	if (!gw.base || setup_signals(&gw) < 0) {
 		mg_log_error("cannot set up the event loop");
 		goto out;
@@ -525,23 +543,9 @@ int mg_gateway_run(const struct mg_config *cfg)
 			goto out;
 		}
 	}
-	const struct mg_upstream_config *ups;
-	size_t nups = mg_config_upstreams(cfg, &ups);
-	if (nups != 1) {
-		mg_log_error("this build serves exactly one upstream ([upstream]); %zu configured",
-		             nups);
-		goto out;
-	}
-	struct mg_upstream_hooks hooks = { .on_state = on_upstream_state,
-		                           .on_notification = on_upstream_notification,
-		                           .arg = &gw };
 	char err[400];
-	gw.up = mg_upstream_new(gw.base, &ups[0], &hooks, (size_t)cfg->server.max_json_depth, err,
-	                        sizeof err);
-	if (!gw.up || gw.up->ops->start(gw.up, err, sizeof err) < 0) {
-		mg_log_error("upstream %s: %s", ups[0].name, err);
+	if (mg_routes_start(&gw) < 0)
 		goto out;
-	}
 	struct mg_http_server_opts o = {
 		.host = cfg->server.host,
 		.port = (int)cfg->server.port,
@@ -563,19 +567,30 @@ int mg_gateway_run(const struct mg_config *cfg)
 		mg_log_error("%s", err);
 		goto out;
 	}
-	mg_log_info("mcp-guard %s listening on %s://%s%s%s:%d%s (upstream %s: %s)", MG_VERSION,
-	            cfg->server.tls.enabled ? "https" : "http",
-	            strchr(cfg->server.host, ':') ? "[" : "", cfg->server.host,
-	            strchr(cfg->server.host, ':') ? "]" : "", mg_http_server_port(gw.http),
-	            cfg->server.mcp_path, ups[0].name, mg_stdio_mode_name(ups[0].mode));
+	char host[300];
+	snprintf(host, sizeof host, "%s://%s%s%s:%d", cfg->server.tls.enabled ? "https" : "http",
+	         strchr(cfg->server.host, ':') ? "[" : "", cfg->server.host,
+	         strchr(cfg->server.host, ':') ? "]" : "", mg_http_server_port(gw.http));
+	if (gw.n_routes == 1)
+		mg_log_info("mcp-guard %s listening on %s%s (upstream %s: %s)", MG_VERSION, host,
+		            cfg->server.mcp_path, gw.routes[0]->name,
+		            mg_stdio_mode_name(gw.routes[0]->up->cfg->mode));
+	else {
+		mg_log_info("mcp-guard %s listening on %s/ with %zu upstreams", MG_VERSION, host,
+		            gw.n_routes);
+		for (size_t i = 0; i < gw.n_routes; i++)
+			mg_log_info("  %s at %s and %s (%s)", gw.routes[i]->name,
+			            gw.routes[i]->path, gw.routes[i]->alias,
+			            mg_transport_name(gw.routes[i]->up->cfg->transport));
+	}
 	if (mg_sd_notify("READY=1") < 0)
 		mg_log_warn("cannot notify systemd: NOTIFY_SOCKET is set but unreachable");
 	event_base_dispatch(gw.base);
 	mg_log_info("stopped");
 	rc = 0;
 out:
-	if (rc != 0 && gw.up && gw.base) {
-		gw.up->ops->stop(gw.up);
+	if (rc != 0 && gw.n_routes && gw.base) {
+		mg_routes_stop(&gw);
 		mg_process_kill_all();
 	}
 	teardown(&gw);
@@ -658,14 +673,18 @@ static void on_check_sigchld(evutil_socket_t fd, short what, void *arg)
 	mg_process_reap();
 }
 
-int mg_gateway_check_upstreams(const struct mg_config *cfg, int timeout_secs)
+int mg_gateway_check_upstreams(const struct mg_config *cfg, int timeout_secs, const char *only)
 {
 	const struct mg_upstream_config *ups;
 	size_t n = mg_config_upstreams(cfg, &ups);
 	int failures = 0;
+	bool found = false;
 	signal(SIGPIPE, SIG_IGN);
 	for (size_t i = 0; i < n; i++) {
 		const struct mg_upstream_config *u = &ups[i];
+		if (only && strcmp(u->name, only) != 0)
+			continue;
+		found = true;
 		struct mg_gateway gw = { .cfg = cfg };
 		struct check c = { .gw = &gw };
 		gw.base = event_base_new();
@@ -724,5 +743,7 @@ int mg_gateway_check_upstreams(const struct mg_config *cfg, int timeout_secs)
 		event_free(chld);
 		event_base_free(gw.base);
 	}
+	if (only && !found)
+		return 2;
 	return failures ? 1 : 0;
 }

@@ -12,9 +12,10 @@
  * (0 after a clean shutdown, 3 when it cannot start). */
 int mg_gateway_run(const struct mg_config *cfg);
 
-/* Starts each upstream, performs the handshake, lists its tools and prints
- * a line per upstream; stops everything. `timeout_secs` bounds each
- * upstream. Returns 0 when all answered, 1 otherwise. */
-int mg_gateway_check_upstreams(const struct mg_config *cfg, int timeout_secs);
+/* Starts each upstream (or only the one named `only`, when not NULL),
+ * performs the handshake, lists its tools and prints a line per upstream;
+ * stops everything. `timeout_secs` bounds each upstream. Returns 0 when all
+ * answered, 1 otherwise, 2 when no upstream is named `only`. */
+int mg_gateway_check_upstreams(const struct mg_config *cfg, int timeout_secs, const char *only);
 
 #endif

@@ -43,6 +43,33 @@ struct mg_jscan;
 struct mg_auth;
 struct mg_auth_outcome;
 struct mg_oauth_gw;
+struct mg_pathmap;
+
+/* What a path of the gateway serves. */
+enum mg_ep_kind {
+	MG_EP_MCP,      /* the MCP endpoint (Streamable HTTP, both eras) */
+	MG_EP_SSE,      /* the 2024-11-05 transport's stream (GET) */
+	MG_EP_MESSAGES, /* the 2024-11-05 transport's POST target */
+};
+
+/* An endpoint: the paths that reach one upstream, and what the gateway
+ * keeps per upstream (route.c). The single [upstream] form has one route
+ * at server.mcp_path; [[upstream.servers]] give one route per server, at
+ * its path_prefix and at <mcp_path>/<name>. */
+struct mg_route {
+	struct mg_gateway *gw;
+	const char *name; /* the upstream's name (borrowed from the configuration) */
+	struct mg_upstream *up;
+	size_t index;              /* in gw->routes (metrics) */
+	char *path;                /* the MCP endpoint (path_prefix, or server.mcp_path) */
+	char *alias;               /* <mcp_path>/<name> (several servers), or NULL */
+	char *messages_path;       /* where 2024-11-05 clients POST (the endpoint event) */
+	bool required;             /* /ready waits for it */
+	json_t *resource_refs;     /* shared-mode subscription refcounts: uri -> count */
+	json_t *tool_params;       /* x-mcp-header annotations learned from tools/list */
+	uint8_t tools_learned[32]; /* SHA-256 of the last tools/list result learned from */
+	bool tools_learned_set;    /* (the same result again needs no learning: relayed as text) */
+};
 
 /* One SSE response stream (a GET stream, a request's stream, or a
  * subscriptions/listen stream). */
@@ -66,6 +93,7 @@ struct mg_exchange {
 	struct mg_gateway *gw;
 	struct mg_http_req *req;
 	struct mg_session *session;      /* legacy; NULL for modern requests */
+	struct mg_route *route;          /* the endpoint it came through */
 	struct mg_identity *identity;    /* who asked (a reference) */
 	struct mg_exchange *prev, *next; /* in the session, or the gateway's modern list */
 	struct mg_call call;
@@ -92,6 +120,7 @@ struct mg_exchange {
 /* A subscriptions/listen stream (modern). */
 struct mg_listener {
 	struct mg_gateway *gw;
+	struct mg_route *route;
 	struct mg_listener *prev, *next;
 	struct mg_stream stream;
 	json_t *sub_id; /* the listen request's id */
@@ -106,6 +135,7 @@ struct mg_session {
 	char id[MG_SESSION_ID_LEN + 1];
 	char *identity;
 	char protocol_version[16];
+	struct mg_route *route; /* the endpoint that created it: used only there */
 	struct mg_upstream *up;
 	struct mg_channel *ch;        /* dedicated channel (per_session), else NULL */
 	struct mg_http_req *init_req; /* initialize waiting for a dedicated channel */
@@ -139,7 +169,9 @@ struct mg_gateway {
 	struct event_base *base;
 	const struct mg_config *cfg;
 	struct mg_http_server *http;
-	struct mg_upstream *up;     /* the (single) upstream of this build */
+	struct mg_route **routes; /* one per upstream, in configuration order */
+	size_t n_routes;
+	struct mg_pathmap *table;   /* path -> route (route.c, pathmap.c) */
 	struct mg_auth *auth;       /* current auth context (swapped on SIGHUP) */
 	struct mg_fetcher *fetcher; /* outgoing HTTP (JWKS) */
 	struct mg_config *reloaded; /* configuration loaded by the last SIGHUP */
@@ -152,10 +184,6 @@ struct mg_gateway {
 	struct mg_ratelimiter *rl;  /* NULL when rate_limit.enabled is false */
 	struct mg_audit *audit;     /* NULL when audit is off */
 	struct mg_oauth_gw *oauth;  /* login flow state (gateway/oauth.c), made on first use */
-	json_t *resource_refs;      /* shared-mode subscription refcounts: uri -> count */
-	json_t *tool_params;        /* x-mcp-header annotations learned from tools/list */
-	uint8_t tools_learned[32];  /* SHA-256 of the last tools/list result learned from */
-	bool tools_learned_set;     /* (the same result again needs no learning: relayed as text) */
 	time_t started;
 	bool draining;
 	bool loopback;
@@ -171,10 +199,30 @@ struct mg_gateway {
 	size_t n_trace_free;
 };
 
+/* ---- route.c ------------------------------------------------------------------- */
+
+/* Creates and starts every upstream of the configuration, one route each,
+ * and the path table. Returns 0, or -1 after logging why. */
+int mg_routes_start(struct mg_gateway *gw);
+/* The route serving `path` and what it is there; NULL when none. */
+struct mg_route *mg_route_find(struct mg_gateway *gw, const char *path, enum mg_ep_kind *kind);
+/* The route of a request the router already matched (never NULL after
+ * mg_mcp_handle accepted it). */
+struct mg_route *mg_req_route(struct mg_gateway *gw, struct mg_http_req *req);
+/* Stops every upstream (shutdown); true once all are idle. */
+void mg_routes_stop(struct mg_gateway *gw);
+bool mg_routes_idle(struct mg_gateway *gw);
+/* Frees routes, upstreams and the table. */
+void mg_routes_free(struct mg_gateway *gw);
+/* GET /routes: names, paths, transports and states. */
+json_t *mg_routes_json(struct mg_gateway *gw);
+
 /* ---- session.c ------------------------------------------------------------------- */
 
-/* Creates a session bound to `identity`; NULL when max_sessions reached. */
-struct mg_session *mg_session_new(struct mg_gateway *gw, const char *identity);
+/* Creates a session of `route` bound to `identity`; NULL when
+ * max_sessions reached. */
+struct mg_session *mg_session_new(struct mg_gateway *gw, struct mg_route *route,
+                                  const char *identity);
 struct mg_session *mg_session_find(struct mg_gateway *gw, const char *id);
 /* Ends a session: exchanges cancelled and answered, streams closed,
  * dedicated channel closed, memory freed. */
@@ -206,10 +254,12 @@ void mg_stream_detach(struct mg_stream *st);
 /* ---- mcp.c and the endpoint's phase files (pipeline.h) ---------------------------- */
 
 void mg_mcp_handle(struct mg_gateway *gw, struct mg_http_req *req);
-/* (notify.c) The shared channel is (again) ready: renew upstream subscriptions. */
-void mg_mcp_upstream_ready(struct mg_gateway *gw);
-/* (notify.c) A notification from the shared channel: fan out. */
-void mg_mcp_upstream_notification(struct mg_gateway *gw, struct mg_channel *ch, json_t *msg);
+/* (notify.c) The route's shared channel is (again) ready: renew upstream
+ * subscriptions. */
+void mg_mcp_upstream_ready(struct mg_route *r);
+/* (notify.c) A notification from a route's shared or modern channel: fan
+ * out to that route's sessions and listeners. */
+void mg_mcp_upstream_notification(struct mg_route *r, struct mg_channel *ch, json_t *msg);
 /* Ends every exchange and stream (shutdown deadline). */
 void mg_mcp_abort_all(struct mg_gateway *gw, const char *why);
 /* Ends GET and listen streams cleanly (start of shutdown). */

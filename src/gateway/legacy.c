@@ -20,6 +20,15 @@
 #include "util/log.h"
 
 /* Per-session (dedicated channel) hooks. */
+/* The session `sid` when it exists and was created on the request's
+ * route; a session of another endpoint does not exist here. */
+static struct mg_session *route_session(struct mg_gateway *gw, struct mg_http_req *req,
+                                        const char *sid)
+{
+	struct mg_session *s = mg_session_find(gw, sid);
+	return s && s->route == mg_req_route(gw, req) ? s : NULL;
+}
+
 static void session_ready(struct mg_channel *ch, json_t *result, void *arg)
 {
 	struct mg_session *s = arg;
@@ -76,7 +85,7 @@ static void session_notification(struct mg_channel *ch, json_t *msg, void *arg)
 	(void)ch;
 	const char *method = json_string_value(json_object_get(msg, "method"));
 	if (method && strcmp(method, "notifications/message") == 0) {
-		struct mg_exchange *x = mg_sole_exchange(s->gw, s);
+		struct mg_exchange *x = mg_sole_exchange(s->gw, s, NULL);
 		if (x && mg_exchange_push(x, msg))
 			return;
 	}
@@ -87,7 +96,7 @@ static void session_request(struct mg_channel *ch, json_t *msg, void *arg)
 {
 	struct mg_session *s = arg;
 	(void)ch;
-	struct mg_exchange *x = mg_sole_exchange(s->gw, s);
+	struct mg_exchange *x = mg_sole_exchange(s->gw, s, NULL);
 	if (x && mg_exchange_push(x, msg))
 		return;
 	mg_deliver_json(s, msg);
@@ -122,7 +131,8 @@ static void legacy_initialize(struct mg_gateway *gw, struct mg_http_req *req,
 	 * only (Streamable HTTP began with 2025-03-26). */
 	if (existing && strcmp(json_string_value(pv), "2024-11-05") == 0)
 		version = "2024-11-05";
-	struct mg_upstream *up = gw->up;
+	struct mg_route *route = mg_req_route(gw, req);
+	struct mg_upstream *up = route->up;
 	/* Shared mode, or a modern-only upstream (bridged): the gateway answers
 	 * from the upstream's own handshake (initialize or server/discover). */
 	bool bridge = up->legacy_unsupported;
@@ -141,7 +151,7 @@ static void legacy_initialize(struct mg_gateway *gw, struct mg_http_req *req,
 		json_decref(e);
 		return;
 	}
-	struct mg_session *s = existing ? existing : mg_session_new(gw, identity);
+	struct mg_session *s = existing ? existing : mg_session_new(gw, route, identity);
 	if (!s) {
 		struct mg_http_hdr h[] = { { "Retry-After", "5" } };
 		json_t *e = mg_rpc_error_new(msg->id, MG_RPC_INTERNAL_ERROR,
@@ -150,7 +160,6 @@ static void legacy_initialize(struct mg_gateway *gw, struct mg_http_req *req,
 		json_decref(e);
 		return;
 	}
-	s->up = up;
 	snprintf(s->protocol_version, sizeof s->protocol_version, "%s", version);
 	if (answer_here) {
 		json_t *src = ur ? ur : dr;
@@ -283,7 +292,7 @@ static void legacy_request(struct mg_gateway *gw, struct mg_http_req *req, struc
 				if (!s->subscriptions)
 					s->subscriptions = json_array();
 				json_array_append(s->subscriptions, uri);
-				mg_resource_ref(gw, u, +1);
+				mg_resource_ref(s->route, u, +1);
 			} else if (!sub && had) {
 				size_t i;
 				json_t *v;
@@ -294,16 +303,16 @@ static void legacy_request(struct mg_gateway *gw, struct mg_http_req *req, struc
 						break;
 					}
 				}
-				mg_resource_ref(gw, u, -1);
+				mg_resource_ref(s->route, u, -1);
 			}
 			mg_reply_result(gw, req, msg->id, json_object(), false);
 			return;
 		}
 	}
 	if (s->bridged)
-		mg_exchange_start(gw, req, s, gw->up->modern, msg, false, MG_BRIDGE_TO_MODERN, id);
+		mg_exchange_start(gw, req, s, s->up->modern, msg, false, MG_BRIDGE_TO_MODERN, id);
 	else
-		mg_exchange_start(gw, req, s, s->ch ? s->ch : gw->up->shared, msg, false,
+		mg_exchange_start(gw, req, s, s->ch ? s->ch : s->up->shared, msg, false,
 		                  MG_BRIDGE_NONE, id);
 }
 
@@ -333,8 +342,9 @@ static bool query_param(const char *q, const char *name, char *out, size_t size)
 
 static bool is_messages_path(struct mg_gateway *gw, struct mg_http_req *req)
 {
-	return gw->cfg->server.legacy_sse &&
-	       strcmp(mg_http_req_path(req), gw->cfg->server.messages_path) == 0;
+	struct mg_route *r = mg_req_route(gw, req);
+	return gw->cfg->server.legacy_sse && r &&
+	       strcmp(mg_http_req_path(req), r->messages_path) == 0;
 }
 
 /* The HTTP+SSE session a POST to messages_path names, when it exists,
@@ -346,7 +356,7 @@ static struct mg_session *sse_session(struct mg_gateway *gw, struct mg_http_req 
 	if (!is_messages_path(gw, req) ||
 	    !query_param(mg_http_req_query(req), "sessionId", sid, sizeof sid))
 		return NULL;
-	struct mg_session *s = mg_session_find(gw, sid);
+	struct mg_session *s = route_session(gw, req, sid);
 	if (!s || !s->legacy_sse || strcmp(s->identity, identity) != 0)
 		return NULL;
 	return s;
@@ -361,7 +371,7 @@ void mg_legacy_sse_open(struct mg_gateway *gw, struct mg_http_req *req, struct m
 		                   "Not Acceptable: Accept must include text/event-stream", NULL);
 		return;
 	}
-	struct mg_session *s = mg_session_new(gw, id->key);
+	struct mg_session *s = mg_session_new(gw, mg_req_route(gw, req), id->key);
 	if (!s) {
 		struct mg_http_hdr h[] = { { "Retry-After", "5" } };
 		json_t *e = mg_rpc_error_new(NULL, MG_RPC_INTERNAL_ERROR,
@@ -370,13 +380,12 @@ void mg_legacy_sse_open(struct mg_gateway *gw, struct mg_http_req *req, struct m
 		json_decref(e);
 		return;
 	}
-	s->up = gw->up;
 	s->legacy_sse = true;
 	mg_session_open_get(s, req, NULL);
 	if (!s->get.req)
 		return;
 	char url[MG_SESSION_ID_LEN + 512];
-	snprintf(url, sizeof url, "%s?sessionId=%s", gw->cfg->server.messages_path, s->id);
+	snprintf(url, sizeof url, "%s?sessionId=%s", s->route->messages_path, s->id);
 	struct mg_buf b;
 	mg_buf_init(&b, 0);
 	mg_sse_encode(&b, NULL, "endpoint", url, strlen(url));
@@ -450,7 +459,7 @@ void mg_handle_legacy(struct mg_gateway *gw, struct mg_http_req *req, struct mg_
 		    NULL);
 		return;
 	}
-	struct mg_session *s = mg_session_find(gw, sid);
+	struct mg_session *s = route_session(gw, req, sid);
 	/* A session belongs to the identity that created it; to anyone else it
 	 * does not exist. */
 	if (!s || strcmp(s->identity, identity) != 0) {
@@ -513,7 +522,7 @@ void mg_handle_get(struct mg_gateway *gw, struct mg_http_req *req, const char *i
 		                   "Not Acceptable: Accept must include text/event-stream", NULL);
 		return;
 	}
-	struct mg_session *s = mg_session_find(gw, sid);
+	struct mg_session *s = route_session(gw, req, sid);
 	if (!s || strcmp(s->identity, identity) != 0) {
 		mg_reply_rpc_error(req, 404, NULL, MG_RPC_INVALID_REQUEST, "Session not found",
 		                   NULL);
@@ -541,7 +550,7 @@ void mg_handle_delete(struct mg_gateway *gw, struct mg_http_req *req, const char
 		json_decref(e);
 		return;
 	}
-	struct mg_session *s = mg_session_find(gw, sid);
+	struct mg_session *s = route_session(gw, req, sid);
 	if (!s || strcmp(s->identity, identity) != 0) {
 		mg_reply_rpc_error(req, 404, NULL, MG_RPC_INVALID_REQUEST, "Session not found",
 		                   NULL);

@@ -224,9 +224,27 @@ void mg_dispatch_method(struct mg_gateway *gw, struct mg_http_req *req, struct m
 	const char *method = mg_http_req_method(req);
 	const char *identity = id->key;
 	const char *path = mg_http_req_path(req);
-	if (strcmp(path, gw->cfg->server.mcp_path) != 0) {
+	if (strcmp(path, "/routes") == 0) {
+		if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) {
+			struct mg_http_hdr h[] = { { "Allow", "GET, HEAD" } };
+			json_t *e = mg_rpc_error_new(NULL, MG_RPC_INVALID_REQUEST,
+			                             "Method Not Allowed", NULL);
+			mg_reply_json(req, 405, e, h, 1);
+			json_decref(e);
+			return;
+		}
+		json_t *o = json_pack("{s:o}", "routes", mg_routes_json(gw));
+		struct mg_http_hdr h[] = { { "Cache-Control", "no-store" } };
+		mg_reply_json(req, 200, o, h, 1);
+		json_decref(o);
+		return;
+	}
+	enum mg_ep_kind kind = MG_EP_MCP;
+	if (gw->n_routes > 1 || strcmp(path, gw->cfg->server.mcp_path) != 0)
+		mg_route_find(gw, path, &kind);
+	if (kind != MG_EP_MCP) {
 		/* The 2024-11-05 HTTP+SSE transport's two paths. */
-		bool stream = strcmp(path, gw->cfg->server.sse_path) == 0;
+		bool stream = kind == MG_EP_SSE;
 		if (stream && strcmp(method, "GET") == 0)
 			mg_legacy_sse_open(gw, req, id);
 		else if (!stream && strcmp(method, "POST") == 0)
@@ -265,7 +283,7 @@ void mg_mcp_session_ended(struct mg_session *s)
 	if (!s->ch) {
 		json_array_foreach(s->subscriptions, i, v)
 		{
-			mg_resource_ref(s->gw, json_string_value(v), -1);
+			mg_resource_ref(s->route, json_string_value(v), -1);
 		}
 	}
 }

@@ -23,7 +23,7 @@ static const char *req_header(void *ctx, const char *name)
 
 static void modern_discover(struct mg_gateway *gw, struct mg_http_req *req, struct mg_rpc_msg *msg)
 {
-	struct mg_upstream *up = gw->up;
+	struct mg_upstream *up = mg_req_route(gw, req)->up;
 	if (up->modern && up->modern->state == MG_CH_READY && up->modern->discover_result) {
 		/* The server's own answer; the versions are the gateway's, which
 		 * bridges legacy clients too. */
@@ -71,7 +71,7 @@ void mg_listener_free(struct mg_listener *l)
 	json_t *v;
 	json_array_foreach(l->uris, i, v)
 	{
-		mg_resource_ref(gw, json_string_value(v), -1);
+		mg_resource_ref(l->route, json_string_value(v), -1);
 	}
 	mg_stream_detach(&l->stream);
 	json_decref(l->uris);
@@ -88,7 +88,8 @@ static void on_listener_close(struct mg_http_req *req, void *arg)
 
 static void modern_listen(struct mg_gateway *gw, struct mg_http_req *req, struct mg_rpc_msg *msg)
 {
-	struct mg_upstream *up = gw->up;
+	struct mg_route *route = mg_req_route(gw, req);
+	struct mg_upstream *up = route->up;
 	if (!mg_accepts_sse(mg_hdr(req, "Accept"))) {
 		mg_reply_rpc_error(req, 406, msg->id, MG_RPC_INVALID_REQUEST,
 		                   "subscriptions/listen answers with a stream: Accept must "
@@ -106,6 +107,7 @@ static void modern_listen(struct mg_gateway *gw, struct mg_http_req *req, struct
 		return;
 	}
 	l->gw = gw;
+	l->route = route;
 	l->sub_id = json_incref(msg->id);
 	json_t *ack = json_object();
 	/* Acknowledge only what the upstream can actually produce. */
@@ -136,7 +138,7 @@ static void modern_listen(struct mg_gateway *gw, struct mg_http_req *req, struct
 			if (!json_is_string(v))
 				continue;
 			json_array_append(l->uris, v);
-			mg_resource_ref(gw, json_string_value(v), +1);
+			mg_resource_ref(route, json_string_value(v), +1);
 		}
 		json_object_set(ack, "resourceSubscriptions", l->uris);
 	}
@@ -190,12 +192,13 @@ void mg_handle_modern(struct mg_gateway *gw, struct mg_http_req *req, struct mg_
 	}
 	if (!mg_authorize_or_reply(gw, req, id, msg))
 		return;
+	struct mg_route *route = mg_req_route(gw, req);
 	if (strcmp(msg->method, "tools/call") == 0) {
 		/* Mcp-Param-* headers against the body, from the tool's x-mcp-header
 		 * annotations (learned from tools/list answers). */
 		json_t *name = json_object_get(msg->params, "name");
 		json_t *spec = json_is_string(name)
-		                   ? json_object_get(gw->tool_params, json_string_value(name))
+		                   ? json_object_get(route->tool_params, json_string_value(name))
 		                   : NULL;
 		if (spec && mg_mcp_params_check(spec, json_object_get(msg->params, "arguments"),
 		                                req_header, req, &rej) < 0) {
@@ -208,7 +211,7 @@ void mg_handle_modern(struct mg_gateway *gw, struct mg_http_req *req, struct mg_
 		modern_discover(gw, req, msg);
 		return;
 	}
-	struct mg_upstream *up = gw->up;
+	struct mg_upstream *up = route->up;
 	if (strcmp(msg->method, "subscriptions/listen") == 0 && !up->modern) {
 		/* The gateway holds the subscription for a legacy upstream. */
 		modern_listen(gw, req, msg);

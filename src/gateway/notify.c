@@ -41,31 +41,31 @@ static void fire_and_forget(struct mg_channel *ch, const char *method, json_t *p
 	json_decref(msg);
 }
 
-void mg_resource_ref(struct mg_gateway *gw, const char *uri, int delta)
+void mg_resource_ref(struct mg_route *r, const char *uri, int delta)
 {
-	json_t *n = json_object_get(gw->resource_refs, uri);
+	json_t *n = json_object_get(r->resource_refs, uri);
 	json_int_t count = (n ? json_integer_value(n) : 0) + delta;
 	if (count < 0)
 		count = 0;
 	if (count == 0)
-		json_object_del(gw->resource_refs, uri);
+		json_object_del(r->resource_refs, uri);
 	else
-		json_object_set_new(gw->resource_refs, uri, json_integer(count));
+		json_object_set_new(r->resource_refs, uri, json_integer(count));
 	if ((delta > 0 && count == 1) || (delta < 0 && count == 0))
-		fire_and_forget(gw->up->shared,
+		fire_and_forget(r->up->shared,
 		                delta > 0 ? "resources/subscribe" : "resources/unsubscribe",
 		                json_pack("{s:s}", "uri", uri));
 }
 
-void mg_mcp_upstream_ready(struct mg_gateway *gw)
+void mg_mcp_upstream_ready(struct mg_route *r)
 {
 	/* A restarted process lost its subscriptions: renew them. */
 	const char *uri;
 	json_t *v;
-	json_object_foreach(gw->resource_refs, uri, v)
+	json_object_foreach(r->resource_refs, uri, v)
 	{
 		(void)v;
-		fire_and_forget(gw->up->shared, "resources/subscribe",
+		fire_and_forget(r->up->shared, "resources/subscribe",
 		                json_pack("{s:s}", "uri", uri));
 	}
 }
@@ -93,11 +93,13 @@ void mg_deliver_json(struct mg_session *s, json_t *msg)
 	free(text);
 }
 
-static void listeners_notify(struct mg_gateway *gw, const char *method, json_t *msg)
+static void listeners_notify(struct mg_route *r, const char *method, json_t *msg)
 {
 	const char *uri = json_string_value(json_object_get(json_object_get(msg, "params"), "uri"));
-	for (struct mg_listener *l = gw->listeners, *next; l; l = next) {
+	for (struct mg_listener *l = r->gw->listeners, *next; l; l = next) {
 		next = l->next;
+		if (l->route != r)
+			continue;
 		bool want =
 		    (l->tools && strcmp(method, "notifications/tools/list_changed") == 0) ||
 		    (l->prompts && strcmp(method, "notifications/prompts/list_changed") == 0) ||
@@ -163,14 +165,15 @@ static struct mg_exchange *sole_on_channel(struct mg_gateway *gw, struct mg_chan
 	return only;
 }
 
-void mg_mcp_upstream_notification(struct mg_gateway *gw, struct mg_channel *ch, json_t *msg)
+void mg_mcp_upstream_notification(struct mg_route *r, struct mg_channel *ch, json_t *msg)
 {
+	struct mg_gateway *gw = r->gw;
 	const char *method = json_string_value(json_object_get(msg, "method"));
 	if (!method)
 		return;
 	json_t *params = json_object_get(msg, "params");
 	int lvl = mg_pipeline_log_level_index(json_string_value(json_object_get(params, "level")));
-	if (ch && ch == gw->up->modern) {
+	if (ch && ch == r->up->modern) {
 		/* A modern server relates log messages to a request only by
 		 * timing on stdio; subscription notifications were routed by
 		 * their subscriptionId already. */
@@ -185,13 +188,13 @@ void mg_mcp_upstream_notification(struct mg_gateway *gw, struct mg_channel *ch, 
 		/* A shared process serves many tenants: a log message reaches a
 		 * client only when it can be attributed to that client's request.
 		 * Otherwise it goes to the gateway's own log, never to others. */
-		struct mg_exchange *x = mg_sole_exchange(gw, NULL);
+		struct mg_exchange *x = mg_sole_exchange(gw, NULL, r->up->shared);
 		if (x && log_allowed(x, lvl) && mg_exchange_push(x, msg))
 			return;
 		json_t *data = json_object_get(params, "data");
 		char *text = data ? mg_json_dump(data, NULL) : NULL;
 		mg_log_debug("upstream %s log (%s, not attributable to one client): %.300s",
-		             gw->up->cfg->name, json_string_value(json_object_get(params, "level")),
+		             r->name, json_string_value(json_object_get(params, "level")),
 		             text ? text : "");
 		free(text);
 		return;
@@ -205,11 +208,11 @@ void mg_mcp_upstream_notification(struct mg_gateway *gw, struct mg_channel *ch, 
 	const char *uri = json_string_value(json_object_get(params, "uri"));
 	for (size_t i = 0; i < gw->nbuckets; i++) {
 		for (struct mg_session *s = gw->buckets[i]; s; s = s->next) {
-			if (!s->initialized)
+			if (!s->initialized || s->route != r)
 				continue;
 			if (list || (uri && mg_session_subscribed(s, uri)))
 				mg_deliver_json(s, msg);
 		}
 	}
-	listeners_notify(gw, method, msg);
+	listeners_notify(r, method, msg);
 }

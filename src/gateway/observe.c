@@ -324,7 +324,8 @@ static void trace_done(struct mg_gateway *gw, struct mg_http_req *req, const cha
 		if (t->target_attr)
 			mg_span_attr_str(sp, t->target_attr, t->target);
 		mg_span_attr_str(sp, "network.transport", "pipe");
-		mg_span_attr_str(sp, "server.address", gw->up ? gw->up->cfg->name : "");
+		struct mg_route *r = mg_req_route(gw, req);
+		mg_span_attr_str(sp, "server.address", r ? r->name : "");
 		if (t->up_error || !t->up_end_us) {
 			sp->error = true;
 			snprintf(sp->status_msg, sizeof sp->status_msg, "%s",
@@ -481,13 +482,13 @@ void mg_obs_exchange_end(struct mg_exchange *x)
 	struct mg_gateway *gw = x->gw;
 	if (!gw->metrics || !x->sent_us)
 		return;
-	struct mg_metrics_upstream *u = &gw->metrics->upstreams[0];
+	struct mg_metrics_upstream *u = &gw->metrics->upstreams[x->route->index];
 	if (x->answer == MG_X_NONE) {
 		u->requests++; /* the client left first: neither an error nor a latency */
 		return;
 	}
 	uint64_t now = mg_now_us();
-	mg_metrics_upstream(gw->metrics, 0, x->answer == MG_X_ERROR,
+	mg_metrics_upstream(gw->metrics, x->route->index, x->answer == MG_X_ERROR,
 	                    now > x->sent_us ? now - x->sent_us : 0);
 }
 
@@ -565,20 +566,24 @@ static void collect_gateway(struct mg_prom *p, void *arg)
 	               "upstream.",
 	               (double)mg_mcp_inflight(gw));
 
-	struct mg_upstream *up = gw->up;
-	struct mg_prom_label ul[] = { { "upstream", up ? up->cfg->name : "" } };
 	mg_prom_family(p, "mcp_guard_upstream_up", "gauge",
 	               "1 when the upstream completed its handshake and is up.");
-	if (up)
-		mg_prom_sample(p, "", ul, 1, up->ready ? 1 : 0);
+	for (size_t i = 0; i < gw->n_routes; i++) {
+		struct mg_prom_label ul[] = { { "upstream", gw->routes[i]->name } };
+		mg_prom_sample(p, "", ul, 1, gw->routes[i]->up->ready ? 1 : 0);
+	}
 	mg_prom_family(p, "mcp_guard_upstream_restarts_total", "counter",
 	               "Restarts of the upstream's shared process after it exited.");
-	if (up)
-		mg_prom_sample_u64(p, "", ul, 1, up->restarts);
+	for (size_t i = 0; i < gw->n_routes; i++) {
+		struct mg_prom_label ul[] = { { "upstream", gw->routes[i]->name } };
+		mg_prom_sample_u64(p, "", ul, 1, gw->routes[i]->up->restarts);
+	}
 	mg_prom_family(p, "mcp_guard_upstream_dedicated_processes", "gauge",
 	               "Per-session processes running (mode = \"per_session\").");
-	if (up)
-		mg_prom_sample(p, "", ul, 1, (double)up->dedicated);
+	for (size_t i = 0; i < gw->n_routes; i++) {
+		struct mg_prom_label ul[] = { { "upstream", gw->routes[i]->name } };
+		mg_prom_sample(p, "", ul, 1, (double)gw->routes[i]->up->dedicated);
+	}
 
 	struct mg_auth_stats as;
 	mg_auth_stats(gw->auth, &as);
@@ -798,8 +803,10 @@ int mg_obs_start(struct mg_gateway *gw, const struct mg_http_server_opts *main_o
 	}
 	if (!mc->enabled)
 		return 0;
-	const char *name = gw->up ? gw->up->cfg->name : "";
-	gw->metrics = mg_metrics_new(&name, 1);
+	const char *names[gw->n_routes ? gw->n_routes : 1];
+	for (size_t i = 0; i < gw->n_routes; i++)
+		names[i] = gw->routes[i]->name;
+	gw->metrics = mg_metrics_new(names, gw->n_routes);
 	if (!gw->metrics || mg_metrics_add_collector(gw->metrics, collect_gateway, gw) < 0 ||
 	    (gw->tracer && mg_metrics_add_collector(gw->metrics, collect_tracer, gw->tracer) < 0) ||
 	    (gw->audit && mg_metrics_add_collector(gw->metrics, collect_audit, gw->audit) < 0)) {

@@ -51,13 +51,14 @@ void mg_pipeline_audit_req(struct mg_gateway *gw, const struct mg_http_req *req,
 {
 	char rid[17];
 	mg_pipeline_audit_request_id(req, rid);
+	struct mg_route *r = mg_req_route(gw, (struct mg_http_req *)req);
 	struct mg_audit_event ev = {
 		.type = type,
 		.request_id = rid,
 		.identity = id ? id->id : NULL,
 		.provider = id ? id->provider : NULL,
 		.client = mg_http_req_peer(req),
-		.server = gw->up ? gw->up->cfg->name : NULL,
+		.server = r ? r->name : NULL,
 		.method = method,
 		.tool = tool,
 		.success = success,

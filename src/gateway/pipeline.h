@@ -129,14 +129,17 @@ void mg_exchange_free(struct mg_exchange *x);
 /* Sends an intermediate message on the exchange's stream (switching to SSE);
  * false when the client cannot read one. */
 bool mg_exchange_push(struct mg_exchange *x, json_t *msg);
-/* The exchange a request-related message should ride on, or NULL. */
-struct mg_exchange *mg_sole_exchange(struct mg_gateway *gw, struct mg_session *s);
+/* The exchange a request-related message should ride on, or NULL: the
+ * session's only one, or (s NULL) the only one the shared channel `ch` is
+ * working on. */
+struct mg_exchange *mg_sole_exchange(struct mg_gateway *gw, struct mg_session *s,
+                                     struct mg_channel *ch);
 
 /* ---- notify.c ------------------------------------------------------------ */
 
 /* Shared-mode subscription refcount of `uri` by `delta`: subscribes
  * upstream on the first, unsubscribes after the last. */
-void mg_resource_ref(struct mg_gateway *gw, const char *uri, int delta);
+void mg_resource_ref(struct mg_route *r, const char *uri, int delta);
 /* true when the session subscribed to `uri` (shared mode). */
 bool mg_session_subscribed(struct mg_session *s, const char *uri);
 /* Delivers a message to a session (its GET stream, else the replay ring). */

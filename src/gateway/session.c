@@ -109,7 +109,7 @@ static void audit_session(struct mg_session *s, enum mg_audit_type type, int suc
 		.type = type,
 		.identity = colon ? colon + 1 : s->identity,
 		.provider = provider,
-		.server = s->gw->up ? s->gw->up->cfg->name : NULL,
+		.server = s->route->name,
 		.success = success,
 		.message = msg,
 		.duration_ms = type == MG_AUDIT_SESSION_END
@@ -119,7 +119,8 @@ static void audit_session(struct mg_session *s, enum mg_audit_type type, int suc
 	mg_audit_emit(s->gw->audit, &ev);
 }
 
-struct mg_session *mg_session_new(struct mg_gateway *gw, const char *identity)
+struct mg_session *mg_session_new(struct mg_gateway *gw, struct mg_route *route,
+                                  const char *identity)
 {
 	if (gw->nsessions >= (size_t)gw->cfg->server.max_sessions)
 		return NULL;
@@ -136,6 +137,8 @@ struct mg_session *mg_session_new(struct mg_gateway *gw, const char *identity)
 	for (size_t i = 0; i < sizeof raw; i++)
 		snprintf(s->id + 2 * i, 3, "%02x", raw[i]);
 	s->gw = gw;
+	s->route = route;
+	s->up = route->up;
 	s->identity = mg_strdup(identity);
 	s->log_level = -1;
 	s->ring_cap = (size_t)gw->cfg->server.sse_replay_events;
