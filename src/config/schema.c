@@ -570,8 +570,8 @@ static const struct mg_section identity_headers_section =
 	    INT(S, restart_max_backoff_secs, "restart_max_backoff_secs", "30", 1, 3600,            \
 	        "Longest wait between restarts of a crashed process."),                            \
 	    ENUM(S, tool_pinning, "tool_pinning", "off", tool_pinnings,                            \
-	         "Pin each tool's definition (SHA-256 of its canonical JSON) the first time it "  \
-	         "is listed; warn: log a changed definition; block: also hide the tool until "    \
+	         "Pin each tool's definition (SHA-256 of its canonical JSON) the first time it "   \
+	         "is listed; warn: log a changed definition; block: also hide the tool until "     \
 	         "`mcp-guard tools approve`. Needs upstream.pins_file.")
 
 static const struct mg_field server_entry_fields[] = {

@@ -109,7 +109,7 @@ static const char *get_str(const json_t *o, const char *key)
 static const char *printable(const char *s, char out[68])
 {
 	size_t i = 0;
-	for (; s[i] && i < 64; i++)
+	for (; i < 64 && s[i]; i++)
 		out[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f || s[i] == '"') ? '?' : s[i];
 	if (s[i]) {
 		memcpy(out + i, "...", 3);
