@@ -60,6 +60,19 @@ static char *kpath(const char *path, const char *key)
 	return mg_decode_join(path, key);
 }
 
+/* A key secret (HMAC, AEAD key material) of at least JWT_MIN_SECRET bytes. */
+static void check_secret_len(struct mg_decode *dc, const struct mg_cnode *node, const char *path,
+                             const char *key, const char *value)
+{
+	if (!value || strlen(value) >= JWT_MIN_SECRET)
+		return;
+	char *p = kpath(path, key);
+	mg_schema_error(dc, secret_node(dc, node, key), p,
+	                "expected a secret of at least %d bytes, found %zu bytes", JWT_MIN_SECRET,
+	                strlen(value));
+	free(p);
+}
+
 static void require(struct mg_decode *dc, const void *value, const struct mg_cnode *node,
                     const char *path, const char *key, const char *why)
 {
@@ -278,13 +291,7 @@ void mg_check_jwt(struct mg_decode *dc, void *obj, const struct mg_cnode *node, 
 	if (simple) {
 		require(dc, j->secret, node, path, "secret",
 		        "(or secret_env / secret_file) when mode = \"simple\"");
-		if (j->secret && strlen(j->secret) < JWT_MIN_SECRET) {
-			char *p = kpath(path, "secret");
-			mg_schema_error(dc, secret_node(dc, node, "secret"), p,
-			                "expected a secret of at least %d bytes, found %zu bytes",
-			                JWT_MIN_SECRET, strlen(j->secret));
-			free(p);
-		}
+		check_secret_len(dc, node, path, "secret", j->secret);
 		if (j->jwks_url) {
 			char *p = kpath(path, "jwks_url");
 			mg_schema_error(dc, key_node(dc, node, "jwks_url"), p,
@@ -405,13 +412,7 @@ void mg_check_oauth(struct mg_decode *dc, void *obj, const struct mg_cnode *node
 	if (o->authorization_server && !o->redirect_uri)
 		require(dc, o->redirect_uri, node, path, "redirect_uri",
 		        "when authorization_server = true (users log in at the provider)");
-	if (o->state_secret && strlen(o->state_secret) < JWT_MIN_SECRET) {
-		char *p = kpath(path, "state_secret");
-		mg_schema_error(dc, secret_node(dc, node, "state_secret"), p,
-		                "expected a secret of at least %d bytes, found %zu bytes",
-		                JWT_MIN_SECRET, strlen(o->state_secret));
-		free(p);
-	}
+	check_secret_len(dc, node, path, "state_secret", o->state_secret);
 	if (!o->audience.set && o->introspection_url)
 		mg_schema_warning(
 		    dc, node, path,
@@ -693,13 +694,7 @@ static bool section_key(const struct mg_cnode *c)
 static void check_pinning(struct mg_decode *dc, const struct mg_upstream_section *s,
                           const struct mg_cnode *node, const char *path)
 {
-	if (s->cursor_secret && strlen(s->cursor_secret) < JWT_MIN_SECRET) {
-		char *p = kpath(path, "cursor_secret");
-		mg_schema_error(dc, secret_node(dc, node, "cursor_secret"), p,
-		                "expected a secret of at least %d bytes, found %zu bytes",
-		                JWT_MIN_SECRET, strlen(s->cursor_secret));
-		free(p);
-	}
+	check_secret_len(dc, node, path, "cursor_secret", s->cursor_secret);
 	if (s->pins_file)
 		return;
 	const struct mg_cnode *arr = mg_cnode_getz(dc->doc, node, "servers");
