@@ -101,6 +101,41 @@ static uint64_t get_be(const uint8_t *p, int bytes)
 	return v;
 }
 
+/* Appends `s` (NULL: a marker distinct from "") length-prefixed to the digest. */
+static void tag_add(EVP_MD_CTX *md, const char *s)
+{
+	uint8_t len[9];
+	size_t n = s ? strlen(s) : 0;
+	len[0] = s ? 1 : 0;
+	put_be(len + 1, n, 8);
+	EVP_DigestUpdate(md, len, sizeof len);
+	if (n)
+		EVP_DigestUpdate(md, s, n);
+}
+
+uint64_t mg_fcursor_tag(const char *route, const char *const *servers, size_t n,
+                        const char *identity)
+{
+	uint8_t h[EVP_MAX_MD_SIZE], count[8];
+	unsigned int hl = 0;
+	uint64_t tag = 0;
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	if (!md || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+		goto out;
+	EVP_DigestUpdate(md, "mcp-guard fcursor tag", 21);
+	tag_add(md, route);
+	put_be(count, n, 8);
+	EVP_DigestUpdate(md, count, sizeof count);
+	for (size_t i = 0; i < n; i++)
+		tag_add(md, servers[i]);
+	tag_add(md, identity);
+	if (EVP_DigestFinal_ex(md, h, &hl) == 1)
+		tag = get_be(h, 8);
+out:
+	EVP_MD_CTX_free(md);
+	return tag;
+}
+
 static void aad_of(uint8_t aad[sizeof AAD], uint8_t version)
 {
 	memcpy(aad, AAD, sizeof AAD - 1);

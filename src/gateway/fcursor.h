@@ -51,6 +51,15 @@ struct mg_fcursor {
  * no randomness is available. */
 int mg_fcursor_key_init(struct mg_fcursor_key *k, const void *secret, size_t len);
 
+/* A route tag for mg_fcursor_encode/decode: the first 8 bytes of SHA-256
+ * over `route` (the endpoint's name or path), the `n` server names in the
+ * route's order, and `identity` (NULL: none; pass the caller's identity to
+ * bind cursors to it, DESIGN §8), each length-prefixed so that no two
+ * different inputs share an encoding. A reload that changes the route's
+ * servers or their order changes the tag, so older cursors are refused. */
+uint64_t mg_fcursor_tag(const char *route, const char *const *servers, size_t n,
+                        const char *identity);
+
 /* The textual name of list method `list` ("tools/list", ...), or "?". */
 const char *mg_fcursor_list_name(unsigned list);
 

@@ -241,6 +241,30 @@ static void test_garbage(void **state)
 	refused(&k, ones, "not one this gateway issued");
 }
 
+static void test_tag(void **state)
+{
+	(void)state;
+	const char *ab[] = { "a", "b" }, *ba[] = { "b", "a" }, *a_b[] = { "a_b" }, *x[] = { "ab" };
+	const char *a[] = { "a" }, *b[] = { "b" };
+	uint64_t t = mg_fcursor_tag("/mcp", ab, 2, NULL);
+	assert_int_equal(t, mg_fcursor_tag("/mcp", ab, 2, NULL));       /* stable */
+	assert_int_not_equal(t, mg_fcursor_tag("/mcp", ba, 2, NULL));   /* order */
+	assert_int_not_equal(t, mg_fcursor_tag("/other", ab, 2, NULL)); /* route */
+	assert_int_not_equal(t, mg_fcursor_tag("/mcp", ab, 2, "api_key:alice"));
+	assert_int_not_equal(mg_fcursor_tag("/mcp", ab, 2, "api_key:alice"),
+	                     mg_fcursor_tag("/mcp", ab, 2, "api_key:bob"));
+	assert_int_not_equal(mg_fcursor_tag("/mcp", ab, 2, ""),
+	                     mg_fcursor_tag("/mcp", ab, 2, NULL));
+	assert_int_not_equal(mg_fcursor_tag("/mcp", x, 1, NULL),
+	                     mg_fcursor_tag("/mcp", a_b, 1, NULL));
+	/* Length prefixes: ["a","b"] is not ["ab"], nor route "/mcpa" + ["b"]. */
+	assert_int_not_equal(t, mg_fcursor_tag("/mcp", x, 1, NULL));
+	assert_int_not_equal(mg_fcursor_tag("/mcp", ab, 2, NULL),
+	                     mg_fcursor_tag("/mcpa", b, 1, NULL));
+	assert_int_not_equal(mg_fcursor_tag("/mcp", a, 1, NULL),
+	                     mg_fcursor_tag("/mcp", a, 0, NULL));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -252,6 +276,7 @@ int main(void)
 		cmocka_unit_test(test_wrong_place),
 		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_garbage),
+		cmocka_unit_test(test_tag),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
