@@ -80,30 +80,11 @@ void mg_oauth_state_key(const void *secret, size_t len, uint8_t key[MG_OAUTH_KEY
 	     &n);
 }
 
-/* AES-256-GCM in one direction. Returns the output length or -1. */
+/* AES-256-GCM in one direction (util/crypto). Returns the output length or -1. */
 static int gcm(bool enc, const uint8_t *key, const uint8_t *nonce, const uint8_t *in, int n,
                uint8_t *out, uint8_t *tag)
 {
-	int rc = -1, len = 0, fin = 0;
-	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
-	if (!c)
-		goto out;
-	if (EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) != 1 ||
-	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, NONCE_LEN, NULL) != 1 ||
-	    EVP_CipherInit_ex(c, NULL, NULL, key, nonce, enc) != 1 ||
-	    EVP_CipherUpdate(c, NULL, &len, (const uint8_t *)AAD, (int)sizeof AAD - 1) != 1 ||
-	    EVP_CipherUpdate(c, out, &len, in, n) != 1)
-		goto out;
-	if (!enc && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, TAG_LEN, tag) != 1)
-		goto out;
-	if (EVP_CipherFinal_ex(c, out + len, &fin) != 1)
-		goto out; /* decryption: the tag did not match */
-	if (enc && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, TAG_LEN, tag) != 1)
-		goto out;
-	rc = len + fin;
-out:
-	EVP_CIPHER_CTX_free(c);
-	return rc;
+	return mg_aead_gcm(enc, key, nonce, AAD, sizeof AAD - 1, in, (size_t)n, out, tag);
 }
 
 int mg_oauth_state_seal(const uint8_t key[MG_OAUTH_KEY_LEN], const struct mg_oauth_state *st,

@@ -90,6 +90,12 @@ static const struct mg_cli_command commands[] = {
 	  "the first broken or missing record (file, line, seq, reason) and exits 1.\n"
 	  "Records are written with [audit] hash_chain = true.",
 	  NULL, 0, MG_CLI_MAX_ARGS, mg_cmd_audit },
+	{ "tools", "list pinned tool definitions, approve changes", "list | approve SERVER TOOL",
+	  "Tool pinning ([upstream] pins_file, tool_pinning per server): `list` prints every\n"
+	  "pinned tool with its hash and any pending (changed, unapproved) definition;\n"
+	  "`approve SERVER TOOL` makes the pending definition the pinned one. The running\n"
+	  "gateway picks approvals up on SIGHUP. Exit 1 when there is nothing to approve.",
+	  NULL, 0, 3, mg_cmd_tools },
 };
 
 static void print_main_help(FILE *out)

@@ -78,5 +78,6 @@ int mg_cmd_run(struct mg_cli *cli);
 int mg_cmd_check_upstream(struct mg_cli *cli);
 int mg_cmd_config_reference(struct mg_cli *cli);
 int mg_cmd_audit(struct mg_cli *cli);
+int mg_cmd_tools(struct mg_cli *cli);
 
 #endif

@@ -60,6 +60,19 @@ static char *kpath(const char *path, const char *key)
 	return mg_decode_join(path, key);
 }
 
+/* A key secret (HMAC, AEAD key material) of at least JWT_MIN_SECRET bytes. */
+static void check_secret_len(struct mg_decode *dc, const struct mg_cnode *node, const char *path,
+                             const char *key, const char *value)
+{
+	if (!value || strlen(value) >= JWT_MIN_SECRET)
+		return;
+	char *p = kpath(path, key);
+	mg_schema_error(dc, secret_node(dc, node, key), p,
+	                "expected a secret of at least %d bytes, found %zu bytes", JWT_MIN_SECRET,
+	                strlen(value));
+	free(p);
+}
+
 static void require(struct mg_decode *dc, const void *value, const struct mg_cnode *node,
                     const char *path, const char *key, const char *why)
 {
@@ -278,13 +291,7 @@ void mg_check_jwt(struct mg_decode *dc, void *obj, const struct mg_cnode *node, 
 	if (simple) {
 		require(dc, j->secret, node, path, "secret",
 		        "(or secret_env / secret_file) when mode = \"simple\"");
-		if (j->secret && strlen(j->secret) < JWT_MIN_SECRET) {
-			char *p = kpath(path, "secret");
-			mg_schema_error(dc, secret_node(dc, node, "secret"), p,
-			                "expected a secret of at least %d bytes, found %zu bytes",
-			                JWT_MIN_SECRET, strlen(j->secret));
-			free(p);
-		}
+		check_secret_len(dc, node, path, "secret", j->secret);
 		if (j->jwks_url) {
 			char *p = kpath(path, "jwks_url");
 			mg_schema_error(dc, key_node(dc, node, "jwks_url"), p,
@@ -405,13 +412,7 @@ void mg_check_oauth(struct mg_decode *dc, void *obj, const struct mg_cnode *node
 	if (o->authorization_server && !o->redirect_uri)
 		require(dc, o->redirect_uri, node, path, "redirect_uri",
 		        "when authorization_server = true (users log in at the provider)");
-	if (o->state_secret && strlen(o->state_secret) < JWT_MIN_SECRET) {
-		char *p = kpath(path, "state_secret");
-		mg_schema_error(dc, secret_node(dc, node, "state_secret"), p,
-		                "expected a secret of at least %d bytes, found %zu bytes",
-		                JWT_MIN_SECRET, strlen(o->state_secret));
-		free(p);
-	}
+	check_secret_len(dc, node, path, "state_secret", o->state_secret);
 	if (!o->audience.set && o->introspection_url)
 		mg_schema_warning(
 		    dc, node, path,
@@ -675,6 +676,47 @@ void mg_check_upstream_entry(struct mg_decode *dc, void *obj, const struct mg_cn
 		u->path_prefix[strlen(u->path_prefix) - 1] = '\0';
 }
 
+/* [upstream] keys that belong to the whole section, not to the single
+ * upstream's transport. */
+static bool section_key(const struct mg_cnode *c)
+{
+	static const char *const keys[] = { "servers", "cursor_secret", "cursor_secret_env",
+		                            "cursor_secret_file", "pins_file" };
+	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+		if (c->key_len == strlen(keys[i]) && memcmp(c->key, keys[i], c->key_len) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* cursor_secret long enough; pins_file set when any server pins its tools
+ * (the error points at the first tool_pinning that needs it). */
+static void check_pinning(struct mg_decode *dc, const struct mg_upstream_section *s,
+                          const struct mg_cnode *node, const char *path)
+{
+	check_secret_len(dc, node, path, "cursor_secret", s->cursor_secret);
+	if (s->pins_file)
+		return;
+	const struct mg_cnode *arr = mg_cnode_getz(dc->doc, node, "servers");
+	const struct mg_cnode *item = arr ? arr->first : NULL;
+	size_t n = s->n_servers ? s->n_servers : 1;
+	for (size_t i = 0; i < n; i++, item = item ? item->next : NULL) {
+		const struct mg_upstream_config *u = s->n_servers ? &s->servers[i] : &s->single;
+		if (u->tool_pinning == MG_PINNING_OFF)
+			continue;
+		char p[96];
+		if (s->n_servers)
+			snprintf(p, sizeof p, "%s.servers[%zu].tool_pinning", path, i);
+		else
+			snprintf(p, sizeof p, "%s.tool_pinning", path);
+		mg_schema_error(dc, key_node(dc, s->n_servers ? item : node, "tool_pinning"), p,
+		                "tool_pinning = \"%s\" needs upstream.pins_file (where pinned tool "
+		                "definitions are kept), e.g. \"/var/lib/mcp-guard/pins.json\"",
+		                u->tool_pinning == MG_PINNING_WARN ? "warn" : "block");
+		return;
+	}
+}
+
 void mg_check_upstream(struct mg_decode *dc, void *obj, const struct mg_cnode *node,
                        const char *path)
 {
@@ -686,7 +728,7 @@ void mg_check_upstream(struct mg_decode *dc, void *obj, const struct mg_cnode *n
 		return;
 	}
 	for (const struct mg_cnode *c = node->first; c; c = c->next) {
-		if (!(c->key_len == 7 && memcmp(c->key, "servers", 7) == 0))
+		if (!section_key(c))
 			s->single_present = true;
 	}
 	if (s->single_present && s->n_servers) {
@@ -701,6 +743,7 @@ void mg_check_upstream(struct mg_decode *dc, void *obj, const struct mg_cnode *n
 		                "[upstream], or add [[upstream.servers]]");
 		return;
 	}
+	check_pinning(dc, s, node, path);
 	if (s->single_present) {
 		check_transport(dc, &s->single, node, path);
 		free(s->single.name);

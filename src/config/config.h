@@ -218,6 +218,8 @@ struct mg_metrics_config {
 enum mg_transport { MG_TRANSPORT_STDIO, MG_TRANSPORT_HTTP, MG_TRANSPORT_SSE };
 enum mg_upstream_protocol { MG_PROTOCOL_AUTO, MG_PROTOCOL_LEGACY };
 enum mg_stdio_mode { MG_STDIO_SHARED, MG_STDIO_PER_SESSION };
+/* What a changed tool definition does (gateway/pins.h). */
+enum mg_tool_pinning { MG_PINNING_OFF, MG_PINNING_WARN, MG_PINNING_BLOCK };
 
 /* Headers sent to an upstream for one identity's requests. */
 struct mg_identity_headers_config {
@@ -251,6 +253,7 @@ struct mg_upstream_config {
 	int64_t request_timeout_secs;
 	int64_t max_message_bytes;
 	int64_t restart_max_backoff_secs;
+	int64_t tool_pinning; /* enum mg_tool_pinning */
 };
 
 struct mg_upstream_section {
@@ -258,6 +261,8 @@ struct mg_upstream_section {
 	bool single_present;              /* transport fields written in [upstream] */
 	struct mg_upstream_config *servers;
 	size_t n_servers;
+	char *cursor_secret; /* seals federated list cursors; NULL: random per process */
+	char *pins_file;     /* tool pinning state (JSON); required when a server pins */
 };
 
 struct mg_config {

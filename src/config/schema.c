@@ -86,6 +86,7 @@ static const char *const mtls_sources[] = { "cn", "san_dns", "san_email", NULL }
 static const char *const transports[] = { "stdio", "http", "sse", NULL };
 static const char *const stdio_modes[] = { "shared", "per_session", NULL };
 static const char *const protocols[] = { "auto", "legacy", NULL };
+static const char *const tool_pinnings[] = { "off", "warn", "block", NULL };
 static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
 static const char *const audit_overflows[] = { "drop", "block", NULL };
 static const char *const audit_fsyncs[] = { "never", "batch", "always", NULL };
@@ -567,7 +568,11 @@ static const struct mg_section identity_headers_section =
 	    INT(S, max_message_bytes, "max_message_bytes", "16777216", 1024, 1073741824,           \
 	        "Largest message accepted from the upstream."),                                    \
 	    INT(S, restart_max_backoff_secs, "restart_max_backoff_secs", "30", 1, 3600,            \
-	        "Longest wait between restarts of a crashed process.")
+	        "Longest wait between restarts of a crashed process."),                            \
+	    ENUM(S, tool_pinning, "tool_pinning", "off", tool_pinnings,                            \
+	         "Pin each tool's definition (SHA-256 of its canonical JSON) the first time it "   \
+	         "is listed; warn: log a changed definition; block: also hide the tool until "     \
+	         "`mcp-guard tools approve`. Needs upstream.pins_file.")
 
 static const struct mg_field server_entry_fields[] = {
 	STR(S, name, "name", NULL, MG_FF_REQUIRED, "\"files\"",
@@ -599,6 +604,21 @@ static const struct mg_field upstream_fields[] = {
 	  .off = offsetof(struct mg_upstream_section, servers),
 	  .count_off = offsetof(struct mg_upstream_section, n_servers),
 	  .sub = &server_entry_section },
+	{ .name = "cursor_secret",
+	  .type = MG_F_STRING,
+	  .off = offsetof(struct mg_upstream_section, cursor_secret),
+	  .flags = MG_FF_SECRET,
+	  .example = "\"<at least 32 bytes>\"",
+	  .help = "Key that seals the federated endpoint's list cursors (or cursor_secret_env / "
+	          "cursor_secret_file). Unset: a random key per process, so a client that pages "
+	          "must come back to the same instance; instances behind one load balancer need "
+	          "the same secret." },
+	{ .name = "pins_file",
+	  .type = MG_F_STRING,
+	  .off = offsetof(struct mg_upstream_section, pins_file),
+	  .example = "\"/var/lib/mcp-guard/pins.json\"",
+	  .help = "State file of tool pinning (JSON, written 0600; created when missing). "
+	          "Required when a server sets tool_pinning = \"warn\" or \"block\"." },
 };
 #undef S
 _Static_assert(offsetof(struct mg_upstream_section, single) == 0,

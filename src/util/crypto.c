@@ -1,9 +1,11 @@
 /*
- * crypto.c - randomness, hashing, base64 and constant-time compare.
+ * crypto.c - randomness, hashing, base64, AES-256-GCM and constant-time
+ * compare.
  */
 #include "util/crypto.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <sys/random.h>
@@ -143,4 +145,32 @@ bool mg_ct_equal(const void *a, const void *b, size_t n)
 	for (size_t i = 0; i < n; i++)
 		d |= (unsigned char)(x[i] ^ y[i]);
 	return d == 0;
+}
+
+int mg_aead_gcm(bool enc, const uint8_t key[MG_AEAD_KEY_LEN],
+                const uint8_t nonce[MG_AEAD_NONCE_LEN], const void *aad, size_t aad_len,
+                const uint8_t *in, size_t n, uint8_t *out, uint8_t tag[MG_AEAD_TAG_LEN])
+{
+	int rc = -1, len = 0, fin = 0;
+	if (n > INT_MAX || aad_len > INT_MAX)
+		return -1;
+	EVP_CIPHER_CTX *c = EVP_CIPHER_CTX_new();
+	if (!c)
+		goto out;
+	if (EVP_CipherInit_ex(c, EVP_aes_256_gcm(), NULL, NULL, NULL, enc) != 1 ||
+	    EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_IVLEN, MG_AEAD_NONCE_LEN, NULL) != 1 ||
+	    EVP_CipherInit_ex(c, NULL, NULL, key, nonce, enc) != 1 ||
+	    EVP_CipherUpdate(c, NULL, &len, aad, (int)aad_len) != 1 ||
+	    EVP_CipherUpdate(c, out, &len, in, (int)n) != 1)
+		goto out;
+	if (!enc && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_SET_TAG, MG_AEAD_TAG_LEN, tag) != 1)
+		goto out;
+	if (EVP_CipherFinal_ex(c, out + len, &fin) != 1)
+		goto out; /* opening: the tag did not match */
+	if (enc && EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, MG_AEAD_TAG_LEN, tag) != 1)
+		goto out;
+	rc = len + fin;
+out:
+	EVP_CIPHER_CTX_free(c);
+	return rc;
 }

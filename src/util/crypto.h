@@ -31,6 +31,20 @@ size_t mg_base64_encoded_len(size_t n, bool url);
  * Returns the decoded length, or -1 when malformed or too long. */
 long mg_base64_decode(const char *s, size_t n, void *out, size_t out_size);
 
+/* AES-256-GCM with a 12-byte nonce and a 16-byte tag: the one AEAD of the
+ * gateway's sealed tokens (OAuth `state`, federated cursors). */
+#define MG_AEAD_KEY_LEN   32
+#define MG_AEAD_NONCE_LEN 12
+#define MG_AEAD_TAG_LEN   16
+
+/* Encrypts (`enc`) or decrypts `n` bytes of `in` into `out` (at least `n`
+ * bytes; may not overlap `in`) with `aad` authenticated alongside. Sealing
+ * writes the tag to `tag`; opening checks it. Returns `n`, or -1 (opening: the
+ * data, the additional data or the key is not the one sealed). */
+int mg_aead_gcm(bool enc, const uint8_t key[MG_AEAD_KEY_LEN],
+                const uint8_t nonce[MG_AEAD_NONCE_LEN], const void *aad, size_t aad_len,
+                const uint8_t *in, size_t n, uint8_t *out, uint8_t tag[MG_AEAD_TAG_LEN]);
+
 /* Compares two equal-length byte strings in time independent of their
  * contents. Returns true when equal. */
 bool mg_ct_equal(const void *a, const void *b, size_t n);

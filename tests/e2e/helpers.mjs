@@ -139,6 +139,20 @@ export function toToml(config) {
     return out.join('\n');
 }
 
+/** The paging MCP server (long, paged lists; see fixtures/paging-server.mjs). */
+export const PAGING_JS = path.join(REPO_ROOT, 'tests/e2e/fixtures/paging-server.mjs');
+
+/** A stdio upstream running the paging server; `args` e.g. ['--name', 'a', '--tools', '100']. */
+export function pagingUpstream(args = [], extra = {}) {
+    return {
+        transport: 'stdio',
+        command: process.execPath,
+        args: [PAGING_JS, ...args],
+        mode: 'shared',
+        ...extra
+    };
+}
+
 /** The stdio upstream running @modelcontextprotocol/server-everything. */
 export function everythingUpstream(extra = {}) {
     return {

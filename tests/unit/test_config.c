@@ -321,6 +321,53 @@ static void test_upstream_servers(void **state)
 	mg_diag_free(&d);
 }
 
+/* tool_pinning needs pins_file; cursor_secret is long enough; the section-wide keys do not
+ * make [upstream] a single upstream next to [[upstream.servers]]. */
+static void test_upstream_pinning_keys(void **state)
+{
+	(void)state;
+	struct mg_diag d = { 0 };
+	const char *text = "[upstream]\ncursor_secret = \"short\"\n"
+	                   "[[upstream.servers]]\nname = \"a\"\npath_prefix = \"/a\"\n"
+	                   "command = \"node\"\ntool_pinning = \"block\"\n";
+	assert_null(load(text, MG_CONFIG_TOML, NULL, &d));
+	assert_diag(&d, 2, 17, "upstream.cursor_secret", "at least 32 bytes, found 5");
+	assert_diag(&d, 7, 16, "upstream.servers[0].tool_pinning",
+	            "tool_pinning = \"block\" needs upstream.pins_file");
+	mg_diag_free(&d);
+
+	assert_null(load("[upstream]\ncommand = \"node\"\ntool_pinning = \"warn\"\n",
+	                 MG_CONFIG_TOML, NULL, &d));
+	assert_diag(&d, 3, 16, "upstream.tool_pinning", "\"warn\" needs upstream.pins_file");
+	mg_diag_free(&d);
+
+	text = "[upstream]\npins_file = \"/var/lib/mcp-guard/pins.json\"\n"
+	       "cursor_secret = \"0123456789abcdef0123456789abcdef\"\n"
+	       "[[upstream.servers]]\nname = \"a\"\npath_prefix = \"/a\"\n"
+	       "command = \"node\"\ntool_pinning = \"block\"\n"
+	       "[[upstream.servers]]\nname = \"b\"\npath_prefix = \"/b\"\ncommand = \"node\"\n";
+	struct mg_config *c = load(text, MG_CONFIG_TOML, NULL, &d);
+	if (!c)
+		mg_diag_print(&d, stderr);
+	assert_non_null(c);
+	assert_int_equal(c->upstream.n_servers, 2);
+	assert_false(c->upstream.single_present);
+	assert_string_equal(c->upstream.pins_file, "/var/lib/mcp-guard/pins.json");
+	assert_string_equal(c->upstream.cursor_secret, "0123456789abcdef0123456789abcdef");
+	assert_int_equal(c->upstream.servers[0].tool_pinning, MG_PINNING_BLOCK);
+	assert_int_equal(c->upstream.servers[1].tool_pinning, MG_PINNING_OFF);
+	mg_config_free(c);
+	mg_diag_free(&d);
+
+	c = load(minimal, MG_CONFIG_TOML, NULL, &d);
+	assert_non_null(c);
+	assert_int_equal(c->upstream.single.tool_pinning, MG_PINNING_OFF);
+	assert_null(c->upstream.pins_file);
+	assert_null(c->upstream.cursor_secret);
+	mg_config_free(c);
+	mg_diag_free(&d);
+}
+
 static void test_exposure_requires_auth(void **state)
 {
 	(void)state;
@@ -393,6 +440,7 @@ int main(void)
 		cmocka_unit_test(test_jwt_algorithm_rules),
 		cmocka_unit_test(test_api_keys),
 		cmocka_unit_test(test_upstream_servers),
+		cmocka_unit_test(test_upstream_pinning_keys),
 		cmocka_unit_test(test_exposure_requires_auth),
 		cmocka_unit_test(test_hostile_values),
 		cmocka_unit_test(test_metrics_section),
