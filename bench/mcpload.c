@@ -2,7 +2,7 @@
  * mcpload.c - a closed-loop MCP load generator (libevent, one thread).
  *
  *   mcpload --url http://127.0.0.1:PORT/mcp -c 64 --warmup 1 --duration 3 \
- *           [--family legacy|modern] [--call echo|big|list] [--rate R] \
+ *           [--family legacy|modern] [--call echo|big|list] [--tool NAME] [--rate R] \
  *           [--sut-pid PID] [--idle-sessions N] [-H 'Name: value'] ...
  *
  * Each virtual user (VU) owns one keep-alive TCP connection and, in the legacy
@@ -412,6 +412,7 @@ struct opts {
 	enum family fam;
 	enum call_kind call;
 	long expect_tools, expect_bytes;
+	const char *tool; /* the echo tool's name (--tool; "echo", or a federated name) */
 	pid_t sut_pid;
 	int idle_sessions, idle_wave;
 	bool idle_get; /* idle sessions open a GET stream (default) */
@@ -751,9 +752,9 @@ static void send_call(struct vu *v, uint64_t origin)
 		         (unsigned long long)v->seq);
 		n = snprintf(body, sizeof body,
 		             "{\"jsonrpc\":\"2.0\",\"id\":%s,\"method\":\"tools/call\",\"params\":{"
-		             "\"name\":\"echo\",\"arguments\":{\"message\":\"%s\"}%s%s}}",
-		             v->idtext, v->expect + 6, comma, meta);
-		mname = "echo";
+		             "\"name\":\"%s\",\"arguments\":{\"message\":\"%s\"}%s%s}}",
+		             v->idtext, ld->o.tool, v->expect + 6, comma, meta);
+		mname = ld->o.tool;
 	} else if (ld->o.call == CALL_BIG) {
 		n = snprintf(body, sizeof body,
 		             "{\"jsonrpc\":\"2.0\",\"id\":%s,\"method\":\"tools/call\",\"params\":{"
@@ -1653,13 +1654,14 @@ static void print_report(struct loader *ld)
 
 static void usage(void)
 {
-	fprintf(stderr,
-	        "usage: mcpload --url http://127.0.0.1:PORT/PATH [-c N] [--warmup S] "
-	        "[--duration S]\n"
-	        "  [--family legacy|modern] [--call echo|big|list] [--expect-tools N]\n"
-	        "  [--expect-bytes N] [--rate R] [--sut-pid PID] [--idle-sessions N]\n"
-	        "  [--idle-wave N] [--idle-get 0|1] [--setup-timeout S] [--timeout S]\n"
-	        "  [--wait-idle PCT] [--wait-idle-max S] [-H 'Name: value'] [--no-delete]\n");
+	fprintf(
+	    stderr,
+	    "usage: mcpload --url http://127.0.0.1:PORT/PATH [-c N] [--warmup S] "
+	    "[--duration S]\n"
+	    "  [--family legacy|modern] [--call echo|big|list] [--tool NAME] [--expect-tools N]\n"
+	    "  [--expect-bytes N] [--rate R] [--sut-pid PID] [--idle-sessions N]\n"
+	    "  [--idle-wave N] [--idle-get 0|1] [--setup-timeout S] [--timeout S]\n"
+	    "  [--wait-idle PCT] [--wait-idle-max S] [-H 'Name: value'] [--no-delete]\n");
 	exit(2);
 }
 
@@ -1699,6 +1701,7 @@ int main(int argc, char **argv)
 	struct opts *o = &ld->o;
 	bool have_url = false;
 	o->conc = 1;
+	o->tool = "echo";
 	o->warmup = 1;
 	o->duration = 3;
 	o->setup_timeout = 60;
@@ -1738,6 +1741,10 @@ int main(int argc, char **argv)
 				o->call = CALL_LIST;
 			else
 				usage();
+		} else if (strcmp(a, "--tool") == 0) {
+			if (strlen(v) > 128 || strpbrk(v, "\"\\\r\n"))
+				usage();
+			o->tool = v;
 		} else if (strcmp(a, "--expect-tools") == 0) {
 			o->expect_tools = (long)arg_num(v, a, 0, 1e7);
 		} else if (strcmp(a, "--expect-bytes") == 0) {

@@ -115,6 +115,12 @@ const LABEL = {
 	'mcp-guard-auth': 'mcp-guard, API key + rate limit + audit (2)',
 	'mcp-guard-jwt': 'mcp-guard, JWT RS256 (3)',
 	'mcp-guard-http': 'mcp-guard, HTTP upstream + API key + rate limit (4)',
+	'list-s1': 'tools/list at /s1 (20 tools)',
+	'list-s2': 'tools/list at /s2 (50 tools)',
+	'list-s3': 'tools/list at /s3 (100 tools)',
+	'list-federated': 'federated tools/list at /mcp (170 tools)',
+	'call-s1': 'tools/call echo at /s1',
+	'call-federated': 'tools/call s1__echo at /mcp',
 	'obs-off': '(a) API key + rate limit, audit and tracing off',
 	'obs-full': '(b) + audit to a file (hash chain) + tracing at 0.1',
 	'obs-audit': '(c) + audit to a file (hash chain) only',
@@ -458,6 +464,29 @@ if (obsFull) {
 		drops === 0 && tdrops === 0 ? 'met' : 'missed (the queue overflowed)',
 	]);
 }
+// ---- several upstreams (issue 11): federated list and call against a single server's
+const fedC = points.find((p) => p.group === 'fed')?.c;
+const fedGet = (s, call) => (fedC === undefined ? undefined : get('fed', s, call, fedC));
+const fedList = fedGet('list-federated', 'list');
+const fedSingles = ['list-s1', 'list-s2', 'list-s3'].map((s) => [s, fedGet(s, 'list')]).filter(([, st]) => st);
+const fedSlowest = fedSingles.length ? fedSingles.reduce((a, b) => (b[1].rps < a[1].rps ? b : a)) : undefined;
+if (fedList && fedSlowest) {
+	const r = fedList.rps / fedSlowest[1].rps;
+	T.push([
+		`Federated tools/list over three servers within 2× the slowest single server's list (c=${fedC})`,
+		`${x2(r)} of ${label(fedSlowest[0])} (${f0(fedList.rps)} vs ${f0(fedSlowest[1].rps)} req/s; p50 ${ms(fedList.p50)} vs ${ms(fedSlowest[1].p50)}, p99 ${ms(fedList.p99)} vs ${ms(fedSlowest[1].p99)})`,
+		r >= 0.5 ? 'met' : 'missed',
+	]);
+}
+const fedCall = fedGet('call-federated', 'echo'), fedDirect = fedGet('call-s1', 'echo');
+if (fedCall && fedDirect) {
+	const r = fedCall.rps / fedDirect.rps;
+	T.push([
+		`Federated tools/call within 10% of a single-upstream call (c=${fedC})`,
+		`${x2(r)} (${f0(fedCall.rps)} vs ${f0(fedDirect.rps)} req/s; p50 ${ms(fedCall.p50)} vs ${ms(fedDirect.p50)}, p99 ${ms(fedCall.p99)} vs ${ms(fedDirect.p99)}; CPU per request ${fedCall.cpuUs?.toFixed(1)} vs ${fedDirect.cpuUs?.toFixed(1)} µs)`,
+		r >= 0.9 ? 'met' : 'missed',
+	]);
+}
 head.push('## Targets', '', table(['target', 'measured', 'verdict'], T), '');
 
 // not available
@@ -647,6 +676,13 @@ for (const [call, title] of [['big', '1 MiB tools/call answer'], ['list', `${f0(
 if (charts.length) {
 	out.push('## Charts', '');
 	for (const ch of charts) for (const f of ch.files) out.push(`![${ch.title}](${relOut(f)})`, '');
+}
+
+if (seriesOf('fed', 'list').length) {
+	out.push('## Several upstreams: path routing and federation (issue 11)', '');
+	const desc = 'One gateway (no auth, no limits, no audit) with three stdio fast upstreams of 20, 50 and 100 tools at `/s1`, `/s2`, `/s3`, federated at `/mcp` (`[upstream] federation = true`). Measured interleaved in one run.';
+	throughputTable('fed', 'list', 'tools/list: each server at its own path, and the federated list (every server asked in parallel, merged and renamed)', desc);
+	throughputTable('fed', 'echo', 'tools/call echo: at /s1, and as s1__echo at /mcp', desc);
 }
 
 out.push('## Reproduce', '', '<!-- ci: skip: runs the whole benchmark (minutes) -->', '```sh', 'make bench                 # standard set, < 10 minutes', 'BENCH_QUICK=1 make bench   # smoke run, ~2 minutes', '```', '', `Raw data (one JSON object per point, as printed by mcpload): \`${basename(args.in)}\`.`, '');

@@ -26,7 +26,7 @@
 # Knobs (environment): BENCH_QUICK, BENCH_REPS, BENCH_WARMUP, BENCH_DURATION,
 # BENCH_CONC, BENCH_EV_CONC, BENCH_RATE, BENCH_RATE_REPS, BENCH_IDLE_SESSIONS, BENCH_IDLE_PCT,
 # BENCH_IDLE_MAX, BENCH_IDLE_BUDGET, BENCH_BUDGET, BENCH_PORT_BASE, BENCH_ONLY
-# (space-separated groups: fast http big rate everything idle obs), BENCH_HTTP_CONC,
+# (space-separated groups: fast http big rate everything idle obs fed), BENCH_HTTP_CONC,
 # BENCH_HTTP_RATE, BENCH_OBS_CONC, BENCH_OBS_RATE, BENCH_NO_DOCS=1.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 # The whole script is one brace group: bash reads all of it before running
@@ -82,7 +82,7 @@ nice -n "$NICE" true 2>/dev/null || NICE=0
 SUT_CPU=${BENCH_SUT_CPU:-0}
 LOAD_CPU=${BENCH_LOAD_CPU:-1}
 PORT_BASE=${BENCH_PORT_BASE:-20300} # below the ephemeral range: no client socket can hold it
-ONLY=${BENCH_ONLY:-fast http big rate everything idle obs}
+ONLY=${BENCH_ONLY:-fast http big rate everything idle obs fed}
 HTTP_CONC=${BENCH_HTTP_CONC:-1 64} # scenario 4; its fixed rate defaults to half nginx's c=64 throughput
 HTTP_RATE=${BENCH_HTTP_RATE:-}
 TOOLS=5000
@@ -237,8 +237,9 @@ P_OBS_OFF=$((PORT_BASE + 16))   # observability group: (a) audit and tracing off
 P_OBS_FULL=$((PORT_BASE + 17))  # (b) audit to a file (hash chain) + tracing at sample_rate 0.1
 P_OBS_AUDIT=$((PORT_BASE + 18)) # (c) audit to a file only
 P_OTLP=$((PORT_BASE + 19))      # the loopback OTLP/HTTP receiver (bench/otlp-sink.mjs)
+P_FED=$((PORT_BASE + 20))       # several upstreams: three servers, paths and federation
 
-for p in $(seq "$PORT_BASE" $((PORT_BASE + 19))); do
+for p in $(seq "$PORT_BASE" $((PORT_BASE + 20))); do
 	if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 		log "port $p is in use: set BENCH_PORT_BASE to a free range"
 		exit 1
@@ -786,6 +787,52 @@ if want obs; then
 		log "observability: obs-$f audit file: $lines records, $bytes bytes, verify: $verify"
 		rm -f "$af" # can be hundreds of MB; what it held is recorded above
 	done
+	cleanup
+	STARTED=()
+fi
+
+# ---- group: several upstreams (issue 11) ----------------------------------------------------
+# One gateway, three fast stdio upstreams of 20, 50 and 100 tools at /s1, /s2,
+# /s3 and federated at /mcp (no auth, no limits, no audit: the routing is
+# what is measured). Interleaved in one run: tools/list of each server at its
+# own path against the federated tools/list (all 170 tools: every server
+# asked in parallel, merged, renamed); tools/call echo at /s1 against the
+# same call at /mcp as s1__echo. Targets: the federated list within 2x the
+# slowest single list (req/s ratio >= 0.5), the federated call within 10%.
+
+if want fed; then
+	FED_CONC=${BENCH_FED_CONC:-16}
+	fed_server() {
+		printf '[[upstream.servers]]\nname = "%s"\npath_prefix = "/%s"\ntransport = "stdio"\ncommand = "%s"\nargs = ["--stdio", "--tools", "%s", "--big-bytes", "1024"]\nprotocol = "legacy"\n\n' "$1" "$1" "$FAST" "$2"
+	}
+	guard_config "$WORK/guard-fed.toml" "$P_FED" "[upstream]
+federation = true
+
+$(fed_server s1 20)
+$(fed_server s2 50)
+$(fed_server s3 100)" "$PLAIN"
+	log "several upstreams: starting one gateway with three servers"
+	start mcp-guard-fed guard "$P_FED" "$GUARD" --config "$WORK/guard-fed.toml" run
+	status_record mcp-guard-fed fed
+	# The same gateway under a name per path (point() reads URL, PID, STATUS).
+	for p in s1 s2 s3; do
+		URL[fed-$p]=http://127.0.0.1:$P_FED/$p
+		PID[fed-$p]=${PID[mcp-guard-fed]:-}
+		STATUS[fed-$p]=${STATUS[mcp-guard-fed]:-}
+	done
+	URL[fed-mcp]=http://127.0.0.1:$P_FED/mcp
+	PID[fed-mcp]=${PID[mcp-guard-fed]:-}
+	STATUS[fed-mcp]=${STATUS[mcp-guard-fed]:-}
+	log "several upstreams: tools/list and tools/call, concurrency $FED_CONC, $REPS repetition(s)"
+	for rep in $(seq 1 "$REPS"); do
+		point fed list-s1 fed-s1 legacy list "$FED_CONC" "$rep" --expect-tools 20
+		point fed list-s2 fed-s2 legacy list "$FED_CONC" "$rep" --expect-tools 50
+		point fed list-s3 fed-s3 legacy list "$FED_CONC" "$rep" --expect-tools 100
+		point fed list-federated fed-mcp legacy list "$FED_CONC" "$rep" --expect-tools 170
+		point fed call-s1 fed-s1 legacy echo "$FED_CONC" "$rep"
+		point fed call-federated fed-mcp legacy echo "$FED_CONC" "$rep" --tool s1__echo
+	done
+	for p in s1 s2 s3 mcp; do PID[fed-$p]=; STATUS[fed-$p]=; done
 	cleanup
 	STARTED=()
 fi

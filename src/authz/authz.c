@@ -43,6 +43,55 @@ bool mg_authz_list_allows(const struct mg_strv *allow, const char *name, size_t 
 	return false;
 }
 
+/* "<server>/<glob>": the glob, when the part before the slash is the
+ * server's name exactly. */
+static const char *server_glob(const char *pattern, const char *server)
+{
+	const char *slash = strchr(pattern, '/');
+	size_t sl = strlen(server);
+	if (!slash || (size_t)(slash - pattern) != sl || memcmp(pattern, server, sl) != 0)
+		return NULL;
+	return slash + 1;
+}
+
+bool mg_authz_allows_in(const struct mg_strv *allow, const struct mg_authz_scope *sc,
+                        const char *name, size_t len)
+{
+	if (!allow->set)
+		return true;
+	if (!sc || !sc->server)
+		return mg_authz_list_allows(allow, name, len);
+	size_t sl = strlen(sc->server), pl = sc->sep ? strlen(sc->sep) : 0;
+	const char *inner = name;
+	size_t inner_len = len;
+	/* Federated: the server's own name follows "<server><sep>". */
+	if (sc->federated && pl && len > sl + pl && memcmp(name, sc->server, sl) == 0 &&
+	    memcmp(name + sl, sc->sep, pl) == 0) {
+		inner = name + sl + pl;
+		inner_len = len - sl - pl;
+	} else if (sc->federated && (!pl || !memchr(name, ':', len))) {
+		/* A federated tool or prompt name without its server's prefix is
+		 * not that server's (resource URIs carry no prefix). */
+		return mg_authz_list_allows(allow, name, len);
+	}
+	char qualified[512];
+	size_t ql = 0;
+	if (!sc->federated && pl && sl + pl + len < sizeof qualified) {
+		memcpy(qualified, sc->server, sl);
+		memcpy(qualified + sl, sc->sep, pl);
+		memcpy(qualified + sl + pl, name, len);
+		ql = sl + pl + len;
+	}
+	for (size_t i = 0; i < allow->n; i++) {
+		const char *p = allow->v[i], *g;
+		if (mg_glob_match(p, name, len) ||
+		    ((g = server_glob(p, sc->server)) && mg_glob_match(g, inner, inner_len)) ||
+		    (ql && mg_glob_match(p, qualified, ql)))
+			return true;
+	}
+	return false;
+}
+
 static int string_target(json_t *v, enum mg_authz_kind kind, struct mg_authz_target *t)
 {
 	if (!json_is_string(v))
@@ -83,11 +132,11 @@ bool mg_authz_permits(const struct mg_identity *id, const struct mg_authz_target
 {
 	switch (t->kind) {
 	case MG_AUTHZ_TOOL:
-		return mg_authz_list_allows(&id->allowed_tools, t->name, t->len);
+		return mg_authz_allows_in(&id->allowed_tools, t->scope, t->name, t->len);
 	case MG_AUTHZ_RESOURCE:
-		return mg_authz_list_allows(&id->allowed_resources, t->name, t->len);
+		return mg_authz_allows_in(&id->allowed_resources, t->scope, t->name, t->len);
 	case MG_AUTHZ_PROMPT:
-		return mg_authz_list_allows(&id->allowed_prompts, t->name, t->len);
+		return mg_authz_allows_in(&id->allowed_prompts, t->scope, t->name, t->len);
 	default:
 		return true;
 	}
@@ -115,7 +164,8 @@ bool mg_authz_restricted(const struct mg_identity *id)
 	return id->allowed_tools.set || id->allowed_resources.set || id->allowed_prompts.set;
 }
 
-static size_t filter_array(json_t *arr, const char *key, const struct mg_strv *allow)
+static size_t filter_array(json_t *arr, const char *key, const struct mg_strv *allow,
+                           const struct mg_authz_scope *sc)
 {
 	if (!json_is_array(arr) || !allow->set)
 		return 0;
@@ -123,7 +173,7 @@ static size_t filter_array(json_t *arr, const char *key, const struct mg_strv *a
 	for (size_t i = 0; i < json_array_size(arr);) {
 		json_t *v = json_object_get(json_array_get(arr, i), key);
 		if (json_is_string(v) &&
-		    mg_authz_list_allows(allow, json_string_value(v), json_string_length(v))) {
+		    mg_authz_allows_in(allow, sc, json_string_value(v), json_string_length(v))) {
 			i++;
 			continue;
 		}
@@ -142,18 +192,25 @@ bool mg_authz_filters(const char *method)
 
 size_t mg_authz_filter(const struct mg_identity *id, const char *method, json_t *result)
 {
+	return mg_authz_filter_in(id, method, result, NULL);
+}
+
+size_t mg_authz_filter_in(const struct mg_identity *id, const char *method, json_t *result,
+                          const struct mg_authz_scope *sc)
+{
 	if (!json_is_object(result))
 		return 0;
 	if (strcmp(method, "tools/list") == 0)
-		return filter_array(json_object_get(result, "tools"), "name", &id->allowed_tools);
+		return filter_array(json_object_get(result, "tools"), "name", &id->allowed_tools,
+		                    sc);
 	if (strcmp(method, "prompts/list") == 0)
 		return filter_array(json_object_get(result, "prompts"), "name",
-		                    &id->allowed_prompts);
+		                    &id->allowed_prompts, sc);
 	if (strcmp(method, "resources/list") == 0)
 		return filter_array(json_object_get(result, "resources"), "uri",
-		                    &id->allowed_resources);
+		                    &id->allowed_resources, sc);
 	if (strcmp(method, "resources/templates/list") == 0)
 		return filter_array(json_object_get(result, "resourceTemplates"), "uriTemplate",
-		                    &id->allowed_resources);
+		                    &id->allowed_resources, sc);
 	return 0;
 }

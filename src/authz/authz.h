@@ -25,12 +25,31 @@ bool mg_glob_match(const char *pattern, const char *s, size_t len);
 /* true when `allow` (unset: everything) has a pattern matching the name. */
 bool mg_authz_list_allows(const struct mg_strv *allow, const char *name, size_t len);
 
+/* Where a name is seen, with several upstreams: `server` owns it (NULL:
+ * unknown) and `sep` is the tool separator. On a federated endpoint
+ * (`federated`) tools and prompts are seen as <server><sep><name>; on a
+ * server's own endpoint as <name>. A pattern then matches when it matches
+ * the name as seen, or is "<server>/<glob>" with the glob matching the
+ * server's own name, or (on a server's endpoint) matches
+ * <server><sep><name>. So "files/<glob>" and "files__<glob>" mean the same on
+ * both endpoints, and a plain "read_*" matches only on the server's own. */
+struct mg_authz_scope {
+	const char *server;
+	const char *sep;
+	bool federated;
+};
+
+/* mg_authz_list_allows for a name seen in `scope` (NULL: plain names). */
+bool mg_authz_allows_in(const struct mg_strv *allow, const struct mg_authz_scope *scope,
+                        const char *name, size_t len);
+
 enum mg_authz_kind { MG_AUTHZ_NONE, MG_AUTHZ_TOOL, MG_AUTHZ_RESOURCE, MG_AUTHZ_PROMPT };
 
 struct mg_authz_target {
 	enum mg_authz_kind kind;
 	const char *name; /* tool or prompt name, resource URI (borrowed) */
 	size_t len;
+	const struct mg_authz_scope *scope; /* NULL: plain names */
 };
 
 /* What a request asks to use: tools/call → its tool, resources/read,
@@ -54,6 +73,9 @@ bool mg_authz_scopes_granting(const struct mg_kstrvv *mapping, const char *tool,
  * (nextCursor) is kept. Returns how many entries were removed; results of
  * other methods are untouched. */
 size_t mg_authz_filter(const struct mg_identity *id, const char *method, json_t *result);
+/* The same with names seen in `scope`. */
+size_t mg_authz_filter_in(const struct mg_identity *id, const char *method, json_t *result,
+                          const struct mg_authz_scope *scope);
 
 /* true when mg_authz_filter may change results of `method` (the list
  * methods): answers to other methods can be relayed without a look. */

@@ -680,8 +680,10 @@ void mg_check_upstream_entry(struct mg_decode *dc, void *obj, const struct mg_cn
  * upstream's transport. */
 static bool section_key(const struct mg_cnode *c)
 {
-	static const char *const keys[] = { "servers", "cursor_secret", "cursor_secret_env",
-		                            "cursor_secret_file", "pins_file" };
+	static const char *const keys[] = { "servers",           "cursor_secret",
+		                            "cursor_secret_env", "cursor_secret_file",
+		                            "pins_file",         "federation",
+		                            "tool_separator" };
 	for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
 		if (c->key_len == strlen(keys[i]) && memcmp(c->key, keys[i], c->key_len) == 0)
 			return true;
@@ -784,9 +786,32 @@ static void check_server_paths(struct mg_decode *dc, const struct mg_config *c,
                                const struct mg_cnode *node)
 {
 	const struct mg_upstream_section *s = &c->upstream;
+	const struct mg_cnode *up = node ? mg_cnode_getz(dc->doc, node, "upstream") : NULL;
+	if (s->federation && !s->n_servers) {
+		mg_schema_error(dc, key_node(dc, up, "federation"), "upstream.federation",
+		                "federation aggregates [[upstream.servers]] entries: add them (the "
+		                "single [upstream] form has nothing to federate)");
+		return;
+	}
+	const char *sep = s->tool_separator;
+	if (sep) {
+		size_t n = strlen(sep);
+		bool ok = n >= 1 && n <= 8;
+		for (size_t i = 0; ok && i < n; i++)
+			ok = (sep[i] >= 'a' && sep[i] <= 'z') || (sep[i] >= 'A' && sep[i] <= 'Z') ||
+			     (sep[i] >= '0' && sep[i] <= '9') || sep[i] == '_' || sep[i] == '.' ||
+			     sep[i] == '-';
+		if (!ok) {
+			mg_schema_error(dc, key_node(dc, up, "tool_separator"),
+			                "upstream.tool_separator",
+			                "expected 1 to 8 of A-Z a-z 0-9 _ . - (tool names allow no "
+			                "others), found \"%s\"",
+			                sep);
+			return;
+		}
+	}
 	if (!s->n_servers || !c->server.mcp_path)
 		return;
-	const struct mg_cnode *up = node ? mg_cnode_getz(dc->doc, node, "upstream") : NULL;
 	const struct mg_cnode *arr = up ? mg_cnode_getz(dc->doc, up, "servers") : NULL;
 	const struct mg_cnode *item = arr ? arr->first : NULL;
 	static const char *const fixed[] = {
@@ -806,6 +831,10 @@ static void check_server_paths(struct mg_decode *dc, const struct mg_config *c,
 		}
 		if (!why[0] && strncmp(pp, "/.well-known", 12) == 0 && (pp[12] == '/' || !pp[12]))
 			snprintf(why, sizeof why, "paths under /.well-known are the gateway's own");
+		if (!why[0] && s->federation && strcmp(pp, c->server.mcp_path) == 0)
+			snprintf(why, sizeof why,
+			         "with federation = true it is the federated endpoint "
+			         "(server.mcp_path)");
 		if (!why[0] && c->metrics.enabled && c->metrics.path && !c->metrics.listen &&
 		    strcmp(pp, c->metrics.path) == 0)
 			snprintf(why, sizeof why, "it is metrics.path");
@@ -822,6 +851,18 @@ static void check_server_paths(struct mg_decode *dc, const struct mg_config *c,
 		if (why[0])
 			mg_schema_error(dc, key_node(dc, item, "path_prefix"), p,
 			                "\"%s\" cannot be a path_prefix: %s", pp, why);
+		const char *name = s->servers[i].name;
+		if (s->federation && s->servers[i].federate && name && sep && strstr(name, sep)) {
+			/* "a" with tool "b__c" and "a__b" with tool "c" would both be
+			 * "a__b__c": a name without the separator keeps the split
+			 * unambiguous. */
+			snprintf(p, sizeof p, "upstream.servers[%zu].name", i);
+			mg_schema_error(dc, key_node(dc, item, "name"), p,
+			                "\"%s\" contains the tool_separator \"%s\": its tool names "
+			                "could collide with another server's on the federated "
+			                "endpoint; rename it or set federate = false",
+			                name, sep);
+		}
 		if (s->servers[i].strip_prefix) {
 			snprintf(p, sizeof p, "upstream.servers[%zu].strip_prefix", i);
 			mg_schema_warning(

@@ -234,6 +234,7 @@ struct mg_upstream_config {
 	char *path_prefix;
 	bool strip_prefix;
 	bool required;     /* [[upstream.servers]]: /ready waits for it (the single form: always) */
+	bool federate;     /* [[upstream.servers]]: part of the federated endpoint */
 	int64_t transport; /* enum mg_transport */
 	char *command;
 	struct mg_strv args;
@@ -261,8 +262,10 @@ struct mg_upstream_section {
 	bool single_present;              /* transport fields written in [upstream] */
 	struct mg_upstream_config *servers;
 	size_t n_servers;
-	char *cursor_secret; /* seals federated list cursors; NULL: random per process */
-	char *pins_file;     /* tool pinning state (JSON); required when a server pins */
+	char *cursor_secret;  /* seals federated list cursors; NULL: random per process */
+	char *pins_file;      /* tool pinning state (JSON); required when a server pins */
+	bool federation;      /* server.mcp_path aggregates the servers (federate = true) */
+	char *tool_separator; /* between a server's name and its tool or prompt names */
 };
 
 struct mg_config {

@@ -583,6 +583,9 @@ static const struct mg_field server_entry_fields[] = {
 	BOOL(S, strip_prefix, "strip_prefix", "false",
 	     "Accepted for configurations written for earlier gateways; has no effect: an "
 	     "upstream is always called at its own url."),
+	BOOL(S, federate, "federate", "true",
+	     "With upstream.federation: this server's tools, prompts and resources are part of "
+	     "the federated endpoint (it keeps its own endpoint either way)."),
 	BOOL(S, required, "required", "true",
 	     "The gateway is ready (/ready) only when this upstream is; false: its failure "
 	     "degrades /health but does not take the gateway out of rotation."),
@@ -619,6 +622,20 @@ static const struct mg_field upstream_fields[] = {
 	  .example = "\"/var/lib/mcp-guard/pins.json\"",
 	  .help = "State file of tool pinning (JSON, written 0600; created when missing). "
 	          "Required when a server sets tool_pinning = \"warn\" or \"block\"." },
+	{ .name = "federation",
+	  .type = MG_F_BOOL,
+	  .off = offsetof(struct mg_upstream_section, federation),
+	  .def = "false",
+	  .help = "Serve every [[upstream.servers]] entry (federate = true) as one endpoint at "
+	          "server.mcp_path: tools and prompts named <server><tool_separator><name>, "
+	          "lists merged with paging, calls routed to their server." },
+	{ .name = "tool_separator",
+	  .type = MG_F_STRING,
+	  .off = offsetof(struct mg_upstream_section, tool_separator),
+	  .def = "__",
+	  .example = "\"__\"",
+	  .help = "Between a server's name and its tool or prompt names on the federated "
+	          "endpoint (1 to 8 of A-Z a-z 0-9 _ . -); server names may not contain it." },
 };
 #undef S
 _Static_assert(offsetof(struct mg_upstream_section, single) == 0,

@@ -34,6 +34,28 @@ bool mg_authorize_or_reply(struct mg_gateway *gw, struct mg_http_req *req, struc
 		    NULL);
 		return false;
 	}
+	/* With several upstreams, names are seen on a route: a server's own
+	 * endpoint, or the federated one (the owner from the name's prefix or
+	 * the resource's URI). */
+	struct mg_route *r = mg_req_route(gw, req);
+	struct mg_authz_scope sc = { .sep = gw->cfg->upstream.tool_separator };
+	if (r && r->up)
+		sc.server = r->name;
+	else if (r && t.kind == MG_AUTHZ_RESOURCE) {
+		struct mg_route *owner = mg_fed_owner(r, t.name);
+		sc.server = owner ? owner->name : NULL;
+		sc.federated = true;
+	} else if (r && t.kind != MG_AUTHZ_NONE) {
+		const char *at = sc.sep ? strstr(t.name, sc.sep) : NULL;
+		for (size_t i = 0; at && i < gw->n_routes; i++) {
+			const char *n = gw->routes[i]->name;
+			if (gw->routes[i]->federated && strlen(n) == (size_t)(at - t.name) &&
+			    memcmp(n, t.name, strlen(n)) == 0)
+				sc.server = n;
+		}
+		sc.federated = true;
+	}
+	t.scope = &sc;
 	if (mg_authz_permits(id, &t))
 		return true;
 	gw->denied_total++;

@@ -252,12 +252,17 @@ static void on_reply(struct mg_call *call, json_t *msg, void *arg)
 	(void)call;
 	json_object_set(msg, "id", x->orig_id);
 	json_t *result = json_object_get(msg, "result");
-	if (strcmp(x->method, "tools/list") == 0 && json_is_object(result))
+	if (strcmp(x->method, "tools/list") == 0 && json_is_object(result)) {
+		mg_route_pin_tools(x->route, json_object_get(result, "tools"));
 		mg_mcp_params_learn(x->route->tool_params, json_object_get(result, "tools"));
+	}
 	/* Lists show only what this identity may use (after learning from the
 	 * whole list). Unrestricted identities skip the walk entirely. */
-	if (x->identity && json_is_object(result) && mg_authz_restricted(x->identity))
-		mg_authz_filter(x->identity, x->method, result);
+	if (x->identity && json_is_object(result) && mg_authz_restricted(x->identity)) {
+		struct mg_authz_scope sc = { .server = x->route->name,
+			                     .sep = x->gw->cfg->upstream.tool_separator };
+		mg_authz_filter_in(x->identity, x->method, result, &sc);
+	}
 	if (x->bridge == MG_BRIDGE_TO_LEGACY && json_is_object(result))
 		bridge_result_to_modern(x, result);
 	if (x->bridge == MG_BRIDGE_TO_MODERN && json_is_object(result) &&
@@ -489,7 +494,7 @@ static int forward(struct mg_gateway *gw, struct mg_http_req *req, struct mg_cha
 	json_t *meta = msg->params ? json_object_get(msg->params, "_meta") : NULL;
 	bool token = json_is_object(meta) && json_object_get(meta, "progressToken");
 	bool traced = mg_obs_trace_inject(req, msg); /* sampled: _meta.traceparent added */
-	if (x->bridge == MG_BRIDGE_NONE && !token && !traced) {
+	if (x->bridge == MG_BRIDGE_NONE && !token && !traced && !msg->edited) {
 		size_t len;
 		const char *body = mg_http_req_body(req, &len);
 		struct mg_jscan js;
@@ -513,9 +518,18 @@ static size_t exchange_backlog(struct mg_call *call, void *arg)
 }
 
 void mg_exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struct mg_session *s,
-                       struct mg_channel *ch, struct mg_rpc_msg *msg, bool modern,
-                       enum mg_bridge bridge, struct mg_identity *id)
+                       struct mg_route *route, struct mg_channel *ch, struct mg_rpc_msg *msg,
+                       bool modern, enum mg_bridge bridge, struct mg_identity *id)
 {
+	if (strcmp(msg->method, "tools/call") == 0 &&
+	    mg_route_tool_blocked(route, json_string_value(json_object_get(msg->params, "name")))) {
+		/* tool_pinning = "block": a changed definition waits for approval. */
+		mg_reply_rpc_error(req, 200, msg->id, MG_RPC_INVALID_PARAMS,
+		                   "Tool blocked: its definition changed since it was approved; an "
+		                   "operator must approve it (mcp-guard tools approve)",
+		                   NULL);
+		return;
+	}
 	struct mg_exchange *x = calloc(1, sizeof *x);
 	if (!x) {
 		mg_reply_rpc_error(req, 503, msg->id, MG_RPC_INTERNAL_ERROR, "out of memory", NULL);
@@ -524,7 +538,7 @@ void mg_exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struct mg
 	x->gw = gw;
 	x->req = req;
 	x->session = s;
-	x->route = s ? s->route : mg_req_route(gw, req);
+	x->route = route;
 	x->ch = ch;
 	x->modern = modern;
 	x->bridge = bridge;
@@ -540,7 +554,10 @@ void mg_exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struct mg
 	x->start_us = mg_http_req_start_us(req);
 	snprintf(x->method, sizeof x->method, "%s", msg->method);
 	x->call.on_reply = on_reply;
-	if (bridge == MG_BRIDGE_NONE &&
+	/* Pinning reads every tools/list of a server that pins. */
+	bool pinned = gw->pins && route->up->cfg->tool_pinning != MG_PINNING_OFF &&
+	              strcmp(msg->method, "tools/list") == 0;
+	if (bridge == MG_BRIDGE_NONE && !pinned &&
 	    !(id && mg_authz_restricted(id) && mg_authz_filters(msg->method)))
 		x->call.on_raw_reply = on_raw_reply;
 	x->call.on_progress = on_progress;

@@ -24,6 +24,7 @@
 #include "config/checks.h"
 #include "gateway/internal.h"
 #include "gateway/oauth.h"
+#include "gateway/pins.h"
 #include "http/client.h"
 #include "ratelimit/ratelimit.h"
 #include "upstream/process.h"
@@ -78,6 +79,14 @@ static json_t *upstreams_json(struct mg_gateway *gw)
 	for (size_t i = 0; i < gw->n_routes; i++) {
 		json_t *h = mg_upstream_health(gw->routes[i]->up);
 		json_object_set_new(h, "required", json_boolean(gw->routes[i]->required));
+		if (gw->routes[i]->federated) {
+			json_t *f = json_pack("{s:I}", "list_failures",
+			                      (json_int_t)gw->routes[i]->fed_failures);
+			if (gw->routes[i]->fed_last_error[0])
+				json_object_set_new(f, "last_error",
+				                    json_string(gw->routes[i]->fed_last_error));
+			json_object_set_new(h, "federation", f);
+		}
 		json_array_append_new(a, h);
 	}
 	return a;
@@ -186,7 +195,7 @@ void mg_gateway_on_request(struct mg_http_req *req, void *arg)
 	const char *method = mg_http_req_method(req);
 	bool get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
 	/* One upstream: its endpoint first, as it always was (the hot path). */
-	if (gw->n_routes == 1 &&
+	if (gw->cfg->upstream.n_servers == 0 &&
 	    (strcmp(path, gw->cfg->server.mcp_path) == 0 ||
 	     (gw->cfg->server.legacy_sse && (strcmp(path, gw->cfg->server.sse_path) == 0 ||
 	                                     strcmp(path, gw->cfg->server.messages_path) == 0)))) {
@@ -231,7 +240,7 @@ void mg_gateway_on_request(struct mg_http_req *req, void *arg)
 		mg_mcp_handle(gw, req);
 		return;
 	}
-	if (gw->n_routes == 1) {
+	if (gw->cfg->upstream.n_servers == 0) {
 		char m[200];
 		snprintf(m, sizeof m, "Not Found: the MCP endpoint is %s",
 		         gw->cfg->server.mcp_path);
@@ -416,6 +425,14 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 	}
 	if (sig == SIGHUP) {
 		mg_sd_notify("RELOADING=1");
+		/* Tool approvals (mcp-guard tools approve) first: they do not
+		 * depend on the configuration file being valid. */
+		char perr[400];
+		if (gw->pins && mg_pins_reload(gw->pins, perr, sizeof perr) < 0)
+			mg_log_error("reload: tool pinning: %s (keeping the pins in memory)", perr);
+		else if (gw->pins)
+			mg_log_info("reload: tool pins re-read from %s",
+			            gw->cfg->upstream.pins_file);
 		reload(gw);
 		mg_sd_notify("READY=1");
 		return;
@@ -571,7 +588,7 @@ int mg_gateway_run(const struct mg_config *cfg)
 	snprintf(host, sizeof host, "%s://%s%s%s:%d", cfg->server.tls.enabled ? "https" : "http",
 	         strchr(cfg->server.host, ':') ? "[" : "", cfg->server.host,
 	         strchr(cfg->server.host, ':') ? "]" : "", mg_http_server_port(gw.http));
-	if (gw.n_routes == 1)
+	if (cfg->upstream.n_servers == 0)
 		mg_log_info("mcp-guard %s listening on %s%s (upstream %s: %s)", MG_VERSION, host,
 		            cfg->server.mcp_path, gw.routes[0]->name,
 		            mg_stdio_mode_name(gw.routes[0]->up->cfg->mode));

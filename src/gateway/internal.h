@@ -44,6 +44,7 @@ struct mg_auth;
 struct mg_auth_outcome;
 struct mg_oauth_gw;
 struct mg_pathmap;
+struct mg_pins;
 
 /* What a path of the gateway serves. */
 enum mg_ep_kind {
@@ -65,6 +66,10 @@ struct mg_route {
 	char *alias;               /* <mcp_path>/<name> (several servers), or NULL */
 	char *messages_path;       /* where 2024-11-05 clients POST (the endpoint event) */
 	bool required;             /* /ready waits for it */
+	bool federated;            /* a member of the federated endpoint (gw->fed) */
+	struct mg_fed *fed;        /* the federated route's state (its up is NULL) */
+	uint64_t fed_failures;     /* list calls of the federation that failed */
+	char fed_last_error[200];  /* the last one's reason */
 	json_t *resource_refs;     /* shared-mode subscription refcounts: uri -> count */
 	json_t *tool_params;       /* x-mcp-header annotations learned from tools/list */
 	uint8_t tools_learned[32]; /* SHA-256 of the last tools/list result learned from */
@@ -170,6 +175,8 @@ struct mg_gateway {
 	const struct mg_config *cfg;
 	struct mg_http_server *http;
 	struct mg_route **routes; /* one per upstream, in configuration order */
+	struct mg_route *fed;     /* the federated endpoint (federation = true), or NULL */
+	struct mg_pins *pins;     /* tool pinning state (upstream.pins_file), or NULL */
 	size_t n_routes;
 	struct mg_pathmap *table;   /* path -> route (route.c, pathmap.c) */
 	struct mg_auth *auth;       /* current auth context (swapped on SIGHUP) */
@@ -216,6 +223,30 @@ bool mg_routes_idle(struct mg_gateway *gw);
 void mg_routes_free(struct mg_gateway *gw);
 /* GET /routes: names, paths, transports and states. */
 json_t *mg_routes_json(struct mg_gateway *gw);
+
+/* ---- federate.c ---------------------------------------------------------------- */
+
+struct mg_fed;
+/* Creates the federated route (federation = true) over the routes with
+ * federate = true, at server.mcp_path. 0, or -1 after logging why. */
+int mg_fed_start(struct mg_gateway *gw);
+void mg_fed_free(struct mg_gateway *gw);
+/* The federated handshake: {"capabilities","serverInfo","instructions"} from
+ * the ready members (new reference), or NULL when none is ready. */
+json_t *mg_fed_handshake(struct mg_route *fed);
+/* The member that owns resource `uri`, or NULL. */
+struct mg_route *mg_fed_owner(struct mg_route *fed, const char *uri);
+/* A member (re)became ready: federated clients get list_changed. */
+void mg_fed_member_ready(struct mg_route *m);
+/* List requests in flight on the federated endpoint; answering them all. */
+size_t mg_fed_inflight(struct mg_gateway *gw);
+void mg_fed_abort_all(struct mg_gateway *gw, const char *why);
+
+/* Tool pinning on a tools/list `tools` array of route `r` (in place; the
+ * route's tool_pinning says warn or block). */
+void mg_route_pin_tools(struct mg_route *r, json_t *tools);
+/* true when r's tool_pinning blocks `tool` (a pending change). */
+bool mg_route_tool_blocked(struct mg_route *r, const char *tool);
 
 /* ---- session.c ------------------------------------------------------------------- */
 

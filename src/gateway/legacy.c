@@ -134,11 +134,15 @@ static void legacy_initialize(struct mg_gateway *gw, struct mg_http_req *req,
 	struct mg_route *route = mg_req_route(gw, req);
 	struct mg_upstream *up = route->up;
 	/* Shared mode, or a modern-only upstream (bridged): the gateway answers
-	 * from the upstream's own handshake (initialize or server/discover). */
-	bool bridge = up->legacy_unsupported;
-	bool answer_here = up->cfg->mode == MG_STDIO_SHARED || bridge;
-	json_t *ur = NULL, *dr = NULL;
-	if (bridge && up->modern && up->modern->state == MG_CH_READY)
+	 * from the upstream's own handshake (initialize or server/discover).
+	 * Federated: from the union of the servers' (federate.c). */
+	json_t *fed = up ? NULL : mg_fed_handshake(route);
+	bool bridge = up && up->legacy_unsupported;
+	bool answer_here = !up || up->cfg->mode == MG_STDIO_SHARED || bridge;
+	json_t *ur = fed, *dr = NULL;
+	if (!up)
+		;
+	else if (bridge && up->modern && up->modern->state == MG_CH_READY)
 		dr = up->modern->discover_result;
 	else if (!bridge && up->shared && up->shared->state == MG_CH_READY)
 		ur = up->shared->init_result;
@@ -158,6 +162,7 @@ static void legacy_initialize(struct mg_gateway *gw, struct mg_http_req *req,
 		                             "too many sessions (server.max_sessions)", NULL);
 		mg_reply_json(req, 503, e, h, 1);
 		json_decref(e);
+		json_decref(fed);
 		return;
 	}
 	snprintf(s->protocol_version, sizeof s->protocol_version, "%s", version);
@@ -166,15 +171,17 @@ static void legacy_initialize(struct mg_gateway *gw, struct mg_http_req *req,
 		json_t *info =
 		    ur ? json_object_get(ur, "serverInfo")
 		       : json_object_get(json_object_get(dr, "_meta"), MG_MCP_META_SERVERINFO);
-		json_t *result =
-		    json_pack("{s:s,s:O,s:O}", "protocolVersion", version, "capabilities",
-		              json_object_get(src, "capabilities") ?: json_object(), "serverInfo",
-		              info ?: json_object());
+		json_t *caps = json_object_get(src, "capabilities");
+		json_t *result = json_pack("{s:s,s:o,s:o}", "protocolVersion", version,
+		                           "capabilities", caps ? json_incref(caps) : json_object(),
+		                           "serverInfo", info ? json_incref(info) : json_object());
 		json_t *instr = json_object_get(src, "instructions");
 		if (json_is_string(instr))
 			json_object_set(result, "instructions", instr);
-		if (bridge) {
-			s->bridged = true;
+		if (bridge || fed) {
+			/* Bridged calls (every call of a federated session may be)
+			 * carry the client's info and capabilities. */
+			s->bridged = bridge;
 			json_t *ci = json_object_get(msg->params, "clientInfo");
 			json_t *cc = json_object_get(msg->params, "capabilities");
 			s->client_info = json_is_object(ci) ? json_incref(ci) : NULL;
@@ -188,6 +195,7 @@ static void legacy_initialize(struct mg_gateway *gw, struct mg_http_req *req,
 		mg_cors_headers(gw, req, h, &n);
 		mg_reply_json(req, 200, resp, h, n);
 		json_decref(resp);
+		json_decref(fed);
 		return;
 	}
 	/* per_session: the client's own initialize goes to its own process. */
@@ -309,10 +317,13 @@ static void legacy_request(struct mg_gateway *gw, struct mg_http_req *req, struc
 			return;
 		}
 	}
-	if (s->bridged)
-		mg_exchange_start(gw, req, s, s->up->modern, msg, false, MG_BRIDGE_TO_MODERN, id);
+	if (!s->up)
+		mg_fed_request(gw, req, s, s->route, msg, id, false);
+	else if (s->bridged)
+		mg_exchange_start(gw, req, s, s->route, s->up->modern, msg, false,
+		                  MG_BRIDGE_TO_MODERN, id);
 	else
-		mg_exchange_start(gw, req, s, s->ch ? s->ch : s->up->shared, msg, false,
+		mg_exchange_start(gw, req, s, s->route, s->ch ? s->ch : s->up->shared, msg, false,
 		                  MG_BRIDGE_NONE, id);
 }
 

@@ -240,7 +240,7 @@ void mg_dispatch_method(struct mg_gateway *gw, struct mg_http_req *req, struct m
 		return;
 	}
 	enum mg_ep_kind kind = MG_EP_MCP;
-	if (gw->n_routes > 1 || strcmp(path, gw->cfg->server.mcp_path) != 0)
+	if (gw->cfg->upstream.n_servers || strcmp(path, gw->cfg->server.mcp_path) != 0)
 		mg_route_find(gw, path, &kind);
 	if (kind != MG_EP_MCP) {
 		/* The 2024-11-05 HTTP+SSE transport's two paths. */
@@ -297,6 +297,7 @@ size_t mg_mcp_inflight(struct mg_gateway *gw)
 		n++;
 	for (struct mg_exchange *x = gw->modern; x; x = x->next)
 		n++;
+	n += mg_fed_inflight(gw);
 	for (size_t i = 0; i < gw->nbuckets; i++) {
 		for (struct mg_session *s = gw->buckets[i]; s; s = s->next)
 			n += s->n_exchanges + (s->init_req ? 1 : 0);
@@ -355,6 +356,7 @@ void mg_mcp_abort_all(struct mg_gateway *gw, const char *why)
 	}
 	while (gw->modern)
 		mg_exchange_abort(gw->modern, MG_RPC_INTERNAL_ERROR, why);
+	mg_fed_abort_all(gw, why);
 	for (size_t i = 0; i < gw->nbuckets; i++) {
 		for (struct mg_session *s = gw->buckets[i]; s; s = s->next) {
 			while (s->exchanges)

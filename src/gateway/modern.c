@@ -98,11 +98,15 @@ static void modern_listen(struct mg_gateway *gw, struct mg_http_req *req, struct
 		return;
 	}
 	json_t *want = msg->params ? json_object_get(msg->params, "notifications") : NULL;
-	json_t *caps = up->shared && up->shared->init_result
+	/* Federated: what any server can produce. */
+	json_t *fed = up ? NULL : mg_fed_handshake(route);
+	json_t *caps = fed ? json_object_get(fed, "capabilities")
+	               : up && up->shared && up->shared->init_result
 	                   ? json_object_get(up->shared->init_result, "capabilities")
 	                   : NULL;
 	struct mg_listener *l = calloc(1, sizeof *l);
 	if (!l) {
+		json_decref(fed);
 		mg_reply_rpc_error(req, 503, msg->id, MG_RPC_INTERNAL_ERROR, "out of memory", NULL);
 		return;
 	}
@@ -142,6 +146,7 @@ static void modern_listen(struct mg_gateway *gw, struct mg_http_req *req, struct
 		}
 		json_object_set(ack, "resourceSubscriptions", l->uris);
 	}
+	json_decref(fed);
 	l->next = gw->listeners;
 	if (gw->listeners)
 		gw->listeners->prev = l;
@@ -208,17 +213,28 @@ void mg_handle_modern(struct mg_gateway *gw, struct mg_http_req *req, struct mg_
 		}
 	}
 	if (strcmp(msg->method, "server/discover") == 0) {
-		modern_discover(gw, req, msg);
+		if (route->up)
+			modern_discover(gw, req, msg);
+		else
+			mg_fed_discover(gw, req, msg, route);
 		return;
 	}
 	struct mg_upstream *up = route->up;
+	if (!up) {
+		if (strcmp(msg->method, "subscriptions/listen") == 0)
+			modern_listen(gw, req, msg);
+		else
+			mg_fed_request(gw, req, NULL, route, msg, id, true);
+		return;
+	}
 	if (strcmp(msg->method, "subscriptions/listen") == 0 && !up->modern) {
 		/* The gateway holds the subscription for a legacy upstream. */
 		modern_listen(gw, req, msg);
 		return;
 	}
 	if (up->modern)
-		mg_exchange_start(gw, req, NULL, up->modern, msg, true, MG_BRIDGE_NONE, id);
+		mg_exchange_start(gw, req, NULL, route, up->modern, msg, true, MG_BRIDGE_NONE, id);
 	else
-		mg_exchange_start(gw, req, NULL, up->shared, msg, true, MG_BRIDGE_TO_LEGACY, id);
+		mg_exchange_start(gw, req, NULL, route, up->shared, msg, true, MG_BRIDGE_TO_LEGACY,
+		                  id);
 }

@@ -43,6 +43,9 @@ static void fire_and_forget(struct mg_channel *ch, const char *method, json_t *p
 
 void mg_resource_ref(struct mg_route *r, const char *uri, int delta)
 {
+	/* Federated: counted on the server that owns the URI. */
+	if (!r->up && !(r = mg_fed_owner(r, uri)))
+		return;
 	json_t *n = json_object_get(r->resource_refs, uri);
 	json_int_t count = (n ? json_integer_value(n) : 0) + delta;
 	if (count < 0)
@@ -98,7 +101,7 @@ static void listeners_notify(struct mg_route *r, const char *method, json_t *msg
 	const char *uri = json_string_value(json_object_get(json_object_get(msg, "params"), "uri"));
 	for (struct mg_listener *l = r->gw->listeners, *next; l; l = next) {
 		next = l->next;
-		if (l->route != r)
+		if (l->route != r && !(r->federated && l->route == r->gw->fed))
 			continue;
 		bool want =
 		    (l->tools && strcmp(method, "notifications/tools/list_changed") == 0) ||
@@ -165,6 +168,8 @@ static struct mg_exchange *sole_on_channel(struct mg_gateway *gw, struct mg_chan
 	return only;
 }
 
+static void fan_out(struct mg_route *r, const char *method, json_t *msg);
+
 void mg_mcp_upstream_notification(struct mg_route *r, struct mg_channel *ch, json_t *msg)
 {
 	struct mg_gateway *gw = r->gw;
@@ -205,14 +210,32 @@ void mg_mcp_upstream_notification(struct mg_route *r, struct mg_channel *ch, jso
 		mg_log_debug("upstream notification %s not forwarded in shared mode", method);
 		return;
 	}
-	const char *uri = json_string_value(json_object_get(params, "uri"));
+	fan_out(r, method, msg);
+}
+
+/* list_changed to every session of the route (and of the federated
+ * endpoint when the route is a member), resources/updated to those that
+ * subscribed the URI; then the listen streams. */
+static void fan_out(struct mg_route *r, const char *method, json_t *msg)
+{
+	struct mg_gateway *gw = r->gw;
+	bool list = strstr(method, "/list_changed") != NULL;
+	const char *uri = json_string_value(json_object_get(json_object_get(msg, "params"), "uri"));
 	for (size_t i = 0; i < gw->nbuckets; i++) {
 		for (struct mg_session *s = gw->buckets[i]; s; s = s->next) {
-			if (!s->initialized || s->route != r)
+			if (!s->initialized ||
+			    (s->route != r && !(r->federated && s->route == gw->fed)))
 				continue;
 			if (list || (uri && mg_session_subscribed(s, uri)))
 				mg_deliver_json(s, msg);
 		}
 	}
 	listeners_notify(r, method, msg);
+}
+
+void mg_mcp_fed_notify(struct mg_route *fed, json_t *msg)
+{
+	const char *method = json_string_value(json_object_get(msg, "method"));
+	if (method)
+		fan_out(fed, method, msg);
 }

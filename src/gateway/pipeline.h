@@ -118,12 +118,12 @@ bool mg_authorize_or_reply(struct mg_gateway *gw, struct mg_http_req *req, struc
 
 /* ---- exchange.c ---------------------------------------------------------- */
 
-/* Starts an exchange for request `msg` on `ch` (NULL: answered 503). `s` is
- * the legacy session, NULL for a modern request. Answers the client itself
+/* Starts an exchange for request `msg` on `ch` (NULL: answered 503) of
+ * `route`'s upstream. `s` is the legacy session, NULL for a modern request. Answers the client itself
  * on failure. */
 void mg_exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struct mg_session *s,
-                       struct mg_channel *ch, struct mg_rpc_msg *msg, bool modern,
-                       enum mg_bridge bridge, struct mg_identity *id);
+                       struct mg_route *route, struct mg_channel *ch, struct mg_rpc_msg *msg,
+                       bool modern, enum mg_bridge bridge, struct mg_identity *id);
 /* Unlinks and frees an exchange (its tools/call result audited if due). */
 void mg_exchange_free(struct mg_exchange *x);
 /* Sends an intermediate message on the exchange's stream (switching to SSE);
@@ -144,6 +144,9 @@ void mg_resource_ref(struct mg_route *r, const char *uri, int delta);
 bool mg_session_subscribed(struct mg_session *s, const char *uri);
 /* Delivers a message to a session (its GET stream, else the replay ring). */
 void mg_deliver_json(struct mg_session *s, json_t *msg);
+/* A list_changed or resources/updated for the federated endpoint's sessions
+ * and listeners. */
+void mg_mcp_fed_notify(struct mg_route *fed, json_t *msg);
 
 /* ---- legacy.c ------------------------------------------------------------ */
 
@@ -164,6 +167,20 @@ void mg_legacy_sse_post(struct mg_gateway *gw, struct mg_http_req *req, struct m
 /* A POST in the 2026-07-28 era. */
 void mg_handle_modern(struct mg_gateway *gw, struct mg_http_req *req, struct mg_rpc_msg *msg,
                       struct mg_identity *id);
+
+/* ---- federate.c ---------------------------------------------------------- */
+
+/* server/discover on the federated endpoint. */
+void mg_fed_discover(struct mg_gateway *gw, struct mg_http_req *req, struct mg_rpc_msg *msg,
+                     struct mg_route *fed);
+/* A request on the federated endpoint (both eras; `s` is the legacy
+ * session or NULL): lists merged, calls routed to their server. */
+void mg_fed_request(struct mg_gateway *gw, struct mg_http_req *req, struct mg_session *s,
+                    struct mg_route *fed, struct mg_rpc_msg *msg, struct mg_identity *id,
+                    bool modern);
+/* The conversation of member `m` a client of era `modern` uses, and the
+ * bridge; NULL when none is ready. */
+struct mg_channel *mg_fed_channel(struct mg_route *m, bool modern, enum mg_bridge *bridge);
 
 /* ---- mcp.c --------------------------------------------------------------- */
 

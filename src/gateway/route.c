@@ -20,19 +20,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "audit/audit.h"
 #include "gateway/internal.h"
 #include "gateway/pathmap.h"
+#include "gateway/pins.h"
 #include "util/log.h"
 
 static void on_upstream_state(struct mg_upstream *up, void *arg)
 {
 	struct mg_route *r = arg;
 	struct mg_gateway *gw = r->gw;
-	if (up->ready)
+	if (up->ready) {
 		mg_mcp_upstream_ready(r);
-	else if (gw->audit && !gw->draining) {
+		mg_fed_member_ready(r);
+	} else if (gw->audit && !gw->draining) {
 		struct mg_audit_event ev = { .type = MG_AUDIT_UPSTREAM_ERROR,
 			                     .server = up->cfg->name,
 			                     .success = 0,
@@ -146,11 +149,19 @@ int mg_routes_start(struct mg_gateway *gw)
 		mg_log_error("out of memory");
 		return -1;
 	}
+	if (gw->cfg->upstream.pins_file) {
+		char err[400];
+		gw->pins = mg_pins_open(gw->cfg->upstream.pins_file, err, sizeof err);
+		if (!gw->pins) {
+			mg_log_error("tool pinning: %s", err);
+			return -1;
+		}
+	}
 	for (size_t i = 0; i < n; i++) {
 		if (route_add(gw, &ups[i], gw->cfg->upstream.n_servers > 0) < 0)
 			return -1;
 	}
-	return 0;
+	return mg_fed_start(gw);
 }
 
 struct mg_route *mg_route_find(struct mg_gateway *gw, const char *path, enum mg_ep_kind *kind)
@@ -165,8 +176,9 @@ struct mg_route *mg_route_find(struct mg_gateway *gw, const char *path, enum mg_
 
 struct mg_route *mg_req_route(struct mg_gateway *gw, struct mg_http_req *req)
 {
-	/* One route: no lookup on the request path (the hot path). */
-	if (gw->n_routes == 1)
+	/* The single [upstream] form: no lookup on the request path (the hot
+	 * path). */
+	if (gw->cfg->upstream.n_servers == 0)
 		return gw->routes[0];
 	return mg_route_find(gw, mg_http_req_path(req), NULL);
 }
@@ -191,6 +203,9 @@ bool mg_routes_idle(struct mg_gateway *gw)
 
 void mg_routes_free(struct mg_gateway *gw)
 {
+	mg_fed_free(gw);
+	mg_pins_free(gw->pins);
+	gw->pins = NULL;
 	for (size_t i = 0; i < gw->n_routes; i++)
 		route_free(gw->routes[i]);
 	free(gw->routes);
@@ -214,10 +229,61 @@ json_t *mg_routes_json(struct mg_gateway *gw)
 		                    : up->ready      ? "up"
 		                    : up->ever_ready ? "down"
 		                                     : "starting";
-		json_array_append_new(a, json_pack("{s:s,s:o,s:s,s:s,s:b}", "name", r->name,
-		                                   "paths", paths, "transport",
-		                                   up ? mg_transport_name(up->cfg->transport) : "?",
-		                                   "state", state, "required", r->required));
+		json_t *o = json_pack("{s:s,s:o,s:s,s:s,s:b}", "name", r->name, "paths", paths,
+		                      "transport", up ? mg_transport_name(up->cfg->transport) : "?",
+		                      "state", state, "required", r->required);
+		if (r->federated)
+			json_object_set_new(o, "federated", json_true());
+		json_array_append_new(a, o);
+	}
+	if (gw->fed) {
+		/* The federated endpoint: up when every member is, degraded when
+		 * some are, down when none is. */
+		json_t *members = json_array();
+		size_t up = 0, n = 0;
+		for (size_t i = 0; i < gw->n_routes; i++) {
+			if (!gw->routes[i]->federated)
+				continue;
+			n++;
+			up += gw->routes[i]->up->ready;
+			json_array_append_new(members, json_string(gw->routes[i]->name));
+		}
+		json_array_append_new(
+		    a, json_pack("{s:s,s:[s],s:s,s:s,s:o,s:s}", "name", gw->fed->name, "paths",
+		                 gw->fed->path, "transport", "federation", "state",
+		                 up == n ? "up"
+		                 : up    ? "degraded"
+		                         : "down",
+		                 "servers", members, "tool_separator",
+		                 gw->cfg->upstream.tool_separator ? gw->cfg->upstream.tool_separator
+		                                                  : "__"));
 	}
 	return a;
+}
+
+/* ---- tool pinning ------------------------------------------------------------------------ */
+
+static void on_pin_change(void *arg, const char *server, const char *tool, const char *old_hash,
+                          const char *new_hash)
+{
+	struct mg_gateway *gw = arg;
+	if (gw->audit)
+		mg_audit_tool_definition_changed(gw->audit, server, tool, old_hash, new_hash);
+}
+
+void mg_route_pin_tools(struct mg_route *r, json_t *tools)
+{
+	struct mg_gateway *gw = r->gw;
+	if (!gw->pins || !r->up || r->up->cfg->tool_pinning == MG_PINNING_OFF ||
+	    !json_is_array(tools))
+		return;
+	mg_pins_filter(gw->pins, r->name, (int)r->up->cfg->tool_pinning, tools, (int64_t)time(NULL),
+	               on_pin_change, gw);
+}
+
+bool mg_route_tool_blocked(struct mg_route *r, const char *tool)
+{
+	struct mg_gateway *gw = r->gw;
+	return gw->pins && r->up && tool && r->up->cfg->tool_pinning == MG_PINNING_BLOCK &&
+	       mg_pins_pending(gw->pins, r->name, tool);
 }

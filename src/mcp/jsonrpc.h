@@ -43,6 +43,7 @@ struct mg_rpc_msg {
 	json_t *id;         /* string or integer; NULL for notifications */
 	const char *method; /* requests and notifications */
 	json_t *params;     /* object, or NULL when absent */
+	bool edited;        /* the gateway changed the tree: the body text is not it */
 };
 
 /* Result of mg_rpc_parse when it fails: the code to answer with, a message

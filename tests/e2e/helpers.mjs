@@ -872,3 +872,51 @@ export async function readSseUntil(conn, onEvent, timeoutMs = 10000) {
         }
     }
 }
+
+/* ---- HTTP fixtures ---------------------------------------------------------------- */
+
+/** Starts an HTTP fixture on 127.0.0.1 (port 0 = any): {port, base, log, stop(), kill()}. */
+export async function startHttpFixture(script, { port = 0, args = [] } = {}) {
+    const dir = tempDir('mcp-guard-remote-');
+    const log = path.join(dir, 'requests.jsonl');
+    const proc = spawn(process.execPath, [script, '--port', String(port), '--log', log, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    live.add(proc);
+    let stderr = '';
+    proc.stderr.on('data', d => (stderr += d));
+    const exited = new Promise(resolve => proc.once('exit', resolve));
+    const actual = await withTimeout(
+        new Promise((resolve, reject) => {
+            let out = '';
+            proc.stdout.on('data', d => {
+                out += d;
+                const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
+                if (m) resolve(Number(m[1]));
+            });
+            proc.once('exit', code => reject(new Error(`upstream exited (${code}): ${stderr}`)));
+        }),
+        15000,
+        'upstream start'
+    );
+    return {
+        port: actual,
+        base: `http://127.0.0.1:${actual}`,
+        log,
+        get stderr() {
+            return stderr;
+        },
+        requests() {
+            if (!existsSync(log)) return [];
+            return readFileSync(log, 'utf8').split('\n').filter(Boolean).map(l => JSON.parse(l));
+        },
+        async stop() {
+            if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
+            await exited;
+            live.delete(proc);
+        },
+        async kill() {
+            if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
+            await exited;
+            live.delete(proc);
+        }
+    };
+}

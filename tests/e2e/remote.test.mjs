@@ -7,76 +7,18 @@
 // carry the client's credentials.
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import http from 'node:http';
-import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 
-import { LEGACY_VERSION, closeSdk, connectSdk, postMcp, postModern, REPO_ROOT, startGateway, tempDir, waitFor, withTimeout } from './helpers.mjs';
+import { LEGACY_VERSION, closeSdk, connectSdk, postMcp, postModern, REPO_ROOT, startGateway, startHttpFixture as startUpstream, tempDir, waitFor, withTimeout } from './helpers.mjs';
 import { keygen, startAuthGateway } from './idp/auth-gateway.mjs';
 
 const EVERYTHING_HTTP = path.join(REPO_ROOT, 'tests/e2e/fixtures/everything-http.mjs');
 const HOSTILE_HTTP = path.join(REPO_ROOT, 'tests/e2e/fixtures/hostile-http.mjs');
 
-const live = new Set();
-process.on('exit', () => {
-    for (const p of live) {
-        try {
-            process.kill(p.pid, 'SIGKILL');
-        } catch {
-            /* gone */
-        }
-    }
-});
-
-/** Starts an HTTP fixture on 127.0.0.1 (port 0 = any): {port, base, log, stop(), kill()}. */
-async function startUpstream(script, { port = 0, args = [] } = {}) {
-    const dir = tempDir('mcp-guard-remote-');
-    const log = path.join(dir, 'requests.jsonl');
-    const proc = spawn(process.execPath, [script, '--port', String(port), '--log', log, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    live.add(proc);
-    let stderr = '';
-    proc.stderr.on('data', d => (stderr += d));
-    const exited = new Promise(resolve => proc.once('exit', resolve));
-    const actual = await withTimeout(
-        new Promise((resolve, reject) => {
-            let out = '';
-            proc.stdout.on('data', d => {
-                out += d;
-                const m = /listening on http:\/\/127\.0\.0\.1:(\d+)/.exec(out);
-                if (m) resolve(Number(m[1]));
-            });
-            proc.once('exit', code => reject(new Error(`upstream exited (${code}): ${stderr}`)));
-        }),
-        15000,
-        'upstream start'
-    );
-    return {
-        port: actual,
-        base: `http://127.0.0.1:${actual}`,
-        log,
-        get stderr() {
-            return stderr;
-        },
-        requests() {
-            if (!existsSync(log)) return [];
-            return readFileSync(log, 'utf8').split('\n').filter(Boolean).map(l => JSON.parse(l));
-        },
-        async stop() {
-            if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGTERM');
-            await exited;
-            live.delete(proc);
-        },
-        async kill() {
-            if (proc.exitCode === null && proc.signalCode === null) proc.kill('SIGKILL');
-            await exited;
-            live.delete(proc);
-        }
-    };
-}
 
 const httpUpstream = (up, extra = {}) => ({ transport: 'http', url: `${up.base}/mcp`, allow_private_networks: true, ...extra });
 const sseUpstream = (up, extra = {}) => ({ transport: 'sse', url: `${up.base}/sse`, allow_private_networks: true, ...extra });

@@ -177,6 +177,59 @@ static void test_filter_real_lists(void **state)
 	json_decref(res);
 }
 
+/* Server-qualified names (several upstreams): "<server>/<glob>", the
+ * federated "<server><sep><name>", and plain names only on the server's own
+ * endpoint. */
+static void test_scoped_names(void **state)
+{
+	(void)state;
+	static char *pats[] = { "files/read_*", "everything__echo", "plain_*", "demo/*" };
+	struct mg_strv allow = { .v = pats, .n = 4, .set = true };
+	struct mg_authz_scope files_own = { .server = "files", .sep = "__" };
+	struct mg_authz_scope files_fed = { .server = "files", .sep = "__", .federated = true };
+	struct mg_authz_scope every_own = { .server = "everything", .sep = "__" };
+	struct mg_authz_scope every_fed = { .server = "everything",
+		                            .sep = "__",
+		                            .federated = true };
+	struct {
+		const struct mg_authz_scope *sc;
+		const char *name;
+		bool ok;
+	} c[] = {
+		{ &files_own, "read_file", true },        /* files/read_* */
+		{ &files_fed, "files__read_file", true }, /* the same, federated */
+		{ &files_fed, "read_file", false }, /* a federated name always has its prefix */
+		{ &files_own, "write_file", false },
+		{ &files_fed, "files__write_file", false },
+		{ &every_own, "echo", true }, /* everything__echo on its own endpoint */
+		{ &every_fed, "everything__echo", true },
+		{ &every_fed, "everything__echo2", false },
+		{ &every_own, "plain_x", true },              /* plain: on the own endpoint */
+		{ &every_fed, "everything__plain_x", false }, /* ... but not federated */
+		{ &files_own, "read", false }, /* "files/read_*" needs the underscore */
+		{ NULL, "plain_y", true },     /* no scope: plain globs */
+		{ NULL, "read_file", false },
+		{ &(struct mg_authz_scope){ .server = "fi", .sep = "__" }, "read_file", false },
+		{ &(struct mg_authz_scope){ .server = "demo", .sep = "__", .federated = true },
+		  "demo://resource/1", true }, /* resources: "demo/<glob>": demo's URIs */
+		{ &files_fed, "demo://resource/1", false },
+	};
+	for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+		if (mg_authz_allows_in(&allow, c[i].sc, c[i].name, strlen(c[i].name)) != c[i].ok)
+			fail_msg("case %zu: %s on %s", i, c[i].name,
+			         c[i].sc ? c[i].sc->server : "(none)");
+	}
+	struct mg_strv unset = { 0 };
+	assert_true(mg_authz_allows_in(&unset, &files_fed, "files__x", 8));
+	/* A filtered federated list keeps what the names allow. */
+	json_t *res = json_pack("{s:[{s:s},{s:s},{s:s}]}", "tools", "name", "files__read_a", "name",
+	                        "files__write_a", "name", "files__read_b");
+	struct mg_identity id = { .allowed_tools = allow };
+	assert_int_equal(mg_authz_filter_in(&id, "tools/list", res, &files_fed), 1);
+	assert_int_equal(json_array_size(json_object_get(res, "tools")), 2);
+	json_decref(res);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -184,6 +237,7 @@ int main(void)
 		cmocka_unit_test(test_targets_and_permits),
 		cmocka_unit_test(test_scopes_granting),
 		cmocka_unit_test(test_filter_real_lists),
+		cmocka_unit_test(test_scoped_names),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
