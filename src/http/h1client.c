@@ -1,0 +1,854 @@
+/*
+ * h1client.c - native HTTP/1.1 keep-alive client on bufferevents. See
+ * h1client.h for the contract, the pool and the retry rule.
+ *
+ * A fetch goes: start (URL split, request serialized once into `req`, so
+ * a retry sends the same bytes) -> an idle connection of its origin, or
+ * addresses (literal, localhost, or evdns) -> connect to the next allowed
+ * one -> write -> the answer is fed to the response parser straight from
+ * the bufferevent's input (zero-copy slices) and handed to the callbacks
+ * -> at the end the connection goes back to the idle list or is closed.
+ *
+ * Callbacks: on_head and on_body run from the bufferevent's read callback
+ * (or from `kick`, the fetch's own deferred event, after a resume); on_end
+ * runs from there or from `kick` (failures found while starting). Every
+ * callback is bracketed by in_callback so that a cancel from inside it
+ * only marks the fetch, which is freed when control comes back here.
+ *
+ * Name resolution: evdns_getaddrinfo's callback may run later than a
+ * cancel (libevent delivers the cancellation itself as a deferred
+ * callback), so the request's argument is a small ticket the fetch lets go
+ * of, never the fetch itself.
+ */
+#include "http/h1client.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/dns.h>
+#include <event2/util.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "http/h1response.h"
+#include "util/buf.h"
+
+#define DEFAULT_TIMEOUT_MS 10000
+#define HEAD_MAX           (32u * 1024)  /* answer head, and extensions + trailers */
+#define RX_MAX             (256u * 1024) /* input read ahead of the reader */
+#define MAX_ADDRS          8
+#define HOST_MAX           256
+
+struct origin {
+	struct origin *next;
+	char host[HOST_MAX]; /* as in the URL, without brackets */
+	unsigned port;
+	struct conn *idle; /* most recently used first */
+	size_t n_idle;
+};
+
+struct conn {
+	struct mg_h1_pool *pool;
+	struct origin *origin;
+	struct bufferevent *bev;
+	struct conn *prev, *next; /* in origin->idle */
+	struct mg_h1_fetch *fetch;
+};
+
+struct dns_ticket {
+	struct mg_h1_fetch *fetch; /* NULL once the fetch let go */
+};
+
+struct mg_h1_fetch {
+	struct mg_h1_pool *pool;
+	struct mg_h1_fetch *prev, *next; /* pool->fetches */
+	struct origin *origin;
+	struct conn *conn;
+	const struct mg_h1_callbacks *cbs;
+	void *arg;
+	struct mg_buf req; /* the serialized request */
+	struct mg_h1_response resp;
+	struct sockaddr_storage addrs[MAX_ADDRS];
+	socklen_t addr_lens[MAX_ADDRS];
+	size_t n_addrs, next_addr;
+	struct dns_ticket *dns;
+	struct event *deadline; /* the whole request (timeout_ms) */
+	struct event *ctimer;   /* connect_timeout_ms */
+	struct event *kick;     /* deferred delivery: a failure's on_end, or a resume */
+	long connect_ms;
+	bool allow_private;
+	bool head_method; /* HEAD: no body follows */
+	bool blocked;     /* an address was refused by the SSRF rule */
+	bool reused;      /* the request went out on an idle connection */
+	bool retried;     /* the retry rule was used */
+	bool connected;   /* the current connection is established */
+	bool paused;
+	bool head_done; /* on_head was called */
+	bool in_callback;
+	bool cancelled;
+	bool ending; /* on_end is due or running */
+	enum mg_fetch_failure why;
+	const char *error;
+	char errbuf[160];
+};
+
+struct mg_h1_pool {
+	struct event_base *base;
+	struct evdns_base *dns;
+	struct origin *origins;
+	struct mg_h1_fetch *fetches;
+};
+
+/* ---- URLs ---------------------------------------------------------------------------- */
+
+struct url_parts {
+	char host[HOST_MAX];
+	unsigned port;
+	bool explicit_port;
+	bool bracketed;   /* an IPv6 literal */
+	const char *path; /* origin-form: "/..." or "" (means "/") */
+};
+
+static bool host_byte(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '.' || c == '-' || c == '_';
+}
+
+/* Splits an http:// URL; false for anything this client leaves to curl. */
+static bool url_split(const char *url, struct url_parts *u)
+{
+	if (strncasecmp(url, "http://", 7) != 0)
+		return false;
+	memset(u, 0, sizeof *u);
+	const char *a = url + 7, *e = a + strcspn(a, "/?#");
+	if (memchr(a, '@', (size_t)(e - a)))
+		return false; /* user info */
+	const char *hs = a, *he;
+	const char *port = NULL;
+	if (*a == '[') {
+		const char *rb = memchr(a, ']', (size_t)(e - a));
+		if (!rb)
+			return false;
+		hs = a + 1;
+		he = rb;
+		u->bracketed = true;
+		if (rb + 1 < e) {
+			if (rb[1] != ':')
+				return false;
+			port = rb + 2;
+		}
+	} else {
+		const char *colon = memchr(a, ':', (size_t)(e - a));
+		he = colon ? colon : e;
+		if (colon)
+			port = colon + 1;
+		for (const char *c = hs; c < he; c++)
+			if (!host_byte((unsigned char)*c))
+				return false;
+	}
+	if (he == hs || (size_t)(he - hs) >= sizeof u->host)
+		return false;
+	memcpy(u->host, hs, (size_t)(he - hs));
+	u->host[he - hs] = '\0';
+	if (u->bracketed) {
+		struct in6_addr a6;
+		if (inet_pton(AF_INET6, u->host, &a6) != 1)
+			return false;
+	}
+	u->port = 80;
+	if (port) {
+		if (port == e || e - port > 5)
+			return false;
+		unsigned v = 0;
+		for (const char *c = port; c < e; c++) {
+			if (*c < '0' || *c > '9')
+				return false;
+			v = v * 10 + (unsigned)(*c - '0');
+		}
+		if (v == 0 || v > 65535)
+			return false;
+		u->port = v;
+		u->explicit_port = true;
+	}
+	u->path = e;
+	for (const char *c = e; *c && *c != '#'; c++)
+		if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f)
+			return false;
+	return true;
+}
+
+bool mg_h1_accepts(const struct mg_fetch_opts *o)
+{
+	struct url_parts u;
+	return o->http_version != MG_FETCH_H2C && url_split(o->url, &u);
+}
+
+/* ---- connections --------------------------------------------------------------------- */
+
+static void conn_close(struct conn *c)
+{
+	if (!c)
+		return;
+	if (c->fetch)
+		c->fetch->conn = NULL;
+	if (c->bev)
+		bufferevent_free(c->bev);
+	free(c);
+}
+
+static void idle_unlink(struct conn *c)
+{
+	struct origin *o = c->origin;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		o->idle = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	c->prev = c->next = NULL;
+	o->n_idle--;
+}
+
+/* An idle connection's server spoke (unexpected bytes) or closed: drop. */
+static void on_idle_read(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	(void)bev;
+	idle_unlink(c);
+	conn_close(c);
+}
+
+static void on_idle_event(struct bufferevent *bev, short what, void *arg)
+{
+	(void)what;
+	on_idle_read(bev, arg);
+}
+
+static void conn_put_idle(struct conn *c)
+{
+	struct origin *o = c->origin;
+	c->fetch = NULL;
+	if (o->n_idle >= H1_IDLE_MAX || evbuffer_get_length(bufferevent_get_input(c->bev))) {
+		conn_close(c);
+		return;
+	}
+	bufferevent_setcb(c->bev, on_idle_read, NULL, on_idle_event, c);
+	struct timeval idle = { .tv_sec = H1_IDLE_SECS, .tv_usec = 0 };
+	bufferevent_set_timeouts(c->bev, &idle, NULL);
+	bufferevent_enable(c->bev, EV_READ);
+	c->prev = NULL;
+	c->next = o->idle;
+	if (o->idle)
+		o->idle->prev = c;
+	o->idle = c;
+	o->n_idle++;
+}
+
+/* ---- fetch life ---------------------------------------------------------------------- */
+
+static void on_read(struct bufferevent *bev, void *arg);
+static void on_event(struct bufferevent *bev, short what, void *arg);
+static void connect_next(struct mg_h1_fetch *h);
+
+static void fetch_free(struct mg_h1_fetch *h)
+{
+	struct mg_h1_pool *p = h->pool;
+	if (h->prev)
+		h->prev->next = h->next;
+	else if (p->fetches == h)
+		p->fetches = h->next;
+	if (h->next)
+		h->next->prev = h->prev;
+	if (h->dns)
+		h->dns->fetch = NULL; /* the resolver's callback frees the ticket */
+	if (h->conn) {
+		h->conn->fetch = NULL;
+		conn_close(h->conn); /* an unfinished answer: not reusable */
+	}
+	if (h->deadline)
+		event_free(h->deadline);
+	if (h->ctimer)
+		event_free(h->ctimer);
+	if (h->kick)
+		event_free(h->kick);
+	mg_buf_free(&h->req);
+	mg_h1_response_free(&h->resp);
+	free(h);
+}
+
+/* Calls on_end and frees: from the loop, never from inside mg_h1_start. */
+static void end_now(struct mg_h1_fetch *h)
+{
+	h->ending = true;
+	if (h->conn) {
+		struct conn *c = h->conn;
+		h->conn = NULL;
+		c->fetch = NULL;
+		conn_close(c);
+	}
+	h->in_callback = true;
+	if (h->cbs->on_end)
+		h->cbs->on_end(h->why, h->error, h->arg);
+	fetch_free(h);
+}
+
+/* A failure: on_end follows from `kick` (never from the caller's stack,
+ * which may be mg_h1_start or a bufferevent callback about to touch the
+ * connection). */
+static void fail(struct mg_h1_fetch *h, enum mg_fetch_failure why, const char *error)
+{
+	if (h->ending)
+		return;
+	h->ending = true;
+	h->why = why;
+	if (error != h->errbuf)
+		snprintf(h->errbuf, sizeof h->errbuf, "%s", error);
+	h->error = h->errbuf;
+	if (h->conn) {
+		struct conn *c = h->conn;
+		h->conn = NULL;
+		c->fetch = NULL;
+		conn_close(c);
+	}
+	evtimer_del(h->ctimer);
+	evtimer_del(h->deadline);
+	event_active(h->kick, 0, 0);
+}
+
+/* Runs one user callback; returns false when the fetch is gone (the
+ * callback cancelled it or asked to stop). */
+static bool after_callback(struct mg_h1_fetch *h, int rc)
+{
+	h->in_callback = false;
+	if (rc != 0 || h->cancelled) {
+		fetch_free(h);
+		return false;
+	}
+	return true;
+}
+
+/* The answer is complete: the connection goes back (or is closed), then
+ * on_end. */
+static void complete(struct mg_h1_fetch *h)
+{
+	struct conn *c = h->conn;
+	h->conn = NULL;
+	if (c) {
+		c->fetch = NULL;
+		if (h->resp.keep_alive)
+			conn_put_idle(c);
+		else
+			conn_close(c);
+	}
+	evtimer_del(h->deadline);
+	h->why = MG_FETCH_FAIL_NONE;
+	h->error = NULL;
+	end_now(h);
+}
+
+/* Feeds what the connection has read to the parser and the callbacks, until
+ * it is empty, the reader paused, or the fetch ended. Returns false when
+ * `h` must not be touched any more (freed, or its end is scheduled). */
+static bool process(struct mg_h1_fetch *h)
+{
+	while (h->conn && !h->paused && !h->ending) {
+		struct evbuffer *in = bufferevent_get_input(h->conn->bev);
+		size_t avail = evbuffer_get_length(in);
+		size_t n = avail ? evbuffer_get_contiguous_space(in) : 0;
+		const char *data = n ? (const char *)evbuffer_pullup(in, (ev_ssize_t)n) : "";
+		size_t used = 0;
+		const char *body;
+		size_t body_len;
+		enum mg_h1_status st =
+		    mg_h1_response_feed(&h->resp, data, n, &used, &body, &body_len);
+		int rc = 0;
+		switch (st) {
+		case MG_H1_HEAD:
+			evbuffer_drain(in, used);
+			h->head_done = true;
+			h->in_callback = true;
+			if (h->cbs->on_head)
+				rc = h->cbs->on_head(h->resp.status, h->arg);
+			if (!after_callback(h, rc))
+				return false;
+			break;
+		case MG_H1_BODY:
+			h->in_callback = true;
+			if (h->cbs->on_body)
+				rc = h->cbs->on_body(body, body_len, h->arg);
+			if (!after_callback(h, rc))
+				return false;
+			if (h->conn)
+				evbuffer_drain(bufferevent_get_input(h->conn->bev), used);
+			break;
+		case MG_H1_DONE:
+			evbuffer_drain(in, used);
+			complete(h);
+			return false;
+		case MG_H1_ERROR:
+			snprintf(h->errbuf, sizeof h->errbuf, "malformed answer: %s",
+			         h->resp.error);
+			fail(h, h->resp.too_big ? MG_FETCH_FAIL_TOO_BIG : MG_FETCH_FAIL_TRANSFER,
+			     h->errbuf);
+			return false;
+		case MG_H1_MORE:
+			evbuffer_drain(in, used);
+			if (used == n && n == avail)
+				return true;
+			break;
+		}
+	}
+	if (h->conn && h->paused)
+		bufferevent_disable(h->conn->bev, EV_READ);
+	return !h->ending;
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+	struct conn *c = arg;
+	(void)bev;
+	if (c->fetch)
+		process(c->fetch);
+}
+
+/* Attaches `c` to `h` and sends the request. */
+static void send_on(struct mg_h1_fetch *h, struct conn *c)
+{
+	h->conn = c;
+	c->fetch = h;
+	bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
+	bufferevent_set_timeouts(c->bev, NULL, NULL);
+	bufferevent_setwatermark(c->bev, EV_READ, 0, RX_MAX);
+	bufferevent_write(c->bev, h->req.data, h->req.len);
+	bufferevent_enable(c->bev, h->paused ? EV_WRITE : EV_READ | EV_WRITE);
+}
+
+/* A new connection for the retry rule, or the first one. */
+static void connect_fresh(struct mg_h1_fetch *h);
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct mg_h1_fetch *h = c->fetch;
+	(void)bev;
+	if (!h) {
+		conn_close(c);
+		return;
+	}
+	if (what & BEV_EVENT_CONNECTED) {
+		h->connected = true;
+		evtimer_del(h->ctimer);
+		int one = 1;
+		setsockopt(bufferevent_getfd(c->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		return;
+	}
+	if (!h->connected) {
+		/* This address failed: the next one. */
+		h->conn = NULL;
+		c->fetch = NULL;
+		conn_close(c);
+		connect_next(h);
+		return;
+	}
+	/* Closed or reset. What was read is the answer's end, or not. */
+	if ((what & BEV_EVENT_EOF) && (!process(h) || h->conn != c))
+		return; /* the answer ended (or the fetch did) with what was read */
+	if (h->paused && (what & BEV_EVENT_EOF) &&
+	    evbuffer_get_length(bufferevent_get_input(c->bev))) {
+		/* Delivered on resume; the EOF is seen again then. */
+		bufferevent_disable(c->bev, EV_READ);
+		return;
+	}
+	bool untouched = mg_h1_response_untouched(&h->resp);
+	if (untouched && h->reused && !h->retried) {
+		/* The keep-alive race: the idle connection was closed under
+		 * the request. Sent again, once, on a new connection. */
+		h->retried = true;
+		h->conn = NULL;
+		c->fetch = NULL;
+		conn_close(c);
+		connect_fresh(h);
+		return;
+	}
+	if (what & BEV_EVENT_EOF) {
+		enum mg_h1_status st = mg_h1_response_eof(&h->resp);
+		if (st == MG_H1_DONE) {
+			complete(h);
+			return;
+		}
+		fail(h, MG_FETCH_FAIL_TRANSFER, h->resp.error);
+		return;
+	}
+	fail(h, MG_FETCH_FAIL_TRANSFER,
+	     untouched ? "connection reset before an answer" : "connection reset");
+}
+
+static void on_connect_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	(void)fd;
+	(void)what;
+	fail(arg, MG_FETCH_FAIL_TIMEOUT, "connection timed out");
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+	struct mg_h1_fetch *h = arg;
+	(void)fd;
+	(void)what;
+	fail(h, MG_FETCH_FAIL_TIMEOUT,
+	     h->head_done ? "the answer did not end in time" : "no answer in time");
+}
+
+static void on_kick(evutil_socket_t fd, short what, void *arg)
+{
+	struct mg_h1_fetch *h = arg;
+	(void)fd;
+	(void)what;
+	if (h->ending) {
+		end_now(h);
+		return;
+	}
+	if (!h->conn || h->paused)
+		return;
+	/* Then reading again (an EOF seen while paused is seen again). */
+	if (process(h) && h->conn && !h->paused)
+		bufferevent_enable(h->conn->bev, EV_READ);
+}
+
+/* Connects to the next address the SSRF rule allows. */
+static void connect_next(struct mg_h1_fetch *h)
+{
+	while (h->next_addr < h->n_addrs) {
+		size_t i = h->next_addr++;
+		const struct sockaddr *sa = (const struct sockaddr *)&h->addrs[i];
+		if (!mg_fetch_address_allowed(sa, h->allow_private)) {
+			h->blocked = true;
+			continue;
+		}
+		int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			continue;
+		struct conn *c = calloc(1, sizeof *c);
+		struct bufferevent *bev =
+		    c ? bufferevent_socket_new(h->pool->base, fd, BEV_OPT_CLOSE_ON_FREE) : NULL;
+		if (!bev) {
+			close(fd);
+			free(c);
+			fail(h, MG_FETCH_FAIL_TRANSFER, "out of memory");
+			return;
+		}
+		c->bev = bev;
+		c->pool = h->pool;
+		c->origin = h->origin;
+		h->connected = false;
+		send_on(h, c);
+		if (bufferevent_socket_connect(bev, sa, (int)h->addr_lens[i]) < 0) {
+			h->conn = NULL;
+			c->fetch = NULL;
+			conn_close(c);
+			continue;
+		}
+		return;
+	}
+	if (h->blocked)
+		fail(h, MG_FETCH_FAIL_BLOCKED, "address refused by the SSRF rule");
+	else
+		fail(h, MG_FETCH_FAIL_CONNECT, "connection failed");
+}
+
+static void add_addr(struct mg_h1_fetch *h, const struct sockaddr *sa, socklen_t len)
+{
+	if (h->n_addrs == MAX_ADDRS || len > sizeof h->addrs[0])
+		return;
+	memcpy(&h->addrs[h->n_addrs], sa, len);
+	h->addr_lens[h->n_addrs++] = len;
+}
+
+static void on_resolved(int result, struct evutil_addrinfo *res, void *arg)
+{
+	struct dns_ticket *t = arg;
+	struct mg_h1_fetch *h = t->fetch;
+	free(t);
+	if (!h) { /* the fetch let go */
+		if (res)
+			evutil_freeaddrinfo(res);
+		return;
+	}
+	h->dns = NULL;
+	if (result != 0) {
+		snprintf(h->errbuf, sizeof h->errbuf, "cannot resolve the host name: %s",
+		         evutil_gai_strerror(result));
+		if (res)
+			evutil_freeaddrinfo(res);
+		fail(h, MG_FETCH_FAIL_CONNECT, h->errbuf);
+		return;
+	}
+	for (struct evutil_addrinfo *ai = res; ai; ai = ai->ai_next)
+		add_addr(h, ai->ai_addr, (socklen_t)ai->ai_addrlen);
+	evutil_freeaddrinfo(res);
+	connect_next(h);
+}
+
+static void set_port(struct sockaddr_storage *ss, unsigned port)
+{
+	if (ss->ss_family == AF_INET)
+		((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+	else
+		((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+}
+
+/* Fills the addresses (literal, localhost) or asks evdns. */
+static void resolve(struct mg_h1_fetch *h)
+{
+	const char *host = h->origin->host;
+	unsigned port = h->origin->port;
+	h->n_addrs = h->next_addr = 0;
+	struct sockaddr_in a4 = { .sin_family = AF_INET };
+	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6 };
+	size_t hl = strlen(host);
+	if (inet_pton(AF_INET, host, &a4.sin_addr) == 1) {
+		add_addr(h, (struct sockaddr *)&a4, sizeof a4);
+	} else if (inet_pton(AF_INET6, host, &a6.sin6_addr) == 1) {
+		add_addr(h, (struct sockaddr *)&a6, sizeof a6);
+	} else if (strcasecmp(host, "localhost") == 0 ||
+	           (hl > 10 && strcasecmp(host + hl - 10, ".localhost") == 0)) {
+		a4.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		a6.sin6_addr = in6addr_loopback;
+		add_addr(h, (struct sockaddr *)&a4, sizeof a4);
+		add_addr(h, (struct sockaddr *)&a6, sizeof a6);
+	} else {
+		struct mg_h1_pool *p = h->pool;
+		if (!p->dns)
+			p->dns = evdns_base_new(p->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+			                                     EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+		struct dns_ticket *t = p->dns ? calloc(1, sizeof *t) : NULL;
+		if (!t) {
+			fail(h, MG_FETCH_FAIL_CONNECT, "cannot resolve the host name: no resolver");
+			return;
+		}
+		t->fetch = h;
+		h->dns = t;
+		struct evutil_addrinfo hints = { .ai_family = AF_UNSPEC,
+			                         .ai_socktype = SOCK_STREAM,
+			                         .ai_protocol = IPPROTO_TCP };
+		char serv[8];
+		snprintf(serv, sizeof serv, "%u", port);
+		/* May call on_resolved before returning (hosts file, errors). */
+		evdns_getaddrinfo(p->dns, host, serv, &hints, on_resolved, t);
+		return;
+	}
+	for (size_t i = 0; i < h->n_addrs; i++)
+		set_port(&h->addrs[i], port);
+	connect_next(h);
+}
+
+static void connect_fresh(struct mg_h1_fetch *h)
+{
+	h->reused = false;
+	mg_h1_response_reset(&h->resp);
+	h->resp.head_request = h->head_method;
+	struct timeval tv = { .tv_sec = h->connect_ms / 1000,
+		              .tv_usec = (h->connect_ms % 1000) * 1000 };
+	evtimer_add(h->ctimer, &tv);
+	resolve(h);
+}
+
+/* ---- public -------------------------------------------------------------------------- */
+
+struct mg_h1_pool *mg_h1_pool_new(struct event_base *base)
+{
+	struct mg_h1_pool *p = calloc(1, sizeof *p);
+	if (p)
+		p->base = base;
+	return p;
+}
+
+void mg_h1_pool_free(struct mg_h1_pool *p)
+{
+	if (!p)
+		return;
+	while (p->fetches)
+		fetch_free(p->fetches);
+	while (p->origins) {
+		struct origin *o = p->origins;
+		p->origins = o->next;
+		while (o->idle) {
+			struct conn *c = o->idle;
+			idle_unlink(c);
+			conn_close(c);
+		}
+		free(o);
+	}
+	if (p->dns)
+		evdns_base_free(p->dns, 1); /* fails pending lookups: tickets freed */
+	free(p);
+}
+
+static struct origin *origin_get(struct mg_h1_pool *p, const struct url_parts *u)
+{
+	for (struct origin *o = p->origins; o; o = o->next)
+		if (o->port == u->port && strcasecmp(o->host, u->host) == 0)
+			return o;
+	struct origin *o = calloc(1, sizeof *o);
+	if (!o)
+		return NULL;
+	snprintf(o->host, sizeof o->host, "%s", u->host);
+	o->port = u->port;
+	o->next = p->origins;
+	p->origins = o;
+	return o;
+}
+
+static bool line_ok(const char *s)
+{
+	return !strpbrk(s, "\r\n");
+}
+
+/* The request's bytes, once. Returns 0 or -1 with `err`. */
+static int serialize(struct mg_buf *b, const struct url_parts *u, const struct mg_fetch_opts *o,
+                     char *err, size_t err_size)
+{
+	const char *method = o->method ? o->method : "GET";
+	size_t plen = strcspn(u->path, "#");
+	bool has_accept = false;
+	for (size_t i = 0; i < o->n_headers; i++) {
+		if (!line_ok(o->headers[i]) || !strchr(o->headers[i], ':')) {
+			snprintf(err, err_size, "invalid request header");
+			return -1;
+		}
+		has_accept |= strncasecmp(o->headers[i], "Accept:", 7) == 0;
+	}
+	for (const char *m = method; *m; m++)
+		if (*m < 'A' || *m > 'Z') {
+			snprintf(err, err_size, "invalid request method");
+			return -1;
+		}
+	int rc = mg_buf_printf(b, "%s %s%.*s HTTP/1.1\r\nHost: %s%s%s", method,
+	                       plen && u->path[0] == '/' ? "" : "/", (int)plen, u->path,
+	                       u->bracketed ? "[" : "", u->host, u->bracketed ? "]" : "");
+	if (rc == 0 && u->explicit_port)
+		rc = mg_buf_printf(b, ":%u", u->port);
+	rc |= mg_buf_puts(b, "\r\nUser-Agent: mcp-guard\r\n");
+	if (!has_accept)
+		rc |= mg_buf_puts(b, "Accept: */*\r\n");
+	for (size_t i = 0; i < o->n_headers; i++)
+		rc |= mg_buf_printf(b, "%s\r\n", o->headers[i]);
+	bool body = o->body_len || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0;
+	if (body)
+		rc |= mg_buf_printf(b, "Content-Length: %zu\r\n", o->body_len);
+	rc |= mg_buf_puts(b, "\r\n");
+	if (body && o->body_len)
+		rc |= mg_buf_append(b, o->body, o->body_len);
+	if (rc != 0) {
+		snprintf(err, err_size, "out of memory");
+		return -1;
+	}
+	return 0;
+}
+
+struct mg_h1_fetch *mg_h1_start(struct mg_h1_pool *p, const struct mg_fetch_opts *o,
+                                const struct mg_h1_callbacks *cbs, void *arg, char *err,
+                                size_t err_size)
+{
+	struct url_parts u;
+	if (!url_split(o->url, &u)) {
+		snprintf(err, err_size, "URL not supported by the native client");
+		return NULL;
+	}
+	struct mg_h1_fetch *h = calloc(1, sizeof *h);
+	if (!h) {
+		snprintf(err, err_size, "out of memory");
+		return NULL;
+	}
+	h->pool = p;
+	h->cbs = cbs;
+	h->arg = arg;
+	h->allow_private = o->allow_private;
+	mg_buf_init(&h->req, 0);
+	mg_h1_response_init(&h->resp, HEAD_MAX, 0);
+	h->origin = origin_get(p, &u);
+	h->deadline = evtimer_new(p->base, on_deadline, h);
+	h->ctimer = evtimer_new(p->base, on_connect_timeout, h);
+	h->kick = event_new(p->base, -1, 0, on_kick, h);
+	if (!h->origin || !h->deadline || !h->ctimer || !h->kick) {
+		snprintf(err, err_size, "out of memory");
+		goto fail;
+	}
+	if (serialize(&h->req, &u, o, err, err_size) < 0)
+		goto fail;
+	h->next = p->fetches;
+	if (p->fetches)
+		p->fetches->prev = h;
+	p->fetches = h;
+	long timeout = o->timeout_ms < 0 ? 0 : o->timeout_ms ? o->timeout_ms : DEFAULT_TIMEOUT_MS;
+	h->connect_ms = o->connect_timeout_ms > 0                   ? o->connect_timeout_ms
+	                : o->timeout_ms > 0 && o->timeout_ms < 5000 ? o->timeout_ms
+	                                                            : 5000L;
+	if (timeout) {
+		struct timeval tv = { .tv_sec = timeout / 1000,
+			              .tv_usec = (timeout % 1000) * 1000 };
+		evtimer_add(h->deadline, &tv);
+	}
+	h->head_method = o->method && strcmp(o->method, "HEAD") == 0;
+	h->resp.head_request = h->head_method;
+	struct origin *og = h->origin;
+	if (og->idle) {
+		struct conn *c = og->idle; /* LIFO: the warmest */
+		idle_unlink(c);
+		h->reused = true;
+		h->connected = true;
+		send_on(h, c);
+		return h;
+	}
+	connect_fresh(h);
+	return h;
+fail:
+	if (h->deadline)
+		event_free(h->deadline);
+	if (h->ctimer)
+		event_free(h->ctimer);
+	if (h->kick)
+		event_free(h->kick);
+	mg_buf_free(&h->req);
+	mg_h1_response_free(&h->resp);
+	free(h);
+	return NULL;
+}
+
+void mg_h1_pause(struct mg_h1_fetch *h, bool pause)
+{
+	if (!h || h->ending || h->paused == pause)
+		return;
+	h->paused = pause;
+	if (!h->conn)
+		return;
+	if (pause)
+		bufferevent_disable(h->conn->bev, EV_READ);
+	else
+		event_active(h->kick, 0, 0);
+}
+
+void mg_h1_cancel(struct mg_h1_fetch *h)
+{
+	if (!h)
+		return;
+	if (h->in_callback) {
+		h->cancelled = true;
+		return;
+	}
+	fetch_free(h);
+}
+
+const struct mg_http_header *mg_h1_header(const struct mg_h1_fetch *h, const char *name)
+{
+	return mg_h1_response_header(&h->resp, name);
+}
