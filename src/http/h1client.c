@@ -27,6 +27,7 @@
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/dns.h>
+#include <event2/event_struct.h>
 #include <event2/util.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -46,6 +47,10 @@
 #define RX_MAX             (256u * 1024) /* input read ahead of the reader */
 #define MAX_ADDRS          8
 #define HOST_MAX           256
+/* Freed fetches kept for the next requests (malloc of a ~2.5 KB object
+ * and its buffers cost ~3k instructions a request). */
+#define SPARE_MAX     64
+#define SPARE_REQ_CAP (64u * 1024)
 
 struct origin {
 	struct origin *next;
@@ -63,6 +68,12 @@ struct conn {
 	struct mg_h1_fetch *fetch;
 };
 
+struct addrs {
+	struct sockaddr_storage a[MAX_ADDRS];
+	socklen_t len[MAX_ADDRS];
+	size_t n, next;
+};
+
 struct dns_ticket {
 	struct mg_h1_fetch *fetch; /* NULL once the fetch let go */
 };
@@ -76,13 +87,12 @@ struct mg_h1_fetch {
 	void *arg;
 	struct mg_buf req; /* the serialized request */
 	struct mg_h1_response resp;
-	struct sockaddr_storage addrs[MAX_ADDRS];
-	socklen_t addr_lens[MAX_ADDRS];
-	size_t n_addrs, next_addr;
+	struct addrs *addrs; /* only while connecting */
 	struct dns_ticket *dns;
-	struct event *deadline; /* the whole request (timeout_ms) */
-	struct event *ctimer;   /* connect_timeout_ms */
-	struct event *kick;     /* deferred delivery: a failure's on_end, or a resume */
+	/* Embedded (event_assign): no allocation per request. */
+	struct event deadline; /* the whole request (timeout_ms) */
+	struct event ctimer;   /* connect_timeout_ms */
+	struct event kick;     /* deferred delivery: a failure's on_end, or a resume */
 	long connect_ms;
 	bool allow_private;
 	bool head_method; /* HEAD: no body follows */
@@ -105,6 +115,8 @@ struct mg_h1_pool {
 	struct evdns_base *dns;
 	struct origin *origins;
 	struct mg_h1_fetch *fetches;
+	struct mg_h1_fetch *spare; /* freed fetches kept for reuse, at most SPARE_MAX */
+	size_t n_spare;
 };
 
 /* ---- URLs ---------------------------------------------------------------------------- */
@@ -274,15 +286,48 @@ static void fetch_free(struct mg_h1_fetch *h)
 		h->conn->fetch = NULL;
 		conn_close(h->conn); /* an unfinished answer: not reusable */
 	}
-	if (h->deadline)
-		event_free(h->deadline);
-	if (h->ctimer)
-		event_free(h->ctimer);
-	if (h->kick)
-		event_free(h->kick);
+	event_del(&h->deadline);
+	event_del(&h->ctimer);
+	event_del(&h->kick);
+	free(h->addrs);
+	h->addrs = NULL;
+	if (p->n_spare < SPARE_MAX) {
+		/* Kept with its buffers' memory for the next request. */
+		if (h->req.cap > SPARE_REQ_CAP)
+			mg_buf_free(&h->req);
+		mg_h1_response_reset(&h->resp);
+		h->next = p->spare;
+		p->spare = h;
+		p->n_spare++;
+		return;
+	}
 	mg_buf_free(&h->req);
 	mg_h1_response_free(&h->resp);
 	free(h);
+}
+
+/* A zeroed fetch: a spare one (its buffers' memory kept) or a new one. */
+static struct mg_h1_fetch *fetch_get(struct mg_h1_pool *p)
+{
+	struct mg_h1_fetch *h = p->spare;
+	if (!h) {
+		h = calloc(1, sizeof *h);
+		if (h) {
+			mg_buf_init(&h->req, 0);
+			mg_h1_response_init(&h->resp, HEAD_MAX, 0);
+		}
+		return h;
+	}
+	p->spare = h->next;
+	p->n_spare--;
+	struct mg_buf req = h->req, head = h->resp.head;
+	memset(h, 0, sizeof *h);
+	mg_h1_response_init(&h->resp, HEAD_MAX, 0);
+	h->resp.head = head;
+	mg_buf_reset(&h->resp.head);
+	h->req = req;
+	mg_buf_reset(&h->req);
+	return h;
 }
 
 /* Calls on_end and frees: from the loop, never from inside mg_h1_start. */
@@ -319,9 +364,9 @@ static void fail(struct mg_h1_fetch *h, enum mg_fetch_failure why, const char *e
 		c->fetch = NULL;
 		conn_close(c);
 	}
-	evtimer_del(h->ctimer);
-	evtimer_del(h->deadline);
-	event_active(h->kick, 0, 0);
+	evtimer_del(&h->ctimer);
+	evtimer_del(&h->deadline);
+	event_active(&h->kick, 0, 0);
 }
 
 /* Runs one user callback; returns false when the fetch is gone (the
@@ -349,7 +394,7 @@ static void complete(struct mg_h1_fetch *h)
 		else
 			conn_close(c);
 	}
-	evtimer_del(h->deadline);
+	evtimer_del(&h->deadline);
 	h->why = MG_FETCH_FAIL_NONE;
 	h->error = NULL;
 	end_now(h);
@@ -426,8 +471,8 @@ static void send_on(struct mg_h1_fetch *h, struct conn *c)
 	h->conn = c;
 	c->fetch = h;
 	bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
-	bufferevent_set_timeouts(c->bev, NULL, NULL);
-	bufferevent_setwatermark(c->bev, EV_READ, 0, RX_MAX);
+	if (h->reused)
+		bufferevent_set_timeouts(c->bev, NULL, NULL); /* the idle timeout */
 	bufferevent_write(c->bev, h->req.data, h->req.len);
 	bufferevent_enable(c->bev, h->paused ? EV_WRITE : EV_READ | EV_WRITE);
 }
@@ -446,7 +491,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	}
 	if (what & BEV_EVENT_CONNECTED) {
 		h->connected = true;
-		evtimer_del(h->ctimer);
+		evtimer_del(&h->ctimer);
 		int one = 1;
 		setsockopt(bufferevent_getfd(c->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 		return;
@@ -527,9 +572,10 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
 /* Connects to the next address the SSRF rule allows. */
 static void connect_next(struct mg_h1_fetch *h)
 {
-	while (h->next_addr < h->n_addrs) {
-		size_t i = h->next_addr++;
-		const struct sockaddr *sa = (const struct sockaddr *)&h->addrs[i];
+	struct addrs *al = h->addrs;
+	while (al && al->next < al->n) {
+		size_t i = al->next++;
+		const struct sockaddr *sa = (const struct sockaddr *)&al->a[i];
 		if (!mg_fetch_address_allowed(sa, h->allow_private)) {
 			h->blocked = true;
 			continue;
@@ -547,11 +593,12 @@ static void connect_next(struct mg_h1_fetch *h)
 			return;
 		}
 		c->bev = bev;
+		bufferevent_setwatermark(bev, EV_READ, 0, RX_MAX);
 		c->pool = h->pool;
 		c->origin = h->origin;
 		h->connected = false;
 		send_on(h, c);
-		if (bufferevent_socket_connect(bev, sa, (int)h->addr_lens[i]) < 0) {
+		if (bufferevent_socket_connect(bev, sa, (int)al->len[i]) < 0) {
 			h->conn = NULL;
 			c->fetch = NULL;
 			conn_close(c);
@@ -567,10 +614,11 @@ static void connect_next(struct mg_h1_fetch *h)
 
 static void add_addr(struct mg_h1_fetch *h, const struct sockaddr *sa, socklen_t len)
 {
-	if (h->n_addrs == MAX_ADDRS || len > sizeof h->addrs[0])
+	struct addrs *al = h->addrs;
+	if (al->n == MAX_ADDRS || len > sizeof al->a[0])
 		return;
-	memcpy(&h->addrs[h->n_addrs], sa, len);
-	h->addr_lens[h->n_addrs++] = len;
+	memcpy(&al->a[al->n], sa, len);
+	al->len[al->n++] = len;
 }
 
 static void on_resolved(int result, struct evutil_addrinfo *res, void *arg)
@@ -611,7 +659,13 @@ static void resolve(struct mg_h1_fetch *h)
 {
 	const char *host = h->origin->host;
 	unsigned port = h->origin->port;
-	h->n_addrs = h->next_addr = 0;
+	if (!h->addrs)
+		h->addrs = malloc(sizeof *h->addrs);
+	if (!h->addrs) {
+		fail(h, MG_FETCH_FAIL_TRANSFER, "out of memory");
+		return;
+	}
+	h->addrs->n = h->addrs->next = 0;
 	struct sockaddr_in a4 = { .sin_family = AF_INET };
 	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6 };
 	size_t hl = strlen(host);
@@ -646,8 +700,8 @@ static void resolve(struct mg_h1_fetch *h)
 		evdns_getaddrinfo(p->dns, host, serv, &hints, on_resolved, t);
 		return;
 	}
-	for (size_t i = 0; i < h->n_addrs; i++)
-		set_port(&h->addrs[i], port);
+	for (size_t i = 0; i < h->addrs->n; i++)
+		set_port(&h->addrs->a[i], port);
 	connect_next(h);
 }
 
@@ -658,7 +712,7 @@ static void connect_fresh(struct mg_h1_fetch *h)
 	h->resp.head_request = h->head_method;
 	struct timeval tv = { .tv_sec = h->connect_ms / 1000,
 		              .tv_usec = (h->connect_ms % 1000) * 1000 };
-	evtimer_add(h->ctimer, &tv);
+	evtimer_add(&h->ctimer, &tv);
 	resolve(h);
 }
 
@@ -678,6 +732,13 @@ void mg_h1_pool_free(struct mg_h1_pool *p)
 		return;
 	while (p->fetches)
 		fetch_free(p->fetches);
+	while (p->spare) {
+		struct mg_h1_fetch *h = p->spare;
+		p->spare = h->next;
+		mg_buf_free(&h->req);
+		mg_h1_response_free(&h->resp);
+		free(h);
+	}
 	while (p->origins) {
 		struct origin *o = p->origins;
 		p->origins = o->next;
@@ -708,6 +769,17 @@ static struct origin *origin_get(struct mg_h1_pool *p, const struct url_parts *u
 	return o;
 }
 
+/* Decimal digits of `v` at the end of `buf` (NUL-terminated); returns them. */
+static const char *fmt_uint(char *buf, size_t size, uint64_t v)
+{
+	char *p = buf + size - 1;
+	*p = '\0';
+	do
+		*--p = (char)('0' + v % 10);
+	while ((v /= 10) && p > buf);
+	return p;
+}
+
 static bool line_ok(const char *s)
 {
 	return !strpbrk(s, "\r\n");
@@ -732,20 +804,39 @@ static int serialize(struct mg_buf *b, const struct url_parts *u, const struct m
 			snprintf(err, err_size, "invalid request method");
 			return -1;
 		}
-	int rc = mg_buf_printf(b, "%s %s%.*s HTTP/1.1\r\nHost: %s%s%s", method,
-	                       plen && u->path[0] == '/' ? "" : "/", (int)plen, u->path,
-	                       u->bracketed ? "[" : "", u->host, u->bracketed ? "]" : "");
-	if (rc == 0 && u->explicit_port)
-		rc = mg_buf_printf(b, ":%u", u->port);
+	/* Plain appends (printf cost ~1k instructions a call here). */
+	size_t need = strlen(method) + plen + strlen(u->host) + 128 + o->body_len;
+	for (size_t i = 0; i < o->n_headers; i++)
+		need += strlen(o->headers[i]) + 2;
+	int rc = mg_buf_reserve(b, need);
+	rc |= mg_buf_puts(b, method);
+	rc |= mg_buf_puts(b, plen && u->path[0] == '/' ? " " : " /");
+	rc |= mg_buf_append(b, u->path, plen);
+	rc |= mg_buf_puts(b, " HTTP/1.1\r\nHost: ");
+	if (u->bracketed)
+		rc |= mg_buf_putc(b, '[');
+	rc |= mg_buf_puts(b, u->host);
+	if (u->bracketed)
+		rc |= mg_buf_putc(b, ']');
+	char num[24];
+	if (u->explicit_port) {
+		rc |= mg_buf_putc(b, ':');
+		rc |= mg_buf_puts(b, fmt_uint(num, sizeof num, u->port));
+	}
 	rc |= mg_buf_puts(b, "\r\nUser-Agent: mcp-guard\r\n");
 	if (!has_accept)
 		rc |= mg_buf_puts(b, "Accept: */*\r\n");
-	for (size_t i = 0; i < o->n_headers; i++)
-		rc |= mg_buf_printf(b, "%s\r\n", o->headers[i]);
+	for (size_t i = 0; i < o->n_headers; i++) {
+		rc |= mg_buf_puts(b, o->headers[i]);
+		rc |= mg_buf_append(b, "\r\n", 2);
+	}
 	bool body = o->body_len || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0;
-	if (body)
-		rc |= mg_buf_printf(b, "Content-Length: %zu\r\n", o->body_len);
-	rc |= mg_buf_puts(b, "\r\n");
+	if (body) {
+		rc |= mg_buf_puts(b, "Content-Length: ");
+		rc |= mg_buf_puts(b, fmt_uint(num, sizeof num, o->body_len));
+		rc |= mg_buf_append(b, "\r\n", 2);
+	}
+	rc |= mg_buf_append(b, "\r\n", 2);
 	if (body && o->body_len)
 		rc |= mg_buf_append(b, o->body, o->body_len);
 	if (rc != 0) {
@@ -764,7 +855,7 @@ struct mg_h1_fetch *mg_h1_start(struct mg_h1_pool *p, const struct mg_fetch_opts
 		snprintf(err, err_size, "URL not supported by the native client");
 		return NULL;
 	}
-	struct mg_h1_fetch *h = calloc(1, sizeof *h);
+	struct mg_h1_fetch *h = fetch_get(p);
 	if (!h) {
 		snprintf(err, err_size, "out of memory");
 		return NULL;
@@ -773,13 +864,11 @@ struct mg_h1_fetch *mg_h1_start(struct mg_h1_pool *p, const struct mg_fetch_opts
 	h->cbs = cbs;
 	h->arg = arg;
 	h->allow_private = o->allow_private;
-	mg_buf_init(&h->req, 0);
-	mg_h1_response_init(&h->resp, HEAD_MAX, 0);
 	h->origin = origin_get(p, &u);
-	h->deadline = evtimer_new(p->base, on_deadline, h);
-	h->ctimer = evtimer_new(p->base, on_connect_timeout, h);
-	h->kick = event_new(p->base, -1, 0, on_kick, h);
-	if (!h->origin || !h->deadline || !h->ctimer || !h->kick) {
+	evtimer_assign(&h->deadline, p->base, on_deadline, h);
+	evtimer_assign(&h->ctimer, p->base, on_connect_timeout, h);
+	event_assign(&h->kick, p->base, -1, 0, on_kick, h);
+	if (!h->origin) {
 		snprintf(err, err_size, "out of memory");
 		goto fail;
 	}
@@ -796,7 +885,7 @@ struct mg_h1_fetch *mg_h1_start(struct mg_h1_pool *p, const struct mg_fetch_opts
 	if (timeout) {
 		struct timeval tv = { .tv_sec = timeout / 1000,
 			              .tv_usec = (timeout % 1000) * 1000 };
-		evtimer_add(h->deadline, &tv);
+		evtimer_add(&h->deadline, &tv);
 	}
 	h->head_method = o->method && strcmp(o->method, "HEAD") == 0;
 	h->resp.head_request = h->head_method;
@@ -812,12 +901,6 @@ struct mg_h1_fetch *mg_h1_start(struct mg_h1_pool *p, const struct mg_fetch_opts
 	connect_fresh(h);
 	return h;
 fail:
-	if (h->deadline)
-		event_free(h->deadline);
-	if (h->ctimer)
-		event_free(h->ctimer);
-	if (h->kick)
-		event_free(h->kick);
 	mg_buf_free(&h->req);
 	mg_h1_response_free(&h->resp);
 	free(h);
@@ -834,7 +917,7 @@ void mg_h1_pause(struct mg_h1_fetch *h, bool pause)
 	if (pause)
 		bufferevent_disable(h->conn->bev, EV_READ);
 	else
-		event_active(h->kick, 0, 0);
+		event_active(&h->kick, 0, 0);
 }
 
 void mg_h1_cancel(struct mg_h1_fetch *h)
