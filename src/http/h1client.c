@@ -473,8 +473,23 @@ static void send_on(struct mg_h1_fetch *h, struct conn *c)
 	bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
 	if (h->reused)
 		bufferevent_set_timeouts(c->bev, NULL, NULL); /* the idle timeout */
-	bufferevent_write(c->bev, h->req.data, h->req.len);
-	bufferevent_enable(c->bev, h->paused ? EV_WRITE : EV_READ | EV_WRITE);
+	/* On an established connection with nothing queued the request is
+	 * sent right here: going through the output buffer would add the
+	 * write event and drop it again (two epoll_ctl calls and a loop
+	 * turn per request). What the socket does not take is queued; an
+	 * error is left for the read side to see. */
+	size_t sent = 0;
+	if (h->connected && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+		ssize_t n = send(bufferevent_getfd(c->bev), h->req.data, h->req.len, MSG_NOSIGNAL);
+		if (n > 0)
+			sent = (size_t)n;
+	}
+	if (sent < h->req.len)
+		bufferevent_write(c->bev, h->req.data + sent, h->req.len - sent);
+	if (h->paused)
+		bufferevent_disable(c->bev, EV_READ);
+	else
+		bufferevent_enable(c->bev, EV_READ);
 }
 
 /* A new connection for the retry rule, or the first one. */
