@@ -7,10 +7,11 @@
 // (a JSON-RPC error naming the upstream, never its address).
 
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
 
-import { closeSdk, connectSdk, startGateway } from './helpers.mjs';
+import { closeSdk, connectSdk, startGateway, waitFor } from './helpers.mjs';
 
 const PROTOCOL = '2025-11-25';
 
@@ -266,6 +267,50 @@ describe('native HTTP/1.1 client: answers on the wire', { timeout: 60000 }, () =
             assert.equal((await c.client.callTool({ name: 'echo', arguments: { message: 'next' } })).content[0].text, 'Echo: next');
         } finally {
             await closeSdk(c);
+        }
+    });
+});
+
+/** A name other than localhost that /etc/hosts maps to 127.0.0.1, if any. */
+function loopbackName() {
+    let text = '';
+    try {
+        text = readFileSync('/etc/hosts', 'utf8');
+    } catch {
+        return null;
+    }
+    for (const line of text.split('\n')) {
+        const [addr, ...names] = line.replace(/#.*/, '').trim().split(/\s+/);
+        if (addr !== '127.0.0.1') continue;
+        const name = names.find(n => n && !/(^|\.)localhost(\.|$)/i.test(n) && /^[a-z0-9.-]+$/i.test(n));
+        if (name) return name;
+    }
+    return null;
+}
+
+describe('native HTTP/1.1 client: names resolved by the asynchronous resolver', { timeout: 60000 }, () => {
+    const name = loopbackName();
+    test('every resolved address goes through the SSRF rule', { skip: name ? false : 'no name other than localhost maps to 127.0.0.1 in /etc/hosts' }, async () => {
+        const up = await startRawUpstream();
+        const url = `http://${name}:${up.port}/mcp`;
+        try {
+            const refused = await startGateway({ upstream: { transport: 'http', url }, ready: false });
+            try {
+                await waitFor(() => /address refused by the SSRF rule/.test(refused.stderr), { message: 'the refusal in the log' });
+                assert.equal(up.conns, 0, 'no connection was made');
+            } finally {
+                await refused.stop();
+            }
+            const allowed = await startGateway({ upstream: { transport: 'http', url, allow_private_networks: true } });
+            const c = await connectSdk(allowed);
+            try {
+                assert.equal((await c.client.callTool({ name: 'echo', arguments: { message: 'by name' } })).content[0].text, 'Echo: by name');
+            } finally {
+                await closeSdk(c);
+                await allowed.stop();
+            }
+        } finally {
+            await up.stop();
         }
     });
 });
