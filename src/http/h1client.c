@@ -1,19 +1,28 @@
 /*
- * h1client.c - native HTTP/1.1 keep-alive client on bufferevents. See
+ * h1client.c - native HTTP/1.1 keep-alive client on libevent events. See
  * h1client.h for the contract, the pool and the retry rule.
  *
  * A fetch goes: start (URL split, request serialized once into `req`, so
  * a retry sends the same bytes) -> an idle connection of its origin, or
  * addresses (literal, localhost, or evdns) -> connect to the next allowed
- * one -> write -> the answer is fed to the response parser straight from
- * the bufferevent's input (zero-copy slices) and handed to the callbacks
- * -> at the end the connection goes back to the idle list or is closed.
+ * one -> one send() -> the answer is read with recv() into the
+ * connection's buffer, fed to the response parser and handed to the
+ * callbacks as slices of that buffer -> at the end the connection goes
+ * back to the idle list or is closed.
  *
- * Callbacks: on_head and on_body run from the bufferevent's read callback
- * (or from `kick`, the fetch's own deferred event, after a resume); on_end
- * runs from there or from `kick` (failures found while starting). Every
- * callback is bracketed by in_callback so that a cancel from inside it
- * only marks the fetch, which is freed when control comes back here.
+ * Connections are plain sockets with two events (read, persistent, with
+ * the idle timeout; write, only while connecting or while the socket does
+ * not take the whole request), not bufferevents: a bufferevent asks
+ * ioctl(FIONREAD) before every read and adds and drops its write event
+ * for every request, three syscalls per request that a keep-alive
+ * connection does not need. In steady state a request costs one send()
+ * and one recv() (bench scenario 4).
+ *
+ * Callbacks: on_head and on_body run from the read event (or from `kick`,
+ * the fetch's own deferred event, after a resume); on_end runs from there
+ * or from `kick` (failures found while starting). Every callback is
+ * bracketed by in_callback so that a cancel from inside it only marks the
+ * fetch, which is freed when control comes back here.
  *
  * Name resolution: evdns_getaddrinfo's callback may run later than a
  * cancel (libevent delivers the cancellation itself as a deferred
@@ -25,7 +34,6 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/dns.h>
 #include <event2/event_struct.h>
 #include <event2/util.h>
@@ -45,6 +53,7 @@
 #define DEFAULT_TIMEOUT_MS 10000
 #define HEAD_MAX           (32u * 1024)  /* answer head, and extensions + trailers */
 #define RX_MAX             (256u * 1024) /* input read ahead of the reader */
+#define RX_CHUNK           (16u * 1024)  /* one recv() */
 #define MAX_ADDRS          8
 #define HOST_MAX           256
 /* Freed fetches kept for the next requests (malloc of a ~2.5 KB object
@@ -63,9 +72,19 @@ struct origin {
 struct conn {
 	struct mg_h1_pool *pool;
 	struct origin *origin;
-	struct bufferevent *bev;
 	struct conn *prev, *next; /* in origin->idle */
 	struct mg_h1_fetch *fetch;
+	evutil_socket_t fd;
+	struct event rev; /* EV_READ | EV_PERSIST, with the idle timeout */
+	struct event wev; /* connect completion, and output the socket did not take */
+	struct mg_buf in; /* read, not yet parsed from in_off */
+	size_t in_off;
+	struct mg_buf out; /* not yet sent from out_off */
+	size_t out_off;
+	bool connecting;
+	bool reading; /* rev is added */
+	bool eof;     /* the server closed its side */
+	bool failed;  /* a read or write error */
 };
 
 struct addrs {
@@ -212,9 +231,86 @@ static void conn_close(struct conn *c)
 		return;
 	if (c->fetch)
 		c->fetch->conn = NULL;
-	if (c->bev)
-		bufferevent_free(c->bev);
+	event_del(&c->rev);
+	event_del(&c->wev);
+	if (c->fd >= 0)
+		close(c->fd);
+	mg_buf_free(&c->in);
+	mg_buf_free(&c->out);
 	free(c);
+}
+
+/* Watches the socket for reading (or stops): the only epoll_ctl calls of a
+ * connection's life besides its first and last are pauses. */
+static void conn_read_on(struct conn *c, bool on)
+{
+	if (on == c->reading)
+		return;
+	c->reading = on;
+	if (on) {
+		struct timeval idle = { .tv_sec = H1_IDLE_SECS, .tv_usec = 0 };
+		event_add(&c->rev, &idle);
+	} else {
+		event_del(&c->rev);
+	}
+}
+
+/* One recv() into `in` (no ioctl(FIONREAD) first, as bufferevents do).
+ * Returns 1 when bytes came, 0 when none are ready (or RX_MAX are already
+ * waiting), -1 when the connection closed (c->eof) or failed (c->failed). */
+static int conn_fill(struct conn *c)
+{
+	size_t unparsed = c->in.len - c->in_off;
+	if (c->in_off) {
+		if (unparsed)
+			memmove(c->in.data, c->in.data + c->in_off, unparsed);
+		c->in.len = unparsed;
+		c->in_off = 0;
+	}
+	if (unparsed >= RX_MAX)
+		return 0;
+	size_t want = RX_MAX - unparsed < RX_CHUNK ? RX_MAX - unparsed : RX_CHUNK;
+	if (mg_buf_reserve(&c->in, want) < 0) {
+		c->failed = true;
+		return -1;
+	}
+	ssize_t n = recv(c->fd, c->in.data + c->in.len, want, 0);
+	if (n > 0) {
+		c->in.len += (size_t)n;
+		c->in.data[c->in.len] = '\0';
+		return 1;
+	}
+	if (n == 0) {
+		c->eof = true;
+		return -1;
+	}
+	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
+		return 0;
+	c->failed = true;
+	return -1;
+}
+
+/* Sends what `out` holds; the write event waits for the rest. Returns -1
+ * on an error (c->failed). */
+static int conn_flush(struct conn *c)
+{
+	while (c->out_off < c->out.len) {
+		ssize_t n =
+		    send(c->fd, c->out.data + c->out_off, c->out.len - c->out_off, MSG_NOSIGNAL);
+		if (n > 0) {
+			c->out_off += (size_t)n;
+			continue;
+		}
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+			event_add(&c->wev, NULL);
+			return 0;
+		}
+		c->failed = true;
+		return -1;
+	}
+	mg_buf_reset(&c->out);
+	c->out_off = 0;
+	return 0;
 }
 
 static void idle_unlink(struct conn *c)
@@ -230,33 +326,18 @@ static void idle_unlink(struct conn *c)
 	o->n_idle--;
 }
 
-/* An idle connection's server spoke (unexpected bytes) or closed: drop. */
-static void on_idle_read(struct bufferevent *bev, void *arg)
-{
-	struct conn *c = arg;
-	(void)bev;
-	idle_unlink(c);
-	conn_close(c);
-}
-
-static void on_idle_event(struct bufferevent *bev, short what, void *arg)
-{
-	(void)what;
-	on_idle_read(bev, arg);
-}
-
 static void conn_put_idle(struct conn *c)
 {
 	struct origin *o = c->origin;
 	c->fetch = NULL;
-	if (o->n_idle >= H1_IDLE_MAX || evbuffer_get_length(bufferevent_get_input(c->bev))) {
+	if (o->n_idle >= H1_IDLE_MAX || c->in.len > c->in_off || c->out.len > c->out_off ||
+	    c->eof || c->failed) {
 		conn_close(c);
 		return;
 	}
-	bufferevent_setcb(c->bev, on_idle_read, NULL, on_idle_event, c);
-	struct timeval idle = { .tv_sec = H1_IDLE_SECS, .tv_usec = 0 };
-	bufferevent_set_timeouts(c->bev, &idle, NULL);
-	bufferevent_enable(c->bev, EV_READ);
+	mg_buf_reset(&c->in);
+	c->in_off = 0;
+	conn_read_on(c, true); /* a close (or any byte) while idle drops it */
 	c->prev = NULL;
 	c->next = o->idle;
 	if (o->idle)
@@ -267,8 +348,8 @@ static void conn_put_idle(struct conn *c)
 
 /* ---- fetch life ---------------------------------------------------------------------- */
 
-static void on_read(struct bufferevent *bev, void *arg);
-static void on_event(struct bufferevent *bev, short what, void *arg);
+static void on_conn_read(evutil_socket_t fd, short what, void *arg);
+static void on_conn_write(evutil_socket_t fd, short what, void *arg);
 static void connect_next(struct mg_h1_fetch *h);
 
 static void fetch_free(struct mg_h1_fetch *h)
@@ -347,7 +428,7 @@ static void end_now(struct mg_h1_fetch *h)
 }
 
 /* A failure: on_end follows from `kick` (never from the caller's stack,
- * which may be mg_h1_start or a bufferevent callback about to touch the
+ * which may be mg_h1_start or an event callback about to touch the
  * connection). */
 static void fail(struct mg_h1_fetch *h, enum mg_fetch_failure why, const char *error)
 {
@@ -406,10 +487,9 @@ static void complete(struct mg_h1_fetch *h)
 static bool process(struct mg_h1_fetch *h)
 {
 	while (h->conn && !h->paused && !h->ending) {
-		struct evbuffer *in = bufferevent_get_input(h->conn->bev);
-		size_t avail = evbuffer_get_length(in);
-		size_t n = avail ? evbuffer_get_contiguous_space(in) : 0;
-		const char *data = n ? (const char *)evbuffer_pullup(in, (ev_ssize_t)n) : "";
+		struct conn *c = h->conn;
+		size_t n = c->in.len - c->in_off;
+		const char *data = n ? c->in.data + c->in_off : "";
 		size_t used = 0;
 		const char *body;
 		size_t body_len;
@@ -418,7 +498,7 @@ static bool process(struct mg_h1_fetch *h)
 		int rc = 0;
 		switch (st) {
 		case MG_H1_HEAD:
-			evbuffer_drain(in, used);
+			c->in_off += used;
 			h->head_done = true;
 			h->in_callback = true;
 			if (h->cbs->on_head)
@@ -432,11 +512,10 @@ static bool process(struct mg_h1_fetch *h)
 				rc = h->cbs->on_body(body, body_len, h->arg);
 			if (!after_callback(h, rc))
 				return false;
-			if (h->conn)
-				evbuffer_drain(bufferevent_get_input(h->conn->bev), used);
+			c->in_off += used; /* still h->conn: only a cancel closes it */
 			break;
 		case MG_H1_DONE:
-			evbuffer_drain(in, used);
+			c->in_off += used;
 			complete(h);
 			return false;
 		case MG_H1_ERROR:
@@ -446,23 +525,13 @@ static bool process(struct mg_h1_fetch *h)
 			     h->errbuf);
 			return false;
 		case MG_H1_MORE:
-			evbuffer_drain(in, used);
-			if (used == n && n == avail)
-				return true;
-			break;
+			c->in_off += used;
+			return true;
 		}
 	}
 	if (h->conn && h->paused)
-		bufferevent_disable(h->conn->bev, EV_READ);
+		conn_read_on(h->conn, false);
 	return !h->ending;
-}
-
-static void on_read(struct bufferevent *bev, void *arg)
-{
-	struct conn *c = arg;
-	(void)bev;
-	if (c->fetch)
-		process(c->fetch);
 }
 
 /* Attaches `c` to `h` and sends the request. */
@@ -470,64 +539,34 @@ static void send_on(struct mg_h1_fetch *h, struct conn *c)
 {
 	h->conn = c;
 	c->fetch = h;
-	bufferevent_setcb(c->bev, on_read, NULL, on_event, c);
-	if (h->reused)
-		bufferevent_set_timeouts(c->bev, NULL, NULL); /* the idle timeout */
-	/* On an established connection with nothing queued the request is
-	 * sent right here: going through the output buffer would add the
-	 * write event and drop it again (two epoll_ctl calls and a loop
-	 * turn per request). What the socket does not take is queued; an
-	 * error is left for the read side to see. */
+	/* On an established connection the request goes out with one send()
+	 * right here; the write event only waits for what the socket did not
+	 * take. A send error is seen by the read side (or the write event). */
 	size_t sent = 0;
-	if (h->connected && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
-		ssize_t n = send(bufferevent_getfd(c->bev), h->req.data, h->req.len, MSG_NOSIGNAL);
+	if (!c->connecting && c->out.len == c->out_off) {
+		ssize_t n = send(c->fd, h->req.data, h->req.len, MSG_NOSIGNAL);
 		if (n > 0)
 			sent = (size_t)n;
 	}
-	if (sent < h->req.len)
-		bufferevent_write(c->bev, h->req.data + sent, h->req.len - sent);
-	if (h->paused)
-		bufferevent_disable(c->bev, EV_READ);
-	else
-		bufferevent_enable(c->bev, EV_READ);
+	if (sent < h->req.len) {
+		if (mg_buf_append(&c->out, h->req.data + sent, h->req.len - sent) < 0) {
+			fail(h, MG_FETCH_FAIL_TRANSFER, "out of memory");
+			return;
+		}
+		event_add(&c->wev, NULL);
+	}
+	if (!c->connecting)
+		conn_read_on(c, !h->paused);
 }
 
 /* A new connection for the retry rule, or the first one. */
 static void connect_fresh(struct mg_h1_fetch *h);
 
-static void on_event(struct bufferevent *bev, short what, void *arg)
+/* The connection closed or failed while `h` was on it, after everything
+ * read was processed: the answer's end (close-delimited), a failure, or
+ * the keep-alive race (retried once on a new connection). */
+static void conn_lost(struct mg_h1_fetch *h, struct conn *c)
 {
-	struct conn *c = arg;
-	struct mg_h1_fetch *h = c->fetch;
-	(void)bev;
-	if (!h) {
-		conn_close(c);
-		return;
-	}
-	if (what & BEV_EVENT_CONNECTED) {
-		h->connected = true;
-		evtimer_del(&h->ctimer);
-		int one = 1;
-		setsockopt(bufferevent_getfd(c->bev), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-		return;
-	}
-	if (!h->connected) {
-		/* This address failed: the next one. */
-		h->conn = NULL;
-		c->fetch = NULL;
-		conn_close(c);
-		connect_next(h);
-		return;
-	}
-	/* Closed or reset. What was read is the answer's end, or not. */
-	if ((what & BEV_EVENT_EOF) && (!process(h) || h->conn != c))
-		return; /* the answer ended (or the fetch did) with what was read */
-	if (h->paused && (what & BEV_EVENT_EOF) &&
-	    evbuffer_get_length(bufferevent_get_input(c->bev))) {
-		/* Delivered on resume; the EOF is seen again then. */
-		bufferevent_disable(c->bev, EV_READ);
-		return;
-	}
 	bool untouched = mg_h1_response_untouched(&h->resp);
 	if (untouched && h->reused && !h->retried) {
 		/* The keep-alive race: the idle connection was closed under
@@ -539,7 +578,7 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 		connect_fresh(h);
 		return;
 	}
-	if (what & BEV_EVENT_EOF) {
+	if (c->eof) {
 		enum mg_h1_status st = mg_h1_response_eof(&h->resp);
 		if (st == MG_H1_DONE) {
 			complete(h);
@@ -550,6 +589,63 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 	}
 	fail(h, MG_FETCH_FAIL_TRANSFER,
 	     untouched ? "connection reset before an answer" : "connection reset");
+}
+
+static void on_conn_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct mg_h1_fetch *h = c->fetch;
+	(void)fd;
+	if (!h) {
+		/* Idle: the server closed, spoke out of turn, or the idle time
+		 * is over. */
+		idle_unlink(c);
+		conn_close(c);
+		return;
+	}
+	if (what & EV_TIMEOUT)
+		return; /* the idle timer, while a long answer is in progress */
+	int r = conn_fill(c);
+	if (r == 0)
+		return;
+	if (!process(h) || h->conn != c)
+		return; /* ended (or cancelled) with what was read */
+	if (r < 0 && !(h->paused && c->in.len > c->in_off))
+		conn_lost(h, c); /* else seen on resume, after the bytes before it */
+}
+
+/* The connect finished, or the socket takes more of the request. */
+static void on_conn_write(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	struct mg_h1_fetch *h = c->fetch;
+	(void)what;
+	if (!h) {
+		conn_close(c);
+		return;
+	}
+	if (c->connecting) {
+		int err = 0;
+		socklen_t len = sizeof err;
+		if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+			err = errno;
+		if (err) {
+			/* This address failed: the next one. */
+			h->conn = NULL;
+			c->fetch = NULL;
+			conn_close(c);
+			connect_next(h);
+			return;
+		}
+		c->connecting = false;
+		h->connected = true;
+		evtimer_del(&h->ctimer);
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		conn_read_on(c, !h->paused);
+	}
+	if (conn_flush(c) < 0)
+		conn_lost(h, c);
 }
 
 static void on_connect_timeout(evutil_socket_t fd, short what, void *arg)
@@ -579,9 +675,14 @@ static void on_kick(evutil_socket_t fd, short what, void *arg)
 	}
 	if (!h->conn || h->paused)
 		return;
-	/* Then reading again (an EOF seen while paused is seen again). */
-	if (process(h) && h->conn && !h->paused)
-		bufferevent_enable(h->conn->bev, EV_READ);
+	/* What was read while paused, then the close seen meanwhile, or
+	 * reading again. */
+	if (!process(h) || !h->conn || h->paused)
+		return;
+	if (h->conn->eof || h->conn->failed)
+		conn_lost(h, h->conn);
+	else
+		conn_read_on(h->conn, true);
 }
 
 /* Connects to the next address the SSRF rule allows. */
@@ -599,26 +700,32 @@ static void connect_next(struct mg_h1_fetch *h)
 		if (fd < 0)
 			continue;
 		struct conn *c = calloc(1, sizeof *c);
-		struct bufferevent *bev =
-		    c ? bufferevent_socket_new(h->pool->base, fd, BEV_OPT_CLOSE_ON_FREE) : NULL;
-		if (!bev) {
+		if (!c) {
 			close(fd);
-			free(c);
 			fail(h, MG_FETCH_FAIL_TRANSFER, "out of memory");
 			return;
 		}
-		c->bev = bev;
-		bufferevent_setwatermark(bev, EV_READ, 0, RX_MAX);
+		c->fd = fd;
 		c->pool = h->pool;
 		c->origin = h->origin;
-		h->connected = false;
-		send_on(h, c);
-		if (bufferevent_socket_connect(bev, sa, (int)al->len[i]) < 0) {
-			h->conn = NULL;
-			c->fetch = NULL;
+		mg_buf_init(&c->in, 0);
+		mg_buf_init(&c->out, 0);
+		event_assign(&c->rev, h->pool->base, fd, EV_READ | EV_PERSIST, on_conn_read, c);
+		event_assign(&c->wev, h->pool->base, fd, EV_WRITE, on_conn_write, c);
+		if (connect(fd, sa, al->len[i]) == 0) {
+			int one = 1;
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+			h->connected = true;
+			evtimer_del(&h->ctimer);
+		} else if (errno == EINPROGRESS) {
+			c->connecting = true;
+			h->connected = false;
+			event_add(&c->wev, NULL);
+		} else {
 			conn_close(c);
 			continue;
 		}
+		send_on(h, c);
 		return;
 	}
 	if (h->blocked)
@@ -930,7 +1037,7 @@ void mg_h1_pause(struct mg_h1_fetch *h, bool pause)
 	if (!h->conn)
 		return;
 	if (pause)
-		bufferevent_disable(h->conn->bev, EV_READ);
+		conn_read_on(h->conn, false);
 	else
 		event_active(&h->kick, 0, 0);
 }

@@ -1,6 +1,6 @@
 /*
  * h1client.h - the native HTTP/1.1 keep-alive client for plain http://
- * upstreams, on libevent bufferevents.
+ * upstreams, on libevent events.
  *
  * libcurl's multi machinery cost about half of the event loop's
  * instructions per proxied request (bench scenario 4); this client does
