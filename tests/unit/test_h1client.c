@@ -226,8 +226,8 @@ static void test_reuse_decisions(void **state)
 	(void)state;
 	struct mg_h1_response r;
 	struct run run;
-	parse_all_ways(&r, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", false,
-	               false, 0, &run);
+	parse_all_ways(&r, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+	               false, false, 0, &run);
 	assert_int_equal(run.st, MG_H1_DONE);
 	assert_false(r.keep_alive);
 	mg_h1_response_free(&r);
@@ -239,8 +239,8 @@ static void test_reuse_decisions(void **state)
 	assert_true(r.keep_alive);
 	mg_h1_response_free(&r);
 	/* Identical repeated lengths count as one; the status has no reason. */
-	parse_all_ways(&r, "HTTP/1.1 200\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok", false,
-	               false, 0, &run);
+	parse_all_ways(&r, "HTTP/1.1 200\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok",
+	               false, false, 0, &run);
 	assert_int_equal(run.st, MG_H1_DONE);
 	assert_int_equal(r.status, 200);
 	mg_h1_response_free(&r);
@@ -285,8 +285,7 @@ static void test_rejections(void **state)
 	expect_error("HTTP/1.1 20 OK\r\n\r\n", false, 0, "invalid status line");
 	expect_error("HTTP/1.1 099 Low\r\n\r\n", false, 0, "invalid status line");
 	expect_error("HTTP/1.1 200OK\r\n\r\n", false, 0, "invalid status line");
-	expect_error("HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n", false, 0,
-	             "invalid status line");
+	expect_error("HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n", false, 0, "invalid status line");
 	expect_error("HTTP/1.1 200 OK\r\nA: b\nC: d\r\n\r\n", false, 0, "invalid header value");
 	expect_error("HTTP/1.1 200 OK\r\nA: b\r\n folded\r\n\r\n", false, 0,
 	             "obs-fold or whitespace before header");
@@ -330,10 +329,11 @@ static void test_rejections(void **state)
 	/* The head itself. */
 	snprintf(buf, sizeof buf, "HTTP/1.1 200 OK\r\nX: %s\r\n\r\n", big);
 	expect_error(buf, false, 0, "response head too large");
-	char many[4096] = "HTTP/1.1 200 OK\r\n";
+	char many[4096];
+	size_t ml = (size_t)snprintf(many, sizeof many, "HTTP/1.1 200 OK\r\n");
 	for (int i = 0; i <= MG_HTTP_MAX_HEADERS; i++)
-		strcat(many, "A: b\r\n");
-	strcat(many, "\r\n");
+		ml += (size_t)snprintf(many + ml, sizeof many - ml, "A: b\r\n");
+	snprintf(many + ml, sizeof many - ml, "\r\n");
 	struct mg_h1_response r;
 	struct run run;
 	mg_h1_response_init(&r, sizeof many, 0);
@@ -342,24 +342,27 @@ static void test_rejections(void **state)
 	assert_string_equal(r.error, "too many headers");
 	mg_h1_response_free(&r);
 	/* Too many interim answers. */
-	char interim[2048] = "";
+	char interim[2048];
+	size_t il = 0;
 	for (int i = 0; i < 17; i++)
-		strcat(interim, "HTTP/1.1 100 Continue\r\n\r\n");
+		il += (size_t)snprintf(interim + il, sizeof interim - il,
+		                       "HTTP/1.1 100 Continue\r\n\r\n");
 	expect_error(interim, false, 0, "too many interim responses");
 }
 
 static void test_body_limit(void **state)
 {
 	(void)state;
-	expect_error("HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n", false, 10, "answer too large");
+	expect_error("HTTP/1.1 200 OK\r\nContent-Length: 11\r\n\r\n", false, 10,
+	             "answer too large");
 	expect_error("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n6\r\nabcdef\r\n"
 	             "5\r\nabcde\r\n0\r\n\r\n",
 	             false, 10, "answer too large");
 	expect_error("HTTP/1.1 200 OK\r\n\r\n0123456789A", true, 10, "answer too large");
 	struct mg_h1_response r;
 	struct run run;
-	parse_all_ways(&r, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789", false, false, 10,
-	               &run);
+	parse_all_ways(&r, "HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n0123456789", false, false,
+	               10, &run);
 	assert_int_equal(run.st, MG_H1_DONE);
 	assert_false(r.too_big);
 	mg_h1_response_free(&r);
