@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http/h1client.h"
 #include "util/buf.h"
 #include "util/log.h"
 
@@ -144,11 +145,25 @@ struct mg_fetcher {
 	struct parsed_url urls[URLS_MAX];
 	size_t n_urls;
 	bool in_action;
+	struct mg_h1_pool *h1; /* the native client's connections, made on first use */
+};
+
+/* Streaming transfers run on one of two engines, chosen per URL by
+ * mg_fetch_stream_start: libcurl, or the native HTTP/1.1 client for plain
+ * http:// (h1client.h). The public calls on a fetch go through its table. */
+struct stream_engine {
+	void (*pause)(struct mg_fetch *h, bool pause);
+	bool (*header)(struct mg_fetch *h, const char *name, char *out, size_t size);
+	enum mg_fetch_failure (*failure)(const struct mg_fetch *h);
+	void (*cancel)(struct mg_fetch *h);
 };
 
 struct mg_fetch {
 	struct mg_fetcher *f;
 	struct mg_fetch *prev, *next;
+	const struct stream_engine *engine;
+	struct mg_h1_fetch *h1;       /* native engine: the request */
+	enum mg_fetch_failure h1_why; /* native engine: how it ended */
 	CURL *easy;
 	struct curl_slist *headers;
 	struct mg_buf body;
@@ -170,6 +185,17 @@ struct mg_fetch {
 	bool user_paused;    /* mg_fetch_pause: the reader asked to wait */
 	bool in_callback;    /* a user callback is running: cancel defers the free */
 	bool cancelled;
+};
+
+static void curl_pause(struct mg_fetch *h, bool pause);
+static bool curl_header(struct mg_fetch *h, const char *name, char *out, size_t size);
+static enum mg_fetch_failure curl_failure(const struct mg_fetch *h);
+static void curl_cancel(struct mg_fetch *h);
+static const struct stream_engine curl_engine = {
+	.pause = curl_pause,
+	.header = curl_header,
+	.failure = curl_failure,
+	.cancel = curl_cancel,
 };
 
 #define STREAM_RX_MAX  (256u * 1024) /* bytes buffered before the transfer is paused */
@@ -453,6 +479,8 @@ static void fetch_free(struct mg_fetch *h)
 		C.multi_remove_handle(f->multi, h->easy);
 		easy_put(f, h->easy);
 	}
+	if (h->h1)
+		mg_h1_cancel(h->h1);
 	C.slist_free_all(h->headers);
 	if (h->done_ev)
 		event_free(h->done_ev);
@@ -594,6 +622,7 @@ void mg_fetcher_free(struct mg_fetcher *f)
 		return;
 	while (f->list)
 		fetch_free(f->list);
+	mg_h1_pool_free(f->h1);
 	while (f->n_spare)
 		C.easy_cleanup(f->spare[--f->n_spare]);
 	for (size_t i = 0; i < f->n_urls; i++) {
@@ -679,16 +708,20 @@ static int easy_setup(struct mg_fetch *h, const struct mg_fetch_opts *o, char *e
 	return 0;
 }
 
+static const char *blocked_error(bool allow_private)
+{
+	return allow_private ? "address refused by the SSRF rule (link-local, metadata or reserved "
+	                       "range)"
+	                     : "address refused by the SSRF rule (loopback, private, link-local, "
+	                       "metadata or reserved range; set allow_private_networks = true to "
+	                       "allow private ones)";
+}
+
 /* The reason a finished transfer failed, or NULL when it completed. */
 static const char *transfer_error(struct mg_fetch *h, char *buf, size_t size)
 {
 	if (h->blocked)
-		return h->allow_private
-		           ? "address refused by the SSRF rule (link-local, metadata or reserved "
-		             "range)"
-		           : "address refused by the SSRF rule (loopback, private, link-local, "
-		             "metadata or reserved range; set allow_private_networks = true to "
-		             "allow private ones)";
+		return blocked_error(h->allow_private);
 	if (h->too_big)
 		return "response too large";
 	if (h->result != CURLE_OK) {
@@ -727,6 +760,7 @@ static struct mg_fetch *fetch_alloc(struct mg_fetcher *f, void *arg, char *err, 
 	}
 	h->f = f;
 	h->arg = arg;
+	h->engine = &curl_engine;
 	return h;
 }
 
@@ -744,10 +778,127 @@ struct mg_fetch *mg_fetch_start(struct mg_fetcher *f, const struct mg_fetch_opts
 	return transfer_add(f, h, err, err_size);
 }
 
+/* ---- the native engine (h1client.c) --------------------------------------------------- */
+
+/* The native client calls these with the wrapper `h`; each runs the user's
+ * callback with in_callback set, so that mg_fetch_cancel from inside it
+ * only marks the wrapper, and the native fetch, told to stop by the
+ * non-zero return, frees itself. */
+static int native_stop(struct mg_fetch *h)
+{
+	h->h1 = NULL; /* it frees itself on our non-zero return */
+	fetch_free(h);
+	return 1;
+}
+
+static int native_on_head(long status, void *arg)
+{
+	struct mg_fetch *h = arg;
+	int rc = 0;
+	h->in_callback = true;
+	if (h->stream->on_head)
+		rc = h->stream->on_head(h, status, h->arg);
+	h->in_callback = false;
+	return rc || h->cancelled ? native_stop(h) : 0;
+}
+
+static int native_on_body(const char *p, size_t n, void *arg)
+{
+	struct mg_fetch *h = arg;
+	int rc = 0;
+	h->in_callback = true;
+	if (h->stream->on_body)
+		rc = h->stream->on_body(h, p, n, h->arg);
+	h->in_callback = false;
+	return rc || h->cancelled ? native_stop(h) : 0;
+}
+
+static void native_on_end(enum mg_fetch_failure why, const char *error, void *arg)
+{
+	struct mg_fetch *h = arg;
+	h->h1_why = why;
+	if (why == MG_FETCH_FAIL_BLOCKED)
+		error = blocked_error(h->allow_private);
+	h->in_callback = true;
+	if (h->stream->on_end)
+		h->stream->on_end(h, error, h->arg);
+	h->h1 = NULL; /* freed by the native client after this returns */
+	fetch_free(h);
+}
+
+static const struct mg_h1_callbacks native_callbacks = {
+	.on_head = native_on_head,
+	.on_body = native_on_body,
+	.on_end = native_on_end,
+};
+
+static void native_pause(struct mg_fetch *h, bool pause)
+{
+	mg_h1_pause(h->h1, pause);
+}
+
+static bool native_header(struct mg_fetch *h, const char *name, char *out, size_t size)
+{
+	const struct mg_http_header *hd = h->h1 ? mg_h1_header(h->h1, name) : NULL;
+	if (!hd || hd->value_len >= size)
+		return false;
+	memcpy(out, hd->value, hd->value_len + 1);
+	return true;
+}
+
+static enum mg_fetch_failure native_failure(const struct mg_fetch *h)
+{
+	return h->h1_why;
+}
+
+static void native_cancel(struct mg_fetch *h)
+{
+	if (h->in_callback) {
+		h->cancelled = true; /* stopped and freed when the callback returns */
+		return;
+	}
+	fetch_free(h); /* cancels h->h1 */
+}
+
+static const struct stream_engine native_engine = {
+	.pause = native_pause,
+	.header = native_header,
+	.failure = native_failure,
+	.cancel = native_cancel,
+};
+
+static struct mg_fetch *native_start(struct mg_fetcher *f, const struct mg_fetch_opts *o,
+                                     const struct mg_fetch_stream *cbs, void *arg, char *err,
+                                     size_t err_size)
+{
+	struct mg_fetch *h = fetch_alloc(f, arg, err, err_size);
+	if (!h)
+		return NULL;
+	h->engine = &native_engine;
+	h->stream = cbs;
+	h->allow_private = o->allow_private;
+	if (!f->h1)
+		f->h1 = mg_h1_pool_new(f->base);
+	h->h1 = f->h1 ? mg_h1_start(f->h1, o, &native_callbacks, h, err, err_size) : NULL;
+	if (!h->h1) {
+		if (!f->h1)
+			snprintf(err, err_size, "out of memory");
+		free(h);
+		return NULL;
+	}
+	h->next = f->list;
+	if (f->list)
+		f->list->prev = h;
+	f->list = h;
+	return h;
+}
+
 struct mg_fetch *mg_fetch_stream_start(struct mg_fetcher *f, const struct mg_fetch_opts *o,
                                        const struct mg_fetch_stream *cbs, void *arg, char *err,
                                        size_t err_size)
 {
+	if (mg_h1_accepts(o))
+		return native_start(f, o, cbs, arg, err, err_size);
 	struct mg_fetch *h = fetch_alloc(f, arg, err, err_size);
 	if (!h)
 		return NULL;
@@ -765,9 +916,9 @@ struct mg_fetch *mg_fetch_stream_start(struct mg_fetcher *f, const struct mg_fet
 	return transfer_add(f, h, err, err_size);
 }
 
-void mg_fetch_pause(struct mg_fetch *h, bool pause)
+static void curl_pause(struct mg_fetch *h, bool pause)
 {
-	if (!h || !h->easy || h->finished || h->user_paused == pause)
+	if (!h->easy || h->finished || h->user_paused == pause)
 		return;
 	h->user_paused = pause;
 	if (pause) {
@@ -778,7 +929,7 @@ void mg_fetch_pause(struct mg_fetch *h, bool pause)
 		C.easy_pause(h->easy, CURLPAUSE_CONT);
 }
 
-enum mg_fetch_failure mg_fetch_failure(const struct mg_fetch *h)
+static enum mg_fetch_failure curl_failure(const struct mg_fetch *h)
 {
 	if (h->blocked)
 		return MG_FETCH_FAIL_BLOCKED;
@@ -846,7 +997,7 @@ out:
 	return rc;
 }
 
-bool mg_fetch_header(struct mg_fetch *h, const char *name, char *out, size_t size)
+static bool curl_header(struct mg_fetch *h, const char *name, char *out, size_t size)
 {
 	size_t nl = strlen(name);
 	const char *p = h->hdrs.data, *end = p ? p + h->hdrs.len : NULL;
@@ -918,13 +1069,35 @@ void mg_fetch_sync_result_free(struct mg_fetch_sync_result *r)
 	mg_buf_free(&r->body);
 }
 
-void mg_fetch_cancel(struct mg_fetch *h)
+static void curl_cancel(struct mg_fetch *h)
 {
-	if (!h)
-		return;
 	if (h->in_callback) {
 		h->cancelled = true; /* freed when the callback returns */
 		return;
 	}
 	fetch_free(h);
+}
+
+/* ---- public calls on a fetch, by engine ---------------------------------------------- */
+
+void mg_fetch_pause(struct mg_fetch *h, bool pause)
+{
+	if (h)
+		h->engine->pause(h, pause);
+}
+
+enum mg_fetch_failure mg_fetch_failure(const struct mg_fetch *h)
+{
+	return h->engine->failure(h);
+}
+
+bool mg_fetch_header(struct mg_fetch *h, const char *name, char *out, size_t size)
+{
+	return h->engine->header(h, name, out, size);
+}
+
+void mg_fetch_cancel(struct mg_fetch *h)
+{
+	if (h)
+		h->engine->cancel(h);
 }

@@ -381,6 +381,51 @@ static enum mg_http_parse_status finish_framing(struct mg_http_parser *p, const 
 
 /* Parses the complete head in `head` (every line ends in CRLF, the last
  * line is empty) in place, and builds the pointers. */
+size_t mg_http_field_parse(char *s, size_t pos, size_t end, struct mg_http_header *h,
+                           const char **why)
+{
+	if (IS(s[pos], C_WS)) {
+		*why = "obs-fold or whitespace before header";
+		return 0;
+	}
+	size_t k = pos;
+	while (IS(s[k], C_TCHAR))
+		k++;
+	if (s[k] != ':') {
+		*why =
+		    k > pos && IS(s[k], C_WS) ? "whitespace before colon" : "invalid header name";
+		return 0;
+	}
+	size_t name_len = k - pos;
+	if (name_len == 0) {
+		*why = "invalid header name";
+		return 0;
+	}
+	size_t vs = k + 1;
+	while (IS(s[vs], C_WS))
+		vs++;
+	size_t ve = skip_value(s, vs, end);
+	if (s[ve] != '\r' || s[ve + 1] != '\n') {
+		*why = s[ve] == '\r' ? "bare CR in header" : "invalid header value";
+		return 0;
+	}
+	size_t next = ve + 2;
+	while (ve > vs && IS(s[ve - 1], C_WS))
+		ve--;
+	s[k] = '\0';
+	s[ve] = '\0';
+	h->name = s + pos;
+	h->name_len = name_len;
+	h->value = s + vs;
+	h->value_len = ve - vs;
+	return next;
+}
+
+int mg_http_parse_length(const char *s, size_t n, int64_t *out)
+{
+	return parse_length(s, n, out);
+}
+
 static enum mg_http_parse_status finish_head(struct mg_http_parser *p)
 {
 	char *s = p->head.data;
@@ -451,41 +496,16 @@ static enum mg_http_parse_status finish_head(struct mg_http_parser *p)
 				return fail(p, 400, "bare CR in header");
 			break;
 		}
-		if (IS(s[pos], C_WS))
-			return fail(p, 400, "obs-fold or whitespace before header");
-		size_t k = pos;
-		while (IS(s[k], C_TCHAR))
-			k++;
-		if (s[k] != ':') {
-			if (k > pos && IS(s[k], C_WS))
-				return fail(p, 400, "whitespace before colon");
-			return fail(p, 400, "invalid header name");
-		}
-		size_t name_len = k - pos;
-		if (name_len == 0)
-			return fail(p, 400, "invalid header name");
-		size_t vs = k + 1;
-		while (IS(s[vs], C_WS))
-			vs++;
-		size_t ve = skip_value(s, vs, head_len);
-		if (s[ve] != '\r' || s[ve + 1] != '\n')
-			return fail(p, 400,
-			            s[ve] == '\r' ? "bare CR in header" : "invalid header value");
-		size_t next = ve + 2;
-		while (ve > vs && IS(s[ve - 1], C_WS))
-			ve--;
 		if (p->n_headers == MG_HTTP_MAX_HEADERS)
 			return fail(p, 431, "too many headers");
 		if (p->n_headers == p->headers_cap && grow_headers(p) < 0)
 			return fail(p, 500, "out of memory");
-		s[k] = '\0';
-		s[ve] = '\0';
-		struct mg_http_header *h = &p->headers[p->n_headers++];
-		h->name = s + pos;
-		h->name_len = name_len;
-		h->value = s + vs;
-		h->value_len = ve - vs;
+		struct mg_http_header *h = &p->headers[p->n_headers];
 		const char *why = NULL;
+		size_t next = mg_http_field_parse(s, pos, head_len, h, &why);
+		if (!next)
+			return fail(p, 400, why);
+		p->n_headers++;
 		int status = note_header(p, h, &f, &why);
 		if (status)
 			return fail(p, status, why);

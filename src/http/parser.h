@@ -123,4 +123,20 @@ size_t mg_http_header_count(const struct mg_http_parser *p, const char *name);
  * (case-insensitive, e.g. Connection: keep-alive, Upgrade). */
 bool mg_http_header_has_token(const struct mg_http_header *h, const char *token);
 
+/* Shared with the response parser (h1response.c). */
+
+/* Parses the field line "name: value CRLF" that starts at s[pos] in a head
+ * of `end` bytes, in place: name and value are NUL-terminated inside `s`
+ * (value without surrounding whitespace) and described in `*h`. The head
+ * must end in CRLF CRLF (so every scan stops inside it). Returns the
+ * offset of the next line, or 0 with a static reason in `*why` (obs-fold,
+ * whitespace before the colon, a name that is not a token, a value byte
+ * that is not allowed, bare CR). */
+size_t mg_http_field_parse(char *s, size_t pos, size_t end, struct mg_http_header *h,
+                           const char **why);
+
+/* Content-Length syntax: 1*DIGIT, at most INT64_MAX. Returns 0 and the
+ * value, or -1. */
+int mg_http_parse_length(const char *s, size_t n, int64_t *out);
+
 #endif

@@ -72,6 +72,7 @@ struct mg_http_conn {
 	bool in_process; /* inside process_input: free and re-entry are deferred */
 	bool dead;       /* closed while in_process; freed when it returns */
 	bool linger;     /* close with a lingering close (after an error answer) */
+	bool plain;      /* plain TCP: answers are written by conn_push (below) */
 	size_t lingered; /* bytes discarded while lingering */
 	char peer[INET6_ADDRSTRLEN];
 	struct sockaddr_storage addr;
@@ -237,6 +238,29 @@ static void conn_close_after_flush(struct mg_http_conn *c)
 	arm_timer(c);
 }
 
+/* Plain TCP connections write their output here, right after it was added,
+ * instead of through the bufferevent's write event: adding that event for
+ * each answer and dropping it once written cost two epoll_ctl calls and a
+ * loop turn per request. Their EV_WRITE stays disabled while the output
+ * is empty; what the socket does not take (a slow client, a large answer)
+ * enables it, and the bufferevent writes the rest as before (with its
+ * write timeout, and errors reported to on_event); on_write disables it
+ * again once drained. TLS connections always go through the bufferevent. */
+static void conn_push(struct mg_http_conn *c)
+{
+	struct evbuffer *out = bufferevent_get_output(c->bev);
+	if (!c->plain || (bufferevent_get_enabled(c->bev) & EV_WRITE) ||
+	    evbuffer_get_length(out) == 0)
+		return;
+	/* A socket bufferevent keeps its output's front frozen (only its own
+	 * write callback drains it); it is thawed for this write the same way. */
+	evbuffer_unfreeze(out, 1);
+	evbuffer_write(out, bufferevent_getfd(c->bev));
+	evbuffer_freeze(out, 1);
+	if (evbuffer_get_length(out) > 0)
+		bufferevent_enable(c->bev, EV_WRITE);
+}
+
 /* The response head is assembled here and added to the output in one piece:
  * formatting it with evbuffer_add_printf cost more than the rest of a small
  * answer's HTTP work. */
@@ -357,6 +381,7 @@ static void send_error_and_close(struct mg_http_conn *c, int status, const char 
 	write_head(c, status, ctype, NULL, 0, (long long)body.len, false);
 	evbuffer_add(bufferevent_get_output(c->bev), body.data ? body.data : "", body.len);
 	mg_buf_free(&body);
+	conn_push(c);
 	conn_close_after_flush(c);
 }
 
@@ -397,9 +422,11 @@ static void process_input(struct mg_http_conn *c)
 			break;
 		}
 		if (st == MG_HTTP_PARSE_HEAD) {
-			if (c->parser.expect_continue && !had_head)
+			if (c->parser.expect_continue && !had_head) {
 				evbuffer_add(bufferevent_get_output(c->bev),
 				             "HTTP/1.1 100 Continue\r\n\r\n", 25);
+				conn_push(c);
+			}
 			continue;
 		}
 		if (st == MG_HTTP_PARSE_DONE) {
@@ -444,6 +471,8 @@ static void on_write(struct bufferevent *bev, void *arg)
 {
 	struct mg_http_conn *c = arg;
 	(void)bev;
+	if (c->plain)
+		bufferevent_disable(c->bev, EV_WRITE); /* drained: conn_push writes again */
 	if (c->state == CONN_CLOSING)
 		conn_close_written(c);
 	else if (c->state == CONN_HANDLING)
@@ -533,6 +562,7 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct soc
 			SSL_free(ssl);
 	} else {
 		c->bev = bufferevent_socket_new(srv->base, fd, BEV_OPT_CLOSE_ON_FREE);
+		c->plain = true;
 	}
 	c->timer = evtimer_new(srv->base, on_timer, c);
 	if (!c->bev || !c->timer) {
@@ -555,7 +585,9 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct soc
 	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
 	struct timeval wt = { .tv_sec = srv->o.idle_timeout_secs, .tv_usec = 0 };
 	bufferevent_set_timeouts(c->bev, NULL, &wt);
-	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	if (c->plain)
+		bufferevent_disable(c->bev, EV_WRITE); /* see conn_push */
+	bufferevent_enable(c->bev, c->plain ? EV_READ : EV_READ | EV_WRITE);
 	arm_timer(c);
 }
 
@@ -853,6 +885,7 @@ void mg_http_reply_parts(struct mg_http_req *req, int status, const char *conten
 				evbuffer_add(out, parts[i].iov_base, parts[i].iov_len);
 		}
 	}
+	conn_push(c);
 	finish_request(c);
 }
 
@@ -868,6 +901,7 @@ void mg_http_stream_begin(struct mg_http_req *req, int status, const char *conte
 		c->keep_alive = false; /* HTTP/1.0: the end of the body is the close */
 	write_head(c, status, content_type, hdrs, n_hdrs, -1, req->chunked);
 	bufferevent_flush(c->bev, EV_WRITE, BEV_FLUSH);
+	conn_push(c);
 }
 
 int mg_http_stream_send(struct mg_http_req *req, const void *data, size_t len)
@@ -897,8 +931,10 @@ int mg_http_stream_send(struct mg_http_req *req, const void *data, size_t len)
 	evbuffer_add(out, data, len);
 	if (req->chunked)
 		evbuffer_add(out, "\r\n", 2);
-	/* Output pending: the timer now watches for a client that stops reading. */
-	if (!evtimer_pending(c->timer, NULL))
+	conn_push(c);
+	/* Output pending: the timer now watches for a client that stops reading
+	 * (on_write stops it once drained; written at once, nothing to watch). */
+	if (evbuffer_get_length(out) && !evtimer_pending(c->timer, NULL))
 		arm_timer(c);
 	return 0;
 }
@@ -908,5 +944,6 @@ void mg_http_stream_end(struct mg_http_req *req)
 	struct mg_http_conn *c = req->conn;
 	if (req->chunked)
 		evbuffer_add(bufferevent_get_output(c->bev), "0\r\n\r\n", 5);
+	conn_push(c);
 	finish_request(c);
 }

@@ -49,6 +49,11 @@ static int reserve(struct mg_buf *b, size_t n)
 	return 0;
 }
 
+int mg_buf_reserve(struct mg_buf *b, size_t n)
+{
+	return reserve(b, n);
+}
+
 int mg_buf_append(struct mg_buf *b, const void *p, size_t n)
 {
 	if (reserve(b, n) < 0)

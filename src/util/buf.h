@@ -28,6 +28,10 @@ void mg_buf_free(struct mg_buf *b);
 /* Empties the buffer but keeps its memory. */
 void mg_buf_reset(struct mg_buf *b);
 
+/* Makes room for `n` more bytes (so the appends that follow do not
+ * reallocate). Returns 0, or -1 as mg_buf_append would. */
+int mg_buf_reserve(struct mg_buf *b, size_t n);
+
 /* Appends `n` bytes. Returns 0, or -1 when the maximum would be exceeded or
  * memory is exhausted (the buffer is then unchanged). */
 int mg_buf_append(struct mg_buf *b, const void *p, size_t n);
