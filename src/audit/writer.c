@@ -83,6 +83,11 @@ struct mg_audit {
 
 	/* loop thread only */
 	uint64_t drop_logged_us, drops_unlogged;
+	struct mg_audit_seen *seen; /* which auth_success to record */
+
+	/* writer thread only (again) */
+	struct mg_sha256_ctx *sha; /* the chain's digest state, reused */
+	struct mg_buf run;         /* a run of lines, reused */
 
 	_Atomic uint64_t emitted, written, exported, spooled, spool_pending, dropped, export_errors,
 	    write_errors, depth;
@@ -175,6 +180,14 @@ void mg_audit_emit(struct mg_audit *a, const struct mg_audit_event *ev)
 	}
 	size_t len = b.len;
 	enqueue(a, mg_buf_steal(&b), len);
+}
+
+bool mg_audit_auth_success_due(struct mg_audit *a, const char *identity, const char *provider,
+                               const char *client, uint64_t now_us)
+{
+	if (!a)
+		return false;
+	return !a->seen || mg_audit_seen_due(a->seen, identity, provider, client, now_us);
 }
 
 bool mg_audit_wants_arguments(const struct mg_audit *a)
@@ -387,16 +400,16 @@ static void log_head(struct mg_audit *a)
 /* Writes a run of queued lines. */
 static void process(struct mg_audit *a, struct qitem *items, size_t n)
 {
-	struct mg_buf run;
-	mg_buf_init(&run, 0);
+	struct mg_buf run = a->run; /* keeps its allocation from run to run */
+	mg_buf_reset(&run);
 	uint64_t recs = 0;
 	for (size_t i = 0; i < n; i++) {
 		size_t start = run.len;
 		int rc;
 		if (a->chain) {
 			char hash[MG_AUDIT_HASH_HEX + 1];
-			rc = mg_audit_chain(items[i].line, items[i].len, a->seq + 1, a->prev, &run,
-			                    hash);
+			rc = mg_audit_chain_with(a->sha, items[i].line, items[i].len, a->seq + 1,
+			                         a->prev, &run, hash);
 			if (rc == 0) {
 				a->seq++;
 				memcpy(a->prev, hash, sizeof hash);
@@ -433,7 +446,12 @@ static void process(struct mg_audit *a, struct qitem *items, size_t n)
 		if (a->n_local)
 			atomic_fetch_add(&a->written, recs);
 	}
-	mg_buf_free(&run);
+	/* a burst's buffer is not kept forever */
+	if (run.cap > (1u << 20)) {
+		mg_buf_free(&run);
+		mg_buf_init(&run, 0);
+	}
+	a->run = run;
 }
 
 static void *writer_main(void *arg)
@@ -556,6 +574,14 @@ struct mg_audit *mg_audit_start(const struct mg_audit_config *cfg,
 	pthread_cond_init(&a->not_full, &ca);
 	pthread_condattr_destroy(&ca);
 	mg_audit_batch_init(&a->batch);
+	mg_buf_init(&a->run, 0);
+	a->sha = mg_sha256_ctx_new();
+	if (cfg->auth_success_interval_secs > 0) {
+		a->seen = malloc(sizeof *a->seen);
+		if (a->seen)
+			mg_audit_seen_init(a->seen,
+			                   (uint64_t)cfg->auth_success_interval_secs * 1000000u);
+	}
 	memcpy(a->prev, mg_audit_genesis, sizeof a->prev);
 	a->chain = cfg->hash_chain;
 	if (mg_random_bytes(&a->rng, sizeof a->rng) < 0 || a->rng == 0)
@@ -648,6 +674,9 @@ void mg_audit_free(struct mg_audit *a)
 	free_sinks(a);
 	mg_audit_spool_close(a->spool);
 	mg_audit_batch_free(&a->batch);
+	mg_buf_free(&a->run);
+	mg_sha256_ctx_free(a->sha);
+	free(a->seen);
 	mg_audit_redactor_free(a->rd);
 	pthread_cond_destroy(&a->not_empty);
 	pthread_cond_destroy(&a->not_full);

@@ -185,6 +185,7 @@ struct mg_audit_config {
 	int64_t fsync; /* 0 never, 1 batch, 2 always */
 	bool hash_chain;
 	int64_t head_log_interval_secs;
+	int64_t auth_success_interval_secs; /* 0: an auth_success record per request */
 	bool include_arguments;
 	bool include_results;
 	struct mg_strv redact_paths;

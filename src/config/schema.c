@@ -442,6 +442,10 @@ static const struct mg_field audit_fields[] = {
 	INT(S, head_log_interval_secs, "head_log_interval_secs", "300", 0, 86400,
 	    "Seconds between log lines giving the chain head (seq and hash) to anchor "
 	    "elsewhere; 0: only at shutdown."),
+	INT(S, auth_success_interval_secs, "auth_success_interval_secs", "60", 0, 86400,
+	    "Record an auth_success event for an identity, provider and client address at "
+	    "most once in this many seconds (failures are always recorded, and every "
+	    "tool_call names its identity); 0: one per request."),
 	BOOL(S, include_arguments, "include_arguments", "false",
 	     "Record tool arguments in tool_call events (after redaction)."),
 	BOOL(S, include_results, "include_results", "false",

@@ -18,6 +18,7 @@
 #include "auth/auth.h"
 #include "gateway/internal.h"
 #include "gateway/pipeline.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 /* ---- Origin and Host (DNS rebinding) -------------------------------------------------- */
@@ -218,7 +219,9 @@ static void after_auth(struct mg_gateway *gw, struct mg_http_req *req, struct mg
 		reply_auth_failure(gw, req, auth, o);
 		return;
 	}
-	if (gw->audit && strcmp(o->identity->provider, "anonymous") != 0)
+	if (gw->audit && strcmp(o->identity->provider, "anonymous") != 0 &&
+	    mg_audit_auth_success_due(gw->audit, o->identity->id, o->identity->provider,
+	                              mg_http_req_peer(req), mg_now_us()))
 		mg_pipeline_audit_req(gw, req, MG_AUDIT_AUTH_SUCCESS, o->identity, NULL, NULL, 1,
 		                      NULL);
 	mg_rate_limit_then_dispatch(gw, req, o->identity);

@@ -47,7 +47,11 @@ uint64_t mg_pipeline_request_id(const struct mg_http_req *req)
 
 void mg_pipeline_audit_request_id(const struct mg_http_req *req, char out[17])
 {
-	snprintf(out, 17, "%016llx", (unsigned long long)mg_pipeline_request_id(req));
+	static const char hex[] = "0123456789abcdef";
+	uint64_t x = mg_pipeline_request_id(req);
+	for (int i = 15; i >= 0; i--, x >>= 4)
+		out[i] = hex[x & 15];
+	out[16] = '\0';
 }
 
 struct mg_log_ctx mg_pipeline_log_ctx(const struct mg_http_req *req)

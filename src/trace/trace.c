@@ -132,8 +132,13 @@ bool mg_trace_sampled(const uint8_t trace_id[16], double rate)
 static void put_str(struct mg_buf *b, const char *s)
 {
 	size_t n = strlen(s);
-	bool utf8 = mg_utf8_valid(s, n);
 	mg_buf_putc(b, '"');
+	if (mg_json_plain(s, n)) {
+		mg_buf_append(b, s, n);
+		mg_buf_putc(b, '"');
+		return;
+	}
+	bool utf8 = mg_utf8_valid(s, n);
 	const char *run = s;
 	for (const char *p = s; p < s + n; p++) {
 		unsigned char c = (unsigned char)*p;

@@ -192,12 +192,39 @@ static void test_log_ctx(void **state)
 	assert_int_equal(mg_log_ctx_get().has_trace, false);
 }
 
+static void test_json_plain(void **state)
+{
+	(void)state;
+	assert_true(mg_json_plain("", 0));
+	assert_true(mg_json_plain("tools/call echo 127.0.0.1 ~!", 28));
+	const char *bad[] = { "a\"b", "a\\b", "a\nb", "a\x7f", "caf\xc3\xa9", "\x01" };
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		/* at every position of a long string, in the 8-byte loop and the tail */
+		for (size_t pos = 0; pos < 20; pos++) {
+			char s[64];
+			memset(s, 'x', sizeof s);
+			size_t bl = strlen(bad[i]);
+			memcpy(s + pos, bad[i], bl);
+			assert_false(mg_json_plain(s, 24));
+		}
+	}
+	char all[256];
+	for (int c = 0; c < 256; c++) {
+		memset(all, 'a', 16);
+		all[c % 16] = (char)c;
+		bool plain = c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+		assert_int_equal(mg_json_plain(all, 16), plain);
+		assert_int_equal(mg_json_plain(all, 5), c % 16 < 5 ? plain : true);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_buf_limit),     cmocka_unit_test(test_base64),
 		cmocka_unit_test(test_sha256_and_ct), cmocka_unit_test(test_utf8),
 		cmocka_unit_test(test_parse),         cmocka_unit_test(test_log_ctx),
+		cmocka_unit_test(test_json_plain),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
