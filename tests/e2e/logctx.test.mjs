@@ -6,6 +6,8 @@
 // after the request was parsed, a refused credential - and checks that its
 // stderr line carries the same request_id as the request's audit record,
 // and the trace id of the client's traceparent once the body is parsed.
+// Also: auth_success is recorded once per identity, provider and client
+// address within audit.auth_success_interval_secs (default 60).
 
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -123,6 +125,17 @@ describe('request_id and trace_id in log lines', { timeout: 120000, concurrency:
         const line = lines(/ auth: 401 for POST \/mcp/);
         assert.equal(line.length, 1, gw.tail());
         assert.deepEqual(fields(line[0]), { request_id: rec.request_id, trace_id: undefined });
+    });
+
+    test('auth_success: once per identity, provider and client address within the interval; every call names its identity', () => {
+        const recs = audit();
+        const ok = recs.filter(e => e.event_type === 'auth_success');
+        assert.equal(ok.length, 1, JSON.stringify(ok));
+        assert.deepEqual([ok[0].identity_id, ok[0].provider, ok[0].client_address], ['alice', 'api_key', '127.0.0.1']);
+        const calls = recs.filter(e => e.event_type === 'tool_call' || e.event_type === 'tool_call_result' || e.event_type === 'authz_denied');
+        assert.ok(calls.length >= 4);
+        for (const c of calls) assert.deepEqual([c.identity_id, c.provider], ['alice', 'api_key'], JSON.stringify(c));
+        assert.equal(recs.filter(e => e.event_type === 'auth_failure').length, 1);
     });
 
     test('lines outside any request carry no ids', () => {
