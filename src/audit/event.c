@@ -150,6 +150,20 @@ static int put_member(struct mg_buf *b, const char *key, const char *value)
 {
 	if (!value || !*value)
 		return 0;
+	/* the common case - a short plain value - in one append */
+	size_t kl = strlen(key), vl = strlen(value);
+	char tmp[256];
+	if (kl + vl + 7 <= sizeof tmp && mg_json_plain(value, vl)) {
+		char *p = tmp;
+		memcpy(p, ",\"", 2);
+		memcpy(p + 2, key, kl);
+		p += 2 + kl;
+		memcpy(p, "\":\"", 3);
+		memcpy(p + 3, value, vl);
+		p += 3 + vl;
+		*p++ = '"';
+		return mg_buf_append(b, tmp, (size_t)(p - tmp));
+	}
 	if (put_key(b, key) < 0)
 		return -1;
 	return put_str(b, value);
