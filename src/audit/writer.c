@@ -454,6 +454,27 @@ static void process(struct mg_audit *a, struct qitem *items, size_t n)
 	a->run = run;
 }
 
+/* The earliest due time of the local sinks' pending syncs, or 0. */
+static uint64_t local_due(struct mg_audit *a)
+{
+	uint64_t due = 0;
+	for (size_t s = 0; s < a->n_local; s++) {
+		uint64_t d =
+		    a->local[s].ops->due_us ? a->local[s].ops->due_us(a->local[s].self) : 0;
+		if (d && (!due || d < due))
+			due = d;
+	}
+	return due;
+}
+
+static void flush_local(struct mg_audit *a)
+{
+	for (size_t s = 0; s < a->n_local; s++) {
+		if (a->local[s].ops->flush)
+			a->local[s].ops->flush(a->local[s].self);
+	}
+}
+
 static void *writer_main(void *arg)
 {
 	struct mg_audit *a = arg;
@@ -473,6 +494,13 @@ static void *writer_main(void *arg)
 			if (head_us && a->chain) {
 				uint64_t due = a->last_head_log_us + head_us;
 				uint64_t w = due > now ? due - now : 0;
+				if (w < wait_us)
+					wait_us = w;
+			}
+			/* a file written since its last sync is synced in time */
+			uint64_t sync_due = local_due(a);
+			if (sync_due) {
+				uint64_t w = sync_due > now ? sync_due - now : 0;
 				if (w < wait_us)
 					wait_us = w;
 			}
@@ -499,6 +527,8 @@ static void *writer_main(void *arg)
 
 		if (n)
 			process(a, items, n);
+		else
+			flush_local(a); /* a sync that came due */
 		if (reopen) {
 			for (size_t s = 0; s < a->n_local; s++) {
 				if (a->local[s].ops->reopen)
@@ -621,8 +651,8 @@ struct mg_audit *mg_audit_start(const struct mg_audit_config *cfg,
 				            cfg->file, (unsigned long long)seq + 1);
 			}
 		}
-		if (mg_audit_sink_file(&a->local[a->n_local], cfg->file, cfg->fsync, err,
-		                       err_size) < 0)
+		if (mg_audit_sink_file(&a->local[a->n_local], cfg->file, cfg->fsync,
+		                       cfg->fsync_interval_ms, err, err_size) < 0)
 			goto fail;
 		a->n_local++;
 	}

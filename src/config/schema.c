@@ -436,6 +436,10 @@ static const struct mg_field audit_fields[] = {
 	ENUM(S, fsync, "fsync", "batch", audit_fsyncs,
 	     "When the file is synced to disk: never (the OS decides), batch (after each run "
 	     "of records) or always (after every record)."),
+	INT(S, fsync_interval_ms, "fsync_interval_ms", "1000", 0, 60000,
+	    "With fsync = \"batch\": at most one sync per this many milliseconds, so records "
+	    "reach the disk at the latest this long after they were written (a crash of the "
+	    "gateway alone loses nothing written); 0: a sync after every run of records."),
 	BOOL(S, hash_chain, "hash_chain", "false",
 	     "Chain records with SHA-256 (seq, prev, hash members) so that `mcp-guard audit "
 	     "verify` finds any edited, removed or reordered record."),

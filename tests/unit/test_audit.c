@@ -17,6 +17,7 @@
 #include "audit/audit.h"
 #include "audit/internal.h"
 #include "config/config.h"
+#include "util/clock.h"
 #include "util/crypto.h"
 
 #define MG_GENESIS_TEXT "0000000000000000000000000000000000000000000000000000000000000000"
@@ -701,6 +702,45 @@ static void test_auth_success_interval(void **state)
 	assert_true(mg_audit_seen_due(&s, "user0", "api_key", "10.0.0.1", 161 * sec));
 }
 
+/* fsync = "batch" with fsync_interval_ms: a sync at most once per interval,
+ * and the sink says when the pending one is due so the writer wakes up. */
+static void test_file_sync_interval(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/mg-fsync-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char path[64];
+	snprintf(path, sizeof path, "%s/a.jsonl", dir);
+	char err[300];
+	struct mg_audit_sink s;
+	assert_int_equal(mg_audit_sink_file(&s, path, 1 /* batch */, 60000, err, sizeof err), 0);
+	assert_int_equal(s.ops->due_us(s.self), 0); /* nothing written */
+	assert_int_equal(s.ops->write(s.self, "{}\n", 3), 0);
+	uint64_t due = s.ops->due_us(s.self);
+	assert_true(due > mg_now_us() + 50ull * 1000000);
+	s.ops->flush(s.self); /* not yet due: still pending */
+	assert_int_equal(s.ops->due_us(s.self), due);
+	s.ops->free(s.self); /* synced and closed */
+
+	assert_int_equal(mg_audit_sink_file(&s, path, 1, 0, err, sizeof err), 0);
+	assert_int_equal(s.ops->write(s.self, "{}\n", 3), 0);
+	assert_true(s.ops->due_us(s.self) <= mg_now_us());
+	s.ops->flush(s.self); /* interval 0: synced after every run */
+	assert_int_equal(s.ops->due_us(s.self), 0);
+	s.ops->free(s.self);
+
+	assert_int_equal(mg_audit_sink_file(&s, path, 0 /* never */, 1000, err, sizeof err), 0);
+	assert_int_equal(s.ops->write(s.self, "{}\n", 3), 0);
+	assert_int_equal(s.ops->due_us(s.self), 0);
+	s.ops->free(s.self);
+	FILE *f = fopen(path, "r");
+	char buf[64] = "";
+	assert_int_equal(fread(buf, 1, sizeof buf - 1, f), 9);
+	fclose(f);
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -713,6 +753,7 @@ int main(void)
 		cmocka_unit_test(test_chain_and_verify),
 		cmocka_unit_test(test_chain_exact_bytes),
 		cmocka_unit_test(test_auth_success_interval),
+		cmocka_unit_test(test_file_sync_interval),
 		cmocka_unit_test(test_read_head),
 		cmocka_unit_test(test_spool_order_and_bound),
 		cmocka_unit_test(test_framing),
