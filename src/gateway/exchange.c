@@ -310,7 +310,7 @@ static bool reply_parsed(struct mg_call *call, const char *text, size_t len, str
  * this identity; tools/list only when the gateway learned from the same
  * list already. */
 static void on_raw_reply_in(struct mg_call *call, const char *text, size_t len,
-                         const struct mg_jscan *js, void *arg)
+                            const struct mg_jscan *js, void *arg)
 {
 	struct mg_exchange *x = arg;
 	char num[MG_I64_CHARS];
@@ -382,7 +382,8 @@ parsed:
 }
 
 /* on_raw_reply with the exchange's request as the log context. */
-static void on_raw_reply(struct mg_call *call, const char *text, size_t len, const struct mg_jscan *js, void *arg)
+static void on_raw_reply(struct mg_call *call, const char *text, size_t len,
+                         const struct mg_jscan *js, void *arg)
 {
 	struct mg_log_ctx prev = mg_log_ctx_set(&((struct mg_exchange *)arg)->log);
 	on_raw_reply_in(call, text, len, js, arg);
