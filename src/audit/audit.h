@@ -172,6 +172,36 @@ extern const char mg_audit_genesis[MG_AUDIT_HASH_HEX + 1];
 int mg_audit_chain(const char *obj, size_t len, uint64_t seq, const char *prev, struct mg_buf *out,
                    char hash_out[MG_AUDIT_HASH_HEX + 1]);
 
+struct mg_sha256_ctx;
+/* mg_audit_chain hashing with a reusable SHA-256 state (the writer's). */
+int mg_audit_chain_with(struct mg_sha256_ctx *sha, const char *obj, size_t len, uint64_t seq,
+                        const char *prev, struct mg_buf *out, char hash_out[MG_AUDIT_HASH_HEX + 1]);
+
+/* ---- auth_success records (seen.c) ----------------------------------------------------- */
+
+/* Which successful authentications are recorded: the first of each
+ * (identity, provider, client address) within `interval_us` (0: every
+ * one). A fixed table of MG_AUDIT_SEEN_SLOTS recent triples, by a 64-bit
+ * hash; a slot reused by another triple only makes a record come sooner,
+ * never later. Pure (time is a parameter). */
+#define MG_AUDIT_SEEN_SLOTS 4096
+struct mg_audit_seen {
+	uint64_t interval_us;
+	struct {
+		uint64_t hash, at_us;
+	} slot[MG_AUDIT_SEEN_SLOTS];
+};
+void mg_audit_seen_init(struct mg_audit_seen *s, uint64_t interval_us);
+/* true when an auth_success for this triple is to be recorded now (and
+ * remembers that it was). */
+bool mg_audit_seen_due(struct mg_audit_seen *s, const char *identity, const char *provider,
+                       const char *client, uint64_t now_us);
+
+/* The gateway's question (loop thread): record this auth_success? Uses
+ * `audit.auth_success_interval_secs`. false when a is NULL. */
+bool mg_audit_auth_success_due(struct mg_audit *a, const char *identity, const char *provider,
+                               const char *client, uint64_t now_us);
+
 /* ---- verification (verify.c) ---------------------------------------------------------- */
 
 /* A streaming verifier of one chain, fed line by line across files. */

@@ -84,9 +84,14 @@ static int put_str(struct mg_buf *b, const char *s)
 {
 	static const char hex[] = "0123456789abcdef";
 	size_t n = strlen(s);
-	bool utf8 = mg_utf8_valid(s, n);
 	if (mg_buf_putc(b, '"') < 0)
 		return -1;
+	if (mg_json_plain(s, n)) {
+		if (mg_buf_append(b, s, n) < 0)
+			return -1;
+		return mg_buf_putc(b, '"');
+	}
+	bool utf8 = mg_utf8_valid(s, n);
 	size_t run = 0;
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
@@ -145,6 +150,20 @@ static int put_member(struct mg_buf *b, const char *key, const char *value)
 {
 	if (!value || !*value)
 		return 0;
+	/* the common case - a short plain value - in one append */
+	size_t kl = strlen(key), vl = strlen(value);
+	char tmp[256];
+	if (kl + vl + 7 <= sizeof tmp && mg_json_plain(value, vl)) {
+		char *p = tmp;
+		memcpy(p, ",\"", 2);
+		memcpy(p + 2, key, kl);
+		p += 2 + kl;
+		memcpy(p, "\":\"", 3);
+		memcpy(p + 3, value, vl);
+		p += 3 + vl;
+		*p++ = '"';
+		return mg_buf_append(b, tmp, (size_t)(p - tmp));
+	}
 	if (put_key(b, key) < 0)
 		return -1;
 	return put_str(b, value);
@@ -215,18 +234,32 @@ static void to_hex(const uint8_t *d, size_t n, char *out)
 int mg_audit_chain(const char *obj, size_t len, uint64_t seq, const char *prev, struct mg_buf *out,
                    char hash_out[MG_AUDIT_HASH_HEX + 1])
 {
+	return mg_audit_chain_with(NULL, obj, len, seq, prev, out, hash_out);
+}
+
+int mg_audit_chain_with(struct mg_sha256_ctx *sha, const char *obj, size_t len, uint64_t seq,
+                        const char *prev, struct mg_buf *out, char hash_out[MG_AUDIT_HASH_HEX + 1])
+{
 	if (len < 2 || obj[0] != '{' || obj[len - 1] != '}')
 		return -1;
 	size_t start = out->len;
 	/* "{}" has no member to put a comma after. */
 	bool empty = len == 2;
+	char num[MG_I64_CHARS];
+	size_t nl = mg_fmt_i64(num, (int64_t)seq);
+	size_t pl = strlen(prev);
+	/* (appended piece by piece: a printf per record cost as much as the rest) */
 	if (mg_buf_append(out, obj, len - 1) < 0 ||
-	    mg_buf_printf(out, "%s\"seq\":%llu,\"prev\":\"%s\"}", empty ? "" : ",",
-	                  (unsigned long long)seq, prev) < 0)
+	    mg_buf_append(out, ",\"seq\":" + empty, 7 - empty) < 0 ||
+	    mg_buf_append(out, num, nl) < 0 || mg_buf_append(out, ",\"prev\":\"", 9) < 0 ||
+	    mg_buf_append(out, prev, pl) < 0 || mg_buf_append(out, "\"}", 2) < 0)
 		return -1;
 	uint8_t d[MG_SHA256_LEN];
-	mg_sha256(out->data + start, out->len - start, d);
+	mg_sha256_with(sha, out->data + start, out->len - start, d);
 	to_hex(d, sizeof d, hash_out);
 	out->len--; /* the closing brace goes after the hash */
-	return mg_buf_printf(out, ",\"hash\":\"%s\"}", hash_out);
+	if (mg_buf_append(out, ",\"hash\":\"", 9) < 0 ||
+	    mg_buf_append(out, hash_out, MG_AUDIT_HASH_HEX) < 0)
+		return -1;
+	return mg_buf_append(out, "\"}", 2);
 }

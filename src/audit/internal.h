@@ -36,8 +36,12 @@ struct mg_audit_sink_ops {
 	const char *name;
 	/* Writes `len` bytes of lines; 0 or -1. */
 	int (*write)(void *sink, const char *lines, size_t len);
-	/* After a run of writes: make them durable per the fsync policy. */
+	/* After a run of writes, and when due_us said so: make them durable per
+	 * the fsync policy. */
 	void (*flush)(void *sink);
+	/* When flush has pending work to do (monotonic us, mg_now_us), or 0:
+	 * the writer wakes up then even when no record comes. Optional. */
+	uint64_t (*due_us)(void *sink);
 	/* Reopens the destination (logrotate). */
 	void (*reopen)(void *sink);
 	/* Sends one batch (records as lines); `retry_after_secs` is set (-1 when
@@ -54,8 +58,8 @@ struct mg_audit_sink {
 
 /* The sinks (sink.c). */
 int mg_audit_sink_stdout(struct mg_audit_sink *s);
-int mg_audit_sink_file(struct mg_audit_sink *s, const char *path, int64_t fsync_policy, char *err,
-                       size_t err_size);
+int mg_audit_sink_file(struct mg_audit_sink *s, const char *path, int64_t fsync_policy,
+                       int64_t fsync_interval_ms, char *err, size_t err_size);
 int mg_audit_sink_http(struct mg_audit_sink *s, const struct mg_audit_config *cfg, char *err,
                        size_t err_size);
 

@@ -47,9 +47,14 @@
 
 enum { OVERFLOW_DROP, OVERFLOW_BLOCK };
 
+#define LINE_CAP    512  /* most records fit a buffer of this size */
+#define RECYCLE_MAX 2048 /* line buffers kept for reuse */
+#define STASH_MAX   64   /* of which the loop holds at most this many */
+
 struct qitem {
 	char *line;
 	size_t len;
+	size_t cap; /* LINE_CAP: goes back to the loop for the next record */
 };
 
 struct mg_audit {
@@ -62,6 +67,11 @@ struct mg_audit {
 	size_t cap, head, count;
 	bool stopping, reopen_req, head_req;
 	bool sleeping; /* the writer waits for work: the next event wakes it */
+	/* Line buffers written and handed back for reuse: freeing on the
+	 * writer what the loop allocated cost glibc a cross-arena free per
+	 * record (issue 12's benchmark); now they circulate. */
+	char **recycled;
+	size_t n_recycled;
 	pthread_t thread;
 	bool started;
 
@@ -83,6 +93,13 @@ struct mg_audit {
 
 	/* loop thread only */
 	uint64_t drop_logged_us, drops_unlogged;
+	struct mg_audit_seen *seen; /* which auth_success to record */
+	char *stash[STASH_MAX];     /* recycled line buffers, taken under no lock */
+	size_t n_stash;
+
+	/* writer thread only (again) */
+	struct mg_sha256_ctx *sha; /* the chain's digest state, reused */
+	struct mg_buf run;         /* a run of lines, reused */
 
 	_Atomic uint64_t emitted, written, exported, spooled, spool_pending, dropped, export_errors,
 	    write_errors, depth;
@@ -122,9 +139,11 @@ static void count_drop(struct mg_audit *a, uint64_t n, const char *why)
 	}
 }
 
-static void enqueue(struct mg_audit *a, char *line, size_t len)
+static void enqueue(struct mg_audit *a, char *line, size_t len, size_t cap)
 {
 	pthread_mutex_lock(&a->mu);
+	while (a->n_stash < STASH_MAX && a->n_recycled)
+		a->stash[a->n_stash++] = a->recycled[--a->n_recycled];
 	if (a->count == a->cap && a->cfg->overflow == OVERFLOW_BLOCK && !a->stopping) {
 		struct timespec ts;
 		deadline_after_ms(&ts, (uint64_t)a->cfg->block_timeout_ms);
@@ -139,7 +158,7 @@ static void enqueue(struct mg_audit *a, char *line, size_t len)
 		count_drop(a, 1, "the audit queue is full (audit.queue_size)");
 		return;
 	}
-	a->q[(a->head + a->count) % a->cap] = (struct qitem){ line, len };
+	a->q[(a->head + a->count) % a->cap] = (struct qitem){ line, len, cap };
 	a->count++;
 	atomic_store(&a->depth, a->count);
 	/* Under load the writer lingers and drains every LINGER_MS on its own:
@@ -156,9 +175,9 @@ void mg_audit_emit(struct mg_audit *a, const struct mg_audit_event *ev)
 		return;
 	struct mg_buf b;
 	mg_buf_init(&b, MAX_EVENT_BYTES);
-	/* most records fit: one allocation instead of four doublings from 64 */
-	b.data = malloc(512);
-	b.cap = b.data ? 512 : 0;
+	/* most records fit: one buffer (recycled) instead of four doublings from 64 */
+	b.data = a->n_stash ? a->stash[--a->n_stash] : malloc(LINE_CAP);
+	b.cap = b.data ? LINE_CAP : 0;
 	int64_t now = realtime_us();
 	if (mg_audit_serialize(ev, now, a->rd, &b) < 0) {
 		/* too large with its arguments or result: record the event without them */
@@ -173,8 +192,16 @@ void mg_audit_emit(struct mg_audit *a, const struct mg_audit_event *ev)
 			return;
 		}
 	}
-	size_t len = b.len;
-	enqueue(a, mg_buf_steal(&b), len);
+	size_t len = b.len, cap = b.cap;
+	enqueue(a, mg_buf_steal(&b), len, cap);
+}
+
+bool mg_audit_auth_success_due(struct mg_audit *a, const char *identity, const char *provider,
+                               const char *client, uint64_t now_us)
+{
+	if (!a)
+		return false;
+	return !a->seen || mg_audit_seen_due(a->seen, identity, provider, client, now_us);
 }
 
 bool mg_audit_wants_arguments(const struct mg_audit *a)
@@ -387,16 +414,16 @@ static void log_head(struct mg_audit *a)
 /* Writes a run of queued lines. */
 static void process(struct mg_audit *a, struct qitem *items, size_t n)
 {
-	struct mg_buf run;
-	mg_buf_init(&run, 0);
+	struct mg_buf run = a->run; /* keeps its allocation from run to run */
+	mg_buf_reset(&run);
 	uint64_t recs = 0;
 	for (size_t i = 0; i < n; i++) {
 		size_t start = run.len;
 		int rc;
 		if (a->chain) {
 			char hash[MG_AUDIT_HASH_HEX + 1];
-			rc = mg_audit_chain(items[i].line, items[i].len, a->seq + 1, a->prev, &run,
-			                    hash);
+			rc = mg_audit_chain_with(a->sha, items[i].line, items[i].len, a->seq + 1,
+			                         a->prev, &run, hash);
 			if (rc == 0) {
 				a->seq++;
 				memcpy(a->prev, hash, sizeof hash);
@@ -404,7 +431,10 @@ static void process(struct mg_audit *a, struct qitem *items, size_t n)
 		} else {
 			rc = mg_buf_append(&run, items[i].line, items[i].len);
 		}
-		free(items[i].line);
+		if (items[i].cap != LINE_CAP) {
+			free(items[i].line);
+			items[i].line = NULL;
+		} /* (the others go back to the loop: give_back) */
 		if (rc < 0 || mg_buf_putc(&run, '\n') < 0) {
 			run.len = start;
 			atomic_fetch_add(&a->dropped, 1);
@@ -433,7 +463,48 @@ static void process(struct mg_audit *a, struct qitem *items, size_t n)
 		if (a->n_local)
 			atomic_fetch_add(&a->written, recs);
 	}
-	mg_buf_free(&run);
+	/* a burst's buffer is not kept forever */
+	if (run.cap > (1u << 20)) {
+		mg_buf_free(&run);
+		mg_buf_init(&run, 0);
+	}
+	a->run = run;
+}
+
+/* Puts the written line buffers back for the loop (a->mu held); frees
+ * what does not fit. */
+static void give_back(struct mg_audit *a, struct qitem *items, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (!items[i].line)
+			continue;
+		if (a->recycled && a->n_recycled < RECYCLE_MAX)
+			a->recycled[a->n_recycled++] = items[i].line;
+		else
+			free(items[i].line);
+		items[i].line = NULL;
+	}
+}
+
+/* The earliest due time of the local sinks' pending syncs, or 0. */
+static uint64_t local_due(struct mg_audit *a)
+{
+	uint64_t due = 0;
+	for (size_t s = 0; s < a->n_local; s++) {
+		uint64_t d =
+		    a->local[s].ops->due_us ? a->local[s].ops->due_us(a->local[s].self) : 0;
+		if (d && (!due || d < due))
+			due = d;
+	}
+	return due;
+}
+
+static void flush_local(struct mg_audit *a)
+{
+	for (size_t s = 0; s < a->n_local; s++) {
+		if (a->local[s].ops->flush)
+			a->local[s].ops->flush(a->local[s].self);
+	}
 }
 
 static void *writer_main(void *arg)
@@ -455,6 +526,13 @@ static void *writer_main(void *arg)
 			if (head_us && a->chain) {
 				uint64_t due = a->last_head_log_us + head_us;
 				uint64_t w = due > now ? due - now : 0;
+				if (w < wait_us)
+					wait_us = w;
+			}
+			/* a file written since its last sync is synced in time */
+			uint64_t sync_due = local_due(a);
+			if (sync_due) {
+				uint64_t w = sync_due > now ? sync_due - now : 0;
 				if (w < wait_us)
 					wait_us = w;
 			}
@@ -481,6 +559,8 @@ static void *writer_main(void *arg)
 
 		if (n)
 			process(a, items, n);
+		else
+			flush_local(a); /* a sync that came due */
 		if (reopen) {
 			for (size_t s = 0; s < a->n_local; s++) {
 				if (a->local[s].ops->reopen)
@@ -494,9 +574,12 @@ static void *writer_main(void *arg)
 		    (a->batch.n || (a->spool && mg_audit_spool_files(a->spool))) &&
 		    now - a->batch_since_us >= interval_us)
 			export_flush(a, false);
-		if (stop)
-			break;
 		pthread_mutex_lock(&a->mu);
+		give_back(a, items, n);
+		if (stop) {
+			pthread_mutex_unlock(&a->mu);
+			break;
+		}
 		if (n) {
 			/* group commit: let more records arrive before the next run */
 			struct timespec ts;
@@ -548,6 +631,7 @@ struct mg_audit *mg_audit_start(const struct mg_audit_config *cfg,
 	a->cfg = cfg;
 	a->cap = (size_t)cfg->queue_size;
 	a->q = calloc(a->cap, sizeof *a->q);
+	a->recycled = calloc(RECYCLE_MAX, sizeof *a->recycled);
 	pthread_mutex_init(&a->mu, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
@@ -556,6 +640,14 @@ struct mg_audit *mg_audit_start(const struct mg_audit_config *cfg,
 	pthread_cond_init(&a->not_full, &ca);
 	pthread_condattr_destroy(&ca);
 	mg_audit_batch_init(&a->batch);
+	mg_buf_init(&a->run, 0);
+	a->sha = mg_sha256_ctx_new();
+	if (cfg->auth_success_interval_secs > 0) {
+		a->seen = malloc(sizeof *a->seen);
+		if (a->seen)
+			mg_audit_seen_init(a->seen,
+			                   (uint64_t)cfg->auth_success_interval_secs * 1000000u);
+	}
 	memcpy(a->prev, mg_audit_genesis, sizeof a->prev);
 	a->chain = cfg->hash_chain;
 	if (mg_random_bytes(&a->rng, sizeof a->rng) < 0 || a->rng == 0)
@@ -595,8 +687,8 @@ struct mg_audit *mg_audit_start(const struct mg_audit_config *cfg,
 				            cfg->file, (unsigned long long)seq + 1);
 			}
 		}
-		if (mg_audit_sink_file(&a->local[a->n_local], cfg->file, cfg->fsync, err,
-		                       err_size) < 0)
+		if (mg_audit_sink_file(&a->local[a->n_local], cfg->file, cfg->fsync,
+		                       cfg->fsync_interval_ms, err, err_size) < 0)
 			goto fail;
 		a->n_local++;
 	}
@@ -645,9 +737,17 @@ void mg_audit_free(struct mg_audit *a)
 	}
 	for (size_t i = 0; i < a->count; i++)
 		free(a->q[(a->head + i) % a->cap].line);
+	for (size_t i = 0; i < a->n_recycled; i++)
+		free(a->recycled[i]);
+	free(a->recycled);
+	for (size_t i = 0; i < a->n_stash; i++)
+		free(a->stash[i]);
 	free_sinks(a);
 	mg_audit_spool_close(a->spool);
 	mg_audit_batch_free(&a->batch);
+	mg_buf_free(&a->run);
+	mg_sha256_ctx_free(a->sha);
+	free(a->seen);
 	mg_audit_redactor_free(a->rd);
 	pthread_cond_destroy(&a->not_empty);
 	pthread_cond_destroy(&a->not_full);

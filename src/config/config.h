@@ -182,9 +182,11 @@ struct mg_audit_config {
 	int64_t queue_size;
 	int64_t overflow; /* 0 drop, 1 block */
 	int64_t block_timeout_ms;
-	int64_t fsync; /* 0 never, 1 batch, 2 always */
+	int64_t fsync;             /* 0 never, 1 batch, 2 always */
+	int64_t fsync_interval_ms; /* batch: at most one sync per this long; 0: every run */
 	bool hash_chain;
 	int64_t head_log_interval_secs;
+	int64_t auth_success_interval_secs; /* 0: an auth_success record per request */
 	bool include_arguments;
 	bool include_results;
 	struct mg_strv redact_paths;

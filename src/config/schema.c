@@ -437,12 +437,20 @@ static const struct mg_field audit_fields[] = {
 	ENUM(S, fsync, "fsync", "batch", audit_fsyncs,
 	     "When the file is synced to disk: never (the OS decides), batch (after each run "
 	     "of records) or always (after every record)."),
+	INT(S, fsync_interval_ms, "fsync_interval_ms", "1000", 0, 60000,
+	    "With fsync = \"batch\": at most one sync per this many milliseconds, so records "
+	    "reach the disk at the latest this long after they were written (a crash of the "
+	    "gateway alone loses nothing written); 0: a sync after every run of records."),
 	BOOL(S, hash_chain, "hash_chain", "false",
 	     "Chain records with SHA-256 (seq, prev, hash members) so that `mcp-guard audit "
 	     "verify` finds any edited, removed or reordered record."),
 	INT(S, head_log_interval_secs, "head_log_interval_secs", "300", 0, 86400,
 	    "Seconds between log lines giving the chain head (seq and hash) to anchor "
 	    "elsewhere; 0: only at shutdown."),
+	INT(S, auth_success_interval_secs, "auth_success_interval_secs", "60", 0, 86400,
+	    "Record an auth_success event for an identity, provider and client address at "
+	    "most once in this many seconds (failures are always recorded, and every "
+	    "tool_call names its identity); 0: one per request."),
 	BOOL(S, include_arguments, "include_arguments", "false",
 	     "Record tool arguments in tool_call events (after redaction)."),
 	BOOL(S, include_results, "include_results", "false",

@@ -18,6 +18,7 @@
 #include "auth/auth.h"
 #include "gateway/internal.h"
 #include "gateway/pipeline.h"
+#include "util/clock.h"
 #include "util/log.h"
 
 /* ---- Origin and Host (DNS rebinding) -------------------------------------------------- */
@@ -170,11 +171,10 @@ static void reply_auth_failure(struct mg_gateway *gw, struct mg_http_req *req, s
 		h[n++] = (struct mg_http_hdr){ "WWW-Authenticate", challenge };
 	}
 	/* The reason goes to the log only: it may say which provider refused. */
-	char rid[17];
-	mg_pipeline_audit_request_id(req, rid);
-	mg_log_info("auth: %d for %s %s from %s: %s (request %s)", status, mg_http_req_method(req),
+	/* (the request id is on the line: the log context, see util/log.h) */
+	mg_log_info("auth: %d for %s %s from %s: %s", status, mg_http_req_method(req),
 	            mg_http_req_path(req), mg_http_req_peer(req),
-	            o->reason[0] ? o->reason : "no credentials", rid);
+	            o->reason[0] ? o->reason : "no credentials");
 	mg_cors_headers(gw, req, h, &n);
 	json_t *e = mg_rpc_error_new(NULL, MG_RPC_INVALID_REQUEST, msg, NULL);
 	mg_reply_json(req, status, e, h, n);
@@ -219,7 +219,9 @@ static void after_auth(struct mg_gateway *gw, struct mg_http_req *req, struct mg
 		reply_auth_failure(gw, req, auth, o);
 		return;
 	}
-	if (gw->audit && strcmp(o->identity->provider, "anonymous") != 0)
+	if (gw->audit && strcmp(o->identity->provider, "anonymous") != 0 &&
+	    mg_audit_auth_success_due(gw->audit, o->identity->id, o->identity->provider,
+	                              mg_http_req_peer(req), mg_now_us()))
 		mg_pipeline_audit_req(gw, req, MG_AUDIT_AUTH_SUCCESS, o->identity, NULL, NULL, 1,
 		                      NULL);
 	mg_rate_limit_then_dispatch(gw, req, o->identity);
@@ -229,9 +231,11 @@ static void after_auth(struct mg_gateway *gw, struct mg_http_req *req, struct mg
 static void on_auth_done(const struct mg_auth_outcome *o, void *arg)
 {
 	struct mg_access *ac = arg;
+	struct mg_log_ctx prev = mg_pipeline_log_enter(ac->req);
 	mg_http_req_on_close(ac->req, NULL, NULL);
 	after_auth(ac->gw, ac->req, ac->auth, o);
 	mg_access_free(ac);
+	mg_log_ctx_restore(prev);
 }
 
 static void on_auth_client_close(struct mg_http_req *req, void *arg)

@@ -29,6 +29,7 @@
 #include "mcp/params.h"
 #include "util/clock.h"
 #include "util/crypto.h"
+#include "util/log.h"
 #include "util/str.h"
 
 /* The tool_call_result of exchange `x`: `msg` is the answer (a tree), or
@@ -53,9 +54,12 @@ static void audit_result(struct mg_exchange *x, const json_t *msg, const char *r
 		else if (!ok)
 			why = "the tool reported an error (isError)";
 	}
+	char tid[33];
+	mg_pipeline_trace_hex(&x->log, tid);
 	struct mg_audit_event ev = {
 		.type = MG_AUDIT_TOOL_CALL_RESULT,
 		.request_id = x->audit_rid,
+		.trace_id = tid,
 		.identity = x->identity ? x->identity->id : NULL,
 		.provider = x->identity ? x->identity->provider : NULL,
 		.client = x->audit_client,
@@ -246,7 +250,7 @@ static bool bridge_result_to_legacy(json_t *result)
 	return true;
 }
 
-static void on_reply(struct mg_call *call, json_t *msg, void *arg)
+static void on_reply_in(struct mg_call *call, json_t *msg, void *arg)
 {
 	struct mg_exchange *x = arg;
 	(void)call;
@@ -278,6 +282,14 @@ static void on_reply(struct mg_call *call, json_t *msg, void *arg)
 	exchange_finish(x, msg, x->modern ? modern_status(msg) : 200);
 }
 
+/* on_reply with the exchange's request as the log context. */
+static void on_reply(struct mg_call *call, json_t *msg, void *arg)
+{
+	struct mg_log_ctx prev = mg_log_ctx_set(&((struct mg_exchange *)arg)->log);
+	on_reply_in(call, msg, arg);
+	mg_log_ctx_restore(prev);
+}
+
 /* The parsed path for a reply that arrived as text (mg_rpc_parse accepts
  * whatever mg_jscan accepted; a failure is only out of memory, and then
  * the client gets an error and false is returned). */
@@ -302,8 +314,8 @@ static bool reply_parsed(struct mg_call *call, const char *text, size_t len, str
  * nothing else in the answer changes: no bridging, no list filtering for
  * this identity; tools/list only when the gateway learned from the same
  * list already. */
-static void on_raw_reply(struct mg_call *call, const char *text, size_t len,
-                         const struct mg_jscan *js, void *arg)
+static void on_raw_reply_in(struct mg_call *call, const char *text, size_t len,
+                            const struct mg_jscan *js, void *arg)
 {
 	struct mg_exchange *x = arg;
 	char num[MG_I64_CHARS];
@@ -373,9 +385,18 @@ parsed:
 	(void)reply_parsed(call, text, len, x);
 }
 
+/* on_raw_reply with the exchange's request as the log context. */
+static void on_raw_reply(struct mg_call *call, const char *text, size_t len,
+                         const struct mg_jscan *js, void *arg)
+{
+	struct mg_log_ctx prev = mg_log_ctx_set(&((struct mg_exchange *)arg)->log);
+	on_raw_reply_in(call, text, len, js, arg);
+	mg_log_ctx_restore(prev);
+}
+
 /* A notification for this exchange: progress for its token, or (modern
  * upstream) a subscription notification naming it. */
-static void on_progress(struct mg_call *call, json_t *msg, void *arg)
+static void on_progress_in(struct mg_call *call, json_t *msg, void *arg)
 {
 	struct mg_exchange *x = arg;
 	(void)call;
@@ -393,6 +414,14 @@ static void on_progress(struct mg_call *call, json_t *msg, void *arg)
 	mg_exchange_push(x, msg);
 }
 
+/* on_progress with the exchange's request as the log context. */
+static void on_progress(struct mg_call *call, json_t *msg, void *arg)
+{
+	struct mg_log_ctx prev = mg_log_ctx_set(&((struct mg_exchange *)arg)->log);
+	on_progress_in(call, msg, arg);
+	mg_log_ctx_restore(prev);
+}
+
 static long request_timeout(struct mg_gateway *gw, const struct mg_route *r)
 {
 	const struct mg_upstream_config *u = r->up->cfg;
@@ -400,7 +429,7 @@ static long request_timeout(struct mg_gateway *gw, const struct mg_route *r)
 	                               : (long)gw->cfg->server.request_timeout_secs;
 }
 
-static void on_exchange_timeout(evutil_socket_t fd, short what, void *arg)
+static void on_exchange_timeout_in(evutil_socket_t fd, short what, void *arg)
 {
 	struct mg_exchange *x = arg;
 	(void)fd;
@@ -408,9 +437,13 @@ static void on_exchange_timeout(evutil_socket_t fd, short what, void *arg)
 	char m[256];
 	snprintf(m, sizeof m, "the upstream did not answer %s within %ld s; request cancelled",
 	         x->method, request_timeout(x->gw, x->route));
+	mg_log_warn("upstream %s: %s", x->route->name, m);
 	if (x->gw->audit) {
+		char tid[33];
+		mg_pipeline_trace_hex(&x->log, tid);
 		struct mg_audit_event ev = { .type = MG_AUDIT_UPSTREAM_ERROR,
 			                     .request_id = x->audit_rid[0] ? x->audit_rid : NULL,
+			                     .trace_id = tid,
 			                     .server = x->route->name,
 			                     .method = x->method,
 			                     .tool = x->audit_tool,
@@ -423,7 +456,15 @@ static void on_exchange_timeout(evutil_socket_t fd, short what, void *arg)
 	exchange_error(x, MG_RPC_INTERNAL_ERROR, m, json_pack("{s:s}", "mcpGuard", "timeout"));
 }
 
-static void on_exchange_client_close(struct mg_http_req *req, void *arg)
+/* on_exchange_timeout with the exchange's request as the log context. */
+static void on_exchange_timeout(evutil_socket_t fd, short what, void *arg)
+{
+	struct mg_log_ctx prev = mg_log_ctx_set(&((struct mg_exchange *)arg)->log);
+	on_exchange_timeout_in(fd, what, arg);
+	mg_log_ctx_restore(prev);
+}
+
+static void on_exchange_client_close_in(struct mg_http_req *req, void *arg)
 {
 	struct mg_exchange *x = arg;
 	(void)req;
@@ -433,6 +474,14 @@ static void on_exchange_client_close(struct mg_http_req *req, void *arg)
 	if (x->audit_tool)
 		audit_result(x, NULL, NULL, 0, "the client left before the answer; call cancelled");
 	mg_exchange_free(x);
+}
+
+/* on_exchange_client_close with the exchange's request as the log context. */
+static void on_exchange_client_close(struct mg_http_req *req, void *arg)
+{
+	struct mg_log_ctx prev = mg_log_ctx_set(&((struct mg_exchange *)arg)->log);
+	on_exchange_client_close_in(req, arg);
+	mg_log_ctx_restore(prev);
 }
 
 /* Removes the io.modelcontextprotocol/ keys a legacy upstream does not know. */
@@ -552,6 +601,7 @@ void mg_exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struct mg
 	 * stream: never with an SSE response of its own. */
 	x->accept_sse = !mg_http_req_diverted(req) && mg_accepts_sse(mg_hdr(req, "Accept"));
 	x->start_us = mg_http_req_start_us(req);
+	x->log = mg_pipeline_log_ctx(req);
 	snprintf(x->method, sizeof x->method, "%s", msg->method);
 	x->call.on_reply = on_reply;
 	/* Pinning reads every tools/list of a server that pins. */
@@ -572,9 +622,12 @@ void mg_exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struct mg
 		                   : NULL;
 		if (json_is_string(name)) {
 			x->audit_tool = mg_strdup(json_string_value(name));
+			char tid[33];
+			mg_pipeline_trace_hex(&x->log, tid);
 			struct mg_audit_event ev = {
 				.type = MG_AUDIT_TOOL_CALL,
 				.request_id = x->audit_rid,
+				.trace_id = tid,
 				.identity = id ? id->id : NULL,
 				.provider = id ? id->provider : NULL,
 				.client = x->audit_client,

@@ -23,6 +23,7 @@
 #include "build-info.h"
 #include "config/checks.h"
 #include "gateway/internal.h"
+#include "gateway/pipeline.h"
 #include "gateway/oauth.h"
 #include "gateway/pins.h"
 #include "http/client.h"
@@ -199,7 +200,9 @@ void mg_gateway_on_request(struct mg_http_req *req, void *arg)
 	    (strcmp(path, gw->cfg->server.mcp_path) == 0 ||
 	     (gw->cfg->server.legacy_sse && (strcmp(path, gw->cfg->server.sse_path) == 0 ||
 	                                     strcmp(path, gw->cfg->server.messages_path) == 0)))) {
+		struct mg_log_ctx prev = mg_pipeline_log_enter(req);
 		mg_mcp_handle(gw, req);
+		mg_log_ctx_restore(prev);
 		return;
 	}
 	if (get && strncmp(path, "/.well-known/oauth-protected-resource", 37) == 0 &&
@@ -237,7 +240,9 @@ void mg_gateway_on_request(struct mg_http_req *req, void *arg)
 	/* /routes and the endpoints: the MCP pipeline (origin, credentials,
 	 * limits) before anything is said about them. */
 	if (strcmp(path, "/routes") == 0 || mg_route_find(gw, path, NULL)) {
+		struct mg_log_ctx prev = mg_pipeline_log_enter(req);
 		mg_mcp_handle(gw, req);
+		mg_log_ctx_restore(prev);
 		return;
 	}
 	if (gw->cfg->upstream.n_servers == 0) {

@@ -27,6 +27,7 @@
 #include "metrics/metrics.h"
 #include "upstream/upstream.h"
 #include "util/buf.h"
+#include "util/log.h"
 
 #define MG_SESSION_ID_LEN    32 /* hex of 128 random bits */
 #define MG_MAX_CLIENT_OUTPUT (32u * 1024 * 1024)
@@ -118,6 +119,7 @@ struct mg_exchange {
 	char *audit_tool;        /* tools/call being audited: its result is recorded */
 	char audit_rid[17];      /* audit request id (when audit is on) */
 	char audit_client[64];   /* client address, for events after the request is gone */
+	struct mg_log_ctx log;   /* request and trace id for log lines of its callbacks */
 	uint64_t sent_us;        /* forwarded at (metrics); 0: not forwarded */
 	enum mg_x_answer answer; /* what the upstream's side came to (metrics) */
 };
@@ -341,6 +343,9 @@ void mg_obs_limit(struct mg_gateway *gw, struct mg_http_req *req, enum mg_mscope
  * into msg's params._meta (traceparent, tracestate) and true is returned
  * (the caller then sends the tree, not the client's text). */
 bool mg_obs_trace_inject(struct mg_http_req *req, struct mg_rpc_msg *msg);
+/* The trace id of `req` (16 bytes) once its trace is decided; false when
+ * tracing is off or the body is not parsed yet. */
+bool mg_obs_trace_id(const struct mg_http_req *req, uint8_t out[16]);
 /* An exchange is being freed: the upstream's request, error and latency. */
 void mg_obs_exchange_end(struct mg_exchange *x);
 

@@ -50,10 +50,12 @@ static void on_hold_client_close(struct mg_http_req *req, void *arg)
 static void on_hold_decided(const struct mg_rl_decision *d, void *arg)
 {
 	struct mg_hold *h = arg;
+	struct mg_log_ctx prev = mg_pipeline_log_enter(h->req);
 	h->wait = NULL;
 	mg_http_req_on_close(h->req, NULL, NULL);
 	h->decided(h, d);
 	mg_hold_free(h);
+	mg_log_ctx_restore(prev);
 }
 
 /* Checks `key` and calls h->decided now or later; takes ownership of h. */

@@ -162,6 +162,7 @@ static void trace_method(struct rtrace *t, struct mg_http_req *req, const struct
 		t->sampled = mg_trace_sampled(t->trace_id, tc->sample_rate);
 	}
 	t->decided = true;
+	mg_log_ctx_set_trace(t->trace_id);
 	if (!t->sampled)
 		return;
 	if (ts && mg_tracestate_valid(ts, strlen(ts)))
@@ -193,6 +194,15 @@ static void trace_parsed(struct mg_http_req *req, const struct mg_rpc_msg *msg)
 	struct rtrace *t = rtrace_of(req);
 	if (t && !t->decided && (msg->kind == MG_RPC_REQUEST || msg->kind == MG_RPC_NOTIFICATION))
 		trace_method(t, req, msg, t->tc);
+}
+
+bool mg_obs_trace_id(const struct mg_http_req *req, uint8_t out[16])
+{
+	const struct rtrace *t = mg_http_req_data(req);
+	if (!t || !t->decided)
+		return false;
+	memcpy(out, t->trace_id, 16);
+	return true;
 }
 
 bool mg_obs_trace_inject(struct mg_http_req *req, struct mg_rpc_msg *msg)

@@ -28,10 +28,11 @@ int mg_pipeline_log_level_index(const char *s)
 
 /* ---- audit (LOG phase) ------------------------------------------------------------- */
 
-/* A request id for audit records: a mix of the request's address and start
- * time with a per-process random salt, so every event of one HTTP request
- * carries the same id without storing it anywhere. */
-void mg_pipeline_audit_request_id(const struct mg_http_req *req, char out[17])
+/* A request id for audit records and log lines: a mix of the request's
+ * address and start time with a per-process random salt, so every event of
+ * one HTTP request carries the same id without storing it anywhere. Never
+ * 0 (0 means "no request" to the log context). */
+uint64_t mg_pipeline_request_id(const struct mg_http_req *req)
 {
 	static uint64_t salt;
 	if (!salt && (mg_random_bytes(&salt, sizeof salt) < 0 || !salt))
@@ -41,7 +42,43 @@ void mg_pipeline_audit_request_id(const struct mg_http_req *req, char out[17])
 	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
 	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
 	x ^= x >> 31;
-	snprintf(out, 17, "%016llx", (unsigned long long)x);
+	return x ? x : 1;
+}
+
+void mg_pipeline_audit_request_id(const struct mg_http_req *req, char out[17])
+{
+	static const char hex[] = "0123456789abcdef";
+	uint64_t x = mg_pipeline_request_id(req);
+	for (int i = 15; i >= 0; i--, x >>= 4)
+		out[i] = hex[x & 15];
+	out[16] = '\0';
+}
+
+struct mg_log_ctx mg_pipeline_log_ctx(const struct mg_http_req *req)
+{
+	struct mg_log_ctx c = { .request_id = mg_pipeline_request_id(req) };
+	c.has_trace = mg_obs_trace_id(req, c.trace_id);
+	return c;
+}
+
+struct mg_log_ctx mg_pipeline_log_enter(const struct mg_http_req *req)
+{
+	struct mg_log_ctx c = mg_pipeline_log_ctx(req);
+	return mg_log_ctx_set(&c);
+}
+
+void mg_pipeline_trace_hex(const struct mg_log_ctx *c, char out[33])
+{
+	static const char hex[] = "0123456789abcdef";
+	if (!c->has_trace) {
+		out[0] = '\0';
+		return;
+	}
+	for (int i = 0; i < 16; i++) {
+		out[2 * i] = hex[c->trace_id[i] >> 4];
+		out[2 * i + 1] = hex[c->trace_id[i] & 15];
+	}
+	out[32] = '\0';
 }
 
 /* One event about `req` (callers test gw->audit first: one branch when off). */
@@ -49,12 +86,15 @@ void mg_pipeline_audit_req(struct mg_gateway *gw, const struct mg_http_req *req,
                            enum mg_audit_type type, const struct mg_identity *id,
                            const char *method, const char *tool, int success, const char *message)
 {
-	char rid[17];
+	char rid[17], tid[33];
 	mg_pipeline_audit_request_id(req, rid);
 	struct mg_route *r = mg_req_route(gw, (struct mg_http_req *)req);
+	struct mg_log_ctx c = mg_pipeline_log_ctx(req);
+	mg_pipeline_trace_hex(&c, tid);
 	struct mg_audit_event ev = {
 		.type = type,
 		.request_id = rid,
+		.trace_id = tid,
 		.identity = id ? id->id : NULL,
 		.provider = id ? id->provider : NULL,
 		.client = mg_http_req_peer(req),

@@ -13,6 +13,7 @@
 
 #include "audit/audit.h"
 #include "gateway/internal.h"
+#include "util/log.h"
 
 struct mg_auth_wait;
 struct mg_rl_wait;
@@ -59,9 +60,19 @@ struct mg_hold {
 
 /* The index of a syslog level name (0 emergency .. 7 debug), or -1. */
 int mg_pipeline_log_level_index(const char *s);
-/* The audit request id of `req` (16 hex digits): the same for every event
- * of one HTTP request, stored nowhere. */
+/* The request id of `req`: the same for every audit event and log line of
+ * one HTTP request, stored nowhere; never 0. */
+uint64_t mg_pipeline_request_id(const struct mg_http_req *req);
+/* The audit request id of `req` (16 hex digits of mg_pipeline_request_id). */
 void mg_pipeline_audit_request_id(const struct mg_http_req *req, char out[17]);
+/* The log context of `req`: its request id, and its trace id once the
+ * trace is known (tracing on, body parsed). */
+struct mg_log_ctx mg_pipeline_log_ctx(const struct mg_http_req *req);
+/* Makes `req`'s context the thread's log context; returns the previous one
+ * (mg_log_ctx_restore it when the callback returns). */
+struct mg_log_ctx mg_pipeline_log_enter(const struct mg_http_req *req);
+/* The trace id of `c` as 32 hex digits, or "" when it has none. */
+void mg_pipeline_trace_hex(const struct mg_log_ctx *c, char out[33]);
 /* One audit event about `req` (callers test gw->audit first). */
 void mg_pipeline_audit_req(struct mg_gateway *gw, const struct mg_http_req *req,
                            enum mg_audit_type type, const struct mg_identity *id,

@@ -43,6 +43,26 @@ void mg_sha256(const void *data, size_t n, uint8_t out[MG_SHA256_LEN])
 	EVP_Digest(data, n, out, &len, sha256_md ? sha256_md : EVP_sha256(), NULL);
 }
 
+struct mg_sha256_ctx *mg_sha256_ctx_new(void)
+{
+	pthread_once(&sha256_once, sha256_fetch);
+	return (struct mg_sha256_ctx *)EVP_MD_CTX_new();
+}
+
+void mg_sha256_with(struct mg_sha256_ctx *c, const void *data, size_t n, uint8_t out[MG_SHA256_LEN])
+{
+	EVP_MD_CTX *x = (EVP_MD_CTX *)c;
+	unsigned int len = MG_SHA256_LEN;
+	if (!x || !sha256_md || EVP_DigestInit_ex2(x, sha256_md, NULL) != 1 ||
+	    EVP_DigestUpdate(x, data, n) != 1 || EVP_DigestFinal_ex(x, out, &len) != 1)
+		mg_sha256(data, n, out);
+}
+
+void mg_sha256_ctx_free(struct mg_sha256_ctx *c)
+{
+	EVP_MD_CTX_free((EVP_MD_CTX *)c);
+}
+
 static const char b64_std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 static const char b64_url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 

@@ -18,6 +18,15 @@ int mg_random_bytes(void *buf, size_t n);
 /* SHA-256 of `n` bytes into `out`. */
 void mg_sha256(const void *data, size_t n, uint8_t out[MG_SHA256_LEN]);
 
+/* A reusable SHA-256 state for one thread hashing many small inputs (the
+ * audit chain): no allocation or set-up per digest. NULL when out of
+ * memory; mg_sha256_with(NULL, ...) is mg_sha256. */
+struct mg_sha256_ctx;
+struct mg_sha256_ctx *mg_sha256_ctx_new(void);
+void mg_sha256_with(struct mg_sha256_ctx *c, const void *data, size_t n,
+                    uint8_t out[MG_SHA256_LEN]);
+void mg_sha256_ctx_free(struct mg_sha256_ctx *c);
+
 /* Encodes `n` bytes as base64 into `out` (NUL-terminated). With `url` the
  * URL-safe alphabet is used and padding is omitted. `out_size` must be at
  * least mg_base64_encoded_len(n) + 1. Returns the length written. */

@@ -167,3 +167,27 @@ size_t mg_fmt_i64(char *out, int64_t v)
 		out[len++] = tmp[--n];
 	return len;
 }
+
+bool mg_json_plain(const char *s, size_t n)
+{
+	/* 8 bytes at a time: any byte < 0x20, >= 0x7f, '"' or '\\' stops it */
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		uint64_t w;
+		memcpy(&w, p + i, 8);
+		const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+		uint64_t ctl = (w - ones * 0x20) & ~w;   /* < 0x20 */
+		uint64_t del = (w + ones * 0x01) & high; /* >= 0x7f (with w's high bits) */
+		uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\');
+		uint64_t zq = (q - ones) & ~q, zb = (bs - ones) & ~bs; /* == '"', == '\\' */
+		if ((ctl | del | zq | zb | w) & high)
+			return false;
+	}
+	for (; i < n; i++) {
+		unsigned char c = p[i];
+		if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\')
+			return false;
+	}
+	return true;
+}

@@ -43,4 +43,9 @@ size_t mg_fmt_i64(char *out, int64_t v);
 /* true when the `n` bytes are valid UTF-8 (no overlongs, no surrogates). */
 bool mg_utf8_valid(const char *s, size_t n);
 
+/* true when the `n` bytes of `s` go into a JSON string as they are: all
+ * printable ASCII (0x20..0x7e) other than '"' and '\\'. Serializers check
+ * this first and copy the whole string at once (most strings are plain). */
+bool mg_json_plain(const char *s, size_t n);
+
 #endif

@@ -17,6 +17,10 @@
 #include "audit/audit.h"
 #include "audit/internal.h"
 #include "config/config.h"
+#include "util/clock.h"
+#include "util/crypto.h"
+
+#define MG_GENESIS_TEXT "0000000000000000000000000000000000000000000000000000000000000000"
 
 static struct mg_config *load(const char *toml)
 {
@@ -626,6 +630,117 @@ static void test_queue_block_policy_is_bounded(void **state)
 	mg_config_free(cfg);
 }
 
+/* The chained line's exact bytes, against digests computed elsewhere
+ * (Python hashlib), with and without a reused digest state. */
+static void test_chain_exact_bytes(void **state)
+{
+	(void)state;
+	struct mg_sha256_ctx *sha = mg_sha256_ctx_new();
+	assert_non_null(sha);
+	for (int round = 0; round < 2; round++) {
+		struct mg_sha256_ctx *c = round ? sha : NULL;
+		struct mg_buf out;
+		mg_buf_init(&out, 0);
+		char hash[65];
+		assert_int_equal(
+		    mg_audit_chain_with(c, "{\"a\":1}", 7, 12, mg_audit_genesis, &out, hash), 0);
+		assert_string_equal(
+		    hash, "a6613d834ecc1e5c374728932932cded0fcef59ee617d08e64d36548cf091827");
+		assert_string_equal(out.data,
+		                    "{\"a\":1,\"seq\":12,\"prev\":\"" MG_GENESIS_TEXT
+		                    "\",\"hash\":\"a6613d834ecc1e5c374728932932cded0fcef59ee6"
+		                    "17d08e64d36548cf091827\"}");
+		mg_buf_reset(&out);
+		assert_int_equal(mg_audit_chain_with(c, "{}", 2, 1, mg_audit_genesis, &out, hash),
+		                 0);
+		assert_string_equal(
+		    hash, "25cda5ce78ea76c6666ae9fbeb3d90bc68b2787dc33df571c97dcaf2d6468d48");
+		assert_int_equal(strncmp(out.data, "{\"seq\":1,\"prev\":\"", 17), 0);
+		assert_int_equal(mg_audit_chain_with(c, "[]", 2, 1, mg_audit_genesis, &out, hash),
+		                 -1);
+		mg_buf_free(&out);
+	}
+	mg_sha256_ctx_free(sha);
+}
+
+/* auth_success: the first of each (identity, provider, client) per interval. */
+static void test_auth_success_interval(void **state)
+{
+	(void)state;
+	static struct mg_audit_seen s;
+	uint64_t sec = 1000000;
+	mg_audit_seen_init(&s, 60 * sec);
+	assert_true(mg_audit_seen_due(&s, "alice", "api_key", "10.0.0.1", 100 * sec));
+	assert_false(mg_audit_seen_due(&s, "alice", "api_key", "10.0.0.1", 101 * sec));
+	assert_false(mg_audit_seen_due(&s, "alice", "api_key", "10.0.0.1", 159 * sec));
+	/* another client, provider or identity is recorded */
+	assert_true(mg_audit_seen_due(&s, "alice", "api_key", "10.0.0.2", 101 * sec));
+	assert_true(mg_audit_seen_due(&s, "alice", "jwt", "10.0.0.1", 101 * sec));
+	assert_true(mg_audit_seen_due(&s, "bob", "api_key", "10.0.0.1", 101 * sec));
+	/* the strings are separated: "ab"+"c" is not "a"+"bc" */
+	assert_true(mg_audit_seen_due(&s, "ab", "c", "x", 101 * sec));
+	assert_true(mg_audit_seen_due(&s, "a", "bc", "x", 101 * sec));
+	/* the interval elapsed: recorded again, and the clock restarts there */
+	assert_true(mg_audit_seen_due(&s, "alice", "api_key", "10.0.0.1", 160 * sec));
+	assert_false(mg_audit_seen_due(&s, "alice", "api_key", "10.0.0.1", 219 * sec));
+	/* a clock that went back never suppresses */
+	assert_true(mg_audit_seen_due(&s, "alice", "api_key", "10.0.0.1", 10 * sec));
+	/* NULL strings are fine */
+	assert_true(mg_audit_seen_due(&s, NULL, NULL, NULL, 10 * sec));
+	assert_false(mg_audit_seen_due(&s, NULL, NULL, NULL, 11 * sec));
+	/* 0: every one */
+	mg_audit_seen_init(&s, 0);
+	assert_true(mg_audit_seen_due(&s, "alice", "api_key", "10.0.0.1", 100 * sec));
+	assert_true(mg_audit_seen_due(&s, "alice", "api_key", "10.0.0.1", 100 * sec));
+	/* many identities: bounded memory, never a suppression past the interval */
+	mg_audit_seen_init(&s, 60 * sec);
+	char id[32];
+	for (int i = 0; i < 3 * MG_AUDIT_SEEN_SLOTS; i++) {
+		snprintf(id, sizeof id, "user%d", i);
+		assert_true(mg_audit_seen_due(&s, id, "api_key", "10.0.0.1", 100 * sec));
+	}
+	assert_true(mg_audit_seen_due(&s, "user0", "api_key", "10.0.0.1", 161 * sec));
+}
+
+/* fsync = "batch" with fsync_interval_ms: a sync at most once per interval,
+ * and the sink says when the pending one is due so the writer wakes up. */
+static void test_file_sync_interval(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/mg-fsync-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char path[64];
+	snprintf(path, sizeof path, "%s/a.jsonl", dir);
+	char err[300];
+	struct mg_audit_sink s;
+	assert_int_equal(mg_audit_sink_file(&s, path, 1 /* batch */, 60000, err, sizeof err), 0);
+	assert_int_equal(s.ops->due_us(s.self), 0); /* nothing written */
+	assert_int_equal(s.ops->write(s.self, "{}\n", 3), 0);
+	uint64_t due = s.ops->due_us(s.self);
+	assert_true(due > mg_now_us() + 50ull * 1000000);
+	s.ops->flush(s.self); /* not yet due: still pending */
+	assert_int_equal(s.ops->due_us(s.self), due);
+	s.ops->free(s.self); /* synced and closed */
+
+	assert_int_equal(mg_audit_sink_file(&s, path, 1, 0, err, sizeof err), 0);
+	assert_int_equal(s.ops->write(s.self, "{}\n", 3), 0);
+	assert_true(s.ops->due_us(s.self) <= mg_now_us());
+	s.ops->flush(s.self); /* interval 0: synced after every run */
+	assert_int_equal(s.ops->due_us(s.self), 0);
+	s.ops->free(s.self);
+
+	assert_int_equal(mg_audit_sink_file(&s, path, 0 /* never */, 1000, err, sizeof err), 0);
+	assert_int_equal(s.ops->write(s.self, "{}\n", 3), 0);
+	assert_int_equal(s.ops->due_us(s.self), 0);
+	s.ops->free(s.self);
+	FILE *f = fopen(path, "r");
+	char buf[64] = "";
+	assert_int_equal(fread(buf, 1, sizeof buf - 1, f), 9);
+	fclose(f);
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -636,6 +751,9 @@ int main(void)
 		cmocka_unit_test(test_config_rejects_bad_regex_with_location),
 		cmocka_unit_test(test_export_headers_from_env),
 		cmocka_unit_test(test_chain_and_verify),
+		cmocka_unit_test(test_chain_exact_bytes),
+		cmocka_unit_test(test_auth_success_interval),
+		cmocka_unit_test(test_file_sync_interval),
 		cmocka_unit_test(test_read_head),
 		cmocka_unit_test(test_spool_order_and_bound),
 		cmocka_unit_test(test_framing),

@@ -4,11 +4,15 @@
  */
 #include "support.h"
 
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "util/buf.h"
 #include "util/crypto.h"
+#include "util/log.h"
 #include "util/str.h"
 
 static void test_buf_limit(void **state)
@@ -105,12 +109,122 @@ static void test_parse(void **state)
 	}
 }
 
+/* Runs mg_log_info(msg) with stderr sent to a temporary file; returns the
+ * line written (static buffer). */
+static const char *logged(const char *msg)
+{
+	static char out[4096];
+	fflush(stderr);
+	int saved = dup(2);
+	FILE *f = tmpfile();
+	assert_non_null(f);
+	dup2(fileno(f), 2);
+	mg_log_info("%s", msg);
+	dup2(saved, 2);
+	close(saved);
+	rewind(f);
+	size_t n = fread(out, 1, sizeof out - 1, f);
+	out[n] = '\0';
+	fclose(f);
+	return out;
+}
+
+static void *other_thread(void *arg)
+{
+	struct mg_log_ctx *c = arg;
+	*c = mg_log_ctx_get();
+	return NULL;
+}
+
+static void test_log_ctx(void **state)
+{
+	(void)state;
+	char buf[MG_LOG_CTX_CHARS];
+	mg_log_ctx_clear();
+	assert_int_equal(mg_log_ctx_format(NULL, buf), 0);
+	assert_string_equal(buf, "");
+	const char *l = logged("no request");
+	assert_non_null(strstr(l, " INFO  no request\n"));
+	assert_null(strstr(l, "request_id="));
+
+	struct mg_log_ctx c = { .request_id = 0x0123456789abcdefull };
+	struct mg_log_ctx prev = mg_log_ctx_set(&c);
+	assert_int_equal(prev.request_id, 0);
+	assert_string_equal((mg_log_ctx_format(&c, buf), buf), " request_id=0123456789abcdef");
+	l = logged("denied");
+	assert_non_null(strstr(l, " denied request_id=0123456789abcdef\n"));
+
+	uint8_t tid[16];
+	for (int i = 0; i < 16; i++)
+		tid[i] = (uint8_t)(0xa0 + i);
+	mg_log_ctx_set_trace(tid);
+	l = logged("with trace");
+	assert_non_null(strstr(l, " with trace request_id=0123456789abcdef "
+	                          "trace_id=a0a1a2a3a4a5a6a7a8a9aaabacadaeaf\n"));
+
+	/* Worker threads never see the loop's context. */
+	pthread_t th;
+	struct mg_log_ctx seen = { .request_id = 1 };
+	assert_int_equal(pthread_create(&th, NULL, other_thread, &seen), 0);
+	pthread_join(th, NULL);
+	assert_int_equal(seen.request_id, 0);
+
+	/* A long message is cut, the context and the line break stay. */
+	char *big = malloc(5000);
+	memset(big, 'x', 4999);
+	big[4999] = '\0';
+	l = logged(big);
+	free(big);
+	assert_non_null(strstr(l, "x request_id=0123456789abcdef trace_id="));
+	assert_int_equal(l[strlen(l) - 1], '\n');
+	assert_true(strlen(l) < 2048);
+
+	/* A nested request's context, then back to the outer one, then none. */
+	struct mg_log_ctx inner = { .request_id = 0x42 };
+	struct mg_log_ctx outer = mg_log_ctx_set(&inner);
+	assert_non_null(strstr(logged("inner"), " inner request_id=0000000000000042\n"));
+	mg_log_ctx_restore(outer);
+	assert_non_null(strstr(logged("outer"), "request_id=0123456789abcdef trace_id=a0a1"));
+	mg_log_ctx_restore(prev);
+	assert_null(strstr(logged("after"), "request_id="));
+	/* A trace id without a request is ignored. */
+	mg_log_ctx_set_trace(tid);
+	assert_int_equal(mg_log_ctx_get().has_trace, false);
+}
+
+static void test_json_plain(void **state)
+{
+	(void)state;
+	assert_true(mg_json_plain("", 0));
+	assert_true(mg_json_plain("tools/call echo 127.0.0.1 ~!", 28));
+	const char *bad[] = { "a\"b", "a\\b", "a\nb", "a\x7f", "caf\xc3\xa9", "\x01" };
+	for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+		/* at every position of a long string, in the 8-byte loop and the tail */
+		for (size_t pos = 0; pos < 20; pos++) {
+			char s[64];
+			memset(s, 'x', sizeof s);
+			size_t bl = strlen(bad[i]);
+			memcpy(s + pos, bad[i], bl);
+			assert_false(mg_json_plain(s, 24));
+		}
+	}
+	char all[256];
+	for (int c = 0; c < 256; c++) {
+		memset(all, 'a', 16);
+		all[c % 16] = (char)c;
+		bool plain = c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+		assert_int_equal(mg_json_plain(all, 16), plain);
+		assert_int_equal(mg_json_plain(all, 5), c % 16 < 5 ? plain : true);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_buf_limit),     cmocka_unit_test(test_base64),
 		cmocka_unit_test(test_sha256_and_ct), cmocka_unit_test(test_utf8),
-		cmocka_unit_test(test_parse),
+		cmocka_unit_test(test_parse),         cmocka_unit_test(test_log_ctx),
+		cmocka_unit_test(test_json_plain),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
