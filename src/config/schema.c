@@ -285,6 +285,10 @@ static const struct mg_field oauth_fields[] = {
 	     "Act as the OAuth authorization server of MCP clients (RFC 8414 metadata, "
 	     "registration, client ID metadata documents, consent, PKCE, the gateway's own "
 	     "short-lived tokens), logging users in at this provider. Needs redirect_uri."),
+	STR(S, ca_file, "ca_file", NULL, MG_FF_FILE, "\"/etc/mcp-guard/idp-ca.pem\"",
+	    "PEM CA bundle that this section's HTTPS fetches (token, introspection, userinfo, "
+	    "client ID metadata documents) trust instead of the system's: a provider or client "
+	    "documents behind a private CA. Unset: the system's CA bundle."),
 };
 #undef S
 static const struct mg_section oauth_section = {
