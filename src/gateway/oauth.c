@@ -508,7 +508,7 @@ static void handle_as_metadata(struct mg_gateway *gw, struct mg_http_req *req)
 
 static void handle_jwks(struct mg_gateway *gw, struct mg_http_req *req)
 {
-	json_t *o = mg_oauth_signer_jwks(mg_oauth_issuer_signer(issuer_of(gw)));
+	json_t *o = mg_oauth_issuer_jwks(issuer_of(gw), (int64_t)time(NULL));
 	json_reply_cors(req, 200, o, "max-age=300");
 	json_decref(o);
 }

@@ -390,6 +390,57 @@ describe('the gateway as authorization server (facade) with oidc-provider', { co
         await codeFor(clientId); // the registration survived too
     });
 
+    test('signing key rotation: a reload with a new signing_key_file signs with its kid; tokens of the replaced keys keep working', async () => {
+        const dir = tempDir('mcp-guard-keys-');
+        const keyFile = name => {
+            const f = path.join(dir, name);
+            execFileSync('openssl', ['genpkey', '-algorithm', 'ed25519', '-out', f], { stdio: 'ignore' });
+            return f;
+        };
+        const kidOf = tok => JSON.parse(Buffer.from(tok.split('.')[0], 'base64url')).kid;
+        const jwksKids = async () => (await (await fetch(`${origin}/.well-known/jwks.json`)).json()).keys.map(k => k.kid);
+        const base = gw.config;
+        try {
+            const clientId = await register();
+            const t0 = (await redeem(await codeFor(clientId))).body; // the random key of the start
+            // rotate to key A
+            gw.writeConfig({ ...base, auth: { ...base.auth, oauth: { ...base.auth.oauth, signing_key_file: keyFile('a.pem') } } });
+            await gw.reload();
+            const t1 = (await redeem(await codeFor(clientId))).body;
+            assert.notEqual(kidOf(t1.access_token), kidOf(t0.access_token));
+            assert.deepEqual(await jwksKids(), [kidOf(t1.access_token), kidOf(t0.access_token)], 'the signing key first, the replaced one still published');
+            assert.equal(await mcpStatus(t0.access_token), 200, 'a token of the replaced key still validates');
+            // the same file again: nothing changes
+            await gw.reload();
+            assert.equal(kidOf((await redeem(await codeFor(clientId))).body.access_token), kidOf(t1.access_token));
+            // rotate to key B, with A configured as the previous key
+            const a = gw.config.auth.oauth.signing_key_file;
+            gw.writeConfig({ ...base, auth: { ...base.auth, oauth: { ...base.auth.oauth, signing_key_file: keyFile('b.pem'), previous_signing_key_file: a } } });
+            await gw.reload();
+            const t2 = (await redeem(await codeFor(clientId))).body;
+            assert.notEqual(kidOf(t2.access_token), kidOf(t1.access_token));
+            assert.deepEqual((await jwksKids()).sort(), [kidOf(t0.access_token), kidOf(t1.access_token), kidOf(t2.access_token)].sort());
+            for (const t of [t0, t1, t2]) assert.equal(await mcpStatus(t.access_token), 200);
+            // refresh tokens are not bound to a key: t1's refresh gives a token signed by B
+            const r = await token({ grant_type: 'refresh_token', client_id: clientId, refresh_token: t1.refresh_token });
+            assert.equal(r.status, 200, JSON.stringify(r.body));
+            assert.equal(kidOf(r.body.access_token), kidOf(t2.access_token));
+            // a key file that is not an Ed25519 key: the reload is refused, B keeps signing
+            const ec = path.join(dir, 'ec.pem');
+            execFileSync('openssl', ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', ec], { stdio: 'ignore' });
+            gw.writeConfig({ ...base, auth: { ...base.auth, oauth: { ...base.auth.oauth, signing_key_file: ec } } });
+            const out = await gw.reload({ expect: 'fail' });
+            assert.match(out, /not an Ed25519 private key/);
+            assert.equal(kidOf((await redeem(await codeFor(clientId))).body.access_token), kidOf(t2.access_token));
+            // the log names files, never key material
+            assert.ok(!gw.stderr.includes('PRIVATE KEY'));
+        } finally {
+            gw.writeConfig(base);
+            await gw.reload();
+            rmSync(dir, { recursive: true, force: true });
+        }
+    });
+
     test('the gateway log never holds a token or code', async () => {
         const grant = await codeFor(await register());
         const t = (await redeem(grant)).body;
