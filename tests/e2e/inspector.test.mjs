@@ -14,7 +14,7 @@
 
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
@@ -28,6 +28,11 @@ import { startIdp } from './idp/idp.mjs';
 const INSPECTOR_DIR = path.join(REPO_ROOT, 'node_modules/@modelcontextprotocol/inspector');
 const INSPECTOR_BIN = path.join(INSPECTOR_DIR, JSON.parse(readFileSync(path.join(INSPECTOR_DIR, 'package.json'), 'utf8')).bin['mcp-inspector']);
 
+// The Inspector wants node >= 22.19 (engines); the "node" devDependency
+// provides one whichever node runs the tests.
+const NODE22 = path.join(REPO_ROOT, 'node_modules/.bin/node');
+const INSPECTOR_NODE = existsSync(NODE22) ? NODE22 : process.execPath;
+
 const live = new Set();
 
 /**
@@ -36,7 +41,7 @@ const live = new Set();
  */
 function inspector(args, { home, env = {}, onStderr } = {}) {
     return new Promise((resolve, reject) => {
-        const child = spawn(process.execPath, [INSPECTOR_BIN, '--cli', ...args], {
+        const child = spawn(INSPECTOR_NODE, [INSPECTOR_BIN, '--cli', ...args], {
             stdio: ['ignore', 'pipe', 'pipe'],
             env: { ...process.env, HOME: home, XDG_CONFIG_HOME: path.join(home, '.config'), NO_COLOR: '1', BROWSER: 'true', ...env }
         });
