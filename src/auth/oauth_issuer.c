@@ -18,8 +18,8 @@
 #include "auth/internal.h"
 #include "util/str.h"
 
-/* A key that signed tokens and no longer does: accepted until `until`
- * (replaced on reload), or while configured (until == 0). */
+/* A signing key replaced by a reload: accepted and published until `until`
+ * (when the last token it signed expires). */
 struct retired {
 	struct mg_oauth_signer *signer;
 	int64_t until;

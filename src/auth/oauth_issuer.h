@@ -72,6 +72,7 @@ json_t *mg_oauth_issuer_jwks(struct mg_oauth_issuer *is, int64_t now);
 
 /* Whether `kid` names one of the keys accepted at `now` (false for a NULL issuer). */
 bool mg_oauth_issuer_has_kid(const struct mg_oauth_issuer *is, const char *kid, int64_t now);
+
 struct mg_oauth_grants *mg_oauth_issuer_grants(struct mg_oauth_issuer *is);
 
 /* Clients: a registered one, or a CIMD one still cached at `now`

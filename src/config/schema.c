@@ -292,10 +292,10 @@ static const struct mg_field oauth_fields[] = {
 	STR(S, signing_key_file, "signing_key_file", NULL, MG_FF_FILE,
 	    "\"/etc/mcp-guard/oauth-signing.pem\"",
 	    "Ed25519 private key (PEM, `openssl genpkey -algorithm ed25519`) that signs the "
-	    "facade's access tokens, so a restart does not invalidate them and instances can "
-	    "share it. Re-read on reload: a new key signs from then on, and the replaced one "
-	    "stays in the JWKS and keeps validating until its tokens expire. Unset: a random "
-	    "key per process."),
+	    "facade's access tokens, so every instance and every start publishes the same key "
+	    "(grants still live in memory: a restart logs users out). Re-read on reload: a new "
+	    "key signs from then on, and the replaced one stays in the JWKS and keeps "
+	    "validating until its tokens expire. Unset: a random key per process."),
 	STR(S, previous_signing_key_file, "previous_signing_key_file", NULL, MG_FF_FILE,
 	    "\"/etc/mcp-guard/oauth-signing.old.pem\"",
 	    "A retired Ed25519 key (PEM): published in the JWKS and accepted, never used to "

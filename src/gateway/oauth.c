@@ -1006,7 +1006,6 @@ static void facade_on_token(struct login *l, const struct mg_fetch_result *res, 
 	mg_oauth_check_request_free(&rq);
 }
 
-/* POST /token: authorization_code and refresh_token grants (public clients, PKCE). */
 /* A refused token request: a 400 is charged to the client's address (the
  * per-address limit of unauthenticated traffic), then answered. */
 static void token_refused(struct mg_gateway *gw, struct mg_http_req *req, int status,
@@ -1017,6 +1016,7 @@ static void token_refused(struct mg_gateway *gw, struct mg_http_req *req, int st
 	reply_error(req, status, error, description);
 }
 
+/* POST /token: authorization_code and refresh_token grants (public clients, PKCE). */
 static void handle_token(struct mg_gateway *gw, struct mg_http_req *req)
 {
 	struct mg_oauth_form f;
