@@ -54,7 +54,6 @@ struct mg_auth {
 	struct mg_auth_provider *providers[5];
 	size_t n_providers;
 	char resource[512];
-	char own_kid[32]; /* the facade's signing key id: [auth.jwt] leaves those tokens alone */
 	struct mg_auth_stats stats;
 	const struct mg_auth *previous; /* during mg_auth_renew only */
 };

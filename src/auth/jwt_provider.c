@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "auth/internal.h"
+#include "auth/oauth_issuer.h"
 #include "http/client.h"
 #include "util/crypto.h"
 #include "util/log.h"
@@ -206,8 +207,9 @@ static enum mg_auth_status jwt_authenticate(struct mg_auth_provider *p,
 	if (!tok || !looks_like_jwt(tok, len))
 		return MG_AUTH_DECLINED;
 	char own[256];
-	if (p->auth->own_kid[0] && mg_jwt_peek_kid(tok, len, own, sizeof own) == 0 &&
-	    strcmp(own, p->auth->own_kid) == 0)
+	struct mg_oauth_issuer *is = mg_auth_oauth_issuer(p->auth);
+	if (is && mg_jwt_peek_kid(tok, len, own, sizeof own) == 0 &&
+	    mg_oauth_issuer_has_kid(is, own, r->now))
 		return MG_AUTH_DECLINED; /* the gateway's own token: no JWKS refetch for it */
 	if (len > MAX_TOKEN_BYTES) {
 		snprintf(out->reason, sizeof out->reason, "jwt: token larger than %d bytes",

@@ -211,6 +211,7 @@ void mg_oauth_check_request_opts(const struct mg_oauth_check_request *rq,
 		.timeout_ms = 5000,
 		.max_bytes = 64 * 1024,
 		.allow_private = cfg->allow_private_networks,
+		.ca_file = cfg->ca_file,
 	};
 }
 

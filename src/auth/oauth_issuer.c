@@ -18,14 +18,140 @@
 #include "auth/internal.h"
 #include "util/str.h"
 
+/* A signing key replaced by a reload: accepted and published until `until`
+ * (when the last token it signed expires). */
+struct retired {
+	struct mg_oauth_signer *signer;
+	int64_t until;
+};
+
+#define MAX_RETIRED 4 /* reloads with a new key within one token lifetime */
+
 struct mg_oauth_issuer {
 	int refs;
-	struct mg_oauth_signer *signer;
-	struct mg_jwk_set *keys; /* the signer's public key, for jwt.c */
+	struct mg_oauth_signer *signer;      /* signs */
+	struct mg_oauth_signer *previous;    /* previous_signing_key_file */
+	struct retired retired[MAX_RETIRED]; /* replaced by a reload */
+	struct mg_jwk_set *keys;             /* all their public keys, for jwt.c */
+	bool signed_any;                     /* the signing key signed a token */
 	struct mg_oauth_grants *grants;
 	struct mg_oauth_client *clients[MG_OAUTH_MAX_CLIENTS];
 	struct mg_oauth_pending *pending; /* MG_OAUTH_MAX_PENDING slots; id[0] == 0: free */
 };
+
+/* ---- keys ------------------------------------------------------------------------------- */
+
+static bool retired_live(const struct retired *r, int64_t now)
+{
+	return r->signer && now < r->until;
+}
+
+/* Appends s's public key to `keys` unless a key with its kid is there. */
+static void publish(json_t *keys, const struct mg_oauth_signer *s)
+{
+	size_t i;
+	json_t *k;
+	json_array_foreach(keys, i, k)
+	{
+		if (strcmp(json_string_value(json_object_get(k, "kid")), mg_oauth_signer_kid(s)) ==
+		    0)
+			return;
+	}
+	json_array_append_new(keys, mg_oauth_signer_jwk(s));
+}
+
+json_t *mg_oauth_issuer_jwks(struct mg_oauth_issuer *is, int64_t now)
+{
+	json_t *keys = json_array();
+	publish(keys, is->signer);
+	if (is->previous)
+		publish(keys, is->previous);
+	for (size_t i = 0; i < MAX_RETIRED; i++) {
+		if (retired_live(&is->retired[i], now))
+			publish(keys, is->retired[i].signer);
+	}
+	return json_pack("{s:o}", "keys", keys);
+}
+
+/* The jwt.c key set of every key accepted at `now`; NULL with `err`. */
+static struct mg_jwk_set *keys_of(struct mg_oauth_issuer *is, int64_t now, char *err,
+                                  size_t err_size)
+{
+	json_t *jwks = mg_oauth_issuer_jwks(is, now);
+	char *text = json_dumps(jwks, JSON_COMPACT);
+	json_decref(jwks);
+	struct mg_jwk_set *set = text ? mg_jwk_set_parse(text, strlen(text), err, err_size) : NULL;
+	free(text);
+	return set;
+}
+
+bool mg_oauth_issuer_has_kid(const struct mg_oauth_issuer *is, const char *kid, int64_t now)
+{
+	if (!is || !kid)
+		return false;
+	if (strcmp(kid, mg_oauth_signer_kid(is->signer)) == 0 ||
+	    (is->previous && strcmp(kid, mg_oauth_signer_kid(is->previous)) == 0))
+		return true;
+	for (size_t i = 0; i < MAX_RETIRED; i++) {
+		const struct retired *r = &is->retired[i];
+		if (retired_live(r, now) && strcmp(kid, mg_oauth_signer_kid(r->signer)) == 0)
+			return true;
+	}
+	return false;
+}
+
+/* Retires the signing key until `until`: in a free or expired slot, else in
+ * the one that expires first. */
+static void retire(struct mg_oauth_issuer *is, struct mg_oauth_signer *s, int64_t until,
+                   int64_t now)
+{
+	struct retired *slot = &is->retired[0];
+	for (size_t i = 0; i < MAX_RETIRED; i++) {
+		struct retired *r = &is->retired[i];
+		if (!retired_live(r, now)) {
+			slot = r;
+			break;
+		}
+		if (r->until < slot->until)
+			slot = r;
+	}
+	mg_oauth_signer_free(slot->signer);
+	*slot = (struct retired){ .signer = s, .until = until };
+}
+
+int mg_oauth_issuer_set_keys(struct mg_oauth_issuer *is, const char *key_file,
+                             const char *previous_file, int64_t now, char *err, size_t err_size)
+{
+	struct mg_oauth_signer *cur = NULL, *prev = NULL;
+	if (key_file && !(cur = mg_oauth_signer_load(key_file, err, err_size)))
+		return -1;
+	if (previous_file && !(prev = mg_oauth_signer_load(previous_file, err, err_size))) {
+		mg_oauth_signer_free(cur);
+		return -1;
+	}
+	if (cur && strcmp(mg_oauth_signer_kid(cur), mg_oauth_signer_kid(is->signer)) == 0) {
+		mg_oauth_signer_free(cur); /* the same key */
+	} else if (cur) {
+		/* Tokens it signed live MG_OAUTH_ACCESS_SECS: accept them that long
+		 * (a key that signed nothing, like the random one of a start, goes). */
+		if (is->signed_any)
+			retire(is, is->signer, now + MG_OAUTH_ACCESS_SECS + 1, now);
+		else
+			mg_oauth_signer_free(is->signer);
+		is->signer = cur;
+		is->signed_any = false;
+	}
+	mg_oauth_signer_free(is->previous);
+	is->previous = prev;
+	struct mg_jwk_set *set = keys_of(is, now, err, err_size);
+	if (!set)
+		return -1;
+	mg_jwk_set_unref(is->keys);
+	is->keys = set;
+	return 0;
+}
+
+/* ---- the issuer --------------------------------------------------------------------------- */
 
 struct mg_oauth_issuer *mg_oauth_issuer_new(char *err, size_t err_size)
 {
@@ -37,11 +163,7 @@ struct mg_oauth_issuer *mg_oauth_issuer_new(char *err, size_t err_size)
 	is->refs = 1;
 	if (!(is->signer = mg_oauth_signer_new(err, err_size)))
 		goto fail;
-	json_t *jwks = mg_oauth_signer_jwks(is->signer);
-	char *text = json_dumps(jwks, JSON_COMPACT);
-	json_decref(jwks);
-	is->keys = text ? mg_jwk_set_parse(text, strlen(text), err, err_size) : NULL;
-	free(text);
+	is->keys = keys_of(is, 0, err, err_size);
 	is->grants = mg_oauth_grants_new(MG_OAUTH_MAX_PENDING, 4 * MG_OAUTH_MAX_PENDING,
 	                                 MG_OAUTH_FAMILY_SECS);
 	is->pending = calloc(MG_OAUTH_MAX_PENDING, sizeof *is->pending);
@@ -67,6 +189,9 @@ void mg_oauth_issuer_unref(struct mg_oauth_issuer *is)
 	if (!is || --is->refs > 0)
 		return;
 	mg_oauth_signer_free(is->signer);
+	mg_oauth_signer_free(is->previous);
+	for (size_t i = 0; i < MAX_RETIRED; i++)
+		mg_oauth_signer_free(is->retired[i].signer);
 	mg_jwk_set_unref(is->keys);
 	mg_oauth_grants_free(is->grants);
 	for (size_t i = 0; i < MG_OAUTH_MAX_CLIENTS; i++)
@@ -201,6 +326,7 @@ char *mg_oauth_issuer_access_token(struct mg_oauth_issuer *is, const char *issue
 	if (c && gr->scope[0])
 		json_object_set_new(c, "scope", json_string(gr->scope));
 	char *tok = c ? mg_oauth_signer_sign(is->signer, c) : NULL;
+	is->signed_any |= tok != NULL;
 	json_decref(c);
 	return tok;
 }
@@ -214,7 +340,7 @@ enum mg_auth_status mg_oauth_issuer_verify(struct mg_oauth_issuer *is,
 	*id = NULL;
 	char kid[64];
 	if (mg_jwt_peek_kid(tok, len, kid, sizeof kid) < 0 ||
-	    strcmp(kid, mg_oauth_signer_kid(is->signer)) != 0)
+	    !mg_oauth_issuer_has_kid(is, kid, now))
 		return MG_AUTH_DECLINED;
 	const char *aud[] = { resource };
 	struct mg_jwt_policy p = { .algs = 1u << MG_JWT_EDDSA,

@@ -53,7 +53,26 @@ struct mg_oauth_issuer *mg_auth_oauth_issuer(const struct mg_auth *a);
  * origin (scheme://host[:port]). */
 void mg_oauth_issuer_url(const char *resource, char *out, size_t size);
 
+/* The signing key (the one that signs new tokens). */
 struct mg_oauth_signer *mg_oauth_issuer_signer(struct mg_oauth_issuer *is);
+
+/* Key rotation: makes the Ed25519 key in `key_file` (NULL: keep the current
+ * one) the signing key and `previous_file` (NULL: none) an accepted,
+ * published, never-signing one. A signing key replaced here stays accepted
+ * and published until the tokens it signed have expired (at most
+ * MG_OAUTH_ACCESS_SECS after `now`). Files are read now (blocking: config
+ * load and reload only). Both are loaded before anything changes: -1 with
+ * `err` leaves the issuer as it was. 0 on success. */
+int mg_oauth_issuer_set_keys(struct mg_oauth_issuer *is, const char *key_file,
+                             const char *previous_file, int64_t now, char *err, size_t err_size);
+
+/* {"keys":[…]}: the signing key first, then every other key accepted at
+ * `now` (new reference). */
+json_t *mg_oauth_issuer_jwks(struct mg_oauth_issuer *is, int64_t now);
+
+/* Whether `kid` names one of the keys accepted at `now` (false for a NULL issuer). */
+bool mg_oauth_issuer_has_kid(const struct mg_oauth_issuer *is, const char *kid, int64_t now);
+
 struct mg_oauth_grants *mg_oauth_issuer_grants(struct mg_oauth_issuer *is);
 
 /* Clients: a registered one, or a CIMD one still cached at `now`

@@ -311,9 +311,15 @@ struct mg_auth_provider *mg_auth_oauth_new(struct mg_auth *a, char *err, size_t 
 			oauth_free(&op->base);
 			return NULL;
 		}
+		/* A key file read again on reload: a new key rotates (the old one
+		 * keeps validating until its tokens expire). */
+		if (mg_oauth_issuer_set_keys(op->issuer, c->signing_key_file,
+		                             c->previous_signing_key_file, (int64_t)time(NULL), err,
+		                             err_size) < 0) {
+			oauth_free(&op->base);
+			return NULL;
+		}
 		mg_oauth_issuer_url(a->resource, op->issuer_url, sizeof op->issuer_url);
-		snprintf(a->own_kid, sizeof a->own_kid, "%s",
-		         mg_oauth_signer_kid(mg_oauth_issuer_signer(op->issuer)));
 	}
 	/* Loads libcurl now, so a gateway that cannot check tokens refuses to
 	 * start (or to reload) instead of failing every request. */

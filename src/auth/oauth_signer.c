@@ -7,6 +7,7 @@
 #include "auth/oauth_signer.h"
 
 #include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,23 +22,54 @@ struct mg_oauth_signer {
 	char x[48]; /* base64url public key */
 };
 
+/* Fills x and kid from s->key; -1 when it is not an Ed25519 key. */
+static int set_public(struct mg_oauth_signer *s)
+{
+	uint8_t pub[32], h[MG_SHA256_LEN];
+	size_t publen = sizeof pub;
+	if (EVP_PKEY_get_base_id(s->key) != EVP_PKEY_ED25519 ||
+	    EVP_PKEY_get_raw_public_key(s->key, pub, &publen) != 1 || publen != 32)
+		return -1;
+	mg_base64_encode(pub, sizeof pub, s->x, sizeof s->x, true);
+	mg_sha256(pub, sizeof pub, h);
+	mg_base64_encode(h, 12, s->kid, sizeof s->kid, true);
+	return 0;
+}
+
 struct mg_oauth_signer *mg_oauth_signer_new(char *err, size_t err_size)
 {
 	struct mg_oauth_signer *s = calloc(1, sizeof *s);
 	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_id(EVP_PKEY_ED25519, NULL);
-	uint8_t pub[32], h[MG_SHA256_LEN];
-	size_t publen = sizeof pub;
 	if (!s || !ctx || EVP_PKEY_keygen_init(ctx) != 1 || EVP_PKEY_keygen(ctx, &s->key) != 1 ||
-	    EVP_PKEY_get_raw_public_key(s->key, pub, &publen) != 1 || publen != 32) {
+	    set_public(s) < 0) {
 		snprintf(err, err_size, "cannot generate an Ed25519 key");
 		EVP_PKEY_CTX_free(ctx);
 		mg_oauth_signer_free(s);
 		return NULL;
 	}
 	EVP_PKEY_CTX_free(ctx);
-	mg_base64_encode(pub, sizeof pub, s->x, sizeof s->x, true);
-	mg_sha256(pub, sizeof pub, h);
-	mg_base64_encode(h, 12, s->kid, sizeof s->kid, true);
+	return s;
+}
+
+struct mg_oauth_signer *mg_oauth_signer_load(const char *path, char *err, size_t err_size)
+{
+	struct mg_oauth_signer *s = calloc(1, sizeof *s);
+	FILE *f = s ? fopen(path, "r") : NULL;
+	if (!f) {
+		snprintf(err, err_size, "cannot read the signing key %s", path);
+		free(s);
+		return NULL;
+	}
+	s->key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+	fclose(f);
+	if (!s->key || set_public(s) < 0) {
+		snprintf(err, err_size,
+		         "%s is not an Ed25519 private key in PEM (make one with: openssl genpkey "
+		         "-algorithm ed25519)",
+		         path);
+		mg_oauth_signer_free(s);
+		return NULL;
+	}
 	return s;
 }
 
@@ -54,10 +86,15 @@ const char *mg_oauth_signer_kid(const struct mg_oauth_signer *s)
 	return s->kid;
 }
 
+json_t *mg_oauth_signer_jwk(const struct mg_oauth_signer *s)
+{
+	return json_pack("{s:s,s:s,s:s,s:s,s:s,s:s}", "kty", "OKP", "crv", "Ed25519", "x", s->x,
+	                 "kid", s->kid, "alg", "EdDSA", "use", "sig");
+}
+
 json_t *mg_oauth_signer_jwks(const struct mg_oauth_signer *s)
 {
-	return json_pack("{s:[{s:s,s:s,s:s,s:s,s:s,s:s}]}", "keys", "kty", "OKP", "crv", "Ed25519",
-	                 "x", s->x, "kid", s->kid, "alg", "EdDSA", "use", "sig");
+	return json_pack("{s:[o]}", "keys", mg_oauth_signer_jwk(s));
 }
 
 /* base64url of a JSON value's compact dump into `b`. */

@@ -16,8 +16,16 @@ struct mg_oauth_signer;
 struct mg_oauth_signer *mg_oauth_signer_new(char *err, size_t err_size);
 void mg_oauth_signer_free(struct mg_oauth_signer *s);
 
+/* The Ed25519 private key in the PEM file `path` (read now, blocking: call
+ * it while loading a configuration); NULL with `err`, which names the file
+ * but never holds key material. */
+struct mg_oauth_signer *mg_oauth_signer_load(const char *path, char *err, size_t err_size);
+
 /* The key id (base64url of the first 12 bytes of SHA-256 of the public key). */
 const char *mg_oauth_signer_kid(const struct mg_oauth_signer *s);
+
+/* {"kty":"OKP","crv":"Ed25519","x":…,"kid":…,"alg":"EdDSA","use":"sig"} (new reference). */
+json_t *mg_oauth_signer_jwk(const struct mg_oauth_signer *s);
 
 /* {"keys":[{"kty":"OKP","crv":"Ed25519","x":…,"kid":…,"alg":"EdDSA","use":"sig"}]}
  * (new reference). */

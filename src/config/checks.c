@@ -409,6 +409,16 @@ void mg_check_oauth(struct mg_decode *dc, void *obj, const struct mg_cnode *node
 			free(p);
 		}
 	}
+	const char *key_only = o->signing_key_file            ? "signing_key_file"
+	                       : o->previous_signing_key_file ? "previous_signing_key_file"
+	                                                      : NULL;
+	if (key_only && !o->authorization_server) {
+		char *p = kpath(path, key_only);
+		mg_schema_error(dc, key_node(dc, node, key_only), p,
+		                "signs the tokens of the authorization server: set "
+		                "authorization_server = true, or remove it");
+		free(p);
+	}
 	if (o->authorization_server && !o->redirect_uri)
 		require(dc, o->redirect_uri, node, path, "redirect_uri",
 		        "when authorization_server = true (users log in at the provider)");

@@ -128,6 +128,9 @@ struct mg_oauth_config {
 	int64_t cache_duration_secs; /* validated tokens are cached this long (never past exp) */
 	char *state_secret;          /* seals the login `state`; NULL: random per process */
 	bool authorization_server;   /* the gateway is the authorization server of MCP clients */
+	char *ca_file;               /* PEM CA bundle for this section's HTTPS fetches */
+	char *signing_key_file;      /* facade: Ed25519 PEM private key of its tokens */
+	char *previous_signing_key_file; /* facade: a retired key, still accepted */
 };
 
 enum mg_mtls_identity { MG_MTLS_CN, MG_MTLS_SAN_DNS, MG_MTLS_SAN_EMAIL };

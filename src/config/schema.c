@@ -286,6 +286,22 @@ static const struct mg_field oauth_fields[] = {
 	     "Act as the OAuth authorization server of MCP clients (RFC 8414 metadata, "
 	     "registration, client ID metadata documents, consent, PKCE, the gateway's own "
 	     "short-lived tokens), logging users in at this provider. Needs redirect_uri."),
+	STR(S, ca_file, "ca_file", NULL, MG_FF_FILE, "\"/etc/mcp-guard/idp-ca.pem\"",
+	    "PEM CA bundle that this section's HTTPS fetches (token, introspection, userinfo, "
+	    "client ID metadata documents) trust instead of the system's: a provider or client "
+	    "documents behind a private CA. Unset: the system's CA bundle."),
+	STR(S, signing_key_file, "signing_key_file", NULL, MG_FF_FILE,
+	    "\"/etc/mcp-guard/oauth-signing.pem\"",
+	    "Ed25519 private key (PEM, `openssl genpkey -algorithm ed25519`) that signs the "
+	    "facade's access tokens, so every instance and every start publishes the same key "
+	    "(grants still live in memory: a restart logs users out). Re-read on reload: a new "
+	    "key signs from then on, and the replaced one stays in the JWKS and keeps "
+	    "validating until its tokens expire. Unset: a random key per process."),
+	STR(S, previous_signing_key_file, "previous_signing_key_file", NULL, MG_FF_FILE,
+	    "\"/etc/mcp-guard/oauth-signing.old.pem\"",
+	    "A retired Ed25519 key (PEM): published in the JWKS and accepted, never used to "
+	    "sign. Set it to the old key when rotating across a restart; remove it once the "
+	    "access tokens it signed (5 minutes) have expired."),
 };
 #undef S
 static const struct mg_section oauth_section = {

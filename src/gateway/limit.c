@@ -140,6 +140,12 @@ static int ip_key(struct mg_http_req *req, char *key, size_t size)
 
 bool mg_ip_limit_or_reply(struct mg_gateway *gw, struct mg_http_req *req)
 {
+	return mg_ip_limit_or_reply_what(gw, req,
+	                                 "too many failed authentications from this address");
+}
+
+bool mg_ip_limit_or_reply_what(struct mg_gateway *gw, struct mg_http_req *req, const char *what)
+{
 	const struct mg_rate_limit_config *rc = &gw->cfg->rate_limit;
 	if (!gw->rl || rc->ip_requests_per_second <= 0)
 		return true;
@@ -151,7 +157,7 @@ bool mg_ip_limit_or_reply(struct mg_gateway *gw, struct mg_http_req *req)
 	if (d.allowed)
 		return true;
 	mg_obs_limit(gw, req, MG_MSC_ADDRESS, false);
-	reply_limited(gw, req, NULL, &d, "too many failed authentications from this address", NULL);
+	reply_limited(gw, req, NULL, &d, what, NULL);
 	return false;
 }
 

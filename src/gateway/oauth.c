@@ -35,6 +35,7 @@
 #include "auth/oauth_state.h"
 #include "gateway/internal.h"
 #include "gateway/oauth.h"
+#include "gateway/pipeline.h"
 #include "http/client.h"
 #include "util/log.h"
 #include "util/str.h"
@@ -308,6 +309,7 @@ static void exchange_or_reply(struct mg_gateway *gw, struct mg_http_req *req, co
 		.timeout_ms = TOKEN_TIMEOUT_MS,
 		.max_bytes = TOKEN_MAX_BYTES,
 		.allow_private = c->allow_private_networks,
+		.ca_file = c->ca_file,
 	};
 	char err[256];
 	if (!(l->fetch = mg_fetch_start(gw->fetcher, &fo, on_token, l, err, sizeof err))) {
@@ -506,7 +508,7 @@ static void handle_as_metadata(struct mg_gateway *gw, struct mg_http_req *req)
 
 static void handle_jwks(struct mg_gateway *gw, struct mg_http_req *req)
 {
-	json_t *o = mg_oauth_signer_jwks(mg_oauth_issuer_signer(issuer_of(gw)));
+	json_t *o = mg_oauth_issuer_jwks(issuer_of(gw), (int64_t)time(NULL));
 	json_reply_cors(req, 200, o, "max-age=300");
 	json_decref(o);
 }
@@ -537,7 +539,7 @@ static void handle_register(struct mg_gateway *gw, struct mg_http_req *req)
 		reply_error(req, 503, "temporarily_unavailable", "too many registered clients");
 		return;
 	}
-	json_reply_cors(req, 201, o, "no-store");
+	mg_reply_json(req, 201, o, no_store, 2);
 	json_decref(o);
 }
 
@@ -825,6 +827,7 @@ static void handle_authorize_get(struct mg_gateway *gw, struct mg_http_req *req)
 		.timeout_ms = 5000,
 		.max_bytes = MG_OAUTH_CLIENT_DOC_MAX,
 		.allow_private = oauth_cfg(gw)->allow_private_networks,
+		.ca_file = oauth_cfg(gw)->ca_file,
 	};
 	if (!(l->fetch = mg_fetch_start(gw->fetcher, &fo, on_cimd, l, err, sizeof err))) {
 		free(l);
@@ -1003,6 +1006,16 @@ static void facade_on_token(struct login *l, const struct mg_fetch_result *res, 
 	mg_oauth_check_request_free(&rq);
 }
 
+/* A refused token request: a 400 is charged to the client's address (the
+ * per-address limit of unauthenticated traffic), then answered. */
+static void token_refused(struct mg_gateway *gw, struct mg_http_req *req, int status,
+                          const char *error, const char *description)
+{
+	if (status == 400)
+		mg_ip_charge_failure(gw, req);
+	reply_error(req, status, error, description);
+}
+
 /* POST /token: authorization_code and refresh_token grants (public clients, PKCE). */
 static void handle_token(struct mg_gateway *gw, struct mg_http_req *req)
 {
@@ -1016,11 +1029,12 @@ static void handle_token(struct mg_gateway *gw, struct mg_http_req *req)
 	char *access = NULL;
 	issuer_url(gw, iss, sizeof iss);
 	if (mg_oauth_form_parse(body ? body : "", body ? len : 0, &f, err, sizeof err) < 0) {
-		reply_error(req, 400, "invalid_request", err);
+		token_refused(gw, req, 400, "invalid_request", err);
 		goto out;
 	}
 	if (f.duplicate) {
-		reply_error(req, 400, "invalid_request", "a parameter appears more than once");
+		token_refused(gw, req, 400, "invalid_request",
+		              "a parameter appears more than once");
 		goto out;
 	}
 	const char *type = mg_oauth_form_get(&f, "grant_type");
@@ -1037,8 +1051,8 @@ static void handle_token(struct mg_gateway *gw, struct mg_http_req *req)
 		r = mg_oauth_refresh_redeem(grants, mg_oauth_form_get(&f, "refresh_token"), client,
 		                            now, &g, &family);
 	} else {
-		reply_error(req, 400, "unsupported_grant_type",
-		            "grant_type must be authorization_code or refresh_token");
+		token_refused(gw, req, 400, "unsupported_grant_type",
+		              "grant_type must be authorization_code or refresh_token");
 		goto out;
 	}
 	if (r == MG_OAUTH_REDEEM_REPLAY)
@@ -1046,15 +1060,16 @@ static void handle_token(struct mg_gateway *gw, struct mg_http_req *req)
 		            type[0] == 'a' ? "code" : "rotated refresh token",
 		            client ? client : "?");
 	if (r != MG_OAUTH_REDEEM_OK) {
-		reply_error(req, r == MG_OAUTH_REDEEM_FULL ? 503 : 400,
-		            r == MG_OAUTH_REDEEM_FULL ? "temporarily_unavailable" : "invalid_grant",
-		            r == MG_OAUTH_REDEEM_MISMATCH ? "client, redirect_uri or code_verifier "
-		                                            "does not match"
-		                                          : "the grant is not valid");
+		token_refused(
+		    gw, req, r == MG_OAUTH_REDEEM_FULL ? 503 : 400,
+		    r == MG_OAUTH_REDEEM_FULL ? "temporarily_unavailable" : "invalid_grant",
+		    r == MG_OAUTH_REDEEM_MISMATCH ? "client, redirect_uri or code_verifier "
+		                                    "does not match"
+		                                  : "the grant is not valid");
 		goto out;
 	}
 	if (resource && strcmp(resource, g.resource) != 0) {
-		reply_error(req, 400, "invalid_target", "resource is not the one authorized");
+		token_refused(gw, req, 400, "invalid_target", "resource is not the one authorized");
 		goto out;
 	}
 	char refresh[MG_OAUTH_TOKEN_LEN + 1];
@@ -1068,10 +1083,7 @@ static void handle_token(struct mg_gateway *gw, struct mg_http_req *req)
 	              "expires_in", (json_int_t)MG_OAUTH_ACCESS_SECS, "refresh_token", refresh);
 	if (g.scope[0])
 		json_object_set_new(o, "scope", json_string(g.scope));
-	struct mg_http_hdr h[] = { { "Cache-Control", "no-store" },
-		                   { "Pragma", "no-cache" },
-		                   { "Access-Control-Allow-Origin", "*" } };
-	mg_reply_json(req, 200, o, h, 3);
+	mg_reply_json(req, 200, o, no_store, 2);
 	json_decref(o);
 	explicit_bzero(refresh, sizeof refresh);
 out:
@@ -1080,6 +1092,38 @@ out:
 		free(access);
 	}
 	mg_oauth_form_free(&f);
+}
+
+/* ---- browser clients (CORS) and floods ---------------------------------------------------- */
+
+/* An OPTIONS preflight: the allowed-origin rule of the MCP endpoint
+ * (server.allowed_origins, loopback origins on a loopback gateway, the
+ * public_url's); another origin gets no Access-Control-Allow-* header, so
+ * the browser refuses the real request. */
+static void reply_preflight(struct mg_gateway *gw, struct mg_http_req *req, const char *methods)
+{
+	struct mg_http_hdr h[8];
+	size_t n = 0;
+	mg_cors_headers(gw, req, h, &n);
+	h[n++] = (struct mg_http_hdr){ "Allow", methods };
+	if (n > 1) {
+		h[n++] = (struct mg_http_hdr){ "Access-Control-Allow-Methods", methods };
+		h[n++] = (struct mg_http_hdr){ "Access-Control-Allow-Headers",
+			                       "Content-Type, Accept, Authorization, "
+			                       "MCP-Protocol-Version" };
+		h[n++] = (struct mg_http_hdr){ "Access-Control-Max-Age", "600" };
+	}
+	mg_http_reply(req, 204, NULL, h, n, NULL, 0);
+}
+
+/* Whatever this request is answered, an allowed origin may read it. */
+static void allow_origin(struct mg_gateway *gw, struct mg_http_req *req)
+{
+	struct mg_http_hdr h[4];
+	size_t n = 0;
+	mg_cors_headers(gw, req, h, &n);
+	for (size_t i = 0; i < n; i++)
+		mg_http_req_add_header(req, h[i].name, h[i].value);
 }
 
 /* Routes of the facade; false when `path` is not one of them. */
@@ -1102,6 +1146,25 @@ static bool facade_route(struct mg_gateway *gw, struct mg_http_req *req, const c
 		            "authorization_server)");
 		return true;
 	}
+	if (strcmp(m, "OPTIONS") == 0) {
+		reply_preflight(gw, req,
+		                which <= 2   ? "GET, HEAD, OPTIONS"
+		                : which == 4 ? "GET, POST, OPTIONS"
+		                             : "POST, OPTIONS");
+		return true;
+	}
+	/* Unauthenticated: the per-address limit of the MCP endpoint, checked
+	 * first; a registration or an authorization request (state kept, maybe
+	 * a document fetched) always costs, a refused token request too. The
+	 * public documents carry "*" themselves. */
+	if (!mg_ip_limit_or_reply_what(gw, req,
+	                               "too many requests to the authorization server "
+	                               "from this address"))
+		return true;
+	if (which >= 3)
+		allow_origin(gw, req);
+	if (which == 3 || which == 4)
+		mg_ip_charge_failure(gw, req);
 	if ((which <= 2 && get) || (which == 3 && post) || (which == 4 && get) ||
 	    (which == 5 && post)) {
 		if (which == 1)
@@ -1132,6 +1195,13 @@ bool mg_oauth_route(struct mg_gateway *gw, struct mg_http_req *req, const char *
 {
 	if (facade_route(gw, req, path))
 		return true;
+	/* The protected-resource metadata (gateway.c answers its GET). */
+	if (strncmp(path, "/.well-known/oauth-protected-resource", 37) == 0 &&
+	    (path[37] == '\0' || strcmp(path + 37, gw->cfg->server.mcp_path) == 0) &&
+	    strcmp(mg_http_req_method(req), "OPTIONS") == 0) {
+		reply_preflight(gw, req, "GET, HEAD, OPTIONS");
+		return true;
+	}
 	if (strcmp(path, "/oauth/authorize") != 0 && strcmp(path, "/oauth/callback") != 0)
 		return false;
 	const struct mg_oauth_config *c = oauth_cfg(gw);

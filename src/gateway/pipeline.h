@@ -109,6 +109,8 @@ void mg_hold_free(struct mg_hold *h);
 void mg_hold_check(struct mg_hold *h, const char *key, size_t len, const struct mg_rate *r);
 /* The per-address limit, peeked; returns false after answering 429. */
 bool mg_ip_limit_or_reply(struct mg_gateway *gw, struct mg_http_req *req);
+/* The same peek check answering "<what>; retry in N s" (the OAuth facade). */
+bool mg_ip_limit_or_reply_what(struct mg_gateway *gw, struct mg_http_req *req, const char *what);
 /* Charges a failed authentication to the client's address. */
 void mg_ip_charge_failure(struct mg_gateway *gw, struct mg_http_req *req);
 /* LIMIT: the identity's rate limit, then mg_dispatch_method (now or after

@@ -689,6 +689,8 @@ static int easy_setup(struct mg_fetch *h, const struct mg_fetch_opts *o, char *e
 	C.easy_setopt(e, CURLOPT_ERRORBUFFER, h->errbuf);
 	C.easy_setopt(e, CURLOPT_PRIVATE, h);
 	C.easy_setopt(e, CURLOPT_USERAGENT, "mcp-guard");
+	if (o->ca_file)
+		C.easy_setopt(e, CURLOPT_CAINFO, o->ca_file);
 	if (!h->stream)
 		C.easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "");
 	else {

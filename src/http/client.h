@@ -51,6 +51,7 @@ struct mg_fetch_opts {
 	int http_version;        /* enum mg_fetch_http_version */
 	size_t max_bytes;        /* response body; default 1 MiB */
 	bool allow_private;      /* loopback and private ranges may be connected to */
+	const char *ca_file;     /* PEM CA bundle trusted instead of the default; NULL: default */
 };
 
 struct mg_fetch_result {

@@ -15,63 +15,25 @@
 
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
+import { readFileSync, rmSync } from 'node:fs';
+import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
+import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { auth } from '@modelcontextprotocol/sdk/client/auth.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 
-import { freePort } from './helpers.mjs';
+import { freePort, tempDir } from './helpers.mjs';
 import { startAuthGateway } from './idp/auth-gateway.mjs';
-import { browse, Jar } from './idp/browser.mjs';
+import { Jar } from './idp/browser.mjs';
+import { consentAndLogin, consentFields, MemoryProvider, REDIRECT } from './idp/facade.mjs';
 import { startIdp } from './idp/idp.mjs';
 
-const REDIRECT = 'http://127.0.0.1:45999/callback'; // the client's; never requested
 const b64u = b => Buffer.from(b).toString('base64url');
-
-/** An in-memory OAuthClientProvider for the SDK, headless. */
-class MemoryProvider {
-    constructor() {
-        this.info = undefined;
-        this.saved = undefined;
-        this.verifier = undefined;
-        this.authUrl = undefined;
-    }
-    get redirectUrl() {
-        return REDIRECT;
-    }
-    get clientMetadata() {
-        return { client_name: 'e2e SDK client', redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'none' };
-    }
-    clientInformation() {
-        return this.info;
-    }
-    saveClientInformation(i) {
-        this.info = i;
-    }
-    tokens() {
-        return this.saved;
-    }
-    saveTokens(t) {
-        this.saved = t;
-    }
-    redirectToAuthorization(url) {
-        this.authUrl = url;
-    }
-    saveCodeVerifier(v) {
-        this.verifier = v;
-    }
-    codeVerifier() {
-        return this.verifier;
-    }
-}
-
-/** The consent page's hidden fields. */
-function consentFields(html) {
-    const field = name => new RegExp(`name="${name}" value="([^"]*)"`).exec(html)?.[1];
-    return { pending: field('pending'), csrf: field('csrf') };
-}
 
 describe('the gateway as authorization server (facade) with oidc-provider', { concurrency: 1, timeout: 180000 }, () => {
     let idp;
@@ -132,39 +94,7 @@ describe('the gateway as authorization server (facade) with oidc-provider', { co
         return u;
     }
 
-    /**
-     * Drives GET /authorize → consent (approve) → provider login → back to the
-     * client's redirect; returns the redirect URL (with code or error).
-     */
-    async function approveAndLogin(url, jar = new Jar(), account) {
-        const cookie = jar.header(url);
-        const r = await fetch(url, { redirect: 'manual', headers: cookie ? { cookie } : {} });
-        jar.store(url, r);
-        let next;
-        if (r.status === 200) {
-            const { pending, csrf } = consentFields(await r.text());
-            assert.ok(pending && csrf, 'consent page fields');
-            const post = await fetch(`${origin}/authorize`, {
-                method: 'POST',
-                redirect: 'manual',
-                headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: jar.header(`${origin}/authorize`), origin },
-                body: new URLSearchParams({ pending, csrf, decision: 'approve' })
-            });
-            jar.store(`${origin}/authorize`, post);
-            assert.equal(post.status, 302, await post.text());
-            next = post.headers.get('location');
-        } else {
-            assert.equal(r.status, 302, await r.text());
-            next = r.headers.get('location');
-        }
-        if (next.startsWith(REDIRECT)) return new URL(next);
-        if (account) {
-            const u = new URL(next);
-            u.searchParams.set('account', account);
-            next = u.href;
-        }
-        return new URL(await browse(next, REDIRECT, jar));
-    }
+    const approveAndLogin = (url, jar, account) => consentAndLogin(origin, url, jar, account);
 
     /** A full authorization for a hand-registered client: {clientId, code, verifier}. */
     async function codeFor(clientId, { resource = `${origin}/mcp`, jar } = {}) {
@@ -383,6 +313,57 @@ describe('the gateway as authorization server (facade) with oidc-provider', { co
         await codeFor(clientId); // the registration survived too
     });
 
+    test('signing key rotation: a reload with a new signing_key_file signs with its kid; tokens of the replaced keys keep working', async () => {
+        const dir = tempDir('mcp-guard-keys-');
+        const keyFile = name => {
+            const f = path.join(dir, name);
+            execFileSync('openssl', ['genpkey', '-algorithm', 'ed25519', '-out', f], { stdio: 'ignore' });
+            return f;
+        };
+        const kidOf = tok => JSON.parse(Buffer.from(tok.split('.')[0], 'base64url')).kid;
+        const jwksKids = async () => (await (await fetch(`${origin}/.well-known/jwks.json`)).json()).keys.map(k => k.kid);
+        const base = gw.config;
+        try {
+            const clientId = await register();
+            const t0 = (await redeem(await codeFor(clientId))).body; // the random key of the start
+            // rotate to key A
+            gw.writeConfig({ ...base, auth: { ...base.auth, oauth: { ...base.auth.oauth, signing_key_file: keyFile('a.pem') } } });
+            await gw.reload();
+            const t1 = (await redeem(await codeFor(clientId))).body;
+            assert.notEqual(kidOf(t1.access_token), kidOf(t0.access_token));
+            assert.deepEqual(await jwksKids(), [kidOf(t1.access_token), kidOf(t0.access_token)], 'the signing key first, the replaced one still published');
+            assert.equal(await mcpStatus(t0.access_token), 200, 'a token of the replaced key still validates');
+            // the same file again: nothing changes
+            await gw.reload();
+            assert.equal(kidOf((await redeem(await codeFor(clientId))).body.access_token), kidOf(t1.access_token));
+            // rotate to key B, with A configured as the previous key
+            const a = gw.config.auth.oauth.signing_key_file;
+            gw.writeConfig({ ...base, auth: { ...base.auth, oauth: { ...base.auth.oauth, signing_key_file: keyFile('b.pem'), previous_signing_key_file: a } } });
+            await gw.reload();
+            const t2 = (await redeem(await codeFor(clientId))).body;
+            assert.notEqual(kidOf(t2.access_token), kidOf(t1.access_token));
+            assert.deepEqual((await jwksKids()).sort(), [kidOf(t0.access_token), kidOf(t1.access_token), kidOf(t2.access_token)].sort());
+            for (const t of [t0, t1, t2]) assert.equal(await mcpStatus(t.access_token), 200);
+            // refresh tokens are not bound to a key: t1's refresh gives a token signed by B
+            const r = await token({ grant_type: 'refresh_token', client_id: clientId, refresh_token: t1.refresh_token });
+            assert.equal(r.status, 200, JSON.stringify(r.body));
+            assert.equal(kidOf(r.body.access_token), kidOf(t2.access_token));
+            // a key file that is not an Ed25519 key: the reload is refused, B keeps signing
+            const ec = path.join(dir, 'ec.pem');
+            execFileSync('openssl', ['genpkey', '-algorithm', 'EC', '-pkeyopt', 'ec_paramgen_curve:P-256', '-out', ec], { stdio: 'ignore' });
+            gw.writeConfig({ ...base, auth: { ...base.auth, oauth: { ...base.auth.oauth, signing_key_file: ec } } });
+            const out = await gw.reload({ expect: 'fail' });
+            assert.match(out, /not an Ed25519 private key/);
+            assert.equal(kidOf((await redeem(await codeFor(clientId))).body.access_token), kidOf(t2.access_token));
+            // the log names files, never key material
+            assert.ok(!gw.stderr.includes('PRIVATE KEY'));
+        } finally {
+            gw.writeConfig(base);
+            await gw.reload();
+            rmSync(dir, { recursive: true, force: true });
+        }
+    });
+
     test('the gateway log never holds a token or code', async () => {
         const grant = await codeFor(await register());
         const t = (await redeem(grant)).body;
@@ -435,5 +416,226 @@ describe('facade: a CIMD client_id on a private address is never fetched', { tim
             assert.equal(r.json.error, 'invalid_client');
         }
         assert.equal(connections, 0);
+    });
+});
+
+/** A request from local address `from` (127.0.0.x: a client of its own for the per-address limit). */
+function requestFrom(from, port, method, pathname, { headers = {}, body } = {}) {
+    return new Promise((resolve, reject) => {
+        const req = http.request({ host: '127.0.0.1', port, localAddress: from, path: pathname, method, headers: { connection: 'close', ...headers }, agent: false }, res => {
+            const parts = [];
+            res.on('data', d => parts.push(d));
+            res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body: Buffer.concat(parts).toString('utf8') }));
+            res.on('error', reject);
+        });
+        req.on('error', reject);
+        req.end(body);
+    });
+}
+
+describe('facade: CORS preflight for browser clients and the per-address limit before authentication', { concurrency: 1, timeout: 60000 }, () => {
+    const INSPECTOR = 'http://localhost:6274'; // loopback origins are allowed on a loopback gateway
+    const ALLOWED = 'https://inspector.example';
+    const EVIL = 'https://evil.example';
+    const BURST = 4;
+    let gw;
+
+    before(async () => {
+        gw = await startAuthGateway(port => ({
+            server: { allowed_origins: [ALLOWED] },
+            // a tiny budget that does not refill during the test
+            rate_limit: { ip_requests_per_second: 0.001, ip_burst_size: BURST },
+            auth: {
+                oauth: {
+                    provider: 'custom',
+                    client_id: 'mcp-guard',
+                    client_secret: 'x',
+                    redirect_uri: `http://127.0.0.1:${port}/oauth/callback`,
+                    authorization_url: 'https://idp.example/auth',
+                    token_url: 'https://idp.example/token',
+                    introspection_url: 'https://idp.example/introspect',
+                    authorization_server: true
+                }
+            }
+        }));
+    });
+
+    after(async () => {
+        await gw?.stop();
+    });
+
+    const ROUTES = [
+        ['/register', 'POST'],
+        ['/token', 'POST'],
+        ['/authorize', 'POST'],
+        ['/.well-known/oauth-authorization-server', 'GET'],
+        ['/.well-known/oauth-protected-resource', 'GET'],
+        ['/.well-known/oauth-protected-resource/mcp', 'GET'],
+        ['/.well-known/jwks.json', 'GET']
+    ];
+    const preflight = (path, origin, method) =>
+        requestFrom('127.0.0.1', gw.port, 'OPTIONS', path, { headers: { origin, 'access-control-request-method': method, 'access-control-request-headers': 'content-type, mcp-protocol-version' } });
+
+    test('OPTIONS preflight from an allowed origin (configured, or loopback) names it, the method and the headers', async () => {
+        for (const origin of [ALLOWED, INSPECTOR]) {
+            for (const [path, method] of ROUTES) {
+                const r = await preflight(path, origin, method);
+                assert.equal(r.status, 204, `${origin} ${path}: ${r.body}`);
+                assert.equal(r.headers['access-control-allow-origin'], origin, path);
+                assert.match(r.headers['access-control-allow-methods'], new RegExp(method), path);
+                assert.match(r.headers['access-control-allow-headers'].toLowerCase(), /content-type/, path);
+                assert.match(r.headers['access-control-allow-headers'].toLowerCase(), /mcp-protocol-version/, path);
+                assert.match(r.headers.vary ?? '', /Origin/, path);
+            }
+        }
+    });
+
+    test('attack: a preflight from a disallowed origin gets no CORS allow headers', async () => {
+        for (const [path, method] of ROUTES) {
+            const r = await preflight(path, EVIL, method);
+            for (const h of ['access-control-allow-origin', 'access-control-allow-methods', 'access-control-allow-headers']) assert.equal(r.headers[h], undefined, `${path}: ${h}`);
+        }
+    });
+
+    test('/register and /token answer an allowed origin with its name, another origin with none', async () => {
+        const body = JSON.stringify({ redirect_uris: [REDIRECT] });
+        const ok = await requestFrom('127.0.0.1', gw.port, 'POST', '/register', { headers: { origin: ALLOWED, 'content-type': 'application/json' }, body });
+        assert.equal(ok.status, 201, ok.body);
+        assert.equal(ok.headers['access-control-allow-origin'], ALLOWED);
+        const evil = await requestFrom('127.0.0.1', gw.port, 'POST', '/token', { headers: { origin: EVIL, 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=refresh_token&refresh_token=x&client_id=y' });
+        assert.equal(evil.status, 400);
+        assert.equal(evil.headers['access-control-allow-origin'], undefined);
+        // an error for an allowed origin is readable by it (the SDK reads invalid_grant)
+        const bad = await requestFrom('127.0.0.4', gw.port, 'POST', '/token', { headers: { origin: INSPECTOR, 'content-type': 'application/x-www-form-urlencoded' }, body: 'grant_type=refresh_token&refresh_token=x&client_id=y' });
+        assert.equal(bad.status, 400);
+        assert.equal(bad.headers['access-control-allow-origin'], INSPECTOR);
+    });
+
+    test('attack: a /register flood from one address is refused with 429 and Retry-After; other addresses are not', async () => {
+        const body = JSON.stringify({ redirect_uris: [REDIRECT] });
+        const reg = from => requestFrom(from, gw.port, 'POST', '/register', { headers: { 'content-type': 'application/json', origin: INSPECTOR }, body });
+        for (let i = 0; i < BURST; i++) assert.equal((await reg('127.0.0.2')).status, 201);
+        const r = await reg('127.0.0.2');
+        assert.equal(r.status, 429, r.body);
+        assert.ok(Number(r.headers['retry-after']) >= 1, JSON.stringify(r.headers));
+        assert.equal(r.headers['access-control-allow-origin'], INSPECTOR, 'a browser client can read the 429');
+        // the address is refused on the other facade routes too, before any work
+        assert.equal((await requestFrom('127.0.0.2', gw.port, 'GET', '/authorize?client_id=x')).status, 429);
+        assert.equal((await requestFrom('127.0.0.2', gw.port, 'GET', '/.well-known/oauth-authorization-server')).status, 429);
+        // another address still registers
+        assert.equal((await reg('127.0.0.5')).status, 201);
+    });
+
+    test('attack: a /token flood of bad grants from one address is refused with 429', async () => {
+        const tok = () => requestFrom('127.0.0.3', gw.port, 'POST', '/token', { headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: `grant_type=authorization_code&code=${'A'.repeat(43)}&client_id=c&redirect_uri=${encodeURIComponent(REDIRECT)}&code_verifier=${'B'.repeat(43)}` });
+        for (let i = 0; i < BURST; i++) assert.equal((await tok()).status, 400);
+        const r = await tok();
+        assert.equal(r.status, 429, r.body);
+        assert.ok(Number(r.headers['retry-after']) >= 1);
+    });
+});
+
+/** A self-signed certificate for localhost and 127.0.0.1 (openssl), as {cert, key, certPath}. */
+function selfSigned(dir, name) {
+    const keyPath = path.join(dir, `${name}.key`);
+    const certPath = path.join(dir, `${name}.crt`);
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', keyPath, '-out', certPath, '-days', '1', '-subj', `/CN=${name}`, '-addext', 'subjectAltName=DNS:localhost,IP:127.0.0.1'], { stdio: 'ignore' });
+    return { cert: readFileSync(certPath), key: readFileSync(keyPath), certPath };
+}
+
+/** An https server on 127.0.0.1 serving `docs` (path → JSON); counts requests. */
+async function documentServer(tls, docs) {
+    const server = https.createServer(tls, (req, res) => {
+        server.hits = (server.hits ?? 0) + 1;
+        const doc = docs(server.address().port)[req.url];
+        res.writeHead(doc ? 200 : 404, { 'content-type': 'application/json' });
+        res.end(doc ? JSON.stringify(doc) : '{}');
+    });
+    await new Promise(r => server.listen(0, '127.0.0.1', r));
+    return server;
+}
+
+describe('facade: a client identified by a Client ID Metadata Document (https, private CA) completes the flow', { concurrency: 1, timeout: 120000 }, () => {
+    let idp;
+    let gw;
+    let docs;
+    let stranger;
+    let dir;
+    let origin;
+    const cimd = port => ({ client_id: `https://localhost:${port}/client.json`, client_name: 'CIMD e2e client', redirect_uris: [REDIRECT], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'none' });
+
+    before(async () => {
+        dir = tempDir('mcp-guard-cimd-');
+        docs = await documentServer(selfSigned(dir, 'docs'), port => ({ '/client.json': cimd(port) }));
+        // the same document behind a certificate the gateway does not trust
+        stranger = await documentServer(selfSigned(dir, 'stranger'), port => ({ '/client.json': cimd(port) }));
+        const port = await freePort();
+        origin = `http://127.0.0.1:${port}`;
+        idp = await startIdp({ redirectUris: [`${origin}/oauth/callback`] });
+        gw = await startAuthGateway(
+            {
+                auth: {
+                    oauth: {
+                        provider: 'custom',
+                        issuer: idp.issuer,
+                        client_id: 'mcp-guard',
+                        client_secret: 'mcp-guard-secret',
+                        redirect_uri: `${origin}/oauth/callback`,
+                        scopes: ['openid'],
+                        authorization_url: `${idp.issuer}/auth`,
+                        token_url: `${idp.issuer}/token`,
+                        introspection_url: idp.introspectionUrl,
+                        allow_private_networks: true, // the test's document server is on loopback
+                        ca_file: path.join(dir, 'docs.crt'),
+                        authorization_server: true
+                    }
+                }
+            },
+            { port }
+        );
+    });
+
+    after(async () => {
+        await gw?.stop();
+        await idp?.close();
+        docs?.close();
+        stranger?.close();
+        if (dir) rmSync(dir, { recursive: true, force: true });
+    });
+
+    test('the MCP SDK with clientMetadataUrl: CIMD → consent → login → token → MCP calls', async () => {
+        const url = `https://localhost:${docs.address().port}/client.json`;
+        const provider = new MemoryProvider();
+        Object.defineProperty(provider, 'clientMetadataUrl', { value: url });
+        assert.equal(await auth(provider, { serverUrl: `${origin}/mcp` }), 'REDIRECT');
+        assert.equal(provider.info?.client_id, url, 'the URL is the client_id (no registration)');
+        const authUrl = new URL(provider.authUrl);
+        const page = await fetch(authUrl, { redirect: 'manual' });
+        assert.equal(page.status, 200, await page.clone().text());
+        assert.match(await page.text(), /CIMD e2e client/, 'the consent page names the document\'s client');
+        assert.ok(docs.hits >= 1, 'the document was fetched');
+        const back = await consentAndLogin(origin, authUrl);
+        const code = back.searchParams.get('code');
+        assert.ok(code, `no code: ${back}`);
+        assert.equal(await auth(provider, { serverUrl: `${origin}/mcp`, authorizationCode: code }), 'AUTHORIZED');
+        const claims = JSON.parse(Buffer.from(provider.saved.access_token.split('.')[1], 'base64url'));
+        assert.equal(claims.client_id, url);
+        const client = new Client({ name: 'e2e-cimd', version: '0' });
+        await client.connect(new StreamableHTTPClientTransport(new URL(`${origin}/mcp`), { authProvider: provider }));
+        const echo = await client.callTool({ name: 'echo', arguments: { message: 'via CIMD' } });
+        assert.match(JSON.stringify(echo.content), /via CIMD/);
+        await client.close();
+    });
+
+    test('attack: a document behind a certificate outside ca_file is not trusted', async () => {
+        const u = new URL(`${origin}/authorize`);
+        u.searchParams.set('client_id', `https://localhost:${stranger.address().port}/client.json`);
+        u.searchParams.set('redirect_uri', REDIRECT);
+        u.searchParams.set('response_type', 'code');
+        const r = await fetch(u, { redirect: 'manual' });
+        const body = await r.json();
+        assert.equal(r.status, 400);
+        assert.equal(body.error, 'invalid_client');
+        assert.match(body.error_description, /cannot fetch the client metadata document/);
     });
 });

@@ -7,9 +7,12 @@
  */
 #include "support.h"
 
+#include <openssl/evp.h>
+#include <openssl/pem.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "auth/jwt.h"
 #include "auth/oauth.h"
@@ -544,6 +547,126 @@ static void test_issuer(void **state)
 	mg_oauth_issuer_unref(is);
 }
 
+/* ---- signing key rotation ------------------------------------------------------------- */
+
+/* A new key of `type` (EVP_PKEY_ED25519, EVP_PKEY_EC) written as PEM to a temp file. */
+static void key_file(int type, char path[64])
+{
+	snprintf(path, 64, "/tmp/mg-test-key-XXXXXX");
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	FILE *f = fdopen(fd, "w");
+	EVP_PKEY *k =
+	    type == EVP_PKEY_EC ? EVP_EC_gen("P-256") : EVP_PKEY_Q_keygen(NULL, NULL, "ED25519");
+	assert_non_null(k);
+	assert_int_equal(PEM_write_PrivateKey(f, k, NULL, NULL, 0, NULL, NULL), 1);
+	fclose(f);
+	EVP_PKEY_free(k);
+}
+
+static enum mg_auth_status verify_at(struct mg_oauth_issuer *is, const char *tok, int64_t now)
+{
+	struct mg_oauth_config cfg = { .present = true };
+	struct mg_identity *id = NULL;
+	char reason[160];
+	enum mg_auth_status st = mg_oauth_issuer_verify(
+	    is, &cfg, "https://mcp.example.com", "https://mcp.example.com/mcp", tok, strlen(tok),
+	    now, &id, reason, sizeof reason);
+	mg_identity_unref(id);
+	return st;
+}
+
+static char *token_kid(const char *tok, char kid[64])
+{
+	assert_int_equal(mg_jwt_peek_kid(tok, strlen(tok), kid, 64), 0);
+	return kid;
+}
+
+static void test_key_rotation(void **state)
+{
+	(void)state;
+	char err[300], a[64], b[64], ec[64], kid[64], kid_a[64];
+	key_file(EVP_PKEY_ED25519, a);
+	key_file(EVP_PKEY_ED25519, b);
+	key_file(EVP_PKEY_EC, ec);
+	struct mg_oauth_issuer *is = mg_oauth_issuer_new(err, sizeof err);
+	assert_non_null(is);
+	struct mg_oauth_grants *g = mg_oauth_issuer_grants(is);
+	struct mg_oauth_grant gr = grant(), out;
+	char c[MG_OAUTH_TOKEN_LEN + 1];
+	uint64_t fam;
+	assert_int_equal(mg_oauth_code_issue(g, &gr, 1000, c), 0);
+	assert_int_equal(mg_oauth_code_redeem(g, c, "cid", "http://127.0.0.1:3000/cb", VERIFIER,
+	                                      1000, &out, &fam),
+	                 MG_OAUTH_REDEEM_OK);
+	/* key A from its file; the same file again changes nothing */
+	assert_int_equal(mg_oauth_issuer_set_keys(is, a, NULL, 1000, err, sizeof err), 0);
+	snprintf(kid_a, sizeof kid_a, "%s", mg_oauth_signer_kid(mg_oauth_issuer_signer(is)));
+	assert_int_equal(mg_oauth_issuer_set_keys(is, a, NULL, 1000, err, sizeof err), 0);
+	json_t *jwks = mg_oauth_issuer_jwks(is, 1000);
+	assert_int_equal(json_array_size(json_object_get(jwks, "keys")), 1);
+	json_decref(jwks);
+	char *ta = mg_oauth_issuer_access_token(is, "https://mcp.example.com", &out, fam, 1000);
+	assert_string_equal(token_kid(ta, kid), kid_a);
+	/* the same key file gives the same kid in another process (issuer) */
+	struct mg_oauth_issuer *other = mg_oauth_issuer_new(err, sizeof err);
+	assert_int_equal(mg_oauth_issuer_set_keys(other, a, NULL, 1000, err, sizeof err), 0);
+	assert_string_equal(mg_oauth_signer_kid(mg_oauth_issuer_signer(other)), kid_a);
+	mg_oauth_issuer_unref(other);
+	/* rotate to B at 1100: new tokens carry B's kid, A's keep validating until they expire */
+	assert_int_equal(mg_oauth_issuer_set_keys(is, b, NULL, 1100, err, sizeof err), 0);
+	char *tb = mg_oauth_issuer_access_token(is, "https://mcp.example.com", &out, fam, 1100);
+	assert_string_not_equal(token_kid(tb, kid), kid_a);
+	assert_int_equal(verify_at(is, ta, 1200), MG_AUTH_OK);
+	assert_int_equal(verify_at(is, tb, 1200), MG_AUTH_OK);
+	jwks = mg_oauth_issuer_jwks(is, 1200);
+	json_t *keys = json_object_get(jwks, "keys");
+	assert_int_equal(json_array_size(keys), 2);
+	assert_string_equal(json_string_value(json_object_get(json_array_get(keys, 0), "kid")),
+	                    kid); /* the signing key first */
+	json_decref(jwks);
+	assert_true(mg_oauth_issuer_has_kid(is, kid_a, 1100 + MG_OAUTH_ACCESS_SECS));
+	/* once A's tokens have all expired, A is gone */
+	assert_false(mg_oauth_issuer_has_kid(is, kid_a, 1101 + MG_OAUTH_ACCESS_SECS));
+	jwks = mg_oauth_issuer_jwks(is, 1101 + MG_OAUTH_ACCESS_SECS);
+	assert_int_equal(json_array_size(json_object_get(jwks, "keys")), 1);
+	json_decref(jwks);
+	/* A as the configured previous key: accepted and published, never signing */
+	assert_int_equal(mg_oauth_issuer_set_keys(is, b, a, 5000, err, sizeof err), 0);
+	assert_true(mg_oauth_issuer_has_kid(is, kid_a, 5000));
+	char *tb2 = mg_oauth_issuer_access_token(is, "https://mcp.example.com", &out, fam, 5000);
+	assert_string_equal(token_kid(tb2, kid), mg_oauth_signer_kid(mg_oauth_issuer_signer(is)));
+	assert_string_not_equal(kid, kid_a);
+	/* bad files: refused with a reason, the issuer unchanged */
+	assert_int_equal(mg_oauth_issuer_set_keys(is, ec, NULL, 5000, err, sizeof err), -1);
+	assert_non_null(strstr(err, "not an Ed25519 private key"));
+	assert_int_equal(
+	    mg_oauth_issuer_set_keys(is, b, "/nonexistent/key.pem", 5000, err, sizeof err), -1);
+	assert_non_null(strstr(err, "cannot read"));
+	assert_string_equal(mg_oauth_signer_kid(mg_oauth_issuer_signer(is)), kid);
+	assert_true(mg_oauth_issuer_has_kid(is, kid_a, 5000));
+	/* rotating many times within a token lifetime stays bounded */
+	for (int i = 0; i < 10; i++) {
+		char k[64];
+		key_file(EVP_PKEY_ED25519, k);
+		assert_int_equal(mg_oauth_issuer_set_keys(is, k, NULL, 6000 + i, err, sizeof err),
+		                 0);
+		free(mg_oauth_issuer_access_token(is, "https://mcp.example.com", &out, fam,
+		                                  6000 + i));
+		unlink(k);
+	}
+	jwks = mg_oauth_issuer_jwks(is, 6010);
+	assert_int_equal(json_array_size(json_object_get(jwks, "keys")), 1 + 4); /* 4 retired */
+	json_decref(jwks);
+	free(ta);
+	free(tb);
+	free(tb2);
+	unlink(a);
+	unlink(b);
+	unlink(ec);
+	mg_oauth_issuer_unref(is);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -556,6 +679,7 @@ int main(void)
 		cmocka_unit_test(test_refresh_rotation),
 		cmocka_unit_test(test_signer),
 		cmocka_unit_test(test_issuer),
+		cmocka_unit_test(test_key_rotation),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
