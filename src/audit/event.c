@@ -250,7 +250,7 @@ int mg_audit_chain_with(struct mg_sha256_ctx *sha, const char *obj, size_t len, 
 	size_t pl = strlen(prev);
 	/* (appended piece by piece: a printf per record cost as much as the rest) */
 	if (mg_buf_append(out, obj, len - 1) < 0 ||
-	    mg_buf_append(out, ",\"seq\":" + empty, 7 - empty) < 0 ||
+	    mg_buf_append(out, &",\"seq\":"[empty ? 1 : 0], empty ? 6 : 7) < 0 ||
 	    mg_buf_append(out, num, nl) < 0 || mg_buf_append(out, ",\"prev\":\"", 9) < 0 ||
 	    mg_buf_append(out, prev, pl) < 0 || mg_buf_append(out, "\"}", 2) < 0)
 		return -1;
