@@ -106,18 +106,28 @@ static int utf8_seq(struct scan *s)
 	return 0;
 }
 
-/* true when none of the 8 bytes at `p` is a quote, a backslash, a control
- * character or part of a multi-byte sequence (the classic "has a zero
- * byte" trick, applied to each condition; it never misses one, and a rare
- * false alarm only sends those bytes to the byte loop). */
-static bool plain8(const unsigned char *p)
+/* The offset of the first special byte a special8 mask flags: its lowest
+ * set bit on a little-endian machine; elsewhere 0, and the byte loop
+ * finds it. */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+#define FIRST_SPECIAL(m) ((size_t)__builtin_ctzll(m) >> 3)
+#else
+#define FIRST_SPECIAL(m) ((size_t)0)
+#endif
+
+/* The bytes among the 8 at `p` that are a quote, a backslash, a control
+ * character or part of a multi-byte sequence, as the high bit of each (the
+ * classic "has a zero byte" trick, applied to each condition). It never
+ * misses one; bits above the lowest may be false alarms, the lowest set
+ * bit is exact (little-endian: the first such byte). */
+static uint64_t special8(const unsigned char *p)
 {
 	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
 	uint64_t w;
 	memcpy(&w, p, 8);
 	uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
 	uint64_t t = ((q - ones) & ~q) | ((b - ones) & ~b) | ((w - ones * 0x20) & ~w) | w;
-	return (t & high) == 0;
+	return t & high;
 }
 
 /* A string starting at the opening quote; *escaped tells whether it had a
@@ -128,9 +138,15 @@ static int scan_string(struct scan *s, bool *escaped)
 	s->p++;
 	for (;;) {
 		/* Plain ASCII runs are the common case: eight bytes at a time
-		 * while none is special, then byte by byte. */
-		while (s->end - s->p >= 8 && plain8(s->p))
+		 * up to the first special byte, byte by byte near the end. */
+		while (s->end - s->p >= 8) {
+			uint64_t m = special8(s->p);
+			if (m) {
+				s->p += FIRST_SPECIAL(m);
+				break;
+			}
 			s->p += 8;
+		}
 		while (s->p < s->end && *s->p >= 0x20 && *s->p < 0x80 && *s->p != '"' &&
 		       *s->p != '\\')
 			s->p++;

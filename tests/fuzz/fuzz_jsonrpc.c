@@ -2,17 +2,76 @@
  * fuzz_jsonrpc.c - libFuzzer target for JSON-RPC parsing, classification,
  * the modern-era header checks and error serialization; and the subset
  * property of the tree-less scan (mcp/jscan.h): whatever it accepts,
- * mg_rpc_parse accepts as the same message with the same id.
+ * mg_rpc_parse accepts as the same message with the same id; and the walk
+ * over accepted text (mcp/jtext.h) finds the members and elements jansson
+ * finds, with the same values.
  */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "mcp/jscan.h"
+#include "mcp/jtext.h"
 #include "mcp/jsonrpc.h"
 #include "mcp/protocol.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static bool same_value(const char *text, struct mg_jspan v, json_t *want)
+{
+	json_t *got =
+	    json_loadb(text + v.start, v.end - v.start, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+	bool same = got && json_equal(got, want);
+	json_decref(got);
+	return same;
+}
+
+/* The elements of an array, as jansson has them. */
+static void check_items(const char *text, struct mg_jspan arr, json_t *want)
+{
+	struct mg_jiter it;
+	struct mg_jspan e;
+	size_t n = 0;
+	int r;
+	mg_jtext_items(&it, text, arr);
+	while ((r = mg_jtext_next(&it, &e)) > 0)
+		if (!same_value(text, e, json_array_get(want, n++)))
+			abort();
+	if (r != 0 || n != json_array_size(want) || it.pos != arr.end)
+		abort();
+}
+
+/* The members of an object (and one level of arrays in it), as jansson has
+ * them; by field walk and by lookup. */
+static void check_object(const char *text, struct mg_jspan obj, json_t *want)
+{
+	struct mg_jfields f;
+	struct mg_jspan key, v;
+	size_t at, n = 0;
+	int r;
+	mg_jtext_fields(&f, text, obj);
+	while ((r = mg_jtext_field(&f, &key, &at)) > 0) {
+		/* Keys carry no escape and no NUL (the scan sends those to the
+		 * slow path), so their bytes are the key. */
+		char *k = strndup(text + key.start, key.end - key.start);
+		if (!k)
+			abort();
+		json_t *w = json_object_get(want, k);
+		mg_jtext_field_skip(&f);
+		v = (struct mg_jspan){ at, f.pos };
+		if (!w || !same_value(text, v, w))
+			abort();
+		struct mg_jspan v2;
+		if (!mg_jtext_member(text, obj, k, &v2) || v2.start != v.start || v2.end != v.end)
+			abort();
+		if (json_is_array(w))
+			check_items(text, v, w);
+		free(k);
+		n++;
+	}
+	if (r != 0 || n != json_object_size(want))
+		abort();
+}
 
 static void check_scan(const char *text, size_t size)
 {
@@ -43,6 +102,13 @@ static void check_scan(const char *text, size_t size)
 	if (m.method && (js.method.end - js.method.start != strlen(m.method) + 2 ||
 	                 memcmp(text + js.method.start + 1, m.method, strlen(m.method)) != 0))
 		abort();
+	json_t *result = json_object_get(m.root, "result");
+	if (js.params.end && m.params)
+		check_object(text, js.params, m.params);
+	if (js.result.end && json_is_object(result))
+		check_object(text, js.result, result);
+	else if (js.result.end && json_is_array(result))
+		check_items(text, js.result, result);
 	mg_rpc_msg_free(&m);
 }
 

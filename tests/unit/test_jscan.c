@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "mcp/jscan.h"
+#include "mcp/jtext.h"
 #include "mcp/jsonrpc.h"
 
 static enum mg_jscan_status scan(const char *t, struct mg_jscan *js)
@@ -185,13 +186,126 @@ static void test_limits(void **state)
 	                 MG_JSCAN_OK);
 }
 
+/* The walk over accepted text agrees with jansson: every item of a list
+ * result, and one member of each. */
+static void walk_agrees(const char *t, const char *items, const char *key)
+{
+	struct mg_jscan js;
+	assert_int_equal(scan(t, &js), MG_JSCAN_OK);
+	json_t *root = json_loads(t, 0, NULL);
+	json_t *arr = json_object_get(json_object_get(root, "result"), items);
+	struct mg_jspan a;
+	assert_true(mg_jtext_member(t, js.result, items, &a));
+	struct mg_jiter it;
+	struct mg_jspan e;
+	size_t n = 0;
+	int r;
+	mg_jtext_items(&it, t, a);
+	while ((r = mg_jtext_next(&it, &e)) > 0) {
+		json_t *want = json_array_get(arr, n++);
+		json_t *got = json_loadb(t + e.start, e.end - e.start, JSON_DECODE_ANY, NULL);
+		assert_true(json_equal(want, got));
+		json_decref(got);
+		struct mg_jspan v;
+		json_t *wv = json_object_get(want, key);
+		assert_int_equal(mg_jtext_member(t, e, key, &v), wv != NULL);
+		if (wv) {
+			got = json_loadb(t + v.start, v.end - v.start, JSON_DECODE_ANY, NULL);
+			assert_true(json_equal(wv, got));
+			json_decref(got);
+		}
+	}
+	assert_int_equal(r, 0);
+	assert_int_equal(n, json_array_size(arr));
+	json_decref(root);
+}
+
+static void test_jtext(void **state)
+{
+	(void)state;
+	walk_agrees("{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[]}}", "tools", "name");
+	walk_agrees("{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"nextCursor\":\"x\", \"tools\" : "
+	            "[ {\"description\":\"a \\\"name\\\": } ] {\",\"name\":\"n1\"} ,\n"
+	            "{\"inputSchema\":{\"name\":{\"type\":[\"string\",\"null\"]}},"
+	            "\"name\":\"n\\u00e92\"}, {\"x\":[[],{}]}, 5, \"s\", null ] }}",
+	            "tools", "name");
+	walk_agrees("{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"tools\":[{\"d\":\"tail\\\\\\\\\","
+	            "\"e\":\"\\\\\\\"q\\\\\",\"name\":\"x\"},{\"name\":\"\\\\\"}]}}",
+	            "tools", "name");
+	walk_agrees("{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"resources\":[{\"uri\":"
+	            "\"file:///a\",\"size\":-1.5e3,\"ok\":true}]}}",
+	            "resources", "uri");
+	/* Members and literals. */
+	const char *t = "{\"isError\" :\ttrue,\"a\":false}";
+	struct mg_jspan obj = { 0, strlen(t) }, v;
+	assert_true(mg_jtext_member(t, obj, "isError", &v));
+	assert_true(mg_jtext_is_true(t, v));
+	assert_true(mg_jtext_member(t, obj, "a", &v));
+	assert_false(mg_jtext_is_true(t, v));
+	assert_false(mg_jtext_member(t, obj, "isErr", &v));
+	const char *s = "[\"plain\",\"esc\\\"aped\"]";
+	struct mg_jiter it;
+	mg_jtext_items(&it, s, (struct mg_jspan){ 0, strlen(s) });
+	assert_int_equal(mg_jtext_next(&it, &v), 1);
+	assert_true(mg_jtext_plain_string(s, v));
+	assert_int_equal(mg_jtext_next(&it, &v), 1);
+	assert_false(mg_jtext_plain_string(s, v));
+	assert_int_equal(mg_jtext_next(&it, &v), 0);
+	/* Spans cut short or of the wrong kind: no answer, nothing read past
+	 * the end. */
+	const char *cut = "[{\"name\":\"abc\"},{\"name\":\"de";
+	for (size_t end = 0; end <= strlen(cut); end++) {
+		mg_jtext_items(&it, cut, (struct mg_jspan){ 0, end });
+		while (mg_jtext_next(&it, &v) > 0)
+			assert_true(v.end <= end);
+		assert_int_equal(mg_jtext_next(&it, &v), -1);
+		assert_false(mg_jtext_member(cut, (struct mg_jspan){ 1, end }, "zz", &v));
+	}
+	mg_jtext_items(&it, t, obj);
+	assert_int_equal(mg_jtext_next(&it, &v), -1);
+	/* Fields one by one, a value walked by the caller and resumed after. */
+	const char *o = "{ \"a\" : [1, {\"x\":\"]\"}] , \"b\":\"c\\\"\",\"d\":{} }";
+	struct mg_jfields fi;
+	struct mg_jspan k;
+	size_t at;
+	mg_jtext_fields(&fi, o, (struct mg_jspan){ 0, strlen(o) });
+	assert_int_equal(mg_jtext_field(&fi, &k, &at), 1);
+	assert_true(mg_jtext_key_is(o, k, "a"));
+	mg_jtext_items(&it, o, (struct mg_jspan){ at, strlen(o) });
+	int n = 0;
+	while (mg_jtext_next(&it, &v) > 0)
+		n++;
+	assert_int_equal(n, 2);
+	assert_int_equal(mg_jtext_next(&it, &v), 0);
+	assert_int_equal(o[it.pos - 1], ']');
+	mg_jtext_field_resume(&fi, it.pos);
+	assert_int_equal(mg_jtext_field(&fi, &k, &at), 1);
+	assert_true(mg_jtext_key_is(o, k, "b"));
+	assert_false(mg_jtext_key_is(o, k, "bb"));
+	mg_jtext_field_skip(&fi);
+	expect_span(o, (struct mg_jspan){ at, fi.pos }, "\"c\\\"\"");
+	assert_int_equal(mg_jtext_field(&fi, &k, &at), 1);
+	mg_jtext_field_skip(&fi);
+	assert_int_equal(mg_jtext_field(&fi, &k, &at), 0);
+	/* Cut short: an error, never past the end. */
+	for (size_t end = 0; end < strlen(o); end++) {
+		mg_jtext_fields(&fi, o, (struct mg_jspan){ 0, end });
+		int r;
+		while ((r = mg_jtext_field(&fi, &k, &at)) > 0) {
+			assert_true(at < end);
+			mg_jtext_field_skip(&fi);
+		}
+		assert_int_equal(r, -1);
+	}
+	assert_false(mg_jtext_member(s, (struct mg_jspan){ 0, strlen(s) }, "plain", &v));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_result),
-		cmocka_unit_test(test_request),
-		cmocka_unit_test(test_slow),
-		cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_result), cmocka_unit_test(test_request),
+		cmocka_unit_test(test_slow),   cmocka_unit_test(test_limits),
+		cmocka_unit_test(test_jtext),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
