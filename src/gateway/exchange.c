@@ -26,6 +26,7 @@
 #include "gateway/internal.h"
 #include "gateway/pipeline.h"
 #include "mcp/jscan.h"
+#include "mcp/jtext.h"
 #include "mcp/params.h"
 #include "util/clock.h"
 #include "util/crypto.h"
@@ -44,7 +45,9 @@ static void audit_result(struct mg_exchange *x, const json_t *msg, const char *r
 	json_t *parsed = NULL;
 	int ok = 0;
 	if (result) {
-		ok = !memmem(result, rlen, "\"isError\":true", 14);
+		struct mg_jspan v;
+		ok = !(mg_jtext_member(result, (struct mg_jspan){ 0, rlen }, "isError", &v) &&
+		       mg_jtext_is_true(result, v));
 		if (mg_audit_wants_results(gw->audit))
 			res = parsed = json_loadb(result, rlen, 0, NULL);
 	} else if (msg) {
@@ -340,12 +343,10 @@ static void on_raw_reply_in(struct mg_call *call, const char *text, size_t len,
 		uint8_t digest[MG_SHA256_LEN];
 		mg_sha256(text + js->result.start, js->result.end - js->result.start, digest);
 		struct mg_route *r = x->route;
-		if (!r->tools_learned_set || memcmp(digest, r->tools_learned, sizeof digest) != 0) {
+		if (!mg_route_learned(r, digest)) {
 			free(dumped);
-			if (reply_parsed(call, text, len, x)) {
-				memcpy(r->tools_learned, digest, sizeof digest);
-				r->tools_learned_set = true;
-			}
+			if (reply_parsed(call, text, len, x))
+				mg_route_learned_add(r, digest);
 			return;
 		}
 	}
@@ -534,25 +535,60 @@ static int meta_log_level(const struct mg_rpc_msg *msg)
 	return json_is_string(lv) ? mg_pipeline_log_level_index(json_string_value(lv)) : -1;
 }
 
+/* The client's bytes with the first msg->name_cut bytes of params.name
+ * removed (a federated name's server prefix), when the text says what the
+ * tree says; false when it does not (the tree is sent instead). */
+static bool send_cut(struct mg_channel *ch, struct mg_call *call, const char *body, size_t len,
+                     const struct mg_jscan *js, const struct mg_rpc_msg *msg, int *rc)
+{
+	const char *name = json_string_value(json_object_get(msg->params, "name"));
+	struct mg_jspan v;
+	if (!name || !mg_jtext_member(body, js->params, "name", &v) ||
+	    !mg_jtext_plain_string(body, v))
+		return false;
+	size_t nl = strlen(name), cut = msg->name_cut, at = v.start + 1;
+	if (v.end - v.start - 2 != cut + nl || memcmp(body + at + cut, name, nl) != 0)
+		return false;
+	char *text = malloc(len - cut);
+	if (!text)
+		return false;
+	memcpy(text, body, at);
+	memcpy(text + at, body + at + cut, len - at - cut);
+	size_t id_start = js->id.start, id_end = js->id.end;
+	if (id_start > at) {
+		id_start -= cut;
+		id_end -= cut;
+	}
+	*rc = mg_channel_request_text(ch, call, text, len - cut, id_start, id_end);
+	free(text);
+	return true;
+}
+
 /* Sends the request upstream. When the gateway changes nothing in it but
  * the id (no bridging, no progress token to replace), the client's own
- * bytes go with the minted id spliced in: no serialization. */
+ * bytes go with the minted id spliced in: no serialization; likewise when
+ * it only removed a federated name's prefix. */
 static int forward(struct mg_gateway *gw, struct mg_http_req *req, struct mg_channel *ch,
                    struct mg_exchange *x, struct mg_rpc_msg *msg)
 {
 	json_t *meta = msg->params ? json_object_get(msg->params, "_meta") : NULL;
 	bool token = json_is_object(meta) && json_object_get(meta, "progressToken");
 	bool traced = mg_obs_trace_inject(req, msg); /* sampled: _meta.traceparent added */
-	if (x->bridge == MG_BRIDGE_NONE && !token && !traced && !msg->edited) {
+	if (x->bridge == MG_BRIDGE_NONE && !token && !traced && (!msg->edited || msg->name_cut)) {
 		size_t len;
 		const char *body = mg_http_req_body(req, &len);
 		struct mg_jscan js;
+		int rc;
 		if (body &&
 		    mg_jscan(body, len, (size_t)gw->cfg->server.max_json_depth, &js) ==
 		        MG_JSCAN_OK &&
-		    js.kind == MG_JSCAN_REQUEST && !js.has_cr_lf)
-			return mg_channel_request_text(ch, &x->call, body, len, js.id.start,
-			                               js.id.end);
+		    js.kind == MG_JSCAN_REQUEST && !js.has_cr_lf) {
+			if (!msg->edited)
+				return mg_channel_request_text(ch, &x->call, body, len, js.id.start,
+				                               js.id.end);
+			if (send_cut(ch, &x->call, body, len, &js, msg, &rc))
+				return rc;
+		}
 	}
 	return mg_channel_request(ch, &x->call, msg->root);
 }
@@ -605,8 +641,7 @@ void mg_exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struct mg
 	snprintf(x->method, sizeof x->method, "%s", msg->method);
 	x->call.on_reply = on_reply;
 	/* Pinning reads every tools/list of a server that pins. */
-	bool pinned = gw->pins && route->up->cfg->tool_pinning != MG_PINNING_OFF &&
-	              strcmp(msg->method, "tools/list") == 0;
+	bool pinned = mg_route_pins(route) && strcmp(msg->method, "tools/list") == 0;
 	if (bridge == MG_BRIDGE_NONE && !pinned &&
 	    !(id && mg_authz_restricted(id) && mg_authz_filters(msg->method)))
 		x->call.on_raw_reply = on_raw_reply;

@@ -45,7 +45,9 @@
 #include "gateway/internal.h"
 #include "gateway/pathmap.h"
 #include "gateway/pipeline.h"
+#include "mcp/jtext.h"
 #include "mcp/params.h"
+#include "util/crypto.h"
 #include "util/log.h"
 
 #define FED_MAX_URIS     100000 /* resource URIs remembered with their owner */
@@ -66,7 +68,9 @@ struct mg_fed {
 	struct fed_prefix *prefixes;
 	size_t n_prefixes;
 	struct mg_fcursor_key key;
-	const char **names;       /* members' names, for cursor tags */
+	const char **names; /* members' names, for cursor tags */
+	char **prefix;      /* members' "<name><sep>" as JSON string content */
+	size_t *prefix_len;
 	struct mg_fedlist *lists; /* list requests in flight */
 };
 
@@ -88,7 +92,8 @@ struct fed_part {
 	size_t member;
 	struct mg_call call;
 	bool asked, answered, failed;
-	json_t *items;
+	char *items; /* its items as JSON text, comma-separated, renamed */
+	size_t items_len;
 	char *next; /* its nextCursor */
 };
 
@@ -98,6 +103,8 @@ struct mg_fedlist {
 	struct mg_route *route;
 	struct mg_http_req *req;
 	struct mg_identity *id;
+	bool filter; /* the identity's authorization filters the items */
+	struct mg_log_ctx log;
 	json_t *orig_id;
 	bool modern;
 	unsigned list;
@@ -110,6 +117,32 @@ struct mg_fedlist {
 };
 
 /* ---- setup ---------------------------------------------------------------------------- */
+
+/* Member i's "<name><sep>", JSON-escaped without the quotes: what a
+ * listed name gets in front of it, spliced into the text as it is. */
+static int member_prefix(struct mg_fed *f, size_t i, const char *name)
+{
+	size_t nl = strlen(name);
+	char *plain = malloc(nl + f->seplen + 1);
+	if (!plain)
+		return -1;
+	memcpy(plain, name, nl);
+	memcpy(plain + nl, f->sep, f->seplen + 1);
+	json_t *v = json_string(plain);
+	free(plain);
+	size_t len = 0;
+	char *quoted = v ? mg_json_dump(v, &len) : NULL;
+	json_decref(v);
+	if (!quoted || len < 2) {
+		free(quoted);
+		return -1;
+	}
+	memmove(quoted, quoted + 1, len - 2);
+	quoted[len - 2] = '\0';
+	f->prefix[i] = quoted;
+	f->prefix_len[i] = len - 2;
+	return 0;
+}
 
 int mg_fed_start(struct mg_gateway *gw)
 {
@@ -138,8 +171,10 @@ int mg_fed_start(struct mg_gateway *gw)
 	f->uri_owner = json_object();
 	f->members = calloc(gw->n_routes ? gw->n_routes : 1, sizeof *f->members);
 	f->names = calloc(gw->n_routes ? gw->n_routes : 1, sizeof *f->names);
+	f->prefix = calloc(gw->n_routes ? gw->n_routes : 1, sizeof *f->prefix);
+	f->prefix_len = calloc(gw->n_routes ? gw->n_routes : 1, sizeof *f->prefix_len);
 	if (!r->path || !r->messages_path || !r->resource_refs || !r->tool_params ||
-	    !f->uri_owner || !f->members || !f->names) {
+	    !f->uri_owner || !f->members || !f->names || !f->prefix || !f->prefix_len) {
 		mg_log_error("out of memory");
 		return -1;
 	}
@@ -148,6 +183,10 @@ int mg_fed_start(struct mg_gateway *gw)
 			continue;
 		gw->routes[i]->federated = true;
 		f->names[f->n] = gw->routes[i]->name;
+		if (member_prefix(f, f->n, gw->routes[i]->name) < 0) {
+			mg_log_error("out of memory");
+			return -1;
+		}
 		f->members[f->n++] = gw->routes[i];
 	}
 	const char *secret = us->cursor_secret;
@@ -180,6 +219,10 @@ void mg_fed_free(struct mg_gateway *gw)
 		for (size_t i = 0; i < f->n_prefixes; i++)
 			free(f->prefixes[i].prefix);
 		free(f->prefixes);
+		for (size_t i = 0; i < f->n; i++)
+			free(f->prefix[i]);
+		free(f->prefix);
+		free(f->prefix_len);
 		free(f->members);
 		free(f->names);
 		free(f);
@@ -430,7 +473,7 @@ static void fedlist_free(struct mg_fedlist *fl)
 	size_t n = f->n;
 	for (size_t i = 0; i < n; i++) {
 		mg_channel_cancel(&fl->parts[i].call, "the client left");
-		json_decref(fl->parts[i].items);
+		free(fl->parts[i].items);
 		free(fl->parts[i].next);
 		free(fl->cursor[i]);
 	}
@@ -455,14 +498,46 @@ static void count_failure(struct mg_route *m, const char *method, const char *wh
 	            method, m->name, why);
 }
 
-/* Every part answered (or the deadline passed): the merged page. */
+/* The composite cursor for the members' next pages, sealed; NULL when every
+ * member is done (*err set when it cannot be carried). */
+static char *next_cursor(struct mg_fedlist *fl, bool *err)
+{
+	struct mg_fed *f = fl->route->fed;
+	bool more = false;
+	*err = false;
+	for (size_t i = 0; i < f->n && !more; i++)
+		more = fl->parts[i].answered && fl->parts[i].next;
+	if (!more)
+		return NULL;
+	/* Per member: [1, its cursor] to continue there, [2] when it is done
+	 * (last page, failed, down, no such capability, done before). */
+	json_t *composite = json_array();
+	for (size_t i = 0; i < f->n; i++) {
+		struct fed_part *p = &fl->parts[i];
+		json_array_append_new(composite, p->answered && p->next
+		                                     ? json_pack("[i,s]", 1, p->next)
+		                                     : json_pack("[i]", 2));
+	}
+	char *text = mg_json_dump(composite, NULL);
+	json_decref(composite);
+	struct mg_fcursor c = { .list = (uint8_t)fl->list,
+		                .server = (uint32_t)f->n,
+		                .upstream = text };
+	char *out = NULL;
+	if (!text || mg_fcursor_encode(&f->key, cursor_tag(fl->route, fl->id), (int64_t)time(NULL),
+	                               &c, &out) < 0) {
+		*err = true;
+		out = NULL;
+	}
+	free(text);
+	return out;
+}
+
+/* Every part answered (or the deadline passed): the merged page, as the
+ * members' items side by side (each already text), never as a tree. */
 static void fedlist_finish(struct mg_fedlist *fl)
 {
 	struct mg_fed *f = fl->route->fed;
-	const char *key = lists[fl->list].items;
-	json_t *items = json_array();
-	json_t *composite = json_array();
-	bool more = false;
 	for (size_t i = 0; i < f->n; i++) {
 		struct fed_part *p = &fl->parts[i];
 		if (p->asked && !p->answered && !p->failed) {
@@ -471,64 +546,91 @@ static void fedlist_finish(struct mg_fedlist *fl)
 			              "no answer within the request timeout");
 			p->failed = true;
 		}
-		if (p->items)
-			json_array_extend(items, p->items);
-		/* Answered with a next page: continue there. Anything else (last
-		 * page, failed, down, no such capability, done before) is done for
-		 * this listing. */
-		if (p->answered && p->next) {
-			json_array_append_new(composite, json_pack("[i,s]", 1, p->next));
-			more = true;
-		} else
-			json_array_append_new(composite, json_pack("[i]", 2));
 	}
-	json_t *result = json_object();
-	json_object_set_new(result, key, items);
-	if (more) {
-		char *text = mg_json_dump(composite, NULL);
-		struct mg_fcursor c = { .list = (uint8_t)fl->list,
-			                .server = (uint32_t)f->n,
-			                .upstream = text };
-		char *out = NULL;
-		if (!text || mg_fcursor_encode(&f->key, cursor_tag(fl->route, fl->id),
-		                               (int64_t)time(NULL), &c, &out) < 0) {
-			free(text);
-			json_decref(composite);
-			json_decref(result);
-			struct mg_http_req *req = fl->req;
-			fl->req = NULL;
-			mg_http_req_on_close(req, NULL, NULL);
-			mg_log_warn(
-			    "federation: the servers' %s cursors are too long to carry (more "
-			    "than %d bytes together)",
-			    lists[fl->list].method, MG_FCURSOR_UPSTREAM_MAX);
-			mg_reply_rpc_error(req, 200, fl->orig_id, MG_RPC_INTERNAL_ERROR,
-			                   "the servers' cursors are too long to page through "
-			                   "the federated endpoint",
-			                   NULL);
-			fedlist_free(fl);
-			return;
-		}
-		free(text);
-		json_object_set_new(result, "nextCursor", json_string(out));
-		free(out);
-	}
-	json_decref(composite);
 	struct mg_http_req *req = fl->req;
 	fl->req = NULL;
 	mg_http_req_on_close(req, NULL, NULL);
-	mg_reply_result(fl->gw, req, fl->orig_id, result, fl->modern);
+	bool err;
+	char *cursor = next_cursor(fl, &err);
+	if (err) {
+		mg_log_warn("federation: the servers' %s cursors are too long to carry (more "
+		            "than %d bytes together)",
+		            lists[fl->list].method, MG_FCURSOR_UPSTREAM_MAX);
+		mg_reply_rpc_error(req, 200, fl->orig_id, MG_RPC_INTERNAL_ERROR,
+		                   "the servers' cursors are too long to page through "
+		                   "the federated endpoint",
+		                   NULL);
+		fedlist_free(fl);
+		return;
+	}
+	size_t id_len = 0;
+	char *id = mg_json_dump(fl->orig_id, &id_len);
+	struct mg_buf head, tail;
+	mg_buf_init(&head, 0);
+	mg_buf_init(&tail, 0);
+	int rc = id ? 0 : -1;
+	rc |= mg_buf_printf(&head, "{\"jsonrpc\":\"2.0\",\"id\":%s,\"result\":{\"%s\":[",
+	                    id ? id : "null", lists[fl->list].items);
+	rc |= mg_buf_putc(&tail, ']');
+	if (cursor)
+		rc |= mg_buf_printf(&tail, ",\"nextCursor\":\"%s\"", cursor); /* base64url */
+	if (fl->modern)
+		rc |= mg_buf_puts(&tail, ",\"resultType\":\"complete\"");
+	rc |= mg_buf_puts(&tail, "}}");
+	struct iovec *iov = calloc(2 * f->n + 2, sizeof *iov);
+	if (rc < 0 || !iov) {
+		mg_reply_rpc_error(req, 503, fl->orig_id, MG_RPC_INTERNAL_ERROR, "out of memory",
+		                   NULL);
+	} else {
+		size_t k = 0;
+		iov[k++] = (struct iovec){ head.data, head.len };
+		bool first = true;
+		for (size_t i = 0; i < f->n; i++) {
+			struct fed_part *p = &fl->parts[i];
+			if (!p->items_len)
+				continue;
+			if (!first)
+				iov[k++] = (struct iovec){ (void *)",", 1 };
+			iov[k++] = (struct iovec){ p->items, p->items_len };
+			first = false;
+		}
+		iov[k++] = (struct iovec){ tail.data, tail.len };
+		struct mg_http_hdr h[4];
+		size_t nh = 0;
+		mg_cors_headers(fl->gw, req, h, &nh);
+		mg_http_reply_parts(req, 200, "application/json", h, nh, iov, k);
+	}
+	free(iov);
+	mg_buf_free(&head);
+	mg_buf_free(&tail);
+	free(id);
+	free(cursor);
 	fedlist_free(fl);
 }
 
-/* A member's page: learned from, filtered, renamed, kept. */
-static void on_part_reply(struct mg_call *call, json_t *msg, void *arg)
+/* The member's nextCursor (NULL, or a string); a server that answers with
+ * the cursor it was given would page forever: its list ends here. */
+static void take_next(struct fed_part *p, const char *next, size_t len)
 {
-	struct fed_part *p = arg;
+	struct mg_fedlist *fl = p->fl;
+	if (!next || !len)
+		return;
+	const char *had = fl->cursor[p->member];
+	if (had && strlen(had) == len && memcmp(had, next, len) == 0)
+		count_failure(fl->route->fed->members[p->member], lists[fl->list].method,
+		              "it repeated the cursor it was given");
+	else
+		p->next = strndup(next, len);
+}
+
+/* A member's page as a tree (an error, an answer outside the fast subset,
+ * or one that must be learned from or filtered): learned from, renamed,
+ * filtered, kept as text. */
+static void part_tree(struct fed_part *p, json_t *msg)
+{
 	struct mg_fedlist *fl = p->fl;
 	struct mg_fed *f = fl->route->fed;
 	struct mg_route *m = f->members[p->member];
-	(void)call;
 	const char *method = lists[fl->list].method;
 	json_t *result = json_object_get(msg, "result");
 	json_t *arr =
@@ -538,60 +640,216 @@ static void on_part_reply(struct mg_call *call, json_t *msg, void *arg)
 		const char *why = json_string_value(json_object_get(err, "message"));
 		count_failure(m, method, why ? why : "an answer without the list");
 		p->failed = true;
-	} else {
-		p->answered = true;
-		json_t *next = json_object_get(result, "nextCursor");
-		if (json_is_string(next) && json_string_length(next)) {
-			/* A server that answers with the cursor it was given would page
-			 * forever: its list ends here. */
-			if (fl->cursor[p->member] &&
-			    strcmp(fl->cursor[p->member], json_string_value(next)) == 0)
-				count_failure(m, method, "it repeated the cursor it was given");
-			else
-				p->next = strdup(json_string_value(next));
-		}
-		if (fl->list == MG_FCURSOR_TOOLS) {
-			mg_route_pin_tools(m, arr);
-			mg_mcp_params_learn(m->tool_params, arr);
-		}
-		size_t i;
-		json_t *v;
-		json_array_foreach(arr, i, v)
-		{
-			json_t *name = json_object_get(v, lists[fl->list].name_key);
-			if (!json_is_string(name))
-				continue;
-			if (lists[fl->list].prefixed) {
-				size_t nl = json_string_length(name), ml = strlen(m->name);
-				char *full = malloc(ml + f->seplen + nl + 1);
-				if (!full)
-					continue;
-				memcpy(full, m->name, ml);
-				memcpy(full + ml, f->sep, f->seplen);
-				memcpy(full + ml + f->seplen, json_string_value(name), nl + 1);
-				json_object_set_new(v, lists[fl->list].name_key,
-				                    json_stringn(full, ml + f->seplen + nl));
-				free(full);
-			} else if (fl->list == MG_FCURSOR_RESOURCES)
-				learn_uri(f, json_string_value(name), p->member);
-			else
-				learn_template(f, json_string_value(name), p->member);
-		}
-		/* What the identity may use, by the names it sees. */
-		struct mg_authz_scope sc = { .server = m->name, .sep = f->sep, .federated = true };
-		if (fl->id && mg_authz_restricted(fl->id))
-			mg_authz_filter_in(fl->id, method, result, &sc);
-		p->items = json_incref(json_object_get(result, lists[fl->list].items));
+		return;
 	}
+	p->answered = true;
+	json_t *next = json_object_get(result, "nextCursor");
+	if (json_is_string(next))
+		take_next(p, json_string_value(next), json_string_length(next));
+	if (fl->list == MG_FCURSOR_TOOLS) {
+		mg_route_pin_tools(m, arr);
+		mg_mcp_params_learn(m->tool_params, arr);
+	}
+	size_t i;
+	json_t *v;
+	json_array_foreach(arr, i, v)
+	{
+		json_t *name = json_object_get(v, lists[fl->list].name_key);
+		if (!json_is_string(name))
+			continue;
+		if (lists[fl->list].prefixed) {
+			size_t nl = json_string_length(name), ml = strlen(m->name);
+			char *full = malloc(ml + f->seplen + nl + 1);
+			if (!full)
+				continue;
+			memcpy(full, m->name, ml);
+			memcpy(full + ml, f->sep, f->seplen);
+			memcpy(full + ml + f->seplen, json_string_value(name), nl + 1);
+			json_object_set_new(v, lists[fl->list].name_key,
+			                    json_stringn(full, ml + f->seplen + nl));
+			free(full);
+		} else if (fl->list == MG_FCURSOR_RESOURCES)
+			learn_uri(f, json_string_value(name), p->member);
+		else
+			learn_template(f, json_string_value(name), p->member);
+	}
+	/* What the identity may use, by the names it sees. */
+	struct mg_authz_scope sc = { .server = m->name, .sep = f->sep, .federated = true };
+	if (fl->filter)
+		mg_authz_filter_in(fl->id, method, result, &sc);
+	size_t len = 0;
+	char *text = mg_json_dump(json_object_get(result, lists[fl->list].items), &len);
+	if (!text || len < 2) {
+		free(text);
+		count_failure(m, method, "out of memory");
+		p->answered = false;
+		p->failed = true;
+		return;
+	}
+	/* "[a,b]" -> "a,b" */
+	memmove(text, text + 1, len - 2);
+	p->items = text;
+	p->items_len = len - 2;
+}
+
+/* Learns a listed resource URI or template from its text (a plain string:
+ * no escapes, checked by the caller). */
+static void learn_text(struct mg_fedlist *fl, size_t member, const char *s, size_t len)
+{
+	struct mg_fed *f = fl->route->fed;
+	char *z = strndup(s, len);
+	if (!z)
+		return;
+	if (fl->list == MG_FCURSOR_RESOURCES)
+		learn_uri(f, z, member);
+	else
+		learn_template(f, z, member);
+	free(z);
+}
+
+/* A member's page as text (the fast path): each item copied with the
+ * member's prefix spliced into its name, resources learned as they pass.
+ * false when the page needs the tree after all (then nothing is kept). */
+static bool part_text(struct fed_part *p, const char *text, const struct mg_jscan *js)
+{
+	struct mg_fedlist *fl = p->fl;
+	struct mg_fed *f = fl->route->fed;
+	const char *name_key = lists[fl->list].name_key;
+	bool prefixed = lists[fl->list].prefixed;
+	struct mg_jspan nc = { 0, 0 }, k, e, v;
+	bool have_items = false, ok = true;
+	struct mg_buf out;
+	mg_buf_init(&out, 0);
+	/* One walk over the result: the items copied as they pass. */
+	struct mg_jfields fi;
+	size_t at;
+	int fr = -1;
+	mg_jtext_fields(&fi, text, js->result);
+	while (ok && (fr = mg_jtext_field(&fi, &k, &at)) > 0) {
+		if (mg_jtext_key_is(text, k, "nextCursor")) {
+			mg_jtext_field_skip(&fi);
+			nc = (struct mg_jspan){ at, fi.pos };
+			continue;
+		}
+		if (!mg_jtext_key_is(text, k, lists[fl->list].items)) {
+			mg_jtext_field_skip(&fi);
+			continue;
+		}
+		if (text[at] != '[')
+			break; /* not a list: the tree path says so */
+		have_items = true;
+		struct mg_jiter it;
+		int r;
+		mg_jtext_items(&it, text, (struct mg_jspan){ at, js->result.end });
+		while ((r = mg_jtext_next(&it, &e)) > 0) {
+			if (out.len && mg_buf_putc(&out, ',') < 0)
+				break;
+			bool named = text[e.start] == '{' &&
+			             mg_jtext_member(text, e, name_key, &v) && text[v.start] == '"';
+			int rc = 0;
+			if (!named) {
+				rc = mg_buf_append(&out, text + e.start, e.end - e.start);
+			} else if (prefixed) {
+				rc |= mg_buf_append(&out, text + e.start, v.start + 1 - e.start);
+				rc |= mg_buf_append(&out, f->prefix[p->member],
+				                    f->prefix_len[p->member]);
+				rc |= mg_buf_append(&out, text + v.start + 1, e.end - v.start - 1);
+			} else if (!mg_jtext_plain_string(text, v)) {
+				break; /* an escaped URI: learned from the tree */
+			} else {
+				learn_text(fl, p->member, text + v.start + 1, v.end - v.start - 2);
+				rc = mg_buf_append(&out, text + e.start, e.end - e.start);
+			}
+			if (rc < 0)
+				break;
+		}
+		ok = r == 0;
+		if (ok)
+			mg_jtext_field_resume(&fi, it.pos);
+	}
+	if (!ok || fr != 0 || !have_items) {
+		mg_buf_free(&out);
+		return false;
+	}
+	if (nc.end && !mg_jtext_plain_string(text, nc)) {
+		if (!(nc.end - nc.start == 4 && memcmp(text + nc.start, "null", 4) == 0)) {
+			mg_buf_free(&out);
+			return false; /* escaped or not a string: the tree's exact reading */
+		}
+		nc = (struct mg_jspan){ 0, 0 };
+	}
+	p->answered = true;
+	if (nc.end)
+		take_next(p, text + nc.start + 1, nc.end - nc.start - 2);
+	p->items_len = out.len;
+	p->items = mg_buf_steal(&out);
+	return true;
+}
+
+static void part_done(struct mg_fedlist *fl)
+{
 	if (--fl->waiting == 0)
 		fedlist_finish(fl);
 }
 
+static void on_part_reply(struct mg_call *call, json_t *msg, void *arg)
+{
+	struct fed_part *p = arg;
+	struct mg_fedlist *fl = p->fl;
+	(void)call;
+	struct mg_log_ctx prev = mg_log_ctx_set(&fl->log);
+	part_tree(p, msg);
+	part_done(fl);
+	mg_log_ctx_restore(prev);
+}
+
+/* A member's page as text. Tools are learned from (parameters, pins) as a
+ * tree the first time a page's text is seen (the route remembers the
+ * digests of the pages it learned from); a filtering identity or a pinning
+ * server takes the tree every time. */
+static void on_part_raw(struct mg_call *call, const char *text, size_t len,
+                        const struct mg_jscan *js, void *arg)
+{
+	struct fed_part *p = arg;
+	struct mg_fedlist *fl = p->fl;
+	struct mg_route *m = fl->route->fed->members[p->member];
+	(void)call;
+	struct mg_log_ctx prev = mg_log_ctx_set(&fl->log);
+	uint8_t digest[MG_SHA256_LEN];
+	bool learn = false;
+	if (fl->list == MG_FCURSOR_TOOLS && !fl->filter && !mg_route_pins(m)) {
+		mg_sha256(text + js->result.start, js->result.end - js->result.start, digest);
+		learn = !mg_route_learned(m, digest);
+	}
+	bool tree = fl->filter || learn || (fl->list == MG_FCURSOR_TOOLS && mg_route_pins(m)) ||
+	            !part_text(p, text, js);
+	if (tree) {
+		struct mg_rpc_msg msg;
+		struct mg_rpc_fail fail;
+		if (mg_rpc_parse(text, len, (size_t)fl->gw->cfg->server.max_json_depth, false, &msg,
+		                 &fail) < 0) {
+			json_decref(fail.id);
+			count_failure(m, lists[fl->list].method, "an answer that cannot be read");
+			p->failed = true;
+		} else {
+			part_tree(p, msg.root);
+			mg_rpc_msg_free(&msg);
+			if (learn && p->answered)
+				mg_route_learned_add(m, digest);
+		}
+	}
+	part_done(fl);
+	mg_log_ctx_restore(prev);
+}
+
 static void on_fedlist_timeout(evutil_socket_t fd, short what, void *arg)
 {
+	struct mg_fedlist *fl = arg;
 	(void)fd;
 	(void)what;
-	fedlist_finish(arg);
+	struct mg_log_ctx prev = mg_log_ctx_set(&fl->log);
+	fedlist_finish(fl);
+	mg_log_ctx_restore(prev);
 }
 
 static void on_fedlist_close(struct mg_http_req *req, void *arg)
@@ -667,32 +925,28 @@ static void fed_list(struct mg_gateway *gw, struct mg_http_req *req, struct mg_r
                      struct mg_rpc_msg *msg, struct mg_identity *id, unsigned list, bool modern)
 {
 	struct mg_fed *f = fed->fed;
+	size_t slots = f->n ? f->n : 1;
 	struct mg_fedlist *fl = calloc(1, sizeof *fl);
-	if (fl) {
-		fl->parts = calloc(f->n ? f->n : 1, sizeof *fl->parts);
-		fl->state = calloc(f->n ? f->n : 1, sizeof *fl->state);
-		fl->cursor = calloc(f->n ? f->n : 1, sizeof *fl->cursor);
-	}
-	if (!fl || !fl->parts || !fl->state || !fl->cursor) {
+	if (!fl || !(fl->parts = calloc(slots, sizeof *fl->parts)) ||
+	    !(fl->state = calloc(slots, sizeof *fl->state)) ||
+	    !(fl->cursor = calloc(slots, sizeof *fl->cursor))) {
 		if (fl) {
 			free(fl->parts);
 			free(fl->state);
-			free(fl->cursor);
 		}
 		free(fl);
 		mg_reply_rpc_error(req, 503, msg->id, MG_RPC_INTERNAL_ERROR, "out of memory", NULL);
 		return;
 	}
-	*fl = (struct mg_fedlist){ .gw = gw,
-		                   .route = fed,
-		                   .req = req,
-		                   .id = mg_identity_ref(id),
-		                   .orig_id = json_incref(msg->id),
-		                   .modern = modern,
-		                   .list = list,
-		                   .parts = fl->parts,
-		                   .state = fl->state,
-		                   .cursor = fl->cursor };
+	fl->gw = gw;
+	fl->route = fed;
+	fl->req = req;
+	fl->id = mg_identity_ref(id);
+	fl->filter = id && mg_authz_restricted(id);
+	fl->log = mg_pipeline_log_ctx(req);
+	fl->orig_id = json_incref(msg->id);
+	fl->modern = modern;
+	fl->list = list;
 	fl->next = f->lists;
 	if (f->lists)
 		f->lists->prev = fl;
@@ -722,6 +976,7 @@ static void fed_list(struct mg_gateway *gw, struct mg_http_req *req, struct mg_r
 		struct mg_channel *ch = mg_fed_channel(m, false, &bridge);
 		json_t *rq = part_request(fl, i, ch);
 		p->call.on_reply = on_part_reply;
+		p->call.on_raw_reply = on_part_raw;
 		p->call.arg = p;
 		p->call.identity = fl->id ? fl->id->key : NULL;
 		p->asked = true;
@@ -799,6 +1054,8 @@ static struct mg_route *route_by_name(struct mg_route *fed, struct mg_http_req *
 		              json_is_string(name) ? json_string_value(name) : "");
 		return NULL;
 	}
+	if (holder == msg->params)
+		msg->name_cut = (size_t)(inner - json_string_value(name));
 	json_object_set_new(holder, "name", json_string(inner));
 	return m;
 }

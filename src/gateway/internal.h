@@ -58,23 +58,27 @@ enum mg_ep_kind {
  * keeps per upstream (route.c). The single [upstream] form has one route
  * at server.mcp_path; [[upstream.servers]] give one route per server, at
  * its path_prefix and at <mcp_path>/<name>. */
+#define MG_ROUTE_LEARNED 8 /* tools/list pages remembered as learned */
 struct mg_route {
 	struct mg_gateway *gw;
 	const char *name; /* the upstream's name (borrowed from the configuration) */
 	struct mg_upstream *up;
-	size_t index;              /* in gw->routes (metrics) */
-	char *path;                /* the MCP endpoint (path_prefix, or server.mcp_path) */
-	char *alias;               /* <mcp_path>/<name> (several servers), or NULL */
-	char *messages_path;       /* where 2024-11-05 clients POST (the endpoint event) */
-	bool required;             /* /ready waits for it */
-	bool federated;            /* a member of the federated endpoint (gw->fed) */
-	struct mg_fed *fed;        /* the federated route's state (its up is NULL) */
-	uint64_t fed_failures;     /* list calls of the federation that failed */
-	char fed_last_error[200];  /* the last one's reason */
-	json_t *resource_refs;     /* shared-mode subscription refcounts: uri -> count */
-	json_t *tool_params;       /* x-mcp-header annotations learned from tools/list */
-	uint8_t tools_learned[32]; /* SHA-256 of the last tools/list result learned from */
-	bool tools_learned_set;    /* (the same result again needs no learning: relayed as text) */
+	size_t index;             /* in gw->routes (metrics) */
+	char *path;               /* the MCP endpoint (path_prefix, or server.mcp_path) */
+	char *alias;              /* <mcp_path>/<name> (several servers), or NULL */
+	char *messages_path;      /* where 2024-11-05 clients POST (the endpoint event) */
+	bool required;            /* /ready waits for it */
+	bool federated;           /* a member of the federated endpoint (gw->fed) */
+	struct mg_fed *fed;       /* the federated route's state (its up is NULL) */
+	uint64_t fed_failures;    /* list calls of the federation that failed */
+	char fed_last_error[200]; /* the last one's reason */
+	json_t *resource_refs;    /* shared-mode subscription refcounts: uri -> count */
+	json_t *tool_params;      /* x-mcp-header annotations learned from tools/list */
+	/* SHA-256 of the last tools/list results (pages) learned from: the same
+	 * result again teaches nothing (learning overwrites per tool name), so
+	 * it is relayed as text. */
+	uint8_t tools_learned[MG_ROUTE_LEARNED][32];
+	unsigned n_learned, next_learned;
 };
 
 /* One SSE response stream (a GET stream, a request's stream, or a
@@ -247,6 +251,12 @@ void mg_fed_abort_all(struct mg_gateway *gw, const char *why);
 /* Tool pinning on a tools/list `tools` array of route `r` (in place; the
  * route's tool_pinning says warn or block). */
 void mg_route_pin_tools(struct mg_route *r, json_t *tools);
+/* true when r pins tools (its tools/list results are read as trees). */
+bool mg_route_pins(const struct mg_route *r);
+/* Whether r learned from a tools/list result with this SHA-256 already;
+ * remembering one (the oldest of MG_ROUTE_LEARNED forgotten). */
+bool mg_route_learned(const struct mg_route *r, const uint8_t digest[32]);
+void mg_route_learned_add(struct mg_route *r, const uint8_t digest[32]);
 /* true when r's tool_pinning blocks `tool` (a pending change). */
 bool mg_route_tool_blocked(struct mg_route *r, const char *tool);
 

@@ -38,6 +38,7 @@
 #include "config/checks.h"
 #include "gateway/internal.h"
 #include "mcp/jscan.h"
+#include "mcp/jtext.h"
 #include "metrics/metrics.h"
 #include "trace/trace.h"
 #include "ratelimit/ratelimit.h"
@@ -427,19 +428,13 @@ void mg_obs_raw_answer(struct mg_http_req *req, const char *method, const char *
 	upstream_answered(req, false);
 	if (strcmp(method, "tools/call") != 0)
 		return;
-	/* Only a tools/call result can say isError; look for the key before
-	 * parsing anything (the common success carries no such text). */
-	const char *r = text + js->result.start;
-	size_t len = js->result.end - js->result.start;
-	if (!memmem(r, len, "\"isError\"", 9))
-		return;
-	json_t *v = json_loadb(r, len, JSON_DECODE_ANY, NULL);
-	if (json_is_object(v) && json_is_true(json_object_get(v, "isError"))) {
+	/* Only a tools/call result can say isError. */
+	struct mg_jspan v;
+	if (mg_jtext_member(text, js->result, "isError", &v) && mg_jtext_is_true(text, v)) {
 		struct note n = note_get(req);
 		n.err = 2;
 		note_set(req, &n);
 	}
-	json_decref(v);
 }
 
 void mg_obs_auth(struct mg_gateway *gw, struct mg_http_req *req, const struct mg_auth_outcome *o)

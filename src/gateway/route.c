@@ -271,11 +271,31 @@ static void on_pin_change(void *arg, const char *server, const char *tool, const
 		mg_audit_tool_definition_changed(gw->audit, server, tool, old_hash, new_hash);
 }
 
+bool mg_route_pins(const struct mg_route *r)
+{
+	return r->gw->pins && r->up && r->up->cfg->tool_pinning != MG_PINNING_OFF;
+}
+
+bool mg_route_learned(const struct mg_route *r, const uint8_t digest[32])
+{
+	for (unsigned i = 0; i < r->n_learned; i++)
+		if (memcmp(r->tools_learned[i], digest, 32) == 0)
+			return true;
+	return false;
+}
+
+void mg_route_learned_add(struct mg_route *r, const uint8_t digest[32])
+{
+	memcpy(r->tools_learned[r->next_learned], digest, 32);
+	r->next_learned = (r->next_learned + 1) % MG_ROUTE_LEARNED;
+	if (r->n_learned < MG_ROUTE_LEARNED)
+		r->n_learned++;
+}
+
 void mg_route_pin_tools(struct mg_route *r, json_t *tools)
 {
 	struct mg_gateway *gw = r->gw;
-	if (!gw->pins || !r->up || r->up->cfg->tool_pinning == MG_PINNING_OFF ||
-	    !json_is_array(tools))
+	if (!mg_route_pins(r) || !json_is_array(tools))
 		return;
 	mg_pins_filter(gw->pins, r->name, (int)r->up->cfg->tool_pinning, tools, (int64_t)time(NULL),
 	               on_pin_change, gw);

@@ -44,6 +44,8 @@ struct mg_rpc_msg {
 	const char *method; /* requests and notifications */
 	json_t *params;     /* object, or NULL when absent */
 	bool edited;        /* the gateway changed the tree: the body text is not it */
+	size_t name_cut;    /* (edited) ... only by removing this many bytes from the start
+	                     * of params.name (a federated name's server prefix) */
 };
 
 /* Result of mg_rpc_parse when it fails: the code to answer with, a message

@@ -186,6 +186,24 @@ describe('federation over four servers', () => {
         }
     });
 
+    test('a federated name as the client wrote it: escapes and any member order reach the right tool', async () => {
+        // The gateway forwards the client's bytes with only the server prefix
+        // cut out of params.name; a name with an escape goes through the tree.
+        const h = { headers: as(bob) };
+        const init = await postMcp(gw, { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } }, h);
+        const sessionId = init.headers.get('mcp-session-id');
+        const o = { ...h, sessionId, protocolVersion: '2025-11-25' };
+        assert.equal((await postMcp(gw, { jsonrpc: '2.0', method: 'notifications/initialized' }, o)).status, 202);
+        const escaped = await postMcp(gw, '{"params":{"arguments":{"x":2},"name":"paging__tool_\\u0037"},"method":"tools/call","id":"s-1","jsonrpc":"2.0"}', o);
+        assert.equal(escaped.message.id, 's-1');
+        assert.equal(escaped.message.result.content[0].text, 'paging:tool_7:{"x":2}');
+        const plain = await postMcp(gw, '{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"paging__tool_8","arguments":{"s":"paging__tool_8"}}}', o);
+        assert.equal(plain.message.id, 7);
+        assert.equal(plain.message.result.content[0].text, 'paging:tool_8:{"s":"paging__tool_8"}');
+        const prefixOnly = await postMcp(gw, '{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"paging__","arguments":{}}}', o);
+        assert.ok(prefixOnly.message.error || prefixOnly.message.result?.isError, prefixOnly.text);
+    });
+
     test('progress of a federated call reaches the client with its own token', async () => {
         const c = await sdkAt(gw.mcpUrl, as(bob));
         try {
