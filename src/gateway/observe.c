@@ -583,6 +583,18 @@ static void collect_gateway(struct mg_prom *p, void *arg)
 		struct mg_prom_label ul[] = { { "upstream", gw->routes[i]->name } };
 		mg_prom_sample_u64(p, "", ul, 1, gw->routes[i]->up->restarts);
 	}
+	if (gw->fed) {
+		mg_prom_family(p, "mcp_guard_federation_list_failures_total", "counter",
+		               "Federated list calls a server failed (down, an error, no answer "
+		               "in time, a repeated cursor): its items were left out of that "
+		               "page.");
+		for (size_t i = 0; i < gw->n_routes; i++) {
+			if (!gw->routes[i]->federated)
+				continue;
+			struct mg_prom_label ul[] = { { "upstream", gw->routes[i]->name } };
+			mg_prom_sample_u64(p, "", ul, 1, gw->routes[i]->fed_failures);
+		}
+	}
 	mg_prom_family(p, "mcp_guard_upstream_dedicated_processes", "gauge",
 	               "Per-session processes running (mode = \"per_session\").");
 	for (size_t i = 0; i < gw->n_routes; i++) {

@@ -10,11 +10,14 @@
 
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
 import { EVERYTHING_JS, REPO_ROOT, postMcp, postModern, runCli, startHttpFixture, tempDir, waitFor, withTimeout } from './helpers.mjs';
 import { keygen, startAuthGateway, toTomlDeep } from './idp/auth-gateway.mjs';
+
+const parsePrometheus = createRequire(import.meta.url)('parse-prometheus-text-format');
 
 const FILESYSTEM_JS = path.join(REPO_ROOT, 'node_modules/@modelcontextprotocol/server-filesystem/dist/index.js');
 const PAGING_JS = path.join(REPO_ROOT, 'tests/e2e/fixtures/paging-server.mjs');
@@ -307,6 +310,14 @@ describe('federation over four servers', () => {
             const r = h.upstreams.find(u => u.name === 'remote');
             assert.equal(h.status, 'degraded');
             assert.ok(r.federation.list_failures >= 1, JSON.stringify(r));
+            // The same count on /metrics (read after /health: it can only grow).
+            const m = await fetch(`${gw.base}/metrics`, { headers: as(bob) });
+            assert.equal(m.status, 200);
+            const fam = parsePrometheus(await m.text()).find(f => f.name === 'mcp_guard_federation_list_failures_total');
+            assert.ok(fam, 'mcp_guard_federation_list_failures_total is exported');
+            const byServer = Object.fromEntries(fam.metrics.map(x => [x.labels.upstream, Number(x.value)]));
+            assert.deepEqual(Object.keys(byServer).sort(), ['everything', 'files', 'paging', 'remote']);
+            assert.ok(byServer.remote >= r.federation.list_failures, JSON.stringify(byServer));
             assert.equal(await gw.readyStatus(), 200); // required = false
             remote = await startHttpFixture(EVERYTHING_HTTP, { port });
             await waitFor(
