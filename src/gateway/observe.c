@@ -255,7 +255,7 @@ static void child_span(struct mg_tracer *tr, const struct rtrace *t, struct mg_s
                        const char *name, uint64_t start, uint64_t end, uint64_t now,
                        uint64_t now_ns)
 {
-	memset(sp, 0, sizeof *sp);
+	mg_span_clear(sp);
 	memcpy(sp->trace_id, t->trace_id, 16);
 	memcpy(sp->parent_id, t->server_id, 8);
 	mg_trace_new_span_id(sp->span_id);
@@ -282,7 +282,7 @@ static void trace_done(struct mg_gateway *gw, struct mg_http_req *req, const cha
 	uint64_t now_ns = (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 	struct mg_span span, *sp = &span; /* copied into the export queue */
 	/* The SERVER span: "{mcp.method.name} {target}". */
-	memset(sp, 0, sizeof *sp);
+	mg_span_clear(sp);
 	memcpy(sp->trace_id, t->trace_id, 16);
 	memcpy(sp->span_id, t->server_id, 8);
 	if (t->has_parent)

@@ -18,6 +18,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,8 +43,10 @@ static struct mg_span_attr *attr_add(struct mg_span *s, const char *key)
 	if (s->n_attrs >= MG_SPAN_MAX_ATTRS)
 		return NULL;
 	struct mg_span_attr *a = &s->attrs[s->n_attrs++];
-	memset(a, 0, sizeof *a);
 	a->key = key;
+	a->is_int = false;
+	a->i = 0;
+	a->s[0] = '\0';
 	return a;
 }
 
@@ -269,13 +272,20 @@ struct mg_tracer {
 	uint64_t exported, dropped, failed;
 };
 
+void mg_span_clear(struct mg_span *s)
+{
+	memset(s, 0, offsetof(struct mg_span, attrs));
+}
+
 void mg_tracer_submit(struct mg_tracer *t, const struct mg_span *s)
 {
 	pthread_mutex_lock(&t->mu);
 	if (t->len == MG_TRACE_QUEUE) {
 		t->dropped++;
 	} else {
-		t->q[(t->head + t->len) % MG_TRACE_QUEUE] = *s;
+		struct mg_span *d = &t->q[(t->head + t->len) % MG_TRACE_QUEUE];
+		memcpy(d, s, offsetof(struct mg_span, attrs));
+		memcpy(d->attrs, s->attrs, s->n_attrs * sizeof s->attrs[0]);
 		if (++t->len >= MG_TRACE_BATCH)
 			pthread_cond_signal(&t->cv);
 	}

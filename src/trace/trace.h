@@ -44,9 +44,14 @@ struct mg_span {
 	uint64_t start_ns, end_ns; /* Unix time */
 	bool error;
 	char status_msg[128];
-	struct mg_span_attr attrs[MG_SPAN_MAX_ATTRS];
 	size_t n_attrs;
+	/* Last: only the first n_attrs are cleared and copied (mg_span_clear,
+	 * mg_tracer_submit); a span is ~2.7 KiB, most of it unused attributes. */
+	struct mg_span_attr attrs[MG_SPAN_MAX_ATTRS];
 };
+
+/* Makes `s` an empty span (attributes not cleared: n_attrs = 0). */
+void mg_span_clear(struct mg_span *s);
 
 /* Adds an attribute (ignored beyond MG_SPAN_MAX_ATTRS; `key` must be static). */
 void mg_span_attr_str(struct mg_span *s, const char *key, const char *value);
