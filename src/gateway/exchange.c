@@ -28,6 +28,7 @@
 #include "mcp/jscan.h"
 #include "mcp/jtext.h"
 #include "mcp/params.h"
+#include "trace/trace.h"
 #include "util/clock.h"
 #include "util/crypto.h"
 #include "util/log.h"
@@ -564,17 +565,75 @@ static bool send_cut(struct mg_channel *ch, struct mg_call *call, const char *bo
 	return true;
 }
 
+static size_t skip_ws(const char *t, size_t p, size_t end)
+{
+	while (p < end && (t[p] == ' ' || t[p] == '\t' || t[p] == '\n' || t[p] == '\r'))
+		p++;
+	return p;
+}
+
+/* The client's bytes with the trace context the gateway put in the tree
+ * (params._meta traceparent and tracestate, mg_obs_trace_inject) inserted
+ * as text; false when the text cannot take it simply - no params, a _meta
+ * that is not an object or already holds a context, a tracestate that
+ * would need escaping - and the tree is sent instead. */
+static bool send_traced(struct mg_channel *ch, struct mg_call *call, const char *body, size_t len,
+                        const struct mg_jscan *js, const struct mg_rpc_msg *msg, int *rc)
+{
+	json_t *meta = json_object_get(msg->params, "_meta");
+	const char *tp = json_string_value(json_object_get(meta, "traceparent"));
+	const char *ts = json_string_value(json_object_get(meta, "tracestate"));
+	if (!tp || !js->params.end || (ts && strpbrk(ts, "\"\\")))
+		return false;
+	char ins[MG_TRACESTATE_MAX + 128];
+	const char *state_open = ts ? ",\"tracestate\":\"" : "", *state_close = ts ? "\"" : "";
+	struct mg_jspan m;
+	size_t at;
+	int n;
+	if (mg_jtext_member(body, js->params, "_meta", &m)) {
+		static const char *const keys[2] = { "traceparent", "tracestate" };
+		struct mg_jspan had[2];
+		if (body[m.start] != '{' || mg_jtext_members(body, m, keys, 2, had) > 0)
+			return false;
+		at = m.start + 1;
+		n = snprintf(ins, sizeof ins, "\"traceparent\":\"%s\"%s%s%s%s", tp, state_open,
+		             ts ? ts : "", state_close,
+		             body[skip_ws(body, at, len)] == '}' ? "" : ",");
+	} else {
+		at = js->params.start + 1;
+		n = snprintf(ins, sizeof ins, "\"_meta\":{\"traceparent\":\"%s\"%s%s%s}%s", tp,
+		             state_open, ts ? ts : "", state_close,
+		             body[skip_ws(body, at, len)] == '}' ? "" : ",");
+	}
+	if (n < 0 || (size_t)n >= sizeof ins)
+		return false;
+	char *text = malloc(len + (size_t)n);
+	if (!text)
+		return false;
+	memcpy(text, body, at);
+	memcpy(text + at, ins, (size_t)n);
+	memcpy(text + at + (size_t)n, body + at, len - at);
+	size_t id_start = js->id.start, id_end = js->id.end;
+	if (id_start >= at) {
+		id_start += (size_t)n;
+		id_end += (size_t)n;
+	}
+	*rc = mg_channel_request_text(ch, call, text, len + (size_t)n, id_start, id_end);
+	free(text);
+	return true;
+}
+
 /* Sends the request upstream. When the gateway changes nothing in it but
  * the id (no bridging, no progress token to replace), the client's own
  * bytes go with the minted id spliced in: no serialization; likewise when
- * it only removed a federated name's prefix. */
+ * it only removed a federated name's prefix or added the trace context. */
 static int forward(struct mg_gateway *gw, struct mg_http_req *req, struct mg_channel *ch,
                    struct mg_exchange *x, struct mg_rpc_msg *msg)
 {
 	json_t *meta = msg->params ? json_object_get(msg->params, "_meta") : NULL;
 	bool token = json_is_object(meta) && json_object_get(meta, "progressToken");
 	bool traced = mg_obs_trace_inject(req, msg); /* sampled: _meta.traceparent added */
-	if (x->bridge == MG_BRIDGE_NONE && !token && !traced && (!msg->edited || msg->name_cut)) {
+	if (x->bridge == MG_BRIDGE_NONE && !token && (!msg->edited || (msg->name_cut && !traced))) {
 		size_t len;
 		const char *body = mg_http_req_body(req, &len);
 		struct mg_jscan js;
@@ -583,11 +642,15 @@ static int forward(struct mg_gateway *gw, struct mg_http_req *req, struct mg_cha
 		    mg_jscan(body, len, (size_t)gw->cfg->server.max_json_depth, &js) ==
 		        MG_JSCAN_OK &&
 		    js.kind == MG_JSCAN_REQUEST && !js.has_cr_lf) {
-			if (!msg->edited)
+			if (traced) {
+				if (send_traced(ch, &x->call, body, len, &js, msg, &rc))
+					return rc;
+			} else if (!msg->edited) {
 				return mg_channel_request_text(ch, &x->call, body, len, js.id.start,
 				                               js.id.end);
-			if (send_cut(ch, &x->call, body, len, &js, msg, &rc))
+			} else if (send_cut(ch, &x->call, body, len, &js, msg, &rc)) {
 				return rc;
+			}
 		}
 	}
 	return mg_channel_request(ch, &x->call, msg->root);

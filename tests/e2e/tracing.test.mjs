@@ -94,6 +94,19 @@ describe('OpenTelemetry tracing', { timeout: 120000, concurrency: 1 }, () => {
         assert.equal((await call(9, 'echo', { message: 'quiet' }, { traceparent: `00-${hex(32)}-${hex(16)}-00` })).status, 200);
         // 10: an invalid traceparent (uppercase hex) is ignored: a new root.
         assert.equal((await call(10, 'echo', { message: 'bad' }, { traceparent: `00-${clientTrace.toUpperCase()}-${clientSpan}-01` })).status, 200);
+        // 11-13: the context added to the client's own bytes: into a _meta that
+        // holds something else, into empty params, with the id after params
+        // and the HTTP tracestate carried along.
+        const raw = (text, headers = {}) => gw.mcp(text, { headers: { ...auth, ...headers }, sessionId: sid, protocolVersion: '2025-11-25' });
+        const r11 = await raw('{"jsonrpc":"2.0","id":11,"method":"tools/call","params":{"name":"echo","arguments":{"message":"meta-kept"},"_meta":{"example.com/tag":"t1"}}}');
+        assert.equal(r11.message.id, 11);
+        assert.equal(r11.message.result.content[0].text, 'Echo: meta-kept');
+        const r12 = await raw('{"jsonrpc":"2.0","id":"list-12","method":"tools/list","params":{ }}');
+        assert.equal(r12.message.id, 'list-12');
+        assert.ok(r12.message.result.tools.length > 0);
+        const r13 = await raw('{"jsonrpc":"2.0","method":"tools/call","params":{"name":"echo","arguments":{"message":"id-last"}},"id":13}', { traceparent: `00-${httpTrace}-${httpSpan}-01`, tracestate: 'http=1' });
+        assert.equal(r13.message.id, 13);
+        assert.equal(r13.message.result.content[0].text, 'Echo: id-last');
         // The first batch was refused (503) and retried; a graceful stop then
         // exports what is still queued.
         await waitFor(() => receiver.refused === 1 && receiver.spans().length > 0, { message: 'a batch after the 503' });
@@ -175,6 +188,16 @@ describe('OpenTelemetry tracing', { timeout: 120000, concurrency: 1 }, () => {
         assert.match(root.params._meta.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
         const quiet = seen.find(m => m.params.arguments.message === 'quiet');
         assert.match(quiet.params._meta.traceparent, /-00$/, 'the client\'s own _meta passes unchanged');
+        const kept = seen.find(m => m.params.arguments.message === 'meta-kept');
+        assert.equal(kept.params._meta['example.com/tag'], 't1');
+        assert.match(kept.params._meta.traceparent, /^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
+        const listed = readTap(tap).find(m => m.method === 'tools/list' && m.params?._meta?.traceparent);
+        assert.ok(listed, 'tools/list with empty params got the context');
+        assert.deepEqual(Object.keys(listed.params), ['_meta']);
+        const idLast = seen.find(m => m.params.arguments.message === 'id-last');
+        assert.equal(idLast.params._meta.traceparent.slice(3, 35), httpTrace);
+        assert.equal(idLast.params._meta.tracestate, 'http=1');
+        assert.ok(Number.isInteger(idLast.id), 'the gateway\'s own id went upstream');
     });
 
     test('the exporter retried the 503 and nothing carries a key', () => {
