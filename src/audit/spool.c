@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "audit/internal.h"
+#include "util/buf.h"
 #include "util/str.h"
 
 #define MAX_FILES   1000000
@@ -67,14 +68,10 @@ static int push_file(struct mg_audit_spool *sp, struct spool_file f)
 			sp->n -= sp->head;
 			sp->head = 0;
 		}
-		if (sp->n == sp->cap) {
-			size_t cap = sp->cap ? sp->cap * 2 : 16;
-			struct spool_file *nf = realloc(sp->files, cap * sizeof *nf);
-			if (!nf)
-				return -1;
-			sp->files = nf;
-			sp->cap = cap;
-		}
+		struct spool_file *nf = mg_grow(sp->files, &sp->cap, sp->n + 1, sizeof *nf);
+		if (!nf)
+			return -1;
+		sp->files = nf;
 	}
 	sp->files[sp->n++] = f;
 	sp->bytes += f.bytes;

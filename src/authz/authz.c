@@ -55,28 +55,30 @@ static const char *server_glob(const char *pattern, const char *server)
 }
 
 bool mg_authz_allows_in(const struct mg_strv *allow, const struct mg_authz_scope *sc,
-                        const char *name, size_t len)
+                        enum mg_authz_kind kind, const char *name, size_t len)
 {
 	if (!allow->set)
 		return true;
 	if (!sc || !sc->server)
 		return mg_authz_list_allows(allow, name, len);
+	/* Tools and prompts are named <server><sep><name> on the federated
+	 * endpoint; resource URIs carry no prefix anywhere. */
+	bool prefixed = kind != MG_AUTHZ_RESOURCE;
 	size_t sl = strlen(sc->server), pl = sc->sep ? strlen(sc->sep) : 0;
 	const char *inner = name;
 	size_t inner_len = len;
-	/* Federated: the server's own name follows "<server><sep>". */
-	if (sc->federated && pl && len > sl + pl && memcmp(name, sc->server, sl) == 0 &&
-	    memcmp(name + sl, sc->sep, pl) == 0) {
+	if (sc->federated && prefixed) {
+		/* The server's own name follows "<server><sep>"; a name without
+		 * that prefix is not the server's. */
+		if (!pl || len <= sl + pl || memcmp(name, sc->server, sl) != 0 ||
+		    memcmp(name + sl, sc->sep, pl) != 0)
+			return mg_authz_list_allows(allow, name, len);
 		inner = name + sl + pl;
 		inner_len = len - sl - pl;
-	} else if (sc->federated && (!pl || !memchr(name, ':', len))) {
-		/* A federated tool or prompt name without its server's prefix is
-		 * not that server's (resource URIs carry no prefix). */
-		return mg_authz_list_allows(allow, name, len);
 	}
 	char qualified[512];
 	size_t ql = 0;
-	if (!sc->federated && pl && sl + pl + len < sizeof qualified) {
+	if (!sc->federated && prefixed && pl && sl + pl + len < sizeof qualified) {
 		memcpy(qualified, sc->server, sl);
 		memcpy(qualified + sl, sc->sep, pl);
 		memcpy(qualified + sl + pl, name, len);
@@ -132,11 +134,12 @@ bool mg_authz_permits(const struct mg_identity *id, const struct mg_authz_target
 {
 	switch (t->kind) {
 	case MG_AUTHZ_TOOL:
-		return mg_authz_allows_in(&id->allowed_tools, t->scope, t->name, t->len);
+		return mg_authz_allows_in(&id->allowed_tools, t->scope, t->kind, t->name, t->len);
 	case MG_AUTHZ_RESOURCE:
-		return mg_authz_allows_in(&id->allowed_resources, t->scope, t->name, t->len);
+		return mg_authz_allows_in(&id->allowed_resources, t->scope, t->kind, t->name,
+		                          t->len);
 	case MG_AUTHZ_PROMPT:
-		return mg_authz_allows_in(&id->allowed_prompts, t->scope, t->name, t->len);
+		return mg_authz_allows_in(&id->allowed_prompts, t->scope, t->kind, t->name, t->len);
 	default:
 		return true;
 	}
@@ -165,15 +168,15 @@ bool mg_authz_restricted(const struct mg_identity *id)
 }
 
 static size_t filter_array(json_t *arr, const char *key, const struct mg_strv *allow,
-                           const struct mg_authz_scope *sc)
+                           const struct mg_authz_scope *sc, enum mg_authz_kind kind)
 {
 	if (!json_is_array(arr) || !allow->set)
 		return 0;
 	size_t removed = 0;
 	for (size_t i = 0; i < json_array_size(arr);) {
 		json_t *v = json_object_get(json_array_get(arr, i), key);
-		if (json_is_string(v) &&
-		    mg_authz_allows_in(allow, sc, json_string_value(v), json_string_length(v))) {
+		if (json_is_string(v) && mg_authz_allows_in(allow, sc, kind, json_string_value(v),
+		                                            json_string_length(v))) {
 			i++;
 			continue;
 		}
@@ -202,15 +205,15 @@ size_t mg_authz_filter_in(const struct mg_identity *id, const char *method, json
 		return 0;
 	if (strcmp(method, "tools/list") == 0)
 		return filter_array(json_object_get(result, "tools"), "name", &id->allowed_tools,
-		                    sc);
+		                    sc, MG_AUTHZ_TOOL);
 	if (strcmp(method, "prompts/list") == 0)
 		return filter_array(json_object_get(result, "prompts"), "name",
-		                    &id->allowed_prompts, sc);
+		                    &id->allowed_prompts, sc, MG_AUTHZ_PROMPT);
 	if (strcmp(method, "resources/list") == 0)
 		return filter_array(json_object_get(result, "resources"), "uri",
-		                    &id->allowed_resources, sc);
+		                    &id->allowed_resources, sc, MG_AUTHZ_RESOURCE);
 	if (strcmp(method, "resources/templates/list") == 0)
 		return filter_array(json_object_get(result, "resourceTemplates"), "uriTemplate",
-		                    &id->allowed_resources, sc);
+		                    &id->allowed_resources, sc, MG_AUTHZ_RESOURCE);
 	return 0;
 }

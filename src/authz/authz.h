@@ -25,6 +25,10 @@ bool mg_glob_match(const char *pattern, const char *s, size_t len);
 /* true when `allow` (unset: everything) has a pattern matching the name. */
 bool mg_authz_list_allows(const struct mg_strv *allow, const char *name, size_t len);
 
+/* What a name names: a tool or prompt name, or a resource URI (or URI
+ * template). */
+enum mg_authz_kind { MG_AUTHZ_NONE, MG_AUTHZ_TOOL, MG_AUTHZ_RESOURCE, MG_AUTHZ_PROMPT };
+
 /* Where a name is seen, with several upstreams: `server` owns it (NULL:
  * unknown) and `sep` is the tool separator. On a federated endpoint
  * (`federated`) tools and prompts are seen as <server><sep><name>; on a
@@ -39,11 +43,13 @@ struct mg_authz_scope {
 	bool federated;
 };
 
-/* mg_authz_list_allows for a name seen in `scope` (NULL: plain names). */
+/* mg_authz_list_allows for a name of `kind` seen in `scope` (NULL: plain
+ * names). Only tool and prompt names carry the "<server><sep>" prefix;
+ * a resource URI (MG_AUTHZ_RESOURCE) is the same on every endpoint and is
+ * never read as one, whatever bytes either contains (a tool may be named
+ * "ns:read"). */
 bool mg_authz_allows_in(const struct mg_strv *allow, const struct mg_authz_scope *scope,
-                        const char *name, size_t len);
-
-enum mg_authz_kind { MG_AUTHZ_NONE, MG_AUTHZ_TOOL, MG_AUTHZ_RESOURCE, MG_AUTHZ_PROMPT };
+                        enum mg_authz_kind kind, const char *name, size_t len);
 
 struct mg_authz_target {
 	enum mg_authz_kind kind;

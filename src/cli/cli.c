@@ -183,6 +183,13 @@ struct mg_config *mg_cli_load_config(const struct mg_cli *cli, const char **path
 	return cfg;
 }
 
+int mg_cli_subcommand_error(const struct mg_cli *cli, const char *usage)
+{
+	fprintf(stderr, "mcp-guard: %s: unknown or missing subcommand%s%s\nUsage: %s\n",
+	        cli->command, cli->n_args ? " " : "", cli->n_args ? cli->args[0] : "", usage);
+	return MG_EXIT_USAGE;
+}
+
 static int usage_error(const struct mg_cli_command *c, const char *fmt, const char *what)
 {
 	fprintf(stderr, "mcp-guard: ");

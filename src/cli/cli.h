@@ -68,6 +68,11 @@ const char *mg_cli_config_path(const struct mg_cli *cli);
  * Returns NULL (after printing) when invalid. */
 struct mg_config *mg_cli_load_config(const struct mg_cli *cli, const char **path_out);
 
+/* For a command with subcommands (audit, tools): prints that the first
+ * argument is not one of them (or is missing) and the command's `usage`
+ * line on stderr. Returns MG_EXIT_USAGE. */
+int mg_cli_subcommand_error(const struct mg_cli *cli, const char *usage);
+
 /* Commands (cmd_*.c). */
 int mg_cmd_init(struct mg_cli *cli);
 int mg_cmd_validate(struct mg_cli *cli);

@@ -114,9 +114,5 @@ int mg_cmd_audit(struct mg_cli *cli)
 {
 	if (cli->n_args >= 1 && strcmp(cli->args[0], "verify") == 0)
 		return verify(cli);
-	fprintf(stderr,
-	        "mcp-guard: audit: unknown or missing subcommand%s%s\n"
-	        "Usage: mcp-guard audit verify FILE...\n",
-	        cli->n_args ? " " : "", cli->n_args ? cli->args[0] : "");
-	return MG_EXIT_USAGE;
+	return mg_cli_subcommand_error(cli, "mcp-guard audit verify FILE...");
 }

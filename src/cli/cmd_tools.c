@@ -157,9 +157,6 @@ int mg_cmd_tools(struct mg_cli *cli)
 	}
 	if (cli->n_args >= 1 && strcmp(cli->args[0], "approve") == 0)
 		return approve(cli);
-	fprintf(stderr,
-	        "mcp-guard: tools: unknown or missing subcommand%s%s\n"
-	        "Usage: mcp-guard tools list | mcp-guard tools approve SERVER TOOL\n",
-	        cli->n_args ? " " : "", cli->n_args ? cli->args[0] : "");
-	return MG_EXIT_USAGE;
+	return mg_cli_subcommand_error(
+	    cli, "mcp-guard tools list | mcp-guard tools approve SERVER TOOL");
 }

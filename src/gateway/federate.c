@@ -66,7 +66,7 @@ struct mg_fed {
 	size_t seplen;
 	json_t *uri_owner; /* uri -> member index */
 	struct fed_prefix *prefixes;
-	size_t n_prefixes;
+	size_t n_prefixes, cap_prefixes;
 	struct mg_fcursor_key key;
 	const char **names; /* members' names, for cursor tags */
 	char **prefix;      /* members' "<name><sep>" as JSON string content */
@@ -335,7 +335,7 @@ static void learn_prefix(struct mg_fed *f, const char *tpl, size_t len, size_t m
 	}
 	if (f->n_prefixes >= FED_MAX_PREFIXES)
 		return;
-	struct fed_prefix *v = realloc(f->prefixes, (f->n_prefixes + 1) * sizeof *v);
+	struct fed_prefix *v = mg_grow(f->prefixes, &f->cap_prefixes, f->n_prefixes + 1, sizeof *v);
 	if (!v)
 		return;
 	f->prefixes = v;

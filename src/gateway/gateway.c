@@ -239,7 +239,13 @@ void mg_gateway_on_request(struct mg_http_req *req, void *arg)
 		return;
 	/* /routes and the endpoints: the MCP pipeline (origin, credentials,
 	 * limits) before anything is said about them. */
-	if (strcmp(path, "/routes") == 0 || mg_route_find(gw, path, NULL)) {
+	bool routes = strcmp(path, "/routes") == 0;
+	enum mg_ep_kind kind = MG_EP_MCP;
+	struct mg_route *r = routes ? NULL : mg_route_find(gw, path, &kind);
+	if (routes || r) {
+		/* Resolved once: the pipeline reads the match from the request. */
+		if (r)
+			mg_req_keep_route(req, r, kind);
 		struct mg_log_ctx prev = mg_pipeline_log_enter(req);
 		mg_mcp_handle(gw, req);
 		mg_log_ctx_restore(prev);

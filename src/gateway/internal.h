@@ -219,8 +219,12 @@ struct mg_gateway {
 int mg_routes_start(struct mg_gateway *gw);
 /* The route serving `path` and what it is there; NULL when none. */
 struct mg_route *mg_route_find(struct mg_gateway *gw, const char *path, enum mg_ep_kind *kind);
+/* Keeps the router's match (`r`, an endpoint of `kind`) with `req`, so
+ * the pipeline does not look the path up again (mg_req_route). */
+void mg_req_keep_route(struct mg_http_req *req, struct mg_route *r, enum mg_ep_kind kind);
 /* The route of a request the router already matched (never NULL after
- * mg_mcp_handle accepted it). */
+ * mg_mcp_handle accepted it): the single upstream's, else the one kept
+ * with the request, else (nothing kept) a lookup of its path. */
 struct mg_route *mg_req_route(struct mg_gateway *gw, struct mg_http_req *req);
 /* Stops every upstream (shutdown); true once all are idle. */
 void mg_routes_stop(struct mg_gateway *gw);

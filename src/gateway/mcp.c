@@ -239,8 +239,13 @@ void mg_dispatch_method(struct mg_gateway *gw, struct mg_http_req *req, struct m
 		json_decref(o);
 		return;
 	}
+	/* The endpoint's kind: kept by the router, else (the single upstream's
+	 * paths) looked up unless it is the MCP path. */
+	int kept = MG_EP_MCP;
 	enum mg_ep_kind kind = MG_EP_MCP;
-	if (gw->cfg->upstream.n_servers || strcmp(path, gw->cfg->server.mcp_path) != 0)
+	if (mg_http_req_route(req, &kept))
+		kind = (enum mg_ep_kind)kept;
+	else if (gw->cfg->upstream.n_servers || strcmp(path, gw->cfg->server.mcp_path) != 0)
 		mg_route_find(gw, path, &kind);
 	if (kind != MG_EP_MCP) {
 		/* The 2024-11-05 HTTP+SSE transport's two paths. */

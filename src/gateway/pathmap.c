@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/buf.h"
+
 struct entry {
 	char *path;
 	size_t len;
@@ -46,14 +48,10 @@ int mg_pathmap_add(struct mg_pathmap *m, const char *path, bool prefix, void *va
 		if (strcmp(m->v[i].path, path) == 0)
 			return -1;
 	}
-	if (m->n == m->cap) {
-		size_t cap = m->cap ? m->cap * 2 : 8;
-		struct entry *v = realloc(m->v, cap * sizeof *v);
-		if (!v)
-			return -1;
-		m->v = v;
-		m->cap = cap;
-	}
+	struct entry *v = mg_grow(m->v, &m->cap, m->n + 1, sizeof *v);
+	if (!v)
+		return -1;
+	m->v = v;
 	char *copy = strdup(path);
 	if (!copy)
 		return -1;

@@ -174,13 +174,21 @@ struct mg_route *mg_route_find(struct mg_gateway *gw, const char *path, enum mg_
 	return hit.value;
 }
 
+void mg_req_keep_route(struct mg_http_req *req, struct mg_route *r, enum mg_ep_kind kind)
+{
+	mg_http_req_set_route(req, r, (int)kind);
+}
+
 struct mg_route *mg_req_route(struct mg_gateway *gw, struct mg_http_req *req)
 {
 	/* The single [upstream] form: no lookup on the request path (the hot
 	 * path). */
 	if (gw->cfg->upstream.n_servers == 0)
 		return gw->routes[0];
-	return mg_route_find(gw, mg_http_req_path(req), NULL);
+	/* Several: the router's match, kept with the request; a lookup only
+	 * for a request that did not come through it. */
+	struct mg_route *r = mg_http_req_route(req, NULL);
+	return r ? r : mg_route_find(gw, mg_http_req_path(req), NULL);
 }
 
 void mg_routes_stop(struct mg_gateway *gw)

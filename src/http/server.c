@@ -49,6 +49,8 @@ struct mg_http_req {
 	void (*close_cb)(struct mg_http_req *, void *);
 	void *close_arg;
 	void *data;
+	void *route; /* what the handler's router matched (opaque) */
+	int route_kind;
 	uint64_t note;
 	int status; /* sent with the response head */
 	uint64_t start_us;
@@ -785,6 +787,19 @@ void mg_http_req_set_data(struct mg_http_req *req, void *data)
 void *mg_http_req_data(const struct mg_http_req *req)
 {
 	return req->data;
+}
+
+void mg_http_req_set_route(struct mg_http_req *req, void *route, int kind)
+{
+	req->route = route;
+	req->route_kind = kind;
+}
+
+void *mg_http_req_route(const struct mg_http_req *req, int *kind)
+{
+	if (kind)
+		*kind = req->route_kind;
+	return req->route;
 }
 
 int mg_http_req_add_header(struct mg_http_req *req, const char *name, const char *value)

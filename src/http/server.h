@@ -110,6 +110,14 @@ uint64_t *mg_http_req_note(struct mg_http_req *req);
 void mg_http_req_set_data(struct mg_http_req *req, void *data);
 void *mg_http_req_data(const struct mg_http_req *req);
 
+/* What the handler's router matched for this request and the kind of
+ * endpoint, kept so the handler resolves a path once (nginx keeps the
+ * matched location in the request the same way). Opaque to the server;
+ * NULL and 0 at the start of each request. */
+void mg_http_req_set_route(struct mg_http_req *req, void *route, int kind);
+/* The kept route (NULL when none was kept); its kind in *kind when not NULL. */
+void *mg_http_req_route(const struct mg_http_req *req, int *kind);
+
 /* Called if the client disconnects (or is cut off) before the response is
  * complete. After it returns the request must not be used. */
 void mg_http_req_on_close(struct mg_http_req *req, void (*cb)(struct mg_http_req *, void *),

@@ -123,3 +123,21 @@ char *mg_buf_steal(struct mg_buf *b)
 	b->cap = 0;
 	return p;
 }
+
+void *mg_grow(void *arr, size_t *cap, size_t need, size_t elem)
+{
+	if (need <= *cap)
+		return arr;
+	if (elem == 0 || need > SIZE_MAX / elem)
+		return NULL;
+	size_t n = *cap >= 8 ? *cap : 8;
+	while (n < need)
+		n = n > SIZE_MAX / 2 ? need : n * 2;
+	if (n > SIZE_MAX / elem)
+		n = need;
+	void *p = realloc(arr, n * elem);
+	if (!p)
+		return NULL;
+	*cap = n;
+	return p;
+}

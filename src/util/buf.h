@@ -1,5 +1,6 @@
 /*
- * buf.h - a growable byte buffer with a hard maximum (curl's dynbuf habit).
+ * buf.h - a growable byte buffer with a hard maximum (curl's dynbuf habit),
+ * and the growth step of arrays of fixed-size elements (mg_grow).
  *
  * Every buffer that grows from input has a ceiling: appending past `max`
  * fails with -1 and leaves the contents unchanged, so a caller can answer
@@ -52,5 +53,13 @@ void mg_buf_consume(struct mg_buf *b, size_t n);
 /* Gives the caller the data (malloc'd, NUL-terminated, never NULL unless out of
  * memory) and leaves the buffer empty. */
 char *mg_buf_steal(struct mg_buf *b);
+
+/* Growth of an array of `elem`-byte elements that holds `*cap` now: when
+ * `need` (>= 1) elements do not fit, reallocates `arr` to at least `need`
+ * (doubling, at least 8) and stores the new capacity in *cap. Returns the
+ * array (`arr` when it had room), or NULL when out of memory or when the
+ * size would overflow: then `arr` and *cap are unchanged and still valid.
+ * The caller keeps its own maximum on how many elements it stores. */
+void *mg_grow(void *arr, size_t *cap, size_t need, size_t elem);
 
 #endif

@@ -20,10 +20,9 @@ import { after, before, describe, test } from 'node:test';
 
 import { auth } from '@modelcontextprotocol/sdk/client/auth.js';
 
-import { freePort, REPO_ROOT, tempDir } from './helpers.mjs';
-import { keygen, startAuthGateway } from './idp/auth-gateway.mjs';
-import { consentAndLogin, MemoryProvider } from './idp/facade.mjs';
-import { startIdp } from './idp/idp.mjs';
+import { REPO_ROOT, tempDir } from './helpers.mjs';
+import { keygen } from './idp/auth-gateway.mjs';
+import { consentAndLogin, MemoryProvider, startLoginGateway, stopLogin } from './idp/facade.mjs';
 
 const INSPECTOR_DIR = path.join(REPO_ROOT, 'node_modules/@modelcontextprotocol/inspector');
 const INSPECTOR_BIN = path.join(INSPECTOR_DIR, JSON.parse(readFileSync(path.join(INSPECTOR_DIR, 'package.json'), 'utf8')).bin['mcp-inspector']);
@@ -70,36 +69,15 @@ describe('the MCP Inspector CLI through the gateway', { concurrency: 1, timeout:
 
     before(async () => {
         home = tempDir('mcp-guard-inspector-');
-        const port = await freePort();
-        origin = `http://127.0.0.1:${port}`;
-        idp = await startIdp({ redirectUris: [`${origin}/oauth/callback`] });
-        gw = await startAuthGateway(
-            {
-                auth: {
-                    api_keys: [{ id: 'alice', key_hash: alice.hash }],
-                    oauth: {
-                        provider: 'custom',
-                        issuer: idp.issuer,
-                        client_id: 'mcp-guard',
-                        client_secret: 'mcp-guard-secret',
-                        redirect_uri: `${origin}/oauth/callback`,
-                        scopes: ['openid'],
-                        authorization_url: `${idp.issuer}/auth`,
-                        token_url: `${idp.issuer}/token`,
-                        introspection_url: idp.introspectionUrl,
-                        allow_private_networks: true,
-                        authorization_server: true
-                    }
-                }
-            },
-            { port }
-        );
+        ({ idp, gw, origin } = await startLoginGateway(() => ({
+            oauth: { authorization_server: true },
+            auth: { api_keys: [{ id: 'alice', key_hash: alice.hash }] }
+        })));
     });
 
     after(async () => {
         for (const child of live) child.kill('SIGKILL');
-        await gw?.stop();
-        await idp?.close();
+        await stopLogin({ gw, idp });
         if (home) rmSync(home, { recursive: true, force: true });
     });
 

@@ -27,52 +27,27 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { auth } from '@modelcontextprotocol/sdk/client/auth.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 
-import { freePort, tempDir } from './helpers.mjs';
+import { tempDir } from './helpers.mjs';
 import { startAuthGateway } from './idp/auth-gateway.mjs';
 import { Jar } from './idp/browser.mjs';
-import { consentAndLogin, consentFields, MemoryProvider, REDIRECT } from './idp/facade.mjs';
-import { startIdp } from './idp/idp.mjs';
+import { bearer, consentAndLogin, consentFields, initialize, MemoryProvider, offlineFacade, REDIRECT, startLoginGateway, stopLogin } from './idp/facade.mjs';
 
 const b64u = b => Buffer.from(b).toString('base64url');
 
 describe('the gateway as authorization server (facade) with oidc-provider', { concurrency: 1, timeout: 180000 }, () => {
     let idp;
     let gw;
-    let port;
     let origin;
 
     before(async () => {
-        port = await freePort();
-        origin = `http://127.0.0.1:${port}`;
-        idp = await startIdp({ redirectUris: [`${origin}/oauth/callback`] });
-        gw = await startAuthGateway(
-            {
-                auth: {
-                    oauth: {
-                        provider: 'custom',
-                        issuer: idp.issuer,
-                        client_id: 'mcp-guard',
-                        client_secret: 'mcp-guard-secret',
-                        redirect_uri: `${origin}/oauth/callback`,
-                        scopes: ['openid'],
-                        authorization_url: `${idp.issuer}/auth`,
-                        token_url: `${idp.issuer}/token`,
-                        introspection_url: idp.introspectionUrl,
-                        allow_private_networks: true,
-                        authorization_server: true
-                    },
-                    // Service clients may still bring the IdP's own JWTs.
-                    jwt: { mode: 'jwks', jwks_url: idp.jwksUrl, allow_private_networks: true, issuer: idp.issuer, audience: `${origin}/mcp` }
-                }
-            },
-            { port }
-        );
+        ({ idp, gw, origin } = await startLoginGateway(({ idp, origin }) => ({
+            oauth: { authorization_server: true },
+            // Service clients may still bring the IdP's own JWTs.
+            auth: { jwt: { mode: 'jwks', jwks_url: idp.jwksUrl, allow_private_networks: true, issuer: idp.issuer, audience: `${origin}/mcp` } }
+        })));
     });
 
-    after(async () => {
-        await gw?.stop();
-        await idp?.close();
-    });
+    after(async () => stopLogin({ gw, idp }));
 
     /** Register a client by hand (DCR); returns its client_id. */
     async function register(redirectUris = [REDIRECT]) {
@@ -109,7 +84,7 @@ describe('the gateway as authorization server (facade) with oidc-provider', { co
 
     const token = params => fetch(`${origin}/token`, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams(params) }).then(async r => ({ status: r.status, body: await r.json() }));
     const redeem = ({ clientId, code, verifier }, extra = {}) => token({ grant_type: 'authorization_code', client_id: clientId, code, redirect_uri: REDIRECT, code_verifier: verifier, ...extra });
-    const mcpStatus = async tok => (await gw.mcp({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'x', version: '0' } } }, { headers: { authorization: `Bearer ${tok}` } })).status;
+    const mcpStatus = async tok => (await gw.mcp(initialize('x'), { headers: bearer(tok) })).status;
 
     test('metadata: protected resource names the gateway; RFC 8414 document and JWKS', async () => {
         const prm = await (await fetch(`${origin}/.well-known/oauth-protected-resource/mcp`)).json();
@@ -383,20 +358,7 @@ describe('facade: a CIMD client_id on a private address is never fetched', { tim
             s.destroy();
         });
         await new Promise(r => server.listen(0, '127.0.0.1', r));
-        gw = await startAuthGateway(port => ({
-            auth: {
-                oauth: {
-                    provider: 'custom',
-                    client_id: 'mcp-guard',
-                    client_secret: 'x',
-                    redirect_uri: `http://127.0.0.1:${port}/oauth/callback`,
-                    authorization_url: 'https://idp.example/auth',
-                    token_url: 'https://idp.example/token',
-                    introspection_url: 'https://idp.example/introspect',
-                    authorization_server: true
-                }
-            }
-        }));
+        gw = await startAuthGateway(port => ({ auth: { oauth: offlineFacade(port) } }));
     });
 
     after(async () => {
@@ -445,18 +407,7 @@ describe('facade: CORS preflight for browser clients and the per-address limit b
             server: { allowed_origins: [ALLOWED] },
             // a tiny budget that does not refill during the test
             rate_limit: { ip_requests_per_second: 0.001, ip_burst_size: BURST },
-            auth: {
-                oauth: {
-                    provider: 'custom',
-                    client_id: 'mcp-guard',
-                    client_secret: 'x',
-                    redirect_uri: `http://127.0.0.1:${port}/oauth/callback`,
-                    authorization_url: 'https://idp.example/auth',
-                    token_url: 'https://idp.example/token',
-                    introspection_url: 'https://idp.example/introspect',
-                    authorization_server: true
-                }
-            }
+            auth: { oauth: offlineFacade(port) }
         }));
     });
 
@@ -569,35 +520,13 @@ describe('facade: a client identified by a Client ID Metadata Document (https, p
         docs = await documentServer(selfSigned(dir, 'docs'), port => ({ '/client.json': cimd(port) }));
         // the same document behind a certificate the gateway does not trust
         stranger = await documentServer(selfSigned(dir, 'stranger'), port => ({ '/client.json': cimd(port) }));
-        const port = await freePort();
-        origin = `http://127.0.0.1:${port}`;
-        idp = await startIdp({ redirectUris: [`${origin}/oauth/callback`] });
-        gw = await startAuthGateway(
-            {
-                auth: {
-                    oauth: {
-                        provider: 'custom',
-                        issuer: idp.issuer,
-                        client_id: 'mcp-guard',
-                        client_secret: 'mcp-guard-secret',
-                        redirect_uri: `${origin}/oauth/callback`,
-                        scopes: ['openid'],
-                        authorization_url: `${idp.issuer}/auth`,
-                        token_url: `${idp.issuer}/token`,
-                        introspection_url: idp.introspectionUrl,
-                        allow_private_networks: true, // the test's document server is on loopback
-                        ca_file: path.join(dir, 'docs.crt'),
-                        authorization_server: true
-                    }
-                }
-            },
-            { port }
-        );
+        // allow_private_networks (loopback allowed) also lets the gateway reach the
+        // test's document server.
+        ({ idp, gw, origin } = await startLoginGateway(() => ({ oauth: { ca_file: path.join(dir, 'docs.crt'), authorization_server: true } })));
     });
 
     after(async () => {
-        await gw?.stop();
-        await idp?.close();
+        await stopLogin({ gw, idp });
         docs?.close();
         stranger?.close();
         if (dir) rmSync(dir, { recursive: true, force: true });

@@ -12,13 +12,11 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 
-import { freePort } from './helpers.mjs';
 import { startAuthGateway } from './idp/auth-gateway.mjs';
 import { browse } from './idp/browser.mjs';
-import { startIdp } from './idp/idp.mjs';
+import { bearer, initialize, startLoginGateway, stopLogin } from './idp/facade.mjs';
 
-const bearer = t => ({ authorization: `Bearer ${t}` });
-const init = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'e2e-login', version: '0' } } };
+const init = initialize('e2e-login');
 
 describe('the OAuth login flow with oidc-provider', { concurrency: 1, timeout: 120000 }, () => {
     let idp;
@@ -26,33 +24,10 @@ describe('the OAuth login flow with oidc-provider', { concurrency: 1, timeout: 1
     let port;
 
     before(async () => {
-        port = await freePort();
-        idp = await startIdp({ redirectUris: [`http://127.0.0.1:${port}/oauth/callback`] });
-        gw = await startAuthGateway(
-            {
-                auth: {
-                    oauth: {
-                        provider: 'custom',
-                        issuer: idp.issuer,
-                        client_id: 'mcp-guard',
-                        client_secret: 'mcp-guard-secret',
-                        redirect_uri: `http://127.0.0.1:${port}/oauth/callback`,
-                        scopes: ['openid'],
-                        authorization_url: `${idp.issuer}/auth`,
-                        token_url: `${idp.issuer}/token`,
-                        introspection_url: idp.introspectionUrl,
-                        allow_private_networks: true
-                    }
-                }
-            },
-            { port }
-        );
+        ({ idp, gw, port } = await startLoginGateway());
     });
 
-    after(async () => {
-        await gw?.stop();
-        await idp?.close();
-    });
+    after(async () => stopLogin({ gw, idp }));
 
     /** /oauth/authorize → the provider's redirect back (the callback URL, not yet requested). */
     async function login(account = 'alice') {

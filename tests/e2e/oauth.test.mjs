@@ -13,12 +13,12 @@ import http from 'node:http';
 import { after, before, describe, test } from 'node:test';
 
 import { startAuthGateway } from './idp/auth-gateway.mjs';
+import { bearer, idpOAuth, initialize } from './idp/facade.mjs';
 import { startIdp } from './idp/idp.mjs';
 
 const MAPPING = { 'mcp:read': ['get_*', 'echo'], 'mcp:admin': ['*'] };
-const bearer = t => ({ authorization: `Bearer ${t}` });
 const ping = { jsonrpc: '2.0', id: 1, method: 'ping' };
-const init = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-11-25', capabilities: {}, clientInfo: { name: 'e2e-oauth', version: '0' } } };
+const init = initialize('e2e-oauth');
 
 /** An HTTP receiver on 127.0.0.1: `handler(req, body, res)`; records every request. */
 async function receiver(handler) {
@@ -57,21 +57,7 @@ describe('[auth.oauth] opaque tokens', { concurrency: 1, timeout: 120000 }, () =
         before(async () => {
             idp = await startIdp();
             gw = await startAuthGateway(port => ({
-                auth: {
-                    oauth: {
-                        provider: 'custom',
-                        issuer: idp.issuer,
-                        client_id: 'mcp-guard',
-                        client_secret: 'mcp-guard-secret',
-                        authorization_url: `${idp.issuer}/auth`,
-                        token_url: `${idp.issuer}/token`,
-                        introspection_url: idp.introspectionUrl,
-                        allow_private_networks: true,
-                        user_id_claim: 'client_id',
-                        audience: [`http://127.0.0.1:${port}/mcp`],
-                        scope_tool_mapping: MAPPING
-                    }
-                }
+                auth: { oauth: idpOAuth(idp, { user_id_claim: 'client_id', audience: [`http://127.0.0.1:${port}/mcp`], scope_tool_mapping: MAPPING }) }
             }));
         });
 
@@ -150,18 +136,7 @@ describe('[auth.oauth] opaque tokens', { concurrency: 1, timeout: 120000 }, () =
             gw = await startAuthGateway(port => ({
                 auth: {
                     jwt: { mode: 'jwks', jwks_url: idp.jwksUrl, allow_private_networks: true, issuer: idp.issuer, audience: `http://127.0.0.1:${port}/mcp` },
-                    oauth: {
-                        provider: 'custom',
-                        issuer: idp.issuer,
-                        client_id: 'mcp-guard',
-                        client_secret: 'mcp-guard-secret',
-                        authorization_url: `${idp.issuer}/auth`,
-                        token_url: `${idp.issuer}/token`,
-                        introspection_url: idp.introspectionUrl,
-                        allow_private_networks: true,
-                        user_id_claim: 'client_id',
-                        audience: [`http://127.0.0.1:${port}/mcp`]
-                    }
+                    oauth: idpOAuth(idp, { user_id_claim: 'client_id', audience: [`http://127.0.0.1:${port}/mcp`] })
                 }
             }));
         });

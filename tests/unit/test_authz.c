@@ -215,18 +215,70 @@ static void test_scoped_names(void **state)
 		{ &files_fed, "demo://resource/1", false },
 	};
 	for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
-		if (mg_authz_allows_in(&allow, c[i].sc, c[i].name, strlen(c[i].name)) != c[i].ok)
+		/* URIs have a scheme; everything else here is a tool name. */
+		enum mg_authz_kind k = strstr(c[i].name, "://") ? MG_AUTHZ_RESOURCE : MG_AUTHZ_TOOL;
+		if (mg_authz_allows_in(&allow, c[i].sc, k, c[i].name, strlen(c[i].name)) != c[i].ok)
 			fail_msg("case %zu: %s on %s", i, c[i].name,
 			         c[i].sc ? c[i].sc->server : "(none)");
 	}
 	struct mg_strv unset = { 0 };
-	assert_true(mg_authz_allows_in(&unset, &files_fed, "files__x", 8));
+	assert_true(mg_authz_allows_in(&unset, &files_fed, MG_AUTHZ_TOOL, "files__x", 8));
 	/* A filtered federated list keeps what the names allow. */
 	json_t *res = json_pack("{s:[{s:s},{s:s},{s:s}]}", "tools", "name", "files__read_a", "name",
 	                        "files__write_a", "name", "files__read_b");
 	struct mg_identity id = { .allowed_tools = allow };
 	assert_int_equal(mg_authz_filter_in(&id, "tools/list", res, &files_fed), 1);
 	assert_int_equal(json_array_size(json_object_get(res, "tools")), 2);
+	json_decref(res);
+}
+
+/* What a name is comes from the request or the list, never from its bytes:
+ * a tool or prompt may be named with a ':' (the federated prefix still
+ * decides whose it is), a resource URI need not have one (it is never read
+ * as prefixed). */
+static void test_scoped_kinds(void **state)
+{
+	(void)state;
+	static char *pats[] = { "files/read_*", "files/docs/*" };
+	struct mg_strv allow = { .v = pats, .n = 2, .set = true };
+	struct mg_identity id = { .allowed_tools = allow,
+		                  .allowed_prompts = allow,
+		                  .allowed_resources = allow };
+	struct mg_authz_scope fed = { .server = "files", .sep = "__", .federated = true };
+	struct {
+		enum mg_authz_kind kind;
+		const char *name;
+		bool ok;
+	} c[] = {
+		/* files' tool "read_x:y", federated as files__read_x:y */
+		{ MG_AUTHZ_TOOL, "files__read_x:y", true },
+		/* a ':' does not make a name without files' prefix a URI of files */
+		{ MG_AUTHZ_TOOL, "read_x:y", false },
+		{ MG_AUTHZ_TOOL, "weather__read_x:y", false },
+		{ MG_AUTHZ_PROMPT, "read_p:q", false },
+		{ MG_AUTHZ_PROMPT, "files__read_p:q", true },
+		/* a URI of files without a ':' is still one of files' URIs */
+		{ MG_AUTHZ_RESOURCE, "docs/readme", true },
+		{ MG_AUTHZ_RESOURCE, "file:///srv/docs/readme", false },
+	};
+	for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
+		struct mg_authz_target t = { .kind = c[i].kind,
+			                     .name = c[i].name,
+			                     .len = strlen(c[i].name),
+			                     .scope = &fed };
+		if (mg_authz_permits(&id, &t) != c[i].ok)
+			fail_msg("case %zu: %s", i, c[i].name);
+	}
+	/* Lists are filtered by the same rule. */
+	json_t *res =
+	    json_pack("{s:[{s:s},{s:s}]}", "tools", "name", "read_x:y", "name", "files__read_x:y");
+	assert_int_equal(mg_authz_filter_in(&id, "tools/list", res, &fed), 1);
+	assert_string_equal(json_string_value(json_object_get(
+	                        json_array_get(json_object_get(res, "tools"), 0), "name")),
+	                    "files__read_x:y");
+	json_decref(res);
+	res = json_pack("{s:[{s:s},{s:s}]}", "resources", "uri", "docs/readme", "uri", "notes/x");
+	assert_int_equal(mg_authz_filter_in(&id, "resources/list", res, &fed), 1);
 	json_decref(res);
 }
 
@@ -238,6 +290,7 @@ int main(void)
 		cmocka_unit_test(test_scopes_granting),
 		cmocka_unit_test(test_filter_real_lists),
 		cmocka_unit_test(test_scoped_names),
+		cmocka_unit_test(test_scoped_kinds),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -5,6 +5,7 @@
 #include "support.h"
 
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -218,13 +219,43 @@ static void test_json_plain(void **state)
 	}
 }
 
+/* Array growth: doubling from 8, the caller's array kept on failure. */
+static void test_grow(void **state)
+{
+	(void)state;
+	int *v = NULL;
+	size_t cap = 0;
+	v = mg_grow(v, &cap, 1, sizeof *v);
+	assert_non_null(v);
+	assert_int_equal(cap, 8);
+	for (int i = 0; i < 8; i++)
+		v[i] = i;
+	assert_ptr_equal(mg_grow(v, &cap, 8, sizeof *v), v); /* room: unchanged */
+	int *w = mg_grow(v, &cap, 9, sizeof *v);
+	assert_non_null(w);
+	assert_int_equal(cap, 16);
+	assert_int_equal(w[7], 7);
+	w[8] = 8;
+	v = w;
+	w = mg_grow(v, &cap, 100, sizeof *v); /* 16 -> 32 -> 64 -> 128 */
+	assert_non_null(w);
+	assert_int_equal(cap, 128);
+	v = w;
+	/* Sizes that overflow: NULL, the array and its capacity untouched. */
+	assert_null(mg_grow(v, &cap, SIZE_MAX / 2, sizeof *v));
+	assert_null(mg_grow(v, &cap, SIZE_MAX / 2 + 1, 2));
+	assert_int_equal(cap, 128);
+	assert_int_equal(v[8], 8);
+	free(v);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_buf_limit),     cmocka_unit_test(test_base64),
 		cmocka_unit_test(test_sha256_and_ct), cmocka_unit_test(test_utf8),
 		cmocka_unit_test(test_parse),         cmocka_unit_test(test_log_ctx),
-		cmocka_unit_test(test_json_plain),
+		cmocka_unit_test(test_json_plain),    cmocka_unit_test(test_grow),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
