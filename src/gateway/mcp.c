@@ -171,6 +171,8 @@ static bool unique_headers_or_reply(struct mg_http_req *req)
 		                              "X-Client-Cert-SAN-Email",
 		                              "X-Client-Cert-Verified",
 		                              NULL };
+	if (mg_http_headers_distinct(mg_http_req_parser(req)))
+		return true; /* no name twice: 14 lookups spared */
 	for (size_t i = 0; single[i]; i++) {
 		if (mg_http_req_header_count(req, single[i]) > 1) {
 			char m[128];

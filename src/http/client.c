@@ -899,7 +899,9 @@ struct mg_fetch *mg_fetch_stream_start(struct mg_fetcher *f, const struct mg_fet
                                        const struct mg_fetch_stream *cbs, void *arg, char *err,
                                        size_t err_size)
 {
-	if (mg_h1_accepts(o))
+	if (o->http_version != MG_FETCH_H2C && !f->h1)
+		f->h1 = mg_h1_pool_new(f->base);
+	if (f->h1 ? mg_h1_pool_accepts(f->h1, o) : mg_h1_accepts(o))
 		return native_start(f, o, cbs, arg, err, err_size);
 	struct mg_fetch *h = fetch_alloc(f, arg, err, err_size);
 	if (!h)

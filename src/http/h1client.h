@@ -72,6 +72,10 @@ void mg_h1_pool_free(struct mg_h1_pool *p);
  * origin-form path of visible ASCII, no user info) without h2c. */
 bool mg_h1_accepts(const struct mg_fetch_opts *o);
 
+/* The same, remembering the last URL in `p` (mg_h1_start with the same URL
+ * then does not split it again). */
+bool mg_h1_pool_accepts(struct mg_h1_pool *p, const struct mg_fetch_opts *o);
+
 /* Starts a request (o->max_bytes is not applied: the reader bounds what it
  * keeps). NULL with `err` when the request cannot be built (a header with
  * CR or LF...); every other failure arrives through on_end. */

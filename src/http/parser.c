@@ -777,6 +777,17 @@ const struct mg_http_header *mg_http_header_get(const struct mg_http_parser *p, 
 	return NULL;
 }
 
+bool mg_http_headers_distinct(const struct mg_http_parser *p)
+{
+	if (p->n_headers > 24)
+		return false; /* quadratic: the caller asks per name instead */
+	for (size_t i = 1; i < p->n_headers; i++)
+		for (size_t j = 0; j < i; j++)
+			if (name_is(&p->headers[j], p->headers[i].name, p->headers[i].name_len))
+				return false;
+	return true;
+}
+
 size_t mg_http_header_count(const struct mg_http_parser *p, const char *name)
 {
 	size_t n = strlen(name), count = 0;

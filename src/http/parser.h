@@ -117,6 +117,11 @@ enum mg_http_parse_status mg_http_parse(struct mg_http_parser *p, const char *da
 const struct mg_http_header *mg_http_header_get(const struct mg_http_parser *p, const char *name);
 
 /* Counts headers with this name (case-insensitive). */
+/* true when no two header fields share a name (case-insensitive): the
+ * common case, checked at once before asking about single names. false
+ * also beyond 24 fields (the pairwise check would cost more than asking). */
+bool mg_http_headers_distinct(const struct mg_http_parser *p);
+
 size_t mg_http_header_count(const struct mg_http_parser *p, const char *name);
 
 /* true when the comma-separated header value list contains `token`

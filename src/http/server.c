@@ -65,6 +65,8 @@ struct mg_http_conn {
 	struct mg_http_server *srv;
 	struct mg_http_conn *prev, *next;
 	struct bufferevent *bev;
+	struct event *rev; /* plain TCP: the read event (see conn_read) */
+	bool rev_on;       /* ... and it is added */
 	struct event *timer;
 	struct mg_http_parser parser;
 	struct mg_http_req req;
@@ -74,7 +76,7 @@ struct mg_http_conn {
 	bool in_process; /* inside process_input: free and re-entry are deferred */
 	bool dead;       /* closed while in_process; freed when it returns */
 	bool linger;     /* close with a lingering close (after an error answer) */
-	bool plain;      /* plain TCP: answers are written by conn_push (below) */
+	bool plain;      /* plain TCP: read by on_plain_read, written by conn_push (below) */
 	size_t lingered; /* bytes discarded while lingering */
 	char peer[INET6_ADDRSTRLEN];
 	struct sockaddr_storage addr;
@@ -183,6 +185,10 @@ static void conn_free(struct mg_http_conn *c, bool notify)
 	if (c->next)
 		c->next->prev = c->prev;
 	srv->n_conns--;
+	if (c->rev) {
+		event_free(c->rev); /* before the bufferevent closes the socket */
+		c->rev = NULL;
+	}
 	if (c->bev) {
 		SSL *ssl = bufferevent_openssl_get_ssl(c->bev);
 		if (ssl)
@@ -209,6 +215,28 @@ static void arm_timer(struct mg_http_conn *c)
 	evtimer_add(c->timer, &tv);
 }
 
+/* Reading on or off. A plain TCP connection is read by its own event
+ * (on_plain_read), not by the bufferevent: a socket bufferevent asks
+ * ioctl(FIONREAD) before every read, one syscall per request for nothing.
+ * The event stays added while reading (no epoll_ctl per request). */
+static void conn_read(struct mg_http_conn *c, bool on)
+{
+	if (!c->plain) {
+		if (on)
+			bufferevent_enable(c->bev, EV_READ);
+		else
+			bufferevent_disable(c->bev, EV_READ);
+		return;
+	}
+	if (on == c->rev_on)
+		return;
+	c->rev_on = on;
+	if (on)
+		event_add(c->rev, NULL);
+	else
+		event_del(c->rev);
+}
+
 /* Everything is written: close, or half-close and discard what the client
  * still sends for a while (see LINGER_SECS). TLS connections close at once:
  * a half-close under TLS is not ours to do behind OpenSSL's back. */
@@ -223,7 +251,7 @@ static void conn_close_written(struct mg_http_conn *c)
 	c->state = CONN_LINGERING;
 	struct evbuffer *in = bufferevent_get_input(c->bev);
 	evbuffer_drain(in, evbuffer_get_length(in));
-	bufferevent_enable(c->bev, EV_READ);
+	conn_read(c, true);
 	struct timeval tv = { .tv_sec = LINGER_SECS, .tv_usec = 0 };
 	evtimer_add(c->timer, &tv);
 }
@@ -236,7 +264,7 @@ static void conn_close_after_flush(struct mg_http_conn *c)
 		conn_close_written(c);
 		return;
 	}
-	bufferevent_disable(c->bev, EV_READ);
+	conn_read(c, false);
 	arm_timer(c);
 }
 
@@ -359,7 +387,7 @@ static void finish_request(struct mg_http_conn *c)
 	mg_http_parser_reset(&c->parser);
 	c->state = CONN_READING;
 	c->got_bytes = false;
-	bufferevent_enable(c->bev, EV_READ);
+	conn_read(c, true);
 	arm_timer(c);
 	/* A pipelined request may already be waiting; when process_input is on
 	 * the stack its loop picks it up, so no recursion. */
@@ -447,10 +475,9 @@ static void process_input(struct mg_http_conn *c)
 	}
 }
 
-static void on_read(struct bufferevent *bev, void *arg)
+/* New input in the connection's input buffer. */
+static void input_ready(struct mg_http_conn *c)
 {
-	struct mg_http_conn *c = arg;
-	(void)bev;
 	if (c->state == CONN_READING) {
 		process_input(c);
 		return;
@@ -466,7 +493,43 @@ static void on_read(struct bufferevent *bev, void *arg)
 	/* Held input while handling: bound it, the next request waits. */
 	if (evbuffer_get_length(bufferevent_get_input(c->bev)) >
 	    c->srv->o.max_header_bytes + c->srv->o.max_body_bytes)
-		bufferevent_disable(c->bev, EV_READ);
+		conn_read(c, false);
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+	(void)bev;
+	input_ready(arg);
+}
+
+#define PLAIN_READ 16384 /* bytes asked of one recv() */
+
+/* Plain TCP: one recv() into the stack, then added to the input buffer
+ * (whose end a socket bufferevent keeps frozen: thawed for this, as
+ * conn_push does for the output). Not straight into reserved space: a
+ * 16 KiB chain allocated per request costs more (a large-bin malloc that
+ * consolidates the fast bins) than copying a small request once. The end
+ * of input or an error ends the connection, as the bufferevent's event
+ * callback does. */
+static void on_plain_read(evutil_socket_t fd, short what, void *arg)
+{
+	struct mg_http_conn *c = arg;
+	(void)what;
+	char b[PLAIN_READ];
+	ssize_t n = recv(fd, b, sizeof b, 0);
+	if (n > 0) {
+		struct evbuffer *in = bufferevent_get_input(c->bev);
+		evbuffer_unfreeze(in, 0);
+		int rc = evbuffer_add(in, b, (size_t)n);
+		evbuffer_freeze(in, 0);
+		if (rc == 0) {
+			input_ready(c);
+			return;
+		}
+	} else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
+		return;
+	}
+	conn_free(c, true); /* EOF, or a read error */
 }
 
 static void on_write(struct bufferevent *bev, void *arg)
@@ -567,9 +630,13 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct soc
 		c->plain = true;
 	}
 	c->timer = evtimer_new(srv->base, on_timer, c);
-	if (!c->bev || !c->timer) {
+	if (c->plain && c->bev)
+		c->rev = event_new(srv->base, fd, EV_READ | EV_PERSIST, on_plain_read, c);
+	if (!c->bev || !c->timer || (c->plain && !c->rev)) {
 		if (!c->bev)
 			evutil_closesocket(fd);
+		if (c->rev)
+			event_free(c->rev);
 		if (c->bev)
 			bufferevent_free(c->bev);
 		if (c->timer)
@@ -587,9 +654,12 @@ static void on_accept(struct evconnlistener *lis, evutil_socket_t fd, struct soc
 	bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
 	struct timeval wt = { .tv_sec = srv->o.idle_timeout_secs, .tv_usec = 0 };
 	bufferevent_set_timeouts(c->bev, NULL, &wt);
-	if (c->plain)
-		bufferevent_disable(c->bev, EV_WRITE); /* see conn_push */
-	bufferevent_enable(c->bev, c->plain ? EV_READ : EV_READ | EV_WRITE);
+	if (c->plain) {
+		bufferevent_disable(c->bev, EV_READ | EV_WRITE); /* see conn_read, conn_push */
+		conn_read(c, true);
+	} else {
+		bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+	}
 	arm_timer(c);
 }
 

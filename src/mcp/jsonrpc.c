@@ -135,6 +135,194 @@ int mg_rpc_classify(json_t *root, struct mg_rpc_msg *msg, struct mg_rpc_fail *fa
 	return 0;
 }
 
+/* ---- the fast subset loader (see jsonrpc.h) --------------------------------------------- */
+
+struct fast_in {
+	const char *p, *end;
+	size_t depth, max_depth;
+};
+
+static json_t *fast_value(struct fast_in *s);
+
+static void fast_ws(struct fast_in *s)
+{
+	while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+		s->p++;
+}
+
+static bool fast_at(const struct fast_in *s, char c)
+{
+	return s->p < s->end && *s->p == c;
+}
+
+/* A string at s->p ('"') of ASCII (no control byte) with no escape: its bytes. */
+static bool fast_string(struct fast_in *s, const char **v, size_t *n)
+{
+	for (const char *q = s->p + 1; q < s->end; q++) {
+		unsigned char c = (unsigned char)*q;
+		if (c == '"') {
+			*v = s->p + 1;
+			*n = (size_t)(q - *v);
+			s->p = q + 1;
+			return true;
+		}
+		if (c < 0x20 || c > 0x7F || c == '\\')
+			return false;
+	}
+	return false;
+}
+
+/* -?(0|[1-9][0-9]*) of at most 18 digits (no overflow), not followed by a
+ * fraction or an exponent. */
+static json_t *fast_integer(struct fast_in *s)
+{
+	const char *q = s->p;
+	bool neg = q < s->end && *q == '-';
+	if (neg)
+		q++;
+	if (q >= s->end || *q < '0' || *q > '9')
+		return NULL;
+	if (*q == '0' && q + 1 < s->end && q[1] >= '0' && q[1] <= '9')
+		return NULL;
+	long long v = 0;
+	int digits = 0;
+	for (; q < s->end && *q >= '0' && *q <= '9'; q++) {
+		if (++digits > 18)
+			return NULL;
+		v = v * 10 + (*q - '0');
+	}
+	if (q < s->end && (*q == '.' || *q == 'e' || *q == 'E'))
+		return NULL;
+	s->p = q;
+	return json_integer(neg ? -v : v);
+}
+
+static json_t *fast_literal(struct fast_in *s, const char *word, size_t n, json_t *v)
+{
+	if ((size_t)(s->end - s->p) < n || memcmp(s->p, word, n) != 0)
+		return NULL;
+	s->p += n;
+	return v;
+}
+
+static json_t *fast_object(struct fast_in *s)
+{
+	json_t *o = json_object();
+	if (!o)
+		return NULL;
+	s->p++;
+	fast_ws(s);
+	if (fast_at(s, '}')) {
+		s->p++;
+		return o;
+	}
+	for (;;) {
+		fast_ws(s);
+		const char *k;
+		size_t kn;
+		if (!fast_at(s, '"') || !fast_string(s, &k, &kn))
+			break;
+		fast_ws(s);
+		if (!fast_at(s, ':'))
+			break;
+		s->p++;
+		json_t *v = fast_value(s);
+		if (!v)
+			break;
+		if (json_object_getn(o, k, kn)) { /* a duplicate: jansson's error */
+			json_decref(v);
+			break;
+		}
+		if (json_object_setn_new_nocheck(o, k, kn, v) < 0) /* takes v either way */
+			break;
+		fast_ws(s);
+		if (fast_at(s, ',')) {
+			s->p++;
+			continue;
+		}
+		if (fast_at(s, '}')) {
+			s->p++;
+			return o;
+		}
+		break;
+	}
+	json_decref(o);
+	return NULL;
+}
+
+static json_t *fast_array(struct fast_in *s)
+{
+	json_t *a = json_array();
+	if (!a)
+		return NULL;
+	s->p++;
+	fast_ws(s);
+	if (fast_at(s, ']')) {
+		s->p++;
+		return a;
+	}
+	for (;;) {
+		json_t *v = fast_value(s);
+		if (!v || json_array_append_new(a, v) < 0) /* takes v either way */
+			break;
+		fast_ws(s);
+		if (fast_at(s, ',')) {
+			s->p++;
+			continue;
+		}
+		if (fast_at(s, ']')) {
+			s->p++;
+			return a;
+		}
+		break;
+	}
+	json_decref(a);
+	return NULL;
+}
+
+static json_t *fast_value(struct fast_in *s)
+{
+	fast_ws(s);
+	if (s->p >= s->end)
+		return NULL;
+	const char *v;
+	size_t n;
+	json_t *r;
+	switch (*s->p) {
+	case '{':
+	case '[':
+		if (++s->depth > s->max_depth)
+			return NULL;
+		r = *s->p == '{' ? fast_object(s) : fast_array(s);
+		s->depth--;
+		return r;
+	case '"':
+		return fast_string(s, &v, &n) ? json_stringn_nocheck(v, n) : NULL;
+	case 't':
+		return fast_literal(s, "true", 4, json_true());
+	case 'f':
+		return fast_literal(s, "false", 5, json_false());
+	case 'n':
+		return fast_literal(s, "null", 4, json_null());
+	default:
+		return fast_integer(s);
+	}
+}
+
+json_t *mg_json_load_fast(const char *text, size_t len, size_t max_depth)
+{
+	struct fast_in s = { .p = text, .end = text + len, .depth = 0, .max_depth = max_depth };
+	json_t *v = fast_value(&s);
+	if (!v)
+		return NULL;
+	fast_ws(&s);
+	if (s.p != s.end) {
+		json_decref(v);
+		return NULL;
+	}
+	return v;
+}
+
 int mg_rpc_parse(const char *text, size_t len, size_t max_depth, bool allow_batch,
                  struct mg_rpc_msg *msg, struct mg_rpc_fail *fail)
 {
@@ -147,8 +335,10 @@ int mg_rpc_parse(const char *text, size_t len, size_t max_depth, bool allow_batc
 		return -1;
 	}
 	json_error_t jerr;
-	json_t *root =
-	    json_loadb(text, len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
+	json_t *root = mg_json_load_fast(text, len, max_depth);
+	if (!root)
+		root = json_loadb(text, len,
+		                  JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
 	if (!root) {
 		char m[160];
 		snprintf(m, sizeof m, "parse error at byte %d: %.100s", jerr.position, jerr.text);

@@ -169,10 +169,17 @@ static bool kvv_has(const struct mg_kvv *m, const char *key)
 	return false;
 }
 
+/* The request's extra header lines. Lines formatted here go into `room`
+ * (the common ones: protocol version, session id, credentials; they are
+ * copied into the request before the hdrs go out of scope) or, when it is
+ * full, into their own allocation: no printf and no malloc per request. */
+#define HDR_ROOM 2048
 struct hdrs {
 	const char *v[MAX_HEADERS];
-	char *owned[MAX_HEADERS]; /* the lines of v formatted here */
+	char *owned[MAX_HEADERS]; /* the lines of v allocated here */
 	size_t n, n_owned;
+	size_t used; /* bytes of room taken */
+	char room[HDR_ROOM];
 };
 
 /* A constant "Name: value" line (static storage): no formatting. */
@@ -186,13 +193,19 @@ static void hdr_add(struct hdrs *h, const char *name, const char *value)
 {
 	if (h->n >= MAX_HEADERS)
 		return;
-	struct mg_buf b;
-	mg_buf_init(&b, 0);
-	mg_buf_printf(&b, "%s: %s", name, value);
-	char *line = mg_buf_steal(&b);
-	if (!line)
-		return;
-	h->owned[h->n_owned++] = line;
+	size_t nl = strlen(name), vl = strlen(value), need = nl + 2 + vl + 1;
+	char *line;
+	if (need <= HDR_ROOM - h->used) {
+		line = h->room + h->used;
+		h->used += need;
+	} else {
+		if (h->n_owned >= MAX_HEADERS || !(line = malloc(need)))
+			return;
+		h->owned[h->n_owned++] = line;
+	}
+	memcpy(line, name, nl);
+	memcpy(line + nl, ": ", 2);
+	memcpy(line + nl + 2, value, vl + 1);
 	h->v[h->n++] = line;
 }
 
@@ -200,7 +213,7 @@ static void hdrs_free(struct hdrs *h)
 {
 	for (size_t i = 0; i < h->n_owned; i++)
 		free(h->owned[i]);
-	h->n = h->n_owned = 0;
+	h->n = h->n_owned = h->used = 0;
 }
 
 /* The configured credentials: the upstream's headers, each replaced by
@@ -851,7 +864,8 @@ static int post_start(struct http_chan *c, const char *url, const char *method, 
 	p->init = init;
 	p->get = strcmp(method, "GET") == 0 && up_id < 0;
 	p->resume = strcmp(method, "GET") == 0 && up_id >= 0;
-	struct hdrs h = { .n = 0, .n_owned = 0 };
+	struct hdrs h;
+	h.n = h.n_owned = h.used = 0;
 	if (strcmp(method, "POST") == 0) {
 		hdr_line(&h, "Content-Type: application/json");
 		hdr_line(&h, "Accept: application/json, text/event-stream");
@@ -1071,7 +1085,8 @@ static void send_delete(struct http_chan *c)
 {
 	struct http_upstream *u = c->up;
 	const struct mg_upstream_config *cfg = u->base.cfg;
-	struct hdrs h = { .n = 0, .n_owned = 0 };
+	struct hdrs h;
+	h.n = h.n_owned = h.used = 0;
 	add_protocol_headers(&h, c);
 	add_credentials(&h, cfg, c->identity);
 	struct post *p = calloc(1, sizeof *p);

@@ -289,6 +289,135 @@ static void test_header_decode(void **state)
 	assert_int_equal(mg_mcp_header_decode("bad\x01", out, sizeof out), -1);
 }
 
+#define LOAD_FLAGS (JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY)
+
+/* The fast loader's answer for `t`: NULL, or exactly jansson's tree. */
+static json_t *fast_checked(const char *t, size_t n)
+{
+	json_t *fast = mg_json_load_fast(t, n, 64);
+	if (fast) {
+		json_t *slow = json_loadb(t, n, LOAD_FLAGS, NULL);
+		if (!slow || !json_equal(fast, slow))
+			fail_msg("fast loader differs from jansson on: %.*s", (int)n, t);
+		json_decref(slow);
+	}
+	return fast;
+}
+
+static void test_fast_loader(void **state)
+{
+	(void)state;
+	/* Taken: the common shapes (a request as mcpload and SDKs send it). */
+	static const char *const yes[] = {
+		"{\"jsonrpc\":\"2.0\",\"id\":12,\"method\":\"tools/call\",\"params\":{\"name\":"
+		"\"echo\",\"arguments\":{\"message\":\"hi there\"}}}",
+		" { \"a\" : [ 1 , -2 , 0 , true , false , null , [ ] , { } ] , \"b\" : \"\" }\r\n",
+		"[]",
+		"{}",
+		"0",
+		"-0",
+		"\"x\"",
+		"true",
+		"null",
+		"999999999999999999",
+		"-999999999999999999",
+		"{\"id\":9007199254740993}",
+		"[[[[1]]]]",
+		"\"~\x7f\"",
+	};
+	for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+		json_t *v = fast_checked(yes[i], strlen(yes[i]));
+		if (!v)
+			fail_msg("fast loader declined: %s", yes[i]);
+		json_decref(v);
+	}
+	/* Left to jansson: escapes, non-ASCII, fractions, exponents, long
+	 * integers, duplicates, bad syntax, trailing bytes, too deep. */
+	static const char *const no[] = {
+		"\"a\\nb\"",
+		"\"\\u0000\"",
+		"\"caf\xc3\xa9\"",
+		"1.5",
+		"1e3",
+		"-1E3",
+		"1234567890123456789",
+		"01",
+		"-01",
+		"-",
+		"{\"a\":1,\"a\":2}",
+		"{\"a\" 1}",
+		"{\"a\":1,}",
+		"[1,]",
+		"[1 2]",
+		"{a:1}",
+		"tru",
+		"truex",
+		"nul",
+		"[1]x",
+		"",
+		"   ",
+		"\xef\xbb\xbf{}",
+		"\"tab\there\"",
+		"{\"a\":1",
+		"[",
+		"\"open",
+	};
+	for (size_t i = 0; i < sizeof no / sizeof no[0]; i++) {
+		json_t *v = mg_json_load_fast(no[i], strlen(no[i]), 64);
+		if (v)
+			fail_msg("fast loader took: %s", no[i]);
+	}
+	char deep[200];
+	memset(deep, '[', 100);
+	memset(deep + 100, ']', 100);
+	assert_null(mg_json_load_fast(deep, 200, 64));
+	json_t *d = mg_json_load_fast(deep, 200, 100);
+	assert_non_null(d);
+	json_decref(d);
+	/* A NUL byte inside the length is not JSON. */
+	assert_null(mg_json_load_fast("[1,\0]", 5, 64));
+	/* Differential: random edits of valid messages are either declined or
+	 * loaded exactly as jansson loads them. */
+	static const char *const seeds[] = {
+		"{\"jsonrpc\":\"2.0\",\"id\":\"r-1\",\"method\":\"tools/"
+		"list\",\"params\":{\"cursor\":"
+		"\"c2\"}}",
+		"{\"jsonrpc\":\"2.0\",\"id\":7,\"result\":{\"content\":[{\"type\":\"text\","
+		"\"text\":"
+		"\"ok\"}],\"isError\":false}}",
+		"[{\"a\":[1,2,{\"b\":null}]},-3,\"s\",true]",
+	};
+	static const char alphabet[] = "{}[]\",:0123456789-+.eEtrufalsn \t\r\n\\/xu\x7f\x80";
+	unsigned long long rnd = 0x9E3779B97F4A7C15ULL;
+	char buf[256];
+	for (int iter = 0; iter < 30000; iter++) {
+		const char *seed = seeds[iter % 3];
+		size_t n = strlen(seed);
+		memcpy(buf, seed, n);
+		int edits = 1 + iter % 3;
+		for (int e = 0; e < edits && n > 1 && n < sizeof buf - 1; e++) {
+			rnd = rnd * 6364136223846793005ULL + 1442695040888963407ULL;
+			size_t at = (size_t)(rnd >> 33) % n;
+			char c = alphabet[(rnd >> 17) % (sizeof alphabet - 1)];
+			switch ((rnd >> 8) % 3) {
+			case 0:
+				buf[at] = c;
+				break;
+			case 1:
+				memmove(buf + at, buf + at + 1, n - at - 1);
+				n--;
+				break;
+			default:
+				memmove(buf + at + 1, buf + at, n - at);
+				buf[at] = c;
+				n++;
+				break;
+			}
+		}
+		json_decref(fast_checked(buf, n));
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -296,6 +425,7 @@ int main(void)
 		cmocka_unit_test(test_depth),         cmocka_unit_test(test_error_object),
 		cmocka_unit_test(test_sse_roundtrip), cmocka_unit_test(test_sse_decoder_rules),
 		cmocka_unit_test(test_modern_checks), cmocka_unit_test(test_header_decode),
+		cmocka_unit_test(test_fast_loader),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
