@@ -49,6 +49,13 @@ function received(log) {
         .map(l => JSON.parse(l));
 }
 
+/** Records the collector acknowledged, by the gateway's /metrics. */
+async function exportedCount(gw, key) {
+    const r = await gw.request('/metrics', { headers: { 'X-API-Key': key } });
+    const m = /^mcp_guard_audit_exported_total (\d+)$/m.exec(r.body ?? '');
+    return m ? Number(m[1]) : -1;
+}
+
 /** Records (parsed) from NDJSON text. */
 const records = text =>
     text
@@ -116,6 +123,13 @@ describe('audit export through a collector outage', () => {
             message: 'the first records at the collector'
         });
         await waitFor(() => spoolFiles(spool).length === 0, { message: 'an empty spool' });
+        // The collector logs a batch before it answers: kill it only once the
+        // gateway has its answer for everything logged, or a batch in flight
+        // is rightly spooled and sent again (at-least-once, not a duplicate).
+        await waitFor(async () => (await exportedCount(gw, alice.key)) === received(recvLog).flatMap(r => records(r.body)).length, {
+            timeoutMs: 20000,
+            message: 'the gateway acknowledged for every record the collector logged'
+        });
 
         await killReceiver(receiver);
         await callEcho(c, 6, 'during');
