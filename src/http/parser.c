@@ -159,6 +159,7 @@ static void clear_results(struct mg_http_parser *p)
 	p->query_len = 0;
 	p->version_minor = 1; /* until the request line says otherwise */
 	p->n_headers = 0;
+	p->name_lens = 0;
 	p->keep_alive = false;
 	p->chunked = false;
 	p->expect_continue = false;
@@ -506,6 +507,7 @@ static enum mg_http_parse_status finish_head(struct mg_http_parser *p)
 		if (!next)
 			return fail(p, 400, why);
 		p->n_headers++;
+		p->name_lens |= 1ull << (h->name_len & 63);
 		int status = note_header(p, h, &f, &why);
 		if (status)
 			return fail(p, status, why);
@@ -768,9 +770,18 @@ enum mg_http_parse_status mg_http_parse(struct mg_http_parser *p, const char *da
 
 /* ---- lookups ---------------------------------------------------------- */
 
+/* Most lookups are for headers a request does not carry (the proxy and
+ * tracing headers): no name of that length, no walk through the fields. */
+static bool may_have(const struct mg_http_parser *p, size_t n)
+{
+	return (p->name_lens >> (n & 63)) & 1;
+}
+
 const struct mg_http_header *mg_http_header_get(const struct mg_http_parser *p, const char *name)
 {
 	size_t n = strlen(name);
+	if (!may_have(p, n))
+		return NULL;
 	for (size_t i = 0; i < p->n_headers; i++)
 		if (name_is(&p->headers[i], name, n))
 			return &p->headers[i];
@@ -791,6 +802,8 @@ bool mg_http_headers_distinct(const struct mg_http_parser *p)
 size_t mg_http_header_count(const struct mg_http_parser *p, const char *name)
 {
 	size_t n = strlen(name), count = 0;
+	if (!may_have(p, n))
+		return 0;
 	for (size_t i = 0; i < p->n_headers; i++)
 		if (name_is(&p->headers[i], name, n))
 			count++;

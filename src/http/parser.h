@@ -69,6 +69,7 @@ struct mg_http_parser {
 	struct mg_http_header *headers; /* n_headers of them; grown as headers arrive */
 	size_t n_headers;
 	size_t headers_cap;     /* private: allocated slots, at most MG_HTTP_MAX_HEADERS */
+	uint64_t name_lens;     /* private: bit (length % 64) of every header name */
 	bool keep_alive;        /* from version and Connection header */
 	bool chunked;           /* Transfer-Encoding: chunked */
 	bool expect_continue;   /* Expect: 100-continue */
