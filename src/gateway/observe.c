@@ -292,8 +292,13 @@ static void trace_done(struct mg_gateway *gw, struct mg_http_req *req, const cha
 		sp->link = t->http;
 	}
 	sp->kind = MG_SPAN_SERVER;
-	snprintf(sp->name, sizeof sp->name, "%.63s%s%.95s", t->method, t->target[0] ? " " : "",
-	         t->target);
+	size_t ml = strnlen(t->method, 63), tl = strnlen(t->target, 95);
+	memcpy(sp->name, t->method, ml);
+	if (tl) {
+		sp->name[ml++] = ' ';
+		memcpy(sp->name + ml, t->target, tl);
+	}
+	sp->name[ml + tl] = '\0';
 	sp->start_ns = unix_ns(mg_http_req_start_us(req), now, now_ns);
 	sp->end_ns = now_ns;
 	mg_span_attr_str(sp, "mcp.method.name", t->method);

@@ -29,6 +29,7 @@ enum mg_span_kind { MG_SPAN_INTERNAL = 1, MG_SPAN_SERVER = 2, MG_SPAN_CLIENT = 3
 struct mg_span_attr {
 	const char *key; /* static */
 	bool is_int;
+	uint8_t len; /* of s */
 	int64_t i;
 	char s[128]; /* truncated to fit */
 };

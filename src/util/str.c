@@ -153,41 +153,62 @@ int mg_hex_value(int c)
 
 size_t mg_fmt_i64(char *out, int64_t v)
 {
+	/* two digits per division (the divisions are most of the cost) */
+	static const char pairs[201] = "00010203040506070809101112131415161718192021222324"
+	                               "25262728293031323334353637383940414243444546474849"
+	                               "50515253545556575859606162636465666768697071727374"
+	                               "75767778798081828384858687888990919293949596979899";
 	char tmp[MG_I64_CHARS];
-	size_t n = 0, len = 0;
+	size_t n = sizeof tmp, len = 0;
 	/* Work in unsigned so INT64_MIN does not overflow. */
 	uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-	do {
-		tmp[n++] = (char)('0' + u % 10);
-		u /= 10;
-	} while (u);
+	while (u >= 100) {
+		unsigned d = (unsigned)(u % 100) * 2;
+		u /= 100;
+		tmp[--n] = pairs[d + 1];
+		tmp[--n] = pairs[d];
+	}
+	if (u >= 10) {
+		tmp[--n] = pairs[u * 2 + 1];
+		tmp[--n] = pairs[u * 2];
+	} else {
+		tmp[--n] = (char)('0' + u);
+	}
 	if (v < 0)
 		out[len++] = '-';
-	while (n)
-		out[len++] = tmp[--n];
-	return len;
+	memcpy(out + len, tmp + n, sizeof tmp - n);
+	return len + sizeof tmp - n;
+}
+
+/* Any byte < 0x20, >= 0x7f, '"' or '\\' in the 8 bytes at p. */
+static bool word_special(const unsigned char *p)
+{
+	uint64_t w;
+	memcpy(&w, p, 8);
+	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+	uint64_t ctl = (w - ones * 0x20) & ~w;   /* < 0x20 */
+	uint64_t del = (w + ones * 0x01) & high; /* >= 0x7f (with w's high bits) */
+	uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\');
+	uint64_t zq = (q - ones) & ~q, zb = (bs - ones) & ~bs; /* == '"', == '\\' */
+	return ((ctl | del | zq | zb | w) & high) != 0;
 }
 
 bool mg_json_plain(const char *s, size_t n)
 {
-	/* 8 bytes at a time: any byte < 0x20, >= 0x7f, '"' or '\\' stops it */
 	const unsigned char *p = (const unsigned char *)s;
+	if (n < 8) {
+		for (size_t i = 0; i < n; i++) {
+			unsigned char c = p[i];
+			if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\')
+				return false;
+		}
+		return true;
+	}
+	/* 8 bytes at a time; the last word overlaps the one before it */
 	size_t i = 0;
 	for (; i + 8 <= n; i += 8) {
-		uint64_t w;
-		memcpy(&w, p + i, 8);
-		const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
-		uint64_t ctl = (w - ones * 0x20) & ~w;   /* < 0x20 */
-		uint64_t del = (w + ones * 0x01) & high; /* >= 0x7f (with w's high bits) */
-		uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\');
-		uint64_t zq = (q - ones) & ~q, zb = (bs - ones) & ~bs; /* == '"', == '\\' */
-		if ((ctl | del | zq | zb | w) & high)
+		if (word_special(p + i))
 			return false;
 	}
-	for (; i < n; i++) {
-		unsigned char c = p[i];
-		if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\')
-			return false;
-	}
-	return true;
+	return i == n || !word_special(p + n - 8);
 }

@@ -108,6 +108,18 @@ static void test_parse(void **state)
 		snprintf(b, sizeof b, "%lld", (long long)nums[i]);
 		assert_string_equal(a, b);
 	}
+	/* ... and at every length and digit pair */
+	uint64_t x = 0x9e3779b97f4a7c15ull;
+	for (int i = 0; i < 20000; i++) {
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		int64_t r = (int64_t)(x >> (x % 64));
+		if (i & 1)
+			r = -r;
+		char a[MG_I64_CHARS + 1], b[32];
+		a[mg_fmt_i64(a, r)] = '\0';
+		snprintf(b, sizeof b, "%lld", (long long)r);
+		assert_string_equal(a, b);
+	}
 }
 
 /* Runs mg_log_info(msg) with stderr sent to a temporary file; returns the
@@ -216,6 +228,26 @@ static void test_json_plain(void **state)
 		bool plain = c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
 		assert_int_equal(mg_json_plain(all, 16), plain);
 		assert_int_equal(mg_json_plain(all, 5), c % 16 < 5 ? plain : true);
+	}
+	/* every length up to 40, one bad byte at every position: the short
+	 * loop, the words and the overlapping last word */
+	for (size_t n = 1; n <= 40; n++) {
+		char s[48];
+		memset(s, 'y', sizeof s);
+		assert_true(mg_json_plain(s, n));
+		for (size_t pos = 0; pos < n; pos++) {
+			static const unsigned char bytes[] = { '"',  '\\', '\n', 0x01, 0x1f,
+				                               0x7f, 0x80, 0xc3, 0xff };
+			for (size_t i = 0; i < sizeof bytes; i++) {
+				memset(s, 'y', sizeof s);
+				s[pos] = (char)bytes[i];
+				assert_false(mg_json_plain(s, n));
+			}
+			/* a bad byte just past the end is not looked at */
+			memset(s, 'y', sizeof s);
+			s[n] = '"';
+			assert_true(mg_json_plain(s, n));
+		}
 	}
 }
 
