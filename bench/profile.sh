@@ -1,13 +1,16 @@
 #!/bin/sh
 # bench/profile.sh - where mcp-guard's time goes, for a benchmark report.
 #
-#   sh bench/profile.sh [echo|big|list|everything|http] [perf|callgrind] [OUT_FILE]
+#   sh bench/profile.sh [echo|big|list|everything|http] [perf|callgrind|none] [OUT_FILE]
 #   BENCH_PROFILE_C       virtual users (64 for echo, 4 otherwise)
 #   BENCH_PROFILE_FAMILY  legacy (default) or modern
 #   BENCH_PROFILE_AUTH=1  scenario 2: one API key, rate limiting (never refusing)
 #   BENCH_PROFILE_OBS=audit|full  the observability group's (c) or (b): audit to a
 #                         file with the hash chain; full adds tracing at sample_rate
 #                         0.1 exporting to bench/otlp-sink.mjs on the load core
+#   BENCH_PROFILE_SAMPLE  tracing.sample_rate with OBS=full (0.1)
+#   BENCH_PROFILE_CHAIN   audit.hash_chain with OBS set (true)
+#   `none` runs no profiler: only the CPU per request, for quick A/B runs
 #
 # Starts mcp-guard (shared mode, the fast stdio upstream; with `http`, the
 # fast upstream over Streamable HTTP behind `transport = "http"`, scenario 4)
@@ -55,7 +58,7 @@ http)
 	C=64 ARGS=() CALL=echo UP_HTTP=$((PORT + 1))
 	UP_NAME="fast upstream over Streamable HTTP"
 	;;
-*) echo "usage: profile.sh [echo|big|list|everything|http] [perf|callgrind] [OUT]" >&2; exit 2 ;;
+*) echo "usage: profile.sh [echo|big|list|everything|http] [perf|callgrind|none] [OUT]" >&2; exit 2 ;;
 esac
 C=${BENCH_PROFILE_C:-$C} # virtual users
 if [ -n "$UP_HTTP" ]; then
@@ -81,10 +84,10 @@ OBS=${BENCH_PROFILE_OBS:-}
 SINK=
 case $OBS in
 audit | full)
-	printf '\n[audit]\nenabled = true\nstdout = false\nfile = "%s"\nhash_chain = true\n' "$WORK/audit.jsonl" >>"$WORK/guard.toml"
+	printf '\n[audit]\nenabled = true\nstdout = false\nfile = "%s"\nhash_chain = %s\n' "$WORK/audit.jsonl" "${BENCH_PROFILE_CHAIN:-true}" >>"$WORK/guard.toml"
 	if [ "$OBS" = full ]; then
 		OTLP=$((PORT + 2))
-		printf '\n[tracing]\nenabled = true\notlp_endpoint = "http://127.0.0.1:%s"\nallow_private_networks = true\nsample_rate = 0.1\n' "$OTLP" >>"$WORK/guard.toml"
+		printf '\n[tracing]\nenabled = true\notlp_endpoint = "http://127.0.0.1:%s"\nallow_private_networks = true\nsample_rate = %s\n' "$OTLP" "${BENCH_PROFILE_SAMPLE:-0.1}" >>"$WORK/guard.toml"
 		taskset -c "$LOAD_CPU" node "$BENCH/otlp-sink.mjs" "$OTLP" 600 >"$WORK/sink.log" 2>&1 &
 		SINK=$!
 		for _ in $(seq 1 50); do
@@ -143,6 +146,10 @@ if [ "$TOOL" = callgrind ]; then
 		"$ROOT/build/mcp-guard" --config "$WORK/guard.toml" run >"$WORK/guard.log" 2>&1 &
 	PID=$!
 	DUR=4 WARM=1 RUNS=1
+elif [ "$TOOL" = none ]; then
+	taskset -c "$SUT_CPU" "$ROOT/build/mcp-guard" --config "$WORK/guard.toml" run >"$WORK/guard.log" 2>&1 &
+	PID=$!
+	DUR=5 WARM=0.5
 else
 	command -v perf >/dev/null || { echo "profile: perf missing (apt-get install linux-perf)" >&2; exit 1; }
 	taskset -c "$SUT_CPU" "$ROOT/build/mcp-guard" --config "$WORK/guard.toml" run >"$WORK/guard.log" 2>&1 &
@@ -180,7 +187,7 @@ if (r && r.requests > 0) console.log(`# CPU per request in the window: tree ${(1
 		echo "## By symbol (self time, top 40)"
 		perf report -i "$WORK/perf.data" --stdio --no-children --sort dso,symbol -g none 2>/dev/null |
 			grep -E '^ +[0-9]' | sed 's/[[:space:]]*-[[:space:]]*-[[:space:]]*$//' | head -40
-	else
+	elif [ "$TOOL" = callgrind ]; then
 		echo "## Inclusive instruction counts per function (top 60); requests in the measured window: ${REQ:-?}"
 		echo "## (the whole run is profiled: start-up, warm-up and the window; divide by the calls shown)"
 		callgrind_annotate --inclusive=yes "$WORK/callgrind.out" 2>/dev/null | grep -E '^ *[0-9,]+ \(' | head -60
