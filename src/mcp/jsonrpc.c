@@ -328,17 +328,20 @@ int mg_rpc_parse(const char *text, size_t len, size_t max_depth, bool allow_batc
 {
 	memset(msg, 0, sizeof *msg);
 	memset(fail, 0, sizeof *fail);
-	if (mg_json_depth(text, len, max_depth) > max_depth) {
-		char m[96];
-		snprintf(m, sizeof m, "JSON nested deeper than %zu levels", max_depth);
-		set_fail(fail, MG_RPC_PARSE_ERROR, m, NULL);
-		return -1;
-	}
 	json_error_t jerr;
+	/* The fast loader refuses nesting beyond max_depth itself; what it
+	 * declines has its depth checked before jansson (which recurses) sees it. */
 	json_t *root = mg_json_load_fast(text, len, max_depth);
-	if (!root)
+	if (!root) {
+		if (mg_json_depth(text, len, max_depth) > max_depth) {
+			char m[96];
+			snprintf(m, sizeof m, "JSON nested deeper than %zu levels", max_depth);
+			set_fail(fail, MG_RPC_PARSE_ERROR, m, NULL);
+			return -1;
+		}
 		root = json_loadb(text, len,
 		                  JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
+	}
 	if (!root) {
 		char m[160];
 		snprintf(m, sizeof m, "parse error at byte %d: %.100s", jerr.position, jerr.text);
