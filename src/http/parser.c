@@ -160,6 +160,7 @@ static void clear_results(struct mg_http_parser *p)
 	p->version_minor = 1; /* until the request line says otherwise */
 	p->n_headers = 0;
 	p->name_lens = 0;
+	p->n_memo = 0;
 	p->keep_alive = false;
 	p->chunked = false;
 	p->expect_continue = false;
@@ -786,6 +787,21 @@ const struct mg_http_header *mg_http_header_get(const struct mg_http_parser *p, 
 		if (name_is(&p->headers[i], name, n))
 			return &p->headers[i];
 	return NULL;
+}
+
+const struct mg_http_header *mg_http_header_find(struct mg_http_parser *p, const char *name)
+{
+	size_t slots = sizeof p->memo / sizeof p->memo[0];
+	for (unsigned i = 0; i < p->n_memo && i < slots; i++)
+		if (p->memo[i].name == name)
+			return p->memo[i].index < 0 ? NULL : &p->headers[p->memo[i].index];
+	const struct mg_http_header *h = mg_http_header_get(p, name);
+	if (p->n_memo < slots) {
+		p->memo[p->n_memo].name = name;
+		p->memo[p->n_memo].index = h ? (int16_t)(h - p->headers) : -1;
+		p->n_memo++;
+	}
+	return h;
 }
 
 bool mg_http_headers_distinct(const struct mg_http_parser *p)

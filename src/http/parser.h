@@ -68,8 +68,13 @@ struct mg_http_parser {
 	int version_minor;              /* 0 or 1 */
 	struct mg_http_header *headers; /* n_headers of them; grown as headers arrive */
 	size_t n_headers;
-	size_t headers_cap;     /* private: allocated slots, at most MG_HTTP_MAX_HEADERS */
-	uint64_t name_lens;     /* private: bit (length % 64) of every header name */
+	size_t headers_cap; /* private: allocated slots, at most MG_HTTP_MAX_HEADERS */
+	uint64_t name_lens; /* private: bit (length % 64) of every header name */
+	struct {            /* private: recent lookups (see mg_http_header_find) */
+		const char *name;
+		int16_t index; /* -1: absent */
+	} memo[8];
+	unsigned n_memo;
 	bool keep_alive;        /* from version and Connection header */
 	bool chunked;           /* Transfer-Encoding: chunked */
 	bool expect_continue;   /* Expect: 100-continue */
@@ -116,6 +121,11 @@ enum mg_http_parse_status mg_http_parse(struct mg_http_parser *p, const char *da
 /* Finds a header by case-insensitive name; NULL when absent. When a header
  * appears several times the first is returned. */
 const struct mg_http_header *mg_http_header_get(const struct mg_http_parser *p, const char *name);
+
+/* mg_http_header_get for a complete head, remembering the answer by the
+ * address of `name` (a request asks for the same literal names several
+ * times: the session id six times); the memory is cleared with the head. */
+const struct mg_http_header *mg_http_header_find(struct mg_http_parser *p, const char *name);
 
 /* Counts headers with this name (case-insensitive). */
 /* true when no two header fields share a name (case-insensitive): the

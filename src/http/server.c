@@ -803,7 +803,7 @@ const char *mg_http_req_query(const struct mg_http_req *req)
 
 const char *mg_http_req_header(const struct mg_http_req *req, const char *name)
 {
-	const struct mg_http_header *h = mg_http_header_get(&req->conn->parser, name);
+	const struct mg_http_header *h = mg_http_header_find(&req->conn->parser, name);
 	return h ? h->value : NULL;
 }
 

@@ -131,6 +131,36 @@ static void expect_done(const char *req)
 
 /* ---- good requests ------------------------------------------------------ */
 
+/* Lookups: case-insensitive, the first of repeated fields, absent names
+ * (also of a length some field has), and the memory of mg_http_header_find
+ * cleared with the head, so a keep-alive connection's next request is
+ * answered from its own fields. */
+static void test_header_lookups(void **state)
+{
+	(void)state;
+	struct mg_http_parser p;
+	const char *r1 = "POST /mcp HTTP/1.1\r\nHost: a\r\nAccept: x\r\n"
+	                 "Mcp-Session-Id: s1\r\nmcp-session-id: s2\r\nContent-Length: 0\r\n\r\n";
+	const char *r2 = "POST /mcp HTTP/1.1\r\nHost: a\r\nOrigin: o\r\nContent-Length: 0\r\n\r\n";
+	static const char sid[] = "Mcp-Session-Id", origin[] = "Origin", accept[] = "ACCEPT";
+	size_t used = 0;
+	mg_http_parser_init(&p, HEAD_MAX, BODY_MAX);
+	assert_int_equal(mg_http_parse(&p, r1, strlen(r1), &used), MG_HTTP_PARSE_HEAD);
+	for (int round = 0; round < 2; round++) {
+		assert_string_equal(mg_http_header_find(&p, sid)->value, "s1");
+		assert_string_equal(mg_http_header_find(&p, accept)->value, "x");
+		assert_null(mg_http_header_find(&p, origin)); /* the length of Accept's */
+		assert_null(mg_http_header_find(&p, "Traceparent"));
+	}
+	assert_int_equal(mg_http_header_count(&p, sid), 2);
+	mg_http_parser_reset(&p);
+	assert_int_equal(mg_http_parse(&p, r2, strlen(r2), &used), MG_HTTP_PARSE_HEAD);
+	assert_null(mg_http_header_find(&p, sid));
+	assert_string_equal(mg_http_header_find(&p, origin)->value, "o");
+	assert_null(mg_http_header_find(&p, accept));
+	mg_http_parser_free(&p);
+}
+
 static void test_simple_get(void **state)
 {
 	(void)state;
@@ -767,6 +797,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_simple_get),
+		cmocka_unit_test(test_header_lookups),
 		cmocka_unit_test(test_header_count_limit),
 		cmocka_unit_test(test_no_query_and_asterisk),
 		cmocka_unit_test(test_post_content_length),
