@@ -88,8 +88,10 @@ audit | full)
 	if [ "$OBS" = full ]; then
 		OTLP=$((PORT + 2))
 		printf '\n[tracing]\nenabled = true\notlp_endpoint = "http://127.0.0.1:%s"\nallow_private_networks = true\nsample_rate = %s\n' "$OTLP" "${BENCH_PROFILE_SAMPLE:-0.1}" >>"$WORK/guard.toml"
-		taskset -c "$LOAD_CPU" node "$BENCH/otlp-sink.mjs" "$OTLP" 600 >"$WORK/sink.log" 2>&1 &
-		SINK=$!
+		if [ "${BENCH_PROFILE_NO_SINK:-0}" != 1 ]; then
+			taskset -c "$LOAD_CPU" node "$BENCH/otlp-sink.mjs" "$OTLP" 600 >"$WORK/sink.log" 2>&1 &
+			SINK=$!
+		fi
 		for _ in $(seq 1 50); do
 			(exec 3<>"/dev/tcp/127.0.0.1/$OTLP") 2>/dev/null && break
 			sleep 0.1

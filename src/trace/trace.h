@@ -3,9 +3,9 @@
  *
  * The event-loop thread builds finished spans (struct mg_span, plain
  * memory, bounded attributes) and hands them to the tracer with
- * mg_tracer_submit, which only takes a lock and appends to a bounded queue
- * (full: the span is dropped and counted). A worker thread batches the
- * queue and POSTs `{otlp_endpoint}/v1/traces` with mg_fetch_sync (the SSRF
+ * mg_tracer_submit, which encodes the span and appends it under a lock to a
+ * bounded batch (full: the span is dropped and counted). A worker thread
+ * takes the batch and POSTs `{otlp_endpoint}/v1/traces` with mg_fetch_sync (the SSRF
  * rule of http/client.h, `tracing.allow_private_networks`); it retries only
  * 429, 502, 503 and 504, honouring Retry-After or backing off
  * exponentially with jitter, and never retries a 2xx (a partial success
@@ -75,7 +75,8 @@ struct mg_tracer;
  * `err` when libcurl cannot be loaded or the thread cannot start. */
 struct mg_tracer *mg_tracer_new(const struct mg_tracing_config *cfg, char *err, size_t err_size);
 
-/* Queues a finished span (copied). Never blocks on the network. */
+/* Queues a finished span (encoded at once; `s` is not kept). Never blocks
+ * on the network. Loop thread only. */
 void mg_tracer_submit(struct mg_tracer *t, const struct mg_span *s);
 
 /* Counters for metrics: spans exported, dropped (queue full, or a batch

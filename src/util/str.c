@@ -181,7 +181,7 @@ size_t mg_fmt_i64(char *out, int64_t v)
 }
 
 /* Any byte < 0x20, >= 0x7f, '"' or '\\' in the 8 bytes at p. */
-static bool word_special(const unsigned char *p)
+static inline __attribute__((always_inline)) bool word_special(const unsigned char *p)
 {
 	uint64_t w;
 	memcpy(&w, p, 8);
