@@ -572,6 +572,14 @@ static size_t skip_ws(const char *t, size_t p, size_t end)
 	return p;
 }
 
+/* true when the first non-blank byte at p closes the object (the text was
+ * validated by mg_jscan, so an object always closes; bounded all the same). */
+static bool closes_at(const char *t, size_t p, size_t end)
+{
+	p = skip_ws(t, p, end);
+	return p < end && t[p] == '}';
+}
+
 /* The client's bytes with the trace context the gateway put in the tree
  * (params._meta traceparent and tracestate, mg_obs_trace_inject) inserted
  * as text; false when the text cannot take it simply - no params, a _meta
@@ -598,12 +606,12 @@ static bool send_traced(struct mg_channel *ch, struct mg_call *call, const char 
 		at = m.start + 1;
 		n = snprintf(ins, sizeof ins, "\"traceparent\":\"%s\"%s%s%s%s", tp, state_open,
 		             ts ? ts : "", state_close,
-		             body[skip_ws(body, at, len)] == '}' ? "" : ",");
+		             closes_at(body, at, len) ? "" : ",");
 	} else {
 		at = js->params.start + 1;
 		n = snprintf(ins, sizeof ins, "\"_meta\":{\"traceparent\":\"%s\"%s%s%s}%s", tp,
 		             state_open, ts ? ts : "", state_close,
-		             body[skip_ws(body, at, len)] == '}' ? "" : ",");
+		             closes_at(body, at, len) ? "" : ",");
 	}
 	if (n < 0 || (size_t)n >= sizeof ins)
 		return false;
