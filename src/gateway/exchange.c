@@ -605,8 +605,7 @@ static bool send_traced(struct mg_channel *ch, struct mg_call *call, const char 
 			return false;
 		at = m.start + 1;
 		n = snprintf(ins, sizeof ins, "\"traceparent\":\"%s\"%s%s%s%s", tp, state_open,
-		             ts ? ts : "", state_close,
-		             closes_at(body, at, len) ? "" : ",");
+		             ts ? ts : "", state_close, closes_at(body, at, len) ? "" : ",");
 	} else {
 		at = js->params.start + 1;
 		n = snprintf(ins, sizeof ins, "\"_meta\":{\"traceparent\":\"%s\"%s%s%s}%s", tp,
