@@ -205,13 +205,68 @@ static void test_otlp_json(void **state)
 	assert_int_equal(strlen(big.attrs[0].s), 126);
 }
 
+/* The encoder writes into room it reserves from a bound (span_bound): a span
+ * with every slot full of the worst bytes (each escaped to \u00XX) must fit,
+ * parse, and give the values back. */
+static void test_otlp_worst_case(void **state)
+{
+	(void)state;
+	struct mg_span sp[3];
+	memset(sp, 0, sizeof sp);
+	char ctl[200];
+	memset(ctl, 0x01, sizeof ctl - 1);
+	ctl[sizeof ctl - 1] = '\0';
+	for (int k = 0; k < 3; k++) {
+		memset(sp[k].trace_id, 0xff, 16);
+		memset(sp[k].span_id, 0xee, 8);
+		memset(sp[k].parent_id, 0xdd, 8);
+		sp[k].has_link = true;
+		sp[k].kind = MG_SPAN_CLIENT;
+		memset(sp[k].name, '"', sizeof sp[k].name - 1);
+		sp[k].error = true;
+		memset(sp[k].status_msg, 0x1f, sizeof sp[k].status_msg - 1);
+		sp[k].start_ns = UINT64_MAX / 2;
+		sp[k].end_ns = UINT64_MAX / 2;
+		for (int i = 0; i < MG_SPAN_MAX_ATTRS; i++) {
+			if (i % 4 == 3)
+				mg_span_attr_int(&sp[k], "int.key", INT64_MIN);
+			else
+				mg_span_attr_str(&sp[k], "mcp.method.name", ctl);
+		}
+	}
+	size_t len;
+	char *text = mg_trace_otlp_json(sp, 3, ctl, &len);
+	assert_non_null(text);
+	assert_int_equal(strlen(text), len);
+	json_t *doc = json_loadb(text, len, 0, NULL);
+	assert_non_null(doc);
+	json_t *spans = json_object_get(
+	    json_array_get(json_object_get(json_array_get(json_object_get(doc, "resourceSpans"), 0),
+	                                   "scopeSpans"),
+	                   0),
+	    "spans");
+	assert_int_equal(json_array_size(spans), 3);
+	json_t *s2 = json_array_get(spans, 2);
+	assert_int_equal(strlen(json_string_value(json_object_get(s2, "name"))),
+	                 sizeof sp[2].name - 1);
+	json_t *a0 = json_array_get(json_object_get(s2, "attributes"), 0);
+	assert_int_equal(
+	    strlen(json_string_value(json_object_get(json_object_get(a0, "value"), "stringValue"))),
+	    sizeof sp[2].attrs[0].s - 1);
+	json_t *a3 = json_array_get(json_object_get(s2, "attributes"), 3);
+	assert_string_equal(
+	    json_string_value(json_object_get(json_object_get(a3, "value"), "intValue")),
+	    "-9223372036854775808");
+	json_decref(doc);
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_traceparent),
-		cmocka_unit_test(test_tracestate),
-		cmocka_unit_test(test_ids_and_sampling),
-		cmocka_unit_test(test_otlp_json),
+		cmocka_unit_test(test_traceparent),      cmocka_unit_test(test_tracestate),
+		cmocka_unit_test(test_ids_and_sampling), cmocka_unit_test(test_otlp_json),
+		cmocka_unit_test(test_otlp_worst_case),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
