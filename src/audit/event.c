@@ -79,9 +79,10 @@ void mg_audit_format_time(int64_t unix_us, char out[28])
 	out[n] = '\0';
 }
 
-/* The record is written by pointer into room reserved once for the whole
- * fixed part (record_bound): a call, a bounds check and a strlen per piece
- * cost more than the bytes (3,000 instructions a record before). */
+/* The record is written by pointer into room reserved once for all of it
+ * (measured first in mg_audit_serialize): a call, a bounds check and a
+ * strlen per piece cost more than the bytes (3,000 instructions a record
+ * before). */
 
 #define LIT(p, s) put_mem(p, s, sizeof s - 1)
 
