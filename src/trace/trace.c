@@ -349,12 +349,18 @@ void mg_tracer_submit(struct mg_tracer *t, const struct mg_span *s)
 	mg_buf_reset(&t->scratch);
 	bool encoded = put_span_buf(&t->scratch, s, true) == 0;
 	pthread_mutex_lock(&t->mu);
+	/* room for the comma and the span first: never half a span in the batch */
 	if (!encoded || t->cur_n >= MG_TRACE_QUEUE || t->cur.len == 0 ||
-	    mg_buf_append(&t->cur, ",", t->cur_n ? 1 : 0) < 0 ||
-	    mg_buf_append(&t->cur, t->scratch.data, t->scratch.len) < 0) {
+	    mg_buf_reserve(&t->cur, 1 + t->scratch.len) < 0) {
 		t->dropped++; /* the queue is full (or out of memory) */
-	} else if (++t->cur_n >= MG_TRACE_BATCH) {
-		pthread_cond_signal(&t->cv);
+	} else {
+		if (t->cur_n)
+			t->cur.data[t->cur.len++] = ',';
+		memcpy(t->cur.data + t->cur.len, t->scratch.data, t->scratch.len);
+		t->cur.len += t->scratch.len;
+		t->cur.data[t->cur.len] = '\0';
+		if (++t->cur_n >= MG_TRACE_BATCH)
+			pthread_cond_signal(&t->cv);
 	}
 	pthread_mutex_unlock(&t->mu);
 }
