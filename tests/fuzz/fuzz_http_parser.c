@@ -82,6 +82,15 @@ static uint64_t check_head(const struct mg_http_parser *p, uint64_t h)
 		CHECK(mg_http_header_count(p, hd->name) >= 1);
 		h = mix_u(h, mg_http_header_has_token(hd, "close"));
 	}
+	/* The remembered lookups answer as the walk does, asked twice (the
+	 * second time from memory), including for absent names. */
+	static const char *const names[] = { "Host",   "Accept",         "Content-Type",
+		                             "Origin", "Mcp-Session-Id", "X-API-Key",
+		                             "Cookie", "Authorization",  "traceparent" };
+	struct mg_http_parser *mp = (struct mg_http_parser *)p; /* the memory only */
+	for (int round = 0; round < 2; round++)
+		for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+			CHECK(mg_http_header_find(mp, names[i]) == mg_http_header_get(p, names[i]));
 	CHECK(!(p->chunked && p->content_length >= 0));
 	h = mix_u(h, (uint64_t)p->version_minor);
 	h = mix_u(h, p->keep_alive);
