@@ -708,7 +708,7 @@ void mg_exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struct mg
 	x->accept_sse = !mg_http_req_diverted(req) && mg_accepts_sse(mg_hdr(req, "Accept"));
 	x->start_us = mg_http_req_start_us(req);
 	x->log = mg_pipeline_log_ctx(req);
-	snprintf(x->method, sizeof x->method, "%s", msg->method);
+	mg_str_copy(x->method, sizeof x->method, msg->method);
 	x->call.on_reply = on_reply;
 	/* Pinning reads every tools/list of a server that pins. */
 	bool pinned = mg_route_pins(route) && strcmp(msg->method, "tools/list") == 0;
@@ -721,7 +721,7 @@ void mg_exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struct mg
 	x->call.backlog = exchange_backlog;
 	if (gw->audit) {
 		mg_pipeline_audit_request_id(req, x->audit_rid);
-		snprintf(x->audit_client, sizeof x->audit_client, "%s", mg_http_req_peer(req));
+		mg_str_copy(x->audit_client, sizeof x->audit_client, mg_http_req_peer(req));
 		json_t *name = strcmp(msg->method, "tools/call") == 0 && msg->params
 		                   ? json_object_get(msg->params, "name")
 		                   : NULL;

@@ -946,69 +946,84 @@ static const char *fmt_uint(char *buf, size_t size, uint64_t v)
 	return p;
 }
 
-static bool line_ok(const char *s)
+#define PUT_LIT(q, s) (memcpy(q, s, sizeof s - 1), q + sizeof s - 1)
+
+static char *put_bytes(char *q, const char *s, size_t n)
 {
-	return !strpbrk(s, "\r\n");
+	memcpy(q, s, n);
+	return q + n;
 }
 
-/* The request's bytes, once. Returns 0 or -1 with `err`. */
+/* The request's bytes, once, written by pointer into room measured first
+ * (an append per piece cost ~4k instructions a request). Returns 0 or -1
+ * with `err`. */
 static int serialize(struct mg_buf *b, const struct url_parts *u, const struct mg_fetch_opts *o,
                      char *err, size_t err_size)
 {
 	const char *method = o->method ? o->method : "GET";
-	size_t plen = strcspn(u->path, "#");
+	size_t plen = strcspn(u->path, "#"), mlen = strlen(method), hlen = strlen(u->host);
 	bool has_accept = false;
+	/* + the fixed text: request line, Host, port, User-Agent, Accept,
+	 * Content-Length with its number, the blank line (< 130 bytes) */
+	size_t need = mlen + plen + hlen + 160 + o->body_len;
 	for (size_t i = 0; i < o->n_headers; i++) {
-		if (!line_ok(o->headers[i]) || !strchr(o->headers[i], ':')) {
+		const char *h = o->headers[i];
+		size_t n = strlen(h);
+		if (memchr(h, '\r', n) || memchr(h, '\n', n) || !memchr(h, ':', n)) {
 			snprintf(err, err_size, "invalid request header");
 			return -1;
 		}
-		has_accept |= strncasecmp(o->headers[i], "Accept:", 7) == 0;
+		has_accept |= n >= 7 && strncasecmp(h, "Accept:", 7) == 0;
+		need += n + 2;
+	}
+	if (mlen == 0) {
+		snprintf(err, err_size, "invalid request method");
+		return -1;
 	}
 	for (const char *m = method; *m; m++)
 		if (*m < 'A' || *m > 'Z') {
 			snprintf(err, err_size, "invalid request method");
 			return -1;
 		}
-	/* Plain appends (printf cost ~1k instructions a call here). */
-	size_t need = strlen(method) + plen + strlen(u->host) + 128 + o->body_len;
-	for (size_t i = 0; i < o->n_headers; i++)
-		need += strlen(o->headers[i]) + 2;
-	int rc = mg_buf_reserve(b, need);
-	rc |= mg_buf_puts(b, method);
-	rc |= mg_buf_puts(b, plen && u->path[0] == '/' ? " " : " /");
-	rc |= mg_buf_append(b, u->path, plen);
-	rc |= mg_buf_puts(b, " HTTP/1.1\r\nHost: ");
-	if (u->bracketed)
-		rc |= mg_buf_putc(b, '[');
-	rc |= mg_buf_puts(b, u->host);
-	if (u->bracketed)
-		rc |= mg_buf_putc(b, ']');
-	char num[24];
-	if (u->explicit_port) {
-		rc |= mg_buf_putc(b, ':');
-		rc |= mg_buf_puts(b, fmt_uint(num, sizeof num, u->port));
-	}
-	rc |= mg_buf_puts(b, "\r\nUser-Agent: mcp-guard\r\n");
-	if (!has_accept)
-		rc |= mg_buf_puts(b, "Accept: */*\r\n");
-	for (size_t i = 0; i < o->n_headers; i++) {
-		rc |= mg_buf_puts(b, o->headers[i]);
-		rc |= mg_buf_append(b, "\r\n", 2);
-	}
-	bool body = o->body_len || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0;
-	if (body) {
-		rc |= mg_buf_puts(b, "Content-Length: ");
-		rc |= mg_buf_puts(b, fmt_uint(num, sizeof num, o->body_len));
-		rc |= mg_buf_append(b, "\r\n", 2);
-	}
-	rc |= mg_buf_append(b, "\r\n", 2);
-	if (body && o->body_len)
-		rc |= mg_buf_append(b, o->body, o->body_len);
-	if (rc != 0) {
+	if (mg_buf_reserve(b, need) < 0) {
 		snprintf(err, err_size, "out of memory");
 		return -1;
 	}
+	char num[24];
+	char *q = b->data + b->len;
+	q = put_bytes(q, method, mlen);
+	q = plen && u->path[0] == '/' ? PUT_LIT(q, " ") : PUT_LIT(q, " /");
+	q = put_bytes(q, u->path, plen);
+	q = PUT_LIT(q, " HTTP/1.1\r\nHost: ");
+	if (u->bracketed)
+		*q++ = '[';
+	q = put_bytes(q, u->host, hlen);
+	if (u->bracketed)
+		*q++ = ']';
+	if (u->explicit_port) {
+		const char *pn = fmt_uint(num, sizeof num, u->port);
+		*q++ = ':';
+		q = put_bytes(q, pn, strlen(pn));
+	}
+	q = PUT_LIT(q, "\r\nUser-Agent: mcp-guard\r\n");
+	if (!has_accept)
+		q = PUT_LIT(q, "Accept: */*\r\n");
+	for (size_t i = 0; i < o->n_headers; i++) {
+		q = put_bytes(q, o->headers[i], strlen(o->headers[i]));
+		q = PUT_LIT(q, "\r\n");
+	}
+	bool body = o->body_len || strcmp(method, "POST") == 0 || strcmp(method, "PUT") == 0;
+	if (body) {
+		const char *bn = fmt_uint(num, sizeof num, o->body_len);
+		q = PUT_LIT(q, "Content-Length: ");
+		q = put_bytes(q, bn, strlen(bn));
+		q = PUT_LIT(q, "\r\n");
+	}
+	q = PUT_LIT(q, "\r\n");
+	if (body && o->body_len)
+		q = put_bytes(q, o->body, o->body_len);
+	b->len = (size_t)(q - b->data);
+	b->data[b->len] = '\0';
 	return 0;
 }
 

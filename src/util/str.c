@@ -212,3 +212,12 @@ bool mg_json_plain(const char *s, size_t n)
 	}
 	return i == n || !word_special(p + n - 8);
 }
+
+size_t mg_str_copy(char *dst, size_t size, const char *src)
+{
+	size_t n = src ? strnlen(src, size - 1) : 0;
+	if (n)
+		memcpy(dst, src, n);
+	dst[n] = '\0';
+	return n;
+}

@@ -48,4 +48,9 @@ bool mg_utf8_valid(const char *s, size_t n);
  * this first and copy the whole string at once (most strings are plain). */
 bool mg_json_plain(const char *s, size_t n);
 
+/* Copies at most size - 1 bytes of `src` (NULL: "") and a NUL into `dst`
+ * (size > 0): snprintf(dst, size, "%s", src) without printf's cost.
+ * Returns the bytes copied. */
+size_t mg_str_copy(char *dst, size_t size, const char *src);
+
 #endif

@@ -108,6 +108,16 @@ static void test_parse(void **state)
 		snprintf(b, sizeof b, "%lld", (long long)nums[i]);
 		assert_string_equal(a, b);
 	}
+	/* mg_str_copy: truncates as snprintf("%s") does; NULL is "" */
+	char small[5];
+	assert_int_equal(mg_str_copy(small, sizeof small, "tools/call"), 4);
+	assert_string_equal(small, "tool");
+	assert_int_equal(mg_str_copy(small, sizeof small, "ab"), 2);
+	assert_string_equal(small, "ab");
+	assert_int_equal(mg_str_copy(small, sizeof small, NULL), 0);
+	assert_string_equal(small, "");
+	assert_int_equal(mg_str_copy(small, 1, "x"), 0);
+	assert_string_equal(small, "");
 	/* ... and at every length and digit pair */
 	uint64_t x = 0x9e3779b97f4a7c15ull;
 	for (int i = 0; i < 20000; i++) {
