@@ -778,24 +778,31 @@ static bool may_have(const struct mg_http_parser *p, size_t n)
 	return (p->name_lens >> (n & 63)) & 1;
 }
 
-const struct mg_http_header *mg_http_header_get(const struct mg_http_parser *p, const char *name)
+/* The first field named `name` (n bytes), by a walk. */
+static const struct mg_http_header *walk(const struct mg_http_parser *p, const char *name, size_t n)
 {
-	size_t n = strlen(name);
-	if (!may_have(p, n))
-		return NULL;
 	for (size_t i = 0; i < p->n_headers; i++)
 		if (name_is(&p->headers[i], name, n))
 			return &p->headers[i];
 	return NULL;
 }
 
+const struct mg_http_header *mg_http_header_get(const struct mg_http_parser *p, const char *name)
+{
+	size_t n = strlen(name);
+	return may_have(p, n) ? walk(p, name, n) : NULL;
+}
+
 const struct mg_http_header *mg_http_header_find(struct mg_http_parser *p, const char *name)
 {
+	size_t n = strlen(name);
+	if (!may_have(p, n))
+		return NULL; /* absent by its length alone: not worth a slot */
 	size_t slots = sizeof p->memo / sizeof p->memo[0];
 	for (unsigned i = 0; i < p->n_memo && i < slots; i++)
 		if (p->memo[i].name == name)
 			return p->memo[i].index < 0 ? NULL : &p->headers[p->memo[i].index];
-	const struct mg_http_header *h = mg_http_header_get(p, name);
+	const struct mg_http_header *h = walk(p, name, n);
 	if (p->n_memo < slots) {
 		p->memo[p->n_memo].name = name;
 		p->memo[p->n_memo].index = h ? (int16_t)(h - p->headers) : -1;

@@ -73,7 +73,7 @@ struct mg_http_parser {
 	struct {            /* private: recent lookups (see mg_http_header_find) */
 		const char *name;
 		int16_t index; /* -1: absent */
-	} memo[8];
+	} memo[16];
 	unsigned n_memo;
 	bool keep_alive;        /* from version and Connection header */
 	bool chunked;           /* Transfer-Encoding: chunked */
@@ -124,7 +124,9 @@ const struct mg_http_header *mg_http_header_get(const struct mg_http_parser *p, 
 
 /* mg_http_header_get for a complete head, remembering the answer by the
  * address of `name` (a request asks for the same literal names several
- * times: the session id six times); the memory is cleared with the head. */
+ * times: the session id six times); the memory (16 names; names absent by
+ * their length alone are not kept, they cost nothing) is cleared with the
+ * head. */
 const struct mg_http_header *mg_http_header_find(struct mg_http_parser *p, const char *name);
 
 /* Counts headers with this name (case-insensitive). */
