@@ -8,7 +8,8 @@
 #   BENCH_PROFILE_OBS=audit|full  the observability group's (c) or (b): audit to a
 #                         file with the hash chain; full adds tracing at sample_rate
 #                         0.1 exporting to bench/otlp-sink.mjs on the load core
-#   BENCH_PROFILE_SAMPLE  tracing.sample_rate with OBS=full (0.1)
+#   BENCH_PROFILE_OBS=trace  tracing only (audit off), as full exports it
+#   BENCH_PROFILE_SAMPLE  tracing.sample_rate with OBS=full or trace (0.1)
 #   BENCH_PROFILE_CHAIN   audit.hash_chain with OBS set (true)
 #   `none` runs no profiler: only the CPU per request, for quick A/B runs
 #
@@ -83,9 +84,13 @@ EOF
 OBS=${BENCH_PROFILE_OBS:-}
 SINK=
 case $OBS in
-audit | full)
-	printf '\n[audit]\nenabled = true\nstdout = false\nfile = "%s"\nhash_chain = %s\n' "$WORK/audit.jsonl" "${BENCH_PROFILE_CHAIN:-true}" >>"$WORK/guard.toml"
-	if [ "$OBS" = full ]; then
+audit | full | trace)
+	if [ "$OBS" = trace ]; then
+		printf '\n[audit]\nenabled = false\n' >>"$WORK/guard.toml"
+	else
+		printf '\n[audit]\nenabled = true\nstdout = false\nfile = "%s"\nhash_chain = %s\n' "$WORK/audit.jsonl" "${BENCH_PROFILE_CHAIN:-true}" >>"$WORK/guard.toml"
+	fi
+	if [ "$OBS" != audit ]; then
 		OTLP=$((PORT + 2))
 		printf '\n[tracing]\nenabled = true\notlp_endpoint = "http://127.0.0.1:%s"\nallow_private_networks = true\nsample_rate = %s\n' "$OTLP" "${BENCH_PROFILE_SAMPLE:-0.1}" >>"$WORK/guard.toml"
 		if [ "${BENCH_PROFILE_NO_SINK:-0}" != 1 ]; then
@@ -99,7 +104,7 @@ audit | full)
 	fi
 	;;
 '') printf '\n[audit]\nenabled = false\n' >>"$WORK/guard.toml" ;;
-*) echo "profile: BENCH_PROFILE_OBS is audit or full" >&2; exit 2 ;;
+*) echo "profile: BENCH_PROFILE_OBS is audit, trace or full" >&2; exit 2 ;;
 esac
 FAMILY=${BENCH_PROFILE_FAMILY:-legacy}
 HDR=()
@@ -174,7 +179,7 @@ cleanup
 
 REQ=$(sed -n 's/.*"result":{[^}]*"requests":\([0-9]*\).*/\1/p' "$WORK/load.json")
 {
-	echo "# mcp-guard profile: tools/call $CALL ($UP_NAME), $FAMILY family, c=$C$([ -n "${HDR[*]}" ] && echo ', API key + rate limiting')$([ -n "$OBS" ] && echo ", audit to a file (hash chain)")$([ "$OBS" = full ] && echo ", tracing at 0.1"), $TOOL, $(date -u +%Y-%m-%dT%H:%MZ)"
+	echo "# mcp-guard profile: tools/call $CALL ($UP_NAME), $FAMILY family, c=$C$([ -n "${HDR[*]}" ] && echo ', API key + rate limiting')$(case $OBS in audit | full) echo ", audit to a file (hash_chain = ${BENCH_PROFILE_CHAIN:-true})" ;; esac)$(case $OBS in full | trace) echo ", tracing at ${BENCH_PROFILE_SAMPLE:-0.1}" ;; esac), $TOOL, $(date -u +%Y-%m-%dT%H:%MZ)"
 	echo "# commit $(cd "$ROOT" && git rev-parse --short HEAD), load: $(head -c 400 "$WORK/load.json")"
 	node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).result;
 if (r && r.requests > 0) console.log(`# CPU per request in the window: tree ${(1e6 * r.sut_cpu_s / r.requests).toFixed(1)} us, gateway process (all its threads) ${(1e6 * r.sut_root_cpu_s / r.requests).toFixed(1)} us; ${r.rps} req/s; neighbours used ${r.others_cpu_pct}% of a core`);' "$WORK/load.json" 2>/dev/null

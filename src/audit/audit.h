@@ -64,6 +64,12 @@ struct mg_audit_event {
 	int64_t duration_ms; /* -1 absent */
 	const json_t *arguments;
 	const json_t *result;
+	/* The eight string members from request_id to tool, already serialized
+	 * by mg_audit_members (NULL: serialized from the fields above, which
+	 * are then ignored): the records about one call share them, so they are
+	 * escaped once per call, not once per record. */
+	const char *members;
+	size_t members_len;
 };
 
 /* Counters for /metrics (mcp_guard_audit_*). Read with mg_audit_stats. */
@@ -139,6 +145,13 @@ void mg_audit_format_time(int64_t unix_us, char out[28]);
  * message, arguments, result. Absent members are left out. `arguments` and
  * `result` are written only when `rd` asks for them, redacted by it (rd
  * may be NULL: neither is written). Returns 0, -1 when `out` is full. */
+/* Appends the string members of `ev` (request_id, trace_id, identity_id,
+ * provider, client_address, server, method, tool) exactly as
+ * mg_audit_serialize writes them: `,"request_id":"…",…` (nothing when all
+ * are absent), for mg_audit_event.members. Returns 0, -1 when `out` is
+ * full. */
+int mg_audit_members(const struct mg_audit_event *ev, struct mg_buf *out);
+
 int mg_audit_serialize(const struct mg_audit_event *ev, int64_t unix_us,
                        const struct mg_audit_redactor *rd, struct mg_buf *out);
 

@@ -192,26 +192,63 @@ out:
 	return rc;
 }
 
+/* The string members and the message of an event, measured. */
+struct members {
+	const char *f[N_F + 1]; /* the members in record order, then the message */
+	size_t fl[N_F + 1];
+	bool plain[N_F + 1], utf8[N_F + 1];
+};
+
+/* Fills `m` from `ev` (the members only when `fields`; the message always)
+ * and answers how many bytes put_members and the message take. */
+static size_t measure(struct members *m, const struct mg_audit_event *ev, bool fields)
+{
+	const char *src[N_F + 1] = { ev->request_id, ev->trace_id, ev->identity,
+		                     ev->provider,   ev->client,   ev->server,
+		                     ev->method,     ev->tool,     ev->message };
+	size_t size = 0;
+	for (int i = 0; i <= N_F; i++) {
+		m->f[i] = src[i];
+		m->fl[i] = (i == N_F || fields) && src[i] ? strlen(src[i]) : 0;
+		if (!m->fl[i])
+			continue;
+		m->plain[i] = mg_json_plain(src[i], m->fl[i]);
+		m->utf8[i] = m->plain[i] || mg_utf8_valid(src[i], m->fl[i]);
+		size += (i < N_F ? field_keys[i].len : 0) +
+		        str_size(src[i], m->fl[i], m->plain[i], m->utf8[i]);
+	}
+	return size;
+}
+
+static char *put_members(char *p, const struct members *m)
+{
+	for (int i = 0; i < N_F; i++) {
+		if (!m->fl[i])
+			continue;
+		p = put_mem(p, field_keys[i].key, field_keys[i].len);
+		p = put_str(p, m->f[i], m->fl[i], m->plain[i], m->utf8[i]);
+	}
+	return p;
+}
+
+int mg_audit_members(const struct mg_audit_event *ev, struct mg_buf *out)
+{
+	struct members m;
+	if (mg_buf_reserve(out, measure(&m, ev, true)) < 0)
+		return -1;
+	char *p = put_members(out->data + out->len, &m);
+	out->len = (size_t)(p - out->data);
+	out->data[out->len] = '\0';
+	return 0;
+}
+
 int mg_audit_serialize(const struct mg_audit_event *ev, int64_t unix_us,
                        const struct mg_audit_redactor *rd, struct mg_buf *out)
 {
-	/* the string members, then the message */
-	const char *f[N_F + 1] = { ev->request_id, ev->trace_id, ev->identity,
-		                   ev->provider,   ev->client,   ev->server,
-		                   ev->method,     ev->tool,     ev->message };
-	size_t fl[N_F + 1];
-	bool plain[N_F + 1], utf8[N_F + 1];
+	struct members m;
+	bool shared = ev->members != NULL;
 	/* timestamp, event type, success, duration, message key, braces: < 200 */
-	size_t size = 200;
-	for (int i = 0; i <= N_F; i++) {
-		fl[i] = f[i] ? strlen(f[i]) : 0;
-		if (!fl[i])
-			continue;
-		plain[i] = mg_json_plain(f[i], fl[i]);
-		utf8[i] = plain[i] || mg_utf8_valid(f[i], fl[i]);
-		size +=
-		    (i < N_F ? field_keys[i].len : 0) + str_size(f[i], fl[i], plain[i], utf8[i]);
-	}
+	size_t size = 200 + measure(&m, ev, !shared) + (shared ? ev->members_len : 0);
 	if (mg_buf_reserve(out, size) < 0)
 		return -1;
 	char *p = out->data + out->len;
@@ -223,21 +260,16 @@ int mg_audit_serialize(const struct mg_audit_event *ev, int64_t unix_us,
 	const char *type = mg_audit_type_name(ev->type);
 	p = put_mem(p, type, strlen(type));
 	*p++ = '"';
-	for (int i = 0; i < N_F; i++) {
-		if (!fl[i])
-			continue;
-		p = put_mem(p, field_keys[i].key, field_keys[i].len);
-		p = put_str(p, f[i], fl[i], plain[i], utf8[i]);
-	}
+	p = shared ? put_mem(p, ev->members, ev->members_len) : put_members(p, &m);
 	if (ev->success >= 0)
 		p = ev->success ? LIT(p, ",\"success\":true") : LIT(p, ",\"success\":false");
 	if (ev->duration_ms >= 0) {
 		p = LIT(p, ",\"duration_ms\":");
 		p += mg_fmt_i64(p, ev->duration_ms);
 	}
-	if (fl[N_F]) {
+	if (m.fl[N_F]) {
 		p = LIT(p, ",\"message\":");
-		p = put_str(p, f[N_F], fl[N_F], plain[N_F], utf8[N_F]);
+		p = put_str(p, m.f[N_F], m.fl[N_F], m.plain[N_F], m.utf8[N_F]);
 	}
 	out->len = (size_t)(p - out->data);
 	out->data[out->len] = '\0';

@@ -58,27 +58,61 @@ static void audit_result(struct mg_exchange *x, const json_t *msg, const char *r
 		else if (!ok)
 			why = "the tool reported an error (isError)";
 	}
-	char tid[33];
-	mg_pipeline_trace_hex(&x->log, tid);
+	/* the members (request id … tool) as the tool_call record has them */
 	struct mg_audit_event ev = {
 		.type = MG_AUDIT_TOOL_CALL_RESULT,
-		.request_id = x->audit_rid,
-		.trace_id = tid,
-		.identity = x->identity ? x->identity->id : NULL,
-		.provider = x->identity ? x->identity->provider : NULL,
-		.client = x->audit_client,
-		.server = x->route->name,
-		.method = x->method,
-		.tool = x->audit_tool,
 		.success = ok,
 		.message = why,
 		.duration_ms = (int64_t)((mg_now_us() - x->start_us) / 1000),
 		.result = res,
+		.members = x->audit_members,
+		.members_len = x->audit_members_len,
 	};
 	mg_audit_emit(gw->audit, &ev);
 	json_decref(parsed);
-	free(x->audit_tool);
+	free(x->audit_members); /* (audit_tool lives in the same block) */
+	x->audit_members = NULL;
 	x->audit_tool = NULL;
+}
+
+/* The tools/call is recorded (tool_call); its members are serialized once,
+ * for this record and the tool_call_result one, in one block with the raw
+ * tool name after them (x->audit_tool, for other events of the call). */
+static void audit_call(struct mg_exchange *x, const struct mg_rpc_msg *msg,
+                       const struct mg_identity *id, const char *tool, size_t tool_len)
+{
+	char tid[33];
+	mg_pipeline_trace_hex(&x->log, tid);
+	struct mg_audit_event ev = {
+		.type = MG_AUDIT_TOOL_CALL,
+		.request_id = x->audit_rid,
+		.trace_id = tid,
+		.identity = id ? id->id : NULL,
+		.provider = id ? id->provider : NULL,
+		.client = x->audit_client,
+		.server = x->route->name,
+		.method = msg->method,
+		.tool = tool,
+		.success = -1,
+		.duration_ms = -1,
+		.arguments = json_object_get(msg->params, "arguments"),
+	};
+	struct mg_buf b;
+	mg_buf_init(&b, 0);
+	if (mg_audit_members(&ev, &b) < 0 || mg_buf_reserve(&b, 1 + tool_len) < 0) {
+		mg_buf_free(&b);
+		mg_log_error("audit: out of memory: tools/call %s not recorded", x->method);
+		return;
+	}
+	size_t len = b.len;
+	memcpy(b.data + len + 1, tool, tool_len);
+	b.data[len + 1 + tool_len] = '\0';
+	x->audit_members = mg_buf_steal(&b);
+	x->audit_members_len = len;
+	x->audit_tool = x->audit_members + len + 1;
+	ev.members = x->audit_members;
+	ev.members_len = len;
+	mg_audit_emit(x->gw->audit, &ev);
 }
 
 /* ---- exchanges --------------------------------------------------------------------- */
@@ -725,26 +759,8 @@ void mg_exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struct mg
 		json_t *name = strcmp(msg->method, "tools/call") == 0 && msg->params
 		                   ? json_object_get(msg->params, "name")
 		                   : NULL;
-		if (json_is_string(name)) {
-			x->audit_tool = mg_strdup(json_string_value(name));
-			char tid[33];
-			mg_pipeline_trace_hex(&x->log, tid);
-			struct mg_audit_event ev = {
-				.type = MG_AUDIT_TOOL_CALL,
-				.request_id = x->audit_rid,
-				.trace_id = tid,
-				.identity = id ? id->id : NULL,
-				.provider = id ? id->provider : NULL,
-				.client = x->audit_client,
-				.server = x->route->name,
-				.method = msg->method,
-				.tool = x->audit_tool,
-				.success = -1,
-				.duration_ms = -1,
-				.arguments = json_object_get(msg->params, "arguments"),
-			};
-			mg_audit_emit(gw->audit, &ev);
-		}
+		if (json_is_string(name))
+			audit_call(x, msg, id, json_string_value(name), json_string_length(name));
 	}
 	if (s) {
 		x->next = s->exchanges;

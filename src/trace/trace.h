@@ -54,7 +54,9 @@ struct mg_span {
 /* Makes `s` an empty span (attributes not cleared: n_attrs = 0). */
 void mg_span_clear(struct mg_span *s);
 
-/* Adds an attribute (ignored beyond MG_SPAN_MAX_ATTRS; `key` must be static). */
+/* Adds an attribute (ignored beyond MG_SPAN_MAX_ATTRS). `key` must be
+ * static and JSON-plain (a semantic-convention name: no quote, backslash,
+ * control or non-ASCII byte): the encoder writes it without escaping. */
 void mg_span_attr_str(struct mg_span *s, const char *key, const char *value);
 void mg_span_attr_strn(struct mg_span *s, const char *key, const char *value, size_t len);
 void mg_span_attr_int(struct mg_span *s, const char *key, int64_t value);

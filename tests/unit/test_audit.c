@@ -89,6 +89,51 @@ static void test_serialize_order_and_escaping(void **state)
 	mg_buf_free(&b);
 }
 
+/* Members serialized once (mg_audit_members) give the same record, byte
+ * for byte, as the fields; the fields are then ignored. */
+static void test_shared_members(void **state)
+{
+	(void)state;
+	struct mg_audit_event ev = {
+		.type = MG_AUDIT_TOOL_CALL_RESULT,
+		.request_id = "00ff",
+		.trace_id = "4bf92f3577b34da6a3ce929d0e0e4736",
+		.identity = "b\xc3\xa9" "b\x01\xff\"",
+		.provider = "jwt",
+		.client = "::1",
+		.server = "files",
+		.method = "tools/call",
+		.tool = "read\nfile",
+		.success = 1,
+		.message = "done \"ok\"",
+		.duration_ms = 7,
+	};
+	struct mg_buf whole, members, shared;
+	mg_buf_init(&whole, 0);
+	mg_buf_init(&members, 0);
+	mg_buf_init(&shared, 0);
+	assert_int_equal(mg_audit_serialize(&ev, 1796398222123456LL, NULL, &whole), 0);
+	assert_int_equal(mg_audit_members(&ev, &members), 0);
+	assert_non_null(strstr(whole.data, members.data));
+	struct mg_audit_event lean = { .type = ev.type,
+		                       .identity = "ignored",
+		                       .success = 1,
+		                       .message = ev.message,
+		                       .duration_ms = 7,
+		                       .members = members.data,
+		                       .members_len = members.len };
+	assert_int_equal(mg_audit_serialize(&lean, 1796398222123456LL, NULL, &shared), 0);
+	assert_string_equal(shared.data, whole.data);
+	/* no members at all: nothing */
+	mg_buf_reset(&members);
+	struct mg_audit_event none = { .type = MG_AUDIT_CONFIG_RELOAD };
+	assert_int_equal(mg_audit_members(&none, &members), 0);
+	assert_int_equal(members.len, 0);
+	mg_buf_free(&whole);
+	mg_buf_free(&members);
+	mg_buf_free(&shared);
+}
+
 static char *redact_with(const char *paths_csv, const char *pattern, const char *json)
 {
 	char *pv[8] = { 0 }, *rv[2] = { 0 };
@@ -746,6 +791,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_time_format),
 		cmocka_unit_test(test_serialize_order_and_escaping),
+	    cmocka_unit_test(test_shared_members),
 		cmocka_unit_test(test_redaction),
 		cmocka_unit_test(test_redaction_errors),
 		cmocka_unit_test(test_config_rejects_bad_regex_with_location),

@@ -109,6 +109,41 @@ static void test_ids_and_sampling(void **state)
 	assert_in_range(n, 2000, 3000);
 }
 
+/* The times as the encoder writes them (the seconds are cached between
+ * spans): leading zeros of the nanoseconds kept, a new second, time zero. */
+static void test_otlp_times(void **state)
+{
+	(void)state;
+	static const struct {
+		uint64_t ns;
+		const char *text;
+	} cases[] = {
+		{ 1700000000000000001ULL, "1700000000000000001" },
+		{ 1700000000000000000ULL, "1700000000000000000" },
+		{ 1700000001099999999ULL, "1700000001099999999" },
+		{ 1700000000000000012ULL, "1700000000000000012" },
+		{ 999999999ULL, "999999999" },
+		{ 0, "0" },
+		{ 1000000000ULL, "1000000000" },
+		{ (uint64_t)INT64_MAX, "9223372036854775807" },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct mg_span sp;
+		memset(&sp, 0, sizeof sp);
+		sp.trace_id[0] = sp.span_id[0] = 1;
+		sp.start_ns = cases[i].ns;
+		sp.end_ns = cases[i].ns;
+		size_t len;
+		char *text = mg_trace_otlp_json(&sp, 1, "svc", &len);
+		assert_non_null(text);
+		char want[128];
+		snprintf(want, sizeof want, "\"startTimeUnixNano\":\"%s\",\"endTimeUnixNano\":\"%s\"",
+		         cases[i].text, cases[i].text);
+		assert_non_null(strstr(text, want));
+		free(text);
+	}
+}
+
 static void test_otlp_json(void **state)
 {
 	(void)state;
@@ -149,6 +184,8 @@ static void test_otlp_json(void **state)
 	assert_int_equal(json_integer_value(json_object_get(s0, "kind")), 2);
 	assert_string_equal(json_string_value(json_object_get(s0, "startTimeUnixNano")),
 	                    "1700000000123456789");
+	assert_string_equal(json_string_value(json_object_get(s0, "endTimeUnixNano")),
+	                    "1700000000223456789");
 	assert_null(json_object_get(s0, "parentSpanId"));
 	json_t *st = json_object_get(s0, "status");
 	assert_int_equal(json_integer_value(json_object_get(st, "code")), 2);
@@ -266,6 +303,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_traceparent),      cmocka_unit_test(test_tracestate),
 		cmocka_unit_test(test_ids_and_sampling), cmocka_unit_test(test_otlp_json),
+	    cmocka_unit_test(test_otlp_times),
 		cmocka_unit_test(test_otlp_worst_case),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
