@@ -46,9 +46,7 @@ static void audit_result(struct mg_exchange *x, const json_t *msg, const char *r
 	json_t *parsed = NULL;
 	int ok = 0;
 	if (result) {
-		struct mg_jspan v;
-		ok = !(mg_jtext_member(result, (struct mg_jspan){ 0, rlen }, "isError", &v) &&
-		       mg_jtext_is_true(result, v));
+		ok = !mg_jtext_member_true(result, (struct mg_jspan){ 0, rlen }, "isError");
 		if (mg_audit_wants_results(gw->audit))
 			res = parsed = json_loadb(result, rlen, 0, NULL);
 	} else if (msg) {

@@ -434,8 +434,7 @@ void mg_obs_raw_answer(struct mg_http_req *req, const char *method, const char *
 	if (strcmp(method, "tools/call") != 0)
 		return;
 	/* Only a tools/call result can say isError. */
-	struct mg_jspan v;
-	if (mg_jtext_member(text, js->result, "isError", &v) && mg_jtext_is_true(text, v)) {
+	if (mg_jtext_member_true(text, js->result, "isError")) {
 		struct note n = note_get(req);
 		n.err = 2;
 		note_set(req, &n);

@@ -262,3 +262,10 @@ bool mg_jtext_plain_string(const char *text, struct mg_jspan v)
 	return v.end - v.start >= 2 && text[v.start] == '"' && text[v.end - 1] == '"' &&
 	       !memchr(text + v.start + 1, '\\', v.end - v.start - 2);
 }
+
+bool mg_jtext_member_true(const char *text, struct mg_jspan obj, const char *key)
+{
+	struct mg_jspan v;
+	return obj.end > obj.start && memmem(text + obj.start, obj.end - obj.start, key, strlen(key)) &&
+	       mg_jtext_member(text, obj, key, &v) && mg_jtext_is_true(text, v);
+}

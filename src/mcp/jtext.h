@@ -73,6 +73,12 @@ bool mg_jtext_key_is(const char *text, struct mg_jspan key, const char *name);
 /* true when the value at `v` is the literal `true`. */
 bool mg_jtext_is_true(const char *text, struct mg_jspan v);
 
+/* true when member `key` of the object at `obj` is the literal `true`.
+ * Text without the key's bytes is answered by one search, without a walk
+ * (the common case: a tool result without isError). Like every walk here,
+ * for text mg_jscan accepted: its keys carry no escape. */
+bool mg_jtext_member_true(const char *text, struct mg_jspan obj, const char *key);
+
 /* true when the value at `v` is a string without escapes (its content,
  * quotes excluded, is then text[v.start + 1, v.end - 1) as it is). */
 bool mg_jtext_plain_string(const char *text, struct mg_jspan v);

@@ -105,8 +105,13 @@ static void check_scan(const char *text, size_t size)
 	json_t *result = json_object_get(m.root, "result");
 	if (js.params.end && m.params)
 		check_object(text, js.params, m.params);
-	if (js.result.end && json_is_object(result))
+	if (js.result.end && json_is_object(result)) {
 		check_object(text, js.result, result);
+		/* isError by search and walk, as jansson reads it */
+		if (mg_jtext_member_true(text, js.result, "isError") !=
+		    json_is_true(json_object_get(result, "isError")))
+			abort();
+	}
 	else if (js.result.end && json_is_array(result))
 		check_items(text, js.result, result);
 	mg_rpc_msg_free(&m);

@@ -220,6 +220,39 @@ static void walk_agrees(const char *t, const char *items, const char *key)
 	json_decref(root);
 }
 
+/* isError: the search's shortcut never answers otherwise than the walk. */
+static void test_member_true(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *text;
+		bool yes;
+	} cases[] = {
+		{ "{\"content\":[{\"type\":\"text\",\"text\":\"hi\"}]}", false },
+		{ "{\"content\":[],\"isError\":true}", true },
+		{ "{\"isError\" : false}", false },
+		{ "{\"isError\":\"true\"}", false },
+		{ "{\"content\":[{\"text\":\"isError\"}]}", false },
+		{ "{\"content\":[{\"isError\":true}]}", false }, /* not a member of the result */
+		{ "{\"content\":[{\"text\":\"\\u00e9\"}]}", false },
+		{ "{\"content\":[{\"text\":\"\\u00e9\"}],\"isError\":true}", true },
+		{ "[true]", false },
+		{ "", false },
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const char *t = cases[i].text;
+		bool got = mg_jtext_member_true(t, (struct mg_jspan){ 0, strlen(t) }, "isError");
+		if (got != cases[i].yes)
+			fail_msg("case %zu (%s): %d", i, t, got);
+	}
+	/* a span inside a larger text */
+	const char *msg = "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"isError\":true}}";
+	const char *r = strstr(msg, "{\"isError");
+	size_t start = (size_t)(r - msg);
+	assert_true(mg_jtext_member_true(msg, (struct mg_jspan){ start, strlen(msg) - 1 }, "isError"));
+	assert_false(mg_jtext_member_true(msg, (struct mg_jspan){ 0, start }, "isError"));
+}
+
 static void test_jtext(void **state)
 {
 	(void)state;
@@ -306,6 +339,7 @@ int main(void)
 		cmocka_unit_test(test_result), cmocka_unit_test(test_request),
 		cmocka_unit_test(test_slow),   cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_jtext),
+		cmocka_unit_test(test_member_true),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
