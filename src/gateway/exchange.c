@@ -35,10 +35,10 @@
 #include "util/str.h"
 
 /* The tool_call_result of exchange `x`: `msg` is the answer (a tree), or
- * `result`/`rlen` its result member as text (fast path), or neither (the
- * client left). */
+ * `result`/`rlen` its result member as text (fast path; `tool_error`: it
+ * said isError), or neither (the client left). */
 static void audit_result(struct mg_exchange *x, const json_t *msg, const char *result, size_t rlen,
-                         const char *why)
+                         bool tool_error, const char *why)
 {
 	struct mg_gateway *gw = x->gw;
 	json_t *res = msg ? json_object_get(msg, "result") : NULL;
@@ -46,7 +46,7 @@ static void audit_result(struct mg_exchange *x, const json_t *msg, const char *r
 	json_t *parsed = NULL;
 	int ok = 0;
 	if (result) {
-		ok = !mg_jtext_member_true(result, (struct mg_jspan){ 0, rlen }, "isError");
+		ok = !tool_error;
 		if (mg_audit_wants_results(gw->audit))
 			res = parsed = json_loadb(result, rlen, 0, NULL);
 	} else if (msg) {
@@ -120,7 +120,7 @@ void mg_exchange_free(struct mg_exchange *x)
 	struct mg_gateway *gw = x->gw;
 	/* every audited tools/call gets its result record, however it ended */
 	if (x->audit_tool)
-		audit_result(x, NULL, NULL, 0, "the call ended without an answer (cancelled)");
+		audit_result(x, NULL, NULL, 0, false, "the call ended without an answer (cancelled)");
 	if (x->session) {
 		if (x->prev)
 			x->prev->next = x->next;
@@ -174,7 +174,7 @@ static void exchange_finish_text(struct mg_exchange *x, char *text, size_t len, 
 static void exchange_finish(struct mg_exchange *x, json_t *msg, int status)
 {
 	if (x->audit_tool)
-		audit_result(x, msg, NULL, 0, NULL);
+		audit_result(x, msg, NULL, 0, false, NULL);
 	x->answer = json_object_get(msg, "error") ? MG_X_ERROR : MG_X_OK;
 	mg_obs_answer(x->req, msg);
 	size_t len = 0;
@@ -366,7 +366,10 @@ static void on_raw_reply_in(struct mg_call *call, const char *text, size_t len,
 	}
 	size_t tail = len - js->id.end;
 	x->answer = MG_X_OK;
-	mg_obs_raw_answer(x->req, x->method, text, js);
+	/* Only a tools/call result can say isError (metrics and audit ask). */
+	bool tool_error = strcmp(x->method, "tools/call") == 0 &&
+	                  mg_jtext_member_true(text, js->result, "isError");
+	mg_obs_raw_answer(x->req, tool_error);
 	if (!id)
 		goto parsed;
 	if (strcmp(x->method, "tools/list") == 0) {
@@ -394,7 +397,7 @@ static void on_raw_reply_in(struct mg_call *call, const char *text, size_t len,
 		x->req = NULL;
 		if (x->audit_tool)
 			audit_result(x, NULL, text + js->result.start,
-			             js->result.end - js->result.start, NULL);
+			             js->result.end - js->result.start, tool_error, NULL);
 		mg_http_req_on_close(req, NULL, NULL);
 		mg_http_reply_parts(req, 200, "application/json", NULL, 0, parts, 3);
 		free(dumped);
@@ -410,7 +413,7 @@ static void on_raw_reply_in(struct mg_call *call, const char *text, size_t len,
 	free(dumped);
 	if (x->audit_tool)
 		audit_result(x, NULL, text + js->result.start, js->result.end - js->result.start,
-		             NULL);
+		             tool_error, NULL);
 	exchange_finish_text(x, out, js->id.start + id_len + tail, 200);
 	return;
 parsed:
@@ -506,7 +509,7 @@ static void on_exchange_client_close_in(struct mg_http_req *req, void *arg)
 	mg_stream_detach(&x->stream);
 	mg_channel_cancel(&x->call, "client disconnected");
 	if (x->audit_tool)
-		audit_result(x, NULL, NULL, 0, "the client left before the answer; call cancelled");
+		audit_result(x, NULL, NULL, 0, false, "the client left before the answer; call cancelled");
 	mg_exchange_free(x);
 }
 
@@ -779,7 +782,7 @@ void mg_exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struct mg
 	x->sent_us = mg_now_us();
 	if (!ch || forward(gw, req, ch, x, msg) < 0) {
 		if (x->audit_tool)
-			audit_result(x, NULL, NULL, 0, "the upstream is not available");
+			audit_result(x, NULL, NULL, 0, false, "the upstream is not available");
 		if (gw->audit)
 			mg_pipeline_audit_req(gw, req, MG_AUDIT_UPSTREAM_ERROR, id, msg->method,
 			                      NULL, 0, "the upstream is not available");

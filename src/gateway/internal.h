@@ -349,8 +349,7 @@ void mg_obs_method(struct mg_http_req *req, const struct mg_rpc_msg *msg);
 void mg_obs_outcome(struct mg_http_req *req, enum mg_mstatus st);
 void mg_obs_rpc_error(struct mg_http_req *req, int code);
 void mg_obs_answer(struct mg_http_req *req, json_t *msg);
-void mg_obs_raw_answer(struct mg_http_req *req, const char *method, const char *text,
-                       const struct mg_jscan *js);
+void mg_obs_raw_answer(struct mg_http_req *req, bool tool_error);
 /* Counters that are not per request. */
 void mg_obs_auth(struct mg_gateway *gw, struct mg_http_req *req, const struct mg_auth_outcome *o);
 void mg_obs_limit(struct mg_gateway *gw, struct mg_http_req *req, enum mg_mscope scope,

@@ -37,8 +37,6 @@
 #include "build-info.h"
 #include "config/checks.h"
 #include "gateway/internal.h"
-#include "mcp/jscan.h"
-#include "mcp/jtext.h"
 #include "metrics/metrics.h"
 #include "trace/trace.h"
 #include "ratelimit/ratelimit.h"
@@ -425,16 +423,12 @@ void mg_obs_answer(struct mg_http_req *req, json_t *msg)
 	}
 }
 
-void mg_obs_raw_answer(struct mg_http_req *req, const char *method, const char *text,
-                       const struct mg_jscan *js)
+void mg_obs_raw_answer(struct mg_http_req *req, bool tool_error)
 {
 	if (!req)
 		return;
 	upstream_answered(req, false);
-	if (strcmp(method, "tools/call") != 0)
-		return;
-	/* Only a tools/call result can say isError. */
-	if (mg_jtext_member_true(text, js->result, "isError")) {
+	if (tool_error) {
 		struct note n = note_get(req);
 		n.err = 2;
 		note_set(req, &n);
