@@ -193,10 +193,25 @@ static inline __attribute__((always_inline)) bool word_special(const unsigned ch
 	return ((ctl | del | zq | zb | w) & high) != 0;
 }
 
+/* word_special for the 4 bytes at p. */
+static inline __attribute__((always_inline)) bool word4_special(const unsigned char *p)
+{
+	uint32_t w;
+	memcpy(&w, p, 4);
+	const uint32_t ones = 0x01010101u, high = 0x80808080u;
+	uint32_t ctl = (w - ones * 0x20) & ~w;
+	uint32_t del = (w + ones * 0x01) & high;
+	uint32_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\');
+	uint32_t zq = (q - ones) & ~q, zb = (bs - ones) & ~bs;
+	return ((ctl | del | zq | zb | w) & high) != 0;
+}
+
 bool mg_json_plain(const char *s, size_t n)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	if (n < 8) {
+		if (n >= 4) /* two 4-byte words, overlapping when n < 8 */
+			return !word4_special(p) && !word4_special(p + n - 4);
 		for (size_t i = 0; i < n; i++) {
 			unsigned char c = p[i];
 			if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\')

@@ -239,6 +239,18 @@ static void test_json_plain(void **state)
 		assert_int_equal(mg_json_plain(all, 16), plain);
 		assert_int_equal(mg_json_plain(all, 5), c % 16 < 5 ? plain : true);
 	}
+	/* short strings (bytes, two 4-byte words): every byte at every position */
+	for (size_t n = 1; n <= 9; n++) {
+		for (size_t pos = 0; pos < n; pos++) {
+			for (int c = 0; c < 256; c++) {
+				char s[16];
+				memset(s, 'z', sizeof s);
+				s[pos] = (char)c;
+				bool plain = c >= 0x20 && c < 0x7f && c != '"' && c != '\\';
+				assert_int_equal(mg_json_plain(s, n), plain);
+			}
+		}
+	}
 	/* every length up to 40, one bad byte at every position: the short
 	 * loop, the words and the overlapping last word */
 	for (size_t n = 1; n <= 40; n++) {
