@@ -124,6 +124,7 @@ const LABEL = {
 	'obs-off': '(a) API key + rate limit, audit and tracing off',
 	'obs-full': '(b) + audit to a file (hash chain) + tracing at 0.1',
 	'obs-audit': '(c) + audit to a file (hash chain) only',
+	'obs-plain': '(d) + audit to a file (defaults: no hash chain) + tracing at 0.1',
 };
 const label = (s) => LABEL[s] ?? s;
 
@@ -419,7 +420,7 @@ const obsRate = lines.find((l) => l.obs_rate)?.obs_rate;
 const obsMetrics = lines.filter((l) => l.obs_metrics).map((l) => l.obs_metrics);
 const obsSink = lines.find((l) => 'obs_sink' in l)?.obs_sink;
 const obsFiles = lines.filter((l) => l.obs_audit_file).map((l) => l.obs_audit_file);
-const OBS = ['obs-off', 'obs-full', 'obs-audit'];
+const OBS = ['obs-off', 'obs-full', 'obs-audit', 'obs-plain'];
 // Paired per-repetition ratios: the three ran back to back in each repetition,
 // so a ratio within one repetition shares most of that moment's noise.
 const paired = (grp, s, base, f) => {
@@ -442,20 +443,24 @@ const obsCmp = (s) => {
 };
 const obsFull = obsCmp('obs-full');
 const obsAudit = obsCmp('obs-audit');
+const obsPlain = obsCmp('obs-plain');
 const x2 = (v) => (v === undefined ? '—' : `${v.toFixed(2)}×`);
 const pairText = (p) => (p ? `${x2(p.med)} (${x2(p.min)}–${x2(p.max)} over ${p.n})` : '—');
 const obsDropped = (s) => obsMetrics.filter((m) => m.series === s).map((m) => m.after?.mcp_guard_audit_dropped_total ?? 0);
 const obsTraceDropped = (s) => obsMetrics.filter((m) => m.series === s).map((m) => m.after?.mcp_guard_trace_spans_dropped_total ?? 0);
-if (obsFull) {
-	const c = obsFull;
+const obsTarget = (what, c) => {
 	const measured = c.rps >= 0.9, byCpu = c.cpu !== undefined && c.cpu >= 0.9;
 	T.push([
-		'Audit to a file + tracing at sample_rate 0.1 within 10% of audit off (scenario 2 pipeline, c=64, one run)',
+		`Audit to a file ${what} + tracing at sample_rate 0.1 within 10% of audit off (scenario 2 pipeline, c=64, one run)`,
 		`${x2(c.rps)} (${f0(c.b.rps)} vs ${f0(c.a.rps)} req/s, medians; paired by repetition ${pairText(c.pairRps)}); CPU per request ${c.b.cpuUs?.toFixed(1)} vs ${c.a.cpuUs?.toFixed(1)} µs, so ${x2(c.cpu)} by the CPU-cost projection (paired ${pairText(c.pairCpu)})`,
 		measured && byCpu ? 'met' : measured ? 'met as measured; missed by the CPU-cost projection' : byCpu ? 'missed as measured; met by the CPU-cost projection' : 'missed',
 	]);
-	const drops = Math.max(0, ...obsDropped('obs-full'), ...obsDropped('obs-audit'));
-	const tdrops = Math.max(0, ...obsTraceDropped('obs-full'));
+};
+if (obsPlain) obsTarget('(its defaults: no hash chain)', obsPlain);
+if (obsFull) {
+	obsTarget('with the hash chain', obsFull);
+	const drops = Math.max(0, ...obsDropped('obs-full'), ...obsDropped('obs-audit'), ...obsDropped('obs-plain'));
+	const tdrops = Math.max(0, ...obsTraceDropped('obs-full'), ...obsTraceDropped('obs-plain'));
 	const qmax = Math.max(0, ...obsMetrics.filter((m) => m.series !== 'obs-off').map((m) => m.audit_depth_max));
 	const qsize = obsMetrics.find((m) => m.after?.mcp_guard_audit_queue_size)?.after.mcp_guard_audit_queue_size;
 	T.push([
@@ -538,15 +543,15 @@ if (seriesOf('obs', 'echo').length) {
 	throughputTable(
 		'obs',
 		'echo',
-		'tools/call echo through scenario 2\'s pipeline, three ways',
-		'Scenario 2\'s pipeline (stdio fast upstream, `shared`, one API key, rate limit at 10⁶/s) three ways, started together and measured interleaved in one run, the order rotated every repetition: (a) `[audit] enabled = false`, `[tracing] enabled = false`; (b) `[audit]` to a file with `hash_chain = true` (fsync `batch`, overflow `drop`) and `[tracing]` at `sample_rate = 0.1` exporting OTLP/HTTP JSON to a loopback receiver (`bench/otlp-sink.mjs`, pinned to the load generator\'s core; it answers 200 `{}` and counts spans); (c) the same audit file, tracing off. The gateway\'s writer and exporter threads are in its process, so their CPU is in "CPU per request".',
+		'tools/call echo through scenario 2\'s pipeline, four ways',
+		'Scenario 2\'s pipeline (stdio fast upstream, `shared`, one API key, rate limit at 10⁶/s) four ways, started together and measured interleaved in one run, the order rotated every repetition: (a) `[audit] enabled = false`, `[tracing] enabled = false`; (b) `[audit]` to a file with `hash_chain = true` (fsync `batch`, overflow `drop`) and `[tracing]` at `sample_rate = 0.1` exporting OTLP/HTTP JSON to a loopback receiver (`bench/otlp-sink.mjs`, pinned to the load generator\'s core; it answers 200 `{}` and counts spans); (c) the same audit file, tracing off; (d) as (b) with the audit file at its defaults (`hash_chain = false`): the issue\'s own words, \"audit to a file\". The gateway\'s writer and exporter threads are in its process, so their CPU is in "CPU per request".',
 	);
 	const rows = [];
-	for (const [s, c] of [['obs-full', obsFull], ['obs-audit', obsAudit]]) {
+	for (const [s, c] of [['obs-full', obsFull], ['obs-audit', obsAudit], ['obs-plain', obsPlain]]) {
 		if (!c) continue;
 		rows.push([label(s) + ' ÷ (a)', x2(c.rps), pairText(c.pairRps), `${c.b.cpuUs?.toFixed(1)} vs ${c.a.cpuUs?.toFixed(1)} µs`, x2(c.cpu), pairText(c.pairCpu)]);
 	}
-	if (rows.length) out.push('Against (a), c=64 (target for (b): ≥ 0.90×):', '', table(['', 'req/s ratio (medians)', 'req/s ratio paired by repetition: median (min–max)', 'CPU per request', 'ratio by CPU cost', 'CPU-cost ratio paired'], rows), '');
+	if (rows.length) out.push('Against (a), c=64 (target for (b) and (d): ≥ 0.90×):', '', table(['', 'req/s ratio (medians)', 'req/s ratio paired by repetition: median (min–max)', 'CPU per request', 'ratio by CPU cost', 'CPU-cost ratio paired'], rows), '');
 	const rs = OBS.map((s) => [s, get('obs-rate', s, 'echo', c64)]).filter(([, st]) => st);
 	if (rs.length) {
 		const ra = get('obs-rate', 'obs-off', 'echo', c64);
@@ -586,7 +591,7 @@ if (seriesOf('obs', 'echo').length) {
 		);
 		const facts = [];
 		if (obsSink) facts.push(`The OTLP receiver accepted ${f0(obsSink.requests)} export request(s) with ${f0(obsSink.spans)} span(s) (${(obsSink.bytes / 1048576).toFixed(1)} MiB; rejected ${obsSink.rejected}, malformed ${obsSink.bad_json}), read after (b) stopped and flushed.`);
-		for (const f of obsFiles) facts.push(`${label(f.series)}: the audit file held ${f0(f.lines)} record(s) (${(f.bytes / 1048576).toFixed(1)} MiB); \`mcp-guard audit verify\` exited ${f.verify_status}: \`${f.verify}\`.`);
+		for (const f of obsFiles) facts.push(`${label(f.series)}: the audit file held ${f0(f.lines)} record(s) (${(f.bytes / 1048576).toFixed(1)} MiB); ${f.verify_status === null ? 'no hash chain to verify' : `\`mcp-guard audit verify\` exited ${f.verify_status}: \`${f.verify}\``}.`);
 		if (facts.length) out.push(...facts.map((t) => `- ${t}`), '');
 	}
 }

@@ -238,8 +238,9 @@ P_OBS_FULL=$((PORT_BASE + 17))  # (b) audit to a file (hash chain) + tracing at 
 P_OBS_AUDIT=$((PORT_BASE + 18)) # (c) audit to a file only
 P_OTLP=$((PORT_BASE + 19))      # the loopback OTLP/HTTP receiver (bench/otlp-sink.mjs)
 P_FED=$((PORT_BASE + 20))       # several upstreams: three servers, paths and federation
+P_OBS_PLAIN=$((PORT_BASE + 21)) # (d) audit to a file at its defaults (no hash chain) + tracing 0.1
 
-for p in $(seq "$PORT_BASE" $((PORT_BASE + 20))); do
+for p in $(seq "$PORT_BASE" $((PORT_BASE + 21))); do
 	if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 		log "port $p is in use: set BENCH_PORT_BASE to a free range"
 		exit 1
@@ -336,8 +337,8 @@ key_hash = \"$API_HASH\"
 enabled = true
 requests_per_second = 1000000
 burst_size = 1000000"
-OBS_AUDIT_FILE() {
-	printf '[audit]\nenabled = true\nstdout = false\nfile = "%s"\nhash_chain = true\noverflow = "drop"\n' "$1"
+OBS_AUDIT_FILE() { # FILE [HASH_CHAIN]
+	printf '[audit]\nenabled = true\nstdout = false\nfile = "%s"\nhash_chain = %s\noverflow = "drop"\n' "$1" "${2:-true}"
 }
 guard_config "$WORK/guard-obs-off.toml" "$P_OBS_OFF" "[upstream]
 $FAST_STDIO
@@ -353,6 +354,17 @@ $FAST_STDIO
 mode = \"shared\"" "$OBS_PIPE
 
 $(OBS_AUDIT_FILE "$WORK/obs-full-audit.jsonl")
+
+[tracing]
+enabled = true
+otlp_endpoint = \"http://127.0.0.1:$P_OTLP\"
+allow_private_networks = true
+sample_rate = 0.1"
+guard_config "$WORK/guard-obs-plain.toml" "$P_OBS_PLAIN" "[upstream]
+$FAST_STDIO
+mode = \"shared\"" "$OBS_PIPE
+
+$(OBS_AUDIT_FILE "$WORK/obs-plain-audit.jsonl" false)
 
 [tracing]
 enabled = true
@@ -689,13 +701,14 @@ fi
 # every repetition: (a) audit and tracing off; (b) audit to a file with the
 # hash chain and tracing at sample_rate 0.1 exporting OTLP/HTTP to a loopback
 # receiver (bench/otlp-sink.mjs, on the load generator's core: a collector is
-# not the gateway's cost); (c) audit to a file only. Closed loop at $OBS_CONC,
+# not the gateway's cost); (c) audit to a file only; (d) as (b) with the audit
+# file at its defaults (hash_chain = false), the issue's literal setting. Closed loop at $OBS_CONC,
 # then a fixed rate (BENCH_OBS_RATE, default half of (a)'s c=64 throughput in
 # this run, at most BENCH_RATE). During every window /metrics is sampled
-# every 0.2 s (all three alike) for the largest audit and trace queue seen;
+# every 0.2 s (all four alike) for the largest audit and trace queue seen;
 # after it, the counters are read (dropped, queue depth, written, exported).
 
-OBS_SYSTEMS="mcp-guard-obs-off mcp-guard-obs-full mcp-guard-obs-audit"
+OBS_SYSTEMS="mcp-guard-obs-off mcp-guard-obs-full mcp-guard-obs-audit mcp-guard-obs-plain"
 OBS_METRICS="mcp_guard_audit_queue_depth mcp_guard_audit_queue_size mcp_guard_audit_events_total mcp_guard_audit_written_total mcp_guard_audit_dropped_total mcp_guard_audit_write_errors_total mcp_guard_trace_queue_spans mcp_guard_trace_spans_exported_total mcp_guard_trace_spans_dropped_total mcp_guard_trace_export_failures_total mcp_guard_requests_total"
 
 # metrics_json PORT: the OBS_METRICS of that gateway as one JSON object (the
@@ -738,19 +751,20 @@ obs_point() {
 
 if want obs; then
 	OBS_CONC=${BENCH_OBS_CONC:-64}
-	log "observability: starting the OTLP receiver and three scenario 2 gateways (off, audit + tracing 0.1, audit)"
+	log "observability: starting the OTLP receiver and four scenario 2 gateways (off, audit + tracing 0.1, audit, audit without chain + tracing 0.1)"
 	start otlp-sink port "$P_OTLP" taskset -c "$LOAD_CPU" "$NODE" "$BENCH/otlp-sink.mjs" "$P_OTLP" 1800
 	start mcp-guard-obs-off guard "$P_OBS_OFF" "$GUARD" --config "$WORK/guard-obs-off.toml" run
 	start mcp-guard-obs-full guard "$P_OBS_FULL" "$GUARD" --config "$WORK/guard-obs-full.toml" run
 	start mcp-guard-obs-audit guard "$P_OBS_AUDIT" "$GUARD" --config "$WORK/guard-obs-audit.toml" run
+	start mcp-guard-obs-plain guard "$P_OBS_PLAIN" "$GUARD" --config "$WORK/guard-obs-plain.toml" run
 	for s in $OBS_SYSTEMS; do status_record "$s" obs; done
 	status_record otlp-sink obs
-	order=(obs-off:mcp-guard-obs-off obs-full:mcp-guard-obs-full obs-audit:mcp-guard-obs-audit)
+	order=(obs-off:mcp-guard-obs-off obs-full:mcp-guard-obs-full obs-audit:mcp-guard-obs-audit obs-plain:mcp-guard-obs-plain)
 	log "observability: tools/call echo, concurrency $OBS_CONC, $REPS repetition(s), order rotated"
 	for rep in $(seq 1 "$REPS"); do
 		for c in $OBS_CONC; do
-			for k in 0 1 2; do
-				sp=${order[$(((k + rep - 1) % 3))]}
+			for k in "${!order[@]}"; do
+				sp=${order[$(((k + rep - 1) % ${#order[@]}))]}
 				obs_point obs "${sp%%:*}" "${sp#*:}" "$c" "$rep"
 			done
 		done
@@ -764,8 +778,8 @@ if want obs; then
 	echo "{\"obs_rate\":$orate}" >>"$JSONL"
 	log "observability: fixed rate $orate requests/s at concurrency 64, $RATE_REPS repetition(s)"
 	for rep in $(seq 1 "$RATE_REPS"); do
-		for k in 0 1 2; do
-			sp=${order[$(((k + rep - 1) % 3))]}
+		for k in "${!order[@]}"; do
+			sp=${order[$(((k + rep - 1) % ${#order[@]}))]}
 			obs_point obs-rate "${sp%%:*}" "${sp#*:}" 64 "$rep" --rate "$orate"
 		done
 	done
@@ -775,13 +789,18 @@ if want obs; then
 	if [ "${STATUS[otlp-sink]:-}" = ok ]; then
 		echo "{\"obs_sink\":$(curl -s -m 2 "http://127.0.0.1:$P_OTLP/stats" || echo null)}" >>"$JSONL"
 	fi
-	for f in full audit; do
+	for f in full audit plain; do
 		af=$WORK/obs-$f-audit.jsonl
 		[ -f "$af" ] || continue
 		lines=$(wc -l <"$af")
 		bytes=$(stat -c %s "$af")
-		nice -n 10 taskset -c "$LOAD_CPU" timeout 120 "$GUARD" audit verify "$af" >"$WORK/obs-$f-verify.txt" 2>&1
-		vrc=$?
+		if [ "$f" = plain ]; then # no hash chain: nothing to verify
+			echo "no hash chain (hash_chain = false)" >"$WORK/obs-$f-verify.txt"
+			vrc=null
+		else
+			nice -n 10 taskset -c "$LOAD_CPU" timeout 120 "$GUARD" audit verify "$af" >"$WORK/obs-$f-verify.txt" 2>&1
+			vrc=$?
+		fi
 		verify=$(tail -n1 "$WORK/obs-$f-verify.txt" | cut -c1-200)
 		echo "{\"obs_audit_file\":{\"series\":\"obs-$f\",\"lines\":$lines,\"bytes\":$bytes,\"verify_status\":$vrc,\"verify\":$("$NODE" -e 'console.log(JSON.stringify(process.argv[1]))' "$verify")}}" >>"$JSONL"
 		log "observability: obs-$f audit file: $lines records, $bytes bytes, verify: $verify"
