@@ -74,7 +74,8 @@ struct mg_server_config {
 	int64_t sse_keepalive_secs;
 	int64_t sse_replay_events;
 	int64_t shutdown_grace_secs;
-	int64_t log_level; /* enum mg_log_level order: error, warn, info, debug */
+	int64_t log_level;  /* enum mg_log_level order: error, warn, info, debug */
+	int64_t log_format; /* enum mg_log_format order: text, json */
 	struct mg_tls_config tls;
 };
 

@@ -88,6 +88,7 @@ static const char *const stdio_modes[] = { "shared", "per_session", NULL };
 static const char *const protocols[] = { "auto", "legacy", NULL };
 static const char *const tool_pinnings[] = { "off", "warn", "block", NULL };
 static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
+static const char *const log_formats[] = { "text", "json", NULL };
 static const char *const audit_overflows[] = { "drop", "block", NULL };
 static const char *const audit_fsyncs[] = { "never", "batch", "always", NULL };
 static const char *const audit_formats[] = { "ndjson", "json_array", "splunk_hec",
@@ -153,6 +154,10 @@ static const struct mg_field server_fields[] = {
 	INT(S, shutdown_grace_secs, "shutdown_grace_secs", "10", 0, 3600,
 	    "Seconds in-flight requests get to finish on SIGTERM/SIGINT."),
 	ENUM(S, log_level, "log_level", "info", log_levels, "Diagnostic log level."),
+	ENUM(S, log_format, "log_format", "text", log_formats,
+	     "Diagnostic log format on stderr: `text` (time, level, message, then "
+	     "request_id=… trace_id=…) or `json` (one object per line: time, level, msg, "
+	     "request_id, trace_id), for log collectors."),
 	TABLE(S, tls, "tls", tls_section),
 };
 #undef S

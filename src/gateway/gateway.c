@@ -516,6 +516,7 @@ int mg_gateway_run(const struct mg_config *cfg)
 	enum mg_log_level lvl = (enum mg_log_level)cfg->server.log_level;
 	if (mg_log_get_level() < lvl)
 		mg_log_set_level(lvl);
+	mg_log_set_format((enum mg_log_format)cfg->server.log_format);
 	gw.loopback = mg_host_is_loopback(cfg->server.host);
 	gw.base = event_base_new();
 	if (!gw.base || setup_signals(&gw) < 0) {

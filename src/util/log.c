@@ -19,7 +19,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/str.h"
+
 static enum mg_log_level current_level = MG_LOG_INFO;
+static enum mg_log_format current_format = MG_LOG_TEXT;
 static _Thread_local struct mg_log_ctx log_ctx;
 
 struct mg_log_ctx mg_log_ctx_set(const struct mg_log_ctx *ctx)
@@ -83,6 +86,11 @@ size_t mg_log_ctx_format(const struct mg_log_ctx *ctx, char *out)
 	return (size_t)(p - out);
 }
 
+void mg_log_set_format(enum mg_log_format format)
+{
+	current_format = format;
+}
+
 void mg_log_set_level(enum mg_log_level level)
 {
 	current_level = level;
@@ -105,32 +113,115 @@ int mg_log_parse_level(const char *s, enum mg_log_level *out)
 	return -1;
 }
 
+#define LINE_MAX_BYTES 2048
+
+/* `m` (n bytes) as the content of a JSON string into out (room bytes at
+ * most, never cutting an escape); answers the bytes written. */
+static size_t json_escape(char *out, size_t room, const char *m, size_t n)
+{
+	static const char hex[] = "0123456789abcdef";
+	bool utf8 = mg_utf8_valid(m, n);
+	size_t o = 0, i = 0;
+	for (; i < n; i++) {
+		unsigned char c = (unsigned char)m[i];
+		char e[6];
+		size_t k = 0;
+		if (c == '"' || c == '\\') {
+			e[k++] = '\\';
+			e[k++] = (char)c;
+		} else if (c == '\n') {
+			e[k++] = '\\';
+			e[k++] = 'n';
+		} else if (c == '\t') {
+			e[k++] = '\\';
+			e[k++] = 't';
+		} else if (c < 0x20 || c == 0x7f || (c >= 0x80 && !utf8)) {
+			memcpy(e, "\\u00", 4);
+			k = 4;
+			e[k++] = hex[c >> 4];
+			e[k++] = hex[c & 15];
+		} else {
+			e[k++] = (char)c;
+		}
+		if (o + k > room)
+			break;
+		memcpy(out + o, e, k);
+		o += k;
+	}
+	/* Cut inside a UTF-8 character (bytes >= 0x80 are copied one for one):
+	 * its first bytes go too, or the line would not be UTF-8. */
+	if (utf8 && i < n && ((unsigned char)m[i] & 0xc0) == 0x80) {
+		while (o > 0 && ((unsigned char)out[o - 1] & 0xc0) == 0x80)
+			o--;
+		if (o > 0)
+			o--; /* the character's first byte */
+	}
+	return o;
+}
+
+/* One JSON object: time, level, msg, request_id, trace_id. */
+static size_t json_line(char *line, const char *time, const char *level, const char *msg,
+                        size_t mlen)
+{
+	char ctx[MG_LOG_CTX_CHARS];
+	size_t n = 0;
+	n += (size_t)snprintf(line, LINE_MAX_BYTES, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":\"",
+	                      time, level);
+	/* room for the ids, the closing and the line break */
+	size_t tail = 96;
+	n += json_escape(line + n, LINE_MAX_BYTES - tail - n, msg, mlen);
+	line[n++] = '"';
+	if (mg_log_ctx_format(&log_ctx, ctx)) {
+		/* ctx is " request_id=<16 hex>[ trace_id=<32 hex>]" */
+		memcpy(line + n, ",\"request_id\":\"", 15);
+		memcpy(line + n + 15, ctx + 12, 16);
+		n += 31;
+		line[n++] = '"';
+		if (log_ctx.has_trace) {
+			memcpy(line + n, ",\"trace_id\":\"", 13);
+			memcpy(line + n + 13, ctx + 12 + 16 + 10, 32);
+			n += 45;
+			line[n++] = '"';
+		}
+	}
+	line[n++] = '}';
+	line[n++] = '\n';
+	return n;
+}
+
 void mg_log(enum mg_log_level level, const char *fmt, ...)
 {
 	static const char *const tags[] = { "ERROR", "WARN ", "INFO ", "DEBUG" };
+	static const char *const names[] = { "error", "warn", "info", "debug" };
 	if (level > current_level)
 		return;
-	char line[2048];
+	char line[LINE_MAX_BYTES], time[32];
 	struct timespec ts;
 	struct tm tm;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	size_t n = strftime(line, sizeof line, "%Y-%m-%dT%H:%M:%S", &tm);
-	int k =
-	    snprintf(line + n, sizeof line - n, ".%03ldZ %s ", ts.tv_nsec / 1000000L, tags[level]);
-	if (k > 0)
-		n += (size_t)k;
+	size_t tn = strftime(time, sizeof time, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(time + tn, sizeof time - tn, ".%03ldZ", ts.tv_nsec / 1000000L);
 	va_list ap;
 	va_start(ap, fmt);
-	int m = vsnprintf(line + n, sizeof line - n, fmt, ap);
+	size_t n;
+	if (current_format == MG_LOG_JSON) {
+		char msg[LINE_MAX_BYTES];
+		int m = vsnprintf(msg, sizeof msg, fmt, ap);
+		size_t mlen = m < 0 ? 0 : (size_t)m >= sizeof msg ? sizeof msg - 1 : (size_t)m;
+		n = json_line(line, time, names[level], msg, mlen);
+	} else {
+		n = (size_t)snprintf(line, sizeof line, "%s %s ", time, tags[level]);
+		int m = vsnprintf(line + n, sizeof line - n, fmt, ap);
+		if (m < 0)
+			m = 0;
+		/* room for the context and the line break after a long message */
+		size_t room = sizeof line - MG_LOG_CTX_CHARS - 1;
+		n = n + (size_t)m >= room ? room - 1 : n + (size_t)m;
+		n += mg_log_ctx_format(&log_ctx, line + n);
+		line[n++] = '\n';
+	}
 	va_end(ap);
-	if (m < 0)
-		m = 0;
-	/* room for the context and the line break after a long message */
-	size_t room = sizeof line - MG_LOG_CTX_CHARS - 1;
-	n = n + (size_t)m >= room ? room - 1 : n + (size_t)m;
-	n += mg_log_ctx_format(&log_ctx, line + n);
-	line[n++] = '\n';
 	ssize_t w = write(STDERR_FILENO, line, n);
 	(void)w;
 }

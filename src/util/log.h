@@ -4,9 +4,12 @@
  * Lines go to stderr as "<RFC 3339 time> <level> <message>", followed by
  * " request_id=<16 hex> trace_id=<32 hex>" while the calling thread works
  * for one request (the log context below; trace_id once the request's trace
- * is known). The level is
- * process-wide: it is set once from the CLI (--verbose) and by `run` from
- * the configuration. Never pass a secret (key, token, cookie) to these
+ * is known). In the JSON format each line is one object instead:
+ * {"time":"…","level":"info","msg":"…","request_id":"…","trace_id":"…"}
+ * (the ids only when known; the message escaped, invalid UTF-8 bytes as
+ * \u00XX, so a line always parses). The format and the level are
+ * process-wide: the level is set from the CLI (--verbose) and by `run` from
+ * the configuration, the format by `run` (server.log_format). Never pass a secret (key, token, cookie) to these
  * functions; callers log identities and hashes, never credentials.
  */
 #ifndef MG_UTIL_LOG_H
@@ -17,6 +20,11 @@
 #include <stdint.h>
 
 enum mg_log_level { MG_LOG_ERROR, MG_LOG_WARN, MG_LOG_INFO, MG_LOG_DEBUG };
+
+enum mg_log_format { MG_LOG_TEXT, MG_LOG_JSON };
+
+/* Sets the line format (text until set). */
+void mg_log_set_format(enum mg_log_format format);
 
 /* Sets the most verbose level that is written. */
 void mg_log_set_level(enum mg_log_level level);

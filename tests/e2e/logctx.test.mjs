@@ -146,3 +146,75 @@ describe('request_id and trace_id in log lines', { timeout: 120000, concurrency:
         for (const l of gw.stderr.split('\n')) if (/ trace_id=/.test(l)) assert.match(l, / request_id=[0-9a-f]{16} trace_id=/);
     });
 });
+
+// server.log_format = "json": every diagnostic line is one JSON object, and
+// a request's line carries its ids as members (the same request_id as its
+// audit record, the client's trace id).
+describe('log_format = "json"', { timeout: 120000, concurrency: 1 }, () => {
+    let gw;
+    let sid;
+    const bob = keygen('bob');
+    const auth = { 'x-api-key': bob.key };
+    const audit = () =>
+        gw.stdout
+            .split('\n')
+            .filter(l => l.startsWith('{'))
+            .map(l => JSON.parse(l));
+    const logLines = () => gw.stderr.split('\n').filter(l => l !== '');
+
+    before(async () => {
+        gw = await startAuthGateway({
+            server: { log_format: 'json' },
+            auth: { api_keys: [{ id: 'bob', key_hash: bob.hash, allowed_tools: ['echo'] }] },
+            audit: { enabled: true, stdout: true },
+            tracing: { enabled: true, otlp_endpoint: 'http://127.0.0.1:9/', sample_rate: 0.0, allow_private_networks: true }
+        });
+        const init = await gw.initialize(auth);
+        assert.equal(init.status, 200);
+        sid = init.sessionId;
+    });
+
+    after(async () => {
+        await gw?.stop();
+    });
+
+    test('a denial is logged as an object with the request and trace ids; every line parses', async () => {
+        const trace = hex(32);
+        const r = await gw.mcp(
+            { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'get-sum', arguments: { a: 1, b: 2 }, _meta: { traceparent: `00-${trace}-${hex(16)}-01` } } },
+            { headers: auth, sessionId: sid, protocolVersion: '2025-11-25' }
+        );
+        assert.equal(r.message.error.code, -32602);
+        const denial = () => logLines().map(l => JSON.parse(l)).find(o => /authz: tool get-sum denied/.test(o.msg));
+        await waitFor(() => denial() && audit().some(e => e.event_type === 'authz_denied'), { message: 'the denial line and record' });
+        const rec = audit().find(e => e.event_type === 'authz_denied');
+        const line = denial();
+        assert.equal(line.level, 'info');
+        assert.match(line.time, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+        assert.equal(line.request_id, rec.request_id);
+        assert.equal(line.trace_id, trace);
+        // Every line is an object; lines outside a request have no ids.
+        const all = logLines();
+        assert.ok(all.length >= 2, gw.tail());
+        for (const l of all) {
+            const o = JSON.parse(l);
+            assert.deepEqual(Object.keys(o).slice(0, 3), ['time', 'level', 'msg'], l);
+            if (/listening on http:/.test(o.msg)) assert.equal(o.request_id, undefined, l);
+        }
+    });
+
+    test('a message with quotes, a line break and bytes from the client stays one parseable line', async () => {
+        // An unknown tool name goes into the denial line as the client wrote it.
+        const name = 'we"ird\ntool\u0001é';
+        const r = await gw.mcp(
+            { jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name, arguments: {} } },
+            { headers: auth, sessionId: sid, protocolVersion: '2025-11-25' }
+        );
+        assert.ok(r.message.error, JSON.stringify(r.message));
+        await waitFor(() => logLines().some(l => l.includes('we\\"ird')), { message: 'the line naming the tool' });
+        const l = logLines().find(x => x.includes('we\\"ird'));
+        const o = JSON.parse(l);
+        assert.ok(o.msg.includes(name) || o.msg.includes('we"ird'), l);
+        assert.match(o.request_id, /^[0-9a-f]{16}$/);
+    });
+});

@@ -4,6 +4,7 @@
  */
 #include "support.h"
 
+#include <jansson.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -215,6 +216,94 @@ static void test_log_ctx(void **state)
 	assert_int_equal(mg_log_ctx_get().has_trace, false);
 }
 
+/* What one mg_log call writes to stderr, in `format`. */
+static char *log_line(enum mg_log_format format, const char *fmt, const char *arg)
+{
+	int fds[2];
+	assert_int_equal(pipe(fds), 0);
+	int saved = dup(STDERR_FILENO);
+	dup2(fds[1], STDERR_FILENO);
+	mg_log_set_format(format);
+	mg_log_info(fmt, arg);
+	mg_log_set_format(MG_LOG_TEXT);
+	dup2(saved, STDERR_FILENO);
+	close(saved);
+	close(fds[1]);
+	static char buf[8192];
+	ssize_t n = read(fds[0], buf, sizeof buf - 1);
+	close(fds[0]);
+	assert_true(n > 0);
+	buf[n] = '\0';
+	return buf;
+}
+
+/* The JSON log format: one object per line, whatever the message holds;
+ * the request context as members. */
+static void test_log_json(void **state)
+{
+	(void)state;
+	mg_log_ctx_clear();
+	char *l = log_line(MG_LOG_JSON, "upstream %s: \"quoted\"\n\tand \x01", "caf\xc3\xa9");
+	assert_int_equal(l[strlen(l) - 1], '\n');
+	assert_ptr_equal(strchr(l, '\n'), l + strlen(l) - 1); /* one line */
+	json_error_t je;
+	json_t *j = json_loads(l, 0, &je);
+	assert_non_null(j);
+	assert_string_equal(json_string_value(json_object_get(j, "level")), "info");
+	assert_string_equal(json_string_value(json_object_get(j, "msg")),
+	                    "upstream caf\xc3\xa9: \"quoted\"\n\tand \x01");
+	assert_int_equal(strlen(json_string_value(json_object_get(j, "time"))), 24);
+	assert_null(json_object_get(j, "request_id"));
+	json_decref(j);
+	/* invalid UTF-8: the bytes as \u00XX, the line still parses */
+	l = log_line(MG_LOG_JSON, "bad %s", "\xff\xfe");
+	j = json_loads(l, 0, &je);
+	assert_non_null(j);
+	assert_string_equal(json_string_value(json_object_get(j, "msg")), "bad \xc3\xbf\xc3\xbe");
+	json_decref(j);
+	/* the request's ids */
+	struct mg_log_ctx c = { .request_id = 0x0123456789abcdefull };
+	struct mg_log_ctx prev = mg_log_ctx_set(&c);
+	uint8_t tid[16];
+	for (int i = 0; i < 16; i++)
+		tid[i] = (uint8_t)(0xa0 + i);
+	mg_log_ctx_set_trace(tid);
+	l = log_line(MG_LOG_JSON, "%s", "x");
+	j = json_loads(l, 0, &je);
+	assert_non_null(j);
+	assert_string_equal(json_string_value(json_object_get(j, "request_id")), "0123456789abcdef");
+	assert_string_equal(json_string_value(json_object_get(j, "trace_id")),
+	                    "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf");
+	json_decref(j);
+	/* long messages are cut, never inside an escape or a character */
+	static char big[4096];
+	for (size_t shift = 0; shift < 6; shift++) {
+		size_t n = 0;
+		while (n + 3 < sizeof big - 1) {
+			if (n % 7 == shift % 7)
+				big[n++] = '"';
+			else if (n % 5 == 0) {
+				memcpy(big + n, "\xe2\x82\xac", 3); /* € */
+				n += 3;
+			} else
+				big[n++] = 'a';
+		}
+		big[n] = '\0';
+		l = log_line(MG_LOG_JSON, "%s", big);
+		assert_true(strlen(l) <= 2048);
+		j = json_loads(l, 0, &je);
+		if (!j)
+			fail_msg("shift %zu: %s", shift, je.text);
+		assert_non_null(json_object_get(j, "request_id"));
+		json_decref(j);
+	}
+	mg_log_ctx_restore(prev);
+	/* the text format is unchanged */
+	l = log_line(MG_LOG_TEXT, "plain %s", "line");
+	assert_non_null(strstr(l, " INFO  plain line"));
+	assert_int_equal(l[0], '2');
+}
+
 static void test_json_plain(void **state)
 {
 	(void)state;
@@ -309,6 +398,7 @@ int main(void)
 		cmocka_unit_test(test_buf_limit),     cmocka_unit_test(test_base64),
 		cmocka_unit_test(test_sha256_and_ct), cmocka_unit_test(test_utf8),
 		cmocka_unit_test(test_parse),         cmocka_unit_test(test_log_ctx),
+		cmocka_unit_test(test_log_json),
 		cmocka_unit_test(test_json_plain),    cmocka_unit_test(test_grow),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
