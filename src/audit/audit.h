@@ -139,12 +139,6 @@ const char *mg_audit_type_name(enum mg_audit_type t);
  * microseconds: "2026-12-04T15:30:22.123456Z". `out` holds 28 bytes. */
 void mg_audit_format_time(int64_t unix_us, char out[28]);
 
-/* Appends the event as one JSON object without a line break, keys in this
- * order: timestamp, event_type, request_id, trace_id, identity_id,
- * provider, client_address, server, method, tool, success, duration_ms,
- * message, arguments, result. Absent members are left out. `arguments` and
- * `result` are written only when `rd` asks for them, redacted by it (rd
- * may be NULL: neither is written). Returns 0, -1 when `out` is full. */
 /* Appends the string members of `ev` (request_id, trace_id, identity_id,
  * provider, client_address, server, method, tool) exactly as
  * mg_audit_serialize writes them: `,"request_id":"…",…` (nothing when all
@@ -152,6 +146,12 @@ void mg_audit_format_time(int64_t unix_us, char out[28]);
  * full. */
 int mg_audit_members(const struct mg_audit_event *ev, struct mg_buf *out);
 
+/* Appends the event as one JSON object without a line break, keys in this
+ * order: timestamp, event_type, request_id, trace_id, identity_id,
+ * provider, client_address, server, method, tool, success, duration_ms,
+ * message, arguments, result. Absent members are left out. `arguments` and
+ * `result` are written only when `rd` asks for them, redacted by it (rd
+ * may be NULL: neither is written). Returns 0, -1 when `out` is full. */
 int mg_audit_serialize(const struct mg_audit_event *ev, int64_t unix_us,
                        const struct mg_audit_redactor *rd, struct mg_buf *out);
 

@@ -99,7 +99,8 @@ static void audit_call(struct mg_exchange *x, const struct mg_rpc_msg *msg,
 	mg_buf_init(&b, 0);
 	if (mg_audit_members(&ev, &b) < 0 || mg_buf_reserve(&b, 1 + tool_len) < 0) {
 		mg_buf_free(&b);
-		mg_log_error("audit: out of memory: tools/call %s not recorded", x->method);
+		mg_log_error("audit: out of memory: tools/call %.*s not recorded",
+		             (int)(tool_len < 128 ? tool_len : 128), tool);
 		return;
 	}
 	size_t len = b.len;
@@ -120,7 +121,8 @@ void mg_exchange_free(struct mg_exchange *x)
 	struct mg_gateway *gw = x->gw;
 	/* every audited tools/call gets its result record, however it ended */
 	if (x->audit_tool)
-		audit_result(x, NULL, NULL, 0, false, "the call ended without an answer (cancelled)");
+		audit_result(x, NULL, NULL, 0, false,
+		             "the call ended without an answer (cancelled)");
 	if (x->session) {
 		if (x->prev)
 			x->prev->next = x->next;
@@ -509,7 +511,8 @@ static void on_exchange_client_close_in(struct mg_http_req *req, void *arg)
 	mg_stream_detach(&x->stream);
 	mg_channel_cancel(&x->call, "client disconnected");
 	if (x->audit_tool)
-		audit_result(x, NULL, NULL, 0, false, "the client left before the answer; call cancelled");
+		audit_result(x, NULL, NULL, 0, false,
+		             "the client left before the answer; call cancelled");
 	mg_exchange_free(x);
 }
 

@@ -266,6 +266,7 @@ bool mg_jtext_plain_string(const char *text, struct mg_jspan v)
 bool mg_jtext_member_true(const char *text, struct mg_jspan obj, const char *key)
 {
 	struct mg_jspan v;
-	return obj.end > obj.start && memmem(text + obj.start, obj.end - obj.start, key, strlen(key)) &&
+	return obj.end > obj.start &&
+	       memmem(text + obj.start, obj.end - obj.start, key, strlen(key)) &&
 	       mg_jtext_member(text, obj, key, &v) && mg_jtext_is_true(text, v);
 }

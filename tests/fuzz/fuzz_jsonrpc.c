@@ -111,8 +111,7 @@ static void check_scan(const char *text, size_t size)
 		if (mg_jtext_member_true(text, js.result, "isError") !=
 		    json_is_true(json_object_get(result, "isError")))
 			abort();
-	}
-	else if (js.result.end && json_is_array(result))
+	} else if (js.result.end && json_is_array(result))
 		check_items(text, js.result, result);
 	mg_rpc_msg_free(&m);
 }

@@ -98,7 +98,8 @@ static void test_shared_members(void **state)
 		.type = MG_AUDIT_TOOL_CALL_RESULT,
 		.request_id = "00ff",
 		.trace_id = "4bf92f3577b34da6a3ce929d0e0e4736",
-		.identity = "b\xc3\xa9" "b\x01\xff\"",
+		.identity = "b\xc3\xa9"
+		            "b\x01\xff\"",
 		.provider = "jwt",
 		.client = "::1",
 		.server = "files",
@@ -791,7 +792,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_time_format),
 		cmocka_unit_test(test_serialize_order_and_escaping),
-	    cmocka_unit_test(test_shared_members),
+		cmocka_unit_test(test_shared_members),
 		cmocka_unit_test(test_redaction),
 		cmocka_unit_test(test_redaction_errors),
 		cmocka_unit_test(test_config_rejects_bad_regex_with_location),

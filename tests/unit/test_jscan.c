@@ -249,7 +249,8 @@ static void test_member_true(void **state)
 	const char *msg = "{\"jsonrpc\":\"2.0\",\"id\":1,\"result\":{\"isError\":true}}";
 	const char *r = strstr(msg, "{\"isError");
 	size_t start = (size_t)(r - msg);
-	assert_true(mg_jtext_member_true(msg, (struct mg_jspan){ start, strlen(msg) - 1 }, "isError"));
+	assert_true(
+	    mg_jtext_member_true(msg, (struct mg_jspan){ start, strlen(msg) - 1 }, "isError"));
 	assert_false(mg_jtext_member_true(msg, (struct mg_jspan){ 0, start }, "isError"));
 }
 
@@ -338,8 +339,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_result), cmocka_unit_test(test_request),
 		cmocka_unit_test(test_slow),   cmocka_unit_test(test_limits),
-		cmocka_unit_test(test_jtext),
-		cmocka_unit_test(test_member_true),
+		cmocka_unit_test(test_jtext),  cmocka_unit_test(test_member_true),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

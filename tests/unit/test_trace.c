@@ -137,8 +137,9 @@ static void test_otlp_times(void **state)
 		char *text = mg_trace_otlp_json(&sp, 1, "svc", &len);
 		assert_non_null(text);
 		char want[128];
-		snprintf(want, sizeof want, "\"startTimeUnixNano\":\"%s\",\"endTimeUnixNano\":\"%s\"",
-		         cases[i].text, cases[i].text);
+		snprintf(want, sizeof want,
+		         "\"startTimeUnixNano\":\"%s\",\"endTimeUnixNano\":\"%s\"", cases[i].text,
+		         cases[i].text);
 		assert_non_null(strstr(text, want));
 		free(text);
 	}
@@ -303,8 +304,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_traceparent),      cmocka_unit_test(test_tracestate),
 		cmocka_unit_test(test_ids_and_sampling), cmocka_unit_test(test_otlp_json),
-	    cmocka_unit_test(test_otlp_times),
-		cmocka_unit_test(test_otlp_worst_case),
+		cmocka_unit_test(test_otlp_times),       cmocka_unit_test(test_otlp_worst_case),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -271,7 +271,8 @@ static void test_log_json(void **state)
 	l = log_line(MG_LOG_JSON, "%s", "x");
 	j = json_loads(l, 0, &je);
 	assert_non_null(j);
-	assert_string_equal(json_string_value(json_object_get(j, "request_id")), "0123456789abcdef");
+	assert_string_equal(json_string_value(json_object_get(j, "request_id")),
+	                    "0123456789abcdef");
 	assert_string_equal(json_string_value(json_object_get(j, "trace_id")),
 	                    "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf");
 	json_decref(j);
@@ -398,8 +399,8 @@ int main(void)
 		cmocka_unit_test(test_buf_limit),     cmocka_unit_test(test_base64),
 		cmocka_unit_test(test_sha256_and_ct), cmocka_unit_test(test_utf8),
 		cmocka_unit_test(test_parse),         cmocka_unit_test(test_log_ctx),
-		cmocka_unit_test(test_log_json),
-		cmocka_unit_test(test_json_plain),    cmocka_unit_test(test_grow),
+		cmocka_unit_test(test_log_json),      cmocka_unit_test(test_json_plain),
+		cmocka_unit_test(test_grow),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
