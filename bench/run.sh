@@ -337,6 +337,11 @@ key_hash = \"$API_HASH\"
 enabled = true
 requests_per_second = 1000000
 burst_size = 1000000"
+OBS_TRACING="[tracing]
+enabled = true
+otlp_endpoint = \"http://127.0.0.1:$P_OTLP\"
+allow_private_networks = true
+sample_rate = 0.1"
 OBS_AUDIT_FILE() { # FILE [HASH_CHAIN]
 	printf '[audit]\nenabled = true\nstdout = false\nfile = "%s"\nhash_chain = %s\noverflow = "drop"\n' "$1" "${2:-true}"
 }
@@ -355,22 +360,14 @@ mode = \"shared\"" "$OBS_PIPE
 
 $(OBS_AUDIT_FILE "$WORK/obs-full-audit.jsonl")
 
-[tracing]
-enabled = true
-otlp_endpoint = \"http://127.0.0.1:$P_OTLP\"
-allow_private_networks = true
-sample_rate = 0.1"
+$OBS_TRACING"
 guard_config "$WORK/guard-obs-plain.toml" "$P_OBS_PLAIN" "[upstream]
 $FAST_STDIO
 mode = \"shared\"" "$OBS_PIPE
 
 $(OBS_AUDIT_FILE "$WORK/obs-plain-audit.jsonl" false)
 
-[tracing]
-enabled = true
-otlp_endpoint = \"http://127.0.0.1:$P_OTLP\"
-allow_private_networks = true
-sample_rate = 0.1"
+$OBS_TRACING"
 guard_config "$WORK/guard-obs-audit.toml" "$P_OBS_AUDIT" "[upstream]
 $FAST_STDIO
 mode = \"shared\"" "$OBS_PIPE

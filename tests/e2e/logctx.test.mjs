@@ -26,6 +26,13 @@ async function startReceiver() {
     return { url: `http://127.0.0.1:${port}`, close: () => new Promise(resolve => srv.close(resolve)) };
 }
 
+// The audit records a gateway wrote to stdout (JSON lines).
+const auditRecords = gw =>
+    gw.stdout
+        .split('\n')
+        .filter(l => l.startsWith('{'))
+        .map(l => JSON.parse(l));
+
 const hex = n => Array.from({ length: n }, () => Math.floor(Math.random() * 16).toString(16)).join('');
 
 describe('request_id and trace_id in log lines', { timeout: 120000, concurrency: 1 }, () => {
@@ -35,11 +42,7 @@ describe('request_id and trace_id in log lines', { timeout: 120000, concurrency:
     const alice = keygen('alice');
     const auth = { 'x-api-key': alice.key };
 
-    const audit = () =>
-        gw.stdout
-            .split('\n')
-            .filter(l => l.startsWith('{'))
-            .map(l => JSON.parse(l));
+    const audit = () => auditRecords(gw);
     // (stdout and stderr are separate pipes: wait for both, never assume an order)
     const lines = re => gw.stderr.split('\n').filter(l => re.test(l));
     const fields = line => ({
@@ -155,11 +158,7 @@ describe('log_format = "json"', { timeout: 120000, concurrency: 1 }, () => {
     let sid;
     const bob = keygen('bob');
     const auth = { 'x-api-key': bob.key };
-    const audit = () =>
-        gw.stdout
-            .split('\n')
-            .filter(l => l.startsWith('{'))
-            .map(l => JSON.parse(l));
+    const audit = () => auditRecords(gw);
     const logLines = () => gw.stderr.split('\n').filter(l => l !== '');
 
     before(async () => {
