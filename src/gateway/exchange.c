@@ -34,6 +34,12 @@
 #include "util/log.h"
 #include "util/str.h"
 
+/* The raw name of the tool an audited tools/call calls, or NULL. */
+static const char *audit_tool(const struct mg_exchange *x)
+{
+	return x->audit_members ? x->audit_members + x->audit_members_len + 1 : NULL;
+}
+
 /* The tool_call_result of exchange `x`: `msg` is the answer (a tree), or
  * `result`/`rlen` its result member as text (fast path; `tool_error`: it
  * said isError), or neither (the client left). */
@@ -68,14 +74,13 @@ static void audit_result(struct mg_exchange *x, const json_t *msg, const char *r
 	};
 	mg_audit_emit(gw->audit, &ev);
 	json_decref(parsed);
-	free(x->audit_members); /* (audit_tool lives in the same block) */
+	free(x->audit_members);
 	x->audit_members = NULL;
-	x->audit_tool = NULL;
 }
 
 /* The tools/call is recorded (tool_call); its members are serialized once,
  * for this record and the tool_call_result one, in one block with the raw
- * tool name after them (x->audit_tool, for other events of the call). */
+ * tool name after them (audit_tool, for other events of the call). */
 static void audit_call(struct mg_exchange *x, const struct mg_rpc_msg *msg,
                        const struct mg_identity *id, const char *tool, size_t tool_len)
 {
@@ -108,7 +113,6 @@ static void audit_call(struct mg_exchange *x, const struct mg_rpc_msg *msg,
 	b.data[len + 1 + tool_len] = '\0';
 	x->audit_members = mg_buf_steal(&b);
 	x->audit_members_len = len;
-	x->audit_tool = x->audit_members + len + 1;
 	ev.members = x->audit_members;
 	ev.members_len = len;
 	mg_audit_emit(x->gw->audit, &ev);
@@ -120,7 +124,7 @@ void mg_exchange_free(struct mg_exchange *x)
 {
 	struct mg_gateway *gw = x->gw;
 	/* every audited tools/call gets its result record, however it ended */
-	if (x->audit_tool)
+	if (x->audit_members)
 		audit_result(x, NULL, NULL, 0, false,
 		             "the call ended without an answer (cancelled)");
 	if (x->session) {
@@ -175,7 +179,7 @@ static void exchange_finish_text(struct mg_exchange *x, char *text, size_t len, 
 
 static void exchange_finish(struct mg_exchange *x, json_t *msg, int status)
 {
-	if (x->audit_tool)
+	if (x->audit_members)
 		audit_result(x, msg, NULL, 0, false, NULL);
 	x->answer = json_object_get(msg, "error") ? MG_X_ERROR : MG_X_OK;
 	mg_obs_answer(x->req, msg);
@@ -369,7 +373,7 @@ static void on_raw_reply_in(struct mg_call *call, const char *text, size_t len,
 	size_t tail = len - js->id.end;
 	x->answer = MG_X_OK;
 	/* Only a tools/call result can say isError (metrics and audit ask). */
-	bool tool_error = strcmp(x->method, "tools/call") == 0 &&
+	bool tool_error = (x->req || x->audit_members) && strcmp(x->method, "tools/call") == 0 &&
 	                  mg_jtext_member_true(text, js->result, "isError");
 	mg_obs_raw_answer(x->req, tool_error);
 	if (!id)
@@ -397,7 +401,7 @@ static void on_raw_reply_in(struct mg_call *call, const char *text, size_t len,
 		};
 		struct mg_http_req *req = x->req;
 		x->req = NULL;
-		if (x->audit_tool)
+		if (x->audit_members)
 			audit_result(x, NULL, text + js->result.start,
 			             js->result.end - js->result.start, tool_error, NULL);
 		mg_http_req_on_close(req, NULL, NULL);
@@ -413,7 +417,7 @@ static void on_raw_reply_in(struct mg_call *call, const char *text, size_t len,
 	memcpy(out + js->id.start, id, id_len);
 	memcpy(out + js->id.start + id_len, text + js->id.end, tail);
 	free(dumped);
-	if (x->audit_tool)
+	if (x->audit_members)
 		audit_result(x, NULL, text + js->result.start, js->result.end - js->result.start,
 		             tool_error, NULL);
 	exchange_finish_text(x, out, js->id.start + id_len + tail, 200);
@@ -485,7 +489,7 @@ static void on_exchange_timeout_in(evutil_socket_t fd, short what, void *arg)
 			                     .trace_id = tid,
 			                     .server = x->route->name,
 			                     .method = x->method,
-			                     .tool = x->audit_tool,
+			                     .tool = audit_tool(x),
 			                     .success = 0,
 			                     .message = m,
 			                     .duration_ms = -1 };
@@ -510,7 +514,7 @@ static void on_exchange_client_close_in(struct mg_http_req *req, void *arg)
 	x->req = NULL;
 	mg_stream_detach(&x->stream);
 	mg_channel_cancel(&x->call, "client disconnected");
-	if (x->audit_tool)
+	if (x->audit_members)
 		audit_result(x, NULL, NULL, 0, false,
 		             "the client left before the answer; call cancelled");
 	mg_exchange_free(x);
@@ -784,7 +788,7 @@ void mg_exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struct mg
 		add_modern_meta(s, msg->root);
 	x->sent_us = mg_now_us();
 	if (!ch || forward(gw, req, ch, x, msg) < 0) {
-		if (x->audit_tool)
+		if (x->audit_members)
 			audit_result(x, NULL, NULL, 0, false, "the upstream is not available");
 		if (gw->audit)
 			mg_pipeline_audit_req(gw, req, MG_AUDIT_UPSTREAM_ERROR, id, msg->method,

@@ -120,8 +120,9 @@ struct mg_exchange {
 	struct event *timeout;
 	char method[MG_METHOD_MAX];
 	uint64_t start_us;
-	char *audit_tool;    /* tools/call being audited: its result is recorded */
-	char *audit_members; /* its record members (mg_audit_members), audit_tool after */
+	/* A tools/call being audited (its result is recorded): its record
+	 * members (mg_audit_members), then a NUL and the raw tool name. */
+	char *audit_members;
 	size_t audit_members_len;
 	char audit_rid[17];      /* audit request id (when audit is on) */
 	char audit_client[64];   /* client address, for events after the request is gone */

@@ -21,6 +21,8 @@
 
 #include "util/str.h"
 
+/* The level names of the configuration and of JSON lines. */
+static const char *const level_names[] = { "error", "warn", "info", "debug" };
 static enum mg_log_level current_level = MG_LOG_INFO;
 static enum mg_log_format current_format = MG_LOG_TEXT;
 static _Thread_local struct mg_log_ctx log_ctx;
@@ -68,15 +70,21 @@ static char *put_hex(char *p, const uint8_t *d, size_t n)
 	return p;
 }
 
+/* A request id as 16 hex digits, most significant first. */
+static char *put_request_id(char *p, uint64_t id)
+{
+	uint8_t b[8];
+	for (int i = 0; i < 8; i++)
+		b[i] = (uint8_t)(id >> (56 - 8 * i));
+	return put_hex(p, b, 8);
+}
+
 size_t mg_log_ctx_format(const struct mg_log_ctx *ctx, char *out)
 {
 	char *p = out;
 	if (ctx && ctx->request_id) {
-		uint8_t b[8];
-		for (int i = 0; i < 8; i++)
-			b[i] = (uint8_t)(ctx->request_id >> (56 - 8 * i));
 		memcpy(p, " request_id=", 12);
-		p = put_hex(p + 12, b, 8);
+		p = put_request_id(p + 12, ctx->request_id);
 		if (ctx->has_trace) {
 			memcpy(p, " trace_id=", 10);
 			p = put_hex(p + 10, ctx->trace_id, 16);
@@ -103,9 +111,8 @@ enum mg_log_level mg_log_get_level(void)
 
 int mg_log_parse_level(const char *s, enum mg_log_level *out)
 {
-	static const char *const names[] = { "error", "warn", "info", "debug" };
 	for (int i = 0; i < 4; i++) {
-		if (strcmp(s, names[i]) == 0) {
+		if (strcmp(s, level_names[i]) == 0) {
 			*out = (enum mg_log_level)i;
 			return 0;
 		}
@@ -160,48 +167,43 @@ static size_t json_escape(char *out, size_t room, const char *m, size_t n)
 }
 
 /* One JSON object: time, level, msg, request_id, trace_id. */
-static size_t json_line(char *line, const char *time, const char *level, const char *msg,
+static size_t json_line(char *line, const char *stamp, const char *level, const char *msg,
                         size_t mlen)
 {
-	char ctx[MG_LOG_CTX_CHARS];
-	size_t n = 0;
-	n += (size_t)snprintf(line, LINE_MAX_BYTES, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":\"",
-	                      time, level);
-	/* room for the ids, the closing and the line break */
-	size_t tail = 96;
-	n += json_escape(line + n, LINE_MAX_BYTES - tail - n, msg, mlen);
-	line[n++] = '"';
-	if (mg_log_ctx_format(&log_ctx, ctx)) {
-		/* ctx is " request_id=<16 hex>[ trace_id=<32 hex>]" */
-		memcpy(line + n, ",\"request_id\":\"", 15);
-		memcpy(line + n + 15, ctx + 12, 16);
-		n += 31;
-		line[n++] = '"';
+	int h = snprintf(line, LINE_MAX_BYTES, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":\"",
+	                 stamp, level);
+	size_t n = h > 0 ? (size_t)h : 0;
+	/* room for the ids (78 bytes), the closing and the line break */
+	n += json_escape(line + n, LINE_MAX_BYTES - 96 - n, msg, mlen);
+	char *p = line + n;
+	*p++ = '"';
+	if (log_ctx.request_id) {
+		memcpy(p, ",\"request_id\":\"", 15);
+		p = put_request_id(p + 15, log_ctx.request_id);
+		*p++ = '"';
 		if (log_ctx.has_trace) {
-			memcpy(line + n, ",\"trace_id\":\"", 13);
-			memcpy(line + n + 13, ctx + 12 + 16 + 10, 32);
-			n += 45;
-			line[n++] = '"';
+			memcpy(p, ",\"trace_id\":\"", 13);
+			p = put_hex(p + 13, log_ctx.trace_id, 16);
+			*p++ = '"';
 		}
 	}
-	line[n++] = '}';
-	line[n++] = '\n';
-	return n;
+	*p++ = '}';
+	*p++ = '\n';
+	return (size_t)(p - line);
 }
 
 void mg_log(enum mg_log_level level, const char *fmt, ...)
 {
 	static const char *const tags[] = { "ERROR", "WARN ", "INFO ", "DEBUG" };
-	static const char *const names[] = { "error", "warn", "info", "debug" };
 	if (level > current_level)
 		return;
-	char line[LINE_MAX_BYTES], time[32];
+	char line[LINE_MAX_BYTES], stamp[32];
 	struct timespec ts;
 	struct tm tm;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	size_t tn = strftime(time, sizeof time, "%Y-%m-%dT%H:%M:%S", &tm);
-	snprintf(time + tn, sizeof time - tn, ".%03ldZ", ts.tv_nsec / 1000000L);
+	size_t tn = strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(stamp + tn, sizeof stamp - tn, ".%03ldZ", ts.tv_nsec / 1000000L);
 	va_list ap;
 	va_start(ap, fmt);
 	size_t n;
@@ -209,9 +211,9 @@ void mg_log(enum mg_log_level level, const char *fmt, ...)
 		char msg[LINE_MAX_BYTES];
 		int m = vsnprintf(msg, sizeof msg, fmt, ap);
 		size_t mlen = m < 0 ? 0 : (size_t)m >= sizeof msg ? sizeof msg - 1 : (size_t)m;
-		n = json_line(line, time, names[level], msg, mlen);
+		n = json_line(line, stamp, level_names[level], msg, mlen);
 	} else {
-		n = (size_t)snprintf(line, sizeof line, "%s %s ", time, tags[level]);
+		n = (size_t)snprintf(line, sizeof line, "%s %s ", stamp, tags[level]);
 		int m = vsnprintf(line + n, sizeof line - n, fmt, ap);
 		if (m < 0)
 			m = 0;
