@@ -11,6 +11,9 @@
 #   BENCH_PROFILE_OBS=trace  tracing only (audit off), as full exports it
 #   BENCH_PROFILE_SAMPLE  tracing.sample_rate with OBS=full or trace (0.1)
 #   BENCH_PROFILE_CHAIN   audit.hash_chain with OBS set (true)
+#   BENCH_PROFILE_DUR     measured seconds with perf or none (5); longer runs
+#                         average out a shared machine's noise
+#   BENCH_PROFILE_FREQ    perf's sampling rate in Hz (999)
 #   `none` runs no profiler: only the CPU per request, for quick A/B runs
 #
 # Starts mcp-guard (shared mode, the fast stdio upstream; with `http`, the
@@ -156,12 +159,12 @@ if [ "$TOOL" = callgrind ]; then
 elif [ "$TOOL" = none ]; then
 	taskset -c "$SUT_CPU" "$ROOT/build/mcp-guard" --config "$WORK/guard.toml" run >"$WORK/guard.log" 2>&1 &
 	PID=$!
-	DUR=5 WARM=0.5
+	DUR=${BENCH_PROFILE_DUR:-5} WARM=0.5
 else
 	command -v perf >/dev/null || { echo "profile: perf missing (apt-get install linux-perf)" >&2; exit 1; }
 	taskset -c "$SUT_CPU" "$ROOT/build/mcp-guard" --config "$WORK/guard.toml" run >"$WORK/guard.log" 2>&1 &
 	PID=$!
-	DUR=5 WARM=0.5
+	DUR=${BENCH_PROFILE_DUR:-5} WARM=0.5
 fi
 for _ in $(seq 1 150); do
 	curl -sf -o /dev/null "http://127.0.0.1:$PORT/ready" && break
@@ -169,7 +172,7 @@ for _ in $(seq 1 150); do
 done
 PERF=
 if [ "$TOOL" = perf ]; then
-	perf record -e cpu-clock -F 999 -g -p "$PID" -o "$WORK/perf.data" -- sleep $((DUR + 1)) >"$WORK/perf.log" 2>&1 &
+	perf record -e cpu-clock -F "${BENCH_PROFILE_FREQ:-999}" -g -p "$PID" -o "$WORK/perf.data" -- sleep $((DUR + 1)) >"$WORK/perf.log" 2>&1 &
 	PERF=$!
 fi
 taskset -c "$LOAD_CPU" "$BENCH/build/mcpload" --url "http://127.0.0.1:$PORT/mcp" -c "$C" --call "$CALL" \

@@ -70,6 +70,9 @@ struct mg_audit_event {
 	 * escaped once per call, not once per record. */
 	const char *members;
 	size_t members_len;
+	/* When it happened (mg_now_us; 0: now). The record's timestamp is the
+	 * wall-clock time of that instant (mg_unix_us_at). */
+	uint64_t at_us;
 };
 
 /* Counters for /metrics (mcp_guard_audit_*). Read with mg_audit_stats. */

@@ -105,13 +105,6 @@ struct mg_audit {
 	    write_errors, depth;
 };
 
-static int64_t realtime_us(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 static void deadline_after_ms(struct timespec *ts, uint64_t ms)
 {
 	clock_gettime(CLOCK_MONOTONIC, ts);
@@ -178,7 +171,7 @@ void mg_audit_emit(struct mg_audit *a, const struct mg_audit_event *ev)
 	/* most records fit: one buffer (recycled) instead of four doublings from 64 */
 	b.data = a->n_stash ? a->stash[--a->n_stash] : malloc(LINE_CAP);
 	b.cap = b.data ? LINE_CAP : 0;
-	int64_t now = realtime_us();
+	int64_t now = mg_unix_us_at(ev->at_us ? ev->at_us : mg_now_us());
 	if (mg_audit_serialize(ev, now, a->rd, &b) < 0) {
 		/* too large with its arguments or result: record the event without them */
 		struct mg_audit_event lean = *ev;

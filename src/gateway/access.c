@@ -221,7 +221,7 @@ static void after_auth(struct mg_gateway *gw, struct mg_http_req *req, struct mg
 	}
 	if (gw->audit && strcmp(o->identity->provider, "anonymous") != 0 &&
 	    mg_audit_auth_success_due(gw->audit, o->identity->id, o->identity->provider,
-	                              mg_http_req_peer(req), mg_now_us()))
+	                              mg_http_req_peer(req), mg_http_req_start_us(req)))
 		mg_pipeline_audit_req(gw, req, MG_AUDIT_AUTH_SUCCESS, o->identity, NULL, NULL, 1,
 		                      NULL);
 	mg_rate_limit_then_dispatch(gw, req, o->identity);

@@ -63,11 +63,13 @@ static void audit_result(struct mg_exchange *x, const json_t *msg, const char *r
 			why = "the tool reported an error (isError)";
 	}
 	/* the members (request id … tool) as the tool_call record has them */
+	uint64_t now = mg_now_us();
 	struct mg_audit_event ev = {
 		.type = MG_AUDIT_TOOL_CALL_RESULT,
+		.at_us = now,
 		.success = ok,
 		.message = why,
-		.duration_ms = (int64_t)((mg_now_us() - x->start_us) / 1000),
+		.duration_ms = (int64_t)((now - x->start_us) / 1000),
 		.result = res,
 		.members = x->audit_members,
 		.members_len = x->audit_members_len,
@@ -82,12 +84,14 @@ static void audit_result(struct mg_exchange *x, const json_t *msg, const char *r
  * for this record and the tool_call_result one, in one block with the raw
  * tool name after them (audit_tool, for other events of the call). */
 static void audit_call(struct mg_exchange *x, const struct mg_rpc_msg *msg,
-                       const struct mg_identity *id, const char *tool, size_t tool_len)
+                       const struct mg_identity *id, const char *tool, size_t tool_len,
+                       uint64_t now)
 {
 	char tid[33];
 	mg_pipeline_trace_hex(&x->log, tid);
 	struct mg_audit_event ev = {
 		.type = MG_AUDIT_TOOL_CALL,
+		.at_us = now,
 		.request_id = x->audit_rid,
 		.trace_id = tid,
 		.identity = id ? id->id : NULL,
@@ -622,52 +626,61 @@ static bool closes_at(const char *t, size_t p, size_t end)
 	return p < end && t[p] == '}';
 }
 
-/* The client's bytes with the trace context the gateway put in the tree
- * (params._meta traceparent and tracestate, mg_obs_trace_inject) inserted
- * as text; false when the text cannot take it simply - no params, a _meta
- * that is not an object or already holds a context, a tracestate that
- * would need escaping - and the tree is sent instead. */
+/* The client's bytes with the trace context of the upstream call (`tp`,
+ * `ts`: mg_obs_trace_inject) inserted as text into params._meta; false
+ * when the text cannot take it simply - no params, a _meta that is not an
+ * object or already holds a context, a tracestate that would need escaping
+ * - and the tree is sent instead. */
 static bool send_traced(struct mg_channel *ch, struct mg_call *call, const char *body, size_t len,
-                        const struct mg_jscan *js, const struct mg_rpc_msg *msg, int *rc)
+                        const struct mg_jscan *js, const char *tp, const char *ts, int *rc)
 {
-	json_t *meta = json_object_get(msg->params, "_meta");
-	const char *tp = json_string_value(json_object_get(meta, "traceparent"));
-	const char *ts = json_string_value(json_object_get(meta, "tracestate"));
-	if (!tp || !js->params.end || (ts && strpbrk(ts, "\"\\")))
+	if (!js->params.end || (ts && strpbrk(ts, "\"\\")))
 		return false;
+	/* "_meta":{"traceparent":"…","tracestate":"…"}, at most */
 	char ins[MG_TRACESTATE_MAX + 128];
-	const char *state_open = ts ? ",\"tracestate\":\"" : "", *state_close = ts ? "\"" : "";
+	size_t tsl = ts ? strlen(ts) : 0;
+	if (tsl > MG_TRACESTATE_MAX)
+		return false;
 	struct mg_jspan m;
-	size_t at;
-	int n;
-	if (mg_jtext_member(body, js->params, "_meta", &m)) {
+	size_t at, n = 0;
+	bool wrap = !mg_jtext_member(body, js->params, "_meta", &m);
+	if (wrap) {
+		at = js->params.start + 1;
+	} else {
 		static const char *const keys[2] = { "traceparent", "tracestate" };
 		struct mg_jspan had[2];
 		if (body[m.start] != '{' || mg_jtext_members(body, m, keys, 2, had) > 0)
 			return false;
 		at = m.start + 1;
-		n = snprintf(ins, sizeof ins, "\"traceparent\":\"%s\"%s%s%s%s", tp, state_open,
-		             ts ? ts : "", state_close, closes_at(body, at, len) ? "" : ",");
-	} else {
-		at = js->params.start + 1;
-		n = snprintf(ins, sizeof ins, "\"_meta\":{\"traceparent\":\"%s\"%s%s%s}%s", tp,
-		             state_open, ts ? ts : "", state_close,
-		             closes_at(body, at, len) ? "" : ",");
 	}
-	if (n < 0 || (size_t)n >= sizeof ins)
-		return false;
-	char *text = malloc(len + (size_t)n);
+#define PUT(s, l) (memcpy(ins + n, s, l), n += (l))
+	if (wrap)
+		PUT("\"_meta\":{", 9);
+	PUT("\"traceparent\":\"", 15);
+	PUT(tp, MG_TRACEPARENT_LEN);
+	PUT("\"", 1);
+	if (ts) {
+		PUT(",\"tracestate\":\"", 15);
+		PUT(ts, tsl);
+		PUT("\"", 1);
+	}
+	if (wrap)
+		PUT("}", 1);
+	if (!closes_at(body, at, len))
+		PUT(",", 1);
+#undef PUT
+	char *text = malloc(len + n);
 	if (!text)
 		return false;
 	memcpy(text, body, at);
-	memcpy(text + at, ins, (size_t)n);
-	memcpy(text + at + (size_t)n, body + at, len - at);
+	memcpy(text + at, ins, n);
+	memcpy(text + at + n, body + at, len - at);
 	size_t id_start = js->id.start, id_end = js->id.end;
 	if (id_start >= at) {
-		id_start += (size_t)n;
-		id_end += (size_t)n;
+		id_start += n;
+		id_end += n;
 	}
-	*rc = mg_channel_request_text(ch, call, text, len + (size_t)n, id_start, id_end);
+	*rc = mg_channel_request_text(ch, call, text, len + n, id_start, id_end);
 	free(text);
 	return true;
 }
@@ -675,13 +688,15 @@ static bool send_traced(struct mg_channel *ch, struct mg_call *call, const char 
 /* Sends the request upstream. When the gateway changes nothing in it but
  * the id (no bridging, no progress token to replace), the client's own
  * bytes go with the minted id spliced in: no serialization; likewise when
- * it only removed a federated name's prefix or added the trace context. */
+ * it only removed a federated name's prefix or adds the trace context. */
 static int forward(struct mg_gateway *gw, struct mg_http_req *req, struct mg_channel *ch,
                    struct mg_exchange *x, struct mg_rpc_msg *msg)
 {
 	json_t *meta = msg->params ? json_object_get(msg->params, "_meta") : NULL;
 	bool token = json_is_object(meta) && json_object_get(meta, "progressToken");
-	bool traced = mg_obs_trace_inject(req, msg); /* sampled: _meta.traceparent added */
+	char tp[MG_TRACEPARENT_LEN + 1];
+	const char *ts = NULL;
+	bool traced = mg_obs_trace_inject(req, msg, tp, &ts); /* sampled: a CLIENT span */
 	if (x->bridge == MG_BRIDGE_NONE && !token && (!msg->edited || (msg->name_cut && !traced))) {
 		size_t len;
 		const char *body = mg_http_req_body(req, &len);
@@ -692,7 +707,7 @@ static int forward(struct mg_gateway *gw, struct mg_http_req *req, struct mg_cha
 		        MG_JSCAN_OK &&
 		    js.kind == MG_JSCAN_REQUEST && !js.has_cr_lf) {
 			if (traced) {
-				if (send_traced(ch, &x->call, body, len, &js, msg, &rc))
+				if (send_traced(ch, &x->call, body, len, &js, tp, ts, &rc))
 					return rc;
 			} else if (!msg->edited) {
 				return mg_channel_request_text(ch, &x->call, body, len, js.id.start,
@@ -702,6 +717,8 @@ static int forward(struct mg_gateway *gw, struct mg_http_req *req, struct mg_cha
 			}
 		}
 	}
+	if (traced)
+		mg_obs_trace_put(msg, tp, ts);
 	return mg_channel_request(ch, &x->call, msg->root);
 }
 
@@ -761,6 +778,8 @@ void mg_exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struct mg
 	x->call.arg = x;
 	x->call.identity = id ? id->key : NULL;
 	x->call.backlog = exchange_backlog;
+	/* one reading for the tool_call record and the upstream's latency */
+	uint64_t now = mg_now_us();
 	if (gw->audit) {
 		mg_pipeline_audit_request_id(req, x->audit_rid);
 		mg_str_copy(x->audit_client, sizeof x->audit_client, mg_http_req_peer(req));
@@ -768,7 +787,8 @@ void mg_exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struct mg
 		                   ? json_object_get(msg->params, "name")
 		                   : NULL;
 		if (json_is_string(name))
-			audit_call(x, msg, id, json_string_value(name), json_string_length(name));
+			audit_call(x, msg, id, json_string_value(name), json_string_length(name),
+			           now);
 	}
 	if (s) {
 		x->next = s->exchanges;
@@ -786,7 +806,7 @@ void mg_exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struct mg
 		strip_modern_meta(msg->params);
 	if (bridge == MG_BRIDGE_TO_MODERN)
 		add_modern_meta(s, msg->root);
-	x->sent_us = mg_now_us();
+	x->sent_us = now;
 	if (!ch || forward(gw, req, ch, x, msg) < 0) {
 		if (x->audit_members)
 			audit_result(x, NULL, NULL, 0, false, "the upstream is not available");

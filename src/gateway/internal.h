@@ -355,10 +355,15 @@ void mg_obs_raw_answer(struct mg_http_req *req, bool tool_error);
 void mg_obs_auth(struct mg_gateway *gw, struct mg_http_req *req, const struct mg_auth_outcome *o);
 void mg_obs_limit(struct mg_gateway *gw, struct mg_http_req *req, enum mg_mscope scope,
                   bool allowed);
-/* Tracing: when this request's trace is sampled, a new CLIENT span id goes
- * into msg's params._meta (traceparent, tracestate) and true is returned
- * (the caller then sends the tree, not the client's text). */
-bool mg_obs_trace_inject(struct mg_http_req *req, struct mg_rpc_msg *msg);
+/* Tracing: when this request's trace is sampled, the upstream call gets a
+ * CLIENT span: its traceparent (55 characters and a NUL) goes to `tp`, the
+ * tracestate to carry (or NULL) to `*ts`, and true is returned. Nothing in
+ * msg changes: the caller splices them into the client's text, or puts them
+ * into the tree with mg_obs_trace_put. */
+bool mg_obs_trace_inject(struct mg_http_req *req, const struct mg_rpc_msg *msg, char tp[56],
+                         const char **ts);
+/* Sets msg's params._meta traceparent (and tracestate, or removes it). */
+void mg_obs_trace_put(struct mg_rpc_msg *msg, const char *tp, const char *ts);
 /* The trace id of `req` (16 bytes) once its trace is decided; false when
  * tracing is off or the body is not parsed yet. */
 bool mg_obs_trace_id(const struct mg_http_req *req, uint8_t out[16]);

@@ -204,34 +204,42 @@ bool mg_obs_trace_id(const struct mg_http_req *req, uint8_t out[16])
 	return true;
 }
 
-bool mg_obs_trace_inject(struct mg_http_req *req, struct mg_rpc_msg *msg)
+bool mg_obs_trace_inject(struct mg_http_req *req, const struct mg_rpc_msg *msg, char tp[56],
+                         const char **ts)
 {
+	_Static_assert(MG_TRACEPARENT_LEN + 1 == 56, "the caller's room for a traceparent");
 	struct rtrace *t = req ? rtrace_of(req) : NULL;
 	if (!t || !t->sampled || msg->kind != MG_RPC_REQUEST)
 		return false;
+	struct mg_trace_ctx c = { .flags = MG_TRACE_FLAG_SAMPLE };
+	memcpy(c.trace_id, t->trace_id, 16);
+	mg_trace_new_span_id(t->client_id);
+	memcpy(c.span_id, t->client_id, 8);
+	mg_traceparent_format(&c, tp);
+	*ts = t->tracestate[0] ? t->tracestate : NULL;
+	t->up_start_us = mg_now_us();
+	return true;
+}
+
+void mg_obs_trace_put(struct mg_rpc_msg *msg, const char *tp, const char *ts)
+{
 	json_t *params = json_object_get(msg->root, "params");
 	if (!json_is_object(params)) {
 		params = json_object();
 		json_object_set_new(msg->root, "params", params);
+		msg->params = params;
 	}
 	json_t *meta = json_object_get(params, "_meta");
 	if (!json_is_object(meta)) {
 		meta = json_object();
 		json_object_set_new(params, "_meta", meta);
 	}
-	struct mg_trace_ctx c = { .flags = MG_TRACE_FLAG_SAMPLE };
-	memcpy(c.trace_id, t->trace_id, 16);
-	mg_trace_new_span_id(t->client_id);
-	memcpy(c.span_id, t->client_id, 8);
-	char tp[MG_TRACEPARENT_LEN + 1];
-	mg_traceparent_format(&c, tp);
 	json_object_set_new(meta, "traceparent", json_string(tp));
-	if (t->tracestate[0])
-		json_object_set_new(meta, "tracestate", json_string(t->tracestate));
+	if (ts)
+		json_object_set_new(meta, "tracestate", json_string(ts));
 	else
 		json_object_del(meta, "tracestate");
-	t->up_start_us = mg_now_us();
-	return true;
+	msg->edited = true;
 }
 
 static void upstream_answered(struct mg_http_req *req, bool error)
@@ -437,13 +445,14 @@ void mg_obs_raw_answer(struct mg_http_req *req, bool tool_error)
 
 void mg_obs_auth(struct mg_gateway *gw, struct mg_http_req *req, const struct mg_auth_outcome *o)
 {
+	uint64_t now = gw->tracer || gw->metrics ? mg_now_us() : 0; /* read once */
 	if (o->status != MG_AUTH_OK)
 		mg_obs_outcome(req, MG_MS_UNAUTHORIZED);
 	else if (gw->tracer && !mg_http_req_data(req) && is_mcp_post(gw, req)) {
 		struct rtrace *t = rtrace_get(gw);
 		if (t) {
 			t->tc = &gw->cfg->tracing;
-			t->auth_end_us = mg_now_us();
+			t->auth_end_us = now;
 			mg_http_req_set_data(req, t);
 		}
 	}
@@ -453,7 +462,7 @@ void mg_obs_auth(struct mg_gateway *gw, struct mg_http_req *req, const struct mg
 	case MG_AUTH_OK:
 		mg_metrics_auth(gw->metrics, mg_metrics_provider(o->identity->provider),
 		                MG_MA_SUCCESS);
-		mg_metrics_identity_seen(gw->metrics, o->identity->key, mg_now_us());
+		mg_metrics_identity_seen(gw->metrics, o->identity->key, now);
 		break;
 	case MG_AUTH_INVALID:
 		mg_metrics_auth(gw->metrics, MG_MP_NONE, MG_MA_INVALID);

@@ -11,8 +11,10 @@
 #include <stdlib.h>
 #include <unistd.h>
 #include <string.h>
+#include <time.h>
 
 #include "util/buf.h"
+#include "util/clock.h"
 #include "util/crypto.h"
 #include "util/log.h"
 #include "util/str.h"
@@ -393,6 +395,24 @@ static void test_grow(void **state)
 	free(v);
 }
 
+/* mg_unix_us_at: the wall clock of a monotonic reading, within the
+ * second its offset may be stale; older readings map to earlier times. */
+static void test_unix_at(void **state)
+{
+	(void)state;
+	struct timespec w;
+	clock_gettime(CLOCK_REALTIME, &w);
+	int64_t wall = (int64_t)w.tv_sec * 1000000 + w.tv_nsec / 1000;
+	uint64_t now = mg_now_us();
+	int64_t at = mg_unix_us_at(now);
+	assert_true(at >= wall - 1000000 && at <= wall + 1000000);
+	/* the same offset for a reading of a moment ago: exactly that much earlier */
+	assert_true(mg_unix_us_at(now - 250000) == at - 250000);
+	/* two seconds later, the offset is read again: still the wall clock */
+	int64_t later = mg_unix_us_at(now + 2000000);
+	assert_true(later >= wall + 1000000 && later <= wall + 3000000);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -400,7 +420,7 @@ int main(void)
 		cmocka_unit_test(test_sha256_and_ct), cmocka_unit_test(test_utf8),
 		cmocka_unit_test(test_parse),         cmocka_unit_test(test_log_ctx),
 		cmocka_unit_test(test_log_json),      cmocka_unit_test(test_json_plain),
-		cmocka_unit_test(test_grow),
+		cmocka_unit_test(test_grow),          cmocka_unit_test(test_unix_at),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
