@@ -316,6 +316,7 @@ struct http_sink {
 	char host[256];
 	char **headers; /* "Name: value", the last slot for Content-Type */
 	size_t n_headers;
+	struct mg_fetch_session *conn; /* kept between batches; NULL: one per batch */
 };
 
 static enum mg_sink_result http_deliver(void *self, const struct mg_audit_batch *b,
@@ -346,7 +347,7 @@ static enum mg_sink_result http_deliver(void *self, const struct mg_audit_batch 
 		.max_bytes = 64 * 1024,
 		.allow_private = h->cfg->allow_private_networks,
 	};
-	if (mg_fetch_sync(&o, &r) < 0) {
+	if (mg_fetch_sync_on(h->conn, &o, &r) < 0) {
 		snprintf(err, err_size, "%s", r.error);
 		goto out;
 	}
@@ -372,6 +373,7 @@ static void http_free(void *self)
 	for (size_t i = 0; i < h->n_headers; i++)
 		free(h->headers[i]);
 	free(h->headers);
+	mg_fetch_session_free(h->conn);
 	free(h);
 }
 
@@ -408,6 +410,7 @@ int mg_audit_sink_http(struct mg_audit_sink *s, const struct mg_audit_config *cf
 		http_free(h);
 		return -1;
 	}
+	h->conn = mg_fetch_session_new();
 	*s = (struct mg_audit_sink){ .ops = &http_ops, .self = h };
 	return 0;
 oom:

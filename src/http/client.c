@@ -172,6 +172,7 @@ struct mg_fetch {
 	bool allow_private; /* loopback and private ranges may be connected to */
 	bool blocked;       /* the SSRF rule refused the address */
 	bool too_big;
+	bool borrow_body; /* POST the caller's body without a copy (blocking calls) */
 	char errbuf[CURL_ERROR_SIZE];
 	struct event *done_ev; /* deferred completion (streams: deferred delivery) */
 	CURLcode result;
@@ -646,7 +647,8 @@ static int easy_setup(struct mg_fetch *h, const struct mg_fetch_opts *o, char *e
 	}
 	h->allow_private = o->allow_private;
 	mg_buf_init(&h->body, o->max_bytes ? o->max_bytes : DEFAULT_MAX_BYTES);
-	h->easy = easy_get(h->f);
+	if (!h->easy)
+		h->easy = easy_get(h->f);
 	if (!h->easy) {
 		snprintf(err, err_size, "cannot create a transfer");
 		return -1;
@@ -702,8 +704,9 @@ static int easy_setup(struct mg_fetch *h, const struct mg_fetch_opts *o, char *e
 	if (h->headers)
 		C.easy_setopt(e, CURLOPT_HTTPHEADER, h->headers);
 	if (o->method && strcmp(o->method, "POST") == 0) {
-		C.easy_setopt(e, CURLOPT_POSTFIELDSIZE, (long)o->body_len);
-		C.easy_setopt(e, CURLOPT_COPYPOSTFIELDS, o->body ? o->body : "");
+		C.easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->body_len);
+		C.easy_setopt(e, h->borrow_body ? CURLOPT_POSTFIELDS : CURLOPT_COPYPOSTFIELDS,
+		              o->body ? o->body : "");
 	} else if (o->method && strcmp(o->method, "GET") != 0) {
 		C.easy_setopt(e, CURLOPT_CUSTOMREQUEST, o->method);
 	}
@@ -1032,7 +1035,31 @@ int mg_fetch_load(char *err, size_t err_size)
 	return curl_load(err, err_size);
 }
 
+struct mg_fetch_session {
+	CURL *easy; /* kept between calls, with its connection; NULL until the first */
+};
+
+struct mg_fetch_session *mg_fetch_session_new(void)
+{
+	return calloc(1, sizeof(struct mg_fetch_session));
+}
+
+void mg_fetch_session_free(struct mg_fetch_session *s)
+{
+	if (!s)
+		return;
+	if (s->easy)
+		C.easy_cleanup(s->easy);
+	free(s);
+}
+
 int mg_fetch_sync(const struct mg_fetch_opts *o, struct mg_fetch_sync_result *r)
+{
+	return mg_fetch_sync_on(NULL, o, r);
+}
+
+int mg_fetch_sync_on(struct mg_fetch_session *s, const struct mg_fetch_opts *o,
+                     struct mg_fetch_sync_result *r)
 {
 	memset(r, 0, sizeof *r);
 	r->retry_after_secs = -1;
@@ -1041,14 +1068,25 @@ int mg_fetch_sync(const struct mg_fetch_opts *o, struct mg_fetch_sync_result *r)
 		snprintf(r->error, sizeof r->error, "libcurl is not loaded");
 		return -1;
 	}
-	struct mg_fetch h = { 0 };
+	struct mg_fetch h = { .borrow_body = true };
 	int rc = -1;
-	if (easy_setup(&h, o, r->error, sizeof r->error) < 0)
+	if (s && s->easy) {
+		/* Every option goes; the connection cache stays. */
+		C.easy_reset(s->easy);
+		h.easy = s->easy;
+	}
+	int set = easy_setup(&h, o, r->error, sizeof r->error);
+	if (s && h.easy) {
+		s->easy = h.easy; /* the session's, whatever happens below */
+		h.easy = NULL;
+	}
+	if (set < 0)
 		goto out;
-	h.result = C.easy_perform(h.easy);
-	C.easy_getinfo(h.easy, CURLINFO_RESPONSE_CODE, &r->status);
+	CURL *easy = s ? s->easy : h.easy;
+	h.result = C.easy_perform(easy);
+	C.easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &r->status);
 	curl_off_t ra = -1;
-	if (C.easy_getinfo(h.easy, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
+	if (C.easy_getinfo(easy, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
 		r->retry_after_secs = (long)ra;
 	char ebuf[CURL_ERROR_SIZE + 64];
 	const char *e = transfer_error(&h, ebuf, sizeof ebuf);
@@ -1062,6 +1100,8 @@ int mg_fetch_sync(const struct mg_fetch_opts *o, struct mg_fetch_sync_result *r)
 out:
 	if (h.easy)
 		C.easy_cleanup(h.easy);
+	if (s && s->easy)
+		C.easy_reset(s->easy); /* no option left pointing at `h`, its headers or the body */
 	if (C.lib)
 		C.slist_free_all(h.headers);
 	mg_buf_free(&h.body);

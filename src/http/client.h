@@ -44,7 +44,7 @@ struct mg_fetch_opts {
 	const char *method;         /* "GET" (default), "POST", or another (e.g. "DELETE") */
 	const char *const *headers; /* "Name: value" lines */
 	size_t n_headers;
-	const char *body; /* copied (POST) */
+	const char *body; /* POST: copied by mg_fetch_start, borrowed by the blocking calls */
 	size_t body_len;
 	long timeout_ms;         /* whole request; default 10 s; -1: none (streams) */
 	long connect_timeout_ms; /* default: 5 s, or timeout_ms when shorter */
@@ -163,9 +163,23 @@ struct mg_fetch_sync_result {
  * connect time, no redirects, time and size bounds); libcurl must have been
  * loaded by mg_fetch_load. Returns 0 when a response arrived (any status),
  * -1 with r->error otherwise. Release `r` with mg_fetch_sync_result_free in
- * both cases. Thread-safe: each call uses its own handle. */
+ * both cases. Thread-safe: each call uses its own handle (and connection). */
 int mg_fetch_sync(const struct mg_fetch_opts *o, struct mg_fetch_sync_result *r);
 void mg_fetch_sync_result_free(struct mg_fetch_sync_result *r);
+
+/* A worker thread's blocking fetches that keep their connection: the OTLP
+ * and audit exporters post a batch every few hundred milliseconds to the
+ * same URL, and a new TCP (and TLS) connection for each cost more than the
+ * batch's bytes. A connection is opened (and the SSRF rule applied, at
+ * connect time) only when there is none to reuse or the previous one was
+ * closed by the peer. One thread at a time; the body is not copied (it
+ * must live until the call returns). mg_fetch_session_new returns NULL when
+ * out of memory; mg_fetch_sync_on with a NULL session is mg_fetch_sync. */
+struct mg_fetch_session;
+struct mg_fetch_session *mg_fetch_session_new(void);
+int mg_fetch_sync_on(struct mg_fetch_session *s, const struct mg_fetch_opts *o,
+                     struct mg_fetch_sync_result *r);
+void mg_fetch_session_free(struct mg_fetch_session *s);
 
 /* The SSRF classes of an address. */
 enum mg_addr_class {

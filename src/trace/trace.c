@@ -370,10 +370,11 @@ struct mg_tracer {
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	struct mg_buf cur, spare; /* under mu: the batch filling, the one free */
-	size_t cur_n;             /* spans in cur */
-	size_t sending;           /* spans in the batch being sent */
-	struct mg_buf scratch;    /* loop thread only: a span being encoded */
+	struct mg_buf cur, spare;      /* under mu: the batch filling, the one free */
+	size_t cur_n;                  /* spans in cur */
+	size_t sending;                /* spans in the batch being sent */
+	struct mg_buf scratch;         /* loop thread only: a span being encoded */
+	struct mg_fetch_session *http; /* the worker's: its connection to the collector */
 	bool stopping;
 	uint64_t exported, dropped, failed;
 };
@@ -452,7 +453,7 @@ static bool send_batch(struct mg_tracer *t, const char *body, size_t len, size_t
 	bool ok = false;
 	for (int attempt = 0;; attempt++) {
 		struct mg_fetch_sync_result r;
-		int rc = mg_fetch_sync(&o, &r);
+		int rc = mg_fetch_sync_on(t->http, &o, &r);
 		if (rc == 0 && r.status >= 200 && r.status < 300) {
 			json_t *resp =
 			    json_loadb(r.body.data ? r.body.data : "", r.body.len, 0, NULL);
@@ -558,13 +559,16 @@ struct mg_tracer *mg_tracer_new(const struct mg_tracing_config *cfg, char *err, 
 		return NULL;
 	struct mg_tracer *t = calloc(1, sizeof *t);
 	if (t) {
+		t->http = mg_fetch_session_new(); /* NULL (out of memory): a connection per batch */
 		mg_buf_init(&t->cur, MG_TRACE_QUEUE_BYTES);
 		mg_buf_init(&t->spare, MG_TRACE_QUEUE_BYTES);
 		mg_buf_init(&t->scratch, MG_TRACE_QUEUE_BYTES);
 	}
 	if (!t || put_head(&t->cur, cfg->service_name) < 0) {
-		if (t)
+		if (t) {
 			mg_buf_free(&t->cur);
+			mg_fetch_session_free(t->http);
+		}
 		free(t);
 		snprintf(err, err_size, "out of memory");
 		return NULL;
@@ -582,6 +586,7 @@ struct mg_tracer *mg_tracer_new(const struct mg_tracing_config *cfg, char *err, 
 		pthread_mutex_destroy(&t->mu);
 		pthread_cond_destroy(&t->cv);
 		mg_buf_free(&t->cur);
+		mg_fetch_session_free(t->http);
 		free(t);
 		return NULL;
 	}
@@ -602,5 +607,6 @@ void mg_tracer_free(struct mg_tracer *t)
 	mg_buf_free(&t->cur);
 	mg_buf_free(&t->spare);
 	mg_buf_free(&t->scratch);
+	mg_fetch_session_free(t->http);
 	free(t);
 }

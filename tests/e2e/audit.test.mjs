@@ -131,6 +131,11 @@ describe('audit export through a collector outage', () => {
             message: 'the gateway acknowledged for every record the collector logged'
         });
 
+        // The batches so far came over kept-alive connections, not one each.
+        const early = received(recvLog);
+        assert.ok(early.length >= 3, `only ${early.length} batch(es) before the outage`);
+        assert.ok(new Set(early.map(r => r.conn)).size < early.length, `a connection per batch: ${early.map(r => r.conn)}`);
+
         await killReceiver(receiver);
         await callEcho(c, 6, 'during');
         await waitFor(() => spoolFiles(spool).length > 0, { timeoutMs: 30000, message: 'batches in the spool while the collector is down' });

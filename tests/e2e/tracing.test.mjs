@@ -5,7 +5,7 @@
 // the CLIENT upstream call) linked by parentSpanId, the client's
 // params._meta.traceparent as the parent (the HTTP traceparent then a link),
 // the context reaching the upstream in params._meta, sampling, and the
-// exporter's retry of a 503.
+// exporter's retry of a 503 over the connection it keeps.
 
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -20,8 +20,10 @@ import { keygen, startAuthGateway } from './idp/auth-gateway.mjs';
 async function startReceiver({ failFirst = 0 } = {}) {
     const port = await freePort();
     const batches = [];
+    const conns = []; // the client's port of every request
     let refused = 0;
     const srv = http.createServer((req, res) => {
+        conns.push(req.socket.remotePort);
         const parts = [];
         req.on('data', d => parts.push(d));
         req.on('end', () => {
@@ -44,6 +46,7 @@ async function startReceiver({ failFirst = 0 } = {}) {
         get refused() {
             return refused;
         },
+        conns,
         spans: () => batches.flatMap(b => b.resourceSpans.flatMap(r => r.scopeSpans.flatMap(s => s.spans.map(sp => ({ ...sp, resource: r.resource }))))),
         close: () => new Promise(resolve => srv.close(resolve))
     };
@@ -200,8 +203,10 @@ describe('OpenTelemetry tracing', { timeout: 120000, concurrency: 1 }, () => {
         assert.ok(Number.isInteger(idLast.id), 'the gateway\'s own id went upstream');
     });
 
-    test('the exporter retried the 503 and nothing carries a key', () => {
+    test('the exporter retried the 503 on its kept-alive connection, and nothing carries a key', () => {
         assert.equal(receiver.refused, 1);
+        assert.ok(receiver.conns.length >= 2);
+        assert.ok(new Set(receiver.conns).size < receiver.conns.length, `a connection per request: ${receiver.conns}`);
         assert.match(scrape, /^mcp_guard_trace_export_failures_total 1$/m);
         assert.match(scrape, /^mcp_guard_trace_spans_exported_total [1-9]\d*$/m);
         assert.match(scrape, /^mcp_guard_trace_spans_dropped_total 0$/m);
