@@ -13,7 +13,7 @@
  *   journal commit and a virtio kick, and one per 5 ms run cost more than
  *   everything else audit does - issue 12's benchmark) or "always" (after
  *   every record).
- * - http: one POST per batch through mg_fetch_sync (SSRF rules of
+ * - http: one POST per batch through mg_fetch_sync_on (SSRF rules of
  *   src/http/client.c, allow_private_networks), framed per export_format
  *   (mg_audit_frame, exact framings in docs/observability.md): ndjson,
  *   json_array (Datadog logs intake), splunk_hec (concatenated envelopes),

@@ -172,7 +172,6 @@ struct mg_fetch {
 	bool allow_private; /* loopback and private ranges may be connected to */
 	bool blocked;       /* the SSRF rule refused the address */
 	bool too_big;
-	bool borrow_body; /* POST the caller's body without a copy (blocking calls) */
 	char errbuf[CURL_ERROR_SIZE];
 	struct event *done_ev; /* deferred completion (streams: deferred delivery) */
 	CURLcode result;
@@ -705,7 +704,8 @@ static int easy_setup(struct mg_fetch *h, const struct mg_fetch_opts *o, char *e
 		C.easy_setopt(e, CURLOPT_HTTPHEADER, h->headers);
 	if (o->method && strcmp(o->method, "POST") == 0) {
 		C.easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->body_len);
-		C.easy_setopt(e, h->borrow_body ? CURLOPT_POSTFIELDS : CURLOPT_COPYPOSTFIELDS,
+		/* A blocking call (no fetcher) returns before the body goes away. */
+		C.easy_setopt(e, h->f ? CURLOPT_COPYPOSTFIELDS : CURLOPT_POSTFIELDS,
 		              o->body ? o->body : "");
 	} else if (o->method && strcmp(o->method, "GET") != 0) {
 		C.easy_setopt(e, CURLOPT_CUSTOMREQUEST, o->method);
@@ -1053,11 +1053,6 @@ void mg_fetch_session_free(struct mg_fetch_session *s)
 	free(s);
 }
 
-int mg_fetch_sync(const struct mg_fetch_opts *o, struct mg_fetch_sync_result *r)
-{
-	return mg_fetch_sync_on(NULL, o, r);
-}
-
 int mg_fetch_sync_on(struct mg_fetch_session *s, const struct mg_fetch_opts *o,
                      struct mg_fetch_sync_result *r)
 {
@@ -1068,25 +1063,19 @@ int mg_fetch_sync_on(struct mg_fetch_session *s, const struct mg_fetch_opts *o,
 		snprintf(r->error, sizeof r->error, "libcurl is not loaded");
 		return -1;
 	}
-	struct mg_fetch h = { .borrow_body = true };
+	/* The session's handle is left reset after every call (below), so it
+	 * is set up as a new one would be. */
+	struct mg_fetch h = { .easy = s ? s->easy : NULL };
 	int rc = -1;
-	if (s && s->easy) {
-		/* Every option goes; the connection cache stays. */
-		C.easy_reset(s->easy);
-		h.easy = s->easy;
-	}
 	int set = easy_setup(&h, o, r->error, sizeof r->error);
-	if (s && h.easy) {
-		s->easy = h.easy; /* the session's, whatever happens below */
-		h.easy = NULL;
-	}
+	if (s)
+		s->easy = h.easy; /* kept, with its connection, whatever happens below */
 	if (set < 0)
 		goto out;
-	CURL *easy = s ? s->easy : h.easy;
-	h.result = C.easy_perform(easy);
-	C.easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &r->status);
+	h.result = C.easy_perform(h.easy);
+	C.easy_getinfo(h.easy, CURLINFO_RESPONSE_CODE, &r->status);
 	curl_off_t ra = -1;
-	if (C.easy_getinfo(easy, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
+	if (C.easy_getinfo(h.easy, CURLINFO_RETRY_AFTER, &ra) == CURLE_OK && ra > 0)
 		r->retry_after_secs = (long)ra;
 	char ebuf[CURL_ERROR_SIZE + 64];
 	const char *e = transfer_error(&h, ebuf, sizeof ebuf);
@@ -1098,10 +1087,12 @@ int mg_fetch_sync_on(struct mg_fetch_session *s, const struct mg_fetch_opts *o,
 	mg_buf_init(&h.body, 1);
 	rc = 0;
 out:
-	if (h.easy)
+	/* A kept handle loses every option (none is left pointing at `h`, its
+	 * headers or the body) but keeps its connection cache. */
+	if (s && h.easy)
+		C.easy_reset(h.easy);
+	else if (h.easy)
 		C.easy_cleanup(h.easy);
-	if (s && s->easy)
-		C.easy_reset(s->easy); /* no option left pointing at `h`, its headers or the body */
 	if (C.lib)
 		C.slist_free_all(h.headers);
 	mg_buf_free(&h.body);

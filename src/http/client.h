@@ -44,7 +44,7 @@ struct mg_fetch_opts {
 	const char *method;         /* "GET" (default), "POST", or another (e.g. "DELETE") */
 	const char *const *headers; /* "Name: value" lines */
 	size_t n_headers;
-	const char *body; /* POST: copied by mg_fetch_start, borrowed by the blocking calls */
+	const char *body; /* POST: copied by mg_fetch_start, borrowed by mg_fetch_sync_on */
 	size_t body_len;
 	long timeout_ms;         /* whole request; default 10 s; -1: none (streams) */
 	long connect_timeout_ms; /* default: 5 s, or timeout_ms when shorter */
@@ -148,37 +148,35 @@ bool mg_fetch_header(struct mg_fetch *h, const char *name, char *out, size_t siz
 
 /* Loads and initialises libcurl (as mg_fetcher_prepare does) without a
  * fetcher: call it from the main thread before a worker thread uses
- * mg_fetch_sync. Returns 0 or -1 with `err`. */
+ * mg_fetch_sync_on. Returns 0 or -1 with `err`. */
 int mg_fetch_load(char *err, size_t err_size);
 
 struct mg_fetch_sync_result {
 	long status;           /* HTTP status, 0 when no response */
 	long retry_after_secs; /* Retry-After in seconds, -1 when absent */
 	struct mg_buf body;    /* the response body (free with mg_fetch_sync_result_free) */
-	char error[256];       /* set when mg_fetch_sync returns -1 */
+	char error[256];       /* set when mg_fetch_sync_on returns -1 */
 };
 
 /* A blocking fetch, for worker threads only (audit and OTLP export): never
  * call it on the event loop. Same rules as mg_fetch_start (schemes, SSRF at
  * connect time, no redirects, time and size bounds); libcurl must have been
- * loaded by mg_fetch_load. Returns 0 when a response arrived (any status),
- * -1 with r->error otherwise. Release `r` with mg_fetch_sync_result_free in
- * both cases. Thread-safe: each call uses its own handle (and connection). */
-int mg_fetch_sync(const struct mg_fetch_opts *o, struct mg_fetch_sync_result *r);
-void mg_fetch_sync_result_free(struct mg_fetch_sync_result *r);
-
-/* A worker thread's blocking fetches that keep their connection: the OTLP
- * and audit exporters post a batch every few hundred milliseconds to the
- * same URL, and a new TCP (and TLS) connection for each cost more than the
- * batch's bytes. A connection is opened (and the SSRF rule applied, at
- * connect time) only when there is none to reuse or the previous one was
- * closed by the peer. One thread at a time; the body is not copied (it
- * must live until the call returns). mg_fetch_session_new returns NULL when
- * out of memory; mg_fetch_sync_on with a NULL session is mg_fetch_sync. */
+ * loaded by mg_fetch_load. The body is borrowed, not copied. Returns 0 when
+ * a response arrived (any status), -1 with r->error otherwise. Release `r`
+ * with mg_fetch_sync_result_free in both cases.
+ *
+ * `s` keeps the connection between calls: the exporters post a batch every
+ * few hundred milliseconds to the same URL, and a new TCP (and TLS)
+ * connection for each cost more than the batch's bytes. A connection is
+ * opened (and the SSRF rule applied, at connect time) only when there is
+ * none to reuse or the peer closed it. A session is used by one thread at a
+ * time; with `s` NULL (out of memory at mg_fetch_session_new) the call uses
+ * a connection of its own. */
 struct mg_fetch_session;
 struct mg_fetch_session *mg_fetch_session_new(void);
 int mg_fetch_sync_on(struct mg_fetch_session *s, const struct mg_fetch_opts *o,
                      struct mg_fetch_sync_result *r);
+void mg_fetch_sync_result_free(struct mg_fetch_sync_result *r);
 void mg_fetch_session_free(struct mg_fetch_session *s);
 
 /* The SSRF classes of an address. */

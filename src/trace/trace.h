@@ -5,7 +5,7 @@
  * memory, bounded attributes) and hands them to the tracer with
  * mg_tracer_submit, which encodes the span and appends it under a lock to a
  * bounded batch (full: the span is dropped and counted). A worker thread
- * takes the batch and POSTs `{otlp_endpoint}/v1/traces` with mg_fetch_sync (the SSRF
+ * takes the batch and POSTs `{otlp_endpoint}/v1/traces` with mg_fetch_sync_on (the SSRF
  * rule of http/client.h, `tracing.allow_private_networks`); it retries only
  * 429, 502, 503 and 504, honouring Retry-After or backing off
  * exponentially with jitter, and never retries a 2xx (a partial success
