@@ -11,6 +11,8 @@
 #   BENCH_PROFILE_OBS=trace  tracing only (audit off), as full exports it
 #   BENCH_PROFILE_SAMPLE  tracing.sample_rate with OBS=full or trace (0.1)
 #   BENCH_PROFILE_CHAIN   audit.hash_chain with OBS set (true)
+#   BENCH_PROFILE_AUDIT_TOML  more [audit] lines with OBS=audit or full
+#                         (say 'fsync = "never"')
 #   BENCH_PROFILE_DUR     measured seconds with perf or none (5); longer runs
 #                         average out a shared machine's noise
 #   BENCH_PROFILE_FREQ    perf's sampling rate in Hz (999)
@@ -91,7 +93,7 @@ audit | full | trace)
 	if [ "$OBS" = trace ]; then
 		printf '\n[audit]\nenabled = false\n' >>"$WORK/guard.toml"
 	else
-		printf '\n[audit]\nenabled = true\nstdout = false\nfile = "%s"\nhash_chain = %s\n' "$WORK/audit.jsonl" "${BENCH_PROFILE_CHAIN:-true}" >>"$WORK/guard.toml"
+		printf '\n[audit]\nenabled = true\nstdout = false\nfile = "%s"\nhash_chain = %s\n%s\n' "$WORK/audit.jsonl" "${BENCH_PROFILE_CHAIN:-true}" "${BENCH_PROFILE_AUDIT_TOML:-}" >>"$WORK/guard.toml"
 	fi
 	if [ "$OBS" != audit ]; then
 		OTLP=$((PORT + 2))

@@ -212,7 +212,10 @@ struct mg_tracing_config {
 	double sample_rate;
 	bool propagate_context;
 	bool allow_private_networks;
+	int64_t otlp_protocol; /* enum mg_otlp_protocol */
 };
+
+enum mg_otlp_protocol { MG_OTLP_PROTOBUF, MG_OTLP_JSON };
 
 struct mg_metrics_config {
 	bool enabled;

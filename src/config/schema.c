@@ -91,6 +91,7 @@ static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL
 static const char *const log_formats[] = { "text", "json", NULL };
 static const char *const audit_overflows[] = { "drop", "block", NULL };
 static const char *const audit_fsyncs[] = { "never", "batch", "always", NULL };
+static const char *const otlp_protocols[] = { "http/protobuf", "http/json", NULL };
 static const char *const audit_formats[] = { "ndjson", "json_array", "splunk_hec",
 	                                     "elasticsearch_bulk", NULL };
 
@@ -494,6 +495,9 @@ static const struct mg_field tracing_fields[] = {
 	    "service.name resource attribute."),
 	STR(S, otlp_endpoint, "otlp_endpoint", NULL, MG_FF_URL, "\"http://127.0.0.1:4318\"",
 	    "OTLP/HTTP collector base URL."),
+	ENUM(S, otlp_protocol, "otlp_protocol", "http/protobuf", otlp_protocols,
+	     "Encoding of the exported spans: binary protobuf (application/x-protobuf, what "
+	     "every OTLP receiver takes) or JSON (application/json)."),
 	DBL(S, sample_rate, "sample_rate", "1.0", 0.0, 1.0, "Fraction of traces sampled (0 to 1)."),
 	BOOL(S, propagate_context, "propagate_context", "true",
 	     "Accept the client's W3C trace context (params._meta, else the traceparent "

@@ -1,8 +1,9 @@
 /*
- * trace.c - spans, sampling and the OTLP/HTTP JSON exporter (see trace.h).
+ * trace.c - spans, sampling and the OTLP/HTTP exporter, binary protobuf or
+ * JSON (see trace.h).
  *
  * Threads: the loop thread only calls mg_tracer_submit, which encodes the
- * span (OTLP JSON) into a scratch buffer, then takes the mutex to append it
+ * span (OTLP protobuf or JSON, `otlp_protocol`) into a scratch buffer, then takes the mutex to append it
  * to the batch filling (at most MG_TRACE_QUEUE spans; beyond, dropped and
  * counted) and signals the worker when a batch is full. The worker waits
  * until a batch is full or MG_TRACE_INTERVAL_MS passed, swaps the filling
@@ -358,13 +359,338 @@ char *mg_trace_otlp_json(const struct mg_span *spans, size_t n, const char *serv
 	return mg_buf_steal(&b);
 }
 
+/* ---- OTLP protobuf ------------------------------------------------------------------ */
+
+/* The binary encoding of opentelemetry/proto/collector/trace/v1
+ * ExportTraceServiceRequest, written by hand: a few fixed messages need no
+ * protobuf library. Every span is encoded on its own as a ScopeSpans.spans
+ * member (tag, length, Span), sizes computed first so the bytes are written
+ * once, in field order, proto3 defaults left out. The messages around the
+ * spans need the spans' total length: the batch buffer starts with a gap
+ * (pb_gap) and the worker writes them, right-aligned, into it when it sends.
+ * Strings must be UTF-8 in proto3 (receivers reject the message
+ * otherwise): bytes of an invalid string become '?', as in the JSON. */
+
+enum {
+	PB_VARINT = 0,
+	PB_I64 = 1,
+	PB_LEN = 2,
+	PB_I32 = 5,
+};
+
+#define PB_TAG(field, wire) ((uint8_t)((field) << 3 | (wire)))
+
+static size_t pb_vsize(uint64_t v)
+{
+	size_t n = 1;
+	while (v >= 0x80) {
+		v >>= 7;
+		n++;
+	}
+	return n;
+}
+
+static uint8_t *pb_varint(uint8_t *p, uint64_t v)
+{
+	while (v >= 0x80) {
+		*p++ = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	*p++ = (uint8_t)v;
+	return p;
+}
+
+/* A length-delimited field of `n` bytes: its tag, length and content. */
+static size_t pb_lsize(size_t n)
+{
+	return 1 + pb_vsize(n) + n;
+}
+
+static uint8_t *pb_bytes(uint8_t *p, unsigned field, const void *d, size_t n)
+{
+	*p++ = PB_TAG(field, PB_LEN);
+	p = pb_varint(p, n);
+	memcpy(p, d, n);
+	return p + n;
+}
+
+static uint8_t *pb_str(uint8_t *p, unsigned field, const char *s, size_t n)
+{
+	if (mg_utf8_valid(s, n))
+		return pb_bytes(p, field, s, n);
+	*p++ = PB_TAG(field, PB_LEN);
+	p = pb_varint(p, n);
+	for (size_t i = 0; i < n; i++)
+		*p++ = (unsigned char)s[i] >= 0x80 ? '?' : (uint8_t)s[i];
+	return p;
+}
+
+static uint8_t *pb_fixed64(uint8_t *p, unsigned field, uint64_t v)
+{
+	*p++ = PB_TAG(field, PB_I64);
+	for (int i = 0; i < 8; i++)
+		*p++ = (uint8_t)(v >> (8 * i));
+	return p;
+}
+
+/* AnyValue of attribute `a`: string_value (1) or int_value (3). */
+static size_t pb_value_size(const struct mg_span_attr *a)
+{
+	return a->is_int ? 1 + pb_vsize((uint64_t)a->i) : pb_lsize(a->len);
+}
+
+/* KeyValue of attribute `a`: key (1), value (2). */
+static size_t pb_attr_size(const struct mg_span_attr *a, size_t key_len)
+{
+	return pb_lsize(key_len) + pb_lsize(pb_value_size(a));
+}
+
+/* The Span message of `s` (without the tag and length around it). */
+static size_t pb_span_size(const struct mg_span *s, size_t name_len, size_t msg_len,
+                           const size_t *key_lens)
+{
+	size_t n = pb_lsize(16) + pb_lsize(8) + pb_lsize(name_len) + 2 * 9;
+	if (!mg_trace_zero(s->parent_id, 8))
+		n += pb_lsize(8);
+	if (s->kind)
+		n += 2;
+	for (size_t i = 0; i < s->n_attrs && i < MG_SPAN_MAX_ATTRS; i++)
+		n += pb_lsize(pb_attr_size(&s->attrs[i], key_lens[i]));
+	if (s->has_link)
+		n += pb_lsize(pb_lsize(16) + pb_lsize(8));
+	if (s->error)
+		n += pb_lsize((msg_len ? pb_lsize(msg_len) : 0) + 2);
+	return n;
+}
+
+/* What put_span_pb writes for `s`, at most. */
+static size_t span_pb_bound(const struct mg_span *s)
+{
+	size_t n = 160 + sizeof s->name + sizeof s->status_msg;
+	for (size_t i = 0; i < s->n_attrs && i < MG_SPAN_MAX_ATTRS; i++)
+		n += 32 + strlen(s->attrs[i].key) + sizeof s->attrs[i].s;
+	return n;
+}
+
+/* `s` as a ScopeSpans.spans member (field 2): tag, length, Span. */
+static uint8_t *put_span_pb(uint8_t *p, const struct mg_span *s)
+{
+	size_t name_len = strnlen(s->name, sizeof s->name);
+	size_t msg_len = s->error ? strnlen(s->status_msg, sizeof s->status_msg) : 0;
+	size_t key_lens[MG_SPAN_MAX_ATTRS];
+	for (size_t i = 0; i < s->n_attrs && i < MG_SPAN_MAX_ATTRS; i++)
+		key_lens[i] = strlen(s->attrs[i].key);
+	*p++ = PB_TAG(2, PB_LEN);
+	p = pb_varint(p, pb_span_size(s, name_len, msg_len, key_lens));
+	p = pb_bytes(p, 1, s->trace_id, 16);
+	p = pb_bytes(p, 2, s->span_id, 8);
+	if (!mg_trace_zero(s->parent_id, 8))
+		p = pb_bytes(p, 4, s->parent_id, 8);
+	p = pb_str(p, 5, s->name, name_len);
+	if (s->kind) {
+		*p++ = PB_TAG(6, PB_VARINT);
+		*p++ = (uint8_t)s->kind;
+	}
+	p = pb_fixed64(p, 7, s->start_ns);
+	p = pb_fixed64(p, 8, s->end_ns);
+	for (size_t i = 0; i < s->n_attrs && i < MG_SPAN_MAX_ATTRS; i++) {
+		const struct mg_span_attr *a = &s->attrs[i];
+		*p++ = PB_TAG(9, PB_LEN);
+		p = pb_varint(p, pb_attr_size(a, key_lens[i]));
+		p = pb_bytes(p, 1, a->key, key_lens[i]);
+		*p++ = PB_TAG(2, PB_LEN);
+		p = pb_varint(p, pb_value_size(a));
+		if (a->is_int) {
+			*p++ = PB_TAG(3, PB_VARINT);
+			p = pb_varint(p, (uint64_t)a->i);
+		} else {
+			p = pb_str(p, 1, a->s, a->len);
+		}
+	}
+	if (s->has_link) {
+		*p++ = PB_TAG(13, PB_LEN);
+		p = pb_varint(p, pb_lsize(16) + pb_lsize(8));
+		p = pb_bytes(p, 1, s->link.trace_id, 16);
+		p = pb_bytes(p, 2, s->link.span_id, 8);
+	}
+	if (s->error) { /* Status: message (2), code (3) = STATUS_CODE_ERROR */
+		*p++ = PB_TAG(15, PB_LEN);
+		p = pb_varint(p, (msg_len ? pb_lsize(msg_len) : 0) + 2);
+		if (msg_len)
+			p = pb_str(p, 2, s->status_msg, msg_len);
+		*p++ = PB_TAG(3, PB_VARINT);
+		*p++ = 2;
+	}
+	return p;
+}
+
+static int put_span_pb_buf(struct mg_buf *b, const struct mg_span *s)
+{
+	if (mg_buf_reserve(b, span_pb_bound(s)) < 0)
+		return -1;
+	uint8_t *p = put_span_pb((uint8_t *)b->data + b->len, s);
+	b->len = (size_t)((char *)p - b->data);
+	b->data[b->len] = '\0';
+	return 0;
+}
+
+/* Room the messages around the spans may take (pb_head). */
+static size_t pb_gap(const char *service_name)
+{
+	return 64 + strlen(service_name);
+}
+
+/* Writes the ExportTraceServiceRequest's bytes before `spans_len` bytes of
+ * spans so that they end at `end`; returns where they start. */
+static uint8_t *pb_head(uint8_t *end, const char *svc, size_t spans_len)
+{
+	static const char key[] = "service.name", scope[] = "mcp-guard";
+	size_t svc_len = strlen(svc);
+	size_t any = pb_lsize(svc_len);                         /* AnyValue */
+	size_t kv = pb_lsize(sizeof key - 1) + pb_lsize(any);   /* KeyValue */
+	size_t resource = pb_lsize(kv);                         /* Resource */
+	size_t scope_msg = pb_lsize(sizeof scope - 1);          /* InstrumentationScope */
+	size_t scope_spans = pb_lsize(scope_msg) + spans_len;   /* ScopeSpans */
+	size_t rs = pb_lsize(resource) + pb_lsize(scope_spans); /* ResourceSpans */
+	size_t head = pb_lsize(rs) - rs + pb_lsize(resource) + pb_lsize(scope_spans) - scope_spans +
+	              pb_lsize(scope_msg);
+	uint8_t *p = end - head, *start = p;
+	*p++ = PB_TAG(1, PB_LEN); /* ExportTraceServiceRequest.resource_spans */
+	p = pb_varint(p, rs);
+	*p++ = PB_TAG(1, PB_LEN); /* ResourceSpans.resource */
+	p = pb_varint(p, resource);
+	*p++ = PB_TAG(1, PB_LEN); /* Resource.attributes */
+	p = pb_varint(p, kv);
+	p = pb_bytes(p, 1, key, sizeof key - 1);
+	*p++ = PB_TAG(2, PB_LEN);
+	p = pb_varint(p, any);
+	p = pb_str(p, 1, svc, svc_len);
+	*p++ = PB_TAG(2, PB_LEN); /* ResourceSpans.scope_spans */
+	p = pb_varint(p, scope_spans);
+	*p++ = PB_TAG(1, PB_LEN); /* ScopeSpans.scope */
+	p = pb_varint(p, scope_msg);
+	p = pb_bytes(p, 1, scope, sizeof scope - 1);
+	(void)p; /* == end */
+	return start;
+}
+
+char *mg_trace_otlp_proto(const struct mg_span *spans, size_t n, const char *service_name,
+                          size_t *len)
+{
+	const char *svc = service_name ? service_name : "mcp-guard";
+	size_t gap = pb_gap(svc);
+	struct mg_buf b;
+	mg_buf_init(&b, 0);
+	int rc = mg_buf_reserve(&b, gap);
+	if (rc == 0)
+		b.len = gap;
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = put_span_pb_buf(&b, &spans[i]);
+	if (rc < 0) {
+		mg_buf_free(&b);
+		return NULL;
+	}
+	uint8_t *start = pb_head((uint8_t *)b.data + gap, svc, b.len - gap);
+	size_t off = (size_t)((char *)start - b.data);
+	*len = b.len - off;
+	memmove(b.data, b.data + off, *len);
+	b.data[*len] = '\0';
+	return mg_buf_steal(&b);
+}
+
+/* Reads a varint at *p (< end); -1 when truncated or longer than 10 bytes. */
+static int pb_read_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+	*v = 0;
+	for (int shift = 0; shift < 70; shift += 7) {
+		if (*p >= end)
+			return -1;
+		uint8_t c = *(*p)++;
+		*v |= (uint64_t)(c & 0x7f) << shift;
+		if (!(c & 0x80))
+			return 0;
+	}
+	return -1;
+}
+
+/* Skips one field of wire type `wire`; for PB_LEN, *content and
+ * *content_len say where its content is. */
+static int pb_skip(const uint8_t **p, const uint8_t *end, unsigned wire, const uint8_t **content,
+                   size_t *content_len)
+{
+	uint64_t v;
+	switch (wire) {
+	case PB_VARINT:
+		return pb_read_varint(p, end, &v);
+	case PB_I64:
+		if (end - *p < 8)
+			return -1;
+		*p += 8;
+		return 0;
+	case PB_I32:
+		if (end - *p < 4)
+			return -1;
+		*p += 4;
+		return 0;
+	case PB_LEN:
+		if (pb_read_varint(p, end, &v) < 0 || v > (uint64_t)(end - *p))
+			return -1;
+		*content = *p;
+		*content_len = (size_t)v;
+		*p += v;
+		return 0;
+	default: /* groups: not in OTLP */
+		return -1;
+	}
+}
+
+int mg_otlp_partial_success(const void *body, size_t len, int64_t *rejected, const char **msg,
+                            size_t *msg_len)
+{
+	*rejected = 0;
+	*msg = NULL;
+	*msg_len = 0;
+	const uint8_t *p = body, *end = p + len;
+	while (p < end) { /* ExportTraceServiceResponse */
+		uint64_t tag, v;
+		const uint8_t *c = NULL;
+		size_t cl = 0;
+		if (pb_read_varint(&p, end, &tag) < 0 || tag >> 3 == 0)
+			return -1;
+		if (pb_skip(&p, end, (unsigned)(tag & 7), &c, &cl) < 0)
+			return -1;
+		if (tag != PB_TAG(1, PB_LEN))
+			continue; /* unknown fields are skipped, as protobuf says */
+		const uint8_t *q = c, *qend = c + cl;
+		while (q < qend) { /* ExportTracePartialSuccess */
+			const uint8_t *m = NULL;
+			size_t ml = 0;
+			if (pb_read_varint(&q, qend, &tag) < 0 || tag >> 3 == 0)
+				return -1;
+			if (tag == PB_TAG(1, PB_VARINT)) {
+				if (pb_read_varint(&q, qend, &v) < 0)
+					return -1;
+				*rejected = (int64_t)v;
+			} else if (pb_skip(&q, qend, (unsigned)(tag & 7), &m, &ml) < 0) {
+				return -1;
+			} else if (tag == PB_TAG(2, PB_LEN)) {
+				*msg = (const char *)m;
+				*msg_len = ml;
+			}
+		}
+	}
+	return 0;
+}
+
 /* ---- the exporter ------------------------------------------------------------------- */
 
-/* Spans are encoded when they are submitted, into `cur` (the document's
- * head, then the spans joined by commas): a span is copied once, ~600 bytes
- * written in sequence, where a ring of 2,048 fixed 2.7 KiB span structs
- * (5.5 MiB) had each span written and read again through cold cache lines.
- * The worker swaps `cur` for `spare` and sends it with the tail appended. */
+/* Spans are encoded when they are submitted, into `cur` (JSON: the
+ * document's head, then the spans joined by commas; protobuf: a gap, then
+ * the spans): a span is copied once, a few hundred bytes written in
+ * sequence, where a ring of 2,048 fixed 2.7 KiB span structs (5.5 MiB) had
+ * each span written and read again through cold cache lines. The worker
+ * swaps `cur` for `spare` and sends it, completed with the JSON tail or the
+ * protobuf messages written into the gap. */
 struct mg_tracer {
 	const struct mg_tracing_config *cfg;
 	char url[1024];
@@ -376,9 +702,23 @@ struct mg_tracer {
 	size_t sending;                /* spans in the batch being sent */
 	struct mg_buf scratch;         /* loop thread only: a span being encoded */
 	struct mg_fetch_session *http; /* the worker's: its connection to the collector */
+	bool proto;                    /* otlp_protocol = "http/protobuf" (else JSON) */
+	size_t gap;                    /* proto: room before the spans (pb_gap) */
 	bool stopping;
 	uint64_t exported, dropped, failed;
 };
+
+/* Starts an empty batch in `b` (empty): the JSON head, or the protobuf
+ * gap; -1 when out of memory. */
+static int batch_start(const struct mg_tracer *t, struct mg_buf *b)
+{
+	if (!t->proto)
+		return put_head(b, t->cfg->service_name);
+	if (mg_buf_reserve(b, t->gap) < 0)
+		return -1;
+	b->len = t->gap;
+	return 0;
+}
 
 void mg_span_clear(struct mg_span *s)
 {
@@ -388,14 +728,15 @@ void mg_span_clear(struct mg_span *s)
 void mg_tracer_submit(struct mg_tracer *t, const struct mg_span *s)
 {
 	mg_buf_reset(&t->scratch);
-	bool encoded = put_span_buf(&t->scratch, s, true) == 0;
+	bool encoded =
+	    (t->proto ? put_span_pb_buf(&t->scratch, s) : put_span_buf(&t->scratch, s, true)) == 0;
 	pthread_mutex_lock(&t->mu);
 	/* room for the comma and the span first: never half a span in the batch */
 	if (!encoded || t->cur_n >= MG_TRACE_QUEUE || t->cur.len == 0 ||
 	    mg_buf_reserve(&t->cur, 1 + t->scratch.len) < 0) {
 		t->dropped++; /* the queue is full (or out of memory) */
 	} else {
-		if (t->cur_n)
+		if (t->cur_n && !t->proto)
 			t->cur.data[t->cur.len++] = ',';
 		memcpy(t->cur.data + t->cur.len, t->scratch.data, t->scratch.len);
 		t->cur.len += t->scratch.len;
@@ -439,11 +780,12 @@ static void pause_unless_stopping(struct mg_tracer *t, long secs)
  * when the collector took it. */
 static bool send_batch(struct mg_tracer *t, const char *body, size_t len, size_t n)
 {
-	static const char *const headers[] = { "Content-Type: application/json" };
+	static const char *const json_headers[] = { "Content-Type: application/json" };
+	static const char *const pb_headers[] = { "Content-Type: application/x-protobuf" };
 	struct mg_fetch_opts o = {
 		.url = t->url,
 		.method = "POST",
-		.headers = headers,
+		.headers = t->proto ? pb_headers : json_headers,
 		.n_headers = 1,
 		.body = body,
 		.body_len = len,
@@ -455,6 +797,21 @@ static bool send_batch(struct mg_tracer *t, const char *body, size_t len, size_t
 	for (int attempt = 0;; attempt++) {
 		struct mg_fetch_sync_result r;
 		int rc = mg_fetch_sync_on(t->http, &o, &r);
+		if (rc == 0 && r.status >= 200 && r.status < 300 && t->proto) {
+			int64_t rejected;
+			const char *msg;
+			size_t msg_len;
+			if (mg_otlp_partial_success(r.body.data, r.body.len, &rejected, &msg,
+			                            &msg_len) == 0 &&
+			    rejected > 0)
+				mg_log_warn("tracing: the collector rejected %lld span(s) of %zu: "
+				            "%.*s",
+				            (long long)rejected, n,
+				            (int)(msg_len < 200 ? msg_len : 200), msg ? msg : "");
+			mg_fetch_sync_result_free(&r);
+			ok = true;
+			break;
+		}
 		if (rc == 0 && r.status >= 200 && r.status < 300) {
 			json_t *resp =
 			    json_loadb(r.body.data ? r.body.data : "", r.body.len, 0, NULL);
@@ -521,7 +878,7 @@ static void *export_main(void *arg)
 		if (n) {
 			t->cur = t->spare;
 			mg_buf_reset(&t->cur);
-			fresh = put_head(&t->cur, t->cfg->service_name) == 0;
+			fresh = batch_start(t, &t->cur) == 0;
 			if (!fresh)
 				mg_buf_reset(&t->cur); /* empty: submit drops until the next swap */
 			t->cur_n = 0;
@@ -530,7 +887,12 @@ static void *export_main(void *arg)
 		bool stopping = t->stopping;
 		pthread_mutex_unlock(&t->mu);
 		bool ok = true;
-		if (n) {
+		if (n && t->proto) {
+			/* the messages around the spans, into the gap before them */
+			char *start = (char *)pb_head((uint8_t *)batch.data + t->gap,
+			                              t->cfg->service_name, batch.len - t->gap);
+			ok = send_batch(t, start, batch.len - (size_t)(start - batch.data), n);
+		} else if (n) {
 			ok = mg_buf_append(&batch, otlp_tail, sizeof otlp_tail - 1) == 0 &&
 			     send_batch(t, batch.data, batch.len, n);
 		}
@@ -543,7 +905,7 @@ static void *export_main(void *arg)
 				t->exported += n;
 			else
 				t->dropped += n;
-			if (!fresh && put_head(&t->cur, t->cfg->service_name) < 0)
+			if (!fresh && batch_start(t, &t->cur) < 0)
 				mg_buf_reset(&t->cur);
 		}
 		bool stop = stopping && t->cur_n == 0;
@@ -559,22 +921,21 @@ struct mg_tracer *mg_tracer_new(const struct mg_tracing_config *cfg, char *err, 
 	if (mg_fetch_load(err, err_size) < 0)
 		return NULL;
 	struct mg_tracer *t = calloc(1, sizeof *t);
-	if (t) {
-		t->http = mg_fetch_session_new(); /* NULL (out of memory): a connection per batch */
-		mg_buf_init(&t->cur, MG_TRACE_QUEUE_BYTES);
-		mg_buf_init(&t->spare, MG_TRACE_QUEUE_BYTES);
-		mg_buf_init(&t->scratch, MG_TRACE_QUEUE_BYTES);
-	}
-	if (!t || put_head(&t->cur, cfg->service_name) < 0) {
-		if (t) {
-			mg_buf_free(&t->cur);
-			mg_fetch_session_free(t->http);
-		}
-		free(t);
+	if (!t) {
 		snprintf(err, err_size, "out of memory");
 		return NULL;
 	}
 	t->cfg = cfg;
+	t->proto = cfg->otlp_protocol == MG_OTLP_PROTOBUF;
+	t->gap = pb_gap(cfg->service_name ? cfg->service_name : "mcp-guard");
+	t->http = mg_fetch_session_new(); /* NULL (out of memory): a connection per batch */
+	mg_buf_init(&t->cur, MG_TRACE_QUEUE_BYTES);
+	mg_buf_init(&t->spare, MG_TRACE_QUEUE_BYTES);
+	mg_buf_init(&t->scratch, MG_TRACE_QUEUE_BYTES);
+	if (batch_start(t, &t->cur) < 0) {
+		snprintf(err, err_size, "out of memory");
+		goto fail;
+	}
 	const char *ep = cfg->otlp_endpoint;
 	size_t n = strlen(ep);
 	while (n && ep[n - 1] == '/')
@@ -586,12 +947,16 @@ struct mg_tracer *mg_tracer_new(const struct mg_tracing_config *cfg, char *err, 
 		snprintf(err, err_size, "cannot start the export thread");
 		pthread_mutex_destroy(&t->mu);
 		pthread_cond_destroy(&t->cv);
-		mg_buf_free(&t->cur);
-		mg_fetch_session_free(t->http);
-		free(t);
-		return NULL;
+		goto fail;
 	}
 	return t;
+fail:
+	mg_buf_free(&t->cur);
+	mg_buf_free(&t->spare);
+	mg_buf_free(&t->scratch);
+	mg_fetch_session_free(t->http);
+	free(t);
+	return NULL;
 }
 
 void mg_tracer_free(struct mg_tracer *t)

@@ -1,5 +1,6 @@
 /*
- * trace.h - OpenTelemetry spans and their export (OTLP/HTTP JSON).
+ * trace.h - OpenTelemetry spans and their export (OTLP/HTTP, binary
+ * protobuf or JSON).
  *
  * The event-loop thread builds finished spans (struct mg_span, plain
  * memory, bounded attributes) and hands them to the tracer with
@@ -97,5 +98,19 @@ void mg_tracer_free(struct mg_tracer *t);
  * 64-bit integers as decimal strings. Returns malloc'd text or NULL. */
 char *mg_trace_otlp_json(const struct mg_span *spans, size_t n, const char *service_name,
                          size_t *len);
+
+/* The OTLP/HTTP binary protobuf request body (ExportTraceServiceRequest)
+ * for `n` spans (exposed for tests): the same content as the JSON. Returns
+ * malloc'd bytes (`*len` of them) or NULL. */
+char *mg_trace_otlp_proto(const struct mg_span *spans, size_t n, const char *service_name,
+                          size_t *len);
+
+/* Reads a collector's binary ExportTraceServiceResponse (untrusted: every
+ * length is checked, unknown fields are skipped): the partial success's
+ * rejected span count (0 when absent) and error message (not terminated;
+ * NULL when absent, pointing into `body`). -1 when `body` is not such a
+ * message. */
+int mg_otlp_partial_success(const void *body, size_t len, int64_t *rejected, const char **msg,
+                            size_t *msg_len);
 
 #endif

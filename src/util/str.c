@@ -106,6 +106,11 @@ bool mg_utf8_valid(const char *str, size_t n)
 	const unsigned char *s = (const unsigned char *)str;
 	size_t i = 0;
 	while (i < n) {
+		uint64_t w;
+		if (n - i >= 8 && (memcpy(&w, s + i, 8), !(w & 0x8080808080808080ull))) {
+			i += 8; /* eight ASCII bytes at once */
+			continue;
+		}
 		unsigned c = s[i];
 		if (c < 0x80) {
 			i++;

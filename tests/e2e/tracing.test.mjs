@@ -1,11 +1,13 @@
 // OpenTelemetry tracing through the real gateway: a real OTLP/HTTP receiver
-// written here collects the JSON batches, server-everything behind the tap
+// written here collects the batches (binary protobuf by default, decoded with
+// protobufjs; JSON with otlp_protocol = "http/json"), server-everything behind the tap
 // records what the upstream received. Checked: the SERVER span's name and
 // semantic-convention attributes, its children (authentication, rate limit,
 // the CLIENT upstream call) linked by parentSpanId, the client's
 // params._meta.traceparent as the parent (the HTTP traceparent then a link),
 // the context reaching the upstream in params._meta, sampling, and the
-// exporter's retry of a 503 over the connection it keeps.
+// exporter's retry of a 503 over the connection it keeps, and a collector's
+// partial success logged.
 
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -14,12 +16,20 @@ import { after, before, describe, test } from 'node:test';
 
 import { freePort, readTap, tapUpstream, tempDir, waitFor } from './helpers.mjs';
 import { keygen, startAuthGateway } from './idp/auth-gateway.mjs';
+import { decodeTraces, partialSuccess, statusCode } from './otlp.mjs';
 
-/* An OTLP/HTTP receiver: every POST /v1/traces body parsed; the first
- * `failFirst` requests are answered 503 with Retry-After: 0. */
-async function startReceiver({ failFirst = 0 } = {}) {
+const PROTOBUF = 'application/x-protobuf';
+
+/* An OTLP/HTTP receiver: every POST /v1/traces body decoded as its
+ * Content-Type says (a body that does not decode fails the test); the
+ * first `failFirst` requests are answered 503 with Retry-After: 0; a
+ * success is answered with `answer` (a protobuf ExportTraceServiceResponse)
+ * or an empty one, in the request's encoding. */
+async function startReceiver({ failFirst = 0, answer = null } = {}) {
     const port = await freePort();
     const batches = [];
+    const types = []; // the Content-Type of every batch taken
+    const errors = [];
     const conns = []; // the client's port of every request
     let refused = 0;
     const srv = http.createServer((req, res) => {
@@ -27,7 +37,8 @@ async function startReceiver({ failFirst = 0 } = {}) {
         const parts = [];
         req.on('data', d => parts.push(d));
         req.on('end', () => {
-            if (req.method !== 'POST' || req.url !== '/v1/traces' || req.headers['content-type'] !== 'application/json') {
+            const type = req.headers['content-type'];
+            if (req.method !== 'POST' || req.url !== '/v1/traces' || (type !== PROTOBUF && type !== 'application/json')) {
                 res.writeHead(404).end();
                 return;
             }
@@ -36,8 +47,16 @@ async function startReceiver({ failFirst = 0 } = {}) {
                 res.writeHead(503, { 'retry-after': '0' }).end();
                 return;
             }
-            batches.push(JSON.parse(Buffer.concat(parts).toString('utf8')));
-            res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+            try {
+                batches.push(decodeTraces(Buffer.concat(parts), type));
+                types.push(type);
+            } catch (e) {
+                errors.push(String(e));
+                res.writeHead(400).end();
+                return;
+            }
+            if (type === PROTOBUF) res.writeHead(200, { 'content-type': PROTOBUF }).end(answer ?? Buffer.alloc(0));
+            else res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
         });
     });
     await new Promise(resolve => srv.listen(port, '127.0.0.1', resolve));
@@ -47,6 +66,8 @@ async function startReceiver({ failFirst = 0 } = {}) {
             return refused;
         },
         conns,
+        types,
+        errors,
         spans: () => batches.flatMap(b => b.resourceSpans.flatMap(r => r.scopeSpans.flatMap(s => s.spans.map(sp => ({ ...sp, resource: r.resource }))))),
         close: () => new Promise(resolve => srv.close(resolve))
     };
@@ -143,7 +164,7 @@ describe('OpenTelemetry tracing', { timeout: 120000, concurrency: 1 }, () => {
         assert.equal(attr(s7, 'client.address'), '127.0.0.1');
         assert.equal(attr(s7, 'error.type'), undefined);
         assert.equal(attr(s7, 'mcp.tool.name'), undefined, 'old draft names are not emitted');
-        assert.deepEqual(s7.status, { code: 0 });
+        assert.equal(statusCode(s7), 0);
         assert.match(s7.startTimeUnixNano, /^\d+$/);
         assert.ok(BigInt(s7.endTimeUnixNano) >= BigInt(s7.startTimeUnixNano));
         assert.equal(attr({ attributes: s7.resource.attributes }, 'service.name'), 'guard-e2e');
@@ -212,6 +233,73 @@ describe('OpenTelemetry tracing', { timeout: 120000, concurrency: 1 }, () => {
         assert.match(scrape, /^mcp_guard_trace_spans_dropped_total 0$/m);
         const text = JSON.stringify(receiver.spans());
         assert.ok(!text.includes(bob.key) && !text.includes(bob.hash) && !text.includes('api_key:'));
+    });
+
+    test('the spans went as binary protobuf (otlp_protocol\'s default), every batch a valid ExportTraceServiceRequest', () => {
+        assert.deepEqual(receiver.errors, []);
+        assert.ok(receiver.types.length >= 1);
+        assert.ok(receiver.types.every(t => t === PROTOBUF), receiver.types.join());
+    });
+});
+
+describe('otlp_protocol and the collector\'s answer', { timeout: 60000, concurrency: 1 }, () => {
+    const alice = keygen('alice');
+    const auth = { 'x-api-key': alice.key };
+    const run = async (receiver, tracing) => {
+        const gw = await startAuthGateway({
+            auth: { api_keys: [{ id: 'alice', key_hash: alice.hash }] },
+            tracing: { enabled: true, otlp_endpoint: receiver.url, sample_rate: 1.0, allow_private_networks: true, ...tracing }
+        });
+        try {
+            const init = await gw.initialize(auth);
+            assert.equal(init.status, 200);
+            const r = await gw.mcp(
+                { jsonrpc: '2.0', id: 2, method: 'tools/call', params: { name: 'echo', arguments: { message: 'hi' } } },
+                { headers: auth, sessionId: init.sessionId, protocolVersion: '2025-11-25' }
+            );
+            assert.equal(r.status, 200);
+            const missing = await gw.mcp(
+                { jsonrpc: '2.0', id: 3, method: 'tools/call', params: { name: 'no-such-tool', arguments: {} } },
+                { headers: auth, sessionId: init.sessionId, protocolVersion: '2025-11-25' }
+            );
+            assert.equal(missing.status, 200);
+        } finally {
+            await gw.stop(); // exports what is queued
+        }
+        return gw;
+    };
+
+    test('"http/json" sends OTLP/JSON with the same spans', async () => {
+        const receiver = await startReceiver();
+        try {
+            await run(receiver, { otlp_protocol: 'http/json' });
+            assert.deepEqual(receiver.errors, []);
+            assert.ok(receiver.types.length >= 1 && receiver.types.every(t => t === 'application/json'), receiver.types.join());
+            const call = receiver.spans().find(s => s.kind === 2 && attr(s, 'jsonrpc.request.id') === '2');
+            assert.equal(call.name, 'tools/call echo');
+            assert.equal(attr(call, 'gen_ai.tool.name'), 'echo');
+        } finally {
+            await receiver.close();
+        }
+    });
+
+    test('protobuf: an error span carries status ERROR, and a partial success is logged, not resent', async () => {
+        const receiver = await startReceiver({ answer: partialSuccess(2, 'two spans had no name') });
+        try {
+            const gw = await run(receiver, {});
+            assert.deepEqual(receiver.errors, []);
+            const failed = receiver.spans().find(s => s.kind === 2 && attr(s, 'jsonrpc.request.id') === '3');
+            assert.ok(failed, JSON.stringify(receiver.spans().map(s => s.name)));
+            assert.equal(statusCode(failed), 2);
+            assert.ok(attr(failed, 'error.type'), 'error.type set');
+            assert.match(gw.stderr, /tracing: the collector rejected 2 span\(s\) of \d+: two spans had no name/);
+            assert.equal(receiver.refused, 0);
+            const sent = receiver.types.length;
+            assert.ok(sent >= 1);
+            assert.equal(new Set(receiver.spans().map(s => s.spanId)).size, receiver.spans().length, 'nothing was sent twice');
+        } finally {
+            await receiver.close();
+        }
     });
 });
 

@@ -1,7 +1,8 @@
 /*
  * test_trace.c - W3C traceparent/tracestate (the specification's valid and
- * invalid examples), id generation, the trace-id ratio sampler and the
- * OTLP/HTTP JSON encoding.
+ * invalid examples), id generation, the trace-id ratio sampler, the
+ * OTLP/HTTP JSON and binary protobuf encodings, and the reader of a
+ * collector's protobuf answer.
  */
 #include "support.h"
 
@@ -299,12 +300,213 @@ static void test_otlp_worst_case(void **state)
 	free(text);
 }
 
+/* The protobuf encoder against protobufjs: these bytes are what protobufjs
+ * 8.8.1 encodes for the same ExportTraceServiceRequest (built there from a
+ * plain object, not from our output), every kind of field once. */
+static void test_otlp_proto_golden(void **state)
+{
+	(void)state;
+	static const char want[] =
+	    "\x0a\xa7\x01\x0a\x15\x0a\x13\x0a\x0c\x73\x65\x72\x76\x69\x63\x65"
+	    "\x2e\x6e\x61\x6d\x65\x12\x03\x0a\x01\x73\x12\x8d\x01\x0a\x0b\x0a"
+	    "\x09\x6d\x63\x70\x2d\x67\x75\x61\x72\x64\x12\x7e\x0a\x10\xab\xab"
+	    "\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\xab\x12\x08"
+	    "\x01\x01\x01\x01\x01\x01\x01\x01\x22\x08\x02\x02\x02\x02\x02\x02"
+	    "\x02\x02\x2a\x01\x6e\x30\x03\x39\x01\x00\x00\x00\x00\x00\x00\x00"
+	    "\x41\x02\x00\x00\x00\x00\x00\x00\x00\x4a\x08\x0a\x01\x6b\x12\x03"
+	    "\x0a\x01\x76\x4a\x10\x0a\x01\x69\x12\x0b\x18\xff\xff\xff\xff\xff"
+	    "\xff\xff\xff\xff\x01\x6a\x1c\x0a\x10\xcd\xcd\xcd\xcd\xcd\xcd\xcd"
+	    "\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\xcd\x12\x08\x03\x03\x03\x03\x03"
+	    "\x03\x03\x03\x7a\x05\x12\x01\x6d\x18\x02";
+	struct mg_span sp;
+	memset(&sp, 0, sizeof sp);
+	memset(sp.trace_id, 0xab, 16);
+	memset(sp.span_id, 0x01, 8);
+	memset(sp.parent_id, 0x02, 8);
+	sp.kind = MG_SPAN_CLIENT;
+	snprintf(sp.name, sizeof sp.name, "n");
+	sp.start_ns = 1;
+	sp.end_ns = 2;
+	mg_span_attr_str(&sp, "k", "v");
+	mg_span_attr_int(&sp, "i", -1);
+	sp.has_link = true;
+	memset(sp.link.trace_id, 0xcd, 16);
+	memset(sp.link.span_id, 0x03, 8);
+	sp.error = true;
+	snprintf(sp.status_msg, sizeof sp.status_msg, "m");
+	size_t len;
+	char *b = mg_trace_otlp_proto(&sp, 1, "s", &len);
+	assert_non_null(b);
+	assert_int_equal(len, sizeof want - 1);
+	assert_memory_equal(b, want, len);
+	free(b);
+	/* No status when it is unset, no kind when unspecified: proto3 defaults. */
+	sp.error = false;
+	sp.kind = 0;
+	b = mg_trace_otlp_proto(&sp, 1, "s", &len);
+	assert_non_null(b);
+	assert_int_equal(len, sizeof want - 1 - 7 - 2);
+	free(b);
+}
+
+/* A protobuf message whose every field is well formed and which ends
+ * exactly where its length says; the fields `sub` lists are messages too,
+ * checked with `subs` (the same index). Returns how many fields it holds. */
+struct pb_shape {
+	unsigned sub[4];
+	const struct pb_shape *subs[4];
+};
+
+static size_t pb_check(const uint8_t *p, size_t n, const struct pb_shape *shape)
+{
+	const uint8_t *end = p + n;
+	size_t fields = 0;
+	while (p < end) {
+		uint64_t tag = 0, v = 0;
+		int shift = 0;
+		do {
+			assert_true(p < end && shift < 70);
+			tag |= (uint64_t)(*p & 0x7f) << shift;
+			shift += 7;
+		} while (*p++ & 0x80);
+		fields++;
+		switch (tag & 7) {
+		case 0:
+			do
+				assert_true(p < end);
+			while (*p++ & 0x80);
+			break;
+		case 1:
+			assert_true(end - p >= 8);
+			p += 8;
+			break;
+		case 2:
+			shift = 0;
+			do {
+				assert_true(p < end && shift < 70);
+				v |= (uint64_t)(*p & 0x7f) << shift;
+				shift += 7;
+			} while (*p++ & 0x80);
+			assert_true(v <= (uint64_t)(end - p));
+			for (int i = 0; shape && i < 4; i++) {
+				if (shape->sub[i] == tag >> 3 && shape->subs[i])
+					pb_check(p, (size_t)v, shape->subs[i]);
+			}
+			p += v;
+			break;
+		case 5:
+			assert_true(end - p >= 4);
+			p += 4;
+			break;
+		default:
+			fail_msg("wire type %u", (unsigned)(tag & 7));
+		}
+	}
+	assert_true(p == end);
+	return fields;
+}
+
+/* The worst spans test_otlp_worst_case writes as JSON, as protobuf: the
+ * lengths computed before writing must agree with what was written at
+ * every level, and invalid UTF-8 is replaced (proto3 strings are UTF-8). */
+static void test_otlp_proto_worst_case(void **state)
+{
+	(void)state;
+	struct mg_span sp[3];
+	memset(sp, 0, sizeof sp);
+	char bad[200];
+	memset(bad, 0xff, sizeof bad - 1);
+	bad[sizeof bad - 1] = '\0';
+	for (int k = 0; k < 3; k++) {
+		memset(sp[k].trace_id, 0xff, 16);
+		memset(sp[k].span_id, 0xee, 8);
+		memset(sp[k].parent_id, 0xdd, 8);
+		sp[k].has_link = true;
+		sp[k].kind = MG_SPAN_CLIENT;
+		memset(sp[k].name, 0xc3, sizeof sp[k].name - 1);
+		sp[k].error = true;
+		memset(sp[k].status_msg, 0x80, sizeof sp[k].status_msg - 1);
+		sp[k].start_ns = UINT64_MAX;
+		sp[k].end_ns = UINT64_MAX;
+		for (int i = 0; i < MG_SPAN_MAX_ATTRS; i++) {
+			if (i % 4 == 3)
+				mg_span_attr_int(&sp[k], "int.key", INT64_MIN);
+			else
+				mg_span_attr_strn(&sp[k], "mcp.method.name", bad, sizeof bad - 1);
+		}
+	}
+	static const struct pb_shape any = { { 0 }, { NULL } };
+	static const struct pb_shape kv = { { 2 }, { &any } };
+	static const struct pb_shape status = { { 0 }, { NULL } };
+	static const struct pb_shape span = { { 9, 13, 15 }, { &kv, &status, &status } };
+	static const struct pb_shape scope_spans = { { 1, 2 }, { &status, &span } };
+	static const struct pb_shape resource = { { 1 }, { &kv } };
+	static const struct pb_shape rs = { { 1, 2 }, { &resource, &scope_spans } };
+	static const struct pb_shape req = { { 1 }, { &rs } };
+	size_t len;
+	char *b = mg_trace_otlp_proto(sp, 3, bad, &len);
+	assert_non_null(b);
+	assert_int_equal(pb_check((const uint8_t *)b, len, &req), 1);
+	/* every byte of the invalid strings became '?': none above 0x7f is
+	 * left but in ids, times, lengths and the int values */
+	size_t q = 0;
+	for (size_t i = 0; i < len; i++)
+		q += b[i] == '?';
+	assert_int_equal(q, (sizeof bad - 1) +
+	                        3 * ((sizeof sp[0].name - 1) + (sizeof sp[0].status_msg - 1) +
+	                             12 * (sizeof sp[0].attrs[0].s - 1)));
+	free(b);
+}
+
+/* A collector's ExportTraceServiceResponse, and garbage in its place. */
+static void test_otlp_partial_success(void **state)
+{
+	(void)state;
+	int64_t rej;
+	const char *msg;
+	size_t ml;
+	/* protobufjs: { partialSuccess: { rejectedSpans: 3, errorMessage: "bad span" } } */
+	static const char ps[] = "\x0a\x0c\x08\x03\x12\x08\x62\x61\x64\x20\x73\x70\x61\x6e";
+	assert_int_equal(mg_otlp_partial_success(ps, sizeof ps - 1, &rej, &msg, &ml), 0);
+	assert_int_equal(rej, 3);
+	assert_int_equal(ml, 8);
+	assert_memory_equal(msg, "bad span", 8);
+	/* empty (full success), and unknown fields around it, skipped */
+	assert_int_equal(mg_otlp_partial_success("", 0, &rej, &msg, &ml), 0);
+	assert_int_equal(rej, 0);
+	assert_null(msg);
+	static const char unknown[] = "\x10\x05\x19\x01\x02\x03\x04\x05\x06\x07\x08\x25\x01\x02\x03"
+	                              "\x04\x0a\x02\x08\x07\x7a\x01\x00";
+	assert_int_equal(mg_otlp_partial_success(unknown, sizeof unknown - 1, &rej, &msg, &ml), 0);
+	assert_int_equal(rej, 7);
+	/* truncated, over-long, group wire types, field 0, JSON */
+	static const char *const bad[] = {
+		"\x0a\x0c\x08\x03",                             /* length past the end */
+		"\x0a",                                         /* no length */
+		"\x08\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff", /* varint of 11 bytes */
+		"\x0b\x0c",                                     /* start group */
+		"\x00\x01",                                     /* field 0 */
+		"\x0a\x02\x08",                                 /* inner truncated */
+		"{}",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+		assert_int_equal(
+		    mg_otlp_partial_success(bad[i], strlen(bad[i]) + (i == 4), &rej, &msg, &ml),
+		    -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_traceparent),      cmocka_unit_test(test_tracestate),
-		cmocka_unit_test(test_ids_and_sampling), cmocka_unit_test(test_otlp_json),
-		cmocka_unit_test(test_otlp_times),       cmocka_unit_test(test_otlp_worst_case),
+		cmocka_unit_test(test_traceparent),
+		cmocka_unit_test(test_tracestate),
+		cmocka_unit_test(test_ids_and_sampling),
+		cmocka_unit_test(test_otlp_json),
+		cmocka_unit_test(test_otlp_times),
+		cmocka_unit_test(test_otlp_worst_case),
+		cmocka_unit_test(test_otlp_proto_golden),
+		cmocka_unit_test(test_otlp_proto_worst_case),
+		cmocka_unit_test(test_otlp_partial_success),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
