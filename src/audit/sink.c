@@ -370,9 +370,7 @@ out:
 static void http_free(void *self)
 {
 	struct http_sink *h = self;
-	for (size_t i = 0; i < h->n_headers; i++)
-		free(h->headers[i]);
-	free(h->headers);
+	mg_fetch_header_lines_free(h->headers, h->n_headers);
 	mg_fetch_session_free(h->conn);
 	free(h);
 }
@@ -393,19 +391,10 @@ int mg_audit_sink_http(struct mg_audit_sink *s, const struct mg_audit_config *cf
 	if (gethostname(h->host, sizeof h->host) < 0)
 		snprintf(h->host, sizeof h->host, "mcp-guard");
 	h->host[sizeof h->host - 1] = '\0';
-	h->headers = calloc(cfg->export_headers.n + 1, sizeof *h->headers);
+	h->headers = mg_fetch_header_lines(&cfg->export_headers, 1);
 	if (!h->headers)
 		goto oom;
-	for (size_t i = 0; i < cfg->export_headers.n; i++) {
-		const struct mg_kv *kv = &cfg->export_headers.v[i];
-		struct mg_buf b;
-		mg_buf_init(&b, 0);
-		mg_buf_printf(&b, "%s: %s", kv->key, kv->value);
-		h->headers[h->n_headers] = mg_buf_steal(&b);
-		if (!h->headers[h->n_headers])
-			goto oom;
-		h->n_headers++;
-	}
+	h->n_headers = cfg->export_headers.n;
 	if (mg_fetch_load(err, err_size) < 0) {
 		http_free(h);
 		return -1;

@@ -555,6 +555,9 @@ void mg_check_tracing(struct mg_decode *dc, void *obj, const struct mg_cnode *no
 	if (t->enabled)
 		require(dc, t->otlp_endpoint, node, path, "otlp_endpoint",
 		        "when tracing is enabled");
+	static const char *const own[] = { "Content-Type", "Content-Length", "Host",
+		                           "Transfer-Encoding", NULL };
+	check_headers(dc, node, path, "otlp_headers", &t->otlp_headers, own);
 }
 
 int mg_hostport_split(const char *s, char *host, size_t host_size, int *port)

@@ -212,7 +212,8 @@ struct mg_tracing_config {
 	double sample_rate;
 	bool propagate_context;
 	bool allow_private_networks;
-	int64_t otlp_protocol; /* enum mg_otlp_protocol */
+	int64_t otlp_protocol;      /* enum mg_otlp_protocol */
+	struct mg_kvv otlp_headers; /* sent with every export (an API key) */
 };
 
 enum mg_otlp_protocol { MG_OTLP_PROTOBUF, MG_OTLP_JSON };

@@ -498,6 +498,14 @@ static const struct mg_field tracing_fields[] = {
 	ENUM(S, otlp_protocol, "otlp_protocol", "http/protobuf", otlp_protocols,
 	     "Encoding of the exported spans: binary protobuf (application/x-protobuf, what "
 	     "every OTLP receiver takes) or JSON (application/json)."),
+	{ .name = "otlp_headers",
+	  .type = MG_F_MAP,
+	  .off = offsetof(S, otlp_headers),
+	  .flags = MG_FF_SECRET,
+	  .example = "{ x-honeycomb-team = \"<API key>\" }",
+	  .help = "Extra headers sent with each export, e.g. a SaaS backend's API key "
+	          "(otlp_headers_env = { x-honeycomb-team = \"VAR\" } takes the value from "
+	          "the environment, otlp_headers_file from a file)." },
 	DBL(S, sample_rate, "sample_rate", "1.0", 0.0, 1.0, "Fraction of traces sampled (0 to 1)."),
 	BOOL(S, propagate_context, "propagate_context", "true",
 	     "Accept the client's W3C trace context (params._meta, else the traceparent "

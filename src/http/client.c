@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config/config.h"
 #include "http/h1client.h"
 #include "util/buf.h"
 #include "util/log.h"
@@ -1135,4 +1136,29 @@ void mg_fetch_cancel(struct mg_fetch *h)
 {
 	if (h)
 		h->engine->cancel(h);
+}
+
+char **mg_fetch_header_lines(const struct mg_kvv *h, size_t extra)
+{
+	char **lines = calloc(h->n + extra + 1, sizeof *lines);
+	for (size_t i = 0; lines && i < h->n; i++) {
+		struct mg_buf b;
+		mg_buf_init(&b, 0);
+		mg_buf_printf(&b, "%s: %s", h->v[i].key, h->v[i].value);
+		lines[i] = mg_buf_steal(&b);
+		if (!lines[i]) {
+			mg_fetch_header_lines_free(lines, i);
+			return NULL;
+		}
+	}
+	return lines;
+}
+
+void mg_fetch_header_lines_free(char **lines, size_t n)
+{
+	if (!lines)
+		return;
+	for (size_t i = 0; i < n; i++)
+		free(lines[i]);
+	free(lines);
 }

@@ -39,6 +39,16 @@ enum mg_fetch_http_version {
 	MG_FETCH_H2C,       /* HTTP/2 without TLS by prior knowledge */
 };
 
+struct mg_kvv;
+
+/* "Name: value" lines of the configured extra headers `h` (names and
+ * values checked by the configuration), in a malloc'd array with `extra`
+ * NULL slots after them for the caller's own lines; NULL when out of
+ * memory. mg_fetch_header_lines_free frees the first h->n lines and the
+ * array (not what the caller put in its slots). */
+char **mg_fetch_header_lines(const struct mg_kvv *h, size_t extra);
+void mg_fetch_header_lines_free(char **lines, size_t n);
+
 struct mg_fetch_opts {
 	const char *url;
 	const char *method;         /* "GET" (default), "POST", or another (e.g. "DELETE") */

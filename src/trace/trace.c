@@ -703,6 +703,7 @@ struct mg_tracer {
 	struct mg_buf scratch;         /* loop thread only: a span being encoded */
 	struct mg_fetch_session *http; /* the worker's: its connection to the collector */
 	bool proto;                    /* otlp_protocol = "http/protobuf" (else JSON) */
+	char **headers;                /* otlp_headers as lines, then the Content-Type */
 	size_t gap;                    /* proto: room before the spans (pb_gap) */
 	bool stopping;
 	uint64_t exported, dropped, failed;
@@ -780,13 +781,14 @@ static void pause_unless_stopping(struct mg_tracer *t, long secs)
  * when the collector took it. */
 static bool send_batch(struct mg_tracer *t, const char *body, size_t len, size_t n)
 {
-	static const char *const json_headers[] = { "Content-Type: application/json" };
-	static const char *const pb_headers[] = { "Content-Type: application/x-protobuf" };
+	size_t nh = t->cfg->otlp_headers.n;
+	t->headers[nh] =
+	    t->proto ? "Content-Type: application/x-protobuf" : "Content-Type: application/json";
 	struct mg_fetch_opts o = {
 		.url = t->url,
 		.method = "POST",
-		.headers = t->proto ? pb_headers : json_headers,
-		.n_headers = 1,
+		.headers = (const char *const *)t->headers,
+		.n_headers = nh + 1,
 		.body = body,
 		.body_len = len,
 		.timeout_ms = 5000,
@@ -929,10 +931,11 @@ struct mg_tracer *mg_tracer_new(const struct mg_tracing_config *cfg, char *err, 
 	t->proto = cfg->otlp_protocol == MG_OTLP_PROTOBUF;
 	t->gap = pb_gap(cfg->service_name ? cfg->service_name : "mcp-guard");
 	t->http = mg_fetch_session_new(); /* NULL (out of memory): a connection per batch */
+	t->headers = mg_fetch_header_lines(&cfg->otlp_headers, 1);
 	mg_buf_init(&t->cur, MG_TRACE_QUEUE_BYTES);
 	mg_buf_init(&t->spare, MG_TRACE_QUEUE_BYTES);
 	mg_buf_init(&t->scratch, MG_TRACE_QUEUE_BYTES);
-	if (batch_start(t, &t->cur) < 0) {
+	if (!t->headers || batch_start(t, &t->cur) < 0) {
 		snprintf(err, err_size, "out of memory");
 		goto fail;
 	}
@@ -955,6 +958,7 @@ fail:
 	mg_buf_free(&t->spare);
 	mg_buf_free(&t->scratch);
 	mg_fetch_session_free(t->http);
+	mg_fetch_header_lines_free(t->headers, cfg->otlp_headers.n);
 	free(t);
 	return NULL;
 }
@@ -974,5 +978,6 @@ void mg_tracer_free(struct mg_tracer *t)
 	mg_buf_free(&t->spare);
 	mg_buf_free(&t->scratch);
 	mg_fetch_session_free(t->http);
+	mg_fetch_header_lines_free(t->headers, t->cfg->otlp_headers.n);
 	free(t);
 }

@@ -10,6 +10,7 @@
 // partial success logged.
 
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -31,9 +32,11 @@ async function startReceiver({ failFirst = 0, answer = null } = {}) {
     const types = []; // the Content-Type of every batch taken
     const errors = [];
     const conns = []; // the client's port of every request
+    const heads = []; // the headers of every request
     let refused = 0;
     const srv = http.createServer((req, res) => {
         conns.push(req.socket.remotePort);
+        heads.push(req.headers);
         const parts = [];
         req.on('data', d => parts.push(d));
         req.on('end', () => {
@@ -66,6 +69,7 @@ async function startReceiver({ failFirst = 0, answer = null } = {}) {
             return refused;
         },
         conns,
+        heads,
         types,
         errors,
         spans: () => batches.flatMap(b => b.resourceSpans.flatMap(r => r.scopeSpans.flatMap(s => s.spans.map(sp => ({ ...sp, resource: r.resource }))))),
@@ -278,6 +282,25 @@ describe('otlp_protocol and the collector\'s answer', { timeout: 60000, concurre
             const call = receiver.spans().find(s => s.kind === 2 && attr(s, 'jsonrpc.request.id') === '2');
             assert.equal(call.name, 'tools/call echo');
             assert.equal(attr(call, 'gen_ai.tool.name'), 'echo');
+        } finally {
+            await receiver.close();
+        }
+    });
+
+    test('otlp_headers go with every export (values from the file too) and never into a log line', async () => {
+        const receiver = await startReceiver();
+        const secret = `hc_${hex(24)}`;
+        const file = path.join(tempDir('mcp-guard-otlp-'), 'team-key');
+        writeFileSync(file, `${secret}\n`, { mode: 0o600 });
+        try {
+            const gw = await run(receiver, { otlp_headers: { 'X-Scope-OrgID': 'tenant-1' }, otlp_headers_file: { 'x-honeycomb-team': file } });
+            assert.ok(receiver.heads.length >= 1);
+            for (const h of receiver.heads) {
+                assert.equal(h['x-scope-orgid'], 'tenant-1');
+                assert.equal(h['x-honeycomb-team'], secret);
+                assert.equal(h['content-type'], PROTOBUF, 'one Content-Type, the gateway\'s');
+            }
+            assert.ok(!gw.stderr.includes(secret) && !gw.stdout.includes(secret), 'the key is not logged');
         } finally {
             await receiver.close();
         }

@@ -39,7 +39,8 @@ static void encode_spans(const uint8_t *data, size_t size)
 	const uint8_t *p = data, *end = data + size;
 	const char *s;
 	size_t n = piece(&p, end, &s);
-	snprintf(sp.name, sizeof sp.name, "%.*s", (int)(n < sizeof sp.name ? n : sizeof sp.name - 1), s);
+	snprintf(sp.name, sizeof sp.name, "%.*s",
+	         (int)(n < sizeof sp.name ? n : sizeof sp.name - 1), s);
 	n = piece(&p, end, &s);
 	snprintf(sp.status_msg, sizeof sp.status_msg, "%.*s",
 	         (int)(n < sizeof sp.status_msg ? n : sizeof sp.status_msg - 1), s);

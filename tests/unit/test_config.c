@@ -394,6 +394,35 @@ static void test_hostile_values(void **state)
 	mg_diag_free(&d);
 }
 
+/* [tracing]: the encoding, and otlp_headers checked like every header
+ * table (the gateway's own headers refused), values from the environment. */
+static void test_tracing_section(void **state)
+{
+	(void)state;
+	char *const envp[] = { "HC_KEY=hc_secret", NULL };
+	const char *ok = "[tracing]\nenabled = true\notlp_endpoint = \"https://api.honeycomb.io\"\n"
+	                 "otlp_headers_env = { x-honeycomb-team = \"HC_KEY\" }\n"
+	                 "[upstream]\ncommand = \"node\"\n";
+	struct mg_diag d = { 0 };
+	struct mg_config *cfg = load(ok, MG_CONFIG_TOML, envp, &d);
+	assert_non_null(cfg);
+	assert_int_equal(cfg->tracing.otlp_protocol, MG_OTLP_PROTOBUF);
+	assert_int_equal(cfg->tracing.otlp_headers.n, 1);
+	assert_string_equal(cfg->tracing.otlp_headers.v[0].value, "hc_secret");
+	mg_config_free(cfg);
+	mg_diag_free(&d);
+	const char *bad = "[tracing]\nenabled = true\notlp_endpoint = \"https://c.example\"\n"
+	                  "otlp_protocol = \"grpc\"\n"
+	                  "otlp_headers = { Content-Type = \"text/plain\", \"a b\" = \"1\" }\n"
+	                  "[upstream]\ncommand = \"node\"\n";
+	memset(&d, 0, sizeof d);
+	assert_null(load(bad, MG_CONFIG_TOML, NULL, &d));
+	assert_diag(&d, 4, 17, "tracing.otlp_protocol", "http/protobuf");
+	assert_diag(&d, 5, 16, "tracing.otlp_headers", "the gateway sets this header itself");
+	assert_diag(&d, 5, 16, "tracing.otlp_headers", "names are tokens");
+	mg_diag_free(&d);
+}
+
 static void test_metrics_section(void **state)
 {
 	(void)state;
@@ -443,6 +472,7 @@ int main(void)
 		cmocka_unit_test(test_upstream_pinning_keys),
 		cmocka_unit_test(test_exposure_requires_auth),
 		cmocka_unit_test(test_hostile_values),
+		cmocka_unit_test(test_tracing_section),
 		cmocka_unit_test(test_metrics_section),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
