@@ -149,6 +149,12 @@ void mg_audit_format_time(int64_t unix_us, char out[28]);
  * full. */
 int mg_audit_members(const struct mg_audit_event *ev, struct mg_buf *out);
 
+/* The same members into `out` (`size` bytes), NUL-terminated, when they
+ * fit (the answer is then < size); otherwise nothing is written. Answers
+ * their length either way, as snprintf does: a caller with a buffer on
+ * hand allocates only for an outsized call. */
+size_t mg_audit_members_into(const struct mg_audit_event *ev, char *out, size_t size);
+
 /* Appends the event as one JSON object without a line break, keys in this
  * order: timestamp, event_type, request_id, trace_id, identity_id,
  * provider, client_address, server, method, tool, success, duration_ms,

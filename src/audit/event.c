@@ -199,9 +199,10 @@ struct members {
 	bool plain[N_F + 1], utf8[N_F + 1];
 };
 
-/* Fills `m` from `ev` (the members only when `fields`; the message always)
- * and answers how many bytes put_members and the message take. */
-static size_t measure(struct members *m, const struct mg_audit_event *ev, bool fields)
+/* Fills `m` from `ev` (the members only when `fields`, the message only
+ * when `message`) and answers how many bytes put_members and the message
+ * take. */
+static size_t measure(struct members *m, const struct mg_audit_event *ev, bool fields, bool message)
 {
 	const char *src[N_F + 1] = { ev->request_id, ev->trace_id, ev->identity,
 		                     ev->provider,   ev->client,   ev->server,
@@ -209,7 +210,7 @@ static size_t measure(struct members *m, const struct mg_audit_event *ev, bool f
 	size_t size = 0;
 	for (int i = 0; i <= N_F; i++) {
 		m->f[i] = src[i];
-		m->fl[i] = (i == N_F || fields) && src[i] ? strlen(src[i]) : 0;
+		m->fl[i] = (i == N_F ? message : fields) && src[i] ? strlen(src[i]) : 0;
 		if (!m->fl[i])
 			continue;
 		m->plain[i] = mg_json_plain(src[i], m->fl[i]);
@@ -234,12 +235,23 @@ static char *put_members(char *p, const struct members *m)
 int mg_audit_members(const struct mg_audit_event *ev, struct mg_buf *out)
 {
 	struct members m;
-	if (mg_buf_reserve(out, measure(&m, ev, true)) < 0)
+	if (mg_buf_reserve(out, measure(&m, ev, true, false)) < 0)
 		return -1;
 	char *p = put_members(out->data + out->len, &m);
 	out->len = (size_t)(p - out->data);
 	out->data[out->len] = '\0';
 	return 0;
+}
+
+size_t mg_audit_members_into(const struct mg_audit_event *ev, char *out, size_t size)
+{
+	struct members m;
+	size_t need = measure(&m, ev, true, false);
+	if (need >= size)
+		return need;
+	char *p = put_members(out, &m);
+	*p = '\0';
+	return (size_t)(p - out);
 }
 
 int mg_audit_serialize(const struct mg_audit_event *ev, int64_t unix_us,
@@ -248,7 +260,7 @@ int mg_audit_serialize(const struct mg_audit_event *ev, int64_t unix_us,
 	struct members m;
 	bool shared = ev->members != NULL;
 	/* timestamp, event type, success, duration, message key, braces: < 200 */
-	size_t size = 200 + measure(&m, ev, !shared) + (shared ? ev->members_len : 0);
+	size_t size = 200 + measure(&m, ev, !shared, true) + (shared ? ev->members_len : 0);
 	if (mg_buf_reserve(out, size) < 0)
 		return -1;
 	char *p = out->data + out->len;

@@ -76,7 +76,8 @@ static void audit_result(struct mg_exchange *x, const json_t *msg, const char *r
 	};
 	mg_audit_emit(gw->audit, &ev);
 	json_decref(parsed);
-	free(x->audit_members);
+	if (x->audit_members != x->audit_inline)
+		free(x->audit_members);
 	x->audit_members = NULL;
 }
 
@@ -104,18 +105,23 @@ static void audit_call(struct mg_exchange *x, const struct mg_rpc_msg *msg,
 		.duration_ms = -1,
 		.arguments = json_object_get(msg->params, "arguments"),
 	};
-	struct mg_buf b;
-	mg_buf_init(&b, 0);
-	if (mg_audit_members(&ev, &b) < 0 || mg_buf_reserve(&b, 1 + tool_len) < 0) {
-		mg_buf_free(&b);
-		mg_log_error("audit: out of memory: tools/call %.*s not recorded",
-		             (int)(tool_len < 128 ? tool_len : 128), tool);
-		return;
+	/* (most calls fit the exchange's own buffer: no allocation) */
+	char *buf = x->audit_inline;
+	size_t room =
+	    sizeof x->audit_inline > tool_len + 1 ? sizeof x->audit_inline - tool_len - 1 : 0;
+	size_t len = mg_audit_members_into(&ev, buf, room);
+	if (len >= room) {
+		buf = malloc(len + 1 + tool_len + 1);
+		if (!buf) {
+			mg_log_error("audit: out of memory: tools/call %.*s not recorded",
+			             (int)(tool_len < 128 ? tool_len : 128), tool);
+			return;
+		}
+		mg_audit_members_into(&ev, buf, len + 1);
 	}
-	size_t len = b.len;
-	memcpy(b.data + len + 1, tool, tool_len);
-	b.data[len + 1 + tool_len] = '\0';
-	x->audit_members = mg_buf_steal(&b);
+	memcpy(buf + len + 1, tool, tool_len);
+	buf[len + 1 + tool_len] = '\0';
+	x->audit_members = buf;
 	x->audit_members_len = len;
 	ev.members = x->audit_members;
 	ev.members_len = len;

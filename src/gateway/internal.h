@@ -121,9 +121,11 @@ struct mg_exchange {
 	char method[MG_METHOD_MAX];
 	uint64_t start_us;
 	/* A tools/call being audited (its result is recorded): its record
-	 * members (mg_audit_members), then a NUL and the raw tool name. */
+	 * members (mg_audit_members), then a NUL and the raw tool name; in
+	 * audit_inline unless they do not fit (then malloc'd). */
 	char *audit_members;
 	size_t audit_members_len;
+	char audit_inline[384];
 	char audit_rid[17];      /* audit request id (when audit is on) */
 	char audit_client[64];   /* client address, for events after the request is gone */
 	struct mg_log_ctx log;   /* request and trace id for log lines of its callbacks */

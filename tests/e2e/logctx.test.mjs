@@ -33,6 +33,9 @@ const auditRecords = gw =>
         .filter(l => l.startsWith('{'))
         .map(l => JSON.parse(l));
 
+// A tool name too long for the exchange's own buffer of record members.
+const LONG_TOOL = `long-${'\u00e9"x'.repeat(150)}`;
+
 const hex = n => Array.from({ length: n }, () => Math.floor(Math.random() * 16).toString(16)).join('');
 
 describe('request_id and trace_id in log lines', { timeout: 120000, concurrency: 1 }, () => {
@@ -54,7 +57,7 @@ describe('request_id and trace_id in log lines', { timeout: 120000, concurrency:
         receiver = await startReceiver();
         gw = await startAuthGateway({
             server: { request_timeout_secs: 1 },
-            auth: { api_keys: [{ id: 'alice', key_hash: alice.hash, allowed_tools: ['echo', 'trigger-long-running-operation'] }] },
+            auth: { api_keys: [{ id: 'alice', key_hash: alice.hash, allowed_tools: ['echo', 'trigger-long-running-operation', LONG_TOOL] }] },
             audit: { enabled: true, stdout: true },
             tracing: { enabled: true, otlp_endpoint: receiver.url, sample_rate: 1.0, allow_private_networks: true }
         });
@@ -118,6 +121,19 @@ describe('request_id and trace_id in log lines', { timeout: 120000, concurrency:
         assert.deepEqual(fields(warn[0]), { request_id: err.request_id, trace_id: trace });
         assert.equal(err.trace_id, trace);
         assert.equal(callRec.trace_id, trace);
+    });
+
+    test('a tools/call whose record members outgrow the exchange\'s buffer: both records, whole', async () => {
+        const trace = hex(32);
+        const r = await call(8, LONG_TOOL, {}, `00-${trace}-${hex(16)}-01`);
+        assert.equal(r.status, 200);
+        await waitFor(() => audit().some(e => e.event_type === 'tool_call_result' && e.tool === LONG_TOOL), { message: 'the tool_call_result record' });
+        const recs = audit().filter(e => e.tool === LONG_TOOL);
+        assert.deepEqual(recs.map(e => e.event_type), ['tool_call', 'tool_call_result']);
+        assert.equal(recs[0].request_id, recs[1].request_id);
+        assert.equal(recs[1].trace_id, trace);
+        assert.equal(recs[1].identity_id, 'alice');
+        assert.equal(recs[1].success, false, 'server-everything has no such tool');
     });
 
     test('a refused credential: the request id of its auth_failure record (no trace yet: the body is not read)', async () => {

@@ -125,6 +125,18 @@ static void test_shared_members(void **state)
 		                       .members_len = members.len };
 	assert_int_equal(mg_audit_serialize(&lean, 1796398222123456LL, NULL, &shared), 0);
 	assert_string_equal(shared.data, whole.data);
+	/* into a buffer on hand: the same bytes when they fit; nothing written
+	 * (and the length needed) when they do not, by one byte or more */
+	char buf[256];
+	memset(buf, 'z', sizeof buf);
+	assert_int_equal(mg_audit_members_into(&ev, buf, sizeof buf), members.len);
+	assert_string_equal(buf, members.data);
+	memset(buf, 'z', sizeof buf);
+	assert_int_equal(mg_audit_members_into(&ev, buf, members.len), members.len);
+	assert_int_equal(buf[0], 'z');
+	assert_int_equal(mg_audit_members_into(&ev, buf, 0), members.len);
+	assert_int_equal(mg_audit_members_into(&ev, buf, members.len + 1), members.len);
+	assert_string_equal(buf, members.data);
 	/* no members at all: nothing */
 	mg_buf_reset(&members);
 	struct mg_audit_event none = { .type = MG_AUDIT_CONFIG_RELOAD };
