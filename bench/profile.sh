@@ -11,8 +11,12 @@
 #   BENCH_PROFILE_OBS=trace  tracing only (audit off), as full exports it
 #   BENCH_PROFILE_SAMPLE  tracing.sample_rate with OBS=full or trace (0.1)
 #   BENCH_PROFILE_CHAIN   audit.hash_chain with OBS set (true)
+#   BENCH_PROFILE_AUDIT_FILE  the audit file with OBS=audit or full (a
+#                         scratch file; /dev/null leaves the page cache out)
 #   BENCH_PROFILE_AUDIT_TOML  more [audit] lines with OBS=audit or full
 #                         (say 'fsync = "never"')
+#   BENCH_PROFILE_TRACE_TOML  more [tracing] lines with OBS=trace or full
+#                         (say 'otlp_protocol = "http/json"')
 #   BENCH_PROFILE_DUR     measured seconds with perf or none (5); longer runs
 #                         average out a shared machine's noise
 #   BENCH_PROFILE_FREQ    perf's sampling rate in Hz (999)
@@ -93,11 +97,11 @@ audit | full | trace)
 	if [ "$OBS" = trace ]; then
 		printf '\n[audit]\nenabled = false\n' >>"$WORK/guard.toml"
 	else
-		printf '\n[audit]\nenabled = true\nstdout = false\nfile = "%s"\nhash_chain = %s\n%s\n' "$WORK/audit.jsonl" "${BENCH_PROFILE_CHAIN:-true}" "${BENCH_PROFILE_AUDIT_TOML:-}" >>"$WORK/guard.toml"
+		printf '\n[audit]\nenabled = true\nstdout = false\nfile = "%s"\nhash_chain = %s\n%s\n' "${BENCH_PROFILE_AUDIT_FILE:-$WORK/audit.jsonl}" "${BENCH_PROFILE_CHAIN:-true}" "${BENCH_PROFILE_AUDIT_TOML:-}" >>"$WORK/guard.toml"
 	fi
 	if [ "$OBS" != audit ]; then
 		OTLP=$((PORT + 2))
-		printf '\n[tracing]\nenabled = true\notlp_endpoint = "http://127.0.0.1:%s"\nallow_private_networks = true\nsample_rate = %s\n' "$OTLP" "${BENCH_PROFILE_SAMPLE:-0.1}" >>"$WORK/guard.toml"
+		printf '\n[tracing]\nenabled = true\notlp_endpoint = "http://127.0.0.1:%s"\nallow_private_networks = true\nsample_rate = %s\n%s\n' "$OTLP" "${BENCH_PROFILE_SAMPLE:-0.1}" "${BENCH_PROFILE_TRACE_TOML:-}" >>"$WORK/guard.toml"
 		if [ "${BENCH_PROFILE_NO_SINK:-0}" != 1 ]; then
 			taskset -c "$LOAD_CPU" node "$BENCH/otlp-sink.mjs" "$OTLP" 600 >"$WORK/sink.log" 2>&1 &
 			SINK=$!
