@@ -3,12 +3,13 @@
  * JSON (see trace.h).
  *
  * Threads: the loop thread only calls mg_tracer_submit, which encodes the
- * span (OTLP protobuf or JSON, `otlp_protocol`) into a scratch buffer, then takes the mutex to append it
- * to the batch filling (at most MG_TRACE_QUEUE spans; beyond, dropped and
- * counted) and signals the worker when a batch is full. The worker waits
- * until a batch is full or MG_TRACE_INTERVAL_MS passed, swaps the filling
- * batch for an empty one and sends it with mg_fetch_sync_on, over one
- * kept-alive connection.
+ * span (OTLP protobuf or JSON, `otlp_protocol`) into a scratch buffer,
+ * then takes the mutex to append it to the batch filling (at most
+ * MG_TRACE_QUEUE spans; beyond, dropped and counted) and signals the
+ * worker when a batch is full. The worker waits until a batch is full or
+ * MG_TRACE_INTERVAL_MS passed, swaps the filling batch for an empty one and
+ * sends it with mg_fetch_sync_on, over one kept-alive connection, with the
+ * configured otlp_headers.
  * Retry rules (OTLP/HTTP): 429, 502, 503, 504 are retried up to
  * MG_TRACE_RETRIES times after Retry-After (capped) or 1, 2, 4 s with
  * jitter; anything else is final: 2xx is success (a partialSuccess with
