@@ -26,7 +26,9 @@
  * RSS after. For --sut-pid the whole process tree (the pid and its
  * descendants, found through /proc) is measured: RSS from statm, peak RSS
  * from VmHWM after resetting it (clear_refs 5) at the window start, CPU time
- * from the scheduler (/proc/<pid>/task/<tid>/schedstat, in ns). The load
+ * from the scheduler (/proc/<pid>/task/<tid>/schedstat, in ns), and apart
+ * the root's main thread (a gateway's event loop: its helper threads, an
+ * audit writer or a span exporter, are the rest of the root's). The load
  * generator's own CPU (getrusage) and every core's busy time (/proc/stat)
  * are reported for the same window, so a run shows whether the load
  * generator or a neighbour was the limit.
@@ -320,14 +322,33 @@ struct tree_snap {
 	unsigned long long cpu_ns[MAX_PIDS]; /* own CPU time (reaped children excluded: they may
 	                                      * have run before the window) */
 	unsigned long long root_cpu_ns;      /* the root's own CPU time */
+	unsigned long long main_cpu_ns;      /* its main thread's (a gateway's event loop) */
 	long rss_kb, root_rss_kb;
 };
+
+/* CPU time of one thread in ns (/proc/<pid>/task/<tid>/schedstat); 0 when
+ * unreadable. */
+static unsigned long long tid_cpu_ns(pid_t pid, pid_t tid)
+{
+	char path[96], buf[128];
+	snprintf(path, sizeof path, "/proc/%d/task/%d/schedstat", (int)pid, (int)tid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = 0;
+	return strtoull(buf, NULL, 10);
+}
 
 static void tree_snap(pid_t root, struct tree_snap *s)
 {
 	s->n = tree_pids(root, s->pids, MAX_PIDS);
 	s->rss_kb = 0;
 	s->root_cpu_ns = 0;
+	s->main_cpu_ns = s->n ? tid_cpu_ns(s->pids[0], s->pids[0]) : 0;
 	for (int i = 0; i < s->n; i++) {
 		unsigned long long t = pid_cpu_ns(s->pids[i]);
 		s->cpu_ns[i] = t;
@@ -432,7 +453,7 @@ struct round {
 	uint64_t t0, t1;
 	struct cpu_times cpu0, cpu1;
 	double self0, self1;
-	double sut_cpu_s, sut_root_cpu_s;
+	double sut_cpu_s, sut_root_cpu_s, sut_main_cpu_s;
 	long rss_peak_kb, rss_end_kb, root_peak_kb, root_end_kb;
 	int procs;
 	bool hwm_ok;
@@ -1304,6 +1325,7 @@ static void take_window_end(struct loader *ld)
 		}
 		r->sut_cpu_s = (double)total / 1e9;
 		r->sut_root_cpu_s = (double)(ld->snap1.root_cpu_ns - ld->snap0.root_cpu_ns) / 1e9;
+		r->sut_main_cpu_s = (double)(ld->snap1.main_cpu_ns - ld->snap0.main_cpu_ns) / 1e9;
 		r->rss_end_kb = ld->snap1.rss_kb;
 		r->root_end_kb = ld->snap1.root_rss_kb;
 		long root_hwm = ld->snap1.n ? pid_hwm_kb(ld->snap1.pids[0]) : 0;
@@ -1594,11 +1616,12 @@ static void print_round(FILE *f, struct loader *ld, struct round *r)
 	if (ld->o.sut_pid > 0)
 		fprintf(f,
 		        ",\"sut_cpu_s\":%.3f,\"sut_cpu_pct\":%.1f,\"sut_root_cpu_s\":%.3f,"
-		        "\"sut_rss_peak_kb\":%ld,\"sut_rss_end_kb\":%ld,\"root_rss_peak_kb\":%ld,"
+		        "\"sut_main_cpu_s\":%.3f,\"sut_rss_peak_kb\":%ld,\"sut_rss_end_kb\":%ld,"
+		        "\"root_rss_peak_kb\":%ld,"
 		        "\"root_rss_end_kb\":%ld,\"sut_procs\":%d,\"peak_from_hwm\":%s",
-		        r->sut_cpu_s, 100.0 * r->sut_cpu_s / win, r->sut_root_cpu_s, r->rss_peak_kb,
-		        r->rss_end_kb, r->root_peak_kb, r->root_end_kb, r->procs,
-		        r->hwm_ok ? "true" : "false");
+		        r->sut_cpu_s, 100.0 * r->sut_cpu_s / win, r->sut_root_cpu_s,
+		        r->sut_main_cpu_s, r->rss_peak_kb, r->rss_end_kb, r->root_peak_kb,
+		        r->root_end_kb, r->procs, r->hwm_ok ? "true" : "false");
 	fprintf(f, "}");
 }
 

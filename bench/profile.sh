@@ -191,7 +191,7 @@ REQ=$(sed -n 's/.*"result":{[^}]*"requests":\([0-9]*\).*/\1/p' "$WORK/load.json"
 	echo "# mcp-guard profile: tools/call $CALL ($UP_NAME), $FAMILY family, c=$C$([ -n "${HDR[*]}" ] && echo ', API key + rate limiting')$(case $OBS in audit | full) echo ", audit to a file (hash_chain = ${BENCH_PROFILE_CHAIN:-true})" ;; esac)$(case $OBS in full | trace) echo ", tracing at ${BENCH_PROFILE_SAMPLE:-0.1}" ;; esac), $TOOL, $(date -u +%Y-%m-%dT%H:%MZ)"
 	echo "# commit $(cd "$ROOT" && git rev-parse --short HEAD), load: $(head -c 400 "$WORK/load.json")"
 	node -e 'const r = JSON.parse(require("fs").readFileSync(process.argv[1], "utf8")).result;
-if (r && r.requests > 0) console.log(`# CPU per request in the window: tree ${(1e6 * r.sut_cpu_s / r.requests).toFixed(1)} us, gateway process (all its threads) ${(1e6 * r.sut_root_cpu_s / r.requests).toFixed(1)} us; ${r.rps} req/s; neighbours used ${r.others_cpu_pct}% of a core`);' "$WORK/load.json" 2>/dev/null
+if (r && r.requests > 0) console.log(`# CPU per request in the window: tree ${(1e6 * r.sut_cpu_s / r.requests).toFixed(1)} us, gateway process (all its threads) ${(1e6 * r.sut_root_cpu_s / r.requests).toFixed(1)} us; ${r.rps} req/s; neighbours used ${r.others_cpu_pct}% of a core; event loop thread ${(1e6 * r.sut_main_cpu_s / r.requests).toFixed(1)} us`);' "$WORK/load.json" 2>/dev/null
 	echo
 	if [ "$TOOL" = perf ]; then
 		echo "## By thread (self time; the event loop is the thread named mcp-guard)"

@@ -83,6 +83,8 @@ function stat(g) {
 		cpuUs: m((r) => (r.requests > 0 && r.sut_cpu_s > 0 ? (1e6 * r.sut_cpu_s) / r.requests : undefined)),
 		loaderBound: R.some((r) => r.loader_cpu_pct > 90),
 		rootShare: m((r) => (r.sut_cpu_s > 0 ? (100 * r.sut_root_cpu_s) / r.sut_cpu_s : undefined)),
+		// the gateway's event-loop thread alone (mcpload: the root's main thread)
+		loopUs: m((r) => (r.requests > 0 && r.sut_main_cpu_s > 0 ? (1e6 * r.sut_main_cpu_s) / r.requests : undefined)),
 		loaderCpu: m((r) => r.loader_cpu_pct),
 		others: m((r) => r.others_cpu_pct),
 		perCore: m(cap),
@@ -430,6 +432,7 @@ const paired = (grp, s, base, f) => {
 	return v.length ? { med: median(v), min: Math.min(...v), max: Math.max(...v), n: v.length } : undefined;
 };
 const cpuOf = (r) => (r.requests > 0 && r.sut_cpu_s > 0 ? (1e6 * r.sut_cpu_s) / r.requests : undefined);
+const loopOf = (r) => (r.requests > 0 && r.sut_main_cpu_s > 0 ? (1e6 * r.sut_main_cpu_s) / r.requests : undefined);
 const obsCmp = (s) => {
 	const a = get('obs', 'obs-off', 'echo', c64), b = get('obs', s, 'echo', c64);
 	if (!a || !b) return undefined;
@@ -439,6 +442,8 @@ const obsCmp = (s) => {
 		cpu: a.cpuUs && b.cpuUs ? a.cpuUs / b.cpuUs : undefined,
 		pairRps: paired('obs', s, 'obs-off', (x, y) => x.rps / y.rps),
 		pairCpu: paired('obs', s, 'obs-off', (x, y) => cpuOf(y) / cpuOf(x)),
+		loop: a.loopUs && b.loopUs ? a.loopUs / b.loopUs : undefined,
+		pairLoop: paired('obs', s, 'obs-off', (x, y) => loopOf(y) / loopOf(x)),
 	};
 };
 const obsFull = obsCmp('obs-full');
@@ -552,6 +557,18 @@ if (seriesOf('obs', 'echo').length) {
 		rows.push([label(s) + ' ÷ (a)', x2(c.rps), pairText(c.pairRps), `${c.b.cpuUs?.toFixed(1)} vs ${c.a.cpuUs?.toFixed(1)} µs`, x2(c.cpu), pairText(c.pairCpu)]);
 	}
 	if (rows.length) out.push('Against (a), c=64 (target for (b) and (d): ≥ 0.90×):', '', table(['', 'req/s ratio (medians)', 'req/s ratio paired by repetition: median (min–max)', 'CPU per request', 'ratio by CPU cost', 'CPU-cost ratio paired'], rows), '');
+	const loopRows = [];
+	for (const [s, c] of [['obs-full', obsFull], ['obs-audit', obsAudit], ['obs-plain', obsPlain]]) {
+		if (c?.loop === undefined) continue;
+		loopRows.push([label(s) + ' ÷ (a)', `${c.b.loopUs.toFixed(1)} vs ${c.a.loopUs.toFixed(1)} µs`, x2(c.loop), pairText(c.pairLoop)]);
+	}
+	if (loopRows.length)
+		out.push(
+			'The event-loop thread alone (the gateway\'s main thread; its audit writer and span exporter threads left out). It is what bounds the throughput when those threads get a core of their own, as on a production host; the verdict above stays on the whole process tree on one core:',
+			'',
+			table(['', 'event-loop CPU per request', 'ratio by the loop\'s CPU', 'paired by repetition'], loopRows),
+			'',
+		);
 	const rs = OBS.map((s) => [s, get('obs-rate', s, 'echo', c64)]).filter(([, st]) => st);
 	if (rs.length) {
 		const ra = get('obs-rate', 'obs-off', 'echo', c64);
