@@ -497,6 +497,33 @@ static void check_headers(struct mg_decode *dc, const struct mg_cnode *node, con
 	}
 }
 
+/* Extra headers usually carry a collector's credential: a warning when
+ * `url` would send them in clear text (http:// to a host that is not
+ * loopback). */
+static void warn_clear_headers(struct mg_decode *dc, const struct mg_cnode *node, const char *path,
+                               const char *url_key, const char *url, const char *headers_key,
+                               const struct mg_kvv *h)
+{
+	if (!url || h->n == 0 || strncmp(url, "http://", 7) != 0)
+		return;
+	/* (MG_FF_URL refused user:password@ already) */
+	const char *a = url + 7, *end = a + strcspn(a, "/?#");
+	const char *colon = *a == '[' ? memchr(a, ']', (size_t)(end - a)) : NULL;
+	const char *host_end = colon ? colon + 1 : a + strcspn(a, ":/?#");
+	if (host_end > end)
+		host_end = end;
+	char host[256];
+	snprintf(host, sizeof host, "%.*s", (int)(host_end - a), a);
+	if (mg_host_is_loopback(host))
+		return;
+	char *p = kpath(path, url_key);
+	mg_schema_warning(dc, key_node(dc, node, url_key), p,
+	                  "%s are sent in clear text to %s (http://); use https:// when they "
+	                  "hold a credential",
+	                  headers_key, host);
+	free(p);
+}
+
 void mg_check_audit(struct mg_decode *dc, void *obj, const struct mg_cnode *node, const char *path)
 {
 	struct mg_audit_config *a = obj;
@@ -531,6 +558,8 @@ void mg_check_audit(struct mg_decode *dc, void *obj, const struct mg_cnode *node
 		free(p);
 	}
 	check_headers(dc, node, path, "export_headers", &a->export_headers, NULL);
+	warn_clear_headers(dc, node, path, "export_url", a->export_url, "export_headers",
+	                   &a->export_headers);
 	if (a->export_format == 1 && a->export_batch_size > 1000) {
 		char *p = kpath(path, "export_batch_size");
 		mg_schema_error(
@@ -558,6 +587,8 @@ void mg_check_tracing(struct mg_decode *dc, void *obj, const struct mg_cnode *no
 	static const char *const own[] = { "Content-Type", "Content-Length", "Host",
 		                           "Transfer-Encoding", NULL };
 	check_headers(dc, node, path, "otlp_headers", &t->otlp_headers, own);
+	warn_clear_headers(dc, node, path, "otlp_endpoint", t->otlp_endpoint, "otlp_headers",
+	                   &t->otlp_headers);
 }
 
 int mg_hostport_split(const char *s, char *host, size_t host_size, int *port)

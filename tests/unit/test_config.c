@@ -421,6 +421,23 @@ static void test_tracing_section(void **state)
 	assert_diag(&d, 5, 16, "tracing.otlp_headers", "the gateway sets this header itself");
 	assert_diag(&d, 5, 16, "tracing.otlp_headers", "names are tokens");
 	mg_diag_free(&d);
+	/* A credential header over http:// to another host: a warning (the
+	 * configuration still loads); not to loopback, not over https. */
+	const char *clear = "[tracing]\nenabled = true\n"
+	                    "otlp_endpoint = \"http://collector.example:4318/\"\n"
+	                    "otlp_headers = { Authorization = \"Bearer x\" }\n"
+	                    "[audit]\nexport_url = \"http://[::1]:9/in\"\n"
+	                    "export_headers = { Authorization = \"Bearer y\" }\n"
+	                    "[upstream]\ncommand = \"node\"\n";
+	memset(&d, 0, sizeof d);
+	cfg = load(clear, MG_CONFIG_TOML, NULL, &d);
+	assert_non_null(cfg);
+	assert_diag(&d, 3, 17, "tracing.otlp_endpoint",
+	            "otlp_headers are sent in clear text to collector.example");
+	for (size_t i = 0; i < d.n; i++)
+		assert_null(strstr(d.v[i].msg, "export_headers are sent"));
+	mg_config_free(cfg);
+	mg_diag_free(&d);
 }
 
 static void test_metrics_section(void **state)
