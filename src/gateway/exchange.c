@@ -107,8 +107,7 @@ static void audit_call(struct mg_exchange *x, const struct mg_rpc_msg *msg,
 	};
 	/* (most calls fit the exchange's own buffer: no allocation) */
 	char *buf = x->audit_inline;
-	size_t room =
-	    sizeof x->audit_inline > tool_len + 1 ? sizeof x->audit_inline - tool_len - 1 : 0;
+	size_t room = MG_X_AUDIT_INLINE > tool_len + 1 ? MG_X_AUDIT_INLINE - tool_len - 1 : 0;
 	size_t len = mg_audit_members_into(&ev, buf, room);
 	if (len >= room) {
 		buf = malloc(len + 1 + tool_len + 1);
@@ -750,7 +749,7 @@ void mg_exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struct mg
 		                   NULL);
 		return;
 	}
-	struct mg_exchange *x = calloc(1, sizeof *x);
+	struct mg_exchange *x = calloc(1, sizeof *x + (gw->audit ? MG_X_AUDIT_INLINE : 0));
 	if (!x) {
 		mg_reply_rpc_error(req, 503, msg->id, MG_RPC_INTERNAL_ERROR, "out of memory", NULL);
 		return;

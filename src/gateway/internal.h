@@ -125,13 +125,16 @@ struct mg_exchange {
 	 * audit_inline unless they do not fit (then malloc'd). */
 	char *audit_members;
 	size_t audit_members_len;
-	char audit_inline[384];
 	char audit_rid[17];      /* audit request id (when audit is on) */
 	char audit_client[64];   /* client address, for events after the request is gone */
 	struct mg_log_ctx log;   /* request and trace id for log lines of its callbacks */
 	uint64_t sent_us;        /* forwarded at (metrics); 0: not forwarded */
 	enum mg_x_answer answer; /* what the upstream's side came to (metrics) */
+	/* Last: MG_X_AUDIT_INLINE bytes allocated only with audit on, so an
+	 * exchange without audit is not a third larger to clear. */
+	char audit_inline[];
 };
+#define MG_X_AUDIT_INLINE 384
 
 /* A subscriptions/listen stream (modern). */
 struct mg_listener {
