@@ -778,6 +778,32 @@ static void pause_unless_stopping(struct mg_tracer *t, long secs)
 	pthread_mutex_unlock(&t->mu);
 }
 
+/* A 2xx answer may hold a partial success (rejected spans, a message),
+ * in the request's encoding: logged, never resent. */
+static void log_partial_success(const struct mg_tracer *t, const char *body, size_t len, size_t n)
+{
+	if (t->proto) {
+		int64_t rejected;
+		const char *msg;
+		size_t msg_len;
+		if (mg_otlp_partial_success(body, len, &rejected, &msg, &msg_len) == 0 &&
+		    rejected > 0)
+			mg_log_warn("tracing: the collector rejected %lld span(s) of %zu: %.*s",
+			            (long long)rejected, n, (int)(msg_len < 200 ? msg_len : 200),
+			            msg ? msg : "");
+		return;
+	}
+	json_t *resp = json_loadb(body ? body : "", len, 0, NULL);
+	json_t *ps = json_object_get(resp, "partialSuccess");
+	const char *rej = json_string_value(json_object_get(ps, "rejectedSpans"));
+	json_int_t rejn = json_integer_value(json_object_get(ps, "rejectedSpans"));
+	if ((rej && strcmp(rej, "0") != 0) || rejn > 0)
+		mg_log_warn("tracing: the collector rejected %s span(s) of %zu: %.200s",
+		            rej ? rej : "some", n,
+		            json_string_value(json_object_get(ps, "errorMessage")) ?: "");
+	json_decref(resp);
+}
+
 /* Sends one batch (`body`: the whole document, `n` spans); returns true
  * when the collector took it. */
 static bool send_batch(struct mg_tracer *t, const char *body, size_t len, size_t n)
@@ -800,33 +826,8 @@ static bool send_batch(struct mg_tracer *t, const char *body, size_t len, size_t
 	for (int attempt = 0;; attempt++) {
 		struct mg_fetch_sync_result r;
 		int rc = mg_fetch_sync_on(t->http, &o, &r);
-		if (rc == 0 && r.status >= 200 && r.status < 300 && t->proto) {
-			int64_t rejected;
-			const char *msg;
-			size_t msg_len;
-			if (mg_otlp_partial_success(r.body.data, r.body.len, &rejected, &msg,
-			                            &msg_len) == 0 &&
-			    rejected > 0)
-				mg_log_warn("tracing: the collector rejected %lld span(s) of %zu: "
-				            "%.*s",
-				            (long long)rejected, n,
-				            (int)(msg_len < 200 ? msg_len : 200), msg ? msg : "");
-			mg_fetch_sync_result_free(&r);
-			ok = true;
-			break;
-		}
 		if (rc == 0 && r.status >= 200 && r.status < 300) {
-			json_t *resp =
-			    json_loadb(r.body.data ? r.body.data : "", r.body.len, 0, NULL);
-			json_t *ps = json_object_get(resp, "partialSuccess");
-			const char *rej = json_string_value(json_object_get(ps, "rejectedSpans"));
-			json_int_t rejn = json_integer_value(json_object_get(ps, "rejectedSpans"));
-			if ((rej && strcmp(rej, "0") != 0) || rejn > 0)
-				mg_log_warn(
-				    "tracing: the collector rejected %s span(s) of %zu: %.200s",
-				    rej ? rej : "some", n,
-				    json_string_value(json_object_get(ps, "errorMessage")) ?: "");
-			json_decref(resp);
+			log_partial_success(t, r.body.data, r.body.len, n);
 			mg_fetch_sync_result_free(&r);
 			ok = true;
 			break;
