@@ -508,8 +508,8 @@ static void warn_clear_headers(struct mg_decode *dc, const struct mg_cnode *node
 		return;
 	/* (MG_FF_URL refused user:password@ already) */
 	const char *a = url + 7, *end = a + strcspn(a, "/?#");
-	const char *colon = *a == '[' ? memchr(a, ']', (size_t)(end - a)) : NULL;
-	const char *host_end = colon ? colon + 1 : a + strcspn(a, ":/?#");
+	const char *bracket = *a == '[' ? memchr(a, ']', (size_t)(end - a)) : NULL; /* [v6] */
+	const char *host_end = bracket ? bracket + 1 : a + strcspn(a, ":/?#");
 	if (host_end > end)
 		host_end = end;
 	char host[256];

@@ -421,14 +421,10 @@ static const struct mg_field audit_fields[] = {
 	INT(S, export_batch_size, "export_batch_size", "100", 1, 10000, "Events per export batch."),
 	INT(S, export_interval_secs, "export_interval_secs", "30", 1, 3600,
 	    "Seconds between exports of a partial batch."),
-	{ .name = "export_headers",
-	  .type = MG_F_MAP,
-	  .off = offsetof(S, export_headers),
-	  .flags = MG_FF_SECRET,
-	  .example = "{ Authorization = \"Bearer <token>\" }",
-	  .help = "Extra headers sent with each export (a token for the collector: "
-	          "export_headers_env = { Authorization = \"VAR\" } takes the value from the "
-	          "environment, export_headers_file from a file)." },
+	SECRET_MAP(S, export_headers, "export_headers", "{ Authorization = \"Bearer <token>\" }",
+	           "Extra headers sent with each export (a token for the collector: "
+	           "export_headers_env = { Authorization = \"VAR\" } takes the value from the "
+	           "environment, export_headers_file from a file)."),
 	ENUM(S, export_format, "export_format", "ndjson", audit_formats,
 	     "Body of an export: ndjson (one record per line), json_array (Datadog logs "
 	     "intake), splunk_hec (HEC event envelopes), elasticsearch_bulk (_bulk create "
@@ -498,14 +494,10 @@ static const struct mg_field tracing_fields[] = {
 	ENUM(S, otlp_protocol, "otlp_protocol", "http/protobuf", otlp_protocols,
 	     "Encoding of the exported spans: binary protobuf (application/x-protobuf, what "
 	     "every OTLP receiver takes) or JSON (application/json)."),
-	{ .name = "otlp_headers",
-	  .type = MG_F_MAP,
-	  .off = offsetof(S, otlp_headers),
-	  .flags = MG_FF_SECRET,
-	  .example = "{ x-honeycomb-team = \"<API key>\" }",
-	  .help = "Extra headers sent with each export, e.g. a SaaS backend's API key "
-	          "(otlp_headers_env = { x-honeycomb-team = \"VAR\" } takes the value from "
-	          "the environment, otlp_headers_file from a file)." },
+	SECRET_MAP(S, otlp_headers, "otlp_headers", "{ x-honeycomb-team = \"<API key>\" }",
+	           "Extra headers sent with each export, e.g. a SaaS backend's API key "
+	           "(otlp_headers_env = { x-honeycomb-team = \"VAR\" } takes the value from "
+	           "the environment, otlp_headers_file from a file)."),
 	DBL(S, sample_rate, "sample_rate", "1.0", 0.0, 1.0, "Fraction of traces sampled (0 to 1)."),
 	BOOL(S, propagate_context, "propagate_context", "true",
 	     "Accept the client's W3C trace context (params._meta, else the traceparent "

@@ -106,11 +106,14 @@ bool mg_utf8_valid(const char *str, size_t n)
 	const unsigned char *s = (const unsigned char *)str;
 	size_t i = 0;
 	while (i < n) {
-		uint64_t w;
-		if (n - i >= 8 && (memcpy(&w, s + i, 8), !(w & 0x8080808080808080ull))) {
-			i += 8; /* eight ASCII bytes at once */
-			continue;
+		for (; n - i >= 8; i += 8) { /* eight ASCII bytes at once */
+			uint64_t w;
+			memcpy(&w, s + i, 8);
+			if (w & 0x8080808080808080ull)
+				break;
 		}
+		if (i == n)
+			break;
 		unsigned c = s[i];
 		if (c < 0x80) {
 			i++;
