@@ -174,6 +174,24 @@ static int read_pid_stat(pid_t pid, pid_t *ppid, unsigned long long *ticks,
 	return 0;
 }
 
+/* CPU time of one thread in ns (/proc/<pid>/task/<tid>/schedstat); -1
+ * when unreadable. */
+static int tid_cpu_ns(pid_t pid, pid_t tid, unsigned long long *ns)
+{
+	char path[96], buf[128];
+	snprintf(path, sizeof path, "/proc/%d/task/%d/schedstat", (int)pid, (int)tid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = 0;
+	*ns = strtoull(buf, NULL, 10);
+	return 0;
+}
+
 /* CPU time of a process in ns: the sum over its threads of the scheduler's
  * run time (/proc/<pid>/task/<tid>/schedstat), which is exact, where the
  * clock ticks of /proc/<pid>/stat round every process to 10 ms - too coarse
@@ -190,19 +208,11 @@ static unsigned long long pid_cpu_ns(pid_t pid)
 		while ((de = readdir(d))) {
 			if (!isdigit((unsigned char)de->d_name[0]))
 				continue;
-			char p2[96], buf[128];
-			snprintf(p2, sizeof p2, "/proc/%d/task/%.20s/schedstat", (int)pid,
-			         de->d_name);
-			int fd = open(p2, O_RDONLY | O_CLOEXEC);
-			if (fd < 0)
-				continue;
-			ssize_t n = read(fd, buf, sizeof buf - 1);
-			close(fd);
-			if (n <= 0)
-				continue;
-			buf[n] = 0;
-			sum += strtoull(buf, NULL, 10);
-			any = true;
+			unsigned long long t;
+			if (tid_cpu_ns(pid, (pid_t)strtol(de->d_name, NULL, 10), &t) == 0) {
+				sum += t;
+				any = true;
+			}
 		}
 		closedir(d);
 	}
@@ -326,29 +336,14 @@ struct tree_snap {
 	long rss_kb, root_rss_kb;
 };
 
-/* CPU time of one thread in ns (/proc/<pid>/task/<tid>/schedstat); 0 when
- * unreadable. */
-static unsigned long long tid_cpu_ns(pid_t pid, pid_t tid)
-{
-	char path[96], buf[128];
-	snprintf(path, sizeof path, "/proc/%d/task/%d/schedstat", (int)pid, (int)tid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	ssize_t n = read(fd, buf, sizeof buf - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = 0;
-	return strtoull(buf, NULL, 10);
-}
-
 static void tree_snap(pid_t root, struct tree_snap *s)
 {
 	s->n = tree_pids(root, s->pids, MAX_PIDS);
 	s->rss_kb = 0;
 	s->root_cpu_ns = 0;
-	s->main_cpu_ns = s->n ? tid_cpu_ns(s->pids[0], s->pids[0]) : 0;
+	s->main_cpu_ns = 0;
+	if (s->n)
+		tid_cpu_ns(s->pids[0], s->pids[0], &s->main_cpu_ns);
 	for (int i = 0; i < s->n; i++) {
 		unsigned long long t = pid_cpu_ns(s->pids[i]);
 		s->cpu_ns[i] = t;

@@ -55,7 +55,8 @@ function varint(b, i) {
 // [start, end) ranges; null when the message is malformed.
 function lenFields(b, start, end, field) {
 	const out = [];
-	for (let i = start; i < end; ) {
+	let i = start;
+	while (i < end) {
 		const t = varint(b, i);
 		if (!t) return null;
 		i = t[1];
@@ -73,17 +74,19 @@ function lenFields(b, start, end, field) {
 			i = n[1] + n[0];
 		} else return null;
 	}
-	return out;
+	return i === end ? out : null; // (a fixed-size field cut short)
 }
 
 // Spans in a binary ExportTraceServiceRequest, by walking the wire format:
 // resource_spans (1) > scope_spans (2) > spans (2); -1 when malformed.
 function protoSpans(b) {
+	const resourceSpans = lenFields(b, 0, b.length, 1);
+	if (!resourceSpans) return -1;
 	let n = 0;
-	for (const [rs, rse] of lenFields(b, 0, b.length, 1) ?? [[0, -1]]) {
-		if (rse < 0) return -1;
-		for (const [ss, sse] of lenFields(b, rs, rse, 2) ?? [[0, -1]]) {
-			if (sse < 0) return -1;
+	for (const [rs, rse] of resourceSpans) {
+		const scopeSpans = lenFields(b, rs, rse, 2);
+		if (!scopeSpans) return -1;
+		for (const [ss, sse] of scopeSpans) {
 			const spans = lenFields(b, ss, sse, 2);
 			if (!spans) return -1;
 			n += spans.length;

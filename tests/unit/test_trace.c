@@ -244,6 +244,33 @@ static void test_otlp_json(void **state)
 	assert_int_equal(strlen(big.attrs[0].s), 126);
 }
 
+/* Three spans with every slot full: ids, a parent, a link, names of
+ * `name_byte`, status messages of `msg_byte`, both times `t`, and
+ * MG_SPAN_MAX_ATTRS attributes: every fourth INT64_MIN, the others `value`. */
+static void worst_spans(struct mg_span sp[3], char name_byte, char msg_byte, uint64_t t,
+                        const char *value)
+{
+	memset(sp, 0, 3 * sizeof *sp);
+	for (int k = 0; k < 3; k++) {
+		memset(sp[k].trace_id, 0xff, 16);
+		memset(sp[k].span_id, 0xee, 8);
+		memset(sp[k].parent_id, 0xdd, 8);
+		sp[k].has_link = true;
+		sp[k].kind = MG_SPAN_CLIENT;
+		memset(sp[k].name, name_byte, sizeof sp[k].name - 1);
+		sp[k].error = true;
+		memset(sp[k].status_msg, msg_byte, sizeof sp[k].status_msg - 1);
+		sp[k].start_ns = t;
+		sp[k].end_ns = t;
+		for (int i = 0; i < MG_SPAN_MAX_ATTRS; i++) {
+			if (i % 4 == 3)
+				mg_span_attr_int(&sp[k], "int.key", INT64_MIN);
+			else
+				mg_span_attr_str(&sp[k], "mcp.method.name", value);
+		}
+	}
+}
+
 /* The encoder writes into room it reserves from a bound (span_bound): a span
  * with every slot full of the worst bytes (each escaped to \u00XX) must fit,
  * parse, and give the values back. */
@@ -251,28 +278,10 @@ static void test_otlp_worst_case(void **state)
 {
 	(void)state;
 	struct mg_span sp[3];
-	memset(sp, 0, sizeof sp);
 	char ctl[200];
 	memset(ctl, 0x01, sizeof ctl - 1);
 	ctl[sizeof ctl - 1] = '\0';
-	for (int k = 0; k < 3; k++) {
-		memset(sp[k].trace_id, 0xff, 16);
-		memset(sp[k].span_id, 0xee, 8);
-		memset(sp[k].parent_id, 0xdd, 8);
-		sp[k].has_link = true;
-		sp[k].kind = MG_SPAN_CLIENT;
-		memset(sp[k].name, '"', sizeof sp[k].name - 1);
-		sp[k].error = true;
-		memset(sp[k].status_msg, 0x1f, sizeof sp[k].status_msg - 1);
-		sp[k].start_ns = UINT64_MAX / 2;
-		sp[k].end_ns = UINT64_MAX / 2;
-		for (int i = 0; i < MG_SPAN_MAX_ATTRS; i++) {
-			if (i % 4 == 3)
-				mg_span_attr_int(&sp[k], "int.key", INT64_MIN);
-			else
-				mg_span_attr_str(&sp[k], "mcp.method.name", ctl);
-		}
-	}
+	worst_spans(sp, '"', 0x1f, UINT64_MAX / 2, ctl);
 	size_t len;
 	char *text = mg_trace_otlp_json(sp, 3, ctl, &len);
 	assert_non_null(text);
@@ -413,28 +422,10 @@ static void test_otlp_proto_worst_case(void **state)
 {
 	(void)state;
 	struct mg_span sp[3];
-	memset(sp, 0, sizeof sp);
 	char bad[200];
 	memset(bad, 0xff, sizeof bad - 1);
 	bad[sizeof bad - 1] = '\0';
-	for (int k = 0; k < 3; k++) {
-		memset(sp[k].trace_id, 0xff, 16);
-		memset(sp[k].span_id, 0xee, 8);
-		memset(sp[k].parent_id, 0xdd, 8);
-		sp[k].has_link = true;
-		sp[k].kind = MG_SPAN_CLIENT;
-		memset(sp[k].name, 0xc3, sizeof sp[k].name - 1);
-		sp[k].error = true;
-		memset(sp[k].status_msg, 0x80, sizeof sp[k].status_msg - 1);
-		sp[k].start_ns = UINT64_MAX;
-		sp[k].end_ns = UINT64_MAX;
-		for (int i = 0; i < MG_SPAN_MAX_ATTRS; i++) {
-			if (i % 4 == 3)
-				mg_span_attr_int(&sp[k], "int.key", INT64_MIN);
-			else
-				mg_span_attr_strn(&sp[k], "mcp.method.name", bad, sizeof bad - 1);
-		}
-	}
+	worst_spans(sp, (char)0xc3, (char)0x80, UINT64_MAX, bad);
 	static const struct pb_shape any = { { 0 }, { NULL } };
 	static const struct pb_shape kv = { { 2 }, { &any } };
 	static const struct pb_shape status = { { 0 }, { NULL } };
