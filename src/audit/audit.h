@@ -1,17 +1,20 @@
 /*
  * audit.h - the audit log: who did what through the gateway, provably.
  *
- * The gateway builds an event on the loop thread (mg_audit_emit): the
- * fixed serializer in event.c turns it into one compact JSON line (keys in
- * a fixed order, tool arguments and results only when enabled and only
- * after redaction, see redact.c), which is put on a bounded queue. One
- * writer thread per gateway (writer.c) takes lines off the queue, adds the
- * hash-chain members (`seq`, `prev`, `hash`) when `hash_chain = true`, and
- * hands them to the sinks (sink.c): stdout, an append-only file, and an
- * HTTP export in batches with retries and a spool directory for batches
- * the export could not deliver. Nothing here blocks the loop: when the
- * queue is full the configured policy applies (drop at once, or wait at
- * most `block_timeout_ms`), and every drop is counted and logged.
+ * The gateway describes an event on the loop thread (mg_audit_emit),
+ * which packs it - its strings copied raw behind a fixed header, tool
+ * arguments and results only when enabled and only after redaction (see
+ * redact.c) - into a bounded single-producer ring: no lock, no
+ * allocation, no escaping on the loop. One writer thread per gateway
+ * (writer.c) takes runs of packs off the ring, serializes each into one
+ * compact JSON line with the fixed serializer in event.c (keys in a fixed
+ * order), adds the hash-chain members (`seq`, `prev`, `hash`) when
+ * `hash_chain = true`, and hands them to the sinks (sink.c): stdout, an
+ * append-only file, and an HTTP export in batches with retries and a
+ * spool directory for batches the export could not deliver. Nothing here
+ * blocks the loop: when the ring is full the configured policy applies
+ * (drop at once, or wait at most `block_timeout_ms`), and every drop is
+ * counted and logged.
  *
  * When audit is disabled, mg_audit_new returns NULL and mg_audit_on(NULL)
  * is false: callers test it once before building anything.
@@ -64,12 +67,11 @@ struct mg_audit_event {
 	int64_t duration_ms; /* -1 absent */
 	const json_t *arguments;
 	const json_t *result;
-	/* The eight string members from request_id to tool, already serialized
-	 * by mg_audit_members (NULL: serialized from the fields above, which
-	 * are then ignored): the records about one call share them, so they are
-	 * escaped once per call, not once per record. */
+	/* The eight string members from request_id to tool, already packed by
+	 * mg_audit_members_into (NULL: taken from the fields above, which are
+	 * then ignored): the records about one call share them, so they are
+	 * measured once per call, not once per record. */
 	const char *members;
-	size_t members_len;
 	/* When it happened (mg_now_us; 0: now). The record's timestamp is the
 	 * wall-clock time of that instant (mg_unix_us_at). */
 	uint64_t at_us;
@@ -109,8 +111,10 @@ static inline bool mg_audit_on(const struct mg_audit *a)
 bool mg_audit_wants_arguments(const struct mg_audit *a);
 bool mg_audit_wants_results(const struct mg_audit *a);
 
-/* Serializes, redacts and queues one event. Never blocks the caller except
- * under overflow = "block" (at most block_timeout_ms). No-op when a is NULL. */
+/* Redacts (arguments and result), packs and queues one event for the
+ * writer, which serializes it. Never blocks the caller except under
+ * overflow = "block" (at most block_timeout_ms). No-op when a is NULL.
+ * The loop thread's only: the ring has one producer. */
 void mg_audit_emit(struct mg_audit *a, const struct mg_audit_event *ev);
 
 /* A tool's definition changed (tool pinning): `server`, `tool`, and the
@@ -142,17 +146,13 @@ const char *mg_audit_type_name(enum mg_audit_type t);
  * microseconds: "2026-12-04T15:30:22.123456Z". `out` holds 28 bytes. */
 void mg_audit_format_time(int64_t unix_us, char out[28]);
 
-/* Appends the string members of `ev` (request_id, trace_id, identity_id,
- * provider, client_address, server, method, tool) exactly as
- * mg_audit_serialize writes them: `,"request_id":"…",…` (nothing when all
- * are absent), for mg_audit_event.members. Returns 0, -1 when `out` is
- * full. */
-int mg_audit_members(const struct mg_audit_event *ev, struct mg_buf *out);
-
-/* The same members into `out` (`size` bytes), NUL-terminated, when they
- * fit (the answer is then < size); otherwise nothing is written. Answers
- * their length either way, as snprintf does: a caller with a buffer on
- * hand allocates only for an outsized call. */
+/* The string members of `ev` (request_id, trace_id, identity_id,
+ * provider, client_address, server, method, tool) packed raw, for
+ * mg_audit_event.members: eight 32-bit lengths (host order) and the bytes
+ * back to back. Written to `out` (`size` bytes) with a NUL after them when
+ * they fit (the answer is then < size); otherwise nothing is written.
+ * Answers their length either way, as snprintf does: a caller with a
+ * buffer on hand allocates only for an outsized call. */
 size_t mg_audit_members_into(const struct mg_audit_event *ev, char *out, size_t size);
 
 /* Appends the event as one JSON object without a line break, keys in this
@@ -160,7 +160,8 @@ size_t mg_audit_members_into(const struct mg_audit_event *ev, char *out, size_t 
  * provider, client_address, server, method, tool, success, duration_ms,
  * message, arguments, result. Absent members are left out. `arguments` and
  * `result` are written only when `rd` asks for them, redacted by it (rd
- * may be NULL: neither is written). Returns 0, -1 when `out` is full. */
+ * may be NULL: neither is written). Returns 0, -1 when `out` is full. The
+ * writer thread writes the same bytes from the event's pack. */
 int mg_audit_serialize(const struct mg_audit_event *ev, int64_t unix_us,
                        const struct mg_audit_redactor *rd, struct mg_buf *out);
 
@@ -198,6 +199,11 @@ struct mg_sha256_ctx;
 /* mg_audit_chain hashing with a reusable SHA-256 state (the writer's). */
 int mg_audit_chain_with(struct mg_sha256_ctx *sha, const char *obj, size_t len, uint64_t seq,
                         const char *prev, struct mg_buf *out, char hash_out[MG_AUDIT_HASH_HEX + 1]);
+/* The same for an object already at the end of `out` (from `start`): it
+ * is chained where it is, no copy. On -1, out->len may have moved past
+ * `start` (the caller cuts it back). */
+int mg_audit_chain_tail(struct mg_sha256_ctx *sha, struct mg_buf *out, size_t start, uint64_t seq,
+                        const char *prev, char hash_out[MG_AUDIT_HASH_HEX + 1]);
 
 /* ---- auth_success records (seen.c) ----------------------------------------------------- */
 

@@ -15,9 +15,13 @@
  * with ,"hash":"<64 hex>"}. A verifier strips the fixed 75-byte suffix
  * ,"hash":"…"} , puts the brace back and hashes again.
  *
- * Everything here is pure (time is a parameter) and runs on the loop
- * thread, except mg_audit_chain, which the writer thread calls.
+ * The loop thread only packs an event (mg_audit_pack_*: its strings
+ * copied raw, back to back, behind a fixed header) into the writer's
+ * ring; the writer thread serializes the packs (mg_audit_pack_serialize)
+ * and chains them, a run at a time. Everything here is pure (time is a
+ * parameter).
  */
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -79,10 +83,9 @@ void mg_audit_format_time(int64_t unix_us, char out[28])
 	out[n] = '\0';
 }
 
-/* The record is written by pointer into room reserved once for all of it
- * (measured first in mg_audit_serialize): a call, a bounds check and a
- * strlen per piece cost more than the bytes (3,000 instructions a record
- * before). */
+/* Records are written by pointer into room reserved once for all of it
+ * (the worst case: every byte of a string escaped as \u00XX): a call, a
+ * bounds check and a strlen per piece cost more than the bytes. */
 
 #define LIT(p, s) put_mem(p, s, sizeof s - 1)
 
@@ -92,36 +95,14 @@ static char *put_mem(char *p, const char *s, size_t n)
 	return p + n;
 }
 
-/* How many bytes put_str writes for `s` (n bytes); `utf8` as put_str
- * decides it. */
-static size_t str_size(const char *s, size_t n, bool plain, bool utf8)
-{
-	if (plain)
-		return n + 2;
-	size_t z = 2;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char c = (unsigned char)s[i];
-		if (c == '"' || c == '\\' || c == '\n' || c == '\r' || c == '\t')
-			z += 2;
-		else if (c < 0x20 || c == 0x7f || (c >= 0x80 && !utf8))
-			z += 6;
-		else
-			z++;
-	}
-	return z;
-}
-
-/* `s` (n bytes) as a JSON string, str_size bytes. */
-static char *put_str(char *p, const char *s, size_t n, bool plain, bool utf8)
+/* put_str from byte `i` of `s` on, the first i bytes already copied to
+ * p: the escaping path, out of line (most strings never take it). */
+static __attribute__((noinline)) char *put_str_escaped(char *p, const char *s, size_t n, size_t i)
 {
 	static const char hex[] = "0123456789abcdef";
-	*p++ = '"';
-	if (plain) {
-		p = put_mem(p, s, n);
-		*p++ = '"';
-		return p;
-	}
-	for (size_t i = 0; i < n; i++) {
+	p += i;
+	bool utf8 = mg_utf8_valid(s, n);
+	for (; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
 		if (c == '"') {
 			p = LIT(p, "\\\"");
@@ -145,153 +126,220 @@ static char *put_str(char *p, const char *s, size_t n, bool plain, bool utf8)
 	return p;
 }
 
-/* The string members, in record order. */
-enum {
-	F_REQUEST_ID,
-	F_TRACE_ID,
-	F_IDENTITY,
-	F_PROVIDER,
-	F_CLIENT,
-	F_SERVER,
-	F_METHOD,
-	F_TOOL,
-	N_F
-};
-static const struct {
-	const char *key; /* ,"key": */
-	size_t len;
-} field_keys[N_F] = {
-#define K(s)                                                                                       \
-	{                                                                                          \
-		s, sizeof s - 1                                                                    \
-	}
-	[F_REQUEST_ID] = K(",\"request_id\":"), [F_TRACE_ID] = K(",\"trace_id\":"),
-	[F_IDENTITY] = K(",\"identity_id\":"),  [F_PROVIDER] = K(",\"provider\":"),
-	[F_CLIENT] = K(",\"client_address\":"), [F_SERVER] = K(",\"server\":"),
-	[F_METHOD] = K(",\"method\":"),         [F_TOOL] = K(",\"tool\":"),
-#undef K
-};
-
-static int put_json(struct mg_buf *b, const char *key, const struct mg_audit_redactor *rd,
-                    const json_t *v)
+/* `s` (n bytes) as a JSON string: at most 2 + 6 * n bytes. Bytes of
+ * invalid UTF-8 become \u00XX, so a record is always valid JSON. Most
+ * strings are plain ASCII: they are copied a word at a time as they are
+ * checked. `s` must be followed by MG_AUDIT_PACK_PAD readable bytes (a
+ * pack's strings are), and up to 7 bytes past the string's room may be
+ * written over (the record's slack holds them). */
+static inline __attribute__((always_inline)) char *put_str(char *p, const char *s, size_t n)
 {
-	json_t *copy = mg_audit_redact(rd, v);
-	if (!copy)
-		return 0;
-	int rc = -1;
-	char *text = json_dumps(copy, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
-	if (!text)
-		goto out;
-	if (mg_buf_append(b, ",\"", 2) < 0 || mg_buf_puts(b, key) < 0 ||
-	    mg_buf_append(b, "\":", 2) < 0 || mg_buf_puts(b, text) < 0)
-		goto out;
-	rc = 0;
-out:
-	free(text);
-	json_decref(copy);
-	return rc;
-}
-
-/* The string members and the message of an event, measured. */
-struct members {
-	const char *f[N_F + 1]; /* the members in record order, then the message */
-	size_t fl[N_F + 1];
-	bool plain[N_F + 1], utf8[N_F + 1];
-};
-
-/* Fills `m` from `ev` (the members only when `fields`, the message only
- * when `message`) and answers how many bytes put_members and the message
- * take. */
-static size_t measure(struct members *m, const struct mg_audit_event *ev, bool fields, bool message)
-{
-	const char *src[N_F + 1] = { ev->request_id, ev->trace_id, ev->identity,
-		                     ev->provider,   ev->client,   ev->server,
-		                     ev->method,     ev->tool,     ev->message };
-	size_t size = 0;
-	for (int i = 0; i <= N_F; i++) {
-		m->f[i] = src[i];
-		m->fl[i] = (i == N_F ? message : fields) && src[i] ? strlen(src[i]) : 0;
-		if (!m->fl[i])
-			continue;
-		m->plain[i] = mg_json_plain(src[i], m->fl[i]);
-		m->utf8[i] = m->plain[i] || mg_utf8_valid(src[i], m->fl[i]);
-		size += (i < N_F ? field_keys[i].len : 0) +
-		        str_size(src[i], m->fl[i], m->plain[i], m->utf8[i]);
+	*p++ = '"';
+	size_t i = 0;
+	uint64_t w;
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, s + i, 8);
+		if (mg_word_special(w))
+			return put_str_escaped(p, s, n, i);
+		memcpy(p + i, &w, 8);
 	}
-	return size;
-}
-
-static char *put_members(char *p, const struct members *m)
-{
-	for (int i = 0; i < N_F; i++) {
-		if (!m->fl[i])
-			continue;
-		p = put_mem(p, field_keys[i].key, field_keys[i].len);
-		p = put_str(p, m->f[i], m->fl[i], m->plain[i], m->utf8[i]);
+	if (i < n) {
+		memcpy(&w, s + i, 8);
+		/* the bytes past the end count as plain ('a') */
+		uint64_t keep = ~0ull >> (64 - 8 * (n - i));
+		if (mg_word_special((w & keep) | (0x6161616161616161ull & ~keep)))
+			return put_str_escaped(p, s, n, i);
+		memcpy(p + i, &w, 8);
 	}
+	p += n;
+	*p++ = '"';
 	return p;
 }
 
-int mg_audit_members(const struct mg_audit_event *ev, struct mg_buf *out)
+/* The string members' keys (,"key":), in record order (enum
+ * mg_audit_str), each copied as a whole 24-byte slot. */
+#define KEY_SLOT 24
+static const char field_keys[MG_AUDIT_MEMBERS][KEY_SLOT] = {
+	[MG_AS_REQUEST_ID] = ",\"request_id\":", [MG_AS_TRACE_ID] = ",\"trace_id\":",
+	[MG_AS_IDENTITY] = ",\"identity_id\":",  [MG_AS_PROVIDER] = ",\"provider\":",
+	[MG_AS_CLIENT] = ",\"client_address\":", [MG_AS_SERVER] = ",\"server\":",
+	[MG_AS_METHOD] = ",\"method\":",         [MG_AS_TOOL] = ",\"tool\":",
+};
+static const uint8_t field_key_len[MG_AUDIT_MEMBERS] = {
+	[MG_AS_REQUEST_ID] = 14, [MG_AS_TRACE_ID] = 12, [MG_AS_IDENTITY] = 15,
+	[MG_AS_PROVIDER] = 12,   [MG_AS_CLIENT] = 18,   [MG_AS_SERVER] = 10,
+	[MG_AS_METHOD] = 10,     [MG_AS_TOOL] = 8,
+};
+
+/* A length as the pack stores it; longer strings are cut (no member or
+ * message comes near: the configuration and the HTTP parser bound them). */
+static uint32_t len32(size_t n)
 {
-	struct members m;
-	if (mg_buf_reserve(out, measure(&m, ev, true, false)) < 0)
+	return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+}
+
+/* The members of `ev` (its packed block when it has one, else its fields). */
+static void members_of(const struct mg_audit_event *ev, const char *s[MG_AUDIT_MEMBERS],
+                       uint32_t len[MG_AUDIT_MEMBERS])
+{
+	if (ev->members) {
+		memcpy(len, ev->members, MG_AUDIT_MEMBERS * sizeof *len);
+		const char *p = ev->members + MG_AUDIT_MEMBERS * sizeof *len;
+		for (int i = 0; i < MG_AUDIT_MEMBERS; i++) {
+			s[i] = p;
+			p += len[i];
+		}
+		return;
+	}
+	const char *src[MG_AUDIT_MEMBERS] = { ev->request_id, ev->trace_id, ev->identity,
+		                              ev->provider,   ev->client,   ev->server,
+		                              ev->method,     ev->tool };
+	for (int i = 0; i < MG_AUDIT_MEMBERS; i++) {
+		s[i] = src[i];
+		len[i] = src[i] ? len32(strlen(src[i])) : 0;
+	}
+}
+
+size_t mg_audit_members_into(const struct mg_audit_event *ev, char *out, size_t size)
+{
+	const char *s[MG_AUDIT_MEMBERS];
+	uint32_t len[MG_AUDIT_MEMBERS];
+	struct mg_audit_event fields = *ev;
+	fields.members = NULL;
+	members_of(&fields, s, len);
+	size_t need = sizeof len;
+	for (int i = 0; i < MG_AUDIT_MEMBERS; i++)
+		need += len[i];
+	if (need >= size)
+		return need;
+	memcpy(out, len, sizeof len);
+	char *p = out + sizeof len;
+	for (int i = 0; i < MG_AUDIT_MEMBERS; i++)
+		if (len[i])
+			p = put_mem(p, s[i], len[i]);
+	*p = '\0';
+	return need;
+}
+
+void mg_audit_pack_prepare(struct mg_audit_packing *pk, const struct mg_audit_event *ev,
+                           const char *args, size_t args_len, const char *result, size_t result_len)
+{
+	members_of(ev, pk->s, pk->len);
+	pk->s[MG_AS_MESSAGE] = ev->message;
+	pk->len[MG_AS_MESSAGE] = ev->message ? len32(strlen(ev->message)) : 0;
+	pk->s[MG_AS_ARGUMENTS] = args;
+	pk->len[MG_AS_ARGUMENTS] = args ? len32(args_len) : 0;
+	pk->s[MG_AS_RESULT] = result;
+	pk->len[MG_AS_RESULT] = result ? len32(result_len) : 0;
+	size_t size = sizeof(struct mg_audit_pack);
+	for (int i = 0; i < MG_AS_N; i++)
+		size += pk->len[i];
+	pk->size = size;
+}
+
+void mg_audit_pack_write(const struct mg_audit_packing *pk, const struct mg_audit_event *ev,
+                         int64_t unix_us, void *out)
+{
+	struct mg_audit_pack h = { .type = (uint8_t)ev->type,
+		                   .success = (int8_t)(ev->success < 0 ? -1 : ev->success != 0),
+		                   .unix_us = unix_us,
+		                   .duration_ms = ev->duration_ms < 0 ? -1 : ev->duration_ms };
+	memcpy(h.len, pk->len, sizeof h.len);
+	memcpy(out, &h, sizeof h);
+	char *p = (char *)out + sizeof h;
+	for (int i = 0; i < MG_AS_N; i++)
+		if (pk->len[i])
+			p = put_mem(p, pk->s[i], pk->len[i]);
+}
+
+int mg_audit_pack_serialize(const void *pack, struct mg_buf *out)
+{
+	struct mg_audit_pack h;
+	memcpy(&h, pack, sizeof h);
+	const char *s = (const char *)pack + sizeof h;
+	/* timestamp, event type, success, duration, keys, braces, and a
+	 * word's overrun: < 200 */
+	size_t size = 200 + MG_AUDIT_MEMBERS * KEY_SLOT;
+	for (int i = 0; i < MG_AS_N; i++)
+		size += (i == MG_AS_ARGUMENTS || i == MG_AS_RESULT ? 1 : 6) * (size_t)h.len[i];
+	if (mg_buf_reserve(out, size) < 0)
 		return -1;
-	char *p = put_members(out->data + out->len, &m);
+	char *p = out->data + out->len;
+	char ts[28];
+	mg_audit_format_time(h.unix_us, ts);
+	p = LIT(p, "{\"timestamp\":\"");
+	p = put_mem(p, ts, 27);
+	p = LIT(p, "\",\"event_type\":\"");
+	const char *type = mg_audit_type_name((enum mg_audit_type)h.type);
+	p = put_mem(p, type, strlen(type));
+	*p++ = '"';
+	for (int i = 0; i < MG_AUDIT_MEMBERS; i++) {
+		if (!h.len[i])
+			continue;
+		memcpy(p, field_keys[i], KEY_SLOT);
+		p += field_key_len[i];
+		p = put_str(p, s, h.len[i]);
+		s += h.len[i];
+	}
+	if (h.success >= 0)
+		p = h.success ? LIT(p, ",\"success\":true") : LIT(p, ",\"success\":false");
+	if (h.duration_ms >= 0) {
+		p = LIT(p, ",\"duration_ms\":");
+		p += mg_fmt_i64(p, h.duration_ms);
+	}
+	if (h.len[MG_AS_MESSAGE]) {
+		p = LIT(p, ",\"message\":");
+		p = put_str(p, s, h.len[MG_AS_MESSAGE]);
+		s += h.len[MG_AS_MESSAGE];
+	}
+	/* arguments and result: JSON text the loop redacted and dumped */
+	if (h.len[MG_AS_ARGUMENTS]) {
+		p = LIT(p, ",\"arguments\":");
+		p = put_mem(p, s, h.len[MG_AS_ARGUMENTS]);
+		s += h.len[MG_AS_ARGUMENTS];
+	}
+	if (h.len[MG_AS_RESULT]) {
+		p = LIT(p, ",\"result\":");
+		p = put_mem(p, s, h.len[MG_AS_RESULT]);
+	}
+	*p++ = '}';
 	out->len = (size_t)(p - out->data);
 	out->data[out->len] = '\0';
 	return 0;
 }
 
-size_t mg_audit_members_into(const struct mg_audit_event *ev, char *out, size_t size)
+char *mg_audit_json_text(const struct mg_audit_redactor *rd, const json_t *v, size_t *len)
 {
-	struct members m;
-	size_t need = measure(&m, ev, true, false);
-	if (need >= size)
-		return need;
-	char *p = put_members(out, &m);
-	*p = '\0';
-	return (size_t)(p - out);
+	json_t *copy = mg_audit_redact(rd, v);
+	if (!copy)
+		return NULL;
+	char *text = json_dumps(copy, JSON_COMPACT | JSON_ENCODE_ANY | JSON_PRESERVE_ORDER);
+	json_decref(copy);
+	*len = text ? strlen(text) : 0;
+	return text;
 }
 
 int mg_audit_serialize(const struct mg_audit_event *ev, int64_t unix_us,
                        const struct mg_audit_redactor *rd, struct mg_buf *out)
 {
-	struct members m;
-	bool shared = ev->members != NULL;
-	/* timestamp, event type, success, duration, message key, braces: < 200 */
-	size_t size = 200 + measure(&m, ev, !shared, true) + (shared ? ev->members_len : 0);
-	if (mg_buf_reserve(out, size) < 0)
-		return -1;
-	char *p = out->data + out->len;
-	char ts[28];
-	mg_audit_format_time(unix_us, ts);
-	p = LIT(p, "{\"timestamp\":\"");
-	p = put_mem(p, ts, 27);
-	p = LIT(p, "\",\"event_type\":\"");
-	const char *type = mg_audit_type_name(ev->type);
-	p = put_mem(p, type, strlen(type));
-	*p++ = '"';
-	p = shared ? put_mem(p, ev->members, ev->members_len) : put_members(p, &m);
-	if (ev->success >= 0)
-		p = ev->success ? LIT(p, ",\"success\":true") : LIT(p, ",\"success\":false");
-	if (ev->duration_ms >= 0) {
-		p = LIT(p, ",\"duration_ms\":");
-		p += mg_fmt_i64(p, ev->duration_ms);
+	char *args = NULL, *result = NULL;
+	size_t al = 0, rl = 0;
+	if (rd && ev->arguments && mg_audit_redactor_arguments(rd))
+		args = mg_audit_json_text(rd, ev->arguments, &al);
+	if (rd && ev->result && mg_audit_redactor_results(rd))
+		result = mg_audit_json_text(rd, ev->result, &rl);
+	struct mg_audit_packing pk;
+	mg_audit_pack_prepare(&pk, ev, args, al, result, rl);
+	int rc = -1;
+	void *pack = malloc(pk.size + MG_AUDIT_PACK_PAD);
+	if (pack) {
+		mg_audit_pack_write(&pk, ev, unix_us, pack);
+		rc = mg_audit_pack_serialize(pack, out);
 	}
-	if (m.fl[N_F]) {
-		p = LIT(p, ",\"message\":");
-		p = put_str(p, m.f[N_F], m.fl[N_F], m.plain[N_F], m.utf8[N_F]);
-	}
-	out->len = (size_t)(p - out->data);
-	out->data[out->len] = '\0';
-	if (rd && ev->arguments && mg_audit_redactor_arguments(rd) &&
-	    put_json(out, "arguments", rd, ev->arguments) < 0)
-		return -1;
-	if (rd && ev->result && mg_audit_redactor_results(rd) &&
-	    put_json(out, "result", rd, ev->result) < 0)
-		return -1;
-	return mg_buf_putc(out, '}');
+	free(pack);
+	free(args);
+	free(result);
+	return rc;
 }
 
 static void to_hex(const uint8_t *d, size_t n, char *out)
@@ -313,17 +361,31 @@ int mg_audit_chain(const char *obj, size_t len, uint64_t seq, const char *prev, 
 int mg_audit_chain_with(struct mg_sha256_ctx *sha, const char *obj, size_t len, uint64_t seq,
                         const char *prev, struct mg_buf *out, char hash_out[MG_AUDIT_HASH_HEX + 1])
 {
+	size_t start = out->len;
+	if (mg_buf_append(out, obj, len) < 0)
+		return -1;
+	if (mg_audit_chain_tail(sha, out, start, seq, prev, hash_out) < 0) {
+		out->len = start;
+		return -1;
+	}
+	return 0;
+}
+
+int mg_audit_chain_tail(struct mg_sha256_ctx *sha, struct mg_buf *out, size_t start, uint64_t seq,
+                        const char *prev, char hash_out[MG_AUDIT_HASH_HEX + 1])
+{
+	size_t len = out->len - start;
+	const char *obj = out->data + start;
 	if (len < 2 || obj[0] != '{' || obj[len - 1] != '}')
 		return -1;
-	size_t start = out->len;
 	/* "{}" has no member to put a comma after. */
 	bool empty = len == 2;
 	char num[MG_I64_CHARS];
 	size_t nl = mg_fmt_i64(num, (int64_t)seq);
 	size_t pl = strlen(prev);
+	out->len--; /* the object's closing brace */
 	/* (appended piece by piece: a printf per record cost as much as the rest) */
-	if (mg_buf_append(out, obj, len - 1) < 0 ||
-	    mg_buf_append(out, &",\"seq\":"[empty ? 1 : 0], empty ? 6 : 7) < 0 ||
+	if (mg_buf_append(out, &",\"seq\":"[empty ? 1 : 0], empty ? 6 : 7) < 0 ||
 	    mg_buf_append(out, num, nl) < 0 || mg_buf_append(out, ",\"prev\":\"", 9) < 0 ||
 	    mg_buf_append(out, prev, pl) < 0 || mg_buf_append(out, "\"}", 2) < 0)
 		return -1;

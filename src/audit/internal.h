@@ -16,6 +16,59 @@
 bool mg_audit_redactor_arguments(const struct mg_audit_redactor *rd);
 bool mg_audit_redactor_results(const struct mg_audit_redactor *rd);
 
+/* ---- packs (event.c): an event as the loop hands it to the writer ---------- */
+
+/* The strings of a pack, in record order: the eight members, the
+ * message, then the arguments and the result as (redacted) JSON text. */
+enum mg_audit_str {
+	MG_AS_REQUEST_ID,
+	MG_AS_TRACE_ID,
+	MG_AS_IDENTITY,
+	MG_AS_PROVIDER,
+	MG_AS_CLIENT,
+	MG_AS_SERVER,
+	MG_AS_METHOD,
+	MG_AS_TOOL,
+	MG_AS_MESSAGE,
+	MG_AS_ARGUMENTS,
+	MG_AS_RESULT,
+	MG_AS_N
+};
+#define MG_AUDIT_MEMBERS 8 /* MG_AS_REQUEST_ID .. MG_AS_TOOL */
+
+/* A pack's header; the strings' bytes follow it, back to back, without
+ * terminators. 8-byte aligned in the ring. */
+struct mg_audit_pack {
+	int64_t unix_us;
+	int64_t duration_ms; /* -1 absent */
+	uint32_t len[MG_AS_N];
+	uint8_t type;   /* enum mg_audit_type */
+	int8_t success; /* -1 absent */
+};
+
+/* An event measured for packing: mg_audit_pack_prepare, then room for
+ * `size` bytes, then mg_audit_pack_write (the borrowed strings must live
+ * until then). */
+struct mg_audit_packing {
+	const char *s[MG_AS_N];
+	uint32_t len[MG_AS_N];
+	size_t size;
+};
+void mg_audit_pack_prepare(struct mg_audit_packing *pk, const struct mg_audit_event *ev,
+                           const char *args, size_t args_len, const char *result,
+                           size_t result_len);
+void mg_audit_pack_write(const struct mg_audit_packing *pk, const struct mg_audit_event *ev,
+                         int64_t unix_us, void *out);
+/* Appends the pack's record (mg_audit_serialize's bytes); 0, -1 when
+ * `out` is full. The pack must be followed by MG_AUDIT_PACK_PAD readable
+ * bytes: its strings are read a word at a time. */
+#define MG_AUDIT_PACK_PAD 8
+int mg_audit_pack_serialize(const void *pack, struct mg_buf *out);
+
+/* `v` redacted by `rd` as compact JSON text (malloc'd, *len set); NULL
+ * when out of memory. */
+char *mg_audit_json_text(const struct mg_audit_redactor *rd, const json_t *v, size_t *len);
+
 /* A batch of records: `text` holds `n` lines, each ending with '\n'. */
 struct mg_audit_batch {
 	struct mg_buf text;

@@ -1,15 +1,24 @@
 /*
  * writer.c - the audit queue and its writer thread.
  *
- * The loop thread serializes an event (event.c, after redaction) and puts
- * the line on a bounded ring (`queue_size` lines) under a mutex held only
- * to push a pointer. When the ring is full, `overflow = "drop"` drops the
- * event at once and `overflow = "block"` waits at most `block_timeout_ms`
- * for room and then drops it; every drop is counted
- * (mcp_guard_audit_dropped_total) and logged, at most once per 10 s with
- * the count since the last log line.
+ * The loop thread packs an event (event.c: its strings copied raw behind
+ * a fixed header; arguments and result redacted and dumped first, when
+ * recorded) straight into a byte ring with one producer (the loop) and
+ * one consumer (the writer): no lock, no allocation and no escaping per
+ * event on the loop, which pays only for the copy. The ring holds at most
+ * `queue_size` events (and, in bytes, about 160 per event, a power of two;
+ * an event bigger than an eighth of it travels by pointer). When it is
+ * full, `overflow = "drop"` drops the event at once and `overflow =
+ * "block"` waits at most `block_timeout_ms` for room and then drops it;
+ * every drop is counted (mcp_guard_audit_dropped_total) and logged, at
+ * most once per 10 s with the count since the last log line. The writer
+ * is woken only when it sleeps on an empty ring, or lingers while the
+ * ring fills past half; the loop publishes a record without a fence, and
+ * the writer's first nap after going idle covers the one race that
+ * leaves (see ring_commit).
  *
- * The writer thread takes every queued line in one go, adds the hash-chain
+ * The writer thread serializes a run of packs (the fixed serializer of
+ * event.c, into one buffer reused from run to run), adds the hash-chain
  * members when `hash_chain = true` (the chain's head lives here; at start
  * it is read back from the last line of the audit file so the chain
  * continues across restarts and rotations), writes the run to the local
@@ -44,34 +53,52 @@
 #define BACKOFF_MAX_MS    30000
 #define TAKE_MAX          1024
 #define LINGER_MS         5 /* after a run, the writer collects more for this long */
+#define NAP_MS            2 /* the first wait of an idle writer (see ring_commit) */
 
 enum { OVERFLOW_DROP, OVERFLOW_BLOCK };
 
-#define LINE_CAP    512  /* most records fit a buffer of this size */
-#define RECYCLE_MAX 2048 /* line buffers kept for reuse */
-#define STASH_MAX   64   /* of which the loop holds at most this many */
+#define RING_BYTES_PER_EVENT 160 /* most packs take 100 to 250 bytes */
+#define RING_MIN             (64u * 1024)
+#define RING_MAX             (256u * 1024 * 1024)
+#define RUN_BYTES            (1u << 20) /* a run stops growing past this */
 
-struct qitem {
-	char *line;
-	size_t len;
-	size_t cap; /* LINE_CAP: goes back to the loop for the next record */
+/* A record in the ring: this header, then a pack (REC_PACK) or a pointer
+ * to one (REC_FAR, malloc'd by the loop, freed by the writer); REC_WRAP
+ * fills the ring's end when the next record does not fit there. `size`
+ * counts the header and is a multiple of 8. */
+enum { REC_WRAP, REC_PACK, REC_FAR };
+struct rec {
+	uint32_t size;
+	uint32_t kind;
 };
+#define REC_HDR sizeof(struct rec)
+
+/* the writer's `sleeping`: how a new record should wake it */
+enum { AWAKE, IDLE, LINGERING };
 
 struct mg_audit {
 	const struct mg_audit_config *cfg;
 	struct mg_audit_redactor *rd;
 
-	pthread_mutex_t mu;
+	/* The ring and its indexes: `tail` (bytes ever written) and `pushed`
+	 * (events) are the loop's, `head` and `popped` the writer's; each side
+	 * keeps its own copy and publishes it. */
+	char *ring;
+	size_t ring_size, ring_mask;
+	size_t cap; /* events */
+	_Alignas(64) _Atomic uint64_t tail;
+	_Atomic uint64_t pushed;
+	uint64_t tail_own, pushed_own; /* loop thread only */
+	_Alignas(64) _Atomic uint64_t head;
+	_Atomic uint64_t popped;
+	uint64_t head_own, popped_own; /* writer thread only */
+	_Atomic int sleeping;          /* AWAKE, IDLE, LINGERING */
+	_Atomic bool want_room;        /* the loop waits for room (overflow = block) */
+
+	/* for sleeping and waking only, and the writer's flags */
+	_Alignas(64) pthread_mutex_t mu;
 	pthread_cond_t not_empty, not_full;
-	struct qitem *q;
-	size_t cap, head, count;
 	bool stopping, reopen_req, head_req;
-	bool sleeping; /* the writer waits for work: the next event wakes it */
-	/* Line buffers written and handed back for reuse: freeing on the
-	 * writer what the loop allocated cost glibc a cross-arena free per
-	 * record (issue 12's benchmark); now they circulate. */
-	char **recycled;
-	size_t n_recycled;
 	pthread_t thread;
 	bool started;
 
@@ -88,21 +115,18 @@ struct mg_audit {
 	uint64_t batch_since_us;
 	uint64_t last_head_log_us;
 	uint64_t rng;
-	bool export_down;     /* the last attempt failed: batches go to the spool */
-	uint64_t retry_at_us; /* when the collector is tried again (one attempt) */
+	bool export_down;          /* the last attempt failed: batches go to the spool */
+	uint64_t retry_at_us;      /* when the collector is tried again (one attempt) */
+	struct mg_sha256_ctx *sha; /* the chain's digest state, reused */
+	struct mg_buf run;         /* a run of lines, reused */
+	size_t *ends;              /* where each line of the run ends (TAKE_MAX) */
 
 	/* loop thread only */
 	uint64_t drop_logged_us, drops_unlogged;
 	struct mg_audit_seen *seen; /* which auth_success to record */
-	char *stash[STASH_MAX];     /* recycled line buffers, taken under no lock */
-	size_t n_stash;
 
-	/* writer thread only (again) */
-	struct mg_sha256_ctx *sha; /* the chain's digest state, reused */
-	struct mg_buf run;         /* a run of lines, reused */
-
-	_Atomic uint64_t emitted, written, exported, spooled, spool_pending, dropped, export_errors,
-	    write_errors, depth;
+	_Atomic uint64_t written, exported, spooled, spool_pending, dropped, export_errors,
+	    write_errors;
 };
 
 static void deadline_after_ms(struct timespec *ts, uint64_t ms)
@@ -132,61 +156,142 @@ static void count_drop(struct mg_audit *a, uint64_t n, const char *why)
 	}
 }
 
-static void enqueue(struct mg_audit *a, char *line, size_t len, size_t cap)
+/* The ring bytes a record of `need` bytes takes at the tail now (with
+ * the wrap filler when it does not fit before the end), or 0 when the
+ * ring cannot take it. */
+static size_t ring_take(struct mg_audit *a, size_t need)
+{
+	uint64_t head = atomic_load(&a->head);
+	uint64_t popped = atomic_load(&a->popped);
+	size_t to_end = a->ring_size - (size_t)(a->tail_own & a->ring_mask);
+	size_t take = need <= to_end ? need : to_end + need;
+	if (a->pushed_own - popped >= a->cap || a->tail_own + take - head > a->ring_size)
+		return 0;
+	return take;
+}
+
+static void wake_writer(struct mg_audit *a)
 {
 	pthread_mutex_lock(&a->mu);
-	while (a->n_stash < STASH_MAX && a->n_recycled)
-		a->stash[a->n_stash++] = a->recycled[--a->n_recycled];
-	if (a->count == a->cap && a->cfg->overflow == OVERFLOW_BLOCK && !a->stopping) {
-		struct timespec ts;
-		deadline_after_ms(&ts, (uint64_t)a->cfg->block_timeout_ms);
-		while (a->count == a->cap && !a->stopping) {
-			if (pthread_cond_timedwait(&a->not_full, &a->mu, &ts) == ETIMEDOUT)
-				break;
+	pthread_cond_signal(&a->not_empty);
+	pthread_mutex_unlock(&a->mu);
+}
+
+/* overflow = "block": waits at most block_timeout_ms for room. */
+static size_t wait_for_room(struct mg_audit *a, size_t need)
+{
+	struct timespec ts;
+	deadline_after_ms(&ts, (uint64_t)a->cfg->block_timeout_ms);
+	size_t take = 0;
+	atomic_store(&a->want_room, true);
+	pthread_mutex_lock(&a->mu);
+	pthread_cond_signal(&a->not_empty); /* a lingering writer drains now */
+	while (!(take = ring_take(a, need)) && !a->stopping) {
+		if (pthread_cond_timedwait(&a->not_full, &a->mu, &ts) == ETIMEDOUT) {
+			take = ring_take(a, need);
+			break;
 		}
 	}
-	if (a->count == a->cap || a->stopping) {
-		pthread_mutex_unlock(&a->mu);
-		free(line);
-		count_drop(a, 1, "the audit queue is full (audit.queue_size)");
-		return;
-	}
-	a->q[(a->head + a->count) % a->cap] = (struct qitem){ line, len, cap };
-	a->count++;
-	atomic_store(&a->depth, a->count);
-	/* Under load the writer lingers and drains every LINGER_MS on its own:
-	 * waking it per event would cost a futex call per record. */
-	if (a->sleeping || a->count >= a->cap / 2)
-		pthread_cond_signal(&a->not_empty);
 	pthread_mutex_unlock(&a->mu);
-	atomic_fetch_add(&a->emitted, 1);
+	atomic_store(&a->want_room, false);
+	return take;
+}
+
+/* Room at the tail for a record of `need` bytes (8-aligned), after the
+ * wrap filler when one is due; NULL when full (the policy applied). */
+static char *ring_reserve(struct mg_audit *a, size_t need, size_t *take)
+{
+	*take = ring_take(a, need);
+	if (!*take && a->cfg->overflow == OVERFLOW_BLOCK)
+		*take = wait_for_room(a, need);
+	if (!*take)
+		return NULL;
+	size_t off = (size_t)(a->tail_own & a->ring_mask);
+	if (*take != need) { /* the record starts the next lap */
+		struct rec w = { (uint32_t)(a->ring_size - off), REC_WRAP };
+		memcpy(a->ring + off, &w, sizeof w);
+		off = 0;
+	}
+	return a->ring + off;
+}
+
+/* Publishes the record just written and wakes the writer when it waits
+ * for one. */
+static void ring_commit(struct mg_audit *a, size_t take)
+{
+	a->tail_own += take;
+	a->pushed_own++;
+	atomic_store_explicit(&a->pushed, a->pushed_own, memory_order_relaxed);
+	/* No fence here: a locked instruction per record made the loop wait
+	 * for the record's stores to reach memory (issue 12's benchmark). The
+	 * load below may then pass the store, and see the writer AWAKE when it
+	 * has just gone IDLE without seeing this record: the writer's first
+	 * nap after going idle (NAP_MS) catches that record. */
+	atomic_store_explicit(&a->tail, a->tail_own, memory_order_release);
+	int s = atomic_load_explicit(&a->sleeping, memory_order_relaxed);
+	if (s == IDLE || (s == LINGERING &&
+	                  (a->pushed_own - atomic_load_explicit(&a->popped, memory_order_relaxed) >=
+	                       a->cap / 2 ||
+	                   a->tail_own - atomic_load_explicit(&a->head, memory_order_relaxed) >=
+	                       a->ring_size / 2)))
+		wake_writer(a);
 }
 
 void mg_audit_emit(struct mg_audit *a, const struct mg_audit_event *ev)
 {
 	if (!a)
 		return;
-	struct mg_buf b;
-	mg_buf_init(&b, MAX_EVENT_BYTES);
-	/* most records fit: one buffer (recycled) instead of four doublings from 64 */
-	b.data = a->n_stash ? a->stash[--a->n_stash] : malloc(LINE_CAP);
-	b.cap = b.data ? LINE_CAP : 0;
-	int64_t now = mg_unix_us_at(ev->at_us ? ev->at_us : mg_now_us());
-	if (mg_audit_serialize(ev, now, a->rd, &b) < 0) {
+	char *args = NULL, *result = NULL;
+	size_t al = 0, rl = 0;
+	if (ev->arguments && mg_audit_redactor_arguments(a->rd))
+		args = mg_audit_json_text(a->rd, ev->arguments, &al);
+	if (ev->result && mg_audit_redactor_results(a->rd))
+		result = mg_audit_json_text(a->rd, ev->result, &rl);
+	struct mg_audit_event lean;
+	if (al + rl > MAX_EVENT_BYTES) {
 		/* too large with its arguments or result: record the event without them */
-		struct mg_audit_event lean = *ev;
-		lean.arguments = NULL;
-		lean.result = NULL;
+		lean = *ev;
 		lean.message = "arguments and result omitted: larger than 4 MiB";
-		mg_buf_reset(&b);
-		if (mg_audit_serialize(&lean, now, a->rd, &b) < 0) {
-			mg_buf_free(&b);
-			count_drop(a, 1, "the event could not be serialized");
-			return;
-		}
+		free(args);
+		free(result);
+		args = result = NULL;
+		al = rl = 0;
+		ev = &lean;
 	}
-	size_t len = b.len, cap = b.cap;
-	enqueue(a, mg_buf_steal(&b), len, cap);
+	struct mg_audit_packing pk;
+	mg_audit_pack_prepare(&pk, ev, args, al, result, rl);
+	int64_t now = mg_unix_us_at(ev->at_us ? ev->at_us : mg_now_us());
+	/* (the pad is the record's own: the writer's word reads never reach
+	 * the next record, which the loop may be writing) */
+	size_t need = (REC_HDR + pk.size + MG_AUDIT_PACK_PAD + 7) & ~(size_t)7;
+	void *far = NULL;
+	if (need > a->ring_size / 8) {
+		/* outsized: the ring carries a pointer */
+		far = malloc(pk.size + MG_AUDIT_PACK_PAD);
+		if (!far) {
+			count_drop(a, 1, "out of memory");
+			goto out;
+		}
+		mg_audit_pack_write(&pk, ev, now, far);
+		need = REC_HDR + sizeof far;
+	}
+	size_t take;
+	char *r = ring_reserve(a, need, &take);
+	if (!r) {
+		free(far);
+		count_drop(a, 1, "the audit queue is full (audit.queue_size)");
+		goto out;
+	}
+	struct rec h = { (uint32_t)need, far ? REC_FAR : REC_PACK };
+	memcpy(r, &h, sizeof h);
+	if (far)
+		memcpy(r + REC_HDR, &far, sizeof far);
+	else
+		mg_audit_pack_write(&pk, ev, now, r + REC_HDR);
+	ring_commit(a, take);
+out:
+	free(args);
+	free(result);
 }
 
 bool mg_audit_auth_success_due(struct mg_audit *a, const char *identity, const char *provider,
@@ -252,9 +357,10 @@ void mg_audit_stats(const struct mg_audit *a, struct mg_audit_stats *o)
 	if (!a)
 		return;
 	struct mg_audit *m = (struct mg_audit *)a;
-	o->queue_depth = atomic_load(&m->depth);
+	uint64_t popped = atomic_load(&m->popped), pushed = atomic_load(&m->pushed);
+	o->queue_depth = pushed > popped ? pushed - popped : 0;
 	o->queue_size = a->cap;
-	o->emitted = atomic_load(&m->emitted);
+	o->emitted = pushed;
 	o->written = atomic_load(&m->written);
 	o->exported = atomic_load(&m->exported);
 	o->spooled = atomic_load(&m->spooled);
@@ -404,48 +510,75 @@ static void log_head(struct mg_audit *a)
 	a->last_head_log_us = mg_now_us();
 }
 
-/* Writes a run of queued lines. */
-static void process(struct mg_audit *a, struct qitem *items, size_t n)
+/* Serializes (and chains) the pack at `pack` onto the run; false when
+ * out of memory (the record is then dropped and counted). */
+static bool serialize_one(struct mg_audit *a, const void *pack)
 {
-	struct mg_buf run = a->run; /* keeps its allocation from run to run */
-	mg_buf_reset(&run);
-	uint64_t recs = 0;
-	for (size_t i = 0; i < n; i++) {
-		size_t start = run.len;
-		int rc;
-		if (a->chain) {
-			char hash[MG_AUDIT_HASH_HEX + 1];
-			rc = mg_audit_chain_with(a->sha, items[i].line, items[i].len, a->seq + 1,
-			                         a->prev, &run, hash);
-			if (rc == 0) {
-				a->seq++;
-				memcpy(a->prev, hash, sizeof hash);
-			}
-		} else {
-			rc = mg_buf_append(&run, items[i].line, items[i].len);
-		}
-		if (items[i].cap != LINE_CAP) {
-			free(items[i].line);
-			items[i].line = NULL;
-		} /* (the others go back to the loop: give_back) */
-		if (rc < 0 || mg_buf_putc(&run, '\n') < 0) {
-			run.len = start;
-			atomic_fetch_add(&a->dropped, 1);
-			mg_log_error("audit: out of memory: 1 record dropped");
-			continue;
-		}
-		recs++;
-		if (a->has_http) {
-			if (a->batch.n == 0)
-				a->batch_since_us = mg_now_us();
-			mg_audit_batch_add(&a->batch, run.data + start, run.len - start - 1);
-			if (a->batch.n >= (size_t)a->cfg->export_batch_size)
-				export_flush(a, false);
+	struct mg_buf *run = &a->run;
+	size_t start = run->len;
+	int rc = mg_audit_pack_serialize(pack, run);
+	if (rc == 0 && a->chain) {
+		char hash[MG_AUDIT_HASH_HEX + 1];
+		rc = mg_audit_chain_tail(a->sha, run, start, a->seq + 1, a->prev, hash);
+		if (rc == 0) {
+			a->seq++;
+			memcpy(a->prev, hash, sizeof hash);
 		}
 	}
-	if (run.len) {
+	if (rc < 0 || mg_buf_putc(run, '\n') < 0) {
+		run->len = start;
+		atomic_fetch_add(&a->dropped, 1);
+		mg_log_error("audit: out of memory: 1 record dropped");
+		return false;
+	}
+	return true;
+}
+
+/* Takes a run off the ring (at most TAKE_MAX records or about RUN_BYTES
+ * of lines) and serializes it into a->run, line ends in a->ends; frees
+ * the records' room at once (the sinks may be slow). Answers how many
+ * records were taken; *lines how many lines the run holds. */
+static size_t drain(struct mg_audit *a, size_t *lines)
+{
+	mg_buf_reset(&a->run);
+	uint64_t head = a->head_own, tail = atomic_load(&a->tail);
+	size_t n = 0, nl = 0;
+	while (head != tail && n < TAKE_MAX && a->run.len < RUN_BYTES) {
+		const char *r = a->ring + (size_t)(head & a->ring_mask);
+		struct rec h;
+		memcpy(&h, r, sizeof h);
+		head += h.size;
+		if (h.kind == REC_WRAP)
+			continue;
+		n++;
+		void *far = NULL;
+		if (h.kind == REC_FAR)
+			memcpy(&far, r + REC_HDR, sizeof far);
+		if (serialize_one(a, far ? far : r + REC_HDR))
+			a->ends[nl++] = a->run.len;
+		free(far);
+	}
+	a->head_own = head;
+	a->popped_own += n;
+	atomic_store_explicit(&a->popped, a->popped_own, memory_order_relaxed);
+	atomic_store(&a->head, head); /* seq_cst: before reading `want_room` */
+	if (atomic_load(&a->want_room)) {
+		pthread_mutex_lock(&a->mu);
+		pthread_cond_broadcast(&a->not_full);
+		pthread_mutex_unlock(&a->mu);
+	}
+	*lines = nl;
+	return n;
+}
+
+/* Writes the run's lines to the local sinks (one write each) and adds
+ * them to the export batch. */
+static void process(struct mg_audit *a, size_t lines)
+{
+	struct mg_buf *run = &a->run;
+	if (run->len) {
 		for (size_t s = 0; s < a->n_local; s++) {
-			if (a->local[s].ops->write(a->local[s].self, run.data, run.len) < 0) {
+			if (a->local[s].ops->write(a->local[s].self, run->data, run->len) < 0) {
 				atomic_fetch_add(&a->write_errors, 1);
 				mg_log_error("audit: cannot write to %s: %s", a->local[s].ops->name,
 				             strerror(errno));
@@ -454,29 +587,27 @@ static void process(struct mg_audit *a, struct qitem *items, size_t n)
 				a->local[s].ops->flush(a->local[s].self);
 		}
 		if (a->n_local)
-			atomic_fetch_add(&a->written, recs);
+			atomic_fetch_add(&a->written, lines);
+	}
+	for (size_t i = 0; a->has_http && i < lines; i++) {
+		size_t start = i ? a->ends[i - 1] : 0;
+		if (a->batch.n == 0)
+			a->batch_since_us = mg_now_us();
+		mg_audit_batch_add(&a->batch, run->data + start, a->ends[i] - start - 1);
+		if (a->batch.n >= (size_t)a->cfg->export_batch_size)
+			export_flush(a, false);
 	}
 	/* a burst's buffer is not kept forever */
-	if (run.cap > (1u << 20)) {
-		mg_buf_free(&run);
-		mg_buf_init(&run, 0);
+	if (run->cap > 2 * RUN_BYTES) {
+		mg_buf_free(run);
+		mg_buf_init(run, 0);
 	}
-	a->run = run;
 }
 
-/* Puts the written line buffers back for the loop (a->mu held); frees
- * what does not fit. */
-static void give_back(struct mg_audit *a, struct qitem *items, size_t n)
+/* true when the ring holds no record (writer thread). */
+static bool ring_empty(struct mg_audit *a)
 {
-	for (size_t i = 0; i < n; i++) {
-		if (!items[i].line)
-			continue;
-		if (a->recycled && a->n_recycled < RECYCLE_MAX)
-			a->recycled[a->n_recycled++] = items[i].line;
-		else
-			free(items[i].line);
-		items[i].line = NULL;
-	}
+	return atomic_load(&a->tail) == a->head_own;
 }
 
 /* The earliest due time of the local sinks' pending syncs, or 0. */
@@ -503,12 +634,15 @@ static void flush_local(struct mg_audit *a)
 static void *writer_main(void *arg)
 {
 	struct mg_audit *a = arg;
-	struct qitem *items = calloc(TAKE_MAX, sizeof *items);
 	uint64_t interval_us = (uint64_t)a->cfg->export_interval_secs * 1000000u;
 	uint64_t head_us = (uint64_t)a->cfg->head_log_interval_secs * 1000000u;
 	pthread_mutex_lock(&a->mu);
 	for (;;) {
-		while (a->count == 0 && !a->stopping && !a->reopen_req && !a->head_req) {
+		bool napped = false;
+		while (!a->stopping && !a->reopen_req && !a->head_req) {
+			atomic_store(&a->sleeping, IDLE); /* seq_cst: before reading the tail */
+			if (!ring_empty(a))
+				break;
 			uint64_t now = mg_now_us(), wait_us = 3600ull * 1000000u;
 			bool pending = a->has_http &&
 			               (a->batch.n || (a->spool && mg_audit_spool_files(a->spool)));
@@ -531,27 +665,29 @@ static void *writer_main(void *arg)
 			}
 			if (wait_us == 0)
 				break;
+			/* a short nap first: a record the loop published as this
+			 * thread went idle is seen after it (see ring_commit) */
+			bool nap = !napped && wait_us > NAP_MS * 1000u;
+			if (nap)
+				wait_us = NAP_MS * 1000u;
+			napped = true;
 			struct timespec ts;
 			deadline_after_ms(&ts, (wait_us + 999) / 1000);
-			a->sleeping = true;
-			pthread_cond_timedwait(&a->not_empty, &a->mu, &ts);
-			a->sleeping = false;
+			if (pthread_cond_timedwait(&a->not_empty, &a->mu, &ts) == ETIMEDOUT && !nap)
+				break;
 		}
-		size_t n = 0;
-		while (a->count && n < TAKE_MAX && items) {
-			items[n++] = a->q[a->head];
-			a->head = (a->head + 1) % a->cap;
-			a->count--;
-		}
-		atomic_store(&a->depth, a->count);
-		bool stop = a->stopping && a->count == 0;
+		atomic_store(&a->sleeping, AWAKE);
+		/* the loop emits nothing once stopping is set (mg_audit_free runs on
+		 * it): what is in the ring then is all there will be */
+		bool stopping = a->stopping;
 		bool reopen = a->reopen_req, head = a->head_req;
 		a->reopen_req = a->head_req = false;
-		pthread_cond_broadcast(&a->not_full);
 		pthread_mutex_unlock(&a->mu);
 
+		size_t lines, n = drain(a, &lines);
+		bool stop = stopping && ring_empty(a);
 		if (n)
-			process(a, items, n);
+			process(a, lines);
 		else
 			flush_local(a); /* a sync that came due */
 		if (reopen) {
@@ -567,27 +703,29 @@ static void *writer_main(void *arg)
 		    (a->batch.n || (a->spool && mg_audit_spool_files(a->spool))) &&
 		    now - a->batch_since_us >= interval_us)
 			export_flush(a, false);
-		pthread_mutex_lock(&a->mu);
-		give_back(a, items, n);
-		if (stop) {
-			pthread_mutex_unlock(&a->mu);
+		if (stop)
 			break;
-		}
-		if (n) {
-			/* group commit: let more records arrive before the next run */
+		pthread_mutex_lock(&a->mu);
+		if (n && !stopping) {
+			/* group commit: let more records arrive before the next run
+			 * (the loop wakes the writer when the ring fills past half) */
 			struct timespec ts;
 			deadline_after_ms(&ts, LINGER_MS);
+			atomic_store(&a->sleeping, LINGERING);
 			while (!a->stopping && !a->reopen_req && !a->head_req &&
-			       a->count < a->cap / 2) {
+			       !atomic_load(&a->want_room)) {
 				if (pthread_cond_timedwait(&a->not_empty, &a->mu, &ts) == ETIMEDOUT)
 					break;
+				if (atomic_load(&a->pushed) - a->popped_own >= a->cap / 2 ||
+				    atomic_load(&a->tail) - a->head_own >= a->ring_size / 2)
+					break;
 			}
+			atomic_store(&a->sleeping, AWAKE);
 		}
 	}
 	if (a->has_http)
 		export_flush(a, true);
 	log_head(a);
-	free(items);
 	return NULL;
 }
 
@@ -616,15 +754,22 @@ struct mg_audit *mg_audit_start(const struct mg_audit_config *cfg,
 	err[0] = '\0';
 	if (!cfg->enabled)
 		return NULL;
-	struct mg_audit *a = calloc(1, sizeof *a);
+	/* (its two indexes on cache lines of their own) */
+	size_t asize = (sizeof(struct mg_audit) + 63) & ~(size_t)63;
+	struct mg_audit *a = aligned_alloc(64, asize);
 	if (!a) {
 		snprintf(err, err_size, "out of memory");
 		return NULL;
 	}
+	memset(a, 0, asize);
 	a->cfg = cfg;
 	a->cap = (size_t)cfg->queue_size;
-	a->q = calloc(a->cap, sizeof *a->q);
-	a->recycled = calloc(RECYCLE_MAX, sizeof *a->recycled);
+	a->ring_size = RING_MIN;
+	while (a->ring_size < RING_MAX && a->ring_size < a->cap * RING_BYTES_PER_EVENT)
+		a->ring_size *= 2;
+	a->ring_mask = a->ring_size - 1;
+	a->ring = malloc(a->ring_size);
+	a->ends = calloc(TAKE_MAX, sizeof *a->ends);
 	pthread_mutex_init(&a->mu, NULL);
 	pthread_condattr_t ca;
 	pthread_condattr_init(&ca);
@@ -645,7 +790,7 @@ struct mg_audit *mg_audit_start(const struct mg_audit_config *cfg,
 	a->chain = cfg->hash_chain;
 	if (mg_random_bytes(&a->rng, sizeof a->rng) < 0 || a->rng == 0)
 		a->rng = 0x9e3779b97f4a7c15ull;
-	if (!a->q) {
+	if (!a->ring || !a->ends) {
 		snprintf(err, err_size, "out of memory");
 		goto fail;
 	}
@@ -728,13 +873,17 @@ void mg_audit_free(struct mg_audit *a)
 		pthread_mutex_unlock(&a->mu);
 		pthread_join(a->thread, NULL);
 	}
-	for (size_t i = 0; i < a->count; i++)
-		free(a->q[(a->head + i) % a->cap].line);
-	for (size_t i = 0; i < a->n_recycled; i++)
-		free(a->recycled[i]);
-	free(a->recycled);
-	for (size_t i = 0; i < a->n_stash; i++)
-		free(a->stash[i]);
+	/* what the writer did not take (it was never started) */
+	for (uint64_t h = a->head_own; a->ring && h != atomic_load(&a->tail);) {
+		struct rec r;
+		memcpy(&r, a->ring + (size_t)(h & a->ring_mask), sizeof r);
+		if (r.kind == REC_FAR) {
+			void *far;
+			memcpy(&far, a->ring + (size_t)(h & a->ring_mask) + REC_HDR, sizeof far);
+			free(far);
+		}
+		h += r.size;
+	}
 	free_sinks(a);
 	mg_audit_spool_close(a->spool);
 	mg_audit_batch_free(&a->batch);
@@ -745,6 +894,7 @@ void mg_audit_free(struct mg_audit *a)
 	pthread_cond_destroy(&a->not_empty);
 	pthread_cond_destroy(&a->not_full);
 	pthread_mutex_destroy(&a->mu);
-	free(a->q);
+	free(a->ring);
+	free(a->ends);
 	free(a);
 }

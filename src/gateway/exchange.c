@@ -72,7 +72,6 @@ static void audit_result(struct mg_exchange *x, const json_t *msg, const char *r
 		.duration_ms = (int64_t)((now - x->start_us) / 1000),
 		.result = res,
 		.members = x->audit_members,
-		.members_len = x->audit_members_len,
 	};
 	mg_audit_emit(gw->audit, &ev);
 	json_decref(parsed);
@@ -81,7 +80,7 @@ static void audit_result(struct mg_exchange *x, const json_t *msg, const char *r
 	x->audit_members = NULL;
 }
 
-/* The tools/call is recorded (tool_call); its members are serialized once,
+/* The tools/call is recorded (tool_call); its members are packed once,
  * for this record and the tool_call_result one, in one block with the raw
  * tool name after them (audit_tool, for other events of the call). */
 static void audit_call(struct mg_exchange *x, const struct mg_rpc_msg *msg,
@@ -123,7 +122,6 @@ static void audit_call(struct mg_exchange *x, const struct mg_rpc_msg *msg,
 	x->audit_members = buf;
 	x->audit_members_len = len;
 	ev.members = x->audit_members;
-	ev.members_len = len;
 	mg_audit_emit(x->gw->audit, &ev);
 }
 

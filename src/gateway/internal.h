@@ -121,7 +121,8 @@ struct mg_exchange {
 	char method[MG_METHOD_MAX];
 	uint64_t start_us;
 	/* A tools/call being audited (its result is recorded): its record
-	 * members (mg_audit_members), then a NUL and the raw tool name; in
+	 * members packed (mg_audit_members_into), then a NUL and the raw tool
+	 * name; in
 	 * audit_inline unless they do not fit (then malloc'd). */
 	char *audit_members;
 	size_t audit_members_len;

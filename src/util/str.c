@@ -193,12 +193,7 @@ static inline __attribute__((always_inline)) bool word_special(const unsigned ch
 {
 	uint64_t w;
 	memcpy(&w, p, 8);
-	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
-	uint64_t ctl = (w - ones * 0x20) & ~w;   /* < 0x20 */
-	uint64_t del = (w + ones * 0x01) & high; /* >= 0x7f (with w's high bits) */
-	uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\');
-	uint64_t zq = (q - ones) & ~q, zb = (bs - ones) & ~bs; /* == '"', == '\\' */
-	return ((ctl | del | zq | zb | w) & high) != 0;
+	return mg_word_special(w);
 }
 
 /* word_special for the 4 bytes at p. */

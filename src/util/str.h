@@ -48,6 +48,18 @@ bool mg_utf8_valid(const char *s, size_t n);
  * this first and copy the whole string at once (most strings are plain). */
 bool mg_json_plain(const char *s, size_t n);
 
+/* true when one of the 8 bytes of `w` (as loaded from memory) would not
+ * go into a JSON string as it is (see mg_json_plain). */
+static inline __attribute__((always_inline)) bool mg_word_special(uint64_t w)
+{
+	const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+	uint64_t ctl = (w - ones * 0x20) & ~w;   /* < 0x20 */
+	uint64_t del = (w + ones * 0x01) & high; /* >= 0x7f (with w's high bits) */
+	uint64_t q = w ^ (ones * '"'), bs = w ^ (ones * '\\');
+	uint64_t zq = (q - ones) & ~q, zb = (bs - ones) & ~bs; /* == '"', == '\\' */
+	return ((ctl | del | zq | zb | w) & high) != 0;
+}
+
 /* Copies at most size - 1 bytes of `src` (NULL: "") and a NUL into `dst`
  * (size > 0): snprintf(dst, size, "%s", src) without printf's cost.
  * Returns the bytes copied. */

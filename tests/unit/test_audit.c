@@ -89,7 +89,7 @@ static void test_serialize_order_and_escaping(void **state)
 	mg_buf_free(&b);
 }
 
-/* Members serialized once (mg_audit_members) give the same record, byte
+/* Members packed once (mg_audit_members_into) give the same record, byte
  * for byte, as the fields; the fields are then ignored. */
 static void test_shared_members(void **state)
 {
@@ -109,42 +109,91 @@ static void test_shared_members(void **state)
 		.message = "done \"ok\"",
 		.duration_ms = 7,
 	};
-	struct mg_buf whole, members, shared;
+	struct mg_buf whole, shared;
 	mg_buf_init(&whole, 0);
-	mg_buf_init(&members, 0);
 	mg_buf_init(&shared, 0);
 	assert_int_equal(mg_audit_serialize(&ev, 1796398222123456LL, NULL, &whole), 0);
-	assert_int_equal(mg_audit_members(&ev, &members), 0);
-	assert_non_null(strstr(whole.data, members.data));
+	/* eight lengths, then the raw bytes */
+	size_t raw = 4 + 32 + 7 + 3 + 3 + 5 + 10 + 9;
+	char members[256];
+	assert_int_equal(mg_audit_members_into(&ev, members, sizeof members), 32 + raw);
+	assert_int_equal(members[32 + raw], '\0');
 	struct mg_audit_event lean = { .type = ev.type,
 		                       .identity = "ignored",
 		                       .success = 1,
 		                       .message = ev.message,
 		                       .duration_ms = 7,
-		                       .members = members.data,
-		                       .members_len = members.len };
+		                       .members = members };
 	assert_int_equal(mg_audit_serialize(&lean, 1796398222123456LL, NULL, &shared), 0);
 	assert_string_equal(shared.data, whole.data);
-	/* into a buffer on hand: the same bytes when they fit; nothing written
-	 * (and the length needed) when they do not, by one byte or more */
+	/* nothing written (and the length needed) when they do not fit, by one
+	 * byte or more */
 	char buf[256];
 	memset(buf, 'z', sizeof buf);
-	assert_int_equal(mg_audit_members_into(&ev, buf, sizeof buf), members.len);
-	assert_string_equal(buf, members.data);
-	memset(buf, 'z', sizeof buf);
-	assert_int_equal(mg_audit_members_into(&ev, buf, members.len), members.len);
+	assert_int_equal(mg_audit_members_into(&ev, buf, 32 + raw), 32 + raw);
 	assert_int_equal(buf[0], 'z');
-	assert_int_equal(mg_audit_members_into(&ev, buf, 0), members.len);
-	assert_int_equal(mg_audit_members_into(&ev, buf, members.len + 1), members.len);
-	assert_string_equal(buf, members.data);
-	/* no members at all: nothing */
-	mg_buf_reset(&members);
-	struct mg_audit_event none = { .type = MG_AUDIT_CONFIG_RELOAD };
-	assert_int_equal(mg_audit_members(&none, &members), 0);
-	assert_int_equal(members.len, 0);
+	assert_int_equal(mg_audit_members_into(&ev, buf, 0), 32 + raw);
+	assert_int_equal(mg_audit_members_into(&ev, buf, 32 + raw + 1), 32 + raw);
+	assert_memory_equal(buf, members, 32 + raw + 1);
+	/* no members at all: eight zero lengths, and a record without them */
+	struct mg_audit_event none = { .type = MG_AUDIT_CONFIG_RELOAD,
+		                       .success = -1,
+		                       .duration_ms = -1 };
+	assert_int_equal(mg_audit_members_into(&none, buf, sizeof buf), 32);
+	none.members = buf;
+	mg_buf_reset(&shared);
+	assert_int_equal(mg_audit_serialize(&none, 0, NULL, &shared), 0);
+	assert_string_equal(shared.data, "{\"timestamp\":\"1970-01-01T00:00:00.000000Z\","
+	                                 "\"event_type\":\"config_reload\"}");
 	mg_buf_free(&whole);
-	mg_buf_free(&members);
 	mg_buf_free(&shared);
+}
+
+/* Strings are copied a word at a time while checked: a character to
+ * escape at any place of any length, and plain strings of every length,
+ * come back intact through a JSON parser. */
+static void test_string_words(void **state)
+{
+	(void)state;
+	static const char *const specials[] = { "\"", "\\", "\n", "\x01", "\x7f", "\xc3\xa9" };
+	struct mg_buf b;
+	mg_buf_init(&b, 0);
+	char s[64];
+	for (size_t sp = 0; sp <= sizeof specials / sizeof *specials; sp++) {
+		for (size_t n = 0; n < 40; n++) {
+			for (size_t at = 0; at <= n; at++) {
+				memset(s, 'x', n);
+				s[n] = '\0';
+				if (sp < sizeof specials / sizeof *specials) {
+					size_t l = strlen(specials[sp]);
+					if (at + l > n)
+						continue;
+					memcpy(s + at, specials[sp], l);
+				} else if (at) {
+					break; /* plain: one string per length */
+				}
+				struct mg_audit_event ev = { .type = MG_AUDIT_TOOL_CALL,
+					                     .tool = s,
+					                     .message = s,
+					                     .success = -1,
+					                     .duration_ms = -1 };
+				mg_buf_reset(&b);
+				assert_int_equal(mg_audit_serialize(&ev, 0, NULL, &b), 0);
+				json_error_t je;
+				json_t *j = json_loads(b.data, 0, &je);
+				assert_non_null(j);
+				const char *tool = json_string_value(json_object_get(j, "tool"));
+				if (n) {
+					assert_non_null(tool);
+					assert_string_equal(tool, s);
+					assert_string_equal(
+					    json_string_value(json_object_get(j, "message")), s);
+				}
+				json_decref(j);
+			}
+		}
+	}
+	mg_buf_free(&b);
 }
 
 static char *redact_with(const char *paths_csv, const char *pattern, const char *json)
@@ -688,6 +737,67 @@ static void test_queue_block_policy_is_bounded(void **state)
 	mg_config_free(cfg);
 }
 
+/* The ring through many laps: records of every size up to a few KiB and
+ * outsized ones (carried by pointer) arrive once each, whole and in order,
+ * chained; with overflow = "block" and a live collector none is dropped. */
+static void test_ring_laps_and_outsized_records(void **state)
+{
+	(void)state;
+	char toml[256];
+	snprintf(toml, sizeof toml,
+	         "[audit]\nstdout = false\nhash_chain = true\nqueue_size = 16\n"
+	         "overflow = \"block\"\nblock_timeout_ms = 10000\n%s",
+	         upstream_toml);
+	struct mg_config *cfg = load(toml);
+	struct fake f = { .up = 1 };
+	pthread_mutex_init(&f.mu, NULL);
+	mg_buf_init(&f.got, 0);
+	struct mg_audit_sink sink = { .ops = &fake_ops, .self = &f };
+	char err[256];
+	struct mg_audit *a = mg_audit_start(&cfg->audit, &sink, err, sizeof err);
+	assert_non_null(a);
+	enum { N = 3000 };
+	static char tool[4100], msg[40000];
+	for (int i = 0; i < N; i++) {
+		int tl = snprintf(tool, sizeof tool, "t%d-", i);
+		memset(tool + tl, 'a' + i % 26, (size_t)(i * 7 % 4000));
+		tool[tl + i * 7 % 4000] = '\0';
+		bool big = i % 97 == 0; /* past an eighth of the 64 KiB ring */
+		memset(msg, 'm', big ? 30000 : 10);
+		msg[big ? 30000 : 10] = '\0';
+		struct mg_audit_event ev = { .type = MG_AUDIT_TOOL_CALL,
+			                     .tool = tool,
+			                     .message = msg,
+			                     .success = -1,
+			                     .duration_ms = i };
+		mg_audit_emit(a, &ev);
+	}
+	struct mg_audit_stats st;
+	mg_audit_stats(a, &st);
+	assert_int_equal(st.dropped, 0);
+	assert_int_equal(st.emitted, N);
+	mg_audit_free(a);
+	struct mg_audit_verifier v;
+	mg_audit_verify_init(&v, true);
+	const char *p = f.got.data;
+	for (int i = 0; i < N; i++) {
+		const char *nl = strchr(p, '\n');
+		assert_non_null(nl);
+		char want[48];
+		snprintf(want, sizeof want, "\"tool\":\"t%d-", i);
+		assert_non_null(memmem(p, (size_t)(nl - p), want, strlen(want)));
+		snprintf(want, sizeof want, "\"duration_ms\":%d,", i);
+		assert_non_null(memmem(p, (size_t)(nl - p), want, strlen(want)));
+		assert_true((size_t)(nl - p) > (i % 97 == 0 ? 30000u : (size_t)(i * 7 % 4000)));
+		assert_int_equal(mg_audit_verify_line(&v, p, (size_t)(nl - p)), 0);
+		p = nl + 1;
+	}
+	assert_int_equal(*p, '\0');
+	mg_buf_free(&f.got);
+	pthread_mutex_destroy(&f.mu);
+	mg_config_free(cfg);
+}
+
 /* The chained line's exact bytes, against digests computed elsewhere
  * (Python hashlib), with and without a reused digest state. */
 static void test_chain_exact_bytes(void **state)
@@ -818,6 +928,8 @@ int main(void)
 		cmocka_unit_test(test_framing),
 		cmocka_unit_test(test_writer_spool_first),
 		cmocka_unit_test(test_queue_overflow_drops_and_counts),
+		cmocka_unit_test(test_ring_laps_and_outsized_records),
+		cmocka_unit_test(test_string_words),
 		cmocka_unit_test(test_queue_block_policy_is_bounded),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
