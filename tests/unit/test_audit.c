@@ -738,16 +738,15 @@ static void test_queue_block_policy_is_bounded(void **state)
 }
 
 /* The ring through many laps: records of every size up to a few KiB and
- * outsized ones (carried by pointer) arrive once each, whole and in order,
- * chained; with overflow = "block" and a live collector none is dropped. */
-static void test_ring_laps_and_outsized_records(void **state)
+ * large ones arrive once each, whole and in order, chained; with overflow
+ * = "block" and a live collector none is dropped. */
+static void ring_laps(int queue_size)
 {
-	(void)state;
 	char toml[256];
 	snprintf(toml, sizeof toml,
-	         "[audit]\nstdout = false\nhash_chain = true\nqueue_size = 16\n"
+	         "[audit]\nstdout = false\nhash_chain = true\nqueue_size = %d\n"
 	         "overflow = \"block\"\nblock_timeout_ms = 10000\n%s",
-	         upstream_toml);
+	         queue_size, upstream_toml);
 	struct mg_config *cfg = load(toml);
 	struct fake f = { .up = 1 };
 	pthread_mutex_init(&f.mu, NULL);
@@ -796,6 +795,15 @@ static void test_ring_laps_and_outsized_records(void **state)
 	mg_buf_free(&f.got);
 	pthread_mutex_destroy(&f.mu);
 	mg_config_free(cfg);
+}
+
+/* 16 events: a 64 KiB ring, 30 KB records by pointer; 4,000: a 1 MiB
+ * ring, every record in it. */
+static void test_ring_laps_and_outsized_records(void **state)
+{
+	(void)state;
+	ring_laps(16);
+	ring_laps(4000);
 }
 
 /* The chained line's exact bytes, against digests computed elsewhere
