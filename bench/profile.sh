@@ -20,6 +20,8 @@
 #   BENCH_PROFILE_DUR     measured seconds with perf or none (5); longer runs
 #                         average out a shared machine's noise
 #   BENCH_PROFILE_FREQ    perf's sampling rate in Hz (999)
+#   BENCH_PROFILE_BIN     the gateway binary (build/mcp-guard): another
+#                         build's, to compare two builds run by run
 #   `none` runs no profiler: only the CPU per request, for quick A/B runs
 #
 # Starts mcp-guard (shared mode, the fast stdio upstream; with `http`, the
@@ -44,7 +46,8 @@ LOAD_CPU=${BENCH_LOAD_CPU:-1}
 WORK=$BENCH/work/profile-$$
 mkdir -p "$WORK" "$(dirname "$OUT")"
 make -s -C "$BENCH" >/dev/null || exit 1
-[ -x "$ROOT/build/mcp-guard" ] || { echo "profile: build/mcp-guard missing (make)" >&2; exit 1; }
+GUARD=${BENCH_PROFILE_BIN:-$ROOT/build/mcp-guard}
+[ -x "$GUARD" ] || { echo "profile: $GUARD missing (make)" >&2; exit 1; }
 
 UP_CMD="$BENCH/build/fast-upstream"
 UP_ARGS='["--stdio", "--tools", "5000", "--big-bytes", "1048576"]'
@@ -123,7 +126,7 @@ if [ "${BENCH_PROFILE_AUTH:-0}" = 1 ]; then
 
 [[auth.api_keys]]
 id = "profile"
-key_hash = "$("$ROOT/build/mcp-guard" hash-key "$KEY" | tail -n1)"
+key_hash = "$("$GUARD" hash-key "$KEY" | tail -n1)"
 
 [rate_limit]
 enabled = true
@@ -159,16 +162,16 @@ fi
 if [ "$TOOL" = callgrind ]; then
 	command -v valgrind >/dev/null || { echo "profile: valgrind missing (apt-get install valgrind)" >&2; exit 1; }
 	taskset -c "$SUT_CPU" valgrind --tool=callgrind --callgrind-out-file="$WORK/callgrind.out" \
-		"$ROOT/build/mcp-guard" --config "$WORK/guard.toml" run >"$WORK/guard.log" 2>&1 &
+		"$GUARD" --config "$WORK/guard.toml" run >"$WORK/guard.log" 2>&1 &
 	PID=$!
 	DUR=4 WARM=1 RUNS=1
 elif [ "$TOOL" = none ]; then
-	taskset -c "$SUT_CPU" "$ROOT/build/mcp-guard" --config "$WORK/guard.toml" run >"$WORK/guard.log" 2>&1 &
+	taskset -c "$SUT_CPU" "$GUARD" --config "$WORK/guard.toml" run >"$WORK/guard.log" 2>&1 &
 	PID=$!
 	DUR=${BENCH_PROFILE_DUR:-5} WARM=0.5
 else
 	command -v perf >/dev/null || { echo "profile: perf missing (apt-get install linux-perf)" >&2; exit 1; }
-	taskset -c "$SUT_CPU" "$ROOT/build/mcp-guard" --config "$WORK/guard.toml" run >"$WORK/guard.log" 2>&1 &
+	taskset -c "$SUT_CPU" "$GUARD" --config "$WORK/guard.toml" run >"$WORK/guard.log" 2>&1 &
 	PID=$!
 	DUR=${BENCH_PROFILE_DUR:-5} WARM=0.5
 fi

@@ -344,11 +344,7 @@ int mg_audit_serialize(const struct mg_audit_event *ev, int64_t unix_us,
 
 static void to_hex(const uint8_t *d, size_t n, char *out)
 {
-	static const char hex[] = "0123456789abcdef";
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = hex[d[i] >> 4];
-		out[2 * i + 1] = hex[d[i] & 15];
-	}
+	mg_hex(d, n, out);
 	out[2 * n] = '\0';
 }
 

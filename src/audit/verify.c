@@ -112,12 +112,8 @@ int mg_audit_verify_line(struct mg_audit_verifier *v, const char *line, size_t l
 	}
 	uint8_t d[MG_SHA256_LEN];
 	mg_sha256(hashed, body + 1, d);
-	static const char hex[] = "0123456789abcdef";
 	char got[MG_AUDIT_HASH_HEX + 1];
-	for (size_t i = 0; i < MG_SHA256_LEN; i++) {
-		got[2 * i] = hex[d[i] >> 4];
-		got[2 * i + 1] = hex[d[i] & 15];
-	}
+	mg_hex(d, MG_SHA256_LEN, got);
 	got[MG_AUDIT_HASH_HEX] = '\0';
 	if (memcmp(got, line + len - MG_AUDIT_HASH_HEX - 2, MG_AUDIT_HASH_HEX) != 0) {
 		fail(v, true, seq, "hash mismatch: the record was changed after it was written");

@@ -13,6 +13,7 @@
 #include "gateway/internal.h"
 #include "gateway/pipeline.h"
 #include "util/crypto.h"
+#include "util/str.h"
 
 static const char *const log_levels[] = { "emergency", "alert",  "critical", "error",
 	                                  "warning",   "notice", "info",     "debug" };
@@ -47,10 +48,7 @@ uint64_t mg_pipeline_request_id(const struct mg_http_req *req)
 
 void mg_pipeline_audit_request_id(const struct mg_http_req *req, char out[17])
 {
-	static const char hex[] = "0123456789abcdef";
-	uint64_t x = mg_pipeline_request_id(req);
-	for (int i = 15; i >= 0; i--, x >>= 4)
-		out[i] = hex[x & 15];
+	mg_hex_u64(mg_pipeline_request_id(req), out);
 	out[16] = '\0';
 }
 
@@ -69,15 +67,11 @@ struct mg_log_ctx mg_pipeline_log_enter(const struct mg_http_req *req)
 
 void mg_pipeline_trace_hex(const struct mg_log_ctx *c, char out[33])
 {
-	static const char hex[] = "0123456789abcdef";
 	if (!c->has_trace) {
 		out[0] = '\0';
 		return;
 	}
-	for (int i = 0; i < 16; i++) {
-		out[2 * i] = hex[c->trace_id[i] >> 4];
-		out[2 * i + 1] = hex[c->trace_id[i] & 15];
-	}
+	mg_hex(c->trace_id, 16, out);
 	out[32] = '\0';
 }
 

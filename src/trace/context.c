@@ -23,6 +23,8 @@
 
 #include <string.h>
 
+#include "util/str.h"
+
 static int hexval(char c)
 {
 	if (c >= '0' && c <= '9')
@@ -75,11 +77,7 @@ int mg_traceparent_parse(const char *s, size_t len, struct mg_trace_ctx *out)
 
 void mg_trace_hex(const uint8_t *b, size_t n, char *out)
 {
-	static const char digits[] = "0123456789abcdef";
-	for (size_t i = 0; i < n; i++) {
-		out[2 * i] = digits[b[i] >> 4];
-		out[2 * i + 1] = digits[b[i] & 15];
-	}
+	mg_hex(b, n, out);
 	out[2 * n] = '\0';
 }
 

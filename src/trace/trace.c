@@ -184,12 +184,9 @@ static char *put_str(char *p, const char *s, size_t n)
 
 static char *put_hex(char *p, const uint8_t *id, size_t n)
 {
-	static const char digits[] = "0123456789abcdef";
 	*p++ = '"';
-	for (size_t i = 0; i < n; i++) {
-		*p++ = digits[id[i] >> 4];
-		*p++ = digits[id[i] & 15];
-	}
+	mg_hex(id, n, p);
+	p += 2 * n;
 	*p++ = '"';
 	return p;
 }

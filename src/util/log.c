@@ -62,21 +62,15 @@ void mg_log_ctx_clear(void)
 
 static char *put_hex(char *p, const uint8_t *d, size_t n)
 {
-	static const char hex[] = "0123456789abcdef";
-	for (size_t i = 0; i < n; i++) {
-		*p++ = hex[d[i] >> 4];
-		*p++ = hex[d[i] & 15];
-	}
-	return p;
+	mg_hex(d, n, p);
+	return p + 2 * n;
 }
 
 /* A request id as 16 hex digits, most significant first. */
 static char *put_request_id(char *p, uint64_t id)
 {
-	uint8_t b[8];
-	for (int i = 0; i < 8; i++)
-		b[i] = (uint8_t)(id >> (56 - 8 * i));
-	return put_hex(p, b, 8);
+	mg_hex_u64(id, p);
+	return p + 16;
 }
 
 size_t mg_log_ctx_format(const struct mg_log_ctx *ctx, char *out)

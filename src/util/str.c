@@ -159,6 +159,45 @@ int mg_hex_value(int c)
 	return -1;
 }
 
+/* Four bytes (loaded little-endian: d[0] lowest) as eight digits, d[0]'s
+ * high nibble in the lowest byte, ready to be stored little-endian. */
+static uint64_t hex_word(uint32_t v)
+{
+	uint64_t x = v;
+	x = (x | x << 16) & 0x0000ffff0000ffffull; /* d0 d1 . . d2 d3 . . */
+	x = (x | x << 8) & 0x00ff00ff00ff00ffull;  /* d0 . d1 . d2 . d3 . */
+	uint64_t nib = (x >> 4 & 0x000f000f000f000full) | (x & 0x000f000f000f000full) << 8;
+	/* '0' + nibble, and 'a' - '0' - 10 more where the nibble is 10..15 */
+	uint64_t letter = ((nib + 0x0606060606060606ull) >> 4) & 0x0101010101010101ull;
+	return nib + 0x3030303030303030ull + letter * ('a' - '0' - 10);
+}
+
+void mg_hex(const uint8_t *d, size_t n, char *out)
+{
+	size_t i = 0;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+	for (; i + 4 <= n; i += 4) {
+		uint32_t v;
+		memcpy(&v, d + i, 4);
+		uint64_t w = hex_word(v);
+		memcpy(out + 2 * i, &w, 8);
+	}
+#endif
+	static const char digits[] = "0123456789abcdef";
+	for (; i < n; i++) {
+		out[2 * i] = digits[d[i] >> 4];
+		out[2 * i + 1] = digits[d[i] & 15];
+	}
+}
+
+void mg_hex_u64(uint64_t v, char out[16])
+{
+	uint8_t b[8];
+	for (int i = 0; i < 8; i++)
+		b[i] = (uint8_t)(v >> (56 - 8 * i));
+	mg_hex(b, 8, out);
+}
+
 size_t mg_fmt_i64(char *out, int64_t v)
 {
 	/* two digits per division (the divisions are most of the cost) */

@@ -34,6 +34,16 @@ size_t mg_str_distance(const char *a, const char *b, size_t cap);
  * (negative ones, such as an end-of-input marker, included). */
 int mg_hex_value(int c);
 
+/* Writes the `n` bytes of `d` as 2n lowercase hexadecimal digits, most
+ * significant nibble first, into `out` (no terminating NUL). Eight bytes
+ * at a time by arithmetic on words: ids are hexed on every request (trace
+ * ids, request ids, hashes), and a digit table lookup per nibble cost
+ * several times more. */
+void mg_hex(const uint8_t *d, size_t n, char *out);
+
+/* `v` as 16 lowercase hexadecimal digits, most significant first (no NUL). */
+void mg_hex_u64(uint64_t v, char out[16]);
+
 /* Writes `v` in decimal into `out` (at least MG_I64_CHARS bytes), without a
  * terminating NUL; returns the length. printf costs ten times more on the
  * request path. */

@@ -413,6 +413,36 @@ static void test_unix_at(void **state)
 	assert_true(later >= wall + 1000000 && later <= wall + 3000000);
 }
 
+/* mg_hex (eight bytes at a time by word arithmetic) agrees with printf
+ * for every byte value, at every length and alignment, and writes exactly
+ * 2n bytes. */
+static void test_hex(void **state)
+{
+	(void)state;
+	uint8_t d[300];
+	for (size_t i = 0; i < sizeof d; i++)
+		d[i] = (uint8_t)(i * 7 + (i >> 8)); /* all 256 values, in no order */
+	for (size_t off = 0; off < 8; off++) {
+		for (size_t n = 0; n <= 260; n += n < 20 ? 1 : 37) {
+			char got[2 * 300 + 1], want[2 * 300 + 1];
+			memset(got, 'X', sizeof got);
+			mg_hex(d + off, n, got);
+			assert_int_equal(got[2 * n], 'X');
+			got[2 * n] = '\0';
+			for (size_t i = 0; i < n; i++)
+				snprintf(want + 2 * i, 3, "%02x", d[off + i]);
+			want[2 * n] = '\0';
+			assert_string_equal(got, want);
+		}
+	}
+	char u[17];
+	mg_hex_u64(0x0123456789abcdefull, u);
+	u[16] = '\0';
+	assert_string_equal(u, "0123456789abcdef");
+	mg_hex_u64(0xfedcba9876543210ull, u);
+	assert_string_equal(u, "fedcba9876543210");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -421,6 +451,7 @@ int main(void)
 		cmocka_unit_test(test_parse),         cmocka_unit_test(test_log_ctx),
 		cmocka_unit_test(test_log_json),      cmocka_unit_test(test_json_plain),
 		cmocka_unit_test(test_grow),          cmocka_unit_test(test_unix_at),
+		cmocka_unit_test(test_hex),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
