@@ -225,6 +225,10 @@ void mg_audit_pack_prepare(struct mg_audit_packing *pk, const struct mg_audit_ev
                            const char *args, size_t args_len, const char *result, size_t result_len)
 {
 	members_of(ev, pk->s, pk->len);
+	pk->block = 0;
+	if (ev->members)
+		for (int i = 0; i < MG_AUDIT_MEMBERS; i++)
+			pk->block += pk->len[i];
 	pk->s[MG_AS_MESSAGE] = ev->message;
 	pk->len[MG_AS_MESSAGE] = ev->message ? len32(strlen(ev->message)) : 0;
 	pk->s[MG_AS_ARGUMENTS] = args;
@@ -247,7 +251,12 @@ void mg_audit_pack_write(const struct mg_audit_packing *pk, const struct mg_audi
 	memcpy(h.len, pk->len, sizeof h.len);
 	memcpy(out, &h, sizeof h);
 	char *p = (char *)out + sizeof h;
-	for (int i = 0; i < MG_AS_N; i++)
+	int i = 0;
+	if (pk->block) {
+		p = put_mem(p, pk->s[0], pk->block);
+		i = MG_AUDIT_MEMBERS;
+	}
+	for (; i < MG_AS_N; i++)
 		if (pk->len[i])
 			p = put_mem(p, pk->s[i], pk->len[i]);
 }

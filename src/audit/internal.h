@@ -53,6 +53,8 @@ struct mg_audit_packing {
 	const char *s[MG_AS_N];
 	uint32_t len[MG_AS_N];
 	size_t size;
+	size_t block; /* the members' bytes are back to back at s[0] (a packed
+	                 block's): this many, copied at once; else 0 */
 };
 void mg_audit_pack_prepare(struct mg_audit_packing *pk, const struct mg_audit_event *ev,
                            const char *args, size_t args_len, const char *result,

@@ -102,7 +102,9 @@ static void audit_call(struct mg_exchange *x, const struct mg_rpc_msg *msg,
 		.tool = tool,
 		.success = -1,
 		.duration_ms = -1,
-		.arguments = json_object_get(msg->params, "arguments"),
+		.arguments = mg_audit_wants_arguments(x->gw->audit)
+		                 ? json_object_get(msg->params, "arguments")
+		                 : NULL,
 	};
 	/* (most calls fit the exchange's own buffer: no allocation) */
 	char *buf = x->audit_inline;
@@ -738,8 +740,9 @@ void mg_exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struct mg
                        struct mg_route *route, struct mg_channel *ch, struct mg_rpc_msg *msg,
                        bool modern, enum mg_bridge bridge, struct mg_identity *id)
 {
-	if (strcmp(msg->method, "tools/call") == 0 &&
-	    mg_route_tool_blocked(route, json_string_value(json_object_get(msg->params, "name")))) {
+	bool call = strcmp(msg->method, "tools/call") == 0;
+	json_t *name = call && msg->params ? json_object_get(msg->params, "name") : NULL;
+	if (call && mg_route_tool_blocked(route, json_string_value(name))) {
 		/* tool_pinning = "block": a changed definition waits for approval. */
 		mg_reply_rpc_error(req, 200, msg->id, MG_RPC_INVALID_PARAMS,
 		                   "Tool blocked: its definition changed since it was approved; an "
@@ -786,9 +789,6 @@ void mg_exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struct mg
 	if (gw->audit) {
 		mg_pipeline_audit_request_id(req, x->audit_rid);
 		mg_str_copy(x->audit_client, sizeof x->audit_client, mg_http_req_peer(req));
-		json_t *name = strcmp(msg->method, "tools/call") == 0 && msg->params
-		                   ? json_object_get(msg->params, "name")
-		                   : NULL;
 		if (json_is_string(name))
 			audit_call(x, msg, id, json_string_value(name), json_string_length(name),
 			           now);
