@@ -12,7 +12,14 @@
  *   drained, at most once per fsync_interval_ms: in a VM a sync is a
  *   journal commit and a virtio kick, and one per 5 ms run cost more than
  *   everything else audit does - issue 12's benchmark) or "always" (after
- *   every record).
+ *   every record). A regular file is given its blocks ahead of the
+ *   records (fallocate, KEEP_SIZE: the size stays the records'), up to
+ *   PREALLOC bytes past the end: ext4 otherwise reserves a block for every
+ *   page the writer dirties, which made a record's write() cost ~0.35 µs
+ *   instead of ~0.28 µs a record once the file had grown (issue 12's
+ *   benchmark). The blocks past the end are released when the file is
+ *   deleted or truncated (logrotate's copytruncate); until then `du` may
+ *   count up to PREALLOC more than `ls -l`.
  * - http: one POST per batch through mg_fetch_sync_on (SSRF rules of
  *   src/http/client.c, allow_private_networks), framed per export_format
  *   (mg_audit_frame, exact framings in docs/observability.md): ndjson,
@@ -24,6 +31,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/stat.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -95,9 +103,14 @@ int mg_audit_sink_stdout(struct mg_audit_sink *s)
 
 enum { FSYNC_NEVER, FSYNC_BATCH, FSYNC_ALWAYS };
 
+#define PREALLOC (4u << 20)
+
 struct file_sink {
 	char *path;
 	int fd;
+	bool prealloc;    /* a regular file on a file system that allocates ahead */
+	off_t end;        /* where this sink believes the file ends */
+	off_t alloc_end;  /* blocks are allocated up to here */
 	int64_t fsync_policy;
 	uint64_t interval_us;  /* batch: the least time between syncs */
 	uint64_t last_sync_us; /* mg_now_us of the last sync */
@@ -111,7 +124,30 @@ static int file_open(struct file_sink *f, char *err, size_t err_size)
 		snprintf(err, err_size, "cannot open %s: %s", f->path, strerror(errno));
 		return -1;
 	}
+	struct stat st;
+	f->prealloc = fstat(f->fd, &st) == 0 && S_ISREG(st.st_mode);
+	f->end = f->alloc_end = f->prealloc ? st.st_size : 0;
 	return 0;
+}
+
+/* Blocks for the next `len` bytes and PREALLOC more, when the file's
+ * allocation runs out. Advisory: other writers appending, a truncation, a
+ * file system without fallocate or a full disk only make it do less (the
+ * write itself then says what is wrong). */
+static void file_allocate_ahead(struct file_sink *f, size_t len)
+{
+	if (!f->prealloc || f->end + (off_t)len <= f->alloc_end)
+		return;
+	struct stat st;
+	if (fstat(f->fd, &st) == 0)
+		f->end = st.st_size; /* others may have appended, or truncated */
+	if (fallocate(f->fd, FALLOC_FL_KEEP_SIZE, f->end, (off_t)(len + PREALLOC)) == 0) {
+		f->alloc_end = f->end + (off_t)(len + PREALLOC);
+	} else if (errno == ENOSPC || errno == EINTR || errno == EDQUOT) {
+		f->alloc_end = f->end + (off_t)len; /* tried again after these */
+	} else {
+		f->prealloc = false; /* not supported here (EOPNOTSUPP, ENODEV …) */
+	}
 }
 
 static int file_write(void *self, const char *lines, size_t len)
@@ -122,8 +158,10 @@ static int file_write(void *self, const char *lines, size_t len)
 		if (file_open(f, err, sizeof err) < 0)
 			return -1;
 	}
+	file_allocate_ahead(f, len);
 	if (write_all(f->fd, lines, len) < 0)
 		return -1;
+	f->end += (off_t)len;
 	f->dirty = true;
 	if (f->fsync_policy == FSYNC_ALWAYS) {
 		fdatasync(f->fd);

@@ -8,10 +8,12 @@
 #include "support.h"
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "audit/audit.h"
@@ -917,6 +919,62 @@ static void test_file_sync_interval(void **state)
 	rmdir(dir);
 }
 
+/* The file sink allocates blocks ahead of the records (fallocate,
+ * KEEP_SIZE): the size stays exactly the records', other writers'
+ * appends and a copytruncate are respected, and a file that cannot be
+ * preallocated (/dev/null) is written all the same. */
+static void test_file_allocates_ahead(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/mg-prealloc-XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char path[64];
+	snprintf(path, sizeof path, "%s/a.jsonl", dir);
+	/* does this file system allocate ahead at all? */
+	int probe = open(path, O_WRONLY | O_CREAT, 0600);
+	assert_true(probe >= 0);
+	bool supported = fallocate(probe, FALLOC_FL_KEEP_SIZE, 0, 1 << 20) == 0;
+	close(probe);
+	unlink(path);
+
+	char err[300];
+	struct mg_audit_sink s;
+	assert_int_equal(mg_audit_sink_file(&s, path, 0, 0, err, sizeof err), 0);
+	assert_int_equal(s.ops->write(s.self, "{\"a\":1}\n", 8), 0);
+	struct stat st;
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, 8);
+	if (supported)
+		assert_true((long long)st.st_blocks * 512 >= 4ll << 20);
+	else
+		print_message("(fallocate unsupported on /tmp: allocation not checked)\n");
+	/* another writer appends; then logrotate's copytruncate */
+	int other = open(path, O_WRONLY | O_APPEND);
+	assert_int_equal(write(other, "{\"b\":2}\n", 8), 8);
+	close(other);
+	assert_int_equal(s.ops->write(s.self, "{\"c\":3}\n", 8), 0);
+	FILE *f = fopen(path, "r");
+	char buf[64] = "";
+	assert_int_equal(fread(buf, 1, sizeof buf - 1, f), 24);
+	fclose(f);
+	assert_string_equal(buf, "{\"a\":1}\n{\"b\":2}\n{\"c\":3}\n");
+	assert_int_equal(truncate(path, 0), 0);
+	assert_int_equal(stat(path, &st), 0);
+	if (supported)
+		assert_true(st.st_blocks == 0); /* the blocks ahead went with it */
+	assert_int_equal(s.ops->write(s.self, "{\"d\":4}\n", 8), 0);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_size, 8);
+	s.ops->free(s.self);
+	unlink(path);
+	rmdir(dir);
+
+	assert_int_equal(mg_audit_sink_file(&s, "/dev/null", 0, 0, err, sizeof err), 0);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(s.ops->write(s.self, "{}\n", 3), 0);
+	s.ops->free(s.self);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -931,6 +989,7 @@ int main(void)
 		cmocka_unit_test(test_chain_exact_bytes),
 		cmocka_unit_test(test_auth_success_interval),
 		cmocka_unit_test(test_file_sync_interval),
+		cmocka_unit_test(test_file_allocates_ahead),
 		cmocka_unit_test(test_read_head),
 		cmocka_unit_test(test_spool_order_and_bound),
 		cmocka_unit_test(test_framing),
