@@ -746,10 +746,21 @@ obs_point() {
 	echo "{\"obs_metrics\":{\"group\":\"$group\",\"series\":\"$series\",\"c\":$c,\"rep\":$rep,\"samples\":$n,\"audit_depth_max\":$amax,\"trace_queue_max\":$tmax,\"after\":$(metrics_json "$port")}}" >>"$JSONL"
 }
 
+OBS_GO=
 if want obs; then
-	OBS_CONC=${BENCH_OBS_CONC:-64}
 	log "observability: starting the OTLP receiver and four scenario 2 gateways (off, audit + tracing 0.1, audit, audit without chain + tracing 0.1)"
 	start otlp-sink port "$P_OTLP" taskset -c "$LOAD_CPU" "$NODE" "$BENCH/otlp-sink.mjs" "$P_OTLP" 1800
+	if [ "${STATUS[otlp-sink]:-}" = ok ]; then
+		OBS_GO=1
+	else
+		# Without a receiver every export fails at once: the tracing
+		# configurations would measure a cheaper gateway than a real one.
+		log "observability: group skipped: the OTLP receiver did not start (npm ci in the repository root?)"
+		status_record otlp-sink obs
+	fi
+fi
+if [ -n "$OBS_GO" ]; then
+	OBS_CONC=${BENCH_OBS_CONC:-64}
 	start mcp-guard-obs-off guard "$P_OBS_OFF" "$GUARD" --config "$WORK/guard-obs-off.toml" run
 	start mcp-guard-obs-full guard "$P_OBS_FULL" "$GUARD" --config "$WORK/guard-obs-full.toml" run
 	start mcp-guard-obs-audit guard "$P_OBS_AUDIT" "$GUARD" --config "$WORK/guard-obs-audit.toml" run
