@@ -8,8 +8,6 @@
 #   BENCH_PROFILE_OBS=audit|full  the observability group's (c) or (b): audit to a
 #                         file with the hash chain; full adds tracing at sample_rate
 #                         0.1 exporting to bench/otlp-sink.mjs on the load core
-#                         (at the least priority: BENCH_PROFILE_SINK_NICE, 40;
-#                         BENCH_PROFILE_SINK_CPU moves it)
 #   BENCH_PROFILE_OBS=trace  tracing only (audit off), as full exports it
 #   BENCH_PROFILE_SAMPLE  tracing.sample_rate with OBS=full or trace (0.1)
 #   BENCH_PROFILE_CHAIN   audit.hash_chain with OBS set (true)
@@ -108,7 +106,7 @@ audit | full | trace)
 		OTLP=$((PORT + 2))
 		printf '\n[tracing]\nenabled = true\notlp_endpoint = "http://127.0.0.1:%s"\nallow_private_networks = true\nsample_rate = %s\n%s\n' "$OTLP" "${BENCH_PROFILE_SAMPLE:-0.1}" "${BENCH_PROFILE_TRACE_TOML:-}" >>"$WORK/guard.toml"
 		if [ "${BENCH_PROFILE_NO_SINK:-0}" != 1 ]; then
-			nice -n "${BENCH_PROFILE_SINK_NICE:-40}" taskset -c "${BENCH_PROFILE_SINK_CPU:-$LOAD_CPU}" node "$BENCH/otlp-sink.mjs" "$OTLP" 600 >"$WORK/sink.log" 2>&1 &
+			taskset -c "$LOAD_CPU" node "$BENCH/otlp-sink.mjs" "$OTLP" 600 >"$WORK/sink.log" 2>&1 &
 			SINK=$!
 		fi
 		for _ in $(seq 1 50); do

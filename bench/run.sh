@@ -697,8 +697,8 @@ fi
 # all started at once and measured interleaved in one run, the order rotated
 # every repetition: (a) audit and tracing off; (b) audit to a file with the
 # hash chain and tracing at sample_rate 0.1 exporting OTLP/HTTP to a loopback
-# receiver (bench/otlp-sink.mjs, on the load generator's core at the least
-# priority: a collector is not the gateway's cost); (c) audit to a file only; (d) as (b) with the audit
+# receiver (bench/otlp-sink.mjs, on the load generator's core: a collector is
+# not the gateway's cost); (c) audit to a file only; (d) as (b) with the audit
 # file at its defaults (hash_chain = false), the issue's literal setting. Closed loop at $OBS_CONC,
 # then a fixed rate (BENCH_OBS_RATE, default half of (a)'s c=64 throughput in
 # this run, at most BENCH_RATE). During every window /metrics is sampled
@@ -749,10 +749,7 @@ obs_point() {
 OBS_GO=
 if want obs; then
 	log "observability: starting the OTLP receiver and four scenario 2 gateways (off, audit + tracing 0.1, audit, audit without chain + tracing 0.1)"
-	# (at the least priority: a busy receiver must never slow the load
-	# generator on that core, which made the tracing configurations lose
-	# throughput to a cost that is not the gateway's)
-	start otlp-sink port "$P_OTLP" nice -n 40 taskset -c "$LOAD_CPU" "$NODE" "$BENCH/otlp-sink.mjs" "$P_OTLP" 1800
+	start otlp-sink port "$P_OTLP" taskset -c "$LOAD_CPU" "$NODE" "$BENCH/otlp-sink.mjs" "$P_OTLP" 1800
 	if [ "${STATUS[otlp-sink]:-}" = ok ]; then
 		OBS_GO=1
 	else
