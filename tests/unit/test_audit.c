@@ -880,15 +880,20 @@ static void test_auth_success_interval(void **state)
 	assert_true(mg_audit_seen_due(&s, "user0", "api_key", "10.0.0.1", 161 * sec));
 }
 
+/* A fresh directory from `dir` (a mkdtemp template) and "a.jsonl" in it. */
+static void scratch_file(char *dir, char path[64])
+{
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, 64, "%s/a.jsonl", dir);
+}
+
 /* fsync = "batch" with fsync_interval_ms: a sync at most once per interval,
  * and the sink says when the pending one is due so the writer wakes up. */
 static void test_file_sync_interval(void **state)
 {
 	(void)state;
-	char dir[] = "/tmp/mg-fsync-XXXXXX";
-	assert_non_null(mkdtemp(dir));
-	char path[64];
-	snprintf(path, sizeof path, "%s/a.jsonl", dir);
+	char dir[] = "/tmp/mg-fsync-XXXXXX", path[64];
+	scratch_file(dir, path);
 	char err[300];
 	struct mg_audit_sink s;
 	assert_int_equal(mg_audit_sink_file(&s, path, 1 /* batch */, 60000, err, sizeof err), 0);
@@ -926,10 +931,8 @@ static void test_file_sync_interval(void **state)
 static void test_file_allocates_ahead(void **state)
 {
 	(void)state;
-	char dir[] = "/tmp/mg-prealloc-XXXXXX";
-	assert_non_null(mkdtemp(dir));
-	char path[64];
-	snprintf(path, sizeof path, "%s/a.jsonl", dir);
+	char dir[] = "/tmp/mg-prealloc-XXXXXX", path[64];
+	scratch_file(dir, path);
 	/* does this file system allocate ahead at all? */
 	int probe = open(path, O_WRONLY | O_CREAT, 0600);
 	assert_true(probe >= 0);
