@@ -27,7 +27,8 @@
 # BENCH_CONC, BENCH_EV_CONC, BENCH_RATE, BENCH_RATE_REPS, BENCH_IDLE_SESSIONS, BENCH_IDLE_PCT,
 # BENCH_IDLE_MAX, BENCH_IDLE_BUDGET, BENCH_BUDGET, BENCH_PORT_BASE, BENCH_ONLY
 # (space-separated groups: fast http big rate everything idle obs fed), BENCH_HTTP_CONC,
-# BENCH_HTTP_RATE, BENCH_OBS_CONC, BENCH_OBS_RATE, BENCH_NO_DOCS=1.
+# BENCH_HTTP_RATE, BENCH_OBS_CONC, BENCH_OBS_RATE, BENCH_NO_DOCS=1, BENCH_GUARD (the gateway
+# binary: build/mcp-guard; another build's to compare two builds).
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 # The whole script is one brace group: bash reads all of it before running
 # any, so editing this file while a run is going on cannot derail that run.
@@ -95,7 +96,7 @@ RESULTS=$BENCH/results
 JSONL=$WORK/results.jsonl
 FAST=$BENCH/build/fast-upstream
 LOAD=$BENCH/build/mcpload
-GUARD=$ROOT/build/mcp-guard
+GUARD=${BENCH_GUARD:-$ROOT/build/mcp-guard}
 EVERYTHING=$ROOT/node_modules/@modelcontextprotocol/server-everything/dist/index.js
 NODE=$(command -v node || true)
 mkdir -p "$WORK" "$RESULTS"

@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 #include "audit/audit.h"
@@ -978,6 +980,76 @@ static void test_file_allocates_ahead(void **state)
 	s.ops->free(s.self);
 }
 
+/* Pages of `path` in [from, to) that are in the page cache. */
+static size_t resident_pages(const char *path, size_t from, size_t to)
+{
+	int fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	void *map = mmap(NULL, to, PROT_READ, MAP_SHARED, fd, 0);
+	assert_true(map != MAP_FAILED);
+	size_t pages = (to + 4095) / 4096, n = 0;
+	unsigned char *vec = malloc(pages);
+	assert_int_equal(mincore(map, to, vec), 0);
+	for (size_t i = from / 4096; i < pages; i++)
+		n += vec[i] & 1;
+	free(vec);
+	munmap(map, to);
+	close(fd);
+	return n;
+}
+
+/* Drop-behind: once synced, what the previous sync made clean leaves the
+ * page cache; the last stretch (a follower's lag) stays. */
+static void test_file_drops_behind(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/mg-drop-XXXXXX", path[64];
+	scratch_file(dir, path);
+	struct statfs fs;
+	assert_int_equal(statfs(dir, &fs), 0);
+	if (fs.f_type == 0x01021994) { /* TMPFS_MAGIC: its pages are the file */
+		print_message("(/tmp is a tmpfs: drop-behind not checked)\n");
+		rmdir(dir);
+		return;
+	}
+	static char chunk[64 << 10];
+	memset(chunk, 'x', sizeof chunk - 1);
+	chunk[sizeof chunk - 1] = '\n';
+	char err[300];
+	struct mg_audit_sink s;
+
+	/* always: a sync per write, so exactly: after 4 MiB, 3 MiB dropped */
+	assert_int_equal(mg_audit_sink_file(&s, path, 2 /* always */, 0, err, sizeof err), 0);
+	for (int i = 0; i < 64; i++)
+		assert_int_equal(s.ops->write(s.self, chunk, sizeof chunk), 0);
+	s.ops->free(s.self);
+	assert_int_equal(resident_pages(path, 0, 3u << 20), 0);
+	assert_true(resident_pages(path, 3u << 20, 4u << 20) > 0);
+
+	/* batch: the syncer drops; a run per MiB, each given time to sync */
+	assert_int_equal(truncate(path, 0), 0);
+	assert_int_equal(mg_audit_sink_file(&s, path, 1 /* batch */, 0, err, sizeof err), 0);
+	for (int mib = 0; mib < 4; mib++) {
+		for (int i = 0; i < 16; i++)
+			assert_int_equal(s.ops->write(s.self, chunk, sizeof chunk), 0);
+		s.ops->flush(s.self);
+		usleep(200 * 1000);
+	}
+	s.ops->free(s.self);
+	assert_int_equal(resident_pages(path, 0, 1u << 20), 0);
+	assert_true(resident_pages(path, 3u << 20, 4u << 20) > 0);
+
+	/* never: the kernel decides; nothing is dropped */
+	assert_int_equal(truncate(path, 0), 0);
+	assert_int_equal(mg_audit_sink_file(&s, path, 0 /* never */, 0, err, sizeof err), 0);
+	for (int i = 0; i < 32; i++)
+		assert_int_equal(s.ops->write(s.self, chunk, sizeof chunk), 0);
+	s.ops->free(s.self);
+	assert_true(resident_pages(path, 0, 1u << 20) > 0);
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -993,6 +1065,7 @@ int main(void)
 		cmocka_unit_test(test_auth_success_interval),
 		cmocka_unit_test(test_file_sync_interval),
 		cmocka_unit_test(test_file_allocates_ahead),
+		cmocka_unit_test(test_file_drops_behind),
 		cmocka_unit_test(test_read_head),
 		cmocka_unit_test(test_spool_order_and_bound),
 		cmocka_unit_test(test_framing),
