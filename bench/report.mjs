@@ -596,7 +596,7 @@ if (seriesOf('obs', 'echo').length) {
 				has('mcp_guard_trace_spans_exported_total') ? f0(last.mcp_guard_trace_spans_exported_total) : 'off',
 				has('mcp_guard_trace_spans_dropped_total') ? f0(last.mcp_guard_trace_spans_dropped_total) : '—',
 				has('mcp_guard_trace_export_failures_total') ? f0(last.mcp_guard_trace_export_failures_total) : '—',
-				has('mcp_guard_trace_queue_spans') ? `${f0(mx('trace_queue_max'))} / 2,048` : '—',
+				has('mcp_guard_trace_queue_spans') ? `${f0(mx('trace_queue_max'))} / ${f0(last.mcp_guard_trace_queue_size ?? 2048)}` : '—',
 				f0(last.mcp_guard_requests_total),
 			];
 		}).filter(Boolean);

@@ -707,7 +707,7 @@ fi
 # after it, the counters are read (dropped, queue depth, written, exported).
 
 OBS_SYSTEMS="mcp-guard-obs-off mcp-guard-obs-full mcp-guard-obs-audit mcp-guard-obs-plain"
-OBS_METRICS="mcp_guard_audit_queue_depth mcp_guard_audit_queue_size mcp_guard_audit_events_total mcp_guard_audit_written_total mcp_guard_audit_dropped_total mcp_guard_audit_write_errors_total mcp_guard_trace_queue_spans mcp_guard_trace_spans_exported_total mcp_guard_trace_spans_dropped_total mcp_guard_trace_export_failures_total mcp_guard_requests_total"
+OBS_METRICS="mcp_guard_audit_queue_depth mcp_guard_audit_queue_size mcp_guard_audit_events_total mcp_guard_audit_written_total mcp_guard_audit_dropped_total mcp_guard_audit_write_errors_total mcp_guard_trace_queue_spans mcp_guard_trace_queue_size mcp_guard_trace_spans_exported_total mcp_guard_trace_spans_dropped_total mcp_guard_trace_export_failures_total mcp_guard_requests_total"
 
 # metrics_json PORT: the OBS_METRICS of that gateway as one JSON object (the
 # sum over label sets; absent metrics are left out).

@@ -589,6 +589,18 @@ void mg_check_tracing(struct mg_decode *dc, void *obj, const struct mg_cnode *no
 	check_headers(dc, node, path, "otlp_headers", &t->otlp_headers, own);
 	warn_clear_headers(dc, node, path, "otlp_endpoint", t->otlp_endpoint, "otlp_headers",
 	                   &t->otlp_headers);
+	if (t->export_batch_size > t->queue_size) {
+		/* at whichever of the two the file set (the batch size when both) */
+		const char *key = node && mg_cnode_getz(dc->doc, node, "export_batch_size")
+		                      ? "export_batch_size"
+		                      : "queue_size";
+		char *p = kpath(path, key);
+		mg_schema_error(dc, key_node(dc, node, key), p,
+		                "export_batch_size (%lld) is larger than queue_size (%lld): a "
+		                "batch could never fill",
+		                (long long)t->export_batch_size, (long long)t->queue_size);
+		free(p);
+	}
 }
 
 int mg_hostport_split(const char *s, char *host, size_t host_size, int *port)

@@ -214,6 +214,9 @@ struct mg_tracing_config {
 	bool allow_private_networks;
 	int64_t otlp_protocol;      /* enum mg_otlp_protocol */
 	struct mg_kvv otlp_headers; /* sent with every export (an API key) */
+	int64_t queue_size;         /* spans waiting for export at most */
+	int64_t export_batch_size;  /* spans per export request at most */
+	int64_t export_interval_ms; /* the longest a span waits for a batch to fill */
 };
 
 enum mg_otlp_protocol { MG_OTLP_PROTOBUF, MG_OTLP_JSON };

@@ -506,6 +506,13 @@ static const struct mg_field tracing_fields[] = {
 	BOOL(S, allow_private_networks, "allow_private_networks", "false",
 	     "Let otlp_endpoint be a loopback or private address (a collector on the same "
 	     "host or network)."),
+	INT(S, queue_size, "queue_size", "16384", 64, 1000000,
+	    "Spans waiting for export at most; beyond it spans are dropped and counted "
+	    "(mcp_guard_trace_spans_dropped_total)."),
+	INT(S, export_batch_size, "export_batch_size", "512", 1, 10000,
+	    "Spans per export request at most; an export starts as soon as this many wait."),
+	INT(S, export_interval_ms, "export_interval_ms", "1000", 10, 60000,
+	    "Milliseconds a span waits at most for its batch to fill before it is exported."),
 };
 #undef S
 static const struct mg_section tracing_section =

@@ -654,6 +654,8 @@ static void collect_tracer(struct mg_prom *p, void *arg)
 	                 "Export attempts that failed (each retry counts).", st.failed_exports);
 	mg_prom_gauge1(p, "mcp_guard_trace_queue_spans", "Spans waiting for export.",
 	               (double)st.queued);
+	mg_prom_gauge1(p, "mcp_guard_trace_queue_size", "Spans the export queue holds at most.",
+	               (double)st.capacity);
 }
 
 static void collect_audit(struct mg_prom *p, void *arg)

@@ -4,12 +4,15 @@
  *
  * Threads: the loop thread only calls mg_tracer_submit, which encodes the
  * span (OTLP protobuf or JSON, `otlp_protocol`) into a scratch buffer,
- * then takes the mutex to append it to the batch filling (at most
- * MG_TRACE_QUEUE spans; beyond, dropped and counted) and signals the
- * worker when a batch is full. The worker waits until a batch is full or
- * MG_TRACE_INTERVAL_MS passed, swaps the filling batch for an empty one and
- * sends it with mg_fetch_sync_on, over one kept-alive connection, with the
- * configured otlp_headers.
+ * then takes the mutex to append it to the spans waiting (back to back,
+ * with each one's end in `ends`; at most `tracing.queue_size` spans, beyond
+ * that dropped and counted) and signals the worker when a batch's worth
+ * (`export_batch_size`) waits. The worker waits for that or for
+ * `export_interval_ms`, swaps the waiting spans for an empty buffer and
+ * sends them in requests of at most export_batch_size spans (each built in
+ * the worker's own buffer: the document's head, the spans, its tail) with
+ * mg_fetch_sync_on, over one kept-alive connection, with the configured
+ * otlp_headers. While it sends, the loop fills the other buffer.
  * Retry rules (OTLP/HTTP): 429, 502, 503, 504 are retried up to
  * MG_TRACE_RETRIES times after Retry-After (capped) or 1, 2, 4 s with
  * jitter; anything else is final: 2xx is success (a partialSuccess with
@@ -35,12 +38,11 @@
 #include "util/buf.h"
 #include "util/str.h"
 
-#define MG_TRACE_QUEUE       2048 /* spans waiting at most */
-#define MG_TRACE_QUEUE_BYTES (8u << 20)
-#define MG_TRACE_BATCH       512
-#define MG_TRACE_INTERVAL_MS 1000
-#define MG_TRACE_RETRIES     3
-#define MG_TRACE_MAX_WAIT_S  30
+#define MG_TRACE_SPAN_BYTES    2048 /* the waiting spans' bytes: queue_size times this */
+#define MG_TRACE_QUEUE_DEFAULT 16384
+#define MG_TRACE_BATCH_DEFAULT 512
+#define MG_TRACE_RETRIES       3
+#define MG_TRACE_MAX_WAIT_S    30
 
 /* ---- spans -------------------------------------------------------------------------- */
 
@@ -699,28 +701,55 @@ struct mg_tracer {
 	pthread_t thread;
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
-	struct mg_buf cur, spare;      /* under mu: the batch filling, the one free */
-	size_t cur_n;                  /* spans in cur */
-	size_t sending;                /* spans in the batch being sent */
-	struct mg_buf scratch;         /* loop thread only: a span being encoded */
-	struct mg_fetch_session *http; /* the worker's: its connection to the collector */
-	bool proto;                    /* otlp_protocol = "http/protobuf" (else JSON) */
-	char **headers;                /* otlp_headers as lines, then the Content-Type */
-	size_t gap;                    /* proto: room before the spans (pb_gap) */
+	struct mg_buf cur, spare;        /* under mu: the spans waiting, the buffer free */
+	uint32_t *cur_ends, *spare_ends; /* each span's end in cur (spare) */
+	size_t cur_n;                    /* spans in cur */
+	size_t sending;                  /* spans taken by the worker, not yet sent */
+	size_t queue_max, batch_max;     /* tracing.queue_size, export_batch_size */
+	long interval_ms;                /* tracing.export_interval_ms */
+	struct mg_buf scratch;           /* loop thread only: a span being encoded */
+	struct mg_buf out;               /* the worker's: one export request */
+	struct mg_fetch_session *http;   /* the worker's: its connection to the collector */
+	bool proto;                      /* otlp_protocol = "http/protobuf" (else JSON) */
+	char **headers;                  /* otlp_headers as lines, then the Content-Type */
+	size_t gap;                      /* proto: room before the spans (pb_gap) */
 	bool stopping;
 	uint64_t exported, dropped, failed;
 };
 
-/* Starts an empty batch in `b` (empty): the JSON head, or the protobuf
- * gap; -1 when out of memory. */
-static int batch_start(const struct mg_tracer *t, struct mg_buf *b)
+/* The export request for spans [i, j) of `b` (ends: each span's end) in
+ * t->out; returns its start (after the protobuf gap) or NULL when out of
+ * memory. */
+static const char *build_request(struct mg_tracer *t, const struct mg_buf *b, const uint32_t *ends,
+                                 size_t i, size_t j, size_t *len)
 {
-	if (!t->proto)
-		return put_head(b, t->cfg->service_name);
-	if (mg_buf_reserve(b, t->gap) < 0)
-		return -1;
-	b->len = t->gap;
-	return 0;
+	size_t from = i ? ends[i - 1] : 0, bytes = ends[j - 1] - from;
+	struct mg_buf *o = &t->out;
+	mg_buf_reset(o);
+	if (t->proto) {
+		if (mg_buf_reserve(o, t->gap + bytes) < 0)
+			return NULL;
+		memcpy(o->data + t->gap, b->data + from, bytes);
+		o->len = t->gap + bytes;
+		const char *start =
+		    (const char *)pb_head((uint8_t *)o->data + t->gap, t->cfg->service_name, bytes);
+		*len = o->len - (size_t)(start - o->data);
+		return start;
+	}
+	if (put_head(o, t->cfg->service_name) < 0 ||
+	    mg_buf_reserve(o, bytes + (j - i) + sizeof otlp_tail) < 0)
+		return NULL;
+	for (size_t k = i; k < j; k++) {
+		size_t a = k ? ends[k - 1] : 0;
+		if (k > i)
+			o->data[o->len++] = ',';
+		memcpy(o->data + o->len, b->data + a, ends[k] - a);
+		o->len += ends[k] - a;
+	}
+	memcpy(o->data + o->len, otlp_tail, sizeof otlp_tail); /* with its NUL */
+	o->len += sizeof otlp_tail - 1;
+	*len = o->len;
+	return o->data;
 }
 
 void mg_span_clear(struct mg_span *s)
@@ -734,17 +763,16 @@ void mg_tracer_submit(struct mg_tracer *t, const struct mg_span *s)
 	bool encoded =
 	    (t->proto ? put_span_pb_buf(&t->scratch, s) : put_span_buf(&t->scratch, s, true)) == 0;
 	pthread_mutex_lock(&t->mu);
-	/* room for the comma and the span first: never half a span in the batch */
-	if (!encoded || t->cur_n >= MG_TRACE_QUEUE || t->cur.len == 0 ||
-	    mg_buf_reserve(&t->cur, 1 + t->scratch.len) < 0) {
+	/* the whole span or nothing: never half a span in the queue */
+	if (!encoded || t->cur_n >= t->queue_max || !t->cur_ends ||
+	    t->cur.len + t->scratch.len > UINT32_MAX ||
+	    mg_buf_reserve(&t->cur, t->scratch.len) < 0) {
 		t->dropped++; /* the queue is full (or out of memory) */
 	} else {
-		if (t->cur_n && !t->proto)
-			t->cur.data[t->cur.len++] = ',';
 		memcpy(t->cur.data + t->cur.len, t->scratch.data, t->scratch.len);
 		t->cur.len += t->scratch.len;
-		t->cur.data[t->cur.len] = '\0';
-		if (++t->cur_n >= MG_TRACE_BATCH)
+		t->cur_ends[t->cur_n] = (uint32_t)t->cur.len;
+		if (++t->cur_n >= t->batch_max)
 			pthread_cond_signal(&t->cv);
 	}
 	pthread_mutex_unlock(&t->mu);
@@ -756,7 +784,8 @@ void mg_tracer_stats(struct mg_tracer *t, struct mg_tracer_stats *out)
 	*out = (struct mg_tracer_stats){ .exported = t->exported,
 		                         .dropped = t->dropped,
 		                         .failed_exports = t->failed,
-		                         .queued = t->cur_n + t->sending };
+		                         .queued = t->cur_n + t->sending,
+		                         .capacity = t->queue_max };
 	pthread_mutex_unlock(&t->mu);
 }
 
@@ -865,53 +894,59 @@ static bool send_batch(struct mg_tracer *t, const char *body, size_t len, size_t
 static void *export_main(void *arg)
 {
 	struct mg_tracer *t = arg;
+	long interval_ms = t->interval_ms;
 	for (;;) {
 		pthread_mutex_lock(&t->mu);
-		if (t->cur_n < MG_TRACE_BATCH && !t->stopping) {
+		if (t->cur_n < t->batch_max && !t->stopping) {
 			struct timespec until;
 			clock_gettime(CLOCK_REALTIME, &until);
-			until.tv_nsec += (long)MG_TRACE_INTERVAL_MS * 1000000;
+			until.tv_sec += interval_ms / 1000;
+			until.tv_nsec += interval_ms % 1000 * 1000000;
 			until.tv_sec += until.tv_nsec / 1000000000;
 			until.tv_nsec %= 1000000000;
 			pthread_cond_timedwait(&t->cv, &t->mu, &until);
 		}
-		/* Take the filled batch; the loop goes on filling the spare one
-		 * (which starts with the document's head). */
+		/* Take the waiting spans; the loop goes on filling the spare buffer. */
 		size_t n = t->cur_n;
 		struct mg_buf batch = t->cur;
-		bool fresh = false;
+		uint32_t *ends = t->cur_ends;
 		if (n) {
 			t->cur = t->spare;
+			t->cur_ends = t->spare_ends;
 			mg_buf_reset(&t->cur);
-			fresh = batch_start(t, &t->cur) == 0;
-			if (!fresh)
-				mg_buf_reset(&t->cur); /* empty: submit drops until the next swap */
 			t->cur_n = 0;
 			t->sending = n;
 		}
 		bool stopping = t->stopping;
 		pthread_mutex_unlock(&t->mu);
-		bool ok = true;
-		if (n && t->proto) {
-			/* the messages around the spans, into the gap before them */
-			char *start = (char *)pb_head((uint8_t *)batch.data + t->gap,
-			                              t->cfg->service_name, batch.len - t->gap);
-			ok = send_batch(t, start, batch.len - (size_t)(start - batch.data), n);
-		} else if (n) {
-			ok = mg_buf_append(&batch, otlp_tail, sizeof otlp_tail - 1) == 0 &&
-			     send_batch(t, batch.data, batch.len, n);
+		for (size_t i = 0; i < n;) {
+			size_t j = n - i > t->batch_max ? i + t->batch_max : n, len = 0;
+			const char *body = build_request(t, &batch, ends, i, j, &len);
+			bool ok = body && send_batch(t, body, len, j - i);
+			if (!body)
+				mg_log_warn("tracing: out of memory; %zu span(s) dropped", j - i);
+			if (!ok && j < n) {
+				/* The rest would meet the same collector: retrying each
+				 * request in turn would hold the exporter (and a shutdown)
+				 * for minutes while the queue overflows anyway. */
+				mg_log_warn("tracing: %zu more queued span(s) dropped with them",
+				            n - j);
+				j = n;
+			}
+			pthread_mutex_lock(&t->mu);
+			t->sending -= j - i;
+			if (ok)
+				t->exported += j - i;
+			else
+				t->dropped += j - i;
+			pthread_mutex_unlock(&t->mu);
+			i = j;
 		}
 		pthread_mutex_lock(&t->mu);
 		if (n) {
 			mg_buf_reset(&batch);
 			t->spare = batch; /* kept for the next swap */
-			t->sending = 0;
-			if (ok)
-				t->exported += n;
-			else
-				t->dropped += n;
-			if (!fresh && batch_start(t, &t->cur) < 0)
-				mg_buf_reset(&t->cur);
+			t->spare_ends = ends;
 		}
 		bool stop = stopping && t->cur_n == 0;
 		pthread_mutex_unlock(&t->mu);
@@ -935,10 +970,22 @@ struct mg_tracer *mg_tracer_new(const struct mg_tracing_config *cfg, char *err, 
 	t->gap = pb_gap(cfg->service_name ? cfg->service_name : "mcp-guard");
 	t->http = mg_fetch_session_new(); /* NULL (out of memory): a connection per batch */
 	t->headers = mg_fetch_header_lines(&cfg->otlp_headers, 1);
-	mg_buf_init(&t->cur, MG_TRACE_QUEUE_BYTES);
-	mg_buf_init(&t->spare, MG_TRACE_QUEUE_BYTES);
-	mg_buf_init(&t->scratch, MG_TRACE_QUEUE_BYTES);
-	if (!t->headers || batch_start(t, &t->cur) < 0) {
+	/* (zero: a configuration built in code, not loaded: the defaults) */
+	t->queue_max = cfg->queue_size > 0 ? (size_t)cfg->queue_size : MG_TRACE_QUEUE_DEFAULT;
+	t->batch_max =
+	    cfg->export_batch_size > 0 ? (size_t)cfg->export_batch_size : MG_TRACE_BATCH_DEFAULT;
+	t->interval_ms = cfg->export_interval_ms > 0 ? (long)cfg->export_interval_ms : 1000;
+	if (t->batch_max > t->queue_max)
+		t->batch_max = t->queue_max;
+	/* (pages of the ends and the buffers are touched only as spans come) */
+	size_t max_bytes = t->queue_max * MG_TRACE_SPAN_BYTES;
+	mg_buf_init(&t->cur, max_bytes);
+	mg_buf_init(&t->spare, max_bytes);
+	mg_buf_init(&t->scratch, max_bytes);
+	mg_buf_init(&t->out, 0);
+	t->cur_ends = calloc(t->queue_max, sizeof *t->cur_ends);
+	t->spare_ends = calloc(t->queue_max, sizeof *t->spare_ends);
+	if (!t->headers || !t->cur_ends || !t->spare_ends) {
 		snprintf(err, err_size, "out of memory");
 		goto fail;
 	}
@@ -960,6 +1007,8 @@ fail:
 	mg_buf_free(&t->cur);
 	mg_buf_free(&t->spare);
 	mg_buf_free(&t->scratch);
+	free(t->cur_ends);
+	free(t->spare_ends);
 	mg_fetch_session_free(t->http);
 	mg_fetch_header_lines_free(t->headers, cfg->otlp_headers.n);
 	free(t);
@@ -980,6 +1029,9 @@ void mg_tracer_free(struct mg_tracer *t)
 	mg_buf_free(&t->cur);
 	mg_buf_free(&t->spare);
 	mg_buf_free(&t->scratch);
+	mg_buf_free(&t->out);
+	free(t->cur_ends);
+	free(t->spare_ends);
 	mg_fetch_session_free(t->http);
 	mg_fetch_header_lines_free(t->headers, t->cfg->otlp_headers.n);
 	free(t);

@@ -5,8 +5,9 @@
  * The event-loop thread builds finished spans (struct mg_span, plain
  * memory, bounded attributes) and hands them to the tracer with
  * mg_tracer_submit, which encodes the span and appends it under a lock to a
- * bounded batch (full: the span is dropped and counted). A worker thread
- * takes the batch and POSTs `{otlp_endpoint}/v1/traces` with mg_fetch_sync_on (the SSRF
+ * bounded queue (tracing.queue_size; full: the span is dropped and counted). A
+ * worker thread takes what waits and POSTs it to `{otlp_endpoint}/v1/traces`
+ * in requests of at most tracing.export_batch_size spans with mg_fetch_sync_on (the SSRF
  * rule of http/client.h, `tracing.allow_private_networks`); it retries only
  * 429, 502, 503 and 504, honouring Retry-After or backing off
  * exponentially with jitter, and never retries a 2xx (a partial success
@@ -86,7 +87,7 @@ void mg_tracer_submit(struct mg_tracer *t, const struct mg_span *s);
  * given up), export attempts that failed. */
 struct mg_tracer_stats {
 	uint64_t exported, dropped, failed_exports;
-	size_t queued;
+	size_t queued, capacity; /* spans waiting; tracing.queue_size */
 };
 void mg_tracer_stats(struct mg_tracer *t, struct mg_tracer_stats *out);
 

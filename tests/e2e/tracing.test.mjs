@@ -15,7 +15,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { freePort, readTap, tapUpstream, tempDir, waitFor } from './helpers.mjs';
+import { freePort, readTap, runCli, tapUpstream, tempDir, waitFor } from './helpers.mjs';
 import { keygen, startAuthGateway } from './idp/auth-gateway.mjs';
 import { decodeTraces, partialSuccess, statusCode } from './otlp.mjs';
 
@@ -26,9 +26,10 @@ const PROTOBUF = 'application/x-protobuf';
  * first `failFirst` requests are answered 503 with Retry-After: 0; a
  * success is answered with `answer` (a protobuf ExportTraceServiceResponse)
  * or an empty one, in the request's encoding. */
-async function startReceiver({ failFirst = 0, answer = null } = {}) {
+async function startReceiver({ failFirst = 0, answer = null, holdFirstMs = 0 } = {}) {
     const port = await freePort();
     const batches = [];
+    let held = false;
     const types = []; // the Content-Type of every batch taken
     const errors = [];
     const conns = []; // the client's port of every request
@@ -58,8 +59,14 @@ async function startReceiver({ failFirst = 0, answer = null } = {}) {
                 res.writeHead(400).end();
                 return;
             }
-            if (type === PROTOBUF) res.writeHead(200, { 'content-type': PROTOBUF }).end(answer ?? Buffer.alloc(0));
-            else res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+            const answerNow = () => {
+                if (type === PROTOBUF) res.writeHead(200, { 'content-type': PROTOBUF }).end(answer ?? Buffer.alloc(0));
+                else res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+            };
+            if (holdFirstMs && !held) {
+                held = true; // a slow collector: the first export waits
+                setTimeout(answerNow, holdFirstMs);
+            } else answerNow();
         });
     });
     await new Promise(resolve => srv.listen(port, '127.0.0.1', resolve));
@@ -73,6 +80,7 @@ async function startReceiver({ failFirst = 0, answer = null } = {}) {
         types,
         errors,
         spans: () => batches.flatMap(b => b.resourceSpans.flatMap(r => r.scopeSpans.flatMap(s => s.spans.map(sp => ({ ...sp, resource: r.resource }))))),
+        batchSizes: () => batches.map(b => b.resourceSpans.reduce((n, r) => n + r.scopeSpans.reduce((m, s) => m + s.spans.length, 0), 0)),
         close: () => new Promise(resolve => srv.close(resolve))
     };
 }
@@ -323,6 +331,82 @@ describe('otlp_protocol and the collector\'s answer', { timeout: 60000, concurre
         } finally {
             await receiver.close();
         }
+    });
+});
+
+describe('tracing queue_size and export_batch_size', { timeout: 60000, concurrency: 1 }, () => {
+    const carol = keygen('carol');
+    const auth = { 'x-api-key': carol.key };
+    const metric = (scrape, name) => Number((scrape.match(new RegExp(`^${name} (\\d+)$`, 'm')) ?? [])[1]);
+    const load = async (receiver, tracing, calls) => {
+        const gw = await startAuthGateway({
+            auth: { api_keys: [{ id: 'carol', key_hash: carol.hash }] },
+            rate_limit: { requests_per_second: 100000, burst_size: 100000 },
+            tracing: { enabled: true, otlp_endpoint: receiver.url, sample_rate: 1.0, allow_private_networks: true, ...tracing }
+        });
+        let scrape = '';
+        try {
+            const init = await gw.initialize(auth);
+            assert.equal(init.status, 200);
+            await Promise.all(Array.from({ length: calls }, (_, i) =>
+                gw.mcp({ jsonrpc: '2.0', id: 100 + i, method: 'tools/call', params: { name: 'echo', arguments: { message: `m${i}` } } },
+                    { headers: auth, sessionId: init.sessionId, protocolVersion: '2025-11-25' }).then(r => assert.equal(r.status, 200))));
+            // every span is accounted for, exported or dropped, before the stop
+            await waitFor(async () => {
+                scrape = (await gw.request('/metrics', { headers: auth })).body;
+                return metric(scrape, 'mcp_guard_trace_queue_spans') === 0 && metric(scrape, 'mcp_guard_trace_spans_exported_total') === receiver.spans().length;
+            }, { message: 'the queue drained', timeoutMs: 20000 });
+        } finally {
+            await gw.stop();
+        }
+        return scrape;
+    };
+
+    for (const otlp_protocol of ['http/protobuf', 'http/json']) {
+        test(`${otlp_protocol}: no export request holds more than export_batch_size spans, none is lost or sent twice`, async () => {
+            const receiver = await startReceiver();
+            try {
+                const scrape = await load(receiver, { otlp_protocol, export_batch_size: 3, export_interval_ms: 50 }, 12);
+                assert.deepEqual(receiver.errors, []);
+                const sizes = receiver.batchSizes();
+                assert.ok(sizes.every(n => n >= 1 && n <= 3), `batch sizes ${sizes}`);
+                const spans = receiver.spans();
+                // 12 calls, each a SERVER, an authenticate and a CLIENT span at least
+                assert.ok(spans.length >= 36, `${spans.length} spans`);
+                assert.equal(new Set(spans.map(s => s.spanId)).size, spans.length, 'no span twice');
+                assert.equal(spans.filter(s => s.kind === 2 && s.name === 'tools/call echo').length, 12);
+                assert.equal(metric(scrape, 'mcp_guard_trace_spans_dropped_total'), 0);
+            } finally {
+                await receiver.close();
+            }
+        });
+    }
+
+    test('a full queue drops spans and counts them; the rest still arrive, once', async () => {
+        // the collector holds the first export for 2 s while 60 calls' spans
+        // (some 240) come: only queue_size (64) of them can wait
+        const receiver = await startReceiver({ holdFirstMs: 2000 });
+        try {
+            const scrape = await load(receiver, { queue_size: 64, export_batch_size: 8 }, 60);
+            const dropped = metric(scrape, 'mcp_guard_trace_spans_dropped_total');
+            const exported = metric(scrape, 'mcp_guard_trace_spans_exported_total');
+            assert.ok(dropped > 0, `dropped ${dropped}`);
+            assert.equal(exported, receiver.spans().length);
+            assert.ok(exported >= 64, `exported ${exported}`);
+            assert.equal(new Set(receiver.spans().map(s => s.spanId)).size, exported, 'no span twice');
+            assert.ok(receiver.batchSizes().every(n => n <= 8), `batch sizes ${receiver.batchSizes()}`);
+        } finally {
+            await receiver.close();
+        }
+    });
+
+    test('export_batch_size larger than queue_size is refused with its location', async () => {
+        const dir = tempDir('mcp-guard-tq-');
+        const file = path.join(dir, 'guard.toml');
+        writeFileSync(file, '[upstream]\ncommand = "true"\n\n[tracing]\nenabled = true\notlp_endpoint = "http://127.0.0.1:4318"\nqueue_size = 100\nexport_batch_size = 200\n');
+        const r = runCli(['validate', '--config', file]);
+        assert.notEqual(r.status, 0);
+        assert.match(r.stderr + r.stdout, /guard\.toml:8:\d+: .*tracing\.export_batch_size.*larger than queue_size/);
     });
 });
 
