@@ -115,12 +115,15 @@ check-asan:
 
 # The unit tests under ThreadSanitizer: the audit ring is lock-free, the
 # trace exporter, pins writer and audit writer are threads (a race fails
-# the test binary with TSan's report). Run without address randomization
+# the test binary with TSan's report); then the e2e tests that drive those
+# threads in the real gateway (scripts/e2e-tsan.sh). Run without address randomization
 # when the host allows it: gcc 12's TSan refuses the mappings of kernels
 # with more mmap entropy.
 check-tsan:
 	@$(MAKE) --no-print-directory BUILD=build-tsan OPT="-O1 -g" SAN="-fsanitize=thread" \
-	  UNIT_RUN="$$(setarch "$$(uname -m)" -R true 2>/dev/null && echo setarch "$$(uname -m)" -R)" unit
+	  UNIT_RUN="$$(setarch "$$(uname -m)" -R true 2>/dev/null && echo setarch "$$(uname -m)" -R)" \
+	  unit build-tsan/mcp-guard
+	@sh scripts/e2e-tsan.sh build-tsan/mcp-guard
 
 # Regenerates the reference tables embedded in docs/configuration.md.
 docs-reference: $(BUILD)/mcp-guard
