@@ -57,7 +57,7 @@
 
 enum { OVERFLOW_DROP, OVERFLOW_BLOCK };
 
-#define RING_BYTES_PER_EVENT 160 /* most packs take 100 to 250 bytes */
+#define RING_BYTES_PER_EVENT 256 /* a tools/call pack takes 170-250 bytes */
 #define RING_MIN             (64u * 1024)
 #define RING_MAX             (256u * 1024 * 1024)
 #define RUN_BYTES            (1u << 20) /* a run stops growing past this */

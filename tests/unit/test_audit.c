@@ -707,6 +707,52 @@ static void test_queue_overflow_drops_and_counts(void **state)
 	mg_config_free(cfg);
 }
 
+/* queue_size is what the ring holds: events with realistic members (a
+ * UUID subject, an IPv6 client, long tool and server names: some 240
+ * bytes packed each) all fit while the writer is stuck, none dropped. */
+static void test_queue_holds_queue_size_events(void **state)
+{
+	(void)state;
+	char toml[256];
+	snprintf(toml, sizeof toml, "[audit]\nstdout = false\nqueue_size = 3200\n%s",
+	         upstream_toml);
+	struct mg_config *cfg = load(toml);
+	struct fake f = { .up = 1, .hold = 1 };
+	pthread_mutex_init(&f.mu, NULL);
+	mg_buf_init(&f.got, 0);
+	struct mg_audit_sink sink = { .ops = &fake_ops, .self = &f };
+	char err[256];
+	struct mg_audit *a = mg_audit_start(&cfg->audit, &sink, err, sizeof err);
+	assert_non_null(a);
+	for (int i = 0; i < 3200; i++) {
+		char rid[17];
+		snprintf(rid, sizeof rid, "%016x", i);
+		struct mg_audit_event ev = {
+			.type = MG_AUDIT_TOOL_CALL,
+			.request_id = rid,
+			.trace_id = "4bf92f3577b34da6a3ce929d0e0e4736",
+			.identity = "0b6f4c2e-8d1a-4f3b-9c7e-5a2d1e0f9b8c",
+			.provider = "jwt",
+			.client = "2001:db8:85a3::8a2e:370:7334",
+			.server = "weather-prod",
+			.method = "tools/call",
+			.tool = "get_forecast_hourly",
+			.success = -1,
+			.duration_ms = -1,
+		};
+		mg_audit_emit(a, &ev);
+	}
+	struct mg_audit_stats st;
+	mg_audit_stats(a, &st);
+	assert_int_equal(st.dropped, 0);
+	assert_int_equal(st.emitted, 3200);
+	f.hold = 0;
+	mg_audit_free(a);
+	mg_buf_free(&f.got);
+	pthread_mutex_destroy(&f.mu);
+	mg_config_free(cfg);
+}
+
 static void test_queue_block_policy_is_bounded(void **state)
 {
 	(void)state;
@@ -1074,6 +1120,7 @@ int main(void)
 		cmocka_unit_test(test_ring_laps_and_outsized_records),
 		cmocka_unit_test(test_string_words),
 		cmocka_unit_test(test_queue_block_policy_is_bounded),
+		cmocka_unit_test(test_queue_holds_queue_size_events),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
