@@ -24,6 +24,7 @@ TSAN_OPTIONS="log_path=$reports/race second_deadlock_stack=1" MCP_GUARD_BIN=$bin
 	timeout -k 10 600 $run node --test $force --test-reporter=dot tests/e2e/audit.test.mjs tests/e2e/tracing.test.mjs \
 	tests/e2e/metrics.test.mjs tests/e2e/logctx.test.mjs tests/e2e/reload.test.mjs \
 	tests/e2e/tools-cli.test.mjs || status=$?
+echo # (the dot reporter ends without a newline)
 if ls "$reports"/race* >/dev/null 2>&1; then
 	cat "$reports"/race*
 	echo "e2e-tsan: ThreadSanitizer reported the race(s) above" >&2
