@@ -602,6 +602,39 @@ static enum mg_sink_result fake_deliver(void *self, const struct mg_audit_batch 
 
 static const struct mg_audit_sink_ops fake_ops = { .name = "fake", .deliver = fake_deliver };
 
+/* A writer started on the fake collector, with `audit_lines` after
+ * "[audit]\nstdout = false\n". The test frees the writer (mg_audit_free),
+ * then the rest with rig_free. */
+struct rig {
+	struct mg_config *cfg;
+	struct fake f;
+	struct mg_audit_sink sink;
+	struct mg_audit *a;
+};
+
+static void rig_start(struct rig *r, const char *audit_lines, int up, int hold)
+{
+	char toml[1024];
+	snprintf(toml, sizeof toml, "[audit]\nstdout = false\n%s%s", audit_lines, upstream_toml);
+	r->cfg = load(toml);
+	memset(&r->f, 0, sizeof r->f);
+	r->f.up = up;
+	r->f.hold = hold;
+	pthread_mutex_init(&r->f.mu, NULL);
+	mg_buf_init(&r->f.got, 0);
+	r->sink = (struct mg_audit_sink){ .ops = &fake_ops, .self = &r->f };
+	char err[256];
+	r->a = mg_audit_start(&r->cfg->audit, &r->sink, err, sizeof err);
+	assert_non_null(r->a);
+}
+
+static void rig_free(struct rig *r)
+{
+	mg_buf_free(&r->f.got);
+	pthread_mutex_destroy(&r->f.mu);
+	mg_config_free(r->cfg);
+}
+
 static void emit_n(struct mg_audit *a, int from, int n)
 {
 	for (int i = from; i < from + n; i++) {
@@ -632,22 +665,18 @@ static void test_writer_spool_first(void **state)
 	(void)state;
 	char dir[] = "/tmp/mg-wspool-XXXXXX";
 	assert_non_null(mkdtemp(dir));
-	char toml[512];
-	snprintf(toml, sizeof toml,
-	         "[audit]\nstdout = false\nhash_chain = true\nexport_batch_size = 2\n"
-	         "export_interval_secs = 1\nspool_dir = \"%s\"\n%s",
-	         dir, upstream_toml);
-	struct mg_config *cfg = load(toml);
-	struct fake f = { .up = 0 };
-	pthread_mutex_init(&f.mu, NULL);
-	mg_buf_init(&f.got, 0);
-	struct mg_audit_sink sink = { .ops = &fake_ops, .self = &f };
+	char lines[512];
+	snprintf(lines, sizeof lines,
+	         "hash_chain = true\nexport_batch_size = 2\n"
+	         "export_interval_secs = 1\nspool_dir = \"%s\"\n",
+	         dir);
+	struct rig r;
+	rig_start(&r, lines, 0, 0);
+	struct mg_audit *a = r.a;
 	char err[256];
-	struct mg_audit *a = mg_audit_start(&cfg->audit, &sink, err, sizeof err);
-	assert_non_null(a);
 	emit_n(a, 1, 4); /* two batches, both spooled */
 	wait_for(a, 4, 0);
-	f.up = 1;
+	r.f.up = 1;
 	/* the collector is tried again at the next interval: the spool first, in
 	 * order, then what came since */
 	emit_n(a, 5, 3);
@@ -656,7 +685,7 @@ static void test_writer_spool_first(void **state)
 	/* every record once, in order, chained */
 	struct mg_audit_verifier v;
 	mg_audit_verify_init(&v, true);
-	const char *p = f.got.data;
+	const char *p = r.f.got.data;
 	for (int i = 1; i <= 7; i++) {
 		const char *nl = strchr(p, '\n');
 		assert_non_null(nl);
@@ -667,30 +696,21 @@ static void test_writer_spool_first(void **state)
 		p = nl + 1;
 	}
 	assert_int_equal(*p, '\0');
-	assert_true(f.deliveries >= 3 && f.deliveries <= 5);
+	assert_true(r.f.deliveries >= 3 && r.f.deliveries <= 5);
 	/* the spool is empty again */
 	struct mg_audit_spool *sp = mg_audit_spool_open(dir, 1 << 20, err, sizeof err);
 	assert_int_equal(mg_audit_spool_files(sp), 0);
 	mg_audit_spool_close(sp);
 	rm_dir(dir);
-	mg_buf_free(&f.got);
-	pthread_mutex_destroy(&f.mu);
-	mg_config_free(cfg);
+	rig_free(&r);
 }
 
 static void test_queue_overflow_drops_and_counts(void **state)
 {
 	(void)state;
-	char toml[256];
-	snprintf(toml, sizeof toml, "[audit]\nstdout = false\nqueue_size = 16\n%s", upstream_toml);
-	struct mg_config *cfg = load(toml);
-	struct fake f = { .up = 1 };
-	pthread_mutex_init(&f.mu, NULL);
-	mg_buf_init(&f.got, 0);
-	struct mg_audit_sink sink = { .ops = &fake_ops, .self = &f };
-	char err[256];
-	struct mg_audit *a = mg_audit_start(&cfg->audit, &sink, err, sizeof err);
-	assert_non_null(a);
+	struct rig r;
+	rig_start(&r, "queue_size = 16\n", 1, 0);
+	struct mg_audit *a = r.a;
 	emit_n(a, 0, 5000);
 	struct mg_audit_stats st;
 	mg_audit_stats(a, &st);
@@ -699,12 +719,10 @@ static void test_queue_overflow_drops_and_counts(void **state)
 	mg_audit_free(a);
 	/* whatever was not dropped (and counted) was delivered */
 	size_t got = 0;
-	for (size_t i = 0; i < f.got.len; i++)
-		got += f.got.data[i] == '\n';
+	for (size_t i = 0; i < r.f.got.len; i++)
+		got += r.f.got.data[i] == '\n';
 	assert_int_equal(got, st.emitted);
-	mg_buf_free(&f.got);
-	pthread_mutex_destroy(&f.mu);
-	mg_config_free(cfg);
+	rig_free(&r);
 }
 
 /* queue_size is what the ring holds: events with realistic members (a
@@ -713,17 +731,9 @@ static void test_queue_overflow_drops_and_counts(void **state)
 static void test_queue_holds_queue_size_events(void **state)
 {
 	(void)state;
-	char toml[256];
-	snprintf(toml, sizeof toml, "[audit]\nstdout = false\nqueue_size = 3200\n%s",
-	         upstream_toml);
-	struct mg_config *cfg = load(toml);
-	struct fake f = { .up = 1, .hold = 1 };
-	pthread_mutex_init(&f.mu, NULL);
-	mg_buf_init(&f.got, 0);
-	struct mg_audit_sink sink = { .ops = &fake_ops, .self = &f };
-	char err[256];
-	struct mg_audit *a = mg_audit_start(&cfg->audit, &sink, err, sizeof err);
-	assert_non_null(a);
+	struct rig r;
+	rig_start(&r, "queue_size = 3200\n", 1, 1);
+	struct mg_audit *a = r.a;
 	for (int i = 0; i < 3200; i++) {
 		char rid[17];
 		snprintf(rid, sizeof rid, "%016x", i);
@@ -746,29 +756,20 @@ static void test_queue_holds_queue_size_events(void **state)
 	mg_audit_stats(a, &st);
 	assert_int_equal(st.dropped, 0);
 	assert_int_equal(st.emitted, 3200);
-	f.hold = 0;
+	r.f.hold = 0;
 	mg_audit_free(a);
-	mg_buf_free(&f.got);
-	pthread_mutex_destroy(&f.mu);
-	mg_config_free(cfg);
+	rig_free(&r);
 }
 
 static void test_queue_block_policy_is_bounded(void **state)
 {
 	(void)state;
-	char toml[256];
-	snprintf(toml, sizeof toml,
-	         "[audit]\nstdout = false\nqueue_size = 16\noverflow = \"block\"\n"
-	         "block_timeout_ms = 1\nexport_batch_size = 1\n%s",
-	         upstream_toml);
-	struct mg_config *cfg = load(toml);
-	struct fake f = { .up = 1, .hold = 1 };
-	pthread_mutex_init(&f.mu, NULL);
-	mg_buf_init(&f.got, 0);
-	struct mg_audit_sink sink = { .ops = &fake_ops, .self = &f };
-	char err[256];
-	struct mg_audit *a = mg_audit_start(&cfg->audit, &sink, err, sizeof err);
-	assert_non_null(a);
+	struct rig r;
+	rig_start(&r,
+	          "queue_size = 16\noverflow = \"block\"\n"
+	          "block_timeout_ms = 1\nexport_batch_size = 1\n",
+	          1, 1);
+	struct mg_audit *a = r.a;
 	/* the writer is stuck in the collector: the queue fills, each further
 	 * event waits at most block_timeout_ms and is then dropped and counted */
 	emit_n(a, 0, 100);
@@ -776,15 +777,13 @@ static void test_queue_block_policy_is_bounded(void **state)
 	mg_audit_stats(a, &st);
 	assert_int_equal(st.emitted + st.dropped, 100);
 	assert_true(st.dropped >= 100 - 2 * 16); /* one run taken, then stuck */
-	f.hold = 0;
+	r.f.hold = 0;
 	mg_audit_free(a);
 	size_t got = 0;
-	for (size_t i = 0; i < f.got.len; i++)
-		got += f.got.data[i] == '\n';
+	for (size_t i = 0; i < r.f.got.len; i++)
+		got += r.f.got.data[i] == '\n';
 	assert_int_equal(got, st.emitted);
-	mg_buf_free(&f.got);
-	pthread_mutex_destroy(&f.mu);
-	mg_config_free(cfg);
+	rig_free(&r);
 }
 
 /* The ring through many laps: records of every size up to a few KiB and
@@ -792,19 +791,14 @@ static void test_queue_block_policy_is_bounded(void **state)
  * = "block" and a live collector none is dropped. */
 static void ring_laps(int queue_size)
 {
-	char toml[256];
-	snprintf(toml, sizeof toml,
-	         "[audit]\nstdout = false\nhash_chain = true\nqueue_size = %d\n"
-	         "overflow = \"block\"\nblock_timeout_ms = 10000\n%s",
-	         queue_size, upstream_toml);
-	struct mg_config *cfg = load(toml);
-	struct fake f = { .up = 1 };
-	pthread_mutex_init(&f.mu, NULL);
-	mg_buf_init(&f.got, 0);
-	struct mg_audit_sink sink = { .ops = &fake_ops, .self = &f };
-	char err[256];
-	struct mg_audit *a = mg_audit_start(&cfg->audit, &sink, err, sizeof err);
-	assert_non_null(a);
+	char lines[512];
+	snprintf(lines, sizeof lines,
+	         "hash_chain = true\nqueue_size = %d\n"
+	         "overflow = \"block\"\nblock_timeout_ms = 10000\n",
+	         queue_size);
+	struct rig r;
+	rig_start(&r, lines, 1, 0);
+	struct mg_audit *a = r.a;
 	enum { N = 3000 };
 	static char tool[4100], msg[40000];
 	for (int i = 0; i < N; i++) {
@@ -828,7 +822,7 @@ static void ring_laps(int queue_size)
 	mg_audit_free(a);
 	struct mg_audit_verifier v;
 	mg_audit_verify_init(&v, true);
-	const char *p = f.got.data;
+	const char *p = r.f.got.data;
 	for (int i = 0; i < N; i++) {
 		const char *nl = strchr(p, '\n');
 		assert_non_null(nl);
@@ -842,9 +836,7 @@ static void ring_laps(int queue_size)
 		p = nl + 1;
 	}
 	assert_int_equal(*p, '\0');
-	mg_buf_free(&f.got);
-	pthread_mutex_destroy(&f.mu);
-	mg_config_free(cfg);
+	rig_free(&r);
 }
 
 /* 16 events: a 64 KiB ring, 30 KB records by pointer; 4,000: a 1 MiB
