@@ -40,6 +40,9 @@
 
 #define MG_TRACE_SPAN_BYTES    2048 /* the waiting spans' bytes: queue_size times this */
 #define MG_TRACE_QUEUE_DEFAULT 16384
+#define MG_TRACE_QUEUE_MAX     1000000 /* tracing.queue_size's ceiling */
+_Static_assert((uint64_t)MG_TRACE_QUEUE_MAX *MG_TRACE_SPAN_BYTES < UINT32_MAX,
+               "a span's end in the waiting buffer fits its uint32_t");
 #define MG_TRACE_BATCH_DEFAULT 512
 #define MG_TRACE_RETRIES       3
 #define MG_TRACE_MAX_WAIT_S    30
@@ -764,9 +767,7 @@ void mg_tracer_submit(struct mg_tracer *t, const struct mg_span *s)
 	    (t->proto ? put_span_pb_buf(&t->scratch, s) : put_span_buf(&t->scratch, s, true)) == 0;
 	pthread_mutex_lock(&t->mu);
 	/* the whole span or nothing: never half a span in the queue */
-	if (!encoded || t->cur_n >= t->queue_max || !t->cur_ends ||
-	    t->cur.len + t->scratch.len > UINT32_MAX ||
-	    mg_buf_reserve(&t->cur, t->scratch.len) < 0) {
+	if (!encoded || t->cur_n >= t->queue_max || mg_buf_reserve(&t->cur, t->scratch.len) < 0) {
 		t->dropped++; /* the queue is full (or out of memory) */
 	} else {
 		memcpy(t->cur.data + t->cur.len, t->scratch.data, t->scratch.len);
@@ -894,14 +895,13 @@ static bool send_batch(struct mg_tracer *t, const char *body, size_t len, size_t
 static void *export_main(void *arg)
 {
 	struct mg_tracer *t = arg;
-	long interval_ms = t->interval_ms;
 	for (;;) {
 		pthread_mutex_lock(&t->mu);
 		if (t->cur_n < t->batch_max && !t->stopping) {
 			struct timespec until;
 			clock_gettime(CLOCK_REALTIME, &until);
-			until.tv_sec += interval_ms / 1000;
-			until.tv_nsec += interval_ms % 1000 * 1000000;
+			until.tv_sec += t->interval_ms / 1000;
+			until.tv_nsec += t->interval_ms % 1000 * 1000000;
 			until.tv_sec += until.tv_nsec / 1000000000;
 			until.tv_nsec %= 1000000000;
 			pthread_cond_timedwait(&t->cv, &t->mu, &until);
@@ -972,12 +972,15 @@ struct mg_tracer *mg_tracer_new(const struct mg_tracing_config *cfg, char *err, 
 	t->headers = mg_fetch_header_lines(&cfg->otlp_headers, 1);
 	/* (zero: a configuration built in code, not loaded: the defaults) */
 	t->queue_max = cfg->queue_size > 0 ? (size_t)cfg->queue_size : MG_TRACE_QUEUE_DEFAULT;
+	if (t->queue_max > MG_TRACE_QUEUE_MAX)
+		t->queue_max = MG_TRACE_QUEUE_MAX;
 	t->batch_max =
 	    cfg->export_batch_size > 0 ? (size_t)cfg->export_batch_size : MG_TRACE_BATCH_DEFAULT;
 	t->interval_ms = cfg->export_interval_ms > 0 ? (long)cfg->export_interval_ms : 1000;
 	if (t->batch_max > t->queue_max)
 		t->batch_max = t->queue_max;
-	/* (pages of the ends and the buffers are touched only as spans come) */
+	/* (pages of the ends and the buffers are touched only as spans come;
+	 * the buffers' ceiling keeps every end within a uint32_t) */
 	size_t max_bytes = t->queue_max * MG_TRACE_SPAN_BYTES;
 	mg_buf_init(&t->cur, max_bytes);
 	mg_buf_init(&t->spare, max_bytes);
