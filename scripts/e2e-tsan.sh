@@ -4,24 +4,21 @@
 # per-request log context) against a ThreadSanitizer build of the binary.
 # TSan writes each report to a file of its own (log_path) rather than to
 # stderr, where a test would not look: any report fails the run. Bounded
-# in time, and --test-force-exit as in e2e.sh (a planted race hung
-# logctx.test.mjs that way: its after() threw before closing its receiver).
+# in time; e2e.sh's --test-force-exit keeps a failed after() from hanging
+# a file (a planted race hung logctx.test.mjs that way before).
 # Usage: e2e-tsan.sh BIN
 set -eu
 cd "$(dirname "$0")/.."
 bin=$(cd "$(dirname "$1")" && pwd)/$(basename "$1")
 reports=$(mktemp -d)
 trap 'rm -rf "$reports"' EXIT
-force=""
-if node --test-force-exit -e 0 >/dev/null 2>&1; then force=--test-force-exit; fi
 # gcc 12's TSan refuses the mappings of kernels with more mmap entropy:
 # without address randomization when the host allows it (as check-tsan).
 run=""
 if setarch "$(uname -m)" -R true 2>/dev/null; then run="setarch $(uname -m) -R"; fi
-echo "e2e-tsan: $bin"
 status=0
-TSAN_OPTIONS="log_path=$reports/race second_deadlock_stack=1" MCP_GUARD_BIN=$bin \
-	timeout -k 10 600 $run node --test $force --test-reporter=dot tests/e2e/audit.test.mjs tests/e2e/tracing.test.mjs \
+TSAN_OPTIONS="log_path=$reports/race second_deadlock_stack=1" MCP_GUARD_BIN=$bin E2E_REPORTER=dot \
+	timeout -k 10 600 $run sh scripts/e2e.sh tests/e2e/audit.test.mjs tests/e2e/tracing.test.mjs \
 	tests/e2e/metrics.test.mjs tests/e2e/logctx.test.mjs tests/e2e/reload.test.mjs \
 	tests/e2e/tools-cli.test.mjs || status=$?
 echo # (the dot reporter ends without a newline)

@@ -1,5 +1,6 @@
 #!/bin/sh
-# Runs the end-to-end suite (node:test) against $MCP_GUARD_BIN.
+# Runs the end-to-end suite (node:test) against $MCP_GUARD_BIN; with
+# arguments, those test files only. E2E_REPORTER: node's reporter (spec).
 set -eu
 cd "$(dirname "$0")/.."
 : "${MCP_GUARD_BIN:=$(pwd)/build/mcp-guard}"
@@ -12,4 +13,5 @@ export MCP_GUARD_BIN
 force=""
 if node --test-force-exit -e 0 >/dev/null 2>&1; then force=--test-force-exit; fi
 echo "e2e: $MCP_GUARD_BIN"
-exec node --test $force --test-reporter=spec tests/e2e/
+[ $# -gt 0 ] || set -- tests/e2e/
+exec node --test $force --test-reporter="${E2E_REPORTER:-spec}" "$@"
