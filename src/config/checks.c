@@ -626,6 +626,38 @@ int mg_hostport_split(const char *s, char *host, size_t host_size, int *port)
 	return 0;
 }
 
+int mg_url_host_port(const char *url, char *host, size_t host_size, int *port)
+{
+	int dflt;
+	if (strncmp(url, "http://", 7) == 0)
+		dflt = 80;
+	else if (strncmp(url, "https://", 8) == 0)
+		dflt = 443;
+	else
+		return -1;
+	const char *a = strstr(url, "://") + 3;
+	size_t n = strcspn(a, "/?#");
+	const char *at = memchr(a, '@', n);
+	if (at) {
+		n -= (size_t)(at + 1 - a);
+		a = at + 1;
+	}
+	char auth[300];
+	if (n == 0 || n >= sizeof auth - 3)
+		return -1;
+	memcpy(auth, a, n);
+	auth[n] = '\0';
+	/* without a port: as "host:default" through the one parser */
+	const char *close = strrchr(auth, ']');
+	const char *colon = strrchr(auth, ':');
+	if (!colon || (auth[0] == '[' && (!close || colon < close))) {
+		char with[sizeof auth + 8];
+		snprintf(with, sizeof with, "%s:%d", auth, dflt);
+		return mg_hostport_split(with, host, host_size, port);
+	}
+	return mg_hostport_split(auth, host, host_size, port);
+}
+
 void mg_check_metrics(struct mg_decode *dc, void *obj, const struct mg_cnode *node,
                       const char *path)
 {

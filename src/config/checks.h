@@ -24,6 +24,10 @@ void mg_check_metrics(struct mg_decode *dc, void *obj, const struct mg_cnode *no
 /* Splits "host:port" or "[v6]:port" (port 1..65535) into `host` (no
  * brackets) and `port`. Returns 0, or -1 when it is not that form. */
 int mg_hostport_split(const char *s, char *host, size_t host_size, int *port);
+/* The host (no brackets) and port of an http(s) URL's authority,
+ * "scheme://[userinfo@]host[:port]...", the port defaulting to the
+ * scheme's (80, 443). Returns 0, or -1 when it does not read so. */
+int mg_url_host_port(const char *url, char *host, size_t host_size, int *port);
 void mg_check_tracing(struct mg_decode *dc, void *obj, const struct mg_cnode *node,
                       const char *path);
 void mg_check_upstream_entry(struct mg_decode *dc, void *obj, const struct mg_cnode *node,

@@ -186,11 +186,37 @@ static void exchange_finish_text(struct mg_exchange *x, char *text, size_t len, 
 	mg_exchange_free(x);
 }
 
+/* How the upstream's side of the call ended, from its answer `msg`,
+ * unless the gateway already said (a timeout, an abort, a bridging
+ * refusal of a good answer). Errors the channel made up for an upstream
+ * that went away carry mcpGuard: "upstream_unavailable". */
+static void upstream_outcome(struct mg_exchange *x, json_t *msg)
+{
+	if (!x->up_decided) {
+		x->up_decided = true;
+		json_t *e = json_object_get(msg, "error");
+		json_t *r = json_object_get(msg, "result");
+		if (e) {
+			const char *g = json_string_value(
+			    json_object_get(json_object_get(e, "data"), "mcpGuard"));
+			x->up_error =
+			    g && strcmp(g, "upstream_unavailable") == 0
+			        ? MG_ET_UNAVAILABLE
+			        : mg_metrics_code(json_integer_value(json_object_get(e, "code")));
+		} else if (json_is_object(r) && json_is_true(json_object_get(r, "isError")) &&
+		           strcmp(x->method, "tools/call") == 0) {
+			x->up_error = MG_ET_TOOL_ERROR;
+		}
+	}
+	mg_obs_upstream_done(x);
+}
+
 static void exchange_finish(struct mg_exchange *x, json_t *msg, int status)
 {
 	if (x->audit_members)
 		audit_result(x, msg, NULL, 0, false, NULL);
 	x->answer = json_object_get(msg, "error") ? MG_X_ERROR : MG_X_OK;
+	upstream_outcome(x, msg);
 	mg_obs_answer(x->req, msg);
 	size_t len = 0;
 	char *text = mg_json_dump(msg, &len);
@@ -206,6 +232,10 @@ static void exchange_error(struct mg_exchange *x, int code, const char *message,
 
 void mg_exchange_abort(struct mg_exchange *x, int code, const char *why)
 {
+	if (!x->up_decided) {
+		x->up_decided = true;
+		x->up_error = MG_ET_CANCELLED;
+	}
 	mg_channel_cancel(&x->call, why);
 	exchange_error(x, code, why, json_pack("{s:s}", "mcpGuard", "aborted"));
 }
@@ -322,6 +352,8 @@ static void on_reply_in(struct mg_call *call, json_t *msg, void *arg)
 		bridge_result_to_modern(x, result);
 	if (x->bridge == MG_BRIDGE_TO_MODERN && json_is_object(result) &&
 	    !bridge_result_to_legacy(result)) {
+		x->up_decided = true; /* the upstream answered; the client cannot take it */
+		x->up_error = MG_ET_NONE;
 		json_t *e = mg_rpc_error_new(x->orig_id, MG_RPC_INTERNAL_ERROR,
 		                             "the upstream asked for more input (2026-07-28 multi "
 		                             "round-trip), which a legacy client cannot answer",
@@ -382,8 +414,12 @@ static void on_raw_reply_in(struct mg_call *call, const char *text, size_t len,
 	size_t tail = len - js->id.end;
 	x->answer = MG_X_OK;
 	/* Only a tools/call result can say isError (metrics and audit ask). */
-	bool tool_error = (x->req || x->audit_members) && strcmp(x->method, "tools/call") == 0 &&
+	bool tool_error = (x->req || x->audit_members || x->gw->metrics) &&
+	                  strcmp(x->method, "tools/call") == 0 &&
 	                  mg_jtext_member_true(text, js->result, "isError");
+	x->up_decided = true;
+	x->up_error = tool_error ? MG_ET_TOOL_ERROR : MG_ET_NONE;
+	mg_obs_upstream_done(x);
 	mg_obs_raw_answer(x->req, tool_error);
 	if (!id)
 		goto parsed;
@@ -505,6 +541,8 @@ static void on_exchange_timeout_in(evutil_socket_t fd, short what, void *arg)
 		mg_audit_emit(x->gw->audit, &ev);
 	}
 	mg_channel_cancel(&x->call, "request timed out at the gateway");
+	x->up_decided = true;
+	x->up_error = MG_ET_TIMEOUT;
 	exchange_error(x, MG_RPC_INTERNAL_ERROR, m, json_pack("{s:s}", "mcpGuard", "timeout"));
 }
 
@@ -701,7 +739,7 @@ static int forward(struct mg_gateway *gw, struct mg_http_req *req, struct mg_cha
 	bool token = json_is_object(meta) && json_object_get(meta, "progressToken");
 	char tp[MG_TRACEPARENT_LEN + 1];
 	const char *ts = NULL;
-	bool traced = mg_obs_trace_inject(req, msg, tp, &ts); /* sampled: a CLIENT span */
+	bool traced = mg_obs_trace_inject(req, msg, x->route, tp, &ts); /* sampled: a CLIENT span */
 	if (x->bridge == MG_BRIDGE_NONE && !token && (!msg->edited || (msg->name_cut && !traced))) {
 		size_t len;
 		const char *body = mg_http_req_body(req, &len);
@@ -817,6 +855,9 @@ void mg_exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struct mg
 			mg_pipeline_audit_req(gw, req, MG_AUDIT_UPSTREAM_ERROR, id, msg->method,
 			                      NULL, 0, "the upstream is not available");
 		x->answer = MG_X_ERROR;
+		x->up_decided = true;
+		x->up_error = MG_ET_UNAVAILABLE;
+		mg_obs_upstream_done(x);
 		x->req = NULL;
 		mg_reply_rpc_error(req, 503, x->orig_id, MG_RPC_INTERNAL_ERROR,
 		                   "the upstream is not available", NULL);

@@ -301,7 +301,7 @@ static void shutdown_step(evutil_socket_t fd, short what, void *arg)
 		/* End remaining sessions (their dedicated processes stop too). */
 		for (size_t i = 0; i < gw->nbuckets; i++) {
 			while (gw->buckets[i])
-				mg_session_end(gw->buckets[i], "gateway shutdown");
+				mg_session_end(gw->buckets[i], "gateway shutdown", MG_ET_NONE);
 		}
 		mg_routes_stop(gw);
 		gw->shutdown_phase = 2;
@@ -480,7 +480,7 @@ static void teardown(struct mg_gateway *gw)
 {
 	for (size_t i = 0; i < gw->nbuckets; i++) {
 		while (gw->buckets[i])
-			mg_session_end(gw->buckets[i], "gateway exit");
+			mg_session_end(gw->buckets[i], "gateway exit", MG_ET_NONE);
 	}
 	while (gw->listeners)
 		mg_listener_free(gw->listeners);

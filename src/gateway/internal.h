@@ -131,6 +131,11 @@ struct mg_exchange {
 	struct mg_log_ctx log;   /* request and trace id for log lines of its callbacks */
 	uint64_t sent_us;        /* forwarded at (metrics); 0: not forwarded */
 	enum mg_x_answer answer; /* what the upstream's side came to (metrics) */
+	/* How the upstream's side ended, once decided (mg_obs_upstream_done):
+	 * MG_ET_NONE, its JSON-RPC code, or MG_ET_TOOL_ERROR, MG_ET_TIMEOUT,
+	 * MG_ET_CANCELLED, MG_ET_UNAVAILABLE (metrics/metrics.h). */
+	int32_t up_error;
+	bool up_decided;
 	/* Last: MG_X_AUDIT_INLINE bytes allocated only with audit on, so an
 	 * exchange without audit is not a third larger to clear. */
 	char audit_inline[];
@@ -281,8 +286,11 @@ struct mg_session *mg_session_new(struct mg_gateway *gw, struct mg_route *route,
                                   const char *identity);
 struct mg_session *mg_session_find(struct mg_gateway *gw, const char *id);
 /* Ends a session: exchanges cancelled and answered, streams closed,
- * dedicated channel closed, memory freed. */
-void mg_session_end(struct mg_session *s, const char *why);
+ * dedicated channel closed, memory freed. `error` (MG_ET_*) says why the
+ * gateway had to end it, MG_ET_NONE when it ended normally (the client
+ * deleted it, it idled out, the gateway stops): the error_type of
+ * mcp_server_session_duration_seconds. */
+void mg_session_end(struct mg_session *s, const char *why, int32_t error);
 void mg_session_touch(struct mg_session *s);
 /* Delivers a server→client message to the session: the GET stream, else
  * the replay ring. */
@@ -366,15 +374,21 @@ void mg_obs_limit(struct mg_gateway *gw, struct mg_http_req *req, enum mg_mscope
  * tracestate to carry (or NULL) to `*ts`, and true is returned. Nothing in
  * msg changes: the caller splices them into the client's text, or puts them
  * into the tree with mg_obs_trace_put. */
-bool mg_obs_trace_inject(struct mg_http_req *req, const struct mg_rpc_msg *msg, char tp[56],
-                         const char **ts);
+bool mg_obs_trace_inject(struct mg_http_req *req, const struct mg_rpc_msg *msg,
+                         const struct mg_route *upstream, char tp[56], const char **ts);
 /* Sets msg's params._meta traceparent (and tracestate, or removes it). */
 void mg_obs_trace_put(struct mg_rpc_msg *msg, const char *tp, const char *ts);
 /* The trace id of `req` (16 bytes) once its trace is decided; false when
  * tracing is off or the body is not parsed yet. */
 bool mg_obs_trace_id(const struct mg_http_req *req, uint8_t out[16]);
+/* The upstream's side of an exchange ended as x->up_error says (set
+ * up_decided first): the end of the CLIENT span, before the client is
+ * answered. */
+void mg_obs_upstream_done(struct mg_exchange *x);
 /* An exchange is being freed: the upstream's request, error and latency. */
 void mg_obs_exchange_end(struct mg_exchange *x);
+/* A session ended (mcp_server_session_duration_seconds). */
+void mg_obs_session_end(struct mg_session *s, int32_t error);
 
 /* ---- gateway.c ------------------------------------------------------------------ */
 

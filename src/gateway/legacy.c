@@ -209,7 +209,7 @@ static void legacy_initialize(struct mg_gateway *gw, struct mg_http_req *req,
 	char err[400];
 	s->ch = up->ops->open(up, params, &hooks, s->identity, err, sizeof err);
 	if (!s->ch) {
-		mg_session_end(s, err);
+		mg_session_end(s, err, MG_ET_UNAVAILABLE);
 		struct mg_http_hdr h[] = { { "Retry-After", "5" } };
 		json_t *e = mg_rpc_error_new(msg->id, MG_RPC_INTERNAL_ERROR, err, NULL);
 		mg_reply_json(req, 503, e, h, 1);
@@ -567,7 +567,7 @@ void mg_handle_delete(struct mg_gateway *gw, struct mg_http_req *req, const char
 		                   NULL);
 		return;
 	}
-	mg_session_end(s, "deleted by the client");
+	mg_session_end(s, "deleted by the client", MG_ET_NONE);
 	struct mg_http_hdr h[4];
 	size_t n = 0;
 	mg_cors_headers(gw, req, h, &n);

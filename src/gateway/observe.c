@@ -26,6 +26,7 @@
  * and authentication is configured (the default), on both listeners;
  * failures are charged to the per-address limit like the MCP endpoint's.
  */
+#include <netinet/in.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -38,8 +39,9 @@
 #include "config/checks.h"
 #include "gateway/internal.h"
 #include "metrics/metrics.h"
-#include "trace/trace.h"
 #include "ratelimit/ratelimit.h"
+#include "trace/trace.h"
+#include "upstream/upstream.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/str.h"
@@ -55,11 +57,13 @@ struct rtrace {
 	struct mg_trace_ctx parent, http;
 	uint8_t trace_id[16], server_id[8], client_id[8];
 	uint64_t auth_end_us, limit_start_us, limit_end_us, up_start_us, up_end_us;
-	bool up_error;
-	const char *target_attr; /* gen_ai.tool.name or gen_ai.prompt.name, or NULL */
+	int32_t up_error;                /* MG_ET_*: how the upstream call ended */
+	const struct mg_route *up_route; /* the upstream called (a federation's member) */
+	const char *target_attr;         /* gen_ai.tool.name or gen_ai.prompt.name, or NULL */
 	/* From here on, strings: a reused one is cleared by its first byte. */
 	char method[64];
 	char target[128];
+	char uri[128]; /* mcp.resource.uri (resources/read, subscribe, unsubscribe) */
 	char request_id[64];
 	char protocol[32];
 	char session[64];
@@ -78,7 +82,8 @@ static struct rtrace *rtrace_get(struct mg_gateway *gw)
 	gw->n_trace_free--;
 	/* Only what a request reads before it writes needs clearing. */
 	memset(t, 0, offsetof(struct rtrace, method));
-	t->method[0] = t->target[0] = t->request_id[0] = t->protocol[0] = t->session[0] = '\0';
+	t->method[0] = t->target[0] = t->uri[0] = t->request_id[0] = t->protocol[0] =
+	    t->session[0] = '\0';
 	t->tracestate[0] = '\0';
 	return t;
 }
@@ -175,6 +180,11 @@ static void trace_method(struct rtrace *t, struct mg_http_req *req, const struct
 		copy(t->target, sizeof t->target, json_string_value(name),
 		     json_string_length(name));
 	}
+	json_t *uri = msg->params ? json_object_get(msg->params, "uri") : NULL;
+	if (json_is_string(uri) && msg->method && strncmp(msg->method, "resources/", 10) == 0 &&
+	    (strcmp(msg->method + 10, "read") == 0 || strcmp(msg->method + 10, "subscribe") == 0 ||
+	     strcmp(msg->method + 10, "unsubscribe") == 0))
+		copy(t->uri, sizeof t->uri, json_string_value(uri), json_string_length(uri));
 	if (json_is_integer(msg->id)) {
 		t->request_id[mg_fmt_i64(t->request_id, json_integer_value(msg->id))] = '\0';
 	} else if (json_is_string(msg->id)) {
@@ -204,8 +214,8 @@ bool mg_obs_trace_id(const struct mg_http_req *req, uint8_t out[16])
 	return true;
 }
 
-bool mg_obs_trace_inject(struct mg_http_req *req, const struct mg_rpc_msg *msg, char tp[56],
-                         const char **ts)
+bool mg_obs_trace_inject(struct mg_http_req *req, const struct mg_rpc_msg *msg,
+                         const struct mg_route *upstream, char tp[56], const char **ts)
 {
 	_Static_assert(MG_TRACEPARENT_LEN + 1 == 56, "the caller's room for a traceparent");
 	struct rtrace *t = req ? rtrace_of(req) : NULL;
@@ -217,6 +227,7 @@ bool mg_obs_trace_inject(struct mg_http_req *req, const struct mg_rpc_msg *msg, 
 	memcpy(c.span_id, t->client_id, 8);
 	mg_traceparent_format(&c, tp);
 	*ts = t->tracestate[0] ? t->tracestate : NULL;
+	t->up_route = upstream;
 	t->up_start_us = mg_now_us();
 	return true;
 }
@@ -242,13 +253,21 @@ void mg_obs_trace_put(struct mg_rpc_msg *msg, const char *tp, const char *ts)
 	msg->edited = true;
 }
 
-static void upstream_answered(struct mg_http_req *req, bool error)
+void mg_obs_upstream_done(struct mg_exchange *x)
 {
-	struct rtrace *t = req ? rtrace_of(req) : NULL;
+	struct rtrace *t = x->req && x->gw->tracer ? rtrace_of(x->req) : NULL;
 	if (t && t->up_start_us && !t->up_end_us) {
 		t->up_end_us = mg_now_us();
-		t->up_error = error;
+		t->up_error = x->up_error;
 	}
+}
+
+/* The host and port of an HTTP upstream's URL (server.address and
+ * server.port of its CLIENT spans); false for a stdio upstream. */
+static bool upstream_address(const struct mg_upstream_config *u, char *host, size_t size, int *port)
+{
+	return u && u->transport != MG_TRANSPORT_STDIO && u->url &&
+	       mg_url_host_port(u->url, host, size, port) == 0;
 }
 
 static uint64_t unix_ns(uint64_t mono_us, uint64_t now_mono_us, uint64_t now_unix_ns)
@@ -318,9 +337,19 @@ static void trace_done(struct mg_gateway *gw, struct mg_http_req *req, const cha
 		mg_span_attr_str(sp, "mcp.session.id", t->session);
 	if (t->protocol[0])
 		mg_span_attr_str(sp, "mcp.protocol.version", t->protocol);
+	if (t->uri[0])
+		mg_span_attr_str(sp, "mcp.resource.uri", t->uri);
 	mg_span_attr_str(sp, "network.transport", "tcp");
 	mg_span_attr_str(sp, "network.protocol.name", "http");
+	mg_span_attr_str(sp, "network.protocol.version", mg_http_req_version(req));
 	mg_span_attr_str(sp, "client.address", mg_http_req_peer(req));
+	const struct sockaddr *pa = mg_http_req_peer_addr(req);
+	if (pa->sa_family == AF_INET || pa->sa_family == AF_INET6)
+		mg_span_attr_int(
+		    sp, "client.port",
+		    ntohs(pa->sa_family == AF_INET
+		              ? ((const struct sockaddr_in *)(const void *)pa)->sin_port
+		              : ((const struct sockaddr_in6 *)(const void *)pa)->sin6_port));
 	if (error_type) {
 		mg_span_attr_str(sp, "error.type", error_type);
 		if (error_type[0] == '-')
@@ -345,16 +374,35 @@ static void trace_done(struct mg_gateway *gw, struct mg_http_req *req, const cha
 		mg_span_attr_str(sp, "mcp.method.name", t->method);
 		if (t->target_attr)
 			mg_span_attr_str(sp, t->target_attr, t->target);
-		mg_span_attr_str(sp, "network.transport", "pipe");
-		struct mg_route *r = mg_req_route(gw, req);
-		mg_span_attr_str(sp, "server.address", r ? r->name : "");
-		if (t->up_error || !t->up_end_us) {
+		if (t->target_attr && t->method[0] == 't')
+			mg_span_attr_str(sp, "gen_ai.operation.name", "execute_tool");
+		if (t->uri[0])
+			mg_span_attr_str(sp, "mcp.resource.uri", t->uri);
+		const struct mg_route *r = t->up_route;
+		const struct mg_upstream_config *uc = r && r->up ? r->up->cfg : NULL;
+		bool stdio = !uc || uc->transport == MG_TRANSPORT_STDIO;
+		mg_span_attr_str(sp, "network.transport", stdio ? "pipe" : "tcp");
+		if (!stdio)
+			mg_span_attr_str(sp, "network.protocol.name", "http");
+		char host[128];
+		int port;
+		if (upstream_address(uc, host, sizeof host, &port)) {
+			mg_span_attr_str(sp, "server.address", host);
+			mg_span_attr_int(sp, "server.port", port);
+		}
+		if (r)
+			mg_span_attr_str(sp, "mcp_guard.upstream", r->name);
+		/* error.type per the conventions: the upstream's JSON-RPC code,
+		 * tool_error, or how the gateway ended the call */
+		int32_t et = t->up_end_us ? t->up_error : MG_ET_CANCELLED;
+		if (et != MG_ET_NONE) {
+			char buf[16];
+			const char *name = mg_metrics_error_type(et, buf);
 			sp->error = true;
-			snprintf(sp->status_msg, sizeof sp->status_msg, "%s",
-			         t->up_end_us ? "the upstream answered with an error"
-			                      : "no answer from the upstream");
-			mg_span_attr_str(sp, "error.type",
-			                 t->up_end_us ? "upstream_error" : "cancelled");
+			mg_str_copy(sp->status_msg, sizeof sp->status_msg, name);
+			mg_span_attr_str(sp, "error.type", name);
+			if (name[0] == '-')
+				mg_span_attr_str(sp, "rpc.response.status_code", name);
 		}
 		mg_tracer_submit(gw->tracer, sp);
 	}
@@ -418,9 +466,9 @@ void mg_obs_answer(struct mg_http_req *req, json_t *msg)
 	if (!req || !json_is_object(msg))
 		return;
 	json_t *e = json_object_get(msg, "error");
-	upstream_answered(req, e != NULL);
 	if (e) {
-		mg_obs_rpc_error(req, (int)json_integer_value(json_object_get(e, "code")));
+		mg_obs_rpc_error(req,
+		                 mg_metrics_code(json_integer_value(json_object_get(e, "code"))));
 		return;
 	}
 	json_t *r = json_object_get(msg, "result");
@@ -435,7 +483,6 @@ void mg_obs_raw_answer(struct mg_http_req *req, bool tool_error)
 {
 	if (!req)
 		return;
-	upstream_answered(req, false);
 	if (tool_error) {
 		struct note n = note_get(req);
 		n.err = 2;
@@ -494,14 +541,26 @@ void mg_obs_exchange_end(struct mg_exchange *x)
 	struct mg_gateway *gw = x->gw;
 	if (!gw->metrics || !x->sent_us)
 		return;
+	uint64_t now = mg_now_us(), took = now > x->sent_us ? now - x->sent_us : 0;
+	/* the client left before an answer: the gateway cancelled the call */
+	mg_metrics_client_op(gw->metrics, x->route->index, mg_metrics_method(x->method),
+	                     x->up_decided ? x->up_error : MG_ET_CANCELLED, took);
 	struct mg_metrics_upstream *u = &gw->metrics->upstreams[x->route->index];
 	if (x->answer == MG_X_NONE) {
 		u->requests++; /* the client left first: neither an error nor a latency */
 		return;
 	}
+	mg_metrics_upstream(gw->metrics, x->route->index, x->answer == MG_X_ERROR, took);
+}
+
+void mg_obs_session_end(struct mg_session *s, int32_t error)
+{
+	struct mg_metrics *m = s->gw->metrics;
+	if (!m)
+		return;
 	uint64_t now = mg_now_us();
-	mg_metrics_upstream(gw->metrics, x->route->index, x->answer == MG_X_ERROR,
-	                    now > x->sent_us ? now - x->sent_us : 0);
+	mg_metrics_session(m, s->protocol_version[0] ? s->protocol_version : "unknown", error,
+	                   now > s->created_us ? now - s->created_us : 0);
 }
 
 /* How the request ended, from the note and the status sent. */
@@ -532,7 +591,7 @@ void mg_obs_on_done(struct mg_http_req *req, int status, void *arg)
 	if (n.err == 2)
 		et = MG_ET_TOOL_ERROR;
 	else if (n.err == 1)
-		et = n.code ? n.code : MG_ET_OTHER;
+		et = mg_metrics_code(n.code);
 	else if (status == 0)
 		et = MG_ET_CANCELLED;
 	else if (status >= 400)
@@ -833,6 +892,11 @@ int mg_obs_start(struct mg_gateway *gw, const struct mg_http_server_opts *main_o
 	for (size_t i = 0; i < gw->n_routes; i++)
 		names[i] = gw->routes[i]->name;
 	gw->metrics = mg_metrics_new(names, gw->n_routes);
+	for (size_t i = 0; gw->metrics && i < gw->n_routes; i++) {
+		const struct mg_upstream *up = gw->routes[i]->up;
+		bool stdio = !up || up->cfg->transport == MG_TRANSPORT_STDIO;
+		mg_metrics_upstream_transport(gw->metrics, i, stdio ? "pipe" : "tcp");
+	}
 	if (!gw->metrics || mg_metrics_add_collector(gw->metrics, collect_gateway, gw) < 0 ||
 	    (gw->tracer && mg_metrics_add_collector(gw->metrics, collect_tracer, gw->tracer) < 0) ||
 	    (gw->audit && mg_metrics_add_collector(gw->metrics, collect_audit, gw->audit) < 0)) {

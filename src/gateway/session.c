@@ -63,21 +63,21 @@ static void on_idle(evutil_socket_t fd, short what, void *arg)
 	(void)what;
 	if (s->init_req) {
 		mg_log_warn("session %.8s…: the upstream did not finish initialize in time", s->id);
-		mg_session_end(s, "the upstream did not answer initialize in time");
+		mg_session_end(s, "the upstream did not answer initialize in time", MG_ET_TIMEOUT);
 		return;
 	}
 	if (s->legacy_sse && !s->get.req) {
-		mg_session_end(s, "the SSE stream closed");
+		mg_session_end(s, "the SSE stream closed", MG_ET_NONE);
 		return;
 	}
 	if (s->ch && s->ch->state == MG_CH_CLOSED) {
 		/* The remote server forgot the session (HTTP 404). */
-		mg_session_end(s, "the upstream session ended");
+		mg_session_end(s, "the upstream session ended", MG_ET_UPSTREAM_CLOSED);
 		return;
 	}
 	if (!s->initialized && !s->n_exchanges && !s->get.req && s->ch &&
 	    s->ch->state != MG_CH_READY) {
-		mg_session_end(s, "the upstream could not be started");
+		mg_session_end(s, "the upstream could not be started", MG_ET_UNAVAILABLE);
 		return;
 	}
 	if (s->n_exchanges || s->get.req) {
@@ -87,7 +87,7 @@ static void on_idle(evutil_socket_t fd, short what, void *arg)
 	}
 	mg_log_info("session %.8s… idle for %llds; ended", s->id,
 	            (long long)s->gw->cfg->server.session_idle_timeout_secs);
-	mg_session_end(s, "idle timeout");
+	mg_session_end(s, "idle timeout", MG_ET_NONE);
 }
 
 /* session_start / session_end: the identity is the session's binding key
@@ -321,11 +321,12 @@ static void free_session(struct mg_session *s)
 	free(s);
 }
 
-void mg_session_end(struct mg_session *s, const char *why)
+void mg_session_end(struct mg_session *s, const char *why, int32_t error)
 {
 	if (s->ended)
 		return;
 	s->ended = true;
+	mg_obs_session_end(s, error);
 	mg_log_debug("session %.8s… ended: %s", s->id, why);
 	if (s->gw->audit)
 		audit_session(s, MG_AUDIT_SESSION_END, -1, why);

@@ -834,6 +834,11 @@ const struct sockaddr *mg_http_req_peer_addr(const struct mg_http_req *req)
 	return (const struct sockaddr *)&req->conn->addr;
 }
 
+const char *mg_http_req_version(const struct mg_http_req *req)
+{
+	return req->conn->parser.version_minor == 0 ? "1.0" : "1.1";
+}
+
 SSL *mg_http_req_ssl(const struct mg_http_req *req)
 {
 	return bufferevent_openssl_get_ssl(req->conn->bev);

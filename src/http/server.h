@@ -97,6 +97,8 @@ const char *mg_http_req_body(const struct mg_http_req *req, size_t *len);
 /* Peer address as text ("127.0.0.1", "::1") and as a sockaddr. */
 const char *mg_http_req_peer(const struct mg_http_req *req);
 const struct sockaddr *mg_http_req_peer_addr(const struct mg_http_req *req);
+/* The request's HTTP version as text: "1.1" or "1.0". */
+const char *mg_http_req_version(const struct mg_http_req *req);
 /* The TLS session when the connection is TLS, else NULL. */
 SSL *mg_http_req_ssl(const struct mg_http_req *req);
 /* Monotonic microseconds when the request head was complete. */

@@ -312,8 +312,11 @@ struct mg_metrics *mg_metrics_new(const char *const *names, size_t n_upstreams)
 		m->upstreams[i].name = mg_strdup(names[i] ? names[i] : "");
 		if (!m->upstreams[i].name)
 			goto fail;
+		m->upstreams[i].transport = "pipe";
 		mg_histogram_init(&m->upstreams[i].latency, &mg_buckets_default);
 	}
+	m->op_err.max = MG_METRICS_MAX_ERROR_SERIES;
+	m->client_err.max = MG_METRICS_MAX_CLIENT_ERROR_SERIES;
 	m->active_max = 1u << 20;
 	return m;
 fail:
@@ -328,7 +331,10 @@ void mg_metrics_free(struct mg_metrics *m)
 	for (size_t i = 0; m->upstreams && i < m->n_upstreams; i++)
 		free(m->upstreams[i].name);
 	free(m->upstreams);
-	free(m->op_err);
+	for (size_t i = 0; m->upstreams && i < m->n_upstreams; i++)
+		free(m->upstreams[i].op_ok);
+	free(m->op_err.v);
+	free(m->client_err.v);
 	free(m->active);
 	free(m);
 }
@@ -343,31 +349,44 @@ int mg_metrics_add_collector(struct mg_metrics *m, void (*collect)(struct mg_pro
 	return 0;
 }
 
-static struct mg_histogram *error_series(struct mg_metrics *m, enum mg_mmethod method,
-                                         int32_t error)
+/* An error type as a label may take: none, JSON-RPC's reserved range,
+ * the gateway's own rate-limit code (-31429) and the MG_ET_* classes; any
+ * other code an upstream invents is "_OTHER". */
+static int32_t error_class(int32_t error)
 {
-	/* JSON-RPC's reserved range, and the gateway's own rate-limit code
-	 * (-31429); any other code an upstream invents is "_OTHER". */
-	if (error != MG_ET_TOOL_ERROR && error != MG_ET_CANCELLED && error != -31429 &&
-	    (error < -32768 || error > -32000))
-		error = MG_ET_OTHER;
-	for (size_t i = 0; i < m->n_op_err; i++) {
-		if (m->op_err[i].method == method && m->op_err[i].error == error)
-			return &m->op_err[i].h;
+	if (error == MG_ET_NONE || (error >= MG_ET_TOOL_ERROR && error <= MG_ET_UPSTREAM_CLOSED))
+		return error;
+	if (error != -31429 && (error < -32768 || error > -32000))
+		return MG_ET_OTHER;
+	return error;
+}
+
+static struct mg_histogram *error_series(struct mg_metrics_opsets *set, size_t upstream,
+                                         enum mg_mmethod method, int32_t error)
+{
+	error = error_class(error);
+	for (size_t i = 0; i < set->n; i++) {
+		struct mg_metrics_opset *s = &set->v[i];
+		if (s->method == method && s->error == error && s->upstream == upstream)
+			return &s->h;
 	}
-	/* The last MG_MM_COUNT slots are kept for one "_OTHER" per method, so
-	 * the overflow is still counted. */
-	if (error != MG_ET_OTHER && m->n_op_err >= MG_METRICS_MAX_ERROR_SERIES - MG_MM_COUNT)
-		return error_series(m, method, MG_ET_OTHER);
-	if (m->n_op_err == m->cap_op_err) {
-		size_t cap = m->cap_op_err ? m->cap_op_err * 2 : 8;
-		void *v = realloc(m->op_err, cap * sizeof *m->op_err);
+	/* The last MG_MM_COUNT slots are kept for "_OTHER" series, so the
+	 * overflow is still counted (for the server's operations: one per
+	 * method, always; for many upstreams, while the slots last). */
+	if (error != MG_ET_OTHER && set->n >= set->max - MG_MM_COUNT)
+		return error_series(set, upstream, method, MG_ET_OTHER);
+	if (set->n >= set->max)
+		return NULL;
+	if (set->n == set->cap) {
+		size_t cap = set->cap ? set->cap * 2 : 8;
+		void *v = realloc(set->v, cap * sizeof *set->v);
 		if (!v)
 			return NULL;
-		m->op_err = v;
-		m->cap_op_err = cap;
+		set->v = v;
+		set->cap = cap;
 	}
-	struct mg_metrics_opset *s = &m->op_err[m->n_op_err++];
+	struct mg_metrics_opset *s = &set->v[set->n++];
+	s->upstream = (uint16_t)upstream;
 	s->method = (uint8_t)method;
 	s->error = error;
 	mg_histogram_init(&s->h, &mg_buckets_semconv);
@@ -386,7 +405,7 @@ void mg_metrics_request(struct mg_metrics *m, enum mg_mmethod method, enum mg_ms
 	if (method == MG_MM_UNKNOWN || method == MG_MM_RESPONSE)
 		return;
 	struct mg_histogram *h =
-	    error == MG_ET_NONE ? &m->op_ok[method] : error_series(m, method, error);
+	    error == MG_ET_NONE ? &m->op_ok[method] : error_series(&m->op_err, 0, method, error);
 	if (h)
 		mg_histogram_observe(h, duration_us);
 }
@@ -412,6 +431,61 @@ void mg_metrics_upstream(struct mg_metrics *m, size_t upstream, bool error, uint
 	if (error)
 		u->errors++;
 	mg_histogram_observe(&u->latency, latency_us);
+}
+
+void mg_metrics_upstream_transport(struct mg_metrics *m, size_t i, const char *transport)
+{
+	if (i < m->n_upstreams)
+		m->upstreams[i].transport = transport;
+}
+
+void mg_metrics_client_op(struct mg_metrics *m, size_t upstream, enum mg_mmethod method,
+                          int32_t error, uint64_t duration_us)
+{
+	/* (the index is a label's key: at most 65535 upstreams have series) */
+	if (upstream >= m->n_upstreams || upstream > UINT16_MAX)
+		return;
+	if ((unsigned)method >= MG_MM_COUNT || method == MG_MM_UNKNOWN || method == MG_MM_RESPONSE)
+		method = MG_MM_OTHER;
+	struct mg_metrics_upstream *u = &m->upstreams[upstream];
+	struct mg_histogram *h;
+	if (error == MG_ET_NONE) {
+		if (!u->op_ok) {
+			u->op_ok = malloc(MG_MM_COUNT * sizeof *u->op_ok);
+			if (!u->op_ok)
+				return;
+			for (int i = 0; i < MG_MM_COUNT; i++)
+				mg_histogram_init(&u->op_ok[i], &mg_buckets_semconv);
+		}
+		h = &u->op_ok[method];
+	} else {
+		h = error_series(&m->client_err, upstream, method, error);
+	}
+	if (h)
+		mg_histogram_observe(h, duration_us);
+}
+
+void mg_metrics_session(struct mg_metrics *m, const char *version, int32_t error,
+                        uint64_t duration_us)
+{
+	char v[sizeof m->sessions[0].version];
+	mg_str_copy(v, sizeof v, version);
+	error = error_class(error);
+	struct mg_metrics_session *s = NULL;
+	for (size_t i = 0; i < m->n_sessions && !s; i++) {
+		if (m->sessions[i].error == error && strcmp(m->sessions[i].version, v) == 0)
+			s = &m->sessions[i];
+	}
+	if (!s) {
+		/* (versions are the gateway's own; the bound is a safeguard) */
+		if (m->n_sessions >= MG_METRICS_MAX_SESSION_SERIES)
+			return;
+		s = &m->sessions[m->n_sessions++];
+		memcpy(s->version, v, sizeof v);
+		s->error = error;
+		mg_histogram_init(&s->h, &mg_buckets_semconv);
+	}
+	mg_histogram_observe(&s->h, duration_us);
 }
 
 /* ---- active identities ---------------------------------------------------------------- */
@@ -515,6 +589,12 @@ const char *mg_metrics_error_type(int32_t e, char buf[16])
 		return "cancelled";
 	if (e == MG_ET_OTHER)
 		return "_OTHER";
+	if (e == MG_ET_TIMEOUT)
+		return "timeout";
+	if (e == MG_ET_UNAVAILABLE)
+		return "unavailable";
+	if (e == MG_ET_UPSTREAM_CLOSED)
+		return "upstream_closed";
 	buf[mg_fmt_i64(buf, e)] = '\0';
 	return buf;
 }
@@ -549,16 +629,31 @@ static void render_requests(struct mg_metrics *m, struct mg_prom *p)
 				                     { "error_type", "" } };
 			mg_prom_histogram(p, l, 2, &m->op_ok[i]);
 		}
-		for (size_t k = 0; k < m->n_op_err; k++) {
-			if (m->op_err[k].method != i)
+		for (size_t k = 0; k < m->op_err.n; k++) {
+			if (m->op_err.v[k].method != i)
 				continue;
 			char buf[16];
 			struct mg_prom_label l[] = {
 				{ "mcp_method_name", method_names[i] },
-				{ "error_type", mg_metrics_error_type(m->op_err[k].error, buf) }
+				{ "error_type", mg_metrics_error_type(m->op_err.v[k].error, buf) }
 			};
-			mg_prom_histogram(p, l, 2, &m->op_err[k].h);
+			mg_prom_histogram(p, l, 2, &m->op_err.v[k].h);
 		}
+	}
+	mg_prom_family(p, "mcp_server_session_duration_seconds", "histogram",
+	               "Duration of the MCP sessions of the gateway's clients, from initialize "
+	               "to their end (OpenTelemetry MCP semantic conventions, "
+	               "mcp.server.session.duration); error_type says why the gateway ended one.");
+	for (size_t i = 0; i < m->n_sessions; i++) {
+		char buf[16];
+		const struct mg_metrics_session *s = &m->sessions[i];
+		struct mg_prom_label l[] = {
+			{ "mcp_protocol_version", s->version },
+			{ "network_transport", "tcp" },
+			{ "error_type",
+			  s->error == MG_ET_NONE ? "" : mg_metrics_error_type(s->error, buf) }
+		};
+		mg_prom_histogram(p, l, 3, &s->h);
 	}
 }
 
@@ -614,6 +709,34 @@ static void render_upstreams(struct mg_metrics *m, struct mg_prom *p)
 	for (size_t i = 0; i < m->n_upstreams; i++) {
 		struct mg_prom_label l[] = { { "upstream", m->upstreams[i].name } };
 		mg_prom_histogram(p, l, 1, &m->upstreams[i].latency);
+	}
+	mg_prom_family(
+	    p, "mcp_client_operation_duration_seconds", "histogram",
+	    "The gateway's MCP requests to its upstreams, from sending one to the answer "
+	    "(OpenTelemetry MCP semantic conventions, mcp.client.operation.duration).");
+	/* (a family's samples may come in any order, so long as they are together) */
+	for (size_t i = 0; i < m->n_upstreams; i++) {
+		const struct mg_metrics_upstream *u = &m->upstreams[i];
+		for (int k = 0; u->op_ok && k < MG_MM_COUNT; k++) {
+			if (!u->op_ok[k].count)
+				continue;
+			struct mg_prom_label l[] = { { "upstream", u->name },
+				                     { "mcp_method_name", method_names[k] },
+				                     { "network_transport", u->transport },
+				                     { "error_type", "" } };
+			mg_prom_histogram(p, l, 4, &u->op_ok[k]);
+		}
+	}
+	for (size_t e = 0; e < m->client_err.n; e++) {
+		const struct mg_metrics_opset *s = &m->client_err.v[e];
+		const struct mg_metrics_upstream *u = &m->upstreams[s->upstream];
+		char buf[16];
+		struct mg_prom_label l[] = { { "upstream", u->name },
+			                     { "mcp_method_name", method_names[s->method] },
+			                     { "network_transport", u->transport },
+			                     { "error_type",
+			                       mg_metrics_error_type(s->error, buf) } };
+		mg_prom_histogram(p, l, 4, &s->h);
 	}
 }
 

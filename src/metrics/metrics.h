@@ -168,9 +168,22 @@ const char *mg_metrics_status_name(enum mg_mstatus s);
 #define MG_ET_TOOL_ERROR INT32_MIN
 #define MG_ET_CANCELLED  (INT32_MIN + 1)
 #define MG_ET_OTHER      (INT32_MIN + 2)
+/* Client operations (the gateway's calls to its upstreams) and sessions: */
+#define MG_ET_TIMEOUT         (INT32_MIN + 3) /* no answer in time */
+#define MG_ET_UNAVAILABLE     (INT32_MIN + 4) /* the upstream could not be reached or started */
+#define MG_ET_UPSTREAM_CLOSED (INT32_MIN + 5) /* the upstream ended the conversation */
+
+/* An error code from an answer as an error type: JSON-RPC's reserved
+ * range and the gateway's -31429 as themselves, anything else (including
+ * values in the MG_ET_* band) "_OTHER". */
+static inline int32_t mg_metrics_code(int64_t code)
+{
+	return (code >= -32768 && code <= -32000) || code == -31429 ? (int32_t)code : MG_ET_OTHER;
+}
 
 /* The label value of an error type: the code as text (written into buf),
- * "tool_error", "cancelled" or "_OTHER". */
+ * "tool_error", "cancelled", "timeout", "unavailable", "upstream_closed"
+ * or "_OTHER". */
 const char *mg_metrics_error_type(int32_t e, char buf[16]);
 
 enum mg_mauth { MG_MA_SUCCESS, MG_MA_INVALID, MG_MA_MISSING, MG_MA_UNAVAILABLE, MG_MA_COUNT };
@@ -189,12 +202,32 @@ enum mg_mscope { MG_MSC_IDENTITY, MG_MSC_TOOL, MG_MSC_ADDRESS, MG_MSC_COUNT };
 /* Per upstream, counted by the gateway for every request it forwarded. */
 struct mg_metrics_upstream {
 	char *name;
+	const char *transport; /* network_transport: "pipe" (stdio) or "tcp" */
 	uint64_t requests, errors;
 	struct mg_histogram latency;
+	/* mcp_client_operation_duration_seconds without an error, per method
+	 * (MG_MM_COUNT, allocated on the first observation) */
+	struct mg_histogram *op_ok;
 };
 
-#define MG_METRICS_MAX_ERROR_SERIES 256
-#define MG_ACTIVE_WINDOW_SECS       300
+/* Histogram series keyed by (upstream, method, error type), created on
+ * first use and bounded: at most `max`, the last MG_MM_COUNT kept for
+ * "_OTHER" so an overflow is still counted (mg_metrics.c error_series). */
+struct mg_metrics_opset {
+	uint16_t upstream; /* client operations: the upstream's index; else 0 */
+	uint8_t method;
+	int32_t error;
+	struct mg_histogram h;
+};
+struct mg_metrics_opsets {
+	struct mg_metrics_opset *v;
+	size_t n, cap, max;
+};
+
+#define MG_METRICS_MAX_ERROR_SERIES        256
+#define MG_METRICS_MAX_CLIENT_ERROR_SERIES 1024
+#define MG_METRICS_MAX_SESSION_SERIES      64
+#define MG_ACTIVE_WINDOW_SECS              300
 
 struct mg_metrics_collector {
 	void (*collect)(struct mg_prom *p, void *arg);
@@ -208,12 +241,18 @@ struct mg_metrics {
 	 * per (method, error type), created on first use, at most
 	 * MG_METRICS_MAX_ERROR_SERIES (beyond: error_type "_OTHER"). */
 	struct mg_histogram op_ok[MG_MM_COUNT];
-	struct mg_metrics_opset {
-		uint8_t method;
+	struct mg_metrics_opsets op_err;
+	/* mcp_client_operation_duration_seconds errors, per (upstream, method,
+	 * error type); its successes are in each upstream's op_ok */
+	struct mg_metrics_opsets client_err;
+	/* mcp_server_session_duration_seconds, per (protocol version, error
+	 * type); the version is one the gateway negotiated (bounded). */
+	struct mg_metrics_session {
+		char version[16];
 		int32_t error;
 		struct mg_histogram h;
-	} * op_err;
-	size_t n_op_err, cap_op_err;
+	} sessions[MG_METRICS_MAX_SESSION_SERIES];
+	size_t n_sessions;
 	uint64_t auth[MG_MP_COUNT][MG_MA_COUNT];
 	uint64_t limit[MG_MSC_COUNT][2]; /* [scope][allowed] */
 	struct mg_metrics_upstream *upstreams;
@@ -232,8 +271,10 @@ struct mg_metrics {
 };
 
 /* A registry for `n_upstreams` upstreams named `names` (copied). NULL when
- * out of memory. */
+ * out of memory. Their network_transport is "pipe" until set. */
 struct mg_metrics *mg_metrics_new(const char *const *names, size_t n_upstreams);
+/* Sets upstream `i`'s network_transport label ("pipe" or "tcp": static). */
+void mg_metrics_upstream_transport(struct mg_metrics *m, size_t i, const char *transport);
 void mg_metrics_free(struct mg_metrics *m);
 
 /* Adds a collector called on every render after the registry's own
@@ -254,6 +295,18 @@ enum mg_mprovider mg_metrics_provider(const char *name);
 void mg_metrics_rate_limit(struct mg_metrics *m, enum mg_mscope scope, bool allowed);
 /* A forwarded request ended (error: the answer was an error, or none came). */
 void mg_metrics_upstream(struct mg_metrics *m, size_t upstream, bool error, uint64_t latency_us);
+/* The gateway's call of `method` to `upstream` ended after `duration_us`
+ * (mcp_client_operation_duration_seconds): `error` is MG_ET_NONE, the
+ * upstream's JSON-RPC code, MG_ET_TOOL_ERROR, MG_ET_TIMEOUT,
+ * MG_ET_CANCELLED (the client left) or MG_ET_UNAVAILABLE (not sent). */
+void mg_metrics_client_op(struct mg_metrics *m, size_t upstream, enum mg_mmethod method,
+                          int32_t error, uint64_t duration_us);
+/* A client's session ended after `duration_us`
+ * (mcp_server_session_duration_seconds): `version` is the protocol
+ * version it negotiated, `error` MG_ET_NONE (the client ended it, it
+ * idled out, the gateway stopped) or why the gateway had to end it. */
+void mg_metrics_session(struct mg_metrics *m, const char *version, int32_t error,
+                        uint64_t duration_us);
 
 /* Identity `key` was seen at `now_us` (monotonic). */
 void mg_metrics_identity_seen(struct mg_metrics *m, const char *key, uint64_t now_us);

@@ -259,6 +259,20 @@ describe('Prometheus metrics', { timeout: 120000, concurrency: 1 }, () => {
         assert.equal(v('mcp_guard_upstream_requests_total', { upstream: 'default' }), 6);
         assert.equal(v('mcp_guard_upstream_errors_total', { upstream: 'default' }), 0);
         assert.equal(v('mcp_guard_upstream_request_duration_seconds', { upstream: 'default' }), 6);
+        // The conventions' client-side histogram: the same calls, by method and error type.
+        const cop = (m, e) => v('mcp_client_operation_duration_seconds', { upstream: 'default', mcp_method_name: m, network_transport: 'pipe', error_type: e });
+        assert.equal(cop('tools/call', ''), 4);
+        assert.equal(cop('tools/call', 'tool_error'), 1);
+        assert.equal(cop('tools/list', ''), 1);
+        assert.equal(v('mcp_client_operation_duration_seconds'), 6);
+        // Sessions: both clients deleted theirs (no error), at the version they negotiated.
+        const sessions = raw.filter(s => s.name === 'mcp_server_session_duration_seconds_count');
+        assert.equal(sessions.reduce((a, s) => a + s.value, 0), 2);
+        for (const s of sessions) {
+            assert.match(s.labels.mcp_protocol_version, /^\d{4}-\d{2}-\d{2}$/);
+            assert.equal(s.labels.error_type, '');
+            assert.equal(s.labels.network_transport, 'tcp');
+        }
         assert.equal(v('mcp_guard_upstream_up', { upstream: 'default' }), 1);
         assert.equal(v('mcp_guard_upstream_restarts_total', { upstream: 'default' }), 0);
         assert.equal(v('mcp_guard_sessions_open'), 0); // both clients ended their sessions

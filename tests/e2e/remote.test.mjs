@@ -13,7 +13,7 @@ import { after, before, describe, test } from 'node:test';
 
 import { CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 
-import { LEGACY_VERSION, closeSdk, connectSdk, postMcp, postModern, REPO_ROOT, startGateway, startHttpFixture as startUpstream, tempDir, waitFor, withTimeout } from './helpers.mjs';
+import { LEGACY_VERSION, closeSdk, connectSdk, httpGet, postMcp, postModern, REPO_ROOT, startGateway, startHttpFixture as startUpstream, tempDir, waitFor, withTimeout } from './helpers.mjs';
 import { keygen, startAuthGateway } from './idp/auth-gateway.mjs';
 
 const EVERYTHING_HTTP = path.join(REPO_ROOT, 'tests/e2e/fixtures/everything-http.mjs');
@@ -193,6 +193,9 @@ describe('Streamable HTTP upstream, per_session mode', { timeout: 120000 }, () =
         const r = await postMcp(gw, { jsonrpc: '2.0', id: 9, method: 'tools/list' }, { sessionId: sid });
         assert.ok(r.message?.error, 'the call on the forgotten session fails');
         await waitFor(async () => (await postMcp(gw, { jsonrpc: '2.0', id: 10, method: 'tools/list' }, { sessionId: sid })).status === 404, { message: 'the gateway session ends: 404' });
+        // mcp_server_session_duration_seconds says the gateway ended it because the upstream did.
+        const scrape = (await httpGet(gw.port, '/metrics')).body;
+        assert.match(scrape, /^mcp_server_session_duration_seconds_count\{mcp_protocol_version="[0-9-]+",network_transport="tcp",error_type="upstream_closed"\} 1$/m);
         const again = await connectSdk(gw);
         try {
             assert.equal((await again.client.callTool({ name: 'echo', arguments: { message: 'new session' } })).content[0].text, 'Echo: new session');

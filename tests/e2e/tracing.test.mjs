@@ -7,7 +7,10 @@
 // params._meta.traceparent as the parent (the HTTP traceparent then a link),
 // the context reaching the upstream in params._meta, sampling, and the
 // exporter's retry of a 503 over the connection it keeps, and a collector's
-// partial success logged.
+// partial success logged. In front of an HTTP upstream (server-everything
+// over Streamable HTTP): the CLIENT span's transport, server address,
+// resource URI and error.type, and the client-side histogram
+// mcp_client_operation_duration_seconds counting the same calls.
 
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
@@ -15,7 +18,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
-import { freePort, readTap, runCli, tapUpstream, tempDir, waitFor } from './helpers.mjs';
+import { REPO_ROOT, freePort, readTap, runCli, startHttpFixture, tapUpstream, tempDir, waitFor } from './helpers.mjs';
 import { keygen, startAuthGateway } from './idp/auth-gateway.mjs';
 import { decodeTraces, partialSuccess, statusCode } from './otlp.mjs';
 
@@ -251,6 +254,121 @@ describe('OpenTelemetry tracing', { timeout: 120000, concurrency: 1 }, () => {
         assert.deepEqual(receiver.errors, []);
         assert.ok(receiver.types.length >= 1);
         assert.ok(receiver.types.every(t => t === PROTOBUF), receiver.types.join());
+    });
+});
+
+describe('an HTTP upstream: the CLIENT span and mcp_client_operation_duration_seconds', { timeout: 60000, concurrency: 1 }, () => {
+    const dana = keygen('dana');
+    const auth = { 'x-api-key': dana.key };
+    const URI = 'demo://resource/dynamic/text/1';
+    let receiver;
+    let up;
+    let scrape = '';
+    const answers = {};
+
+    before(async () => {
+        receiver = await startReceiver();
+        up = await startHttpFixture(path.join(REPO_ROOT, 'tests/e2e/fixtures/everything-http.mjs'));
+        const gw = await startAuthGateway(
+            {
+                auth: { api_keys: [{ id: 'dana', key_hash: dana.hash }] },
+                tracing: { enabled: true, otlp_endpoint: receiver.url, sample_rate: 1.0, allow_private_networks: true }
+            },
+            { upstream: { transport: 'http', url: `${up.base}/mcp`, allow_private_networks: true, request_timeout_secs: 1 } }
+        );
+        try {
+            const init = await gw.initialize(auth);
+            assert.equal(init.status, 200);
+            const send = async (id, method, params) => {
+                const r = await gw.mcp({ jsonrpc: '2.0', id, method, params }, { headers: auth, sessionId: init.sessionId, protocolVersion: '2025-11-25' });
+                assert.equal(r.status, 200, r.text);
+                answers[id] = r.message;
+            };
+            await send(11, 'tools/call', { name: 'echo', arguments: { message: 'over http' } });
+            assert.equal(answers[11].result.content[0].text, 'Echo: over http');
+            await send(12, 'resources/read', { uri: URI });
+            assert.equal(answers[12].result.contents[0].uri, URI);
+            await send(13, 'tools/call', { name: 'get-resource-reference', arguments: { resourceType: 'text', resourceId: -5 } });
+            assert.equal(answers[13].result.isError, true);
+            await send(14, 'prompts/get', { name: 'no-such-prompt', arguments: {} });
+            assert.ok(Number.isInteger(answers[14].error?.code), JSON.stringify(answers[14]));
+            // Longer than the upstream's request_timeout_secs: the gateway gives up.
+            await send(15, 'tools/call', { name: 'trigger-long-running-operation', arguments: { duration: 10.5, steps: 1 } });
+            assert.equal(answers[15].error.data.mcpGuard, 'timeout');
+            scrape = (await gw.request('/metrics', { headers: auth })).body;
+        } finally {
+            await gw.stop(); // exports what is queued
+        }
+    });
+
+    after(async () => {
+        await up?.stop();
+        await receiver?.close();
+    });
+
+    const client = id => {
+        const spans = receiver.spans();
+        const server = spans.find(s => s.kind === 2 && attr(s, 'jsonrpc.request.id') === String(id));
+        assert.ok(server, `the SERVER span of request ${id}`);
+        const c = spans.find(s => s.kind === 3 && s.parentSpanId === server.spanId);
+        assert.ok(c, `the CLIENT span of request ${id}`);
+        return { server, client: c };
+    };
+
+    test('the CLIENT span says tcp, the upstream\'s address and port, and its name', () => {
+        const { server, client: c } = client(11);
+        assert.equal(c.name, 'tools/call echo');
+        assert.equal(attr(c, 'network.transport'), 'tcp');
+        assert.equal(attr(c, 'network.protocol.name'), 'http');
+        assert.equal(attr(c, 'server.address'), '127.0.0.1');
+        assert.equal(Number(attr(c, 'server.port')), up.port);
+        assert.equal(attr(c, 'mcp_guard.upstream'), 'default');
+        assert.equal(attr(c, 'gen_ai.operation.name'), 'execute_tool');
+        assert.equal(attr(c, 'error.type'), undefined);
+        assert.equal(statusCode(c), 0);
+        // The SERVER span: the client's side of the connection.
+        assert.equal(attr(server, 'network.protocol.version'), '1.1');
+        assert.ok(Number(attr(server, 'client.port')) > 0);
+    });
+
+    test('resources/read: mcp.resource.uri on both spans', () => {
+        const { server, client: c } = client(12);
+        assert.equal(server.name, 'resources/read');
+        assert.equal(attr(server, 'mcp.resource.uri'), URI);
+        assert.equal(attr(c, 'mcp.resource.uri'), URI);
+        // Not on other methods.
+        assert.equal(attr(client(11).server, 'mcp.resource.uri'), undefined);
+    });
+
+    test('error.type on the CLIENT span: tool_error, the upstream\'s JSON-RPC code, timeout', () => {
+        const te = client(13).client;
+        assert.equal(attr(te, 'error.type'), 'tool_error');
+        assert.equal(statusCode(te), 2);
+        const code = String(answers[14].error.code);
+        const bad = client(14);
+        assert.equal(attr(bad.client, 'error.type'), code);
+        assert.equal(attr(bad.client, 'rpc.response.status_code'), code);
+        assert.equal(attr(bad.server, 'error.type'), code);
+        const late = client(15);
+        assert.equal(attr(late.client, 'error.type'), 'timeout');
+        assert.equal(statusCode(late.client), 2);
+        assert.equal(attr(late.server, 'error.type'), '-32603', 'the client got the gateway\'s -32603');
+    });
+
+    test('mcp_client_operation_duration_seconds counts the same calls by method and error type', () => {
+        const count = labels => {
+            const want = Object.entries({ upstream: 'default', network_transport: 'tcp', ...labels }).map(([k, v]) => `${k}="${v}"`);
+            return scrape
+                .split('\n')
+                .filter(l => l.startsWith('mcp_client_operation_duration_seconds_count{') && want.every(w => l.includes(w)))
+                .reduce((a, l) => a + Number(l.split(' ').pop()), 0);
+        };
+        assert.equal(count({ mcp_method_name: 'tools/call', error_type: '' }), 1);
+        assert.equal(count({ mcp_method_name: 'resources/read', error_type: '' }), 1);
+        assert.equal(count({ mcp_method_name: 'tools/call', error_type: 'tool_error' }), 1);
+        assert.equal(count({ mcp_method_name: 'prompts/get', error_type: String(answers[14].error.code) }), 1);
+        assert.equal(count({ mcp_method_name: 'tools/call', error_type: 'timeout' }), 1);
+        assert.doesNotMatch(scrape, /mcp_client_operation_duration_seconds_count\{[^}]*network_transport="pipe"/);
     });
 });
 

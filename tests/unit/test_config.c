@@ -454,6 +454,26 @@ static void test_metrics_section(void **state)
 		              "h:",   "[::1]80", "h:9x",   NULL };
 	for (size_t i = 0; bad[i]; i++)
 		assert_int_equal(mg_hostport_split(bad[i], host, sizeof host, &port), -1);
+	/* an upstream URL's authority (server.address and server.port of spans) */
+	const struct {
+		const char *url, *host;
+		int port;
+	} urls[] = { { "http://127.0.0.1:8080/mcp", "127.0.0.1", 8080 },
+		     { "https://api.example.com/mcp?x=1", "api.example.com", 443 },
+		     { "http://user:pw@files.internal/mcp", "files.internal", 80 },
+		     { "https://[2001:db8::1]/mcp", "2001:db8::1", 443 },
+		     { "http://[::1]:9000", "::1", 9000 },
+		     { "https://h.example#frag", "h.example", 443 } };
+	for (size_t i = 0; i < sizeof urls / sizeof urls[0]; i++) {
+		port = 0;
+		assert_int_equal(mg_url_host_port(urls[i].url, host, sizeof host, &port), 0);
+		assert_string_equal(host, urls[i].host);
+		assert_int_equal(port, urls[i].port);
+	}
+	const char *bad_urls[] = { "ftp://h/x",    "http:///mcp", "http://h:0/", "http://h:99999/",
+		                   "http://[::1/", "stdio",       "http://h:x/", NULL };
+	for (size_t i = 0; bad_urls[i]; i++)
+		assert_int_equal(mg_url_host_port(bad_urls[i], host, sizeof host, &port), -1);
 
 	const char *text = "[server]\nmcp_path = \"/m\"\n[metrics]\npath = \"/m\"\n"
 	                   "listen = \"localhost\"\n[upstream]\ncommand = \"node\"\n";

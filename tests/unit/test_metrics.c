@@ -171,11 +171,96 @@ static void test_error_series_bounded(void **state)
 	for (int32_t c = -32768; c <= -32000; c++)
 		for (int k = 0; k < 2; k++)
 			mg_metrics_request(m, k ? MG_MM_TOOLS_CALL : MG_MM_PING, MG_MS_ERROR, c, 1);
-	assert_true(m->n_op_err <= MG_METRICS_MAX_ERROR_SERIES);
+	assert_true(m->op_err.n <= MG_METRICS_MAX_ERROR_SERIES);
 	uint64_t total = 0;
-	for (size_t i = 0; i < m->n_op_err; i++)
-		total += m->op_err[i].h.count;
+	for (size_t i = 0; i < m->op_err.n; i++)
+		total += m->op_err.v[i].h.count;
 	assert_int_equal(total, 2 * 769); /* everything counted, the overflow as _OTHER */
+	mg_metrics_free(m);
+}
+
+static void test_client_operations(void **state)
+{
+	(void)state;
+	const char *names[] = { "files", "remote" };
+	struct mg_metrics *m = mg_metrics_new(names, 2);
+	mg_metrics_upstream_transport(m, 1, "tcp");
+	mg_metrics_client_op(m, 0, MG_MM_TOOLS_CALL, MG_ET_NONE, 1000);
+	mg_metrics_client_op(m, 0, MG_MM_TOOLS_CALL, MG_ET_NONE, 30000);
+	mg_metrics_client_op(m, 0, MG_MM_TOOLS_CALL, MG_ET_TOOL_ERROR, 1000);
+	mg_metrics_client_op(m, 1, MG_MM_RESOURCES_READ, -32002, 1000);
+	mg_metrics_client_op(m, 1, MG_MM_TOOLS_CALL, MG_ET_TIMEOUT, 60000000);
+	mg_metrics_client_op(m, 1, MG_MM_TOOLS_CALL, MG_ET_UNAVAILABLE, 10);
+	mg_metrics_client_op(m, 0, MG_MM_PING, MG_ET_CANCELLED, 10);
+	mg_metrics_client_op(m, 2, MG_MM_PING, MG_ET_NONE, 10); /* no such upstream: ignored */
+	mg_metrics_session(m, "2025-11-25", MG_ET_NONE, 5000000);
+	mg_metrics_session(m, "2025-11-25", MG_ET_NONE, 7000000);
+	mg_metrics_session(m, "2025-06-18", MG_ET_UPSTREAM_CLOSED, 1000);
+	char *t = render(m, 1000000);
+	const char *want[] = {
+		"mcp_client_operation_duration_seconds_count{upstream=\"files\",mcp_method_name="
+		"\"tools/call\",network_transport=\"pipe\",error_type=\"\"} 2\n",
+		"mcp_client_operation_duration_seconds_bucket{upstream=\"files\",mcp_method_name="
+		"\"tools/call\",network_transport=\"pipe\",error_type=\"\",le=\"0.01\"} 1\n",
+		"mcp_client_operation_duration_seconds_count{upstream=\"files\",mcp_method_name="
+		"\"tools/call\",network_transport=\"pipe\",error_type=\"tool_error\"} 1\n",
+		"mcp_client_operation_duration_seconds_count{upstream=\"remote\",mcp_method_name="
+		"\"resources/read\",network_transport=\"tcp\",error_type=\"-32002\"} 1\n",
+		"mcp_client_operation_duration_seconds_count{upstream=\"remote\",mcp_method_name="
+		"\"tools/call\",network_transport=\"tcp\",error_type=\"timeout\"} 1\n",
+		"mcp_client_operation_duration_seconds_count{upstream=\"remote\",mcp_method_name="
+		"\"tools/call\",network_transport=\"tcp\",error_type=\"unavailable\"} 1\n",
+		"mcp_client_operation_duration_seconds_count{upstream=\"files\",mcp_method_name="
+		"\"ping\",network_transport=\"pipe\",error_type=\"cancelled\"} 1\n",
+		"mcp_server_session_duration_seconds_count{mcp_protocol_version=\"2025-11-25\","
+		"network_transport=\"tcp\",error_type=\"\"} 2\n",
+		"mcp_server_session_duration_seconds_sum{mcp_protocol_version=\"2025-11-25\","
+		"network_transport=\"tcp\",error_type=\"\"} 12\n",
+		"mcp_server_session_duration_seconds_count{mcp_protocol_version=\"2025-06-18\","
+		"network_transport=\"tcp\",error_type=\"upstream_closed\"} 1\n",
+	};
+	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+		if (!strstr(t, want[i]))
+			fail_msg("missing: %s", want[i]);
+	}
+	/* Each family once: its samples together. */
+	const char *f = strstr(t, "# TYPE mcp_client_operation_duration_seconds histogram\n");
+	assert_non_null(f);
+	assert_null(strstr(f + 1, "# TYPE mcp_client_operation_duration_seconds"));
+	free(t);
+	mg_metrics_free(m);
+}
+
+static void test_client_series_bounded(void **state)
+{
+	(void)state;
+	enum { N = 64 };
+	const char *names[N];
+	char buf[N][8];
+	for (int i = 0; i < N; i++) {
+		snprintf(buf[i], sizeof buf[i], "u%d", i);
+		names[i] = buf[i];
+	}
+	struct mg_metrics *m = mg_metrics_new(names, N);
+	/* Hostile upstreams answering every code of the reserved range. */
+	for (size_t u = 0; u < N; u++)
+		for (int32_t c = -32768; c <= -32000; c += 8)
+			mg_metrics_client_op(m, u, MG_MM_TOOLS_CALL, c, 1);
+	assert_true(m->client_err.n <= MG_METRICS_MAX_CLIENT_ERROR_SERIES);
+	/* Sessions: versions are the gateway's own, but bounded all the same. */
+	for (int i = 0; i < 200; i++) {
+		char v[16];
+		snprintf(v, sizeof v, "v%d", i);
+		mg_metrics_session(m, v, MG_ET_NONE, 1);
+	}
+	assert_int_equal(m->n_sessions, MG_METRICS_MAX_SESSION_SERIES);
+	/* The codes an answer may carry: outside the range, or in the band of
+	 * the gateway's own classes, they are "_OTHER". */
+	assert_int_equal(mg_metrics_code(-32602), -32602);
+	assert_int_equal(mg_metrics_code(-31429), -31429);
+	assert_int_equal(mg_metrics_code(42), MG_ET_OTHER);
+	assert_int_equal(mg_metrics_code(INT32_MIN + 1), MG_ET_OTHER);
+	assert_int_equal(mg_metrics_code(INT64_MIN), MG_ET_OTHER);
 	mg_metrics_free(m);
 }
 
@@ -221,6 +306,8 @@ int main(void)
 		cmocka_unit_test(test_methods),
 		cmocka_unit_test(test_registry),
 		cmocka_unit_test(test_error_series_bounded),
+		cmocka_unit_test(test_client_operations),
+		cmocka_unit_test(test_client_series_bounded),
 		cmocka_unit_test(test_collector_and_active),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
