@@ -812,6 +812,13 @@ void mg_exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struct mg
 	x->start_us = mg_http_req_start_us(req);
 	x->log = mg_pipeline_log_ctx(req);
 	mg_str_copy(x->method, sizeof x->method, msg->method);
+	if (gw->metrics) {
+		/* the note has it (no string compares per request) */
+		enum mg_mmethod mm = mg_obs_req_method(req);
+		x->mmethod = (uint8_t)(mm == MG_MM_UNKNOWN || mm == MG_MM_RESPONSE
+		                           ? mg_metrics_method(msg->method)
+		                           : mm);
+	}
 	x->call.on_reply = on_reply;
 	/* Pinning reads every tools/list of a server that pins. */
 	bool pinned = mg_route_pins(route) && strcmp(msg->method, "tools/list") == 0;

@@ -111,6 +111,8 @@ struct mg_exchange {
 	json_t *orig_id;
 	json_t *orig_token; /* the client's progressToken, or NULL */
 	bool modern;        /* the client speaks 2026-07-28 */
+	bool up_decided;    /* up_error says how the upstream's side ended */
+	uint8_t mmethod;    /* enum mg_mmethod of `method` (metrics on) */
 	enum mg_bridge bridge;
 	int log_level; /* modern: _meta logLevel (syslog index), -1 = none */
 	bool listen;   /* a forwarded subscriptions/listen: no deadline */
@@ -131,11 +133,12 @@ struct mg_exchange {
 	struct mg_log_ctx log;   /* request and trace id for log lines of its callbacks */
 	uint64_t sent_us;        /* forwarded at (metrics); 0: not forwarded */
 	enum mg_x_answer answer; /* what the upstream's side came to (metrics) */
-	/* How the upstream's side ended, once decided (mg_obs_upstream_done):
-	 * MG_ET_NONE, its JSON-RPC code, or MG_ET_TOOL_ERROR, MG_ET_TIMEOUT,
-	 * MG_ET_CANCELLED, MG_ET_UNAVAILABLE (metrics/metrics.h). */
+	/* How the upstream's side ended, once decided (up_decided; see
+	 * mg_obs_upstream_done): MG_ET_NONE, its JSON-RPC code, or
+	 * MG_ET_TOOL_ERROR, MG_ET_TIMEOUT, MG_ET_CANCELLED, MG_ET_UNAVAILABLE
+	 * (metrics/metrics.h). (In what was padding: the exchange stays 536
+	 * bytes.) */
 	int32_t up_error;
-	bool up_decided;
 	/* Last: MG_X_AUDIT_INLINE bytes allocated only with audit on, so an
 	 * exchange without audit is not a third larger to clear. */
 	char audit_inline[];
@@ -387,6 +390,8 @@ bool mg_obs_trace_id(const struct mg_http_req *req, uint8_t out[16]);
 void mg_obs_upstream_done(struct mg_exchange *x);
 /* An exchange is being freed: the upstream's request, error and latency. */
 void mg_obs_exchange_end(struct mg_exchange *x);
+/* The MCP method of `req` as its note holds it (mg_obs_method). */
+enum mg_mmethod mg_obs_req_method(struct mg_http_req *req);
 /* A session ended (mcp_server_session_duration_seconds). */
 void mg_obs_session_end(struct mg_session *s, int32_t error);
 

@@ -446,6 +446,11 @@ void mg_obs_method(struct mg_http_req *req, const struct mg_rpc_msg *msg)
 	note_set(req, &n);
 }
 
+enum mg_mmethod mg_obs_req_method(struct mg_http_req *req)
+{
+	return (enum mg_mmethod)note_get(req).method;
+}
+
 void mg_obs_outcome(struct mg_http_req *req, enum mg_mstatus st)
 {
 	struct note n = note_get(req);
@@ -543,7 +548,7 @@ void mg_obs_exchange_end(struct mg_exchange *x)
 		return;
 	uint64_t now = mg_now_us(), took = now > x->sent_us ? now - x->sent_us : 0;
 	/* the client left before an answer: the gateway cancelled the call */
-	mg_metrics_client_op(gw->metrics, x->route->index, mg_metrics_method(x->method),
+	mg_metrics_client_op(gw->metrics, x->route->index, (enum mg_mmethod)x->mmethod,
 	                     x->up_decided ? x->up_error : MG_ET_CANCELLED, took);
 	struct mg_metrics_upstream *u = &gw->metrics->upstreams[x->route->index];
 	if (x->answer == MG_X_NONE) {
