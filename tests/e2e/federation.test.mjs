@@ -184,6 +184,14 @@ describe('federation over four servers', () => {
             assert.equal(res.contents[0].text, 'paging:r/5');
             await assert.rejects(c.client.callTool({ name: 'nope__x', arguments: {} }), /Unknown tool: nope__x/);
             await assert.rejects(c.client.callTool({ name: 'echo', arguments: {} }), /Unknown tool: echo/);
+            // The gateway's calls are counted under the server that answered, with its transport.
+            const m = await (await fetch(`${gw.base}/metrics`, { headers: as(bob) })).text();
+            const ok = (upstream, method, transport) => new RegExp(`^mcp_client_operation_duration_seconds_count\\{upstream="${upstream}",mcp_method_name="${method.replace('/', '\\/')}",network_transport="${transport}",error_type=""\\} [1-9]`, 'm');
+            assert.match(m, ok('everything', 'tools/call', 'pipe'));
+            assert.match(m, ok('files', 'tools/call', 'pipe'));
+            assert.match(m, ok('remote', 'tools/call', 'tcp'));
+            assert.match(m, ok('paging', 'prompts/get', 'pipe'));
+            assert.match(m, ok('paging', 'resources/read', 'pipe'));
         } finally {
             await closeAll(c);
         }
