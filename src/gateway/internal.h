@@ -394,6 +394,10 @@ void mg_obs_exchange_end(struct mg_exchange *x);
 enum mg_mmethod mg_obs_req_method(struct mg_http_req *req);
 /* A session ended (mcp_server_session_duration_seconds). */
 void mg_obs_session_end(struct mg_session *s, int32_t error);
+/* The gateway's own session with route r's upstream on `ch` ended
+ * (mcp_client_session_duration_seconds). */
+void mg_obs_upstream_session_end(struct mg_route *r, struct mg_channel *ch, uint64_t duration_us,
+                                 bool error);
 
 /* ---- gateway.c ------------------------------------------------------------------ */
 

@@ -558,6 +558,17 @@ void mg_obs_exchange_end(struct mg_exchange *x)
 	mg_metrics_upstream(gw->metrics, x->route->index, x->answer == MG_X_ERROR, took);
 }
 
+void mg_obs_upstream_session_end(struct mg_route *r, struct mg_channel *ch, uint64_t duration_us,
+                                 bool error)
+{
+	struct mg_metrics *m = r->gw->metrics; /* NULL once the gateway is stopping */
+	if (!m)
+		return;
+	const char *v = json_string_value(json_object_get(ch->init_result, "protocolVersion"));
+	mg_metrics_client_session(m, r->index, v, error ? MG_ET_UPSTREAM_CLOSED : MG_ET_NONE,
+	                          duration_us);
+}
+
 void mg_obs_session_end(struct mg_session *s, int32_t error)
 {
 	struct mg_metrics *m = s->gw->metrics;

@@ -52,6 +52,13 @@ static void on_upstream_notification(struct mg_upstream *up, struct mg_channel *
 	mg_mcp_upstream_notification(arg, ch, msg);
 }
 
+static void on_upstream_session_end(struct mg_upstream *up, struct mg_channel *ch,
+                                    uint64_t duration_us, bool error, void *arg)
+{
+	(void)up;
+	mg_obs_upstream_session_end(arg, ch, duration_us, error);
+}
+
 static char *join(const char *a, const char *b)
 {
 	size_t la = strlen(a), lb = strlen(b);
@@ -129,6 +136,7 @@ static int route_add(struct mg_gateway *gw, const struct mg_upstream_config *u, 
 	}
 	struct mg_upstream_hooks hooks = { .on_state = on_upstream_state,
 		                           .on_notification = on_upstream_notification,
+		                           .on_session_end = on_upstream_session_end,
 		                           .arg = r };
 	char err[400];
 	r->up = mg_upstream_new(gw->base, u, &hooks, (size_t)sc->max_json_depth, err, sizeof err);

@@ -335,6 +335,7 @@ void mg_metrics_free(struct mg_metrics *m)
 		free(m->upstreams[i].op_ok);
 	free(m->op_err.v);
 	free(m->client_err.v);
+	free(m->client_sessions);
 	free(m->active);
 	free(m);
 }
@@ -465,27 +466,68 @@ void mg_metrics_client_op(struct mg_metrics *m, size_t upstream, enum mg_mmethod
 		mg_histogram_observe(h, duration_us);
 }
 
+/* A protocol version as a label: a YYYY-MM-DD date, else "other". */
+static void version_label(const char *version, char out[16])
+{
+	const char *v = version ? version : "";
+	bool date = strlen(v) == 10;
+	for (int i = 0; date && i < 10; i++)
+		date = i == 4 || i == 7 ? v[i] == '-' : v[i] >= '0' && v[i] <= '9';
+	mg_str_copy(out, 16, date ? v : "other");
+}
+
+/* The series of (upstream, version, error) in `set` (n of at most max),
+ * created on first use; NULL when full. */
+static struct mg_metrics_session *session_series(struct mg_metrics_session *set, size_t *n,
+                                                 size_t max, size_t upstream, const char *version,
+                                                 int32_t error)
+{
+	char v[sizeof set[0].version];
+	version_label(version, v);
+	error = error_class(error);
+	for (size_t i = 0; i < *n; i++) {
+		if (set[i].upstream == upstream && set[i].error == error &&
+		    strcmp(set[i].version, v) == 0)
+			return &set[i];
+	}
+	if (*n >= max)
+		return NULL;
+	struct mg_metrics_session *s = &set[(*n)++];
+	s->upstream = (uint16_t)upstream;
+	memcpy(s->version, v, sizeof v);
+	s->error = error;
+	mg_histogram_init(&s->h, &mg_buckets_semconv);
+	return s;
+}
+
 void mg_metrics_session(struct mg_metrics *m, const char *version, int32_t error,
                         uint64_t duration_us)
 {
-	char v[sizeof m->sessions[0].version];
-	mg_str_copy(v, sizeof v, version);
-	error = error_class(error);
-	struct mg_metrics_session *s = NULL;
-	for (size_t i = 0; i < m->n_sessions && !s; i++) {
-		if (m->sessions[i].error == error && strcmp(m->sessions[i].version, v) == 0)
-			s = &m->sessions[i];
-	}
-	if (!s) {
-		/* (versions are the gateway's own; the bound is a safeguard) */
-		if (m->n_sessions >= MG_METRICS_MAX_SESSION_SERIES)
+	/* (versions are the gateway's own; the bound is a safeguard) */
+	struct mg_metrics_session *s = session_series(
+	    m->sessions, &m->n_sessions, MG_METRICS_MAX_SESSION_SERIES, 0, version, error);
+	if (s)
+		mg_histogram_observe(&s->h, duration_us);
+}
+
+void mg_metrics_client_session(struct mg_metrics *m, size_t upstream, const char *version,
+                               int32_t error, uint64_t duration_us)
+{
+	if (upstream >= m->n_upstreams || upstream > UINT16_MAX)
+		return;
+	if (!m->client_sessions) {
+		m->client_sessions =
+		    calloc(MG_METRICS_MAX_CLIENT_SESSION_SERIES, sizeof *m->client_sessions);
+		if (!m->client_sessions)
 			return;
-		s = &m->sessions[m->n_sessions++];
-		memcpy(s->version, v, sizeof v);
-		s->error = error;
-		mg_histogram_init(&s->h, &mg_buckets_semconv);
 	}
-	mg_histogram_observe(&s->h, duration_us);
+	/* a server may say any version: the label takes dates only, and the
+	 * series are bounded */
+	struct mg_metrics_session *s =
+	    session_series(m->client_sessions, &m->n_client_sessions,
+	                   MG_METRICS_MAX_CLIENT_SESSION_SERIES, upstream, version, error);
+	if (s)
+		mg_histogram_observe(&s->h, duration_us);
 }
 
 /* ---- active identities ---------------------------------------------------------------- */
@@ -640,6 +682,8 @@ static void render_requests(struct mg_metrics *m, struct mg_prom *p)
 			mg_prom_histogram(p, l, 2, &m->op_err.v[k].h);
 		}
 	}
+	if (!m->n_sessions)
+		return; /* (a family appears with its first series) */
 	mg_prom_family(p, "mcp_server_session_duration_seconds", "histogram",
 	               "Duration of the MCP sessions of the gateway's clients, from initialize "
 	               "to their end (OpenTelemetry MCP semantic conventions, "
@@ -710,10 +754,21 @@ static void render_upstreams(struct mg_metrics *m, struct mg_prom *p)
 		struct mg_prom_label l[] = { { "upstream", m->upstreams[i].name } };
 		mg_prom_histogram(p, l, 1, &m->upstreams[i].latency);
 	}
-	mg_prom_family(
-	    p, "mcp_client_operation_duration_seconds", "histogram",
-	    "The gateway's MCP requests to its upstreams, from sending one to the answer "
-	    "(OpenTelemetry MCP semantic conventions, mcp.client.operation.duration).");
+}
+
+/* The conventions' client side: the gateway's requests to its upstreams
+ * and its sessions with them. A family appears with its first series. */
+static void render_client(struct mg_metrics *m, struct mg_prom *p)
+{
+	bool any_op = m->client_err.n > 0;
+	for (size_t i = 0; i < m->n_upstreams && !any_op; i++)
+		any_op = m->upstreams[i].op_ok != NULL;
+	if (any_op)
+		mg_prom_family(
+		    p, "mcp_client_operation_duration_seconds", "histogram",
+		    "The gateway's MCP requests to its upstreams, from sending one to the "
+		    "answer (OpenTelemetry MCP semantic conventions, "
+		    "mcp.client.operation.duration).");
 	/* (a family's samples may come in any order, so long as they are together) */
 	for (size_t i = 0; i < m->n_upstreams; i++) {
 		const struct mg_metrics_upstream *u = &m->upstreams[i];
@@ -738,6 +793,26 @@ static void render_upstreams(struct mg_metrics *m, struct mg_prom *p)
 			                       mg_metrics_error_type(s->error, buf) } };
 		mg_prom_histogram(p, l, 4, &s->h);
 	}
+	if (!m->n_client_sessions)
+		return;
+	mg_prom_family(p, "mcp_client_session_duration_seconds", "histogram",
+	               "Duration of the gateway's own MCP sessions with its upstreams, from the "
+	               "initialize handshake to their end (OpenTelemetry MCP semantic conventions, "
+	               "mcp.client.session.duration); error_type upstream_closed when the server "
+	               "or the transport ended one.");
+	for (size_t i = 0; i < m->n_client_sessions; i++) {
+		const struct mg_metrics_session *s = &m->client_sessions[i];
+		const struct mg_metrics_upstream *u = &m->upstreams[s->upstream];
+		char buf[16];
+		struct mg_prom_label l[] = {
+			{ "upstream", u->name },
+			{ "mcp_protocol_version", s->version },
+			{ "network_transport", u->transport },
+			{ "error_type",
+			  s->error == MG_ET_NONE ? "" : mg_metrics_error_type(s->error, buf) }
+		};
+		mg_prom_histogram(p, l, 4, &s->h);
+	}
 }
 
 void mg_metrics_render(struct mg_metrics *m, struct mg_buf *out, uint64_t now_us)
@@ -747,6 +822,7 @@ void mg_metrics_render(struct mg_metrics *m, struct mg_buf *out, uint64_t now_us
 	render_requests(m, &p);
 	render_access(m, &p, now_us);
 	render_upstreams(m, &p);
+	render_client(m, &p);
 	for (size_t i = 0; i < m->n_collectors; i++)
 		m->collectors[i].collect(&p, m->collectors[i].arg);
 	mg_metrics_process(&p, m->start_time);

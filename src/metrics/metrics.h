@@ -224,10 +224,11 @@ struct mg_metrics_opsets {
 	size_t n, cap, max;
 };
 
-#define MG_METRICS_MAX_ERROR_SERIES        256
-#define MG_METRICS_MAX_CLIENT_ERROR_SERIES 1024
-#define MG_METRICS_MAX_SESSION_SERIES      64
-#define MG_ACTIVE_WINDOW_SECS              300
+#define MG_METRICS_MAX_ERROR_SERIES          256
+#define MG_METRICS_MAX_CLIENT_ERROR_SERIES   1024
+#define MG_METRICS_MAX_SESSION_SERIES        64
+#define MG_METRICS_MAX_CLIENT_SESSION_SERIES 256
+#define MG_ACTIVE_WINDOW_SECS                300
 
 struct mg_metrics_collector {
 	void (*collect)(struct mg_prom *p, void *arg);
@@ -248,11 +249,16 @@ struct mg_metrics {
 	/* mcp_server_session_duration_seconds, per (protocol version, error
 	 * type); the version is one the gateway negotiated (bounded). */
 	struct mg_metrics_session {
+		uint16_t upstream; /* client sessions: the upstream's index */
 		char version[16];
 		int32_t error;
 		struct mg_histogram h;
 	} sessions[MG_METRICS_MAX_SESSION_SERIES];
 	size_t n_sessions;
+	/* mcp_client_session_duration_seconds: the gateway's sessions with its
+	 * upstreams, per (upstream, version, error type) */
+	struct mg_metrics_session *client_sessions;
+	size_t n_client_sessions;
 	uint64_t auth[MG_MP_COUNT][MG_MA_COUNT];
 	uint64_t limit[MG_MSC_COUNT][2]; /* [scope][allowed] */
 	struct mg_metrics_upstream *upstreams;
@@ -307,6 +313,13 @@ void mg_metrics_client_op(struct mg_metrics *m, size_t upstream, enum mg_mmethod
  * idled out, the gateway stopped) or why the gateway had to end it. */
 void mg_metrics_session(struct mg_metrics *m, const char *version, int32_t error,
                         uint64_t duration_us);
+/* The gateway's own session with `upstream` ended after `duration_us`
+ * (mcp_client_session_duration_seconds): `version` as the server
+ * negotiated it (anything but a YYYY-MM-DD date counts as "other"),
+ * `error` MG_ET_NONE when the gateway ended it, MG_ET_UPSTREAM_CLOSED when
+ * the server or the transport did. */
+void mg_metrics_client_session(struct mg_metrics *m, size_t upstream, const char *version,
+                               int32_t error, uint64_t duration_us);
 
 /* Identity `key` was seen at `now_us` (monotonic). */
 void mg_metrics_identity_seen(struct mg_metrics *m, const char *key, uint64_t now_us);

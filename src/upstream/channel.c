@@ -11,6 +11,8 @@
 #include "mcp/jscan.h"
 #include "mcp/jsonrpc.h"
 #include "mcp/protocol.h"
+#include "upstream/upstream.h"
+#include "util/clock.h"
 #include "util/log.h"
 #include "util/str.h"
 
@@ -144,8 +146,22 @@ static void fail_all(struct mg_channel *ch, const char *reason)
 	}
 }
 
+/* The legacy session with the server is over (see mg_channel.ready_us). */
+static void session_over(struct mg_channel *ch, bool error)
+{
+	if (!ch->ready_us)
+		return;
+	uint64_t now = mg_now_us(), began = ch->ready_us;
+	ch->ready_us = 0;
+	struct mg_upstream *up = ch->upstream;
+	if (up && up->hooks.on_session_end)
+		up->hooks.on_session_end(up, ch, now > began ? now - began : 0, error,
+		                         up->hooks.arg);
+}
+
 void mg_channel_deinit(struct mg_channel *ch)
 {
+	session_over(ch, false); /* the owner frees it: the gateway's decision */
 	unreg(ch, &ch->init_call);
 	fail_all(ch, "upstream closed");
 	free(ch->buckets);
@@ -323,6 +339,7 @@ static void on_init_reply(struct mg_call *call, json_t *msg, void *arg)
 	transmit(ch, n);
 	json_decref(n);
 	ch->state = MG_CH_READY;
+	ch->ready_us = mg_now_us();
 	if (ch->hooks.on_ready)
 		ch->hooks.on_ready(ch, result, ch->hooks.arg);
 	flush_queue(ch);
@@ -333,6 +350,7 @@ void mg_channel_lost(struct mg_channel *ch, const char *reason, bool final)
 	/* The handshake's own call must not report a second "down". */
 	unreg(ch, &ch->init_call);
 	ch->state = final ? MG_CH_CLOSED : MG_CH_DOWN;
+	session_over(ch, !ch->ending);
 	fail_all(ch, reason);
 	if (ch->hooks.on_down)
 		ch->hooks.on_down(ch, reason, ch->hooks.arg);

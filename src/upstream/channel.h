@@ -26,6 +26,7 @@
 struct mg_channel;
 struct mg_call;
 struct mg_jscan;
+struct mg_upstream;
 
 /* The reply (a whole response or error object, borrowed). The call is
  * already unregistered when this runs. */
@@ -121,6 +122,12 @@ struct mg_channel {
 	struct mg_call init_call;
 	struct mg_call *sending;   /* during ops->send: the request being sent, or NULL */
 	uint64_t requests, errors; /* counters for health and metrics */
+	/* The upstream the channel belongs to (set by the transport), told
+	 * through its on_session_end hook when a legacy session with the
+	 * server ends: the channel leaves READY, or is freed while READY. */
+	struct mg_upstream *upstream;
+	uint64_t ready_us; /* the session is up since (monotonic µs); 0: no session */
+	bool ending;       /* the owner closes the conversation on purpose (not an error) */
 };
 
 /* Prepares a channel in state DOWN. `init_params` (stolen) is the

@@ -1125,6 +1125,7 @@ static void chan_close(struct http_chan *c)
 	if (c->closing)
 		return;
 	c->closing = true;
+	c->ch.ending = true;
 	evtimer_del(c->retry_timer);
 	if (c->probe_timer)
 		evtimer_del(c->probe_timer);
@@ -1152,6 +1153,7 @@ static struct http_chan *chan_new(struct http_upstream *u, json_t *init_params,
 	}
 	mg_channel_init(&c->ch, &http_chan_ops, hooks, init_params, u->base.max_depth, MAX_QUEUE);
 	snprintf(c->ch.name, sizeof c->ch.name, "upstream %s", u->base.cfg->name);
+	c->ch.upstream = &u->base;
 	c->up = u;
 	c->dedicated = dedicated;
 	c->identity = identity ? mg_strdup(identity) : NULL;

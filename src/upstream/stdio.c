@@ -346,6 +346,7 @@ static struct stdio_chan *chan_new(struct stdio_upstream *u, json_t *init_params
 	}
 	mg_channel_init(&c->ch, &stdio_chan_ops, hooks, init_params, u->base.max_depth, MAX_QUEUE);
 	snprintf(c->ch.name, sizeof c->ch.name, "%s", u->base.cfg->name);
+	c->ch.upstream = &u->base;
 	c->up = u;
 	c->dedicated = dedicated;
 	c->restart_timer = evtimer_new(u->base.base, on_restart_timer, c);
@@ -442,6 +443,7 @@ static void chan_close(struct stdio_chan *c)
 	if (c->closing)
 		return;
 	c->closing = true;
+	c->ch.ending = true;
 	evtimer_del(c->restart_timer);
 	memset(&c->ch.hooks, 0, sizeof c->ch.hooks);
 	/* Closing stdin asks the server to exit; process.c escalates. */

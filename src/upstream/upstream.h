@@ -33,6 +33,12 @@ struct mg_upstream_hooks {
 	 * which) that no call claimed: list_changed, message, ... */
 	void (*on_notification)(struct mg_upstream *up, struct mg_channel *ch, json_t *msg,
 	                        void *arg);
+	/* A legacy session with the server on channel `ch` (shared or
+	 * dedicated) ended after `duration_us`: `error` when the server or the
+	 * transport ended it, not the gateway (ch->init_result holds the
+	 * version it negotiated). Optional. */
+	void (*on_session_end)(struct mg_upstream *up, struct mg_channel *ch, uint64_t duration_us,
+	                       bool error, void *arg);
 	void *arg;
 };
 

@@ -18,6 +18,7 @@ import {
     everythingUpstream,
     freePort,
     groupMembers,
+    httpGet,
     httpRequest,
     modernRequest,
     postMcp,
@@ -119,6 +120,11 @@ test('upstream crash: the in-flight call fails promptly, /ready 503 then 200, se
             return h.status === 'ok' && h.upstreams[0].pid !== pid2 && h.upstreams[0].pid > 0;
         }, { timeoutMs: 15000, message: 'the second restart' });
         assert.equal((await gw.health()).upstreams[0].restarts, 2);
+        // /metrics: the server ended two of the gateway's sessions with it, and the
+        // call in flight at the first crash failed as "unavailable".
+        const scrape = (await httpGet(gw.port, '/metrics')).body;
+        assert.match(scrape, /^mcp_client_session_duration_seconds_count\{upstream="default",mcp_protocol_version="\d{4}-\d{2}-\d{2}",network_transport="pipe",error_type="upstream_closed"\} 2$/m);
+        assert.match(scrape, /^mcp_client_operation_duration_seconds_count\{upstream="default",mcp_method_name="tools\/call",network_transport="pipe",error_type="unavailable"\} 1$/m);
         await assertGone(pid2, 'the second killed upstream');
         const r3 = await a.client.callTool({ name: 'echo', arguments: { message: 'again' } });
         assert.equal(r3.content[0].text, 'Echo: again');

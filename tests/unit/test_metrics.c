@@ -196,6 +196,9 @@ static void test_client_operations(void **state)
 	mg_metrics_session(m, "2025-11-25", MG_ET_NONE, 5000000);
 	mg_metrics_session(m, "2025-11-25", MG_ET_NONE, 7000000);
 	mg_metrics_session(m, "2025-06-18", MG_ET_UPSTREAM_CLOSED, 1000);
+	mg_metrics_client_session(m, 1, "2025-11-25", MG_ET_UPSTREAM_CLOSED, 3000000);
+	mg_metrics_client_session(m, 1, "2025-11-25", MG_ET_NONE, 1000);
+	mg_metrics_client_session(m, 0, "not-a-date", MG_ET_NONE, 1000);
 	char *t = render(m, 1000000);
 	const char *want[] = {
 		"mcp_client_operation_duration_seconds_count{upstream=\"files\",mcp_method_name="
@@ -218,6 +221,14 @@ static void test_client_operations(void **state)
 		"network_transport=\"tcp\",error_type=\"\"} 12\n",
 		"mcp_server_session_duration_seconds_count{mcp_protocol_version=\"2025-06-18\","
 		"network_transport=\"tcp\",error_type=\"upstream_closed\"} 1\n",
+		"mcp_client_session_duration_seconds_count{upstream=\"remote\",mcp_protocol_"
+		"version="
+		"\"2025-11-25\",network_transport=\"tcp\",error_type=\"upstream_closed\"} 1\n",
+		"mcp_client_session_duration_seconds_count{upstream=\"remote\",mcp_protocol_"
+		"version="
+		"\"2025-11-25\",network_transport=\"tcp\",error_type=\"\"} 1\n",
+		"mcp_client_session_duration_seconds_count{upstream=\"files\",mcp_protocol_version="
+		"\"other\",network_transport=\"pipe\",error_type=\"\"} 1\n",
 	};
 	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
 		if (!strstr(t, want[i]))
@@ -250,10 +261,22 @@ static void test_client_series_bounded(void **state)
 	/* Sessions: versions are the gateway's own, but bounded all the same. */
 	for (int i = 0; i < 200; i++) {
 		char v[16];
-		snprintf(v, sizeof v, "v%d", i);
+		snprintf(v, sizeof v, "%04d-01-01", i);
 		mg_metrics_session(m, v, MG_ET_NONE, 1);
 	}
 	assert_int_equal(m->n_sessions, MG_METRICS_MAX_SESSION_SERIES);
+	/* An upstream's own session: any version a server says is a date or
+	 * "other", and the series are bounded however many it invents. */
+	for (int i = 0; i < 1000; i++) {
+		char v[32];
+		snprintf(v, sizeof v, i % 2 ? "2025-06-%02d" : "v%d\"\n", i % 100);
+		mg_metrics_client_session(m, (size_t)i % N, v, MG_ET_UPSTREAM_CLOSED, 1);
+	}
+	assert_int_equal(m->n_client_sessions, MG_METRICS_MAX_CLIENT_SESSION_SERIES);
+	for (size_t i = 0; i < m->n_client_sessions; i++) {
+		const char *v = m->client_sessions[i].version;
+		assert_true(strcmp(v, "other") == 0 || (strlen(v) == 10 && v[4] == '-'));
+	}
 	/* The codes an answer may carry: outside the range, or in the band of
 	 * the gateway's own classes, they are "_OTHER". */
 	assert_int_equal(mg_metrics_code(-32602), -32602);
