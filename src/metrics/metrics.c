@@ -328,11 +328,11 @@ void mg_metrics_free(struct mg_metrics *m)
 {
 	if (!m)
 		return;
-	for (size_t i = 0; m->upstreams && i < m->n_upstreams; i++)
+	for (size_t i = 0; m->upstreams && i < m->n_upstreams; i++) {
 		free(m->upstreams[i].name);
-	free(m->upstreams);
-	for (size_t i = 0; m->upstreams && i < m->n_upstreams; i++)
 		free(m->upstreams[i].op_ok);
+	}
+	free(m->upstreams);
 	free(m->op_err.v);
 	free(m->client_err.v);
 	free(m->client_sessions);

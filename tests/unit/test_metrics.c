@@ -247,7 +247,7 @@ static void test_client_series_bounded(void **state)
 	(void)state;
 	enum { N = 64 };
 	const char *names[N];
-	char buf[N][8];
+	char buf[N][16];
 	for (int i = 0; i < N; i++) {
 		snprintf(buf[i], sizeof buf[i], "u%d", i);
 		names[i] = buf[i];
@@ -260,7 +260,7 @@ static void test_client_series_bounded(void **state)
 	assert_true(m->client_err.n <= MG_METRICS_MAX_CLIENT_ERROR_SERIES);
 	/* Sessions: versions are the gateway's own, but bounded all the same. */
 	for (int i = 0; i < 200; i++) {
-		char v[16];
+		char v[32];
 		snprintf(v, sizeof v, "%04d-01-01", i);
 		mg_metrics_session(m, v, MG_ET_NONE, 1);
 	}
