@@ -194,19 +194,7 @@ static void upstream_outcome(struct mg_exchange *x, json_t *msg)
 {
 	if (!x->up_decided) {
 		x->up_decided = true;
-		json_t *e = json_object_get(msg, "error");
-		json_t *r = json_object_get(msg, "result");
-		if (e) {
-			const char *g = json_string_value(
-			    json_object_get(json_object_get(e, "data"), "mcpGuard"));
-			x->up_error =
-			    g && strcmp(g, "upstream_unavailable") == 0
-			        ? MG_ET_UNAVAILABLE
-			        : mg_metrics_code(json_integer_value(json_object_get(e, "code")));
-		} else if (json_is_object(r) && json_is_true(json_object_get(r, "isError")) &&
-		           strcmp(x->method, "tools/call") == 0) {
-			x->up_error = MG_ET_TOOL_ERROR;
-		}
+		x->up_error = mg_obs_answer_error(msg, strcmp(x->method, "tools/call") == 0);
 	}
 	mg_obs_upstream_done(x);
 }

@@ -47,6 +47,7 @@
 #include "gateway/pipeline.h"
 #include "mcp/jtext.h"
 #include "mcp/params.h"
+#include "util/clock.h"
 #include "util/crypto.h"
 #include "util/log.h"
 
@@ -92,7 +93,8 @@ struct fed_part {
 	size_t member;
 	struct mg_call call;
 	bool asked, answered, failed;
-	char *items; /* its items as JSON text, comma-separated, renamed */
+	uint64_t sent_us; /* sent at, until its client operation is counted */
+	char *items;      /* its items as JSON text, comma-separated, renamed */
 	size_t items_len;
 	char *next; /* its nextCursor */
 };
@@ -461,6 +463,18 @@ static uint64_t cursor_tag(struct mg_route *fed, const struct mg_identity *id)
 	return mg_fcursor_tag(fed->path, f->names, f->n, id ? id->key : NULL);
 }
 
+/* The part's request to its server ended (once; a part never sent has
+ * nothing to count): a client operation. */
+static void part_counted(struct fed_part *p, int32_t error)
+{
+	struct mg_fedlist *fl = p->fl;
+	if (!p->sent_us)
+		return;
+	mg_obs_client_op(fl->gw, fl->route->fed->members[p->member], lists[fl->list].method, error,
+	                 p->sent_us);
+	p->sent_us = 0;
+}
+
 static void fedlist_free(struct mg_fedlist *fl)
 {
 	struct mg_fed *f = fl->route->fed;
@@ -473,6 +487,7 @@ static void fedlist_free(struct mg_fedlist *fl)
 	size_t n = f->n;
 	for (size_t i = 0; i < n; i++) {
 		mg_channel_cancel(&fl->parts[i].call, "the client left");
+		part_counted(&fl->parts[i], MG_ET_CANCELLED);
 		free(fl->parts[i].items);
 		free(fl->parts[i].next);
 		free(fl->cursor[i]);
@@ -542,6 +557,7 @@ static void fedlist_finish(struct mg_fedlist *fl)
 		struct fed_part *p = &fl->parts[i];
 		if (p->asked && !p->answered && !p->failed) {
 			mg_channel_cancel(&p->call, "deadline");
+			part_counted(p, MG_ET_TIMEOUT);
 			count_failure(f->members[i], lists[fl->list].method,
 			              "no answer within the request timeout");
 			p->failed = true;
@@ -798,6 +814,7 @@ static void on_part_reply(struct mg_call *call, json_t *msg, void *arg)
 	struct mg_fedlist *fl = p->fl;
 	(void)call;
 	struct mg_log_ctx prev = mg_log_ctx_set(&fl->log);
+	part_counted(p, mg_obs_answer_error(msg, false));
 	part_tree(p, msg);
 	part_done(fl);
 	mg_log_ctx_restore(prev);
@@ -815,6 +832,7 @@ static void on_part_raw(struct mg_call *call, const char *text, size_t len,
 	struct mg_route *m = fl->route->fed->members[p->member];
 	(void)call;
 	struct mg_log_ctx prev = mg_log_ctx_set(&fl->log);
+	part_counted(p, MG_ET_NONE);
 	uint8_t digest[MG_SHA256_LEN];
 	bool learn = false;
 	if (fl->list == MG_FCURSOR_TOOLS && !fl->filter && !mg_route_pins(m)) {
@@ -986,6 +1004,8 @@ static void fed_list(struct mg_gateway *gw, struct mg_http_req *req, struct mg_r
 			p->asked = false;
 			p->failed = true;
 			count_failure(m, lists[list].method, "cannot send the request");
+		} else {
+			p->sent_us = mg_now_us();
 		}
 		json_decref(rq);
 	}

@@ -390,6 +390,16 @@ bool mg_obs_trace_id(const struct mg_http_req *req, uint8_t out[16]);
 void mg_obs_upstream_done(struct mg_exchange *x);
 /* An exchange is being freed: the upstream's request, error and latency. */
 void mg_obs_exchange_end(struct mg_exchange *x);
+/* How an upstream's answer `msg` ended, as an error type (MG_ET_*): its
+ * JSON-RPC code, MG_ET_UNAVAILABLE for an error the channel made up for an
+ * upstream that went away (mcpGuard: "upstream_unavailable"),
+ * MG_ET_TOOL_ERROR for isError when `tool_call`, else MG_ET_NONE. */
+int32_t mg_obs_answer_error(json_t *msg, bool tool_call);
+/* A request the gateway sent to route r's upstream at `sent_us` (not
+ * through an exchange: a federated list's part) ended with `error`
+ * (mcp_client_operation_duration_seconds). */
+void mg_obs_client_op(struct mg_gateway *gw, const struct mg_route *r, const char *method,
+                      int32_t error, uint64_t sent_us);
 /* The MCP method of `req` as its note holds it (mg_obs_method). */
 enum mg_mmethod mg_obs_req_method(struct mg_http_req *req);
 /* A session ended (mcp_server_session_duration_seconds). */

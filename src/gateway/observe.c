@@ -558,6 +558,32 @@ void mg_obs_exchange_end(struct mg_exchange *x)
 	mg_metrics_upstream(gw->metrics, x->route->index, x->answer == MG_X_ERROR, took);
 }
 
+int32_t mg_obs_answer_error(json_t *msg, bool tool_call)
+{
+	json_t *e = json_object_get(msg, "error");
+	if (e) {
+		const char *g =
+		    json_string_value(json_object_get(json_object_get(e, "data"), "mcpGuard"));
+		return g && strcmp(g, "upstream_unavailable") == 0
+		           ? MG_ET_UNAVAILABLE
+		           : mg_metrics_code(json_integer_value(json_object_get(e, "code")));
+	}
+	json_t *r = json_object_get(msg, "result");
+	return tool_call && json_is_object(r) && json_is_true(json_object_get(r, "isError"))
+	           ? MG_ET_TOOL_ERROR
+	           : MG_ET_NONE;
+}
+
+void mg_obs_client_op(struct mg_gateway *gw, const struct mg_route *r, const char *method,
+                      int32_t error, uint64_t sent_us)
+{
+	if (!gw->metrics || !sent_us)
+		return;
+	uint64_t now = mg_now_us();
+	mg_metrics_client_op(gw->metrics, r->index, mg_metrics_method(method), error,
+	                     now > sent_us ? now - sent_us : 0);
+}
+
 void mg_obs_upstream_session_end(struct mg_route *r, struct mg_channel *ch, uint64_t duration_us,
                                  bool error)
 {

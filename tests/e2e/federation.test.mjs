@@ -192,6 +192,9 @@ describe('federation over four servers', () => {
             assert.match(m, ok('remote', 'tools/call', 'tcp'));
             assert.match(m, ok('paging', 'prompts/get', 'pipe'));
             assert.match(m, ok('paging', 'resources/read', 'pipe'));
+            // So do the federated lists' requests, one per server asked (the earlier
+            // tests paged every list through this endpoint).
+            for (const [server, transport] of [['everything', 'pipe'], ['files', 'pipe'], ['paging', 'pipe'], ['remote', 'tcp']]) assert.match(m, ok(server, 'tools/list', transport));
         } finally {
             await closeAll(c);
         }
