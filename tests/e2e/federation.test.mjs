@@ -385,6 +385,47 @@ describe('federation over four servers', () => {
     });
 });
 
+describe('federation with a slow server', () => {
+    let gw;
+    const dave = keygen('dave');
+    const as = { 'X-API-Key': dave.key };
+
+    before(async () => {
+        gw = await startAuthGateway(
+            { auth: { api_keys: [{ id: 'dave', key_hash: dave.hash }] }, server: { request_timeout_secs: 1 } },
+            {
+                upstream: {
+                    federation: true,
+                    servers: [
+                        { name: 'quick', path_prefix: '/quick', transport: 'stdio', command: process.execPath, args: [PAGING_JS, '--name', 'quick', '--tools', '3'] },
+                        { name: 'slow', path_prefix: '/slow', transport: 'stdio', command: process.execPath, args: [PAGING_JS, '--name', 'slow', '--tools', '3', '--list-delay-ms', '4000'] }
+                    ]
+                }
+            }
+        );
+    });
+
+    after(async () => {
+        await gw?.stop();
+    });
+
+    test('a server past the deadline is left out of the page; its request counts as a timeout', async () => {
+        const c = await sdkAt(gw.mcpUrl, as);
+        try {
+            // (the slow server answers after 4 s: had the gateway waited, its tools would be here)
+            const { tools } = await c.client.listTools();
+            const names = tools.map(t => t.name);
+            assert.ok(names.includes('quick__tool_0') && !names.some(n => n.startsWith('slow__')), names.join());
+        } finally {
+            await closeAll(c);
+        }
+        const m = await (await fetch(`${gw.base}/metrics`, { headers: as })).text();
+        assert.match(m, /^mcp_guard_federation_list_failures_total\{upstream="slow"\} 1$/m);
+        assert.match(m, /^mcp_client_operation_duration_seconds_count\{upstream="slow",mcp_method_name="tools\/list",network_transport="pipe",error_type="timeout"\} 1$/m);
+        assert.match(m, /^mcp_client_operation_duration_seconds_count\{upstream="quick",mcp_method_name="tools\/list",network_transport="pipe",error_type=""\} 1$/m);
+    });
+});
+
 describe('federation configuration', () => {
     const validate = cfg => {
         const dir = tempDir('mcp-guard-fed-cfg-');
