@@ -629,13 +629,16 @@ int mg_hostport_split(const char *s, char *host, size_t host_size, int *port)
 int mg_url_host_port(const char *url, char *host, size_t host_size, int *port)
 {
 	int dflt;
-	if (strncmp(url, "http://", 7) == 0)
+	const char *a; /* the authority */
+	if (strncmp(url, "http://", 7) == 0) {
 		dflt = 80;
-	else if (strncmp(url, "https://", 8) == 0)
+		a = url + 7;
+	} else if (strncmp(url, "https://", 8) == 0) {
 		dflt = 443;
-	else
+		a = url + 8;
+	} else {
 		return -1;
-	const char *a = strstr(url, "://") + 3;
+	}
 	size_t n = strcspn(a, "/?#");
 	const char *at = memchr(a, '@', n);
 	if (at) {

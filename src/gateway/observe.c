@@ -601,7 +601,7 @@ void mg_obs_session_end(struct mg_session *s, int32_t error)
 	if (!m)
 		return;
 	uint64_t now = mg_now_us();
-	mg_metrics_session(m, s->protocol_version[0] ? s->protocol_version : "unknown", error,
+	mg_metrics_session(m, s->protocol_version, error,
 	                   now > s->created_us ? now - s->created_us : 0);
 }
 

@@ -357,9 +357,7 @@ static int32_t error_class(int32_t error)
 {
 	if (error == MG_ET_NONE || (error >= MG_ET_TOOL_ERROR && error <= MG_ET_UPSTREAM_CLOSED))
 		return error;
-	if (error != -31429 && (error < -32768 || error > -32000))
-		return MG_ET_OTHER;
-	return error;
+	return mg_metrics_code(error);
 }
 
 static struct mg_histogram *error_series(struct mg_metrics_opsets *set, size_t upstream,
@@ -625,18 +623,14 @@ size_t mg_metrics_active_identities(struct mg_metrics *m, uint64_t now_us)
 
 const char *mg_metrics_error_type(int32_t e, char buf[16])
 {
-	if (e == MG_ET_TOOL_ERROR)
-		return "tool_error";
-	if (e == MG_ET_CANCELLED)
-		return "cancelled";
-	if (e == MG_ET_OTHER)
-		return "_OTHER";
-	if (e == MG_ET_TIMEOUT)
-		return "timeout";
-	if (e == MG_ET_UNAVAILABLE)
-		return "unavailable";
-	if (e == MG_ET_UPSTREAM_CLOSED)
-		return "upstream_closed";
+	/* the MG_ET_* band, from MG_ET_TOOL_ERROR (INT32_MIN) up */
+	static const char *const classes[] = { "tool_error", "cancelled",   "_OTHER",
+		                               "timeout",    "unavailable", "upstream_closed" };
+	_Static_assert(MG_ET_UPSTREAM_CLOSED - MG_ET_TOOL_ERROR + 1 ==
+	                   sizeof classes / sizeof classes[0],
+	               "a name for every error class");
+	if (e >= MG_ET_TOOL_ERROR && e <= MG_ET_UPSTREAM_CLOSED)
+		return classes[e - MG_ET_TOOL_ERROR];
 	buf[mg_fmt_i64(buf, e)] = '\0';
 	return buf;
 }
