@@ -74,10 +74,12 @@ $(BUILD)/yaml-decoder: $(BUILD)/obj/tests/toml/decoder.o $(BUILD)/libmg.a
 	@$(if $(Q),echo "  LD      $@")
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# (unit tests link zlib themselves: test_util inflates what src/util/gzip.c,
+# which loads zlib with dlopen, compressed)
 $(BUILD)/unit/%: $(BUILD)/obj/tests/unit/%.o $(BUILD)/libmg.a
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  LD      $@")
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(CMOCKA_LIBS) $(LDLIBS) -lz
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
 

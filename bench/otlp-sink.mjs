@@ -3,7 +3,9 @@
 // spans (the whole request is decoded and checked for the first batch and every
 // 16th: protobuf with protobufjs, tests/e2e/otlp.mjs) and answers 200 with an
 // empty response at once, so the gateway's exporter measures its own cost, not a
-// collector's. `GET /stats` gives the counts as JSON.
+// collector's. A gzip body (otlp_compression = "gzip") is decompressed first;
+// `bytes` counts what was sent, `bytes_decoded` what it held. `GET /stats`
+// gives the counts as JSON.
 //
 //   node bench/otlp-sink.mjs PORT [MAX_SECONDS]
 //
@@ -11,6 +13,7 @@
 // connection closed; at most 64 connections; it exits by itself after
 // MAX_SECONDS (default 1800) in case the harness that started it is gone.
 import { createServer } from 'node:http';
+import { gunzipSync } from 'node:zlib';
 
 import { decodeTraces } from '../tests/e2e/otlp.mjs';
 
@@ -21,7 +24,7 @@ if (!Number.isInteger(port) || port <= 0 || port > 65535 || !(maxSeconds > 0)) {
 	process.exit(2);
 }
 const MAX_BODY = 32 * 1024 * 1024;
-const stats = { requests: 0, spans: 0, bytes: 0, rejected: 0, bad_json: 0, unsupported: 0, protobuf: 0 };
+const stats = { requests: 0, spans: 0, bytes: 0, bytes_decoded: 0, gzip: 0, rejected: 0, bad_json: 0, unsupported: 0, protobuf: 0 };
 const PROTOBUF = 'application/x-protobuf';
 
 function countSpans(doc) {
@@ -105,7 +108,8 @@ const server = createServer((req, res) => {
 	if (req.method !== 'POST' || req.url !== '/v1/traces') return reply(res, 404, '{}');
 	const type = String(req.headers['content-type'] ?? '');
 	const proto = type === PROTOBUF;
-	if (!proto && !type.startsWith('application/json')) {
+	const enc = req.headers['content-encoding'];
+	if ((!proto && !type.startsWith('application/json')) || (enc !== undefined && enc !== 'gzip')) {
 		stats.unsupported++;
 		req.resume();
 		return reply(res, 415, '{}');
@@ -129,7 +133,17 @@ const server = createServer((req, res) => {
 		if (refused) return;
 		stats.requests++;
 		stats.bytes += size;
-		const body = Buffer.concat(chunks, size);
+		let body = Buffer.concat(chunks, size);
+		if (enc === 'gzip') {
+			try {
+				body = gunzipSync(body, { maxOutputLength: MAX_BODY });
+			} catch {
+				stats.bad_json++;
+				return reply(res, 400, '{}');
+			}
+			stats.gzip++;
+		}
+		stats.bytes_decoded += body.length;
 		// Spans are counted by their one member no other object has; the
 		// whole document is parsed (and the count checked) for the first
 		// batch and every 16th: parsing each took a tenth of the load

@@ -7,7 +7,7 @@ set -eu
 mode=${1:-run}
 cd "$(dirname "$0")/.."
 
-build_pkgs="make gcc pkg-config libevent-dev libcurl4-openssl-dev libssl-dev libjansson-dev \
+build_pkgs="make gcc pkg-config libevent-dev libcurl4-openssl-dev zlib1g-dev libssl-dev libjansson-dev \
 libhiredis-dev libyaml-dev nodejs npm"
 test_pkgs="libcmocka-dev clang libclang-rt-14-dev cppcheck clang-format redis-server \
 procps curl systemd man-db groff-base"

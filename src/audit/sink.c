@@ -45,6 +45,7 @@
 
 #include "audit/internal.h"
 #include "http/client.h"
+#include "util/gzip.h"
 #include "util/clock.h"
 #include "util/log.h"
 #include "util/str.h"
@@ -487,8 +488,9 @@ int mg_audit_frame(int64_t format, const struct mg_audit_config *cfg, const char
 struct http_sink {
 	const struct mg_audit_config *cfg;
 	char host[256];
-	char **headers; /* "Name: value", the last slot for Content-Type */
+	char **headers; /* "Name: value", the last two slots for Content-Type and -Encoding */
 	size_t n_headers;
+	struct mg_buf zout;            /* export_compression = "gzip": the body compressed */
 	struct mg_fetch_session *conn; /* kept between batches; NULL: one per batch */
 };
 
@@ -508,14 +510,27 @@ static enum mg_sink_result http_deliver(void *self, const struct mg_audit_batch 
 		goto out;
 	}
 	snprintf(ctype_line, sizeof ctype_line, "Content-Type: %s", ctype);
-	h->headers[h->n_headers] = ctype_line;
+	size_t nh = h->n_headers;
+	h->headers[nh++] = ctype_line;
+	const char *data = body.data ? body.data : "";
+	size_t len = body.len;
+	if (h->cfg->export_compression == MG_COMPRESS_GZIP) {
+		mg_buf_reset(&h->zout);
+		if (mg_gzip(data, len, MG_GZIP_LEVEL, &h->zout) < 0) {
+			snprintf(err, err_size, "cannot compress the batch (out of memory)");
+			goto out;
+		}
+		h->headers[nh++] = "Content-Encoding: gzip";
+		data = h->zout.data;
+		len = h->zout.len;
+	}
 	struct mg_fetch_opts o = {
 		.url = h->cfg->export_url,
 		.method = "POST",
 		.headers = (const char *const *)h->headers,
-		.n_headers = h->n_headers + 1,
-		.body = body.data ? body.data : "",
-		.body_len = body.len,
+		.n_headers = nh,
+		.body = data,
+		.body_len = len,
 		.timeout_ms = h->cfg->export_timeout_secs * 1000,
 		.max_bytes = 64 * 1024,
 		.allow_private = h->cfg->allow_private_networks,
@@ -534,7 +549,7 @@ static enum mg_sink_result http_deliver(void *self, const struct mg_audit_batch 
 		snprintf(err, err_size, "HTTP %ld (not retried)", r.status);
 	}
 out:
-	h->headers[h->n_headers] = NULL;
+	h->headers[h->n_headers] = h->headers[h->n_headers + 1] = NULL;
 	mg_fetch_sync_result_free(&r);
 	mg_buf_free(&body);
 	return res;
@@ -545,6 +560,7 @@ static void http_free(void *self)
 	struct http_sink *h = self;
 	mg_fetch_header_lines_free(h->headers, h->n_headers);
 	mg_fetch_session_free(h->conn);
+	mg_buf_free(&h->zout);
 	free(h);
 }
 
@@ -564,13 +580,22 @@ int mg_audit_sink_http(struct mg_audit_sink *s, const struct mg_audit_config *cf
 	if (gethostname(h->host, sizeof h->host) < 0)
 		snprintf(h->host, sizeof h->host, "mcp-guard");
 	h->host[sizeof h->host - 1] = '\0';
-	h->headers = mg_fetch_header_lines(&cfg->export_headers, 1);
+	mg_buf_init(&h->zout, 0);
+	h->headers = mg_fetch_header_lines(&cfg->export_headers, 2);
 	if (!h->headers)
 		goto oom;
 	h->n_headers = cfg->export_headers.n;
 	if (mg_fetch_load(err, err_size) < 0) {
 		http_free(h);
 		return -1;
+	}
+	if (cfg->export_compression == MG_COMPRESS_GZIP) {
+		char why[200];
+		if (mg_gzip_load(why, sizeof why) < 0) {
+			snprintf(err, err_size, "audit.export_compression = \"gzip\": %s", why);
+			http_free(h);
+			return -1;
+		}
 	}
 	h->conn = mg_fetch_session_new();
 	*s = (struct mg_audit_sink){ .ops = &http_ops, .self = h };

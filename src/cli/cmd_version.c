@@ -11,6 +11,7 @@
 #include "build-info.h"
 #include "cli/cli.h"
 #include "http/client.h"
+#include "util/gzip.h"
 
 /* What this build can do. Keep in step with the code as features land. */
 static const char *const features[] = {
@@ -34,15 +35,31 @@ static const char *const features[] = {
 	"auth:jwt-hmac",
 	"auth:jwt-jwks",
 	"auth:mtls",
+	"auth:mtls-forwarded",
+	"auth:oauth-introspection",
+	"auth:oauth-login",
+	"auth:oauth-authorization-server",
+	"auth:protected-resource-metadata",
 	"tls",
 	"reload:sighup",
+	"systemd:notify",
 	"authz:tools-resources-prompts",
+	"routing:path",
+	"routing:federation",
+	"tools:pinning",
 	"ratelimit:gcra",
 	"ratelimit:redis",
 	"audit:stdout",
 	"audit:file",
 	"audit:http-export",
 	"audit:hash-chain",
+	"audit:redaction",
+	"audit:spool",
+	"metrics:prometheus",
+	"tracing:otlp-http-protobuf",
+	"tracing:otlp-http-json",
+	"tracing:w3c-trace-context",
+	"export:gzip",
 };
 
 int mg_cmd_version(struct mg_cli *cli)
@@ -58,6 +75,14 @@ int mg_cmd_version(struct mg_cli *cli)
 		snprintf(curl_text, sizeof curl_text, "libcurl %s (loaded on demand)", curl);
 	else
 		snprintf(curl_text, sizeof curl_text, "libcurl unavailable (%s)", cerr);
+	/* zlib likewise (util/gzip.c: compressed exports) */
+	char zerr[300];
+	const char *zlib = mg_gzip_version(zerr, sizeof zerr);
+	char zlib_text[340];
+	if (zlib)
+		snprintf(zlib_text, sizeof zlib_text, "zlib %s (loaded on demand)", zlib);
+	else
+		snprintf(zlib_text, sizeof zlib_text, "zlib unavailable (%s)", zerr);
 	const char *libevent = event_get_version();
 	const char *openssl = OpenSSL_version(OPENSSL_VERSION);
 	const char *yaml = yaml_get_version_string();
@@ -67,11 +92,12 @@ int mg_cmd_version(struct mg_cli *cli)
 		json_t *f = json_array();
 		for (size_t i = 0; i < nf; i++)
 			json_array_append_new(f, json_string(features[i]));
-		json_t *o = json_pack(
-		    "{s:s,s:s,s:s,s:s,s:{s:s,s:s,s:s?,s:s,s:s,s:s},s:o}", "version", MG_VERSION,
-		    "commit", MG_GIT_COMMIT, "built", MG_BUILD_DATE, "compiler", MG_COMPILER,
-		    "libraries", "libevent", libevent, "openssl", openssl, "libcurl", curl,
-		    "jansson", JANSSON_VERSION, "hiredis", hiredis, "libyaml", yaml, "features", f);
+		json_t *o =
+		    json_pack("{s:s,s:s,s:s,s:s,s:{s:s,s:s,s:s?,s:s,s:s,s:s,s:s?},s:o}", "version",
+		              MG_VERSION, "commit", MG_GIT_COMMIT, "built", MG_BUILD_DATE,
+		              "compiler", MG_COMPILER, "libraries", "libevent", libevent, "openssl",
+		              openssl, "libcurl", curl, "jansson", JANSSON_VERSION, "hiredis",
+		              hiredis, "libyaml", yaml, "zlib", zlib, "features", f);
 		char *s = o ? json_dumps(o, JSON_INDENT(2)) : NULL;
 		if (s)
 			printf("%s\n", s);
@@ -83,8 +109,8 @@ int mg_cmd_version(struct mg_cli *cli)
 	printf("commit:    %s\n", MG_GIT_COMMIT);
 	printf("built:     %s\n", MG_BUILD_DATE);
 	printf("compiler:  %s\n", MG_COMPILER);
-	printf("libraries: libevent %s, %s, %s, jansson %s, hiredis %s, libyaml %s\n", libevent,
-	       openssl, curl_text, JANSSON_VERSION, hiredis, yaml);
+	printf("libraries: libevent %s, %s, %s, jansson %s, hiredis %s, libyaml %s, %s\n", libevent,
+	       openssl, curl_text, JANSSON_VERSION, hiredis, yaml, zlib_text);
 	printf("features: ");
 	for (size_t i = 0; i < nf; i++)
 		printf(" %s", features[i]);

@@ -524,6 +524,12 @@ static void warn_clear_headers(struct mg_decode *dc, const struct mg_cnode *node
 	free(p);
 }
 
+/* The headers an export request gets from the gateway itself (the audit
+ * export and OTLP): refused in export_headers and otlp_headers. */
+static const char *const export_own_headers[] = { "Content-Type",      "Content-Encoding",
+	                                          "Content-Length",    "Host",
+	                                          "Transfer-Encoding", NULL };
+
 void mg_check_audit(struct mg_decode *dc, void *obj, const struct mg_cnode *node, const char *path)
 {
 	struct mg_audit_config *a = obj;
@@ -557,7 +563,7 @@ void mg_check_audit(struct mg_decode *dc, void *obj, const struct mg_cnode *node
 		                a->redact_patterns.v[i], why);
 		free(p);
 	}
-	check_headers(dc, node, path, "export_headers", &a->export_headers, NULL);
+	check_headers(dc, node, path, "export_headers", &a->export_headers, export_own_headers);
 	warn_clear_headers(dc, node, path, "export_url", a->export_url, "export_headers",
 	                   &a->export_headers);
 	if (a->export_format == 1 && a->export_batch_size > 1000) {
@@ -575,6 +581,12 @@ void mg_check_audit(struct mg_decode *dc, void *obj, const struct mg_cnode *node
 		                  "spool_dir is only used with export_url");
 		free(p);
 	}
+	if (a->export_compression != MG_COMPRESS_NONE && !a->export_url) {
+		char *p = kpath(path, "export_compression");
+		mg_schema_warning(dc, key_node(dc, node, "export_compression"), p,
+		                  "export_compression is only used with export_url");
+		free(p);
+	}
 }
 
 void mg_check_tracing(struct mg_decode *dc, void *obj, const struct mg_cnode *node,
@@ -584,9 +596,7 @@ void mg_check_tracing(struct mg_decode *dc, void *obj, const struct mg_cnode *no
 	if (t->enabled)
 		require(dc, t->otlp_endpoint, node, path, "otlp_endpoint",
 		        "when tracing is enabled");
-	static const char *const own[] = { "Content-Type", "Content-Length", "Host",
-		                           "Transfer-Encoding", NULL };
-	check_headers(dc, node, path, "otlp_headers", &t->otlp_headers, own);
+	check_headers(dc, node, path, "otlp_headers", &t->otlp_headers, export_own_headers);
 	warn_clear_headers(dc, node, path, "otlp_endpoint", t->otlp_endpoint, "otlp_headers",
 	                   &t->otlp_headers);
 	if (t->export_batch_size > t->queue_size) {

@@ -195,7 +195,8 @@ struct mg_audit_config {
 	bool include_results;
 	struct mg_strv redact_paths;
 	struct mg_strv redact_patterns;
-	int64_t export_format; /* 0 ndjson, 1 json_array, 2 splunk_hec, 3 elasticsearch_bulk */
+	int64_t export_format;      /* 0 ndjson, 1 json_array, 2 splunk_hec, 3 elasticsearch_bulk */
+	int64_t export_compression; /* enum mg_compression */
 	int64_t export_timeout_secs;
 	bool allow_private_networks;
 	char *spool_dir;
@@ -213,6 +214,7 @@ struct mg_tracing_config {
 	bool propagate_context;
 	bool allow_private_networks;
 	int64_t otlp_protocol;      /* enum mg_otlp_protocol */
+	int64_t otlp_compression;   /* enum mg_compression */
 	struct mg_kvv otlp_headers; /* sent with every export (an API key) */
 	int64_t queue_size;         /* spans waiting for export at most */
 	int64_t export_batch_size;  /* spans per export request at most */
@@ -220,6 +222,9 @@ struct mg_tracing_config {
 };
 
 enum mg_otlp_protocol { MG_OTLP_PROTOBUF, MG_OTLP_JSON };
+
+/* export_compression, otlp_compression */
+enum mg_compression { MG_COMPRESS_NONE, MG_COMPRESS_GZIP };
 
 struct mg_metrics_config {
 	bool enabled;

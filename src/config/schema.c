@@ -92,6 +92,7 @@ static const char *const log_formats[] = { "text", "json", NULL };
 static const char *const audit_overflows[] = { "drop", "block", NULL };
 static const char *const audit_fsyncs[] = { "never", "batch", "always", NULL };
 static const char *const otlp_protocols[] = { "http/protobuf", "http/json", NULL };
+static const char *const compressions[] = { "none", "gzip", NULL };
 static const char *const audit_formats[] = { "ndjson", "json_array", "splunk_hec",
 	                                     "elasticsearch_bulk", NULL };
 
@@ -429,6 +430,10 @@ static const struct mg_field audit_fields[] = {
 	     "Body of an export: ndjson (one record per line), json_array (Datadog logs "
 	     "intake), splunk_hec (HEC event envelopes), elasticsearch_bulk (_bulk create "
 	     "actions)."),
+	ENUM(S, export_compression, "export_compression", "none", compressions,
+	     "Compress export bodies: gzip (Content-Encoding: gzip; Splunk HEC, Datadog, "
+	     "Elasticsearch and most collectors take it) cuts the bytes sent several times "
+	     "for some CPU on the writer thread."),
 	INT(S, export_timeout_secs, "export_timeout_secs", "10", 1, 300,
 	    "Seconds one export request may take."),
 	BOOL(S, allow_private_networks, "allow_private_networks", "false",
@@ -494,6 +499,9 @@ static const struct mg_field tracing_fields[] = {
 	ENUM(S, otlp_protocol, "otlp_protocol", "http/protobuf", otlp_protocols,
 	     "Encoding of the exported spans: binary protobuf (application/x-protobuf, what "
 	     "every OTLP receiver takes) or JSON (application/json)."),
+	ENUM(S, otlp_compression, "otlp_compression", "none", compressions,
+	     "Compress exported spans: gzip (Content-Encoding: gzip, which every OTLP/HTTP "
+	     "receiver takes) for collectors across a metered or slow link."),
 	SECRET_MAP(S, otlp_headers, "otlp_headers", "{ x-honeycomb-team = \"<API key>\" }",
 	           "Extra headers sent with each export, e.g. a SaaS backend's API key "
 	           "(otlp_headers_env = { x-honeycomb-team = \"VAR\" } takes the value from "

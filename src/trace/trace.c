@@ -34,6 +34,7 @@
 
 #include "http/client.h"
 #include "util/crypto.h"
+#include "util/gzip.h"
 #include "util/log.h"
 #include "util/buf.h"
 #include "util/str.h"
@@ -714,8 +715,10 @@ struct mg_tracer {
 	struct mg_buf out;               /* the worker's: one export request */
 	struct mg_fetch_session *http;   /* the worker's: its connection to the collector */
 	bool proto;                      /* otlp_protocol = "http/protobuf" (else JSON) */
-	char **headers;                  /* otlp_headers as lines, then the Content-Type */
-	size_t gap;                      /* proto: room before the spans (pb_gap) */
+	bool gzip;                       /* otlp_compression = "gzip" */
+	struct mg_buf zout;              /* the worker's: the request compressed */
+	char **headers; /* otlp_headers as lines, then Content-Type and Content-Encoding */
+	size_t gap;     /* proto: room before the spans (pb_gap) */
 	bool stopping;
 	uint64_t exported, dropped, failed;
 };
@@ -840,13 +843,24 @@ static void log_partial_success(const struct mg_tracer *t, const char *body, siz
 static bool send_batch(struct mg_tracer *t, const char *body, size_t len, size_t n)
 {
 	size_t nh = t->cfg->otlp_headers.n;
-	t->headers[nh] =
+	t->headers[nh++] =
 	    t->proto ? "Content-Type: application/x-protobuf" : "Content-Type: application/json";
+	if (t->gzip) {
+		mg_buf_reset(&t->zout);
+		if (mg_gzip(body, len, MG_GZIP_LEVEL, &t->zout) == 0) {
+			t->headers[nh++] = "Content-Encoding: gzip";
+			body = t->zout.data;
+			len = t->zout.len;
+		} else {
+			/* (out of memory: the spans go as they are rather than not at all) */
+			mg_log_warn("tracing: cannot compress a batch; sent uncompressed");
+		}
+	}
 	struct mg_fetch_opts o = {
 		.url = t->url,
 		.method = "POST",
 		.headers = (const char *const *)t->headers,
-		.n_headers = nh + 1,
+		.n_headers = nh,
 		.body = body,
 		.body_len = len,
 		.timeout_ms = 5000,
@@ -960,6 +974,13 @@ struct mg_tracer *mg_tracer_new(const struct mg_tracing_config *cfg, char *err, 
 {
 	if (mg_fetch_load(err, err_size) < 0)
 		return NULL;
+	if (cfg->otlp_compression == MG_COMPRESS_GZIP) {
+		char why[200];
+		if (mg_gzip_load(why, sizeof why) < 0) {
+			snprintf(err, err_size, "tracing.otlp_compression = \"gzip\": %s", why);
+			return NULL;
+		}
+	}
 	struct mg_tracer *t = calloc(1, sizeof *t);
 	if (!t) {
 		snprintf(err, err_size, "out of memory");
@@ -969,7 +990,8 @@ struct mg_tracer *mg_tracer_new(const struct mg_tracing_config *cfg, char *err, 
 	t->proto = cfg->otlp_protocol == MG_OTLP_PROTOBUF;
 	t->gap = pb_gap(cfg->service_name ? cfg->service_name : "mcp-guard");
 	t->http = mg_fetch_session_new(); /* NULL (out of memory): a connection per batch */
-	t->headers = mg_fetch_header_lines(&cfg->otlp_headers, 1);
+	t->gzip = cfg->otlp_compression == MG_COMPRESS_GZIP;
+	t->headers = mg_fetch_header_lines(&cfg->otlp_headers, 2);
 	/* (zero: a configuration built in code, not loaded: the defaults) */
 	t->queue_max = cfg->queue_size > 0 ? (size_t)cfg->queue_size : MG_TRACE_QUEUE_DEFAULT;
 	if (t->queue_max > MG_TRACE_QUEUE_MAX)
@@ -986,6 +1008,7 @@ struct mg_tracer *mg_tracer_new(const struct mg_tracing_config *cfg, char *err, 
 	mg_buf_init(&t->spare, max_bytes);
 	mg_buf_init(&t->scratch, max_bytes);
 	mg_buf_init(&t->out, 0);
+	mg_buf_init(&t->zout, 0);
 	t->cur_ends = calloc(t->queue_max, sizeof *t->cur_ends);
 	t->spare_ends = calloc(t->queue_max, sizeof *t->spare_ends);
 	if (!t->headers || !t->cur_ends || !t->spare_ends) {
@@ -1033,6 +1056,7 @@ void mg_tracer_free(struct mg_tracer *t)
 	mg_buf_free(&t->spare);
 	mg_buf_free(&t->scratch);
 	mg_buf_free(&t->out);
+	mg_buf_free(&t->zout);
 	free(t->cur_ends);
 	free(t->spare_ends);
 	mg_fetch_session_free(t->http);

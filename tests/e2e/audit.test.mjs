@@ -306,15 +306,21 @@ describe('audit file rotation and restart', () => {
         }
     });
 
-    test('splunk_hec and elasticsearch_bulk framings reach a real collector', async () => {
-        for (const format of ['splunk_hec', 'elasticsearch_bulk']) {
+    test('splunk_hec and elasticsearch_bulk framings reach a real collector, plain and gzip-compressed', async () => {
+        const cases = [
+            ['splunk_hec', 'none'],
+            ['elasticsearch_bulk', 'none'],
+            ['splunk_hec', 'gzip'],
+            ['elasticsearch_bulk', 'gzip']
+        ];
+        for (const [format, compression] of cases) {
             const dir = tempDir('mcp-guard-audit-fmt-');
             const recvLog = path.join(dir, 'received.jsonl');
             const file = path.join(dir, 'audit.jsonl');
             const port = await freePort();
             const receiver = await startReceiver(port, recvLog);
             const gw = await startAuthGateway({
-                audit: { stdout: false, file, export_url: `http://127.0.0.1:${port}/in`, allow_private_networks: true, export_format: format, export_batch_size: 2, splunk_index: 'mcp' }
+                audit: { stdout: false, file, export_url: `http://127.0.0.1:${port}/in`, allow_private_networks: true, export_format: format, export_compression: compression, export_batch_size: 2, splunk_index: 'mcp' }
             });
             try {
                 const r = await gw.mcp({ jsonrpc: '2.0', id: 1, method: 'tools/call', params: { name: 'echo', arguments: { message: 'x' }, _meta: { 'io.modelcontextprotocol/protocolVersion': '2026-07-28', 'io.modelcontextprotocol/clientCapabilities': {} } } }, { headers: { 'MCP-Protocol-Version': '2026-07-28', 'Mcp-Method': 'tools/call', 'Mcp-Name': 'echo' } });
@@ -324,6 +330,8 @@ describe('audit file rotation and restart', () => {
                 const lines = readFileSync(file, 'utf8').split('\n').filter(Boolean);
                 const [req] = received(recvLog);
                 assert.equal(lines.length, 2);
+                assert.equal(req.headers['content-encoding'], compression === 'gzip' ? 'gzip' : undefined);
+                if (compression === 'gzip') assert.ok(req.bytes < Buffer.byteLength(req.body), `${req.bytes} bytes sent for ${Buffer.byteLength(req.body)}`);
                 if (format === 'splunk_hec') {
                     assert.equal(req.headers['content-type'], 'application/json');
                     const envs = req.body.split('\n').filter(Boolean).map(l => JSON.parse(l));

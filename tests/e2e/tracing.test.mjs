@@ -15,6 +15,7 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
+import { gunzipSync } from 'node:zlib';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 
@@ -37,6 +38,7 @@ async function startReceiver({ failFirst = 0, answer = null, holdFirstMs = 0 } =
     const errors = [];
     const conns = []; // the client's port of every request
     const heads = []; // the headers of every request
+    const sizes = []; // the bytes of every body taken, as sent
     let refused = 0;
     const srv = http.createServer((req, res) => {
         conns.push(req.socket.remotePort);
@@ -55,7 +57,12 @@ async function startReceiver({ failFirst = 0, answer = null, holdFirstMs = 0 } =
                 return;
             }
             try {
-                batches.push(decodeTraces(Buffer.concat(parts), type));
+                // as a collector does: the body decoded as Content-Encoding says
+                const enc = req.headers['content-encoding'];
+                if (enc !== undefined && enc !== 'gzip') throw new Error(`Content-Encoding ${enc}`);
+                const raw = Buffer.concat(parts);
+                sizes.push(raw.length);
+                batches.push(decodeTraces(enc === 'gzip' ? gunzipSync(raw) : raw, type));
                 types.push(type);
             } catch (e) {
                 errors.push(String(e));
@@ -80,6 +87,7 @@ async function startReceiver({ failFirst = 0, answer = null, holdFirstMs = 0 } =
         },
         conns,
         heads,
+        sizes,
         types,
         errors,
         spans: () => batches.flatMap(b => b.resourceSpans.flatMap(r => r.scopeSpans.flatMap(s => s.spans.map(sp => ({ ...sp, resource: r.resource }))))),
@@ -410,6 +418,29 @@ describe('otlp_protocol and the collector\'s answer', { timeout: 60000, concurre
             assert.equal(attr(call, 'gen_ai.tool.name'), 'echo');
         } finally {
             await receiver.close();
+        }
+    });
+
+    test('otlp_compression = "gzip" sends gzip bodies (Content-Encoding: gzip) with the same spans', async () => {
+        const plain = await startReceiver();
+        const zipped = await startReceiver();
+        try {
+            await run(plain, {});
+            await run(zipped, { otlp_compression: 'gzip' });
+            assert.deepEqual(zipped.errors, []);
+            assert.ok(zipped.heads.length >= 1);
+            for (const h of zipped.heads) assert.equal(h['content-encoding'], 'gzip');
+            for (const h of plain.heads) assert.equal(h['content-encoding'], undefined);
+            const names = r => r.spans().map(s => s.name).sort();
+            assert.deepEqual(names(zipped), names(plain));
+            const call = zipped.spans().find(s => s.kind === 2 && attr(s, 'jsonrpc.request.id') === '2');
+            assert.equal(call.name, 'tools/call echo');
+            assert.equal(attr(call, 'gen_ai.tool.name'), 'echo');
+            const bytes = r => r.sizes.reduce((a, b) => a + b, 0);
+            assert.ok(bytes(zipped) * 2 < bytes(plain), `${bytes(zipped)} bytes gzip, ${bytes(plain)} plain`);
+        } finally {
+            await plain.close();
+            await zipped.close();
         }
     });
 

@@ -440,6 +440,54 @@ static void test_tracing_section(void **state)
 	mg_diag_free(&d);
 }
 
+/* export_compression and otlp_compression: the values, the default, the
+ * gateway's own Content-Encoding, and a compression with nothing to send. */
+static void test_export_compression(void **state)
+{
+	(void)state;
+	struct mg_diag d = { 0 };
+	struct mg_config *cfg = load("[upstream]\ncommand = \"node\"\n", MG_CONFIG_TOML, NULL, &d);
+	assert_non_null(cfg);
+	assert_int_equal(cfg->audit.export_compression, MG_COMPRESS_NONE);
+	assert_int_equal(cfg->tracing.otlp_compression, MG_COMPRESS_NONE);
+	mg_config_free(cfg);
+	mg_diag_free(&d);
+	const char *ok = "[audit]\nexport_url = \"https://siem.example/in\"\n"
+	                 "export_compression = \"gzip\"\n"
+	                 "[tracing]\nenabled = true\notlp_endpoint = \"https://c.example\"\n"
+	                 "otlp_compression = \"gzip\"\n"
+	                 "[upstream]\ncommand = \"node\"\n";
+	memset(&d, 0, sizeof d);
+	cfg = load(ok, MG_CONFIG_TOML, NULL, &d);
+	assert_non_null(cfg);
+	assert_int_equal(d.n, 0);
+	assert_int_equal(cfg->audit.export_compression, MG_COMPRESS_GZIP);
+	assert_int_equal(cfg->tracing.otlp_compression, MG_COMPRESS_GZIP);
+	mg_config_free(cfg);
+	mg_diag_free(&d);
+	const char *bad = "[audit]\nexport_url = \"https://siem.example/in\"\n"
+	                  "export_compression = \"br\"\n"
+	                  "export_headers = { Content-Encoding = \"gzip\" }\n"
+	                  "[tracing]\nenabled = true\notlp_endpoint = \"https://c.example\"\n"
+	                  "otlp_headers = { content-encoding = \"gzip\" }\n"
+	                  "[upstream]\ncommand = \"node\"\n";
+	memset(&d, 0, sizeof d);
+	assert_null(load(bad, MG_CONFIG_TOML, NULL, &d));
+	assert_diag(&d, 3, 22, "audit.export_compression", "gzip");
+	assert_diag(&d, 4, 18, "audit.export_headers", "the gateway sets this header itself");
+	assert_diag(&d, 8, 16, "tracing.otlp_headers", "the gateway sets this header itself");
+	mg_diag_free(&d);
+	/* nothing to compress: a warning, the file still loads */
+	memset(&d, 0, sizeof d);
+	cfg = load("[audit]\nfile = \"/tmp/a.jsonl\"\nexport_compression = \"gzip\"\n"
+	           "[upstream]\ncommand = \"node\"\n",
+	           MG_CONFIG_TOML, NULL, &d);
+	assert_non_null(cfg);
+	assert_diag(&d, 3, 22, "audit.export_compression", "only used with export_url");
+	mg_config_free(cfg);
+	mg_diag_free(&d);
+}
+
 static void test_metrics_section(void **state)
 {
 	(void)state;
@@ -510,6 +558,7 @@ int main(void)
 		cmocka_unit_test(test_exposure_requires_auth),
 		cmocka_unit_test(test_hostile_values),
 		cmocka_unit_test(test_tracing_section),
+		cmocka_unit_test(test_export_compression),
 		cmocka_unit_test(test_metrics_section),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,10 +12,12 @@
 #include <unistd.h>
 #include <string.h>
 #include <time.h>
+#include <zlib.h>
 
 #include "util/buf.h"
 #include "util/clock.h"
 #include "util/crypto.h"
+#include "util/gzip.h"
 #include "util/log.h"
 #include "util/str.h"
 
@@ -443,6 +445,77 @@ static void test_hex(void **state)
 	assert_string_equal(u, "fedcba9876543210");
 }
 
+/* What zlib's own inflate makes of mg_gzip's output (one gzip member). */
+static void gunzip_equals(const struct mg_buf *z, const void *want, size_t n)
+{
+	assert_true(z->len >= 18);
+	assert_int_equal((unsigned char)z->data[0], 0x1f); /* the gzip magic */
+	assert_int_equal((unsigned char)z->data[1], 0x8b);
+	unsigned char *back = malloc(n + 1);
+	assert_non_null(back);
+	z_stream zs;
+	memset(&zs, 0, sizeof zs);
+	assert_int_equal(inflateInit2(&zs, 15 + 16), Z_OK);
+	zs.next_in = (Bytef *)z->data;
+	zs.avail_in = (uInt)z->len;
+	zs.next_out = back;
+	zs.avail_out = (uInt)n + 1;
+	assert_int_equal(inflate(&zs, Z_FINISH), Z_STREAM_END);
+	assert_int_equal(zs.total_out, n);
+	assert_int_equal(zs.avail_in, 0); /* nothing after the member */
+	inflateEnd(&zs);
+	assert_memory_equal(back, want, n);
+	free(back);
+}
+
+static void test_gzip(void **state)
+{
+	(void)state;
+	char err[256];
+	assert_int_equal(mg_gzip_load(err, sizeof err), 0);
+	assert_int_equal(mg_gzip_load(err, sizeof err), 0); /* once is enough; twice is fine */
+	/* audit-like lines: compress well */
+	struct mg_buf in, z;
+	mg_buf_init(&in, 0);
+	mg_buf_init(&z, 0);
+	for (int i = 0; i < 2000; i++)
+		assert_int_equal(
+		    mg_buf_printf(&in,
+		                  "{\"timestamp\":\"2026-12-07T03:00:%02d.%06dZ\","
+		                  "\"event_type\":\"tool_call\",\"request_id\":\"%08x\"}\n",
+		                  i % 60, i * 37, (unsigned)i * 2654435761u),
+		    0);
+	assert_int_equal(mg_gzip(in.data, in.len, MG_GZIP_LEVEL, &z), 0);
+	assert_true(z.len * 5 < in.len);
+	gunzip_equals(&z, in.data, in.len);
+	/* appended after what the buffer held */
+	mg_buf_reset(&z);
+	assert_int_equal(mg_buf_puts(&z, "keep"), 0);
+	assert_int_equal(mg_gzip("abc", 3, 9, &z), 0);
+	assert_memory_equal(z.data, "keep", 4);
+	struct mg_buf tail = { .data = z.data + 4, .len = z.len - 4 };
+	gunzip_equals(&tail, "abc", 3);
+	/* random bytes do not shrink, and still come back; empty input too */
+	unsigned char rnd[65536];
+	assert_int_equal(mg_random_bytes(rnd, sizeof rnd), 0);
+	mg_buf_reset(&z);
+	assert_int_equal(mg_gzip(rnd, sizeof rnd, MG_GZIP_LEVEL, &z), 0);
+	gunzip_equals(&z, rnd, sizeof rnd);
+	mg_buf_reset(&z);
+	assert_int_equal(mg_gzip("", 0, MG_GZIP_LEVEL, &z), 0);
+	gunzip_equals(&z, "", 0);
+	/* a buffer at its ceiling refuses and keeps what it had */
+	struct mg_buf small;
+	mg_buf_init(&small, 64);
+	assert_int_equal(mg_buf_puts(&small, "x"), 0);
+	assert_int_equal(mg_gzip(rnd, 4096, MG_GZIP_LEVEL, &small), -1);
+	assert_int_equal(small.len, 1);
+	assert_string_equal(small.data, "x");
+	mg_buf_free(&small);
+	mg_buf_free(&in);
+	mg_buf_free(&z);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -451,7 +524,7 @@ int main(void)
 		cmocka_unit_test(test_parse),         cmocka_unit_test(test_log_ctx),
 		cmocka_unit_test(test_log_json),      cmocka_unit_test(test_json_plain),
 		cmocka_unit_test(test_grow),          cmocka_unit_test(test_unix_at),
-		cmocka_unit_test(test_hex),
+		cmocka_unit_test(test_hex),           cmocka_unit_test(test_gzip),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
