@@ -350,6 +350,15 @@ static void begin_shutdown(struct mg_gateway *gw, const char *why)
  * need a restart. */
 static void audit_reload(struct mg_gateway *gw, int success, const char *message)
 {
+	/* counted for /metrics (an alert on a failed reload: the file on disk
+	 * is not what runs) */
+	if (success) {
+		gw->reloads_ok++;
+		gw->config_loaded_unix_us = mg_unix_us_at(mg_now_us());
+	} else {
+		gw->reloads_failed++;
+	}
+	gw->last_reload_ok = success != 0;
 	struct mg_audit_event ev = { .type = MG_AUDIT_CONFIG_RELOAD,
 		                     .success = success,
 		                     .message = message,
@@ -511,7 +520,10 @@ static void teardown(struct mg_gateway *gw)
 
 int mg_gateway_run(const struct mg_config *cfg)
 {
-	struct mg_gateway gw = { .cfg = cfg, .started = time(NULL) };
+	struct mg_gateway gw = { .cfg = cfg,
+		                 .started = time(NULL),
+		                 .last_reload_ok = true,
+		                 .config_loaded_unix_us = mg_unix_us_at(mg_now_us()) };
 	int rc = 3;
 	enum mg_log_level lvl = (enum mg_log_level)cfg->server.log_level;
 	if (mg_log_get_level() < lvl)

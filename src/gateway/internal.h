@@ -215,6 +215,11 @@ struct mg_gateway {
 	struct mg_audit *audit;     /* NULL when audit is off */
 	struct mg_oauth_gw *oauth;  /* login flow state (gateway/oauth.c), made on first use */
 	time_t started;
+	/* SIGHUP reloads (mcp_guard_config_*): counts, whether the last one
+	 * worked, and when the configuration in force was loaded (unix µs) */
+	uint64_t reloads_ok, reloads_failed;
+	bool last_reload_ok;
+	int64_t config_loaded_unix_us;
 	bool draining;
 	bool loopback;
 	struct event *sig_term, *sig_int, *sig_hup, *sig_chld, *sig_usr1;

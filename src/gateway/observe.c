@@ -737,6 +737,19 @@ static void collect_gateway(struct mg_prom *p, void *arg)
 			                 st.redis_timeouts);
 		}
 	}
+	mg_prom_family(p, "mcp_guard_config_reloads_total", "counter",
+	               "Configuration reloads (SIGHUP) by result.");
+	struct mg_prom_label rl[] = { { "result", "success" } };
+	mg_prom_sample_u64(p, "", rl, 1, gw->reloads_ok);
+	rl[0].value = "failure";
+	mg_prom_sample_u64(p, "", rl, 1, gw->reloads_failed);
+	mg_prom_gauge1(p, "mcp_guard_config_last_reload_successful",
+	               "0 when the last reload failed (the running configuration is not the "
+	               "file's), else 1.",
+	               gw->last_reload_ok ? 1 : 0);
+	mg_prom_gauge1(p, "mcp_guard_config_last_reload_success_timestamp_seconds",
+	               "When the configuration in force was loaded (start or last good reload).",
+	               (double)gw->config_loaded_unix_us / 1e6);
 	struct mg_prom_label bl[] = { { "version", MG_VERSION } };
 	mg_prom_family(p, "mcp_guard_build_info", "gauge", "Always 1; the version as a label.");
 	mg_prom_sample(p, "", bl, 1, 1);

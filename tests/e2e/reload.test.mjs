@@ -126,9 +126,27 @@ describe('SIGHUP reloads', { concurrency: 2 }, () => {
                 ['an [auth.oauth] without the secret its introspection needs', () => gw.writeConfig({ auth: { api_keys: [{ id: 'erin', key_hash: erin.hash }], oauth: { provider: 'custom', client_id: 'x', authorization_url: 'https://a.example/a', token_url: 'https://a.example/t', introspection_url: 'https://a.example/i' } } }), /auth\.oauth\.client_secret: missing required key/],
                 ['an empty file (truncated by an editor)', () => gw.writeRaw(''), /no upstream configured/]
             ];
+            // /metrics says so too: an alert on mcp_guard_config_last_reload_successful == 0
+            const reloadMetrics = async () => {
+                const r = await gw.request('/metrics', { headers: key(alice) });
+                assert.equal(r.status, 200);
+                const v = name => Number((r.body.match(new RegExp(`^${name} (\\S+)$`, 'm')) ?? [])[1]);
+                return {
+                    ok: v('mcp_guard_config_reloads_total\\{result="success"\\}'),
+                    failed: v('mcp_guard_config_reloads_total\\{result="failure"\\}'),
+                    last: v('mcp_guard_config_last_reload_successful'),
+                    at: v('mcp_guard_config_last_reload_success_timestamp_seconds')
+                };
+            };
+            const before = await reloadMetrics();
+            assert.equal(before.last, 1);
+            assert.ok(before.at > 1.7e9 && before.at <= Date.now() / 1000, `loaded at ${before.at}`);
+            let failed = before.failed;
             for (const [what, write, expectLog] of broken) {
                 write();
                 const log = await gw.reload({ expect: 'fail' });
+                const m = await reloadMetrics();
+                assert.deepEqual(m, { ...before, failed: ++failed, last: 0 }, what);
                 assert.match(log, /reload failed/, what);
                 assert.match(log, expectLog, `${what}: ${log}`);
                 assert.equal(gw.pid, pid);
@@ -141,6 +159,9 @@ describe('SIGHUP reloads', { concurrency: 2 }, () => {
             gw.writeConfig({ ...good, auth: { api_keys: [...good.auth.api_keys, { id: 'erin', key_hash: erin.hash }] } });
             await gw.reload();
             assert.equal((await gw.initialize(key(erin))).status, 200);
+            const after = await reloadMetrics();
+            assert.deepEqual({ ...after, at: 0 }, { ok: before.ok + 1, failed, last: 1, at: 0 });
+            assert.ok(after.at > before.at, 'the good reload is the configuration in force now');
         });
 
         test('a burst of SIGHUPs under load: every request answered, the process survives', async () => {
