@@ -155,7 +155,8 @@ $(BUILD)/mcp-guard.toml.example: $(BUILD)/mcp-guard
 
 install: $(BUILD)/mcp-guard $(BUILD)/mcp-guard.toml.example
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 \
-	  $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
+	  $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR)/prometheus $(DESTDIR)$(DOCDIR)/grafana \
+	  $(DESTDIR)$(SYSTEMDUNITDIR) $(DESTDIR)$(SYSUSERSDIR) \
 	  $(DESTDIR)$(SYSCONFDIR)/logrotate.d
 	$(INSTALL) -d -m 0755 $(DESTDIR)$(SYSCONFDIR)/mcp-guard
 	$(INSTALL) -m 0755 $(BUILD)/mcp-guard $(DESTDIR)$(BINDIR)/mcp-guard
@@ -164,6 +165,8 @@ install: $(BUILD)/mcp-guard $(BUILD)/mcp-guard.toml.example
 	$(INSTALL) -m 0644 $(BUILD)/mcp-guard.toml.example $(DESTDIR)$(DOCDIR)/mcp-guard.toml.example
 	$(INSTALL) -m 0644 examples/*.toml examples/*.yaml $(DESTDIR)$(DOCDIR)/examples/
 	$(INSTALL) -m 0644 README.md $(DESTDIR)$(DOCDIR)/README.md
+	$(INSTALL) -m 0644 deploy/prometheus/mcp-guard.rules.yml $(DESTDIR)$(DOCDIR)/prometheus/
+	$(INSTALL) -m 0644 deploy/grafana/mcp-guard.json $(DESTDIR)$(DOCDIR)/grafana/
 	sed -e 's|/usr/local/bin/mcp-guard|$(BINDIR)/mcp-guard|g' \
 	    -e 's|/etc/mcp-guard/|$(SYSCONFDIR)/mcp-guard/|g' deploy/systemd/mcp-guard.service \
 	  > $(DESTDIR)$(SYSTEMDUNITDIR)/mcp-guard.service

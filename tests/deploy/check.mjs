@@ -52,6 +52,8 @@ const expected = [
   'usr/share/man/man1/mcp-guard.1',
   'usr/share/man/man5/mcp-guard.toml.5',
   'usr/share/doc/mcp-guard/mcp-guard.toml.example',
+  'usr/share/doc/mcp-guard/prometheus/mcp-guard.rules.yml',
+  'usr/share/doc/mcp-guard/grafana/mcp-guard.json',
   'usr/lib/systemd/system/mcp-guard.service',
   'usr/lib/sysusers.d/mcp-guard.conf',
   'etc/logrotate.d/mcp-guard',

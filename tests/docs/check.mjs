@@ -19,12 +19,21 @@
 //  6. docs/troubleshooting.md explains the error messages listed in
 //     tests/docs/messages.txt (tests/docs/messages.mjs; unlisted messages of
 //     src/ are printed as warnings only, see docs/dev/testing.md).
+//  7. Metrics (tests/docs/promql.mjs): the "Families" table of
+//     docs/observability.md lists exactly the families src/ emits; every
+//     ```promql block's expressions, every block marked
+//     <!-- ci: prometheus-rules[: FILE] --> (a rule file, identical to FILE
+//     when named), deploy/prometheus/*.yml and deploy/grafana/*.json parse
+//     with Prometheus's PromQL grammar and select only those families and
+//     their labels.
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+
+import { checkDashboard, checkExpr, checkRules, loadFamilies, promqlBlockExprs } from './promql.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const bin = process.env.MCP_GUARD_BIN || join(root, 'build/mcp-guard');
@@ -132,6 +141,9 @@ else {
   checked++;
 }
 
+// 7 (first part). the metric families
+const families = loadFamilies(root, fail);
+
 // 2 + 3. blocks in README and docs
 const docs = [join(root, 'README.md'), ...mdFiles(join(root, 'docs'))];
 for (const file of docs) {
@@ -140,6 +152,20 @@ for (const file of docs) {
   const sh = [];
   for (const b of blocks(text)) {
     const where = `${rel}:${b.line}`;
+    if (b.lang === 'promql') {
+      for (const e of promqlBlockExprs(b.body)) {
+        checked++;
+        checkExpr(e.text, `${rel}:${b.line + 1 + e.line}`, families, fail);
+      }
+      continue;
+    }
+    if (b.directive.startsWith('prometheus-rules')) {
+      const same = b.directive.match(/^prometheus-rules:\s*(\S+)$/);
+      if (same && readFileSync(join(root, same[1]), 'utf8') !== b.body)
+        fail(where, `differs from ${same[1]}: the page shows that file as it is`);
+      checked += checkRules(b.body, where, families, fail);
+      continue;
+    }
     if (b.directive.startsWith('skip')) {
       if (!/skip:\s*\S/.test(b.directive)) fail(where, '"ci: skip" needs a reason ("ci: skip: why")');
       continue;
@@ -197,6 +223,18 @@ for (const file of docs) {
     }
     if (anchor !== undefined && dest.endsWith('.md') && !slugsOf(dest).has(anchor))
       fail(`${rel}:${line}`, `link to ${target}: no heading "#${anchor}" in ${relative(root, dest)}`);
+  }
+}
+
+// 7 (rest). the rule files and dashboards the deployment ships
+for (const [dir, ext, check] of [
+  ['deploy/prometheus', /\.ya?ml$/, checkRules],
+  ['deploy/grafana', /\.json$/, checkDashboard],
+]) {
+  if (!existsSync(join(root, dir))) continue;
+  for (const name of readdirSync(join(root, dir)).filter(n => ext.test(n))) {
+    const rel = `${dir}/${name}`;
+    checked += check(readFileSync(join(root, rel), 'utf8'), rel, families, fail);
   }
 }
 
