@@ -60,6 +60,7 @@ struct rtrace {
 	int32_t up_error;                /* MG_ET_*: how the upstream call ended */
 	const struct mg_route *up_route; /* the upstream called (a federation's member) */
 	const char *target_attr;         /* gen_ai.tool.name or gen_ai.prompt.name, or NULL */
+	char up_protocol[16];            /* the upstream session's protocol version, or "" */
 	/* From here on, strings: a reused one is cleared by its first byte. */
 	char method[64];
 	char target[128];
@@ -259,6 +260,16 @@ void mg_obs_upstream_done(struct mg_exchange *x)
 	if (t && t->up_start_us && !t->up_end_us) {
 		t->up_end_us = mg_now_us();
 		t->up_error = x->up_error;
+		/* mcp.protocol.version of the CLIENT span: what the gateway and the
+		 * upstream speak (not the client's version) */
+		const struct mg_channel *ch = x->ch;
+		const char *v = NULL;
+		if (ch && ch->modern)
+			v = MG_MCP_MODERN_VERSION;
+		else if (ch)
+			v = json_string_value(json_object_get(ch->init_result, "protocolVersion"));
+		if (v && strlen(v) < sizeof t->up_protocol)
+			memcpy(t->up_protocol, v, strlen(v) + 1);
 	}
 }
 
@@ -390,6 +401,8 @@ static void trace_done(struct mg_gateway *gw, struct mg_http_req *req, const cha
 			mg_span_attr_str(sp, "server.address", host);
 			mg_span_attr_int(sp, "server.port", port);
 		}
+		if (t->up_protocol[0])
+			mg_span_attr_str(sp, "mcp.protocol.version", t->up_protocol);
 		if (r)
 			mg_span_attr_str(sp, "mcp_guard.upstream", r->name);
 		/* error.type per the conventions: the upstream's JSON-RPC code,

@@ -218,6 +218,7 @@ describe('OpenTelemetry tracing', { timeout: 120000, concurrency: 1 }, () => {
         for (const c of children) assert.equal(c.traceId, clientTrace);
         const client = children.find(s => s.kind === 3);
         assert.equal(attr(client, 'network.transport'), 'pipe');
+        assert.match(attr(client, 'mcp.protocol.version'), /^\d{4}-\d{2}-\d{2}$/);
         assert.equal(attr(client, 'mcp.method.name'), 'tools/call');
         assert.equal(children.find(s => s.name === 'authenticate').kind, 1);
         const ids = new Set(spans.map(s => s.spanId));
@@ -272,6 +273,7 @@ describe('an HTTP upstream: the CLIENT span and mcp_client_operation_duration_se
     let receiver;
     let up;
     let scrape = '';
+    let upstreamVersion;
     const answers = {};
 
     before(async () => {
@@ -304,6 +306,10 @@ describe('an HTTP upstream: the CLIENT span and mcp_client_operation_duration_se
             await send(15, 'tools/call', { name: 'trigger-long-running-operation', arguments: { duration: 10.5, steps: 1 } });
             assert.equal(answers[15].error.data.mcpGuard, 'timeout');
             scrape = (await gw.request('/metrics', { headers: auth })).body;
+            // the version the gateway negotiated with the upstream, as /health reports it
+            const health = await gw.get('/health', { headers: auth });
+            upstreamVersion = JSON.stringify(health.json).match(/"protocol_version":"([^"]+)"/)?.[1];
+            assert.match(upstreamVersion ?? '', /^\d{4}-\d{2}-\d{2}$/, JSON.stringify(health.json));
         } finally {
             await gw.stop(); // exports what is queued
         }
@@ -331,6 +337,7 @@ describe('an HTTP upstream: the CLIENT span and mcp_client_operation_duration_se
         assert.equal(attr(c, 'server.address'), '127.0.0.1');
         assert.equal(Number(attr(c, 'server.port')), up.port);
         assert.equal(attr(c, 'mcp_guard.upstream'), 'default');
+        assert.equal(attr(c, 'mcp.protocol.version'), upstreamVersion, 'the version the gateway speaks with the upstream');
         assert.equal(attr(c, 'gen_ai.operation.name'), 'execute_tool');
         assert.equal(attr(c, 'error.type'), undefined);
         assert.equal(statusCode(c), 0);
