@@ -25,7 +25,7 @@
 //     <!-- ci: prometheus-rules[: FILE] --> (a rule file, identical to FILE
 //     when named), deploy/prometheus/*.yml and deploy/grafana/*.json parse
 //     with Prometheus's PromQL grammar and select only those families and
-//     their labels.
+//     their labels, with values the gateway can set (method, status, …).
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -33,7 +33,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { checkDashboard, checkExpr, checkRules, loadFamilies, promqlBlockExprs } from './promql.mjs';
+import { checkDashboard, checkExpr, checkRules, loadFamilies, loadVocabulary, promqlBlockExprs, setVocabulary } from './promql.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const bin = process.env.MCP_GUARD_BIN || join(root, 'build/mcp-guard');
@@ -143,6 +143,7 @@ else {
 
 // 7 (first part). the metric families
 const families = loadFamilies(root, fail);
+setVocabulary(loadVocabulary(root, fail));
 
 // 2 + 3. blocks in README and docs
 const docs = [join(root, 'README.md'), ...mdFiles(join(root, 'docs'))];

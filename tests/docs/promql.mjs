@@ -14,7 +14,11 @@
 //
 // The families are those of docs/observability.md's "Families" table, which
 // must list exactly the names src/ defines, so a renamed or new metric fails
-// here until the table, the rules and the dashboard follow.
+// here until the table, the rules and the dashboard follow. Labels with a
+// fixed vocabulary (method, status, result, provider, scope, allowed,
+// error_type, network_transport) must be matched against values the gateway
+// can emit: the name tables of src/metrics/metrics.c (an alternation of
+// literals in a =~ regex is checked word by word).
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -66,6 +70,51 @@ export function loadFamilies(root, fail) {
   return table;
 }
 
+/* The string literals of the array `name` in C source `text`. */
+function cArray(text, name) {
+  const m = text.match(new RegExp(`static const char \\*const ${name}\\[[^\\]]*\\] = \\{([\\s\\S]*?)\\};`));
+  return m ? [...m[1].matchAll(/"([^"]*)"/g)].map(x => x[1]) : null;
+}
+
+/* label -> Set of values the gateway can emit, or a function for open ones. */
+export function loadVocabulary(root, fail) {
+  const file = 'src/metrics/metrics.c';
+  const text = readFileSync(join(root, file), 'utf8');
+  const arr = name => {
+    const v = cArray(text, name);
+    if (!v || !v.length) fail(file, `tests/docs/promql.mjs cannot read the array ${name}`);
+    return v ?? [];
+  };
+  const methods = new Set(arr('method_names'));
+  const classes = new Set(['', ...arr('classes')]);
+  return {
+    method: methods,
+    mcp_method_name: methods,
+    status: new Set(arr('status_names')),
+    // auth decisions, and the configuration reloads' success/failure (gateway/observe.c)
+    result: new Set([...arr('auth_names'), 'success', 'failure']),
+    provider: new Set(arr('provider_names')),
+    scope: new Set(arr('scope_names')),
+    allowed: new Set(['true', 'false']),
+    network_transport: new Set(['pipe', 'tcp']),
+    // a class, or a JSON-RPC error code
+    error_type: v => classes.has(v) || /^-?\d+$/.test(v)
+  };
+}
+
+/* Whether `value` (the matcher's string, unquoted) can match what `label`
+ * takes; regex matchers are checked when they are an alternation of plain
+ * words, else let through. */
+function valueOk(vocab, label, op, value) {
+  const known = vocab[label];
+  if (!known) return true;
+  const ok = v => (typeof known === 'function' ? known(v) : known.has(v));
+  if (op === '=' || op === '!=') return ok(value);
+  const words = value.split('|');
+  if (!words.every(w => /^[A-Za-z0-9_/.-]*$/.test(w))) return true;
+  return words.every(ok);
+}
+
 /* The family a selected series name belongs to, and its extra label; null when none. */
 function familyOf(families, name) {
   if (families.has(name)) return { fam: families.get(name), extra: [] };
@@ -84,6 +133,11 @@ function grafanaExpand(expr) {
 }
 
 let allLabels = null;
+
+let vocabulary = {};
+export function setVocabulary(v) {
+  vocabulary = v;
+}
 
 /* Checks one PromQL expression; returns the number of problems. */
 export function checkExpr(expr, where, families, fail) {
@@ -121,6 +175,20 @@ export function checkExpr(expr, where, families, fail) {
           if (!allLabels.has(text)) bad(`no family has a label "${text}"`);
         } else if (selector && !selector.labels.has(text)) {
           bad(`${selector.name} has no label "${text}"`);
+        } else if (selector) {
+          const op = n.node.nextSibling;
+          const lit = op?.nextSibling;
+          if (op?.name === 'MatchOp' && lit?.name === 'StringLiteral') {
+            const raw = expr.slice(lit.from, lit.to);
+            let value;
+            try {
+              value = raw.startsWith('`') ? raw.slice(1, -1) : JSON.parse(raw.startsWith("'") ? `"${raw.slice(1, -1)}"` : raw);
+            } catch {
+              value = raw.slice(1, -1);
+            }
+            const opText = expr.slice(op.from, op.to);
+            if (!valueOk(vocabulary, text, opText, value)) bad(`${text}${opText}"${value}": the gateway never sets ${text} to that`);
+          }
         }
       }
     },
