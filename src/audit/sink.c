@@ -45,8 +45,8 @@
 
 #include "audit/internal.h"
 #include "http/client.h"
-#include "util/gzip.h"
 #include "util/clock.h"
+#include "util/gzip.h"
 #include "util/log.h"
 #include "util/str.h"
 
