@@ -806,6 +806,8 @@ void mg_exchange_start(struct mg_gateway *gw, struct mg_http_req *req, struct mg
 		x->mmethod = (uint8_t)(mm == MG_MM_UNKNOWN || mm == MG_MM_RESPONSE
 		                           ? mg_metrics_method(msg->method)
 		                           : mm);
+		if (x->mmethod == MG_MM_TOOLS_CALL && json_is_string(name))
+			x->tool_slot = mg_obs_tool_slot(gw, route, name);
 	}
 	x->call.on_reply = on_reply;
 	/* Pinning reads every tools/list of a server that pins. */

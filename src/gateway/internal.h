@@ -128,8 +128,11 @@ struct mg_exchange {
 	 * audit_inline unless they do not fit (then malloc'd). */
 	char *audit_members;
 	size_t audit_members_len;
-	char audit_rid[17];      /* audit request id (when audit is on) */
-	char audit_client[64];   /* client address, for events after the request is gone */
+	char audit_rid[17];    /* audit request id (when audit is on) */
+	char audit_client[64]; /* client address, for events after the request is gone */
+	/* tools/call: the tool's mcp_guard_tool_calls_total slot; 0 none (in
+	 * what was padding: 2 more bytes elsewhere made the exchange 544) */
+	uint16_t tool_slot;
 	struct mg_log_ctx log;   /* request and trace id for log lines of its callbacks */
 	uint64_t sent_us;        /* forwarded at (metrics); 0: not forwarded */
 	enum mg_x_answer answer; /* what the upstream's side came to (metrics) */
@@ -407,6 +410,10 @@ void mg_obs_client_op(struct mg_gateway *gw, const struct mg_route *r, const cha
                       int32_t error, uint64_t sent_us);
 /* The MCP method of `req` as its note holds it (mg_obs_method). */
 enum mg_mmethod mg_obs_req_method(struct mg_http_req *req);
+/* The mcp_guard_tool_calls_total slot of a tools/call of tool `name` (a
+ * JSON string) on `r`: its own series once `r`'s upstream listed the tool
+ * (r->tool_params), else "_OTHER". */
+uint16_t mg_obs_tool_slot(struct mg_gateway *gw, struct mg_route *r, json_t *name);
 /* A session ended (mcp_server_session_duration_seconds). */
 void mg_obs_session_end(struct mg_session *s, int32_t error);
 /* The gateway's own session with route r's upstream on `ch` ended

@@ -554,6 +554,19 @@ void mg_obs_limit(struct mg_gateway *gw, struct mg_http_req *req, enum mg_mscope
 		mg_metrics_rate_limit(gw->metrics, scope, allowed);
 }
 
+static bool tool_listed(const char *name, void *arg)
+{
+	const struct mg_route *r = arg;
+	/* (nothing listed yet: no hash lookup) */
+	return json_object_size(r->tool_params) && json_object_get(r->tool_params, name);
+}
+
+uint16_t mg_obs_tool_slot(struct mg_gateway *gw, struct mg_route *r, json_t *name)
+{
+	return mg_metrics_tool_slot(gw->metrics, r->index, json_string_value(name),
+	                            json_string_length(name), tool_listed, r);
+}
+
 void mg_obs_exchange_end(struct mg_exchange *x)
 {
 	struct mg_gateway *gw = x->gw;
@@ -561,8 +574,11 @@ void mg_obs_exchange_end(struct mg_exchange *x)
 		return;
 	uint64_t now = mg_now_us(), took = now > x->sent_us ? now - x->sent_us : 0;
 	/* the client left before an answer: the gateway cancelled the call */
-	mg_metrics_client_op(gw->metrics, x->route->index, (enum mg_mmethod)x->mmethod,
-	                     x->up_decided ? x->up_error : MG_ET_CANCELLED, took);
+	int32_t error = x->up_decided ? x->up_error : MG_ET_CANCELLED;
+	mg_metrics_client_op(gw->metrics, x->route->index, (enum mg_mmethod)x->mmethod, error,
+	                     took);
+	if (x->tool_slot)
+		mg_metrics_tool_call(gw->metrics, x->route->index, x->tool_slot, error, took);
 	struct mg_metrics_upstream *u = &gw->metrics->upstreams[x->route->index];
 	if (x->answer == MG_X_NONE) {
 		u->requests++; /* the client left first: neither an error nor a latency */

@@ -331,6 +331,10 @@ void mg_metrics_free(struct mg_metrics *m)
 	for (size_t i = 0; m->upstreams && i < m->n_upstreams; i++) {
 		free(m->upstreams[i].name);
 		free(m->upstreams[i].op_ok);
+		struct mg_metrics_tools *t = m->upstreams[i].tools;
+		for (size_t k = 2; t && k < t->n; k++)
+			free(t->names[k]);
+		free(t);
 	}
 	free(m->upstreams);
 	free(m->op_err.v);
@@ -750,6 +754,102 @@ static void render_upstreams(struct mg_metrics *m, struct mg_prom *p)
 	}
 }
 
+/* ---- tool calls per tool ---------------------------------------------------------- */
+
+static uint32_t tool_hash(const char *s, size_t n)
+{
+	uint32_t h = 2166136261u; /* FNV-1a */
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (uint8_t)s[i]) * 16777619u;
+	return h;
+}
+
+uint16_t mg_metrics_tool_slot(struct mg_metrics *m, size_t upstream, const char *name, size_t len,
+                              bool (*advertised)(const char *name, void *arg), void *arg)
+{
+	if (upstream >= m->n_upstreams)
+		return 0;
+	struct mg_metrics_upstream *u = &m->upstreams[upstream];
+	if (!u->tools) {
+		u->tools = calloc(1, sizeof *u->tools);
+		if (!u->tools)
+			return 0;
+		u->tools->names[MG_METRICS_TOOL_OTHER] = (char *)"_OTHER"; /* (never looked up) */
+		u->tools->n = 2;
+	}
+	struct mg_metrics_tools *t = u->tools;
+	const size_t mask = sizeof t->index / sizeof t->index[0] - 1;
+	size_t i = tool_hash(name, len) & mask;
+	for (; t->index[i]; i = (i + 1) & mask) {
+		uint16_t k = t->index[i];
+		if (t->lens[k] == len && memcmp(t->names[k], name, len) == 0)
+			return k;
+	}
+	/* a name not seen yet: a series of its own only for a tool the
+	 * upstream lists, while there is room (the table stays half empty) */
+	if (t->n >= MG_METRICS_MAX_TOOLS + 2 || memchr(name, '\0', len) ||
+	    (len == 6 && memcmp(name, "_OTHER", 6) == 0) || !advertised(name, arg))
+		return MG_METRICS_TOOL_OTHER;
+	char *copy = strndup(name, len);
+	if (!copy)
+		return MG_METRICS_TOOL_OTHER;
+	t->names[t->n] = copy;
+	t->lens[t->n] = len;
+	t->index[i] = t->n;
+	return t->n++;
+}
+
+void mg_metrics_tool_call(struct mg_metrics *m, size_t upstream, uint16_t slot, int32_t error,
+                          uint64_t duration_us)
+{
+	if (upstream >= m->n_upstreams || !m->upstreams[upstream].tools)
+		return;
+	struct mg_metrics_tools *t = m->upstreams[upstream].tools;
+	if (!slot || slot >= t->n)
+		return;
+	t->calls[slot][error == MG_ET_NONE ? 0 : error == MG_ET_TOOL_ERROR ? 1 : 2]++;
+	t->us[slot] += duration_us;
+}
+
+static void render_tools(struct mg_metrics *m, struct mg_prom *p)
+{
+	static const char *const outcomes[3] = { "ok", "tool_error", "error" };
+	bool any = false;
+	for (size_t i = 0; i < m->n_upstreams && !any; i++)
+		any = m->upstreams[i].tools != NULL;
+	if (!any)
+		return;
+	mg_prom_family(p, "mcp_guard_tool_calls_total", "counter",
+	               "tools/call requests forwarded, per upstream, tool (one the upstream "
+	               "lists; any other name is _OTHER) and outcome.");
+	for (size_t i = 0; i < m->n_upstreams; i++) {
+		const struct mg_metrics_tools *t = m->upstreams[i].tools;
+		for (size_t k = 1; t && k < t->n; k++) {
+			for (int o = 0; o < 3; o++) {
+				if (!t->calls[k][o])
+					continue;
+				struct mg_prom_label l[] = { { "upstream", m->upstreams[i].name },
+					                     { "tool", t->names[k] },
+					                     { "outcome", outcomes[o] } };
+				mg_prom_sample_u64(p, "", l, 3, t->calls[k][o]);
+			}
+		}
+	}
+	mg_prom_family(p, "mcp_guard_tool_call_seconds_total", "counter",
+	               "Time from forwarding a tools/call to its answer, summed per upstream "
+	               "and tool: divided by the calls' rate, the mean latency of a tool.");
+	for (size_t i = 0; i < m->n_upstreams; i++) {
+		const struct mg_metrics_tools *t = m->upstreams[i].tools;
+		for (size_t k = 1; t && k < t->n; k++) {
+			if (!t->calls[k][0] && !t->calls[k][1] && !t->calls[k][2])
+				continue;
+			struct mg_prom_label l[] = { { "upstream", m->upstreams[i].name },
+				                     { "tool", t->names[k] } };
+			mg_prom_sample(p, "", l, 2, (double)t->us[k] / 1e6);
+		}
+	}
+}
+
 /* The conventions' client side: the gateway's requests to its upstreams
  * and its sessions with them. A family appears with its first series. */
 static void render_client(struct mg_metrics *m, struct mg_prom *p)
@@ -816,6 +916,7 @@ void mg_metrics_render(struct mg_metrics *m, struct mg_buf *out, uint64_t now_us
 	render_requests(m, &p);
 	render_access(m, &p, now_us);
 	render_upstreams(m, &p);
+	render_tools(m, &p);
 	render_client(m, &p);
 	for (size_t i = 0; i < m->n_collectors; i++)
 		m->collectors[i].collect(&p, m->collectors[i].arg);

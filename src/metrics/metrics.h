@@ -199,6 +199,21 @@ enum mg_mprovider {
 };
 enum mg_mscope { MG_MSC_IDENTITY, MG_MSC_TOOL, MG_MSC_ADDRESS, MG_MSC_COUNT };
 
+/* Tool calls per tool (mcp_guard_tool_calls_total): the tools an
+ * upstream advertised in its tools/list, at most MG_METRICS_MAX_TOOLS per
+ * upstream; a call of any other name counts as tool "_OTHER", so a client
+ * cannot make series. Slot 1 is "_OTHER"; 0 means "not counted". */
+#define MG_METRICS_MAX_TOOLS  256
+#define MG_METRICS_TOOL_OTHER 1
+struct mg_metrics_tools {
+	char *names[MG_METRICS_MAX_TOOLS + 2];       /* by slot (names[1]: "_OTHER") */
+	size_t lens[MG_METRICS_MAX_TOOLS + 2];       /* their lengths */
+	uint64_t calls[MG_METRICS_MAX_TOOLS + 2][3]; /* by slot, [ok, tool_error, error] */
+	uint64_t us[MG_METRICS_MAX_TOOLS + 2];       /* forwarded → answered, summed */
+	uint16_t index[2 * MG_METRICS_MAX_TOOLS];    /* open addressing: slot, 0 empty */
+	uint16_t n;                                  /* slots used, "_OTHER" included */
+};
+
 /* Per upstream, counted by the gateway for every request it forwarded. */
 struct mg_metrics_upstream {
 	char *name;
@@ -208,6 +223,7 @@ struct mg_metrics_upstream {
 	/* mcp_client_operation_duration_seconds without an error, per method
 	 * (MG_MM_COUNT, allocated on the first observation) */
 	struct mg_histogram *op_ok;
+	struct mg_metrics_tools *tools; /* allocated on the first tools/call */
 };
 
 /* Histogram series keyed by (upstream, method, error type), created on
@@ -307,6 +323,17 @@ void mg_metrics_upstream(struct mg_metrics *m, size_t upstream, bool error, uint
  * MG_ET_CANCELLED (the client left) or MG_ET_UNAVAILABLE (not sent). */
 void mg_metrics_client_op(struct mg_metrics *m, size_t upstream, enum mg_mmethod method,
                           int32_t error, uint64_t duration_us);
+/* The slot of tool `name` (`len` bytes) of `upstream` for
+ * mg_metrics_tool_call: its own when already counted, or when
+ * `advertised` says the upstream lists it (called only for a name not yet
+ * counted) and there is room; else MG_METRICS_TOOL_OTHER. 0 when out of
+ * memory (the call is then not counted). */
+uint16_t mg_metrics_tool_slot(struct mg_metrics *m, size_t upstream, const char *name, size_t len,
+                              bool (*advertised)(const char *name, void *arg), void *arg);
+/* A tools/call of the tool in `slot` ended after `duration_us`: `error` as
+ * for mg_metrics_client_op (MG_ET_NONE ok, MG_ET_TOOL_ERROR, else error). */
+void mg_metrics_tool_call(struct mg_metrics *m, size_t upstream, uint16_t slot, int32_t error,
+                          uint64_t duration_us);
 /* A client's session ended after `duration_us`
  * (mcp_server_session_duration_seconds): `version` is the protocol
  * version it negotiated, `error` MG_ET_NONE (the client ended it, it

@@ -16,7 +16,7 @@
 // must list exactly the names src/ defines, so a renamed or new metric fails
 // here until the table, the rules and the dashboard follow. Labels with a
 // fixed vocabulary (method, status, result, provider, scope, allowed,
-// error_type, network_transport) must be matched against values the gateway
+// error_type, network_transport, outcome) must be matched against values the gateway
 // can emit: the name tables of src/metrics/metrics.c (an alternation of
 // literals in a =~ regex is checked word by word).
 import { readFileSync, readdirSync, statSync } from 'node:fs';
@@ -97,6 +97,8 @@ export function loadVocabulary(root, fail) {
     scope: new Set(arr('scope_names')),
     allowed: new Set(['true', 'false']),
     network_transport: new Set(['pipe', 'tcp']),
+    // mcp_guard_tool_calls_total (render_tools in metrics.c)
+    outcome: new Set(arr('outcomes')),
     // a class, or a JSON-RPC error code
     error_type: v => classes.has(v) || /^-?\d+$/.test(v)
   };

@@ -195,6 +195,11 @@ describe('federation over four servers', () => {
             // So do the federated lists' requests, one per server asked (the earlier
             // tests paged every list through this endpoint).
             for (const [server, transport] of [['everything', 'pipe'], ['files', 'pipe'], ['paging', 'pipe'], ['remote', 'tcp']]) assert.match(m, ok(server, 'tools/list', transport));
+            // Per tool, under the member and the member's own name for it (the federated
+            // list taught the gateway each member's tools); the unknown names reached no server.
+            for (const [upstream, tool] of [['everything', 'echo'], ['paging', 'tool_7'], ['files', 'read_text_file'], ['remote', 'echo']])
+                assert.match(m, new RegExp(`^mcp_guard_tool_calls_total\\{upstream="${upstream}",tool="${tool}",outcome="ok"\\} 1$`, 'm'));
+            assert.doesNotMatch(m, /^mcp_guard_tool_calls_total\{[^}]*tool="(everything__echo|nope__x|x)"/m);
         } finally {
             await closeAll(c);
         }

@@ -265,6 +265,16 @@ describe('Prometheus metrics', { timeout: 120000, concurrency: 1 }, () => {
         assert.equal(cop('tools/call', 'tool_error'), 1);
         assert.equal(cop('tools/list', ''), 1);
         assert.equal(v('mcp_client_operation_duration_seconds'), 6);
+        // Per tool: a tool has its own series once the upstream listed it through the
+        // gateway; alice's three echo calls came before her tools/list, so they are _OTHER.
+        const tc = (tool, outcome) => v('mcp_guard_tool_calls_total', { upstream: 'default', tool, outcome });
+        assert.equal(tc('_OTHER', 'ok'), 3);
+        assert.equal(tc('get-resource-reference', 'tool_error'), 1);
+        assert.equal(tc('get-sum', 'ok'), 1);
+        assert.equal(v('mcp_guard_tool_calls_total'), 5, 'the forwarded tools/call requests, once each');
+        const secs = fam.get('mcp_guard_tool_call_seconds_total').metrics;
+        assert.deepEqual(secs.map(s => s.labels.tool).sort(), ['_OTHER', 'get-resource-reference', 'get-sum']);
+        for (const s of secs) assert.ok(Number(s.value) > 0 && Number(s.value) < 60, `${s.labels.tool}: ${s.value} s`);
         // Sessions: both clients deleted theirs (no error), at the version they negotiated.
         const sessions = raw.filter(s => s.name === 'mcp_server_session_duration_seconds_count');
         assert.equal(sessions.reduce((a, s) => a + s.value, 0), 2);

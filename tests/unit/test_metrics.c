@@ -242,6 +242,82 @@ static void test_client_operations(void **state)
 	mg_metrics_free(m);
 }
 
+/* Advertised names only: a tool the upstream lists (the callback says) */
+static bool listed(const char *name, void *arg)
+{
+	(void)arg;
+	return strncmp(name, "tool-", 5) == 0 || strcmp(name, "_OTHER") == 0 ||
+	       strcmp(name, "say \"hi\"") == 0;
+}
+
+static void test_tool_calls(void **state)
+{
+	(void)state;
+	const char *names[] = { "files", "remote" };
+	struct mg_metrics *m = mg_metrics_new(names, 2);
+	char *t = render(m, 1000000);
+	assert_null(strstr(t, "mcp_guard_tool_calls_total")); /* no series, no family */
+	free(t);
+	uint16_t a = mg_metrics_tool_slot(m, 0, "tool-a", 6, listed, NULL);
+	uint16_t q = mg_metrics_tool_slot(m, 0, "say \"hi\"", 8, listed, NULL);
+	assert_true(a > MG_METRICS_TOOL_OTHER && q > MG_METRICS_TOOL_OTHER && a != q);
+	assert_int_equal(mg_metrics_tool_slot(m, 0, "tool-a", 6, listed, NULL),
+	                 a); /* found again */
+	/* not listed, named like the overflow series, or holding a NUL: _OTHER */
+	assert_int_equal(mg_metrics_tool_slot(m, 0, "secret-probe", 12, listed, NULL),
+	                 MG_METRICS_TOOL_OTHER);
+	assert_int_equal(mg_metrics_tool_slot(m, 0, "_OTHER", 6, listed, NULL),
+	                 MG_METRICS_TOOL_OTHER);
+	assert_int_equal(mg_metrics_tool_slot(m, 0, "tool-a\0x", 8, listed, NULL),
+	                 MG_METRICS_TOOL_OTHER);
+	assert_int_equal(mg_metrics_tool_slot(m, 2, "tool-a", 6, listed, NULL),
+	                 0); /* no upstream */
+	mg_metrics_tool_call(m, 0, a, MG_ET_NONE, 1500000);
+	mg_metrics_tool_call(m, 0, a, MG_ET_NONE, 500000);
+	mg_metrics_tool_call(m, 0, a, MG_ET_TOOL_ERROR, 1000000);
+	mg_metrics_tool_call(m, 0, q, MG_ET_TIMEOUT, 1000);
+	mg_metrics_tool_call(m, 0, MG_METRICS_TOOL_OTHER, -32602, 1000);
+	mg_metrics_tool_call(m, 0, 0, MG_ET_NONE, 1000);   /* not counted */
+	mg_metrics_tool_call(m, 0, 999, MG_ET_NONE, 1000); /* no such slot: ignored */
+	mg_metrics_tool_call(m, 1, a, MG_ET_NONE, 1000);   /* upstream without tools yet */
+	/* at most MG_METRICS_MAX_TOOLS own series per upstream, then _OTHER */
+	char name[32];
+	for (int i = 0; i < MG_METRICS_MAX_TOOLS + 10; i++) {
+		int n = snprintf(name, sizeof name, "tool-%d", i);
+		uint16_t s = mg_metrics_tool_slot(m, 1, name, (size_t)n, listed, NULL);
+		assert_int_equal(s == MG_METRICS_TOOL_OTHER, i >= MG_METRICS_MAX_TOOLS);
+		mg_metrics_tool_call(m, 1, s, MG_ET_NONE, 10);
+	}
+	t = render(m, 1000000);
+	const char *want[] = {
+		"mcp_guard_tool_calls_total{upstream=\"files\",tool=\"tool-a\",outcome=\"ok\"} 2\n",
+		"mcp_guard_tool_calls_total{upstream=\"files\",tool=\"tool-a\",outcome=\"tool_"
+		"error\"} "
+		"1\n",
+		"mcp_guard_tool_calls_total{upstream=\"files\",tool=\"say \\\"hi\\\"\",outcome="
+		"\"error\"} 1\n",
+		"mcp_guard_tool_calls_total{upstream=\"files\",tool=\"_OTHER\",outcome=\"error\"} "
+		"1\n",
+		"mcp_guard_tool_calls_total{upstream=\"remote\",tool=\"tool-0\",outcome=\"ok\"} "
+		"1\n",
+		"mcp_guard_tool_calls_total{upstream=\"remote\",tool=\"_OTHER\",outcome=\"ok\"} "
+		"10\n",
+		"mcp_guard_tool_call_seconds_total{upstream=\"files\",tool=\"tool-a\"} 3\n",
+	};
+	for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+		if (!strstr(t, want[i]))
+			fail_msg("missing: %s", want[i]);
+	}
+	assert_null(strstr(t, "secret-probe"));
+	assert_null(strstr(t, "tool=\"tool-256\""));
+	/* one _OTHER series per upstream and outcome */
+	const char *o = strstr(t, "tool=\"_OTHER\",outcome=\"ok\"");
+	assert_non_null(o);
+	assert_null(strstr(o + 1, "upstream=\"remote\",tool=\"_OTHER\",outcome=\"ok\""));
+	free(t);
+	mg_metrics_free(m);
+}
+
 static void test_client_series_bounded(void **state)
 {
 	(void)state;
@@ -331,6 +407,7 @@ int main(void)
 		cmocka_unit_test(test_error_series_bounded),
 		cmocka_unit_test(test_client_operations),
 		cmocka_unit_test(test_client_series_bounded),
+		cmocka_unit_test(test_tool_calls),
 		cmocka_unit_test(test_collector_and_active),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
