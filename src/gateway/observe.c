@@ -779,9 +779,10 @@ static void collect_gateway(struct mg_prom *p, void *arg)
 	mg_prom_gauge1(p, "mcp_guard_config_last_reload_success_timestamp_seconds",
 	               "When the configuration in force was loaded (start or last good reload).",
 	               (double)gw->config_loaded_unix_us / 1e6);
-	struct mg_prom_label bl[] = { { "version", MG_VERSION } };
-	mg_prom_family(p, "mcp_guard_build_info", "gauge", "Always 1; the version as a label.");
-	mg_prom_sample(p, "", bl, 1, 1);
+	struct mg_prom_label bl[] = { { "version", MG_VERSION }, { "revision", MG_GIT_COMMIT } };
+	mg_prom_family(p, "mcp_guard_build_info", "gauge",
+	               "Always 1; the version and the commit built as labels.");
+	mg_prom_sample(p, "", bl, 2, 1);
 }
 
 static void collect_tracer(struct mg_prom *p, void *arg)

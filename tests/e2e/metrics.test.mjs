@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { createRequire } from 'node:module';
 
-import { closeSdk, connectSdk, freePort, httpGet } from './helpers.mjs';
+import { closeSdk, connectSdk, freePort, httpGet, runCli } from './helpers.mjs';
 import { keygen, startAuthGateway } from './idp/auth-gateway.mjs';
 
 const require = createRequire(import.meta.url);
@@ -319,7 +319,10 @@ describe('metrics without authentication and disabled', { timeout: 60000, concur
             const r = await gw.request('/metrics');
             assert.equal(r.status, 200);
             checkFormat(r.body);
-            assert.ok(index(parsePrometheus(r.body)).has('mcp_guard_build_info'));
+            // The build as `mcp-guard version --json` names it (a fleet mid-rollout shows two).
+            const info = index(parsePrometheus(r.body)).get('mcp_guard_build_info').metrics[0].labels;
+            const v = JSON.parse(runCli(['version', '--json']).stdout);
+            assert.deepEqual(info, { version: v.version, revision: v.commit });
         } finally {
             await gw.stop();
         }
