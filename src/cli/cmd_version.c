@@ -62,27 +62,29 @@ static const char *const features[] = {
 	"export:gzip",
 };
 
+/* "<lib> <version> (loaded on demand)", or why it cannot be loaded: the
+ * libraries the gateway dlopen()s when a configuration needs them. */
+static void on_demand_text(char *out, size_t size, const char *lib, const char *version,
+                           const char *err)
+{
+	if (version)
+		snprintf(out, size, "%s %s (loaded on demand)", lib, version);
+	else
+		snprintf(out, size, "%s unavailable (%s)", lib, err);
+}
+
 int mg_cmd_version(struct mg_cli *cli)
 {
 	char hiredis[32];
 	snprintf(hiredis, sizeof hiredis, "%d.%d.%d", HIREDIS_MAJOR, HIREDIS_MINOR, HIREDIS_PATCH);
-	/* libcurl is loaded on demand (http/client.c); load it here to name
-	 * the version the gateway would use, and say so when it cannot be. */
-	char cerr[300];
+	/* libcurl (http/client.c) and zlib (util/gzip.c: compressed exports)
+	 * are loaded on demand; load them here to name the versions the
+	 * gateway would use, and say so when one cannot be. */
+	char cerr[300], zerr[300], curl_text[340], zlib_text[340];
 	const char *curl = mg_fetch_curl_version(cerr, sizeof cerr);
-	char curl_text[340];
-	if (curl)
-		snprintf(curl_text, sizeof curl_text, "libcurl %s (loaded on demand)", curl);
-	else
-		snprintf(curl_text, sizeof curl_text, "libcurl unavailable (%s)", cerr);
-	/* zlib likewise (util/gzip.c: compressed exports) */
-	char zerr[300];
 	const char *zlib = mg_gzip_version(zerr, sizeof zerr);
-	char zlib_text[340];
-	if (zlib)
-		snprintf(zlib_text, sizeof zlib_text, "zlib %s (loaded on demand)", zlib);
-	else
-		snprintf(zlib_text, sizeof zlib_text, "zlib unavailable (%s)", zerr);
+	on_demand_text(curl_text, sizeof curl_text, "libcurl", curl, cerr);
+	on_demand_text(zlib_text, sizeof zlib_text, "zlib", zlib, zerr);
 	const char *libevent = event_get_version();
 	const char *openssl = OpenSSL_version(OPENSSL_VERSION);
 	const char *yaml = yaml_get_version_string();
