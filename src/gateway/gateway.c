@@ -344,14 +344,10 @@ static void begin_shutdown(struct mg_gateway *gw, const char *why)
 	schedule_step(gw, 0);
 }
 
-/* SIGHUP: re-read the file; swap in new authentication (keys, JWT settings)
- * and TLS certificates atomically. Requests in flight keep the context they
- * started with. A bad file changes nothing. Listener, upstream and limits
- * need a restart. */
-static void audit_reload(struct mg_gateway *gw, int success, const char *message)
+/* How a reload ended: counted for /metrics (an alert on a failed reload:
+ * the file on disk is not what runs) and recorded as config_reload. */
+static void reload_outcome(struct mg_gateway *gw, int success, const char *message)
 {
-	/* counted for /metrics (an alert on a failed reload: the file on disk
-	 * is not what runs) */
 	if (success) {
 		gw->reloads_ok++;
 		gw->config_loaded_unix_us = mg_unix_us_at(mg_now_us());
@@ -366,6 +362,10 @@ static void audit_reload(struct mg_gateway *gw, int success, const char *message
 	mg_audit_emit(gw->audit, &ev);
 }
 
+/* SIGHUP: re-read the file; swap in new authentication (keys, JWT settings)
+ * and TLS certificates atomically. Requests in flight keep the context they
+ * started with. A bad file changes nothing. Listener, upstream and limits
+ * need a restart. */
 static void reload(struct mg_gateway *gw)
 {
 	extern char **environ;
@@ -380,7 +380,7 @@ static void reload(struct mg_gateway *gw)
 	mg_diag_free(&diag);
 	if (!cfg) {
 		mg_log_error("reload failed: keeping the current configuration");
-		audit_reload(gw, 0, "invalid configuration: keeping the current one");
+		reload_outcome(gw, 0, "invalid configuration: keeping the current one");
 		return;
 	}
 	/* The listener does not change on reload: the new context describes the
@@ -395,14 +395,14 @@ static void reload(struct mg_gateway *gw)
 	struct mg_auth *na = mg_auth_renew(gw->auth, cfg, err, sizeof err);
 	if (!na) {
 		mg_log_error("reload failed: %s; keeping the current configuration", err);
-		audit_reload(gw, 0, "reload failed: keeping the current configuration");
+		reload_outcome(gw, 0, "reload failed: keeping the current configuration");
 		mg_config_free(cfg);
 		return;
 	}
 	mg_auth_own_config(na, cfg);
 	if (!mg_auth_enabled(na) && !gw->loopback) {
 		mg_log_error("reload refused: no authentication on a non-loopback listener");
-		audit_reload(gw, 0, "refused: no authentication on a non-loopback listener");
+		reload_outcome(gw, 0, "refused: no authentication on a non-loopback listener");
 		mg_auth_unref(na);
 		return;
 	}
@@ -418,8 +418,8 @@ static void reload(struct mg_gateway *gw)
 		tls = mg_tls_server_ctx(&cfg->server.tls, err, sizeof err);
 		if (!tls) {
 			mg_log_error("reload failed: %s; keeping the current configuration", err);
-			audit_reload(gw, 0,
-			             "reload failed: TLS; keeping the current configuration");
+			reload_outcome(gw, 0,
+			               "reload failed: TLS; keeping the current configuration");
 			mg_auth_unref(na);
 			return;
 		}
@@ -428,7 +428,7 @@ static void reload(struct mg_gateway *gw)
 	}
 	mg_auth_unref(gw->auth);
 	gw->auth = na;
-	audit_reload(
+	reload_outcome(
 	    gw, 1, tls ? "authentication and TLS certificates updated" : "authentication updated");
 	mg_log_info("reloaded: authentication%s updated; listener, upstream and limit changes "
 	            "apply after a restart",

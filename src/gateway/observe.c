@@ -268,8 +268,9 @@ void mg_obs_upstream_done(struct mg_exchange *x)
 			v = MG_MCP_MODERN_VERSION;
 		else if (ch)
 			v = json_string_value(json_object_get(ch->init_result, "protocolVersion"));
-		if (v && strlen(v) < sizeof t->up_protocol)
-			memcpy(t->up_protocol, v, strlen(v) + 1);
+		size_t n = v ? strlen(v) : sizeof t->up_protocol;
+		if (n < sizeof t->up_protocol)
+			memcpy(t->up_protocol, v, n + 1);
 	}
 }
 
