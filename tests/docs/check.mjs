@@ -33,7 +33,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-import { checkDashboard, checkExpr, checkRules, loadFamilies, loadVocabulary, promqlBlockExprs, setVocabulary } from './promql.mjs';
+import { checkDashboard, checkExpr, checkRules, loadModel, promqlBlockExprs } from './promql.mjs';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 const bin = process.env.MCP_GUARD_BIN || join(root, 'build/mcp-guard');
@@ -142,8 +142,7 @@ else {
 }
 
 // 7 (first part). the metric families
-const families = loadFamilies(root, fail);
-setVocabulary(loadVocabulary(root, fail));
+const metrics = loadModel(root, fail);
 
 // 2 + 3. blocks in README and docs
 const docs = [join(root, 'README.md'), ...mdFiles(join(root, 'docs'))];
@@ -156,7 +155,7 @@ for (const file of docs) {
     if (b.lang === 'promql') {
       for (const e of promqlBlockExprs(b.body)) {
         checked++;
-        checkExpr(e.text, `${rel}:${b.line + 1 + e.line}`, families, fail);
+        checkExpr(e.text, `${rel}:${b.line + 1 + e.line}`, metrics, fail);
       }
       continue;
     }
@@ -164,7 +163,7 @@ for (const file of docs) {
       const same = b.directive.match(/^prometheus-rules:\s*(\S+)$/);
       if (same && readFileSync(join(root, same[1]), 'utf8') !== b.body)
         fail(where, `differs from ${same[1]}: the page shows that file as it is`);
-      checked += checkRules(b.body, where, families, fail);
+      checked += checkRules(b.body, where, metrics, fail);
       continue;
     }
     if (b.directive.startsWith('skip')) {
@@ -235,7 +234,7 @@ for (const [dir, ext, check] of [
   if (!existsSync(join(root, dir))) continue;
   for (const name of readdirSync(join(root, dir)).filter(n => ext.test(n))) {
     const rel = `${dir}/${name}`;
-    checked += check(readFileSync(join(root, rel), 'utf8'), rel, families, fail);
+    checked += check(readFileSync(join(root, rel), 'utf8'), rel, metrics, fail);
   }
 }
 

@@ -40,7 +40,7 @@ function cFiles(dir) {
 
 /* The metric families: those src/ names, and the documented table
  * (name -> { type, labels }). Mismatches go to fail(). */
-export function loadFamilies(root, fail) {
+function loadFamilies(root, fail) {
   const source = new Set();
   for (const f of cFiles(join(root, 'src'))) for (const m of readFileSync(f, 'utf8').matchAll(FAMILY_RE)) source.add(m[1]);
   const doc = 'docs/observability.md';
@@ -77,7 +77,7 @@ function cArray(text, name) {
 }
 
 /* label -> Set of values the gateway can emit, or a function for open ones. */
-export function loadVocabulary(root, fail) {
+function loadVocabulary(root, fail) {
   const file = 'src/metrics/metrics.c';
   const text = readFileSync(join(root, file), 'utf8');
   const arr = name => {
@@ -134,19 +134,19 @@ function grafanaExpand(expr) {
     .replace(/\$\{?([A-Za-z_][A-Za-z0-9_]*)(?::[a-z]+)?\}?/g, (all, v) => (v.startsWith('__') ? '1m' : `var_${v}`));
 }
 
-let allLabels = null;
-
-let vocabulary = {};
-export function setVocabulary(v) {
-  vocabulary = v;
+/* What the checks compare against: the families, every label any of them
+ * has, and the values of the fixed-vocabulary labels. */
+export function loadModel(root, fail) {
+  const families = loadFamilies(root, fail);
+  const labels = new Set([...TARGET_LABELS, 'le']);
+  for (const f of families.values()) for (const l of f.labels) labels.add(l);
+  return { families, labels, vocab: loadVocabulary(root, fail) };
 }
 
-/* Checks one PromQL expression; returns the number of problems. */
-export function checkExpr(expr, where, families, fail) {
-  if (!allLabels) {
-    allLabels = new Set([...TARGET_LABELS, 'le']);
-    for (const f of families.values()) for (const l of f.labels) allLabels.add(l);
-  }
+/* Checks one PromQL expression against `model` (loadModel); returns the
+ * number of problems. */
+export function checkExpr(expr, where, model, fail) {
+  const { families, labels, vocab } = model;
   let problems = 0;
   const bad = what => {
     problems++;
@@ -174,7 +174,7 @@ export function checkExpr(expr, where, families, fail) {
       } else if (n.name === 'LabelName') {
         const parent = n.node.parent?.name;
         if (parent === 'GroupingLabels') {
-          if (!allLabels.has(text)) bad(`no family has a label "${text}"`);
+          if (!labels.has(text)) bad(`no family has a label "${text}"`);
         } else if (selector && !selector.labels.has(text)) {
           bad(`${selector.name} has no label "${text}"`);
         } else if (selector) {
@@ -189,7 +189,7 @@ export function checkExpr(expr, where, families, fail) {
               value = raw.slice(1, -1);
             }
             const opText = expr.slice(op.from, op.to);
-            if (!valueOk(vocabulary, text, opText, value)) bad(`${text}${opText}"${value}": the gateway never sets ${text} to that`);
+            if (!valueOk(vocab, text, opText, value)) bad(`${text}${opText}"${value}": the gateway never sets ${text} to that`);
           }
         }
       }
@@ -233,7 +233,7 @@ function stringMap(v, where, what, fail) {
 
 /* A Prometheus rule file (YAML text): what `promtool check rules` checks,
  * and each expression as checkExpr does. Returns the number of rules. */
-export function checkRules(text, where, families, fail) {
+export function checkRules(text, where, model, fail) {
   let doc;
   try {
     doc = YAML.parse(text, { uniqueKeys: true, strict: true });
@@ -271,7 +271,7 @@ export function checkRules(text, where, families, fail) {
       stringMap(r?.labels, rw, 'labels', fail);
       stringMap(r?.annotations, rw, 'annotations', fail);
       if (typeof r?.expr !== 'string' || !r.expr.trim()) fail(rw, 'needs an expr (a string)');
-      else checkExpr(r.expr, rw, families, fail);
+      else checkExpr(r.expr, rw, model, fail);
     }
   }
   return rules;
@@ -279,7 +279,7 @@ export function checkRules(text, where, families, fail) {
 
 /* A Grafana dashboard (JSON text): its panels (rows' included) and their
  * Prometheus targets. Returns the number of expressions checked. */
-export function checkDashboard(text, where, families, fail) {
+export function checkDashboard(text, where, model, fail) {
   let d;
   try {
     d = JSON.parse(text);
@@ -314,7 +314,7 @@ export function checkDashboard(text, where, families, fail) {
         continue;
       }
       n++;
-      checkExpr(grafanaExpand(t.expr), `${pw} target ${t.refId ?? '?'}`, families, fail);
+      checkExpr(grafanaExpand(t.expr), `${pw} target ${t.refId ?? '?'}`, model, fail);
     }
   }
   for (const v of d.templating?.list ?? []) {
@@ -324,8 +324,8 @@ export function checkDashboard(text, where, families, fail) {
       if (!m) fail(`${where}: variable ${v.name}`, `query "${q}" is not label_values(selector, label)`);
       else {
         n++;
-        checkExpr(grafanaExpand(m[1]), `${where}: variable ${v.name}`, families, fail);
-        const sel = familyOf(families, m[1].replace(/\{.*$/, '').trim());
+        checkExpr(grafanaExpand(m[1]), `${where}: variable ${v.name}`, model, fail);
+        const sel = familyOf(model.families, m[1].replace(/\{.*$/, '').trim());
         if (sel && !sel.fam.labels.has(m[2]) && !TARGET_LABELS.includes(m[2])) fail(`${where}: variable ${v.name}`, `${m[1]} has no label "${m[2]}"`);
       }
     }
