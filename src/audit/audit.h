@@ -67,11 +67,13 @@ struct mg_audit_event {
 	int64_t duration_ms; /* -1 absent */
 	const json_t *arguments;
 	const json_t *result;
-	/* The eight string members from request_id to tool, already packed by
-	 * mg_audit_members_into (NULL: taken from the fields above, which are
-	 * then ignored): the records about one call share them, so they are
-	 * measured once per call, not once per record. */
+	/* The eight string members from request_id to tool, already written
+	 * as JSON by mg_audit_members_into, `members_len` bytes (NULL: taken
+	 * from the fields above, which are then ignored): the records about
+	 * one call share them, so they are escaped once per call, not once
+	 * per record. */
 	const char *members;
+	size_t members_len;
 	/* When it happened (mg_now_us; 0: now). The record's timestamp is the
 	 * wall-clock time of that instant (mg_unix_us_at). */
 	uint64_t at_us;
@@ -147,12 +149,13 @@ const char *mg_audit_type_name(enum mg_audit_type t);
 void mg_audit_format_time(int64_t unix_us, char out[28]);
 
 /* The string members of `ev` (request_id, trace_id, identity_id,
- * provider, client_address, server, method, tool) packed raw, for
- * mg_audit_event.members: eight 32-bit lengths (host order) and the bytes
- * back to back. Written to `out` (`size` bytes) with a NUL after them when
- * they fit (the answer is then < size); otherwise nothing is written.
- * Answers their length either way, as snprintf does: a caller with a
- * buffer on hand allocates only for an outsized call. */
+ * provider, client_address, server, method, tool) as the record has them
+ * (`,"request_id":"…"` and so on; absent and empty ones left out), for
+ * mg_audit_event.members. Written to `out` (`size` bytes) with a NUL after
+ * them when they fit: the answer is then their length (< size).
+ * Otherwise the answer is a size that fits them (> size) and the bytes
+ * of `out` are unspecified: a caller with a buffer on hand allocates only
+ * for an outsized call, and calls again. */
 size_t mg_audit_members_into(const struct mg_audit_event *ev, char *out, size_t size);
 
 /* Appends the event as one JSON object without a line break, keys in this

@@ -129,10 +129,13 @@ static __attribute__((noinline)) char *put_str_escaped(char *p, const char *s, s
 /* `s` (n bytes) as a JSON string: at most 2 + 6 * n bytes. Bytes of
  * invalid UTF-8 become \u00XX, so a record is always valid JSON. Most
  * strings are plain ASCII: they are copied a word at a time as they are
- * checked. `s` must be followed by MG_AUDIT_PACK_PAD readable bytes (a
- * pack's strings are), and up to 7 bytes past the string's room may be
- * written over (the record's slack holds them). */
-static inline __attribute__((always_inline)) char *put_str(char *p, const char *s, size_t n)
+ * checked. With `padded`, `s` is followed by MG_AUDIT_PACK_PAD readable
+ * bytes (a pack's strings are) and its last word is read whole; without,
+ * only its own bytes are read (a C string of the loop's). Up to 7 bytes
+ * past the string's room may be written over (the caller's slack holds
+ * them). */
+static inline __attribute__((always_inline)) char *put_str_at(char *p, const char *s, size_t n,
+                                                              bool padded)
 {
 	*p++ = '"';
 	size_t i = 0;
@@ -144,10 +147,16 @@ static inline __attribute__((always_inline)) char *put_str(char *p, const char *
 		memcpy(p + i, &w, 8);
 	}
 	if (i < n) {
-		memcpy(&w, s + i, 8);
 		/* the bytes past the end count as plain ('a') */
-		uint64_t keep = ~0ull >> (64 - 8 * (n - i));
-		if (mg_word_special((w & keep) | (0x6161616161616161ull & ~keep)))
+		if (padded) {
+			memcpy(&w, s + i, 8);
+			uint64_t keep = ~0ull >> (64 - 8 * (n - i));
+			w = (w & keep) | (0x6161616161616161ull & ~keep);
+		} else {
+			w = 0x6161616161616161ull;
+			memcpy(&w, s + i, n - i);
+		}
+		if (mg_word_special(w))
 			return put_str_escaped(p, s, n, i);
 		memcpy(p + i, &w, 8);
 	}
@@ -155,6 +164,7 @@ static inline __attribute__((always_inline)) char *put_str(char *p, const char *
 	*p++ = '"';
 	return p;
 }
+#define put_str(p, s, n) put_str_at(p, s, n, true)
 
 /* The string members' keys (,"key":), in record order (enum
  * mg_audit_str), each copied as a whole 24-byte slot. */
@@ -178,19 +188,10 @@ static uint32_t len32(size_t n)
 	return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
 }
 
-/* The members of `ev` (its packed block when it has one, else its fields). */
+/* The string members of `ev`, from its fields. */
 static void members_of(const struct mg_audit_event *ev, const char *s[MG_AUDIT_MEMBERS],
                        uint32_t len[MG_AUDIT_MEMBERS])
 {
-	if (ev->members) {
-		memcpy(len, ev->members, MG_AUDIT_MEMBERS * sizeof *len);
-		const char *p = ev->members + MG_AUDIT_MEMBERS * sizeof *len;
-		for (int i = 0; i < MG_AUDIT_MEMBERS; i++) {
-			s[i] = p;
-			p += len[i];
-		}
-		return;
-	}
 	const char *src[MG_AUDIT_MEMBERS] = { ev->request_id, ev->trace_id, ev->identity,
 		                              ev->provider,   ev->client,   ev->server,
 		                              ev->method,     ev->tool };
@@ -200,42 +201,59 @@ static void members_of(const struct mg_audit_event *ev, const char *s[MG_AUDIT_M
 	}
 }
 
+/* The room a member of n bytes may take while written: its key slot, the
+ * quotes, every byte escaped as \u00XX, and a word's overrun. */
+static size_t member_room(size_t n)
+{
+	return KEY_SLOT + 2 + 6 * n + 8;
+}
+
 size_t mg_audit_members_into(const struct mg_audit_event *ev, char *out, size_t size)
 {
 	const char *s[MG_AUDIT_MEMBERS];
 	uint32_t len[MG_AUDIT_MEMBERS];
-	struct mg_audit_event fields = *ev;
-	fields.members = NULL;
-	members_of(&fields, s, len);
-	size_t need = sizeof len;
-	for (int i = 0; i < MG_AUDIT_MEMBERS; i++)
-		need += len[i];
-	if (need >= size)
-		return need;
-	memcpy(out, len, sizeof len);
-	char *p = out + sizeof len;
-	for (int i = 0; i < MG_AUDIT_MEMBERS; i++)
-		if (len[i])
-			p = put_mem(p, s[i], len[i]);
+	members_of(ev, s, len);
+	char *p = out;
+	for (int i = 0; i < MG_AUDIT_MEMBERS; i++) {
+		if (!len[i])
+			continue;
+		if (member_room(len[i]) >= size - (size_t)(p - out)) {
+			/* does not fit: the room that surely does (> size) */
+			size_t need = 1;
+			for (int j = 0; j < MG_AUDIT_MEMBERS; j++)
+				need += len[j] ? member_room(len[j]) : 0;
+			return need;
+		}
+		memcpy(p, field_keys[i], KEY_SLOT);
+		p += field_key_len[i];
+		p = put_str_at(p, s[i], len[i], false);
+	}
+	if (p == out && size == 0)
+		return 1; /* not even room for the NUL */
 	*p = '\0';
-	return need;
+	return (size_t)(p - out);
 }
 
 void mg_audit_pack_prepare(struct mg_audit_packing *pk, const struct mg_audit_event *ev,
                            const char *args, size_t args_len, const char *result, size_t result_len)
 {
-	members_of(ev, pk->s, pk->len);
-	pk->block = 0;
-	if (ev->members)
-		for (int i = 0; i < MG_AUDIT_MEMBERS; i++)
-			pk->block += pk->len[i];
+	if (ev->members) {
+		/* already written as JSON, once for all the call's records */
+		memset(pk->len, 0, MG_AUDIT_MEMBERS * sizeof *pk->len);
+		pk->fragment = ev->members;
+		pk->fragment_len = len32(ev->members_len);
+	} else {
+		members_of(ev, pk->s, pk->len);
+		pk->fragment = NULL;
+		pk->fragment_len = 0;
+	}
 	pk->s[MG_AS_MESSAGE] = ev->message;
 	pk->len[MG_AS_MESSAGE] = ev->message ? len32(strlen(ev->message)) : 0;
 	pk->s[MG_AS_ARGUMENTS] = args;
 	pk->len[MG_AS_ARGUMENTS] = args ? len32(args_len) : 0;
 	pk->s[MG_AS_RESULT] = result;
 	pk->len[MG_AS_RESULT] = result ? len32(result_len) : 0;
-	size_t size = sizeof(struct mg_audit_pack);
+	size_t size = sizeof(struct mg_audit_pack) + pk->fragment_len;
 	for (int i = 0; i < MG_AS_N; i++)
 		size += pk->len[i];
 	pk->size = size;
@@ -247,13 +265,14 @@ void mg_audit_pack_write(const struct mg_audit_packing *pk, const struct mg_audi
 	struct mg_audit_pack h = { .type = (uint8_t)ev->type,
 		                   .success = (int8_t)(ev->success < 0 ? -1 : ev->success != 0),
 		                   .unix_us = unix_us,
-		                   .duration_ms = ev->duration_ms < 0 ? -1 : ev->duration_ms };
+		                   .duration_ms = ev->duration_ms < 0 ? -1 : ev->duration_ms,
+		                   .fragment = pk->fragment_len };
 	memcpy(h.len, pk->len, sizeof h.len);
 	memcpy(out, &h, sizeof h);
 	char *p = (char *)out + sizeof h;
 	int i = 0;
-	if (pk->block) {
-		p = put_mem(p, pk->s[0], pk->block);
+	if (pk->fragment_len) {
+		p = put_mem(p, pk->fragment, pk->fragment_len);
 		i = MG_AUDIT_MEMBERS;
 	}
 	for (; i < MG_AS_N; i++)
@@ -268,7 +287,7 @@ int mg_audit_pack_serialize(const void *pack, struct mg_buf *out)
 	const char *s = (const char *)pack + sizeof h;
 	/* timestamp, event type, success, duration, keys, braces, and a
 	 * word's overrun: < 200 */
-	size_t size = 200 + MG_AUDIT_MEMBERS * KEY_SLOT;
+	size_t size = 200 + MG_AUDIT_MEMBERS * KEY_SLOT + h.fragment;
 	for (int i = 0; i < MG_AS_N; i++)
 		size += (i == MG_AS_ARGUMENTS || i == MG_AS_RESULT ? 1 : 6) * (size_t)h.len[i];
 	if (mg_buf_reserve(out, size) < 0)
@@ -282,13 +301,19 @@ int mg_audit_pack_serialize(const void *pack, struct mg_buf *out)
 	const char *type = mg_audit_type_name((enum mg_audit_type)h.type);
 	p = put_mem(p, type, strlen(type));
 	*p++ = '"';
-	for (int i = 0; i < MG_AUDIT_MEMBERS; i++) {
-		if (!h.len[i])
-			continue;
-		memcpy(p, field_keys[i], KEY_SLOT);
-		p += field_key_len[i];
-		p = put_str(p, s, h.len[i]);
-		s += h.len[i];
+	if (h.fragment) {
+		/* the members, written as JSON by mg_audit_members_into */
+		p = put_mem(p, s, h.fragment);
+		s += h.fragment;
+	} else {
+		for (int i = 0; i < MG_AUDIT_MEMBERS; i++) {
+			if (!h.len[i])
+				continue;
+			memcpy(p, field_keys[i], KEY_SLOT);
+			p += field_key_len[i];
+			p = put_str(p, s, h.len[i]);
+			s += h.len[i];
+		}
 	}
 	if (h.success >= 0)
 		p = h.success ? LIT(p, ",\"success\":true") : LIT(p, ",\"success\":false");

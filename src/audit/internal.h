@@ -42,7 +42,9 @@ struct mg_audit_pack {
 	int64_t unix_us;
 	int64_t duration_ms; /* -1 absent */
 	uint32_t len[MG_AS_N];
-	uint8_t type;   /* enum mg_audit_type */
+	uint32_t fragment; /* the members as JSON (mg_audit_members_into), first;
+	                      the eight members' lengths are then 0 */
+	uint8_t type;      /* enum mg_audit_type */
 	int8_t success; /* -1 absent */
 };
 
@@ -53,8 +55,8 @@ struct mg_audit_packing {
 	const char *s[MG_AS_N];
 	uint32_t len[MG_AS_N];
 	size_t size;
-	size_t block; /* the members' bytes are back to back at s[0] (a packed
-	                 block's): this many, copied at once; else 0 */
+	const char *fragment; /* the event's members as JSON, or NULL */
+	uint32_t fragment_len;
 };
 void mg_audit_pack_prepare(struct mg_audit_packing *pk, const struct mg_audit_event *ev,
                            const char *args, size_t args_len, const char *result,

@@ -72,6 +72,7 @@ static void audit_result(struct mg_exchange *x, const json_t *msg, const char *r
 		.duration_ms = (int64_t)((now - x->start_us) / 1000),
 		.result = res,
 		.members = x->audit_members,
+		.members_len = x->audit_members_len,
 	};
 	mg_audit_emit(gw->audit, &ev);
 	json_decref(parsed);
@@ -80,7 +81,7 @@ static void audit_result(struct mg_exchange *x, const json_t *msg, const char *r
 	x->audit_members = NULL;
 }
 
-/* The tools/call is recorded (tool_call); its members are packed once,
+/* The tools/call is recorded (tool_call); its members are written as JSON once,
  * for this record and the tool_call_result one, in one block with the raw
  * tool name after them (audit_tool, for other events of the call). */
 static void audit_call(struct mg_exchange *x, const struct mg_rpc_msg *msg,
@@ -111,19 +112,20 @@ static void audit_call(struct mg_exchange *x, const struct mg_rpc_msg *msg,
 	size_t room = MG_X_AUDIT_INLINE > tool_len + 1 ? MG_X_AUDIT_INLINE - tool_len - 1 : 0;
 	size_t len = mg_audit_members_into(&ev, buf, room);
 	if (len >= room) {
-		buf = malloc(len + 1 + tool_len + 1);
+		buf = malloc(len + tool_len + 1);
 		if (!buf) {
 			mg_log_error("audit: out of memory: tools/call %.*s not recorded",
 			             (int)(tool_len < 128 ? tool_len : 128), tool);
 			return;
 		}
-		mg_audit_members_into(&ev, buf, len + 1);
+		len = mg_audit_members_into(&ev, buf, len);
 	}
 	memcpy(buf + len + 1, tool, tool_len);
 	buf[len + 1 + tool_len] = '\0';
 	x->audit_members = buf;
 	x->audit_members_len = len;
 	ev.members = x->audit_members;
+	ev.members_len = len;
 	mg_audit_emit(x->gw->audit, &ev);
 }
 

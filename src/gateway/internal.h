@@ -123,9 +123,8 @@ struct mg_exchange {
 	char method[MG_METHOD_MAX];
 	uint64_t start_us;
 	/* A tools/call being audited (its result is recorded): its record
-	 * members packed (mg_audit_members_into), then a NUL and the raw tool
-	 * name; in
-	 * audit_inline unless they do not fit (then malloc'd). */
+	 * members as JSON (mg_audit_members_into), then a NUL and the raw
+	 * tool name; in audit_inline unless they do not fit (then malloc'd). */
 	char *audit_members;
 	size_t audit_members_len;
 	char audit_rid[17];    /* audit request id (when audit is on) */

@@ -93,8 +93,29 @@ static void test_serialize_order_and_escaping(void **state)
 	mg_buf_free(&b);
 }
 
-/* Members packed once (mg_audit_members_into) give the same record, byte
- * for byte, as the fields; the fields are then ignored. */
+/* The members of `ev` as mg_audit_members_into writes them, into a
+ * buffer of its own size (so ASan sees any byte past it); retried once
+ * with the size it asks for. */
+static char *members_of_event(const struct mg_audit_event *ev, size_t first_size, size_t *len)
+{
+	char *buf = malloc(first_size ? first_size : 1);
+	assert_non_null(buf);
+	size_t n = mg_audit_members_into(ev, buf, first_size);
+	if (n >= first_size) {
+		size_t need = n;
+		free(buf);
+		buf = malloc(need);
+		assert_non_null(buf);
+		n = mg_audit_members_into(ev, buf, need);
+		assert_true(n < need);
+	}
+	assert_int_equal(buf[n], '\0');
+	*len = n;
+	return buf;
+}
+
+/* Members written once as JSON (mg_audit_members_into) give the same
+ * record, byte for byte, as the fields; the fields are then ignored. */
 static void test_shared_members(void **state)
 {
 	(void)state;
@@ -117,33 +138,39 @@ static void test_shared_members(void **state)
 	mg_buf_init(&whole, 0);
 	mg_buf_init(&shared, 0);
 	assert_int_equal(mg_audit_serialize(&ev, 1796398222123456LL, NULL, &whole), 0);
-	/* eight lengths, then the raw bytes */
-	size_t raw = 4 + 32 + 7 + 3 + 3 + 5 + 10 + 9;
-	char members[256];
-	assert_int_equal(mg_audit_members_into(&ev, members, sizeof members), 32 + raw);
-	assert_int_equal(members[32 + raw], '\0');
-	struct mg_audit_event lean = { .type = ev.type,
-		                       .identity = "ignored",
-		                       .success = 1,
-		                       .message = ev.message,
-		                       .duration_ms = 7,
-		                       .members = members };
-	assert_int_equal(mg_audit_serialize(&lean, 1796398222123456LL, NULL, &shared), 0);
-	assert_string_equal(shared.data, whole.data);
-	/* nothing written (and the length needed) when they do not fit, by one
-	 * byte or more */
-	char buf[256];
-	memset(buf, 'z', sizeof buf);
-	assert_int_equal(mg_audit_members_into(&ev, buf, 32 + raw), 32 + raw);
-	assert_int_equal(buf[0], 'z');
-	assert_int_equal(mg_audit_members_into(&ev, buf, 0), 32 + raw);
-	assert_int_equal(mg_audit_members_into(&ev, buf, 32 + raw + 1), 32 + raw);
-	assert_memory_equal(buf, members, 32 + raw + 1);
-	/* no members at all: eight zero lengths, and a record without them */
+	/* the members are the record's text from request_id to tool */
+	const char *from = strstr(whole.data, ",\"request_id\"");
+	const char *to = strstr(whole.data, ",\"success\"");
+	assert_non_null(from);
+	assert_non_null(to);
+	size_t want = (size_t)(to - from);
+	/* every buffer size: it fits (the members and a NUL), or the answer
+	 * is a size that does */
+	for (size_t size = 0; size < 2 * want + 400; size++) {
+		size_t len;
+		char *members = members_of_event(&ev, size, &len);
+		assert_int_equal(len, want);
+		assert_memory_equal(members, from, want);
+		struct mg_audit_event lean = { .type = ev.type,
+			                       .identity = "ignored",
+			                       .success = 1,
+			                       .message = ev.message,
+			                       .duration_ms = 7,
+			                       .members = members,
+			                       .members_len = len };
+		mg_buf_reset(&shared);
+		assert_int_equal(mg_audit_serialize(&lean, 1796398222123456LL, NULL, &shared), 0);
+		assert_string_equal(shared.data, whole.data);
+		free(members);
+	}
+	/* no members at all: nothing, and a record without them */
 	struct mg_audit_event none = { .type = MG_AUDIT_CONFIG_RELOAD,
 		                       .success = -1,
 		                       .duration_ms = -1 };
-	assert_int_equal(mg_audit_members_into(&none, buf, sizeof buf), 32);
+	char buf[8];
+	assert_int_equal(mg_audit_members_into(&none, buf, sizeof buf), 0);
+	assert_int_equal(buf[0], '\0');
+	assert_true(mg_audit_members_into(&none, buf, 0) > 0);
 	none.members = buf;
 	mg_buf_reset(&shared);
 	assert_int_equal(mg_audit_serialize(&none, 0, NULL, &shared), 0);
@@ -160,8 +187,9 @@ static void test_string_words(void **state)
 {
 	(void)state;
 	static const char *const specials[] = { "\"", "\\", "\n", "\x01", "\x7f", "\xc3\xa9" };
-	struct mg_buf b;
+	struct mg_buf b, b2;
 	mg_buf_init(&b, 0);
+	mg_buf_init(&b2, 0);
 	char s[64];
 	for (size_t sp = 0; sp <= sizeof specials / sizeof *specials; sp++) {
 		for (size_t n = 0; n < 40; n++) {
@@ -183,6 +211,22 @@ static void test_string_words(void **state)
 					                     .duration_ms = -1 };
 				mg_buf_reset(&b);
 				assert_int_equal(mg_audit_serialize(&ev, 0, NULL, &b), 0);
+				/* the members written once, from a string with no byte
+				 * readable past its NUL, give the same record */
+				char *own = strdup(s);
+				assert_non_null(own);
+				struct mg_audit_event once = ev;
+				once.tool = own;
+				size_t ml;
+				char *members = members_of_event(&once, 0, &ml);
+				once.tool = "ignored";
+				once.members = members;
+				once.members_len = ml;
+				assert_int_equal(mg_audit_serialize(&once, 0, NULL, &b2), 0);
+				assert_string_equal(b2.data, b.data);
+				mg_buf_reset(&b2);
+				free(members);
+				free(own);
 				json_error_t je;
 				json_t *j = json_loads(b.data, 0, &je);
 				assert_non_null(j);
@@ -198,6 +242,7 @@ static void test_string_words(void **state)
 		}
 	}
 	mg_buf_free(&b);
+	mg_buf_free(&b2);
 }
 
 static char *redact_with(const char *paths_csv, const char *pattern, const char *json)
