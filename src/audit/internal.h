@@ -45,7 +45,7 @@ struct mg_audit_pack {
 	uint32_t fragment; /* the members as JSON (mg_audit_members_into), first;
 	                      the eight members' lengths are then 0 */
 	uint8_t type;      /* enum mg_audit_type */
-	int8_t success; /* -1 absent */
+	int8_t success;    /* -1 absent */
 };
 
 /* An event measured for packing: mg_audit_pack_prepare, then room for
