@@ -72,11 +72,10 @@ void mg_audit_format_time(int64_t unix_us, char out[28])
 		cached_secs = secs;
 	}
 	memcpy(out, cached, 19);
-	static const char digits[] = "0123456789";
 	out[n++] = '.';
-	for (int i = 5; i >= 0; i--) {
-		out[n + (size_t)i] = digits[us % 10];
-		us /= 10;
+	for (int i = 4; i >= 0; i -= 2) {
+		memcpy(out + n + (size_t)i, mg_digit_pairs + 2 * (us % 100), 2);
+		us /= 100;
 	}
 	n += 6;
 	out[n++] = 'Z';
@@ -146,19 +145,36 @@ static inline __attribute__((always_inline)) char *put_str_at(char *p, const cha
 			return put_str_escaped(p, s, n, i);
 		memcpy(p + i, &w, 8);
 	}
-	if (i < n) {
+	if (i == n) {
+		/* whole words only */
+	} else if (padded) {
 		/* the bytes past the end count as plain ('a') */
-		if (padded) {
-			memcpy(&w, s + i, 8);
-			uint64_t keep = ~0ull >> (64 - 8 * (n - i));
-			w = (w & keep) | (0x6161616161616161ull & ~keep);
-		} else {
-			w = 0x6161616161616161ull;
-			memcpy(&w, s + i, n - i);
-		}
-		if (mg_word_special(w))
+		memcpy(&w, s + i, 8);
+		uint64_t keep = ~0ull >> (64 - 8 * (n - i));
+		if (mg_word_special((w & keep) | (0x6161616161616161ull & ~keep)))
 			return put_str_escaped(p, s, n, i);
 		memcpy(p + i, &w, 8);
+	} else if (n >= 8) {
+		/* the string's last word, which overlaps bytes already checked */
+		memcpy(&w, s + n - 8, 8);
+		if (mg_word_special(w))
+			return put_str_escaped(p, s, n, i);
+		memcpy(p + n - 8, &w, 8);
+	} else if (n >= 4) {
+		/* 4-7 bytes: its first and last four, which may overlap */
+		uint32_t lo, hi;
+		memcpy(&lo, s, 4);
+		memcpy(&hi, s + n - 4, 4);
+		if (mg_word_special((uint64_t)hi << 32 | lo))
+			return put_str_escaped(p, s, n, 0);
+		memcpy(p, &lo, 4);
+		memcpy(p + n - 4, &hi, 4);
+	} else {
+		w = 0x6161616161616161ull;
+		memcpy(&w, s, n);
+		if (mg_word_special(w))
+			return put_str_escaped(p, s, n, 0);
+		memcpy(p, &w, n);
 	}
 	p += n;
 	*p++ = '"';

@@ -11,8 +11,8 @@
  * that is its initialize and then about once per interval, for stateless
  * (2026-07-28) requests the same per client.
  *
- * The memory is a fixed table of 64-bit hashes (FNV-1a over the three
- * strings) and times, one slot per hash: no allocation, bounded size. A
+ * The memory is a fixed table of 64-bit hashes (of the three strings, a
+ * word at a time) and times, one slot per hash: no allocation, bounded size. A
  * slot taken over by another triple forgets the older one, which can only
  * make its next success recorded sooner, never suppressed longer.
  */
@@ -26,11 +26,32 @@ void mg_audit_seen_init(struct mg_audit_seen *s, uint64_t interval_us)
 	s->interval_us = interval_us;
 }
 
-static uint64_t fnv(uint64_t h, const char *s)
+/* Mixes string `s` into `h` a word at a time, reading only its own bytes
+ * (a short string's bytes once, a long one's last word overlapping), and
+ * its length last, so that ("ab", "c") and ("a", "bc") differ. */
+static uint64_t mix(uint64_t h, const char *s)
 {
-	for (const unsigned char *p = (const unsigned char *)(s ? s : ""); *p; p++)
-		h = (h ^ *p) * 0x100000001b3ull;
-	return (h ^ 0xff) * 0x100000001b3ull; /* a separator no string contains */
+	const uint64_t k = 0x9e3779b97f4a7c15ull;
+	size_t n = s ? strlen(s) : 0;
+	uint64_t w;
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, s + i, 8);
+		h = (h ^ w) * k;
+		h ^= h >> 29;
+	}
+	if (i < n) {
+		if (n >= 8) {
+			memcpy(&w, s + n - 8, 8);
+		} else {
+			w = 0;
+			memcpy(&w, s, n);
+		}
+		h = (h ^ w) * k;
+		h ^= h >> 29;
+	}
+	h = (h ^ n) * k;
+	return h ^ h >> 32;
 }
 
 bool mg_audit_seen_due(struct mg_audit_seen *s, const char *identity, const char *provider,
@@ -38,7 +59,7 @@ bool mg_audit_seen_due(struct mg_audit_seen *s, const char *identity, const char
 {
 	if (s->interval_us == 0)
 		return true;
-	uint64_t h = fnv(fnv(fnv(0xcbf29ce484222325ull, identity), provider), client);
+	uint64_t h = mix(mix(mix(0xcbf29ce484222325ull, identity), provider), client);
 	h |= 1; /* 0 marks an empty slot */
 	size_t i = (size_t)(h >> 32) % MG_AUDIT_SEEN_SLOTS;
 	if (s->slot[i].hash == h && now_us >= s->slot[i].at_us &&

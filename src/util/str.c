@@ -198,13 +198,15 @@ void mg_hex_u64(uint64_t v, char out[16])
 	mg_hex(b, 8, out);
 }
 
+const char mg_digit_pairs[201] = "00010203040506070809101112131415161718192021222324"
+                                 "25262728293031323334353637383940414243444546474849"
+                                 "50515253545556575859606162636465666768697071727374"
+                                 "75767778798081828384858687888990919293949596979899";
+
 size_t mg_fmt_i64(char *out, int64_t v)
 {
 	/* two digits per division (the divisions are most of the cost) */
-	static const char pairs[201] = "00010203040506070809101112131415161718192021222324"
-	                               "25262728293031323334353637383940414243444546474849"
-	                               "50515253545556575859606162636465666768697071727374"
-	                               "75767778798081828384858687888990919293949596979899";
+	const char *pairs = mg_digit_pairs;
 	char tmp[MG_I64_CHARS];
 	size_t n = sizeof tmp, len = 0;
 	/* Work in unsigned so INT64_MIN does not overflow. */

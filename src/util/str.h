@@ -50,6 +50,9 @@ void mg_hex_u64(uint64_t v, char out[16]);
 #define MG_I64_CHARS 20
 size_t mg_fmt_i64(char *out, int64_t v);
 
+/* "00" "01" … "99": the two digits of n at mg_digit_pairs + 2 * n. */
+extern const char mg_digit_pairs[201];
+
 /* true when the `n` bytes are valid UTF-8 (no overlongs, no surrogates). */
 bool mg_utf8_valid(const char *s, size_t n);
 

@@ -946,6 +946,14 @@ static void test_auth_success_interval(void **state)
 	/* the strings are separated: "ab"+"c" is not "a"+"bc" */
 	assert_true(mg_audit_seen_due(&s, "ab", "c", "x", 101 * sec));
 	assert_true(mg_audit_seen_due(&s, "a", "bc", "x", 101 * sec));
+	/* every byte counts, in whole words and in a last, partial one */
+	assert_true(mg_audit_seen_due(&s, "service-account-ab", "jwt", "::1", 101 * sec));
+	assert_true(mg_audit_seen_due(&s, "service-account-ac", "jwt", "::1", 101 * sec));
+	assert_true(mg_audit_seen_due(&s, "servicx-account-ab", "jwt", "::1", 101 * sec));
+	assert_false(mg_audit_seen_due(&s, "service-account-ab", "jwt", "::1", 102 * sec));
+	assert_true(mg_audit_seen_due(&s, "carol", "jwt", "::2", 101 * sec));
+	assert_true(mg_audit_seen_due(&s, "carol", "jwt", "::3", 101 * sec));
+	assert_false(mg_audit_seen_due(&s, "carol", "jwt", "::2", 102 * sec));
 	/* the interval elapsed: recorded again, and the clock restarts there */
 	assert_true(mg_audit_seen_due(&s, "alice", "api_key", "10.0.0.1", 160 * sec));
 	assert_false(mg_audit_seen_due(&s, "alice", "api_key", "10.0.0.1", 219 * sec));
