@@ -127,6 +127,7 @@ const LABEL = {
 	'obs-full': '(b) + audit to a file (hash chain) + tracing at 0.1',
 	'obs-audit': '(c) + audit to a file (hash chain) only',
 	'obs-plain': '(d) + audit to a file (defaults: no hash chain) + tracing at 0.1',
+	'obs-null': '(e) as (d), the audit file /dev/null (diagnostic)',
 };
 const label = (s) => LABEL[s] ?? s;
 
@@ -422,7 +423,7 @@ const obsRate = lines.find((l) => l.obs_rate)?.obs_rate;
 const obsMetrics = lines.filter((l) => l.obs_metrics).map((l) => l.obs_metrics);
 const obsSink = lines.find((l) => 'obs_sink' in l)?.obs_sink;
 const obsFiles = lines.filter((l) => l.obs_audit_file).map((l) => l.obs_audit_file);
-const OBS = ['obs-off', 'obs-full', 'obs-audit', 'obs-plain'];
+const OBS = ['obs-off', 'obs-full', 'obs-audit', 'obs-plain', 'obs-null'];
 // Paired per-repetition ratios: the three ran back to back in each repetition,
 // so a ratio within one repetition shares most of that moment's noise.
 const paired = (grp, s, base, f) => {
@@ -449,6 +450,7 @@ const obsCmp = (s) => {
 const obsFull = obsCmp('obs-full');
 const obsAudit = obsCmp('obs-audit');
 const obsPlain = obsCmp('obs-plain');
+const obsNull = obsCmp('obs-null');
 const x2 = (v) => (v === undefined ? '—' : `${v.toFixed(2)}×`);
 const pairText = (p) => (p ? `${x2(p.med)} (${x2(p.min)}–${x2(p.max)} over ${p.n})` : '—');
 const obsDropped = (s) => obsMetrics.filter((m) => m.series === s).map((m) => m.after?.mcp_guard_audit_dropped_total ?? 0);
@@ -548,17 +550,17 @@ if (seriesOf('obs', 'echo').length) {
 	throughputTable(
 		'obs',
 		'echo',
-		'tools/call echo through scenario 2\'s pipeline, four ways',
-		'Scenario 2\'s pipeline (stdio fast upstream, `shared`, one API key, rate limit at 10⁶/s) four ways, started together and measured interleaved in one run, the order rotated every repetition: (a) `[audit] enabled = false`, `[tracing] enabled = false`; (b) `[audit]` to a file with `hash_chain = true` (fsync `batch`, overflow `drop`) and `[tracing]` at `sample_rate = 0.1` exporting OTLP/HTTP (binary protobuf, `otlp_protocol`\'s default) to a loopback receiver (`bench/otlp-sink.mjs`, pinned to the load generator\'s core; it answers 200 at once and counts spans); (c) the same audit file, tracing off; (d) as (b) with the audit file at its defaults (`hash_chain = false`): the issue\'s own words, \"audit to a file\". The gateway\'s writer and exporter threads are in its process, so their CPU is in "CPU per request".',
+		'tools/call echo through scenario 2\'s pipeline, five ways',
+		'Scenario 2\'s pipeline (stdio fast upstream, `shared`, one API key, rate limit at 10⁶/s) five ways, started together and measured interleaved in one run, the order rotated every repetition: (a) `[audit] enabled = false`, `[tracing] enabled = false`; (b) `[audit]` to a file with `hash_chain = true` (fsync `batch`, overflow `drop`) and `[tracing]` at `sample_rate = 0.1` exporting OTLP/HTTP (binary protobuf, `otlp_protocol`\'s default) to a loopback receiver (`bench/otlp-sink.mjs`, pinned to the load generator\'s core; it answers 200 at once and counts spans); (c) the same audit file, tracing off; (d) as (b) with the audit file at its defaults (`hash_chain = false`): the issue\'s own words, \"audit to a file\"; (e) as (d) with `file = \"/dev/null\"`, a diagnostic with no target: (d) without the page cache and the disk. With `fsync = \"batch\"` (the default) the gateway\'s own sync thread makes the kernel write the file back to disk once a second, so (d)\'s CPU includes the disk\'s writeback; (e) shows what is left. The gateway\'s writer and exporter threads are in its process, so their CPU is in "CPU per request".',
 	);
 	const rows = [];
-	for (const [s, c] of [['obs-full', obsFull], ['obs-audit', obsAudit], ['obs-plain', obsPlain]]) {
+	for (const [s, c] of [['obs-full', obsFull], ['obs-audit', obsAudit], ['obs-plain', obsPlain], ['obs-null', obsNull]]) {
 		if (!c) continue;
 		rows.push([label(s) + ' ÷ (a)', x2(c.rps), pairText(c.pairRps), `${c.b.cpuUs?.toFixed(1)} vs ${c.a.cpuUs?.toFixed(1)} µs`, x2(c.cpu), pairText(c.pairCpu)]);
 	}
 	if (rows.length) out.push('Against (a), c=64 (target for (b) and (d): ≥ 0.90×):', '', table(['', 'req/s ratio (medians)', 'req/s ratio paired by repetition: median (min–max)', 'CPU per request', 'ratio by CPU cost', 'CPU-cost ratio paired'], rows), '');
 	const loopRows = [];
-	for (const [s, c] of [['obs-full', obsFull], ['obs-audit', obsAudit], ['obs-plain', obsPlain]]) {
+	for (const [s, c] of [['obs-full', obsFull], ['obs-audit', obsAudit], ['obs-plain', obsPlain], ['obs-null', obsNull]]) {
 		if (c?.loop === undefined) continue;
 		loopRows.push([label(s) + ' ÷ (a)', `${c.b.loopUs.toFixed(1)} vs ${c.a.loopUs.toFixed(1)} µs`, x2(c.loop), pairText(c.pairLoop)]);
 	}

@@ -240,8 +240,9 @@ P_OBS_AUDIT=$((PORT_BASE + 18)) # (c) audit to a file only
 P_OTLP=$((PORT_BASE + 19))      # the loopback OTLP/HTTP receiver (bench/otlp-sink.mjs)
 P_FED=$((PORT_BASE + 20))       # several upstreams: three servers, paths and federation
 P_OBS_PLAIN=$((PORT_BASE + 21)) # (d) audit to a file at its defaults (no hash chain) + tracing 0.1
+P_OBS_NULL=$((PORT_BASE + 22))  # (e) as (d), the audit file /dev/null (a diagnostic)
 
-for p in $(seq "$PORT_BASE" $((PORT_BASE + 21))); do
+for p in $(seq "$PORT_BASE" $((PORT_BASE + 22))); do
 	if (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
 		log "port $p is in use: set BENCH_PORT_BASE to a free range"
 		exit 1
@@ -367,6 +368,13 @@ $FAST_STDIO
 mode = \"shared\"" "$OBS_PIPE
 
 $(OBS_AUDIT_FILE "$WORK/obs-plain-audit.jsonl" false)
+
+$OBS_TRACING"
+guard_config "$WORK/guard-obs-null.toml" "$P_OBS_NULL" "[upstream]
+$FAST_STDIO
+mode = \"shared\"" "$OBS_PIPE
+
+$(OBS_AUDIT_FILE /dev/null false)
 
 $OBS_TRACING"
 guard_config "$WORK/guard-obs-audit.toml" "$P_OBS_AUDIT" "[upstream]
@@ -700,13 +708,16 @@ fi
 # hash chain and tracing at sample_rate 0.1 exporting OTLP/HTTP to a loopback
 # receiver (bench/otlp-sink.mjs, on the load generator's core: a collector is
 # not the gateway's cost); (c) audit to a file only; (d) as (b) with the audit
-# file at its defaults (hash_chain = false), the issue's literal setting. Closed loop at $OBS_CONC,
+# file at its defaults (hash_chain = false), the issue's literal setting;
+# (e) as (d) writing to /dev/null, a diagnostic with no target: what (d)
+# costs without the page cache and the disk (fsync = "batch" makes the
+# gateway's own thread pay the disk's writeback). Closed loop at $OBS_CONC,
 # then a fixed rate (BENCH_OBS_RATE, default half of (a)'s c=64 throughput in
 # this run, at most BENCH_RATE). During every window /metrics is sampled
 # every 0.2 s (all four alike) for the largest audit and trace queue seen;
 # after it, the counters are read (dropped, queue depth, written, exported).
 
-OBS_SYSTEMS="mcp-guard-obs-off mcp-guard-obs-full mcp-guard-obs-audit mcp-guard-obs-plain"
+OBS_SYSTEMS="mcp-guard-obs-off mcp-guard-obs-full mcp-guard-obs-audit mcp-guard-obs-plain mcp-guard-obs-null"
 OBS_METRICS="mcp_guard_audit_queue_depth mcp_guard_audit_queue_size mcp_guard_audit_events_total mcp_guard_audit_written_total mcp_guard_audit_dropped_total mcp_guard_audit_write_errors_total mcp_guard_trace_queue_spans mcp_guard_trace_queue_size mcp_guard_trace_spans_exported_total mcp_guard_trace_spans_dropped_total mcp_guard_trace_export_failures_total mcp_guard_requests_total"
 
 # metrics_json PORT: the OBS_METRICS of that gateway as one JSON object (the
@@ -749,7 +760,7 @@ obs_point() {
 
 OBS_GO=
 if want obs; then
-	log "observability: starting the OTLP receiver and four scenario 2 gateways (off, audit + tracing 0.1, audit, audit without chain + tracing 0.1)"
+	log "observability: starting the OTLP receiver and five scenario 2 gateways (off, audit + tracing 0.1, audit, audit without chain + tracing 0.1, the same to /dev/null)"
 	start otlp-sink port "$P_OTLP" taskset -c "$LOAD_CPU" "$NODE" "$BENCH/otlp-sink.mjs" "$P_OTLP" 1800
 	if [ "${STATUS[otlp-sink]:-}" = ok ]; then
 		OBS_GO=1
@@ -766,9 +777,10 @@ if [ -n "$OBS_GO" ]; then
 	start mcp-guard-obs-full guard "$P_OBS_FULL" "$GUARD" --config "$WORK/guard-obs-full.toml" run
 	start mcp-guard-obs-audit guard "$P_OBS_AUDIT" "$GUARD" --config "$WORK/guard-obs-audit.toml" run
 	start mcp-guard-obs-plain guard "$P_OBS_PLAIN" "$GUARD" --config "$WORK/guard-obs-plain.toml" run
+	start mcp-guard-obs-null guard "$P_OBS_NULL" "$GUARD" --config "$WORK/guard-obs-null.toml" run
 	for s in $OBS_SYSTEMS; do status_record "$s" obs; done
 	status_record otlp-sink obs
-	order=(obs-off:mcp-guard-obs-off obs-full:mcp-guard-obs-full obs-audit:mcp-guard-obs-audit obs-plain:mcp-guard-obs-plain)
+	order=(obs-off:mcp-guard-obs-off obs-full:mcp-guard-obs-full obs-audit:mcp-guard-obs-audit obs-plain:mcp-guard-obs-plain obs-null:mcp-guard-obs-null)
 	log "observability: tools/call echo, concurrency $OBS_CONC, $REPS repetition(s), order rotated"
 	for rep in $(seq 1 "$REPS"); do
 		for c in $OBS_CONC; do
