@@ -709,7 +709,7 @@ if (seriesOf('fed', 'list').length) {
 	throughputTable('fed', 'echo', 'tools/call echo: at /s1, and as s1__echo at /mcp', desc);
 }
 
-out.push('## Reproduce', '', '<!-- ci: skip: runs the whole benchmark (minutes) -->', '```sh', 'make bench                 # standard set, < 10 minutes', 'BENCH_QUICK=1 make bench   # smoke run, ~2 minutes', '```', '', `Raw data (one JSON object per point, as printed by mcpload): \`${basename(args.in)}\`.`, '');
+out.push('## Reproduce', '', '<!-- ci: skip: runs the whole benchmark (minutes) -->', '```sh', 'make bench                 # standard set, about 10 minutes', 'BENCH_QUICK=1 make bench   # smoke run, ~2 minutes', '```', '', `Raw data (one JSON object per point, as printed by mcpload): \`${basename(args.in)}\`.`, '');
 
 const md = [...head, ...out].join('\n');
 writeFileSync(join(args.out, `${args.name}.md`), md);

@@ -2,9 +2,10 @@
  * writer.c - the audit queue and its writer thread.
  *
  * The loop thread packs an event (event.c: its strings copied raw behind
- * a fixed header; arguments and result redacted and dumped first, when
- * recorded) straight into a byte ring with one producer (the loop) and
- * one consumer (the writer): no lock, no allocation and no escaping per
+ * a fixed header, or a tools/call's members as the JSON it escaped once
+ * for all the call's records; arguments and result redacted and dumped
+ * first, when recorded) straight into a byte ring with one producer (the
+ * loop) and one consumer (the writer): no lock and no allocation per
  * event on the loop, which pays only for the copy. The ring holds at most
  * `queue_size` events (and, in bytes, about 160 per event, a power of two;
  * an event bigger than an eighth of it travels by pointer). When it is
