@@ -12,9 +12,9 @@
  * (2026-07-28) requests the same per client.
  *
  * The memory is a fixed table of 64-bit hashes (of the three strings, a
- * word at a time) and times, one slot per hash: no allocation, bounded size. A
- * slot taken over by another triple forgets the older one, which can only
- * make its next success recorded sooner, never suppressed longer.
+ * word at a time) and times, one slot per hash: no allocation, bounded
+ * size. A slot taken over by another triple forgets the older one, which
+ * can only make its next success recorded sooner, never suppressed longer.
  */
 #include <string.h>
 

@@ -166,6 +166,7 @@ struct file_sink {
 static void *syncer_main(void *arg)
 {
 	struct file_sink *f = arg;
+	pthread_setname_np(pthread_self(), "mg-audit-sync");
 	struct dropper drop = { 0 };
 	unsigned gen = 0; /* the first request (gen 1 or more) starts the dropper */
 	pthread_mutex_lock(&f->mu);

@@ -635,6 +635,7 @@ static void flush_local(struct mg_audit *a)
 static void *writer_main(void *arg)
 {
 	struct mg_audit *a = arg;
+	pthread_setname_np(pthread_self(), "mg-audit"); /* top -H, ps -L, perf */
 	uint64_t interval_us = (uint64_t)a->cfg->export_interval_secs * 1000000u;
 	uint64_t head_us = (uint64_t)a->cfg->head_log_interval_secs * 1000000u;
 	pthread_mutex_lock(&a->mu);

@@ -409,6 +409,7 @@ out:
 static void *writer_main(void *arg)
 {
 	struct mg_pins *p = arg;
+	pthread_setname_np(pthread_self(), "mg-pins");
 	pthread_mutex_lock(&p->mu);
 	for (;;) {
 		while (!p->queued && !p->stop)

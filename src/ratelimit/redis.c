@@ -376,6 +376,7 @@ static void resolve_release(struct resolve *rs, int fd)
 static void *resolve_thread(void *arg)
 {
 	struct resolve *rs = arg;
+	pthread_setname_np(pthread_self(), "mg-resolve");
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_family = AF_UNSPEC };
 	struct addrinfo *res = NULL;
 	rs->err = getaddrinfo(rs->host, NULL, &hints, &res);

@@ -909,6 +909,7 @@ static bool send_batch(struct mg_tracer *t, const char *body, size_t len, size_t
 static void *export_main(void *arg)
 {
 	struct mg_tracer *t = arg;
+	pthread_setname_np(pthread_self(), "mg-otlp");
 	for (;;) {
 		pthread_mutex_lock(&t->mu);
 		if (t->cur_n < t->batch_max && !t->stopping) {

@@ -1020,6 +1020,56 @@ static void test_file_sync_interval(void **state)
 	rmdir(dir);
 }
 
+/* Whether a thread of this process is named `name` (/proc/self/task/N/comm). */
+static bool thread_named(const char *name)
+{
+	DIR *d = opendir("/proc/self/task");
+	assert_non_null(d);
+	bool found = false;
+	for (struct dirent *e; !found && (e = readdir(d));) {
+		char path[300], comm[32] = "";
+		snprintf(path, sizeof path, "/proc/self/task/%s/comm", e->d_name);
+		FILE *f = fopen(path, "r");
+		if (!f)
+			continue;
+		if (fgets(comm, sizeof comm, f))
+			comm[strcspn(comm, "\n")] = '\0';
+		fclose(f);
+		found = strcmp(comm, name) == 0;
+	}
+	closedir(d);
+	return found;
+}
+
+/* The writer and the file's syncer carry names (top -H, ps -L, perf), and
+ * take them with them when they stop. */
+static void test_threads_are_named(void **state)
+{
+	(void)state;
+	struct rig r;
+	rig_start(&r, "", 1, 0);
+	bool named = false;
+	for (int i = 0; i < 200 && !(named = thread_named("mg-audit")); i++)
+		usleep(5000); /* the thread names itself as it starts */
+	assert_true(named);
+	mg_audit_free(r.a);
+	rig_free(&r);
+	assert_false(thread_named("mg-audit"));
+
+	char dir[] = "/tmp/mg-tname-XXXXXX", path[64];
+	scratch_file(dir, path);
+	char err[300];
+	struct mg_audit_sink s;
+	assert_int_equal(mg_audit_sink_file(&s, path, 1 /* batch */, 1000, err, sizeof err), 0);
+	for (int i = 0; i < 200 && !(named = thread_named("mg-audit-sync")); i++)
+		usleep(5000);
+	assert_true(named);
+	s.ops->free(s.self);
+	assert_false(thread_named("mg-audit-sync"));
+	unlink(path);
+	rmdir(dir);
+}
+
 /* The file sink allocates blocks ahead of the records (fallocate,
  * KEEP_SIZE): the size stays exactly the records', other writers'
  * appends and a copytruncate are respected, and a file that cannot be
@@ -1160,6 +1210,7 @@ int main(void)
 		cmocka_unit_test(test_file_sync_interval),
 		cmocka_unit_test(test_file_allocates_ahead),
 		cmocka_unit_test(test_file_drops_behind),
+		cmocka_unit_test(test_threads_are_named),
 		cmocka_unit_test(test_read_head),
 		cmocka_unit_test(test_spool_order_and_bound),
 		cmocka_unit_test(test_framing),
