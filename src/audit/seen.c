@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "audit/audit.h"
+#include "util/str.h"
 
 void mg_audit_seen_init(struct mg_audit_seen *s, uint64_t interval_us)
 {
@@ -26,32 +27,9 @@ void mg_audit_seen_init(struct mg_audit_seen *s, uint64_t interval_us)
 	s->interval_us = interval_us;
 }
 
-/* Mixes string `s` into `h` a word at a time, reading only its own bytes
- * (a short string's bytes once, a long one's last word overlapping), and
- * its length last, so that ("ab", "c") and ("a", "bc") differ. */
 static uint64_t mix(uint64_t h, const char *s)
 {
-	const uint64_t k = 0x9e3779b97f4a7c15ull;
-	size_t n = s ? strlen(s) : 0;
-	uint64_t w;
-	size_t i = 0;
-	for (; i + 8 <= n; i += 8) {
-		memcpy(&w, s + i, 8);
-		h = (h ^ w) * k;
-		h ^= h >> 29;
-	}
-	if (i < n) {
-		if (n >= 8) {
-			memcpy(&w, s + n - 8, 8);
-		} else {
-			w = 0;
-			memcpy(&w, s, n);
-		}
-		h = (h ^ w) * k;
-		h ^= h >> 29;
-	}
-	h = (h ^ n) * k;
-	return h ^ h >> 32;
+	return mg_hash_bytes(h, s, s ? strlen(s) : 0);
 }
 
 bool mg_audit_seen_due(struct mg_audit_seen *s, const char *identity, const char *provider,

@@ -534,18 +534,11 @@ void mg_metrics_client_session(struct mg_metrics *m, size_t upstream, const char
 
 /* ---- active identities ---------------------------------------------------------------- */
 
-/* FNV-1a, then a final mix; 0 is reserved for "empty". Distinct keys
- * colliding (2^-64 per pair) only undercounts by one. */
+/* 0 is reserved for "empty". Distinct keys colliding (2^-64 per pair)
+ * only undercount by one. */
 static uint64_t key_hash(const char *s)
 {
-	uint64_t h = 1469598103934665603ULL;
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 1099511628211ULL;
-	}
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdULL;
-	h ^= h >> 33;
+	uint64_t h = mg_hash_bytes(0, s, strlen(s));
 	return h ? h : 1;
 }
 
@@ -756,14 +749,6 @@ static void render_upstreams(struct mg_metrics *m, struct mg_prom *p)
 
 /* ---- tool calls per tool ---------------------------------------------------------- */
 
-static uint32_t tool_hash(const char *s, size_t n)
-{
-	uint32_t h = 2166136261u; /* FNV-1a */
-	for (size_t i = 0; i < n; i++)
-		h = (h ^ (uint8_t)s[i]) * 16777619u;
-	return h;
-}
-
 uint16_t mg_metrics_tool_slot(struct mg_metrics *m, size_t upstream, const char *name, size_t len,
                               bool (*advertised)(const char *name, void *arg), void *arg)
 {
@@ -779,7 +764,7 @@ uint16_t mg_metrics_tool_slot(struct mg_metrics *m, size_t upstream, const char 
 	}
 	struct mg_metrics_tools *t = u->tools;
 	const size_t mask = sizeof t->index / sizeof t->index[0] - 1;
-	size_t i = tool_hash(name, len) & mask;
+	size_t i = (size_t)mg_hash_bytes(0, name, len) & mask;
 	for (; t->index[i]; i = (i + 1) & mask) {
 		uint16_t k = t->index[i];
 		if (t->lens[k] == len && memcmp(t->names[k], name, len) == 0)

@@ -198,6 +198,31 @@ void mg_hex_u64(uint64_t v, char out[16])
 	mg_hex(b, 8, out);
 }
 
+uint64_t mg_hash_bytes(uint64_t h, const void *s, size_t n)
+{
+	const unsigned char *b = s;
+	const uint64_t k = 0x9e3779b97f4a7c15ull;
+	uint64_t w;
+	size_t i = 0;
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, b + i, 8);
+		h = (h ^ w) * k;
+		h ^= h >> 29;
+	}
+	if (i < n) {
+		if (n >= 8) {
+			memcpy(&w, b + n - 8, 8); /* the last word, overlapping */
+		} else {
+			w = 0;
+			memcpy(&w, b, n);
+		}
+		h = (h ^ w) * k;
+		h ^= h >> 29;
+	}
+	h = (h ^ n) * k;
+	return h ^ h >> 32;
+}
+
 const char mg_digit_pairs[201] = "00010203040506070809101112131415161718192021222324"
                                  "25262728293031323334353637383940414243444546474849"
                                  "50515253545556575859606162636465666768697071727374"

@@ -53,6 +53,13 @@ size_t mg_fmt_i64(char *out, int64_t v);
 /* "00" "01" … "99": the two digits of n at mg_digit_pairs + 2 * n. */
 extern const char mg_digit_pairs[201];
 
+/* Folds `n` bytes of `s` into the hash `h`, a word at a time, reading only
+ * those bytes; the length goes in last, so chained calls over several
+ * strings tell ("ab", "c") from ("a", "bc"). Not keyed: for the gateway's
+ * own tables, where a collision only costs a little (a probe, a record
+ * sooner, an identity counted once). */
+uint64_t mg_hash_bytes(uint64_t h, const void *s, size_t n);
+
 /* true when the `n` bytes are valid UTF-8 (no overlongs, no surrogates). */
 bool mg_utf8_valid(const char *s, size_t n);
 

@@ -516,6 +516,33 @@ static void test_gzip(void **state)
 	mg_buf_free(&z);
 }
 
+/* mg_hash_bytes: every byte of every length counts, chained strings are
+ * told apart by their lengths, and only the string's own bytes are read
+ * (each copy is exactly its size: ASan sees a byte past it). */
+static void test_hash_bytes(void **state)
+{
+	(void)state;
+	for (size_t n = 0; n <= 40; n++) {
+		char *a = malloc(n ? n : 1);
+		assert_non_null(a);
+		memset(a, 'x', n);
+		uint64_t base = mg_hash_bytes(7, a, n);
+		assert_int_equal(mg_hash_bytes(7, a, n), base);
+		for (size_t i = 0; i < n; i++) {
+			a[i] = 'y';
+			assert_true(mg_hash_bytes(7, a, n) != base);
+			a[i] = 'x';
+		}
+		if (n)
+			assert_true(mg_hash_bytes(7, a, n - 1) != base);
+		free(a);
+	}
+	uint64_t ab_c = mg_hash_bytes(mg_hash_bytes(1, "ab", 2), "c", 1);
+	uint64_t a_bc = mg_hash_bytes(mg_hash_bytes(1, "a", 1), "bc", 2);
+	assert_true(ab_c != a_bc);
+	assert_true(mg_hash_bytes(1, NULL, 0) != mg_hash_bytes(2, NULL, 0));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -525,6 +552,7 @@ int main(void)
 		cmocka_unit_test(test_log_json),      cmocka_unit_test(test_json_plain),
 		cmocka_unit_test(test_grow),          cmocka_unit_test(test_unix_at),
 		cmocka_unit_test(test_hex),           cmocka_unit_test(test_gzip),
+		cmocka_unit_test(test_hash_bytes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
