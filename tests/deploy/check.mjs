@@ -12,8 +12,11 @@
 //     `mcp-guard config-reference --man` prints (else: `make man-reference`).
 //  4. Every YAML file under deploy/ parses (build/yaml-decoder, the gateway's
 //     own YAML parser); Kubernetes objects have apiVersion, kind and
-//     metadata.name; the kustomization lists every manifest and names only
-//     files that exist; `kubectl kustomize` builds it when kubectl is here.
+//     metadata.name; each kustomization (the base, the components) lists
+//     every manifest beside it and names only files that exist; the
+//     Prometheus Operator component's ServiceMonitor selects the base's
+//     Service, on one of its ports; `kubectl kustomize` builds the base when
+//     kubectl is here.
 //  5. The configurations shipped in deploy/ validate with the environment
 //     the manifests give them, and the Secret's placeholders do not (the
 //     gateway refuses to start until they are replaced).
@@ -147,13 +150,16 @@ function parseYaml(file) {
   }
   return plain(JSON.parse(d.stdout));
 }
-const k8sDir = join(root, 'deploy/kubernetes/base');
+const k8sRoot = join(root, 'deploy/kubernetes');
+const k8sDir = join(k8sRoot, 'base');
+const k8sDocs = new Map(); // path -> parsed object, under deploy/kubernetes
 for (const file of yamlFiles(join(root, 'deploy'))) {
   const doc = parseYaml(file);
-  if (!doc || !file.startsWith(k8sDir)) continue;
+  if (!doc || !file.startsWith(k8sRoot + '/')) continue;
+  k8sDocs.set(file, doc);
   const rel = relative(root, file);
   if (!doc.apiVersion || !doc.kind) fail(rel, 'apiVersion or kind missing');
-  if (doc.kind === 'Kustomization') {
+  if (doc.kind === 'Kustomization' || doc.kind === 'Component') {
     const listed = new Set([...(doc.resources || []), ...(doc.configMapGenerator || []).flatMap(g => g.files || [])]);
     for (const f of listed) if (!existsSync(join(dirname(file), f))) fail(rel, `names ${f}, which does not exist`);
     for (const f of readdirSync(dirname(file)))
@@ -178,6 +184,29 @@ for (const file of yamlFiles(join(root, 'deploy'))) {
   for (const [what, ok] of want) {
     checked++;
     if (!ok) fail('deploy/kubernetes/base/deployment.yaml', `expected ${what}`);
+  }
+}
+// The Prometheus Operator component scrapes what the base serves: its
+// ServiceMonitor selects the base's Service by the labels the base gives all
+// its objects, on a port that Service has, at the path the gateway serves.
+{
+  const rel = 'deploy/kubernetes/components/prometheus-operator/servicemonitor.yaml';
+  const sm = k8sDocs.get(join(root, rel));
+  const svc = k8sDocs.get(join(k8sDir, 'service.yaml'));
+  const base = k8sDocs.get(join(k8sDir, 'kustomization.yaml'));
+  const common = Object.assign({}, ...(base?.labels || []).map(l => l.pairs || {}));
+  const sel = sm?.spec?.selector?.matchLabels || {};
+  const ports = new Set((svc?.spec?.ports || []).map(p => p.name));
+  const want = [
+    ['a ServiceMonitor', sm?.kind === 'ServiceMonitor'],
+    ["a selector made of the base's common labels", Object.keys(sel).length > 0 && Object.entries(sel).every(([k, v]) => common[k] === v)],
+    ["endpoints on ports of the base's Service", (sm?.spec?.endpoints || []).length > 0 && sm.spec.endpoints.every(e => ports.has(e.port))],
+    ['the path /metrics (the default [metrics] path)', (sm?.spec?.endpoints || []).every(e => e.path === '/metrics')],
+    ['a bearer credential (the base requires one to scrape)', (sm?.spec?.endpoints || []).every(e => e.authorization?.type === 'Bearer' && e.authorization?.credentials?.name)],
+  ];
+  for (const [what, ok] of want) {
+    checked++;
+    if (!ok) fail(rel, `expected ${what}`);
   }
 }
 if (have('kubectl')) {
@@ -209,6 +238,22 @@ validateConfig('deploy/docker/mcp-guard.toml (compose environment)', join(root, 
   writeFileSync(tomlFile, toml);
   writeSecrets({ 'jwt-secret': 'deploy-check-secret-0123456789abcdef', 'redis-url': 'redis://redis:6379/0' });
   validateConfig('deploy/kubernetes/base/mcp-guard.toml', tomlFile, { MCP_GUARD_AUTH__API_KEYS__0__KEY_HASH: demoHash }, true);
+  // With the optional scrape key: the Deployment's second variable reaches
+  // the "prometheus" entry (a malformed value there is refused).
+  const scrapeHash = run(bin, ['hash-key', 'mcp_deploycheckscrapedeploycheckscrapedeploych']).stdout.trim();
+  validateConfig('deploy/kubernetes/base/mcp-guard.toml (with scrape-key-hash)', tomlFile,
+    { MCP_GUARD_AUTH__API_KEYS__0__KEY_HASH: demoHash, MCP_GUARD_AUTH__API_KEYS__1__KEY_HASH: scrapeHash }, true);
+  validateConfig('deploy/kubernetes/base/mcp-guard.toml (malformed scrape-key-hash)', tomlFile,
+    { MCP_GUARD_AUTH__API_KEYS__0__KEY_HASH: demoHash, MCP_GUARD_AUTH__API_KEYS__1__KEY_HASH: 'REPLACE-ME' }, false);
+  {
+    const dep = k8sDocs.get(join(k8sDir, 'deployment.yaml'));
+    const env = dep?.spec?.template?.spec?.containers?.[0]?.env || [];
+    const v = env.find(e => e.name === 'MCP_GUARD_AUTH__API_KEYS__1__KEY_HASH');
+    const id = /\[\[auth\.api_keys\]\][^[]*?id = "([^"]+)"[^[]*?\[\[auth\.api_keys\]\][^[]*?id = "([^"]+)"/.exec(toml)?.[2];
+    checked++;
+    if (id !== 'prometheus' || v?.valueFrom?.secretKeyRef?.key !== 'scrape-key-hash' || String(v?.valueFrom?.secretKeyRef?.optional) !== 'true')
+      fail('deploy/kubernetes/base/deployment.yaml', `expected MCP_GUARD_AUTH__API_KEYS__1__KEY_HASH from the optional scrape-key-hash, for the second key ("prometheus"; found ${id})`);
+  }
   if (secret?.stringData) {
     writeSecrets({ 'jwt-secret': secret.stringData['jwt-secret'], 'redis-url': secret.stringData['redis-url'] });
     validateConfig('deploy/kubernetes/base/secret.yaml (placeholders)', tomlFile, { MCP_GUARD_AUTH__API_KEYS__0__KEY_HASH: secret.stringData['api-key-0-hash'] }, false);

@@ -132,6 +132,7 @@ describe('Prometheus metrics', { timeout: 120000, concurrency: 1 }, () => {
     let adminPort;
     let alice; // echo and get-resource-reference only
     let bob; // everything; get-sum limited to one call
+    let scraper; // may call nothing (the Kubernetes base's "prometheus" key)
     const authed = []; // every HTTP request the SDK clients sent (all with valid keys)
     const counting = key => ({
         fetch: (url, init) => {
@@ -144,12 +145,14 @@ describe('Prometheus metrics', { timeout: 120000, concurrency: 1 }, () => {
     before(async () => {
         alice = keygen('alice');
         bob = keygen('bob');
+        scraper = keygen('scraper');
         adminPort = await freePort();
         gw = await startAuthGateway({
             auth: {
                 api_keys: [
                     { id: 'alice', key_hash: alice.hash, allowed_tools: ['echo', 'get-resource-reference'] },
-                    { id: 'bob', key_hash: bob.hash }
+                    { id: 'bob', key_hash: bob.hash },
+                    { id: 'scraper', key_hash: scraper.hash, allowed_tools: [], allowed_resources: [], allowed_prompts: [] }
                 ]
             },
             rate_limit: { requests_per_second: 100000, burst_size: 100000, tools: [{ name: 'get-sum', requests_per_second: 0.001, burst_size: 1 }] },
@@ -309,6 +312,27 @@ describe('Prometheus metrics', { timeout: 120000, concurrency: 1 }, () => {
         const h = await gw.request('/metrics', { method: 'HEAD', headers: { 'x-api-key': alice.key } });
         assert.equal(h.status, 200);
         assert.equal(h.body, '');
+    });
+
+    test('a key that may call nothing scrapes on both listeners, and calls nothing', async () => {
+        for (const r of [
+            await httpGet(adminPort, '/metrics', { headers: { authorization: `Bearer ${scraper.key}` } }),
+            await gw.request('/metrics', { headers: { 'x-api-key': scraper.key } })
+        ]) {
+            assert.equal(r.status, 200);
+            assert.ok(index(parsePrometheus(r.body)).has('mcp_guard_requests_total'));
+            assert.ok(!r.body.includes('scraper'), 'its id is no label value');
+        }
+        let c;
+        try {
+            c = await connectSdk(gw, { name: 'scraper', transportOptions: { requestInit: { headers: { 'X-API-Key': scraper.key } } } });
+            assert.deepEqual((await c.client.listTools()).tools, []);
+            await assert.rejects(c.client.callTool({ name: 'echo', arguments: { message: 'x' } }), /Unknown tool/);
+            assert.deepEqual((await c.client.listResources()).resources, []);
+            assert.deepEqual((await c.client.listPrompts()).prompts, []);
+        } finally {
+            await closeSdk(c);
+        }
     });
 });
 
