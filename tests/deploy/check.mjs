@@ -249,7 +249,7 @@ validateConfig('deploy/docker/mcp-guard.toml (compose environment)', join(root, 
     const dep = k8sDocs.get(join(k8sDir, 'deployment.yaml'));
     const env = dep?.spec?.template?.spec?.containers?.[0]?.env || [];
     const v = env.find(e => e.name === 'MCP_GUARD_AUTH__API_KEYS__1__KEY_HASH');
-    const id = /\[\[auth\.api_keys\]\][^[]*?id = "([^"]+)"[^[]*?\[\[auth\.api_keys\]\][^[]*?id = "([^"]+)"/.exec(toml)?.[2];
+    const id = /^id = "([^"]+)"/m.exec(toml.split(/^\[\[auth\.api_keys\]\]$/m)[2] || '')?.[1];
     checked++;
     if (id !== 'prometheus' || v?.valueFrom?.secretKeyRef?.key !== 'scrape-key-hash' || String(v?.valueFrom?.secretKeyRef?.optional) !== 'true')
       fail('deploy/kubernetes/base/deployment.yaml', `expected MCP_GUARD_AUTH__API_KEYS__1__KEY_HASH from the optional scrape-key-hash, for the second key ("prometheus"; found ${id})`);
